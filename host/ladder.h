@@ -1,0 +1,52 @@
+#pragma once
+// The three-way ladder for one stream: native -> bridged (in memory) -> reloaded from .entity.
+#include <map>
+#include <string>
+#include <vector>
+
+#include "compare.h"
+#include "planetbridge/plugin.h"
+#include "planetbridge/stream.h"
+#include "suite.h"
+
+namespace pb::host {
+
+enum class Verdict { EXACT, PASS, FAIL, ERROR, SKIP };
+const char* verdict_name(Verdict v);
+
+struct OutputCheck {
+  std::string name;          // the stream's expected tensor
+  Comparison vs_native;      // bridged vs native
+  bool reload_identical = false;
+};
+
+struct CaseResult {
+  std::string planet;
+  std::string fixture;       // model id
+  std::string layer;         // suite layer key ("" for a single stream)
+  std::string engine;        // "torch 1.13.0a0", from the stream
+  Verdict verdict = Verdict::ERROR;
+  std::string message;       // why it is ERROR, SKIP or FAIL
+  Tolerance tolerance;
+  std::vector<OutputCheck> outputs;
+  double max_abs = 0, max_rel = 0;
+  std::string worst;         // "y[17, 3]: bridged 0.1234 vs native 0.1235"
+  bool reload_identical = false;
+  std::string entity_path;
+  uint64_t entity_bytes = 0;
+  std::string first_divergence;  // the first tapped node outside tolerance (FAIL only)
+  std::vector<std::pair<std::string, double>> stage_ms;  // decode, compile, run, save, reload
+  double total_ms() const;
+  std::string name() const { return planet + "." + fixture; }
+  bool ok() const { return verdict == Verdict::EXACT || verdict == Verdict::PASS || verdict == Verdict::SKIP; }
+};
+
+struct LadderOptions {
+  Tolerance tolerance;
+  std::string entity_path;  // where the checkpoint is written (directories are created)
+};
+
+// Never throws: any error becomes verdict ERROR with the message.
+CaseResult run_ladder(const Stream& stream, const Dialect& dialect, const LadderOptions& options);
+
+}  // namespace pb::host

@@ -1,0 +1,210 @@
+// planetbridge: bridge live models from PyTorch, TensorFlow, JAX and scikit-learn into one IR,
+// run them on oneDNN, prove they match, and checkpoint them as .entity files.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "ladder.h"
+#include "planetbridge/entity.h"
+#include "plugin_loader.h"
+#include "report.h"
+#include "runner.h"
+
+namespace {
+
+using namespace pb;
+using namespace pb::host;
+
+constexpr int kExitFailures = 1;  // a FAIL or ERROR verdict
+constexpr int kExitUsage = 2;     // bad arguments, unreadable suite, ...
+
+void write_file(const std::string& path, const std::string& content) {
+  std::ofstream f(path, std::ios::binary);
+  if (!f) throw Error(path, "cannot write report file");
+  f << content;
+  if (!f.flush()) throw Error(path, "cannot write report file");
+}
+
+struct Common {
+  std::string plugin_dir;
+  bool no_color = false;
+  bool color() const { return !no_color && ::isatty(STDOUT_FILENO) && std::getenv("NO_COLOR") == nullptr; }
+  PluginRegistry plugins() const { return PluginRegistry::discover(plugin_search_path(plugin_dir)); }
+};
+
+// ---------------------------------------------------------------- plugins
+
+int cmd_plugins(const Common& common) {
+  PluginRegistry reg = common.plugins();
+  std::cout << "search path:\n";
+  for (const auto& d : reg.searched()) std::cout << "  " << d << "\n";
+  std::cout << "\nplugins (" << reg.plugins().size() << "):\n";
+  for (const auto& p : reg.plugins()) {
+    std::cout << "  " << p.dialect->planet() << " " << p.dialect->version() << "  " << p.file << "\n";
+    std::string line = "    translates:";
+    for (const auto& t : p.dialect->source_types()) {
+      if (line.size() + t.size() > 100) {
+        std::cout << line << "\n";
+        line = "               ";
+      }
+      line += " " + t;
+    }
+    std::cout << line << "\n";
+  }
+  if (!reg.refused().empty()) {
+    std::cout << "\nrefused (" << reg.refused().size() << "):\n";
+    for (const auto& r : reg.refused()) std::cout << "  " << r.file << ": " << r.reason << "\n";
+  }
+  return 0;
+}
+
+// ---------------------------------------------------------------- run
+
+struct RunArgs {
+  std::string suite;
+  std::vector<std::string> planets, layers;
+  std::string fixture, junit, json, out = ".planetbridge";
+  double capture_timeout = 900;
+};
+
+int cmd_run(const Common& common, const RunArgs& a) {
+  Suite suite = load_suite(a.suite);
+  RunOptions opt;
+  opt.planets = a.planets;
+  opt.layers = a.layers;
+  opt.fixture_glob = a.fixture;
+  opt.out_dir = a.out;
+  opt.capture_timeout_s = a.capture_timeout;
+  const std::vector<PlannedCase> plan = plan_cases(suite, opt);
+  if (plan.empty()) throw Error("--fixture", "no fixture matches \"" + a.fixture + "\"");
+
+  PluginRegistry plugins = common.plugins();
+  size_t width = 0;
+  for (const auto& c : plan) width = std::max(width, c.fixture->id.size());
+  const bool tty = ::isatty(STDERR_FILENO);
+  ConsoleReport console(std::cout, width, common.color());
+  std::cout << "planetbridge " << PB_VERSION << " · suite " << suite.name << " (" << suite.file << ") · " << plan.size()
+            << " cases\n\n";
+  console.header();
+  opt.on_start = [&](const std::string& planet, const std::string& fixture, size_t done, size_t total) {
+    if (tty) std::cerr << "\r\033[K[" << done + 1 << "/" << total << "] " << planet << " " << fixture << std::flush;
+  };
+  opt.on_result = [&](const CaseResult& r) {
+    if (tty) std::cerr << "\r\033[K" << std::flush;
+    console.row(r);
+  };
+  auto t0 = std::chrono::steady_clock::now();
+  std::vector<CaseResult> results = run_suite(suite, plugins, opt);
+  const Summary s = summarize(results, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  console.summary(s);
+  if (!a.junit.empty()) write_file(a.junit, junit_xml(suite.name, results, s));
+  if (!a.json.empty()) write_file(a.json, results_json(suite.name, results, s).dump(2) + "\n");
+  return s.ok() ? 0 : kExitFailures;
+}
+
+// ---------------------------------------------------------------- check
+
+struct CheckArgs {
+  std::string stream, entity, json;
+  double atol = 1e-5, rtol = 1e-5;
+};
+
+int cmd_check(const Common& common, const CheckArgs& a) {
+  Stream stream;
+  try {
+    stream = read_stream_file(a.stream);
+  } catch (const Error& e) {
+    throw Error(a.stream == "-" ? "(stdin)" : a.stream, e.what());
+  }
+  PluginRegistry plugins = common.plugins();
+  const Dialect* dialect = plugins.find(stream.planet);
+  if (!dialect) throw Error("planet", "no plugin for planet \"" + stream.planet + "\" (see `planetbridge plugins`)");
+  LadderOptions opt;
+  opt.tolerance = {a.atol, a.rtol};
+  opt.entity_path = a.entity.empty() ? entity_path_for(".planetbridge", stream.planet, stream.model_id) : a.entity;
+  CaseResult r = run_ladder(stream, *dialect, opt);
+  print_case_detail(std::cout, r, common.color());
+  if (!a.json.empty()) write_file(a.json, case_json(r).dump(2) + "\n");
+  return r.ok() ? 0 : kExitFailures;
+}
+
+// ---------------------------------------------------------------- inspect
+
+std::string hex32(uint32_t v) {
+  std::ostringstream o;
+  o << "0x" << std::hex << std::setw(8) << std::setfill('0') << v;
+  return o.str();
+}
+
+int cmd_inspect(const std::string& path) {
+  entity::Loaded e = entity::load(path);
+  std::cout << path << ": .entity format " << e.version << ", " << e.file_bytes << " bytes\n\nmetadata\n";
+  for (const auto& [k, v] : e.graph.metadata) std::cout << "  " << k << " = " << v << "\n";
+  std::cout << "\ngraph\n";
+  std::istringstream lines(e.graph.summary());
+  for (std::string line; std::getline(lines, line);) std::cout << "  " << line << "\n";
+  std::cout << "\ntensors (" << e.tensors.size() << ")\n";
+  for (const auto& t : e.tensors)
+    std::cout << "  " << std::left << std::setw(32) << t.name << " " << dtype_name(t.dtype) << std::setw(16)
+              << shape_str(t.shape) << " offset " << std::setw(10) << t.offset << " bytes " << std::setw(10) << t.length
+              << " crc32 " << hex32(t.crc32) << "\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"planetbridge: live models from PyTorch, TensorFlow, JAX and scikit-learn, bridged to oneDNN and checked"};
+  app.set_version_flag("--version", std::string("planetbridge ") + PB_VERSION);
+  app.require_subcommand(1);
+  Common common;
+  app.add_option("--plugin-dir", common.plugin_dir, "Directory searched first for libplanet_*.so plugins");
+  app.add_flag("--no-color", common.no_color, "Plain output even on a terminal");
+
+  RunArgs run;
+  CLI::App* run_cmd = app.add_subcommand("run", "Run a YAML suite live on every selected planet");
+  run_cmd->add_option("suite", run.suite, "Suite file, e.g. config/suites/bedrock.yaml")->required();
+  run_cmd->add_option("--planet", run.planets, "Only these planets (comma-separated)")->delimiter(',');
+  run_cmd->add_option("--layer", run.layers, "Only these layer keys (comma-separated)")->delimiter(',');
+  run_cmd->add_option("--fixture", run.fixture, "Only fixtures whose id matches this glob");
+  run_cmd->add_option("--junit", run.junit, "Write JUnit XML here");
+  run_cmd->add_option("--json", run.json, "Write the results as JSON here");
+  run_cmd->add_option("--out", run.out, "Directory for checkpoints (default .planetbridge)");
+  run_cmd->add_option("--capture-timeout", run.capture_timeout, "Seconds to wait for each reply of a capture process");
+
+  CheckArgs check;
+  CLI::App* check_cmd = app.add_subcommand("check", "Decode, run, compare, checkpoint and reload one stream");
+  check_cmd->add_option("stream", check.stream, "Stream file, or - for stdin")->required();
+  check_cmd->add_option("--entity", check.entity, "Where to write the .entity checkpoint");
+  check_cmd->add_option("--atol", check.atol, "Absolute tolerance (default 1e-5)");
+  check_cmd->add_option("--rtol", check.rtol, "Relative tolerance (default 1e-5)");
+  check_cmd->add_option("--json", check.json, "Write the result as JSON here");
+
+  std::string inspect_path;
+  CLI::App* inspect_cmd = app.add_subcommand("inspect", "Print a .entity checkpoint: graph, tensors, checksums");
+  inspect_cmd->add_option("file", inspect_path, ".entity file")->required();
+
+  CLI::App* plugins_cmd = app.add_subcommand("plugins", "List the plugins found and any refused, with the reason");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : kExitUsage;
+  }
+  try {
+    if (*run_cmd) return cmd_run(common, run);
+    if (*check_cmd) return cmd_check(common, check);
+    if (*inspect_cmd) return cmd_inspect(inspect_path);
+    if (*plugins_cmd) return cmd_plugins(common);
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return kExitUsage;
+  }
+  return 0;
+}

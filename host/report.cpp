@@ -1,0 +1,210 @@
+#include "report.h"
+
+#include <cstdio>
+#include <iomanip>
+#include <sstream>
+
+namespace pb::host {
+
+Summary summarize(const std::vector<CaseResult>& results, double seconds) {
+  Summary s;
+  s.seconds = seconds;
+  for (const CaseResult& r : results) {
+    switch (r.verdict) {
+      case Verdict::EXACT: ++s.exact; break;
+      case Verdict::PASS: ++s.pass; break;
+      case Verdict::FAIL: ++s.fail; break;
+      case Verdict::ERROR: ++s.error; break;
+      case Verdict::SKIP: ++s.skip; break;
+    }
+    if (r.verdict == Verdict::EXACT || r.verdict == Verdict::PASS || r.verdict == Verdict::FAIL) {
+      ++s.ran;
+      s.reload_identical += r.reload_identical;
+    }
+  }
+  return s;
+}
+
+namespace {
+
+std::string sci(double v) {
+  if (v == 0) return "0";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2e", v);
+  return buf;
+}
+
+const char* verdict_color(Verdict v) {
+  switch (v) {
+    case Verdict::EXACT: case Verdict::PASS: return "\033[32m";
+    case Verdict::FAIL: case Verdict::ERROR: return "\033[31m";
+    case Verdict::SKIP: return "\033[33m";
+  }
+  return "";
+}
+
+std::string pad(const std::string& s, size_t w) { return s.size() >= w ? s + " " : s + std::string(w - s.size(), ' '); }
+
+std::string engine_label(const CaseResult& r) {
+  return r.engine.empty() ? r.planet : r.planet + " (" + r.engine + ")";
+}
+
+std::string indent_lines(const std::string& text, const std::string& prefix) {
+  std::string out;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) out += prefix + line + "\n";
+  return out;
+}
+
+}  // namespace
+
+ConsoleReport::ConsoleReport(std::ostream& out, size_t fixture_width, bool color)
+    : out_(out), fixture_width_(std::max<size_t>(fixture_width, 7) + 2), color_(color) {}
+
+void ConsoleReport::header() {
+  out_ << pad("PLANET (ENGINE)", 30) << pad("FIXTURE", fixture_width_) << pad("LAYER", 10) << pad("VERDICT", 8)
+       << pad("MAX|DIFF|", 10) << pad("MAX REL", 10) << pad("RELOAD", 9) << "MS\n";
+}
+
+void ConsoleReport::row(const CaseResult& r) {
+  std::string verdict = pad(verdict_name(r.verdict), 8);
+  if (color_) verdict = verdict_color(r.verdict) + verdict + "\033[0m";
+  const bool ran = r.verdict != Verdict::ERROR && r.verdict != Verdict::SKIP;
+  char ms[32];
+  std::snprintf(ms, sizeof ms, "%.1f", r.total_ms());
+  out_ << pad(engine_label(r), 30) << pad(r.fixture, fixture_width_) << pad(r.layer, 10) << verdict
+       << pad(ran ? sci(r.max_abs) : "-", 10) << pad(ran ? sci(r.max_rel) : "-", 10)
+       << pad(ran ? (r.reload_identical ? "same" : "DIFFERS") : "-", 9) << (ran ? ms : "-") << "\n";
+  if (!r.message.empty() && r.verdict != Verdict::EXACT && r.verdict != Verdict::PASS)
+    out_ << indent_lines(r.message, "    ");
+  if (r.verdict == Verdict::FAIL) {
+    if (!r.worst.empty()) out_ << "    worst element: " << r.worst << "\n";
+    if (!r.first_divergence.empty()) out_ << "    first diverging node: " << r.first_divergence << "\n";
+  }
+  out_.flush();
+}
+
+void ConsoleReport::summary(const Summary& s) {
+  out_ << "\n" << s.total() << " cases: " << s.exact << " EXACT, " << s.pass << " PASS, " << s.fail << " FAIL, " << s.error
+       << " ERROR, " << s.skip << " SKIP";
+  if (s.ran) out_ << " · reload bit-identical " << s.reload_identical << "/" << s.ran;
+  char secs[32];
+  std::snprintf(secs, sizeof secs, "%.1f", s.seconds);
+  out_ << " · " << secs << " s\n";
+}
+
+void print_case_detail(std::ostream& out, const CaseResult& r, bool color) {
+  std::string verdict = verdict_name(r.verdict);
+  if (color) verdict = verdict_color(r.verdict) + verdict + "\033[0m";
+  out << "model     " << r.fixture << "\n";
+  out << "planet    " << engine_label(r) << "\n";
+  out << "verdict   " << verdict << "\n";
+  if (!r.message.empty()) out << indent_lines(r.message, "          ").substr(10);
+  if (r.verdict == Verdict::ERROR || r.verdict == Verdict::SKIP) return;
+  out << "tolerance |bridged - native| <= " << r.tolerance.atol << " + " << r.tolerance.rtol << " * |native|\n";
+  for (const OutputCheck& o : r.outputs) {
+    const Comparison& c = o.vs_native;
+    out << "output    " << o.name << ": max|diff| " << sci(c.max_abs) << ", max rel " << sci(c.max_rel) << ", "
+        << c.violations << " outside tolerance, " << (c.exact ? "bit-exact" : "not bit-exact") << ", reload "
+        << (o.reload_identical ? "bit-identical" : "DIFFERS") << "\n";
+  }
+  if (!r.worst.empty()) out << "worst     " << r.worst << "\n";
+  if (!r.first_divergence.empty()) out << "diverges  " << r.first_divergence << "\n";
+  out << "entity    " << r.entity_path << " (" << r.entity_bytes << " bytes)\n";
+  out << "timing   ";
+  for (const auto& [stage, ms] : r.stage_ms) {
+    char buf[48];
+    std::snprintf(buf, sizeof buf, " %s %.2f ms", stage.c_str(), ms);
+    out << buf;
+  }
+  out << "\n";
+}
+
+nlohmann::json case_json(const CaseResult& r) {
+  nlohmann::json j = {
+      {"name", r.name()},       {"planet", r.planet},
+      {"engine", r.engine},     {"fixture", r.fixture},
+      {"layer", r.layer},       {"verdict", verdict_name(r.verdict)},
+      {"message", r.message},   {"tolerance", {{"atol", r.tolerance.atol}, {"rtol", r.tolerance.rtol}}},
+      {"max_abs", r.max_abs},   {"max_rel", r.max_rel},
+      {"worst", r.worst},       {"reload_identical", r.reload_identical},
+      {"entity", r.entity_path}, {"entity_bytes", r.entity_bytes},
+      {"first_divergence", r.first_divergence},
+  };
+  nlohmann::json ms = nlohmann::json::object();
+  for (const auto& [stage, t] : r.stage_ms) ms[stage] = t;
+  j["ms"] = ms;
+  j["outputs"] = nlohmann::json::array();
+  for (const OutputCheck& o : r.outputs) {
+    const Comparison& c = o.vs_native;
+    j["outputs"].push_back({{"name", o.name},
+                            {"exact", c.exact},
+                            {"within_tolerance", c.within},
+                            {"max_abs", c.max_abs},
+                            {"max_rel", c.max_rel},
+                            {"violations", c.violations},
+                            {"worst_index", c.worst_index},
+                            {"worst_native", c.worst_native},
+                            {"worst_bridged", c.worst_bridged},
+                            {"reload_identical", o.reload_identical}});
+  }
+  return j;
+}
+
+nlohmann::json results_json(const std::string& suite, const std::vector<CaseResult>& results, const Summary& s) {
+  nlohmann::json j = {{"suite", suite},
+                      {"summary",
+                       {{"total", s.total()}, {"exact", s.exact}, {"pass", s.pass}, {"fail", s.fail}, {"error", s.error},
+                        {"skip", s.skip}, {"reload_identical", s.reload_identical}, {"seconds", s.seconds}, {"ok", s.ok()}}}};
+  j["cases"] = nlohmann::json::array();
+  for (const CaseResult& r : results) j["cases"].push_back(case_json(r));
+  return j;
+}
+
+namespace {
+std::string xml_escape(const std::string& s) {
+  std::string o;
+  for (unsigned char c : s) {
+    switch (c) {
+      case '&': o += "&amp;"; break;
+      case '<': o += "&lt;"; break;
+      case '>': o += "&gt;"; break;
+      case '"': o += "&quot;"; break;
+      case '\'': o += "&apos;"; break;
+      default:
+        if (c < 0x20 && c != '\n' && c != '\t' && c != '\r') o += ' ';  // not allowed in XML 1.0
+        else o += static_cast<char>(c);
+    }
+  }
+  return o;
+}
+}  // namespace
+
+std::string junit_xml(const std::string& suite, const std::vector<CaseResult>& results, const Summary& s) {
+  std::ostringstream o;
+  o << std::fixed << std::setprecision(3);
+  o << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+  o << "<testsuites name=\"planetbridge\" tests=\"" << s.total() << "\" failures=\"" << s.fail << "\" errors=\"" << s.error
+    << "\" skipped=\"" << s.skip << "\" time=\"" << s.seconds << "\">\n";
+  o << "  <testsuite name=\"" << xml_escape(suite) << "\" tests=\"" << s.total() << "\" failures=\"" << s.fail
+    << "\" errors=\"" << s.error << "\" skipped=\"" << s.skip << "\" time=\"" << s.seconds << "\">\n";
+  for (const CaseResult& r : results) {
+    o << "    <testcase classname=\"" << xml_escape(suite + "." + r.planet) << "\" name=\"" << xml_escape(r.name())
+      << "\" time=\"" << r.total_ms() / 1000.0 << "\">\n";
+    std::ostringstream detail;
+    print_case_detail(detail, r, false);
+    const std::string msg = xml_escape(r.message.empty() ? verdict_name(r.verdict) : r.message);
+    switch (r.verdict) {
+      case Verdict::FAIL: o << "      <failure message=\"" << msg << "\">" << xml_escape(detail.str()) << "</failure>\n"; break;
+      case Verdict::ERROR: o << "      <error message=\"" << msg << "\">" << xml_escape(detail.str()) << "</error>\n"; break;
+      case Verdict::SKIP: o << "      <skipped message=\"" << msg << "\"/>\n"; break;
+      default: o << "      <system-out>" << xml_escape(detail.str()) << "</system-out>\n";
+    }
+    o << "    </testcase>\n";
+  }
+  o << "  </testsuite>\n</testsuites>\n";
+  return o.str();
+}
+
+}  // namespace pb::host

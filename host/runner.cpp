@@ -1,0 +1,215 @@
+#include "runner.h"
+
+#include <fnmatch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <optional>
+#include <set>
+
+#include "capture_process.h"
+
+namespace pb::host {
+
+namespace {
+
+bool selected(const std::vector<std::string>& filter, const std::string& v) {
+  return filter.empty() || std::find(filter.begin(), filter.end(), v) != filter.end();
+}
+
+std::string safe_name(const std::string& s) {
+  std::string o;
+  for (char c : s) o += (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.') ? c : '_';
+  return o.empty() ? "_" : o;
+}
+
+CaseResult blank(const PlannedCase& c, Verdict v, const std::string& message) {
+  CaseResult r;
+  r.planet = c.planet;
+  r.fixture = c.fixture->id;
+  r.layer = c.fixture->layer;
+  r.tolerance = c.fixture->tolerance_for(c.planet);
+  r.verdict = v;
+  r.message = message;
+  return r;
+}
+
+nlohmann::json capture_request(const std::vector<const PlannedCase*>& cases) {
+  nlohmann::json fixtures = nlohmann::json::array();
+  for (const PlannedCase* c : cases)
+    fixtures.push_back({{"id", c->fixture->id},
+                        {"layer", c->fixture->layer},
+                        {"spec", c->fixture->spec},
+                        {"samples", c->fixture->samples},
+                        {"seed", c->fixture->seed}});
+  return {{"format", "planetbridge.capture-request"}, {"version", 1}, {"fixtures", fixtures}};
+}
+
+std::string event_field(const nlohmann::json& doc, const char* key) {
+  auto it = doc.find(key);
+  return it != doc.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+class PlanetRun {
+ public:
+  PlanetRun(const PluginRegistry& plugins, const RunOptions& opt, std::vector<CaseResult>& results, size_t total)
+      : plugins_(plugins), opt_(opt), results_(results), total_(total) {}
+
+  void run(const std::string& planet, const std::vector<const PlannedCase*>& cases) {
+    std::vector<const PlannedCase*> asked;
+    for (const PlannedCase* c : cases) {
+      auto na = c->fixture->not_applicable.find(planet);
+      if (na != c->fixture->not_applicable.end()) {
+        emit(blank(*c, Verdict::SKIP, "not applicable: " + na->second));
+      } else {
+        asked.push_back(c);
+      }
+    }
+    if (asked.empty()) return;
+
+    const Dialect* dialect = plugins_.find(planet);
+    if (!dialect) {
+      std::string dirs;
+      for (const auto& d : plugins_.searched()) dirs += "\n  " + d;
+      return all(asked, Verdict::ERROR, "no plugin for planet \"" + planet + "\" (searched:" + dirs + ")");
+    }
+
+    std::unique_ptr<CaptureProcess> proc;
+    try {
+      proc = std::make_unique<CaptureProcess>(dialect->capture(), capture_request(asked).dump(), opt_.capture_timeout_s);
+    } catch (const Error& e) {
+      return all(asked, Verdict::SKIP, std::string("engine not available: ") + e.what());
+    }
+
+    std::optional<Frame> hello;
+    try {
+      hello = proc->next();
+    } catch (const Error& e) {
+      return all(asked, Verdict::ERROR, e.what());
+    }
+    if (!hello) {
+      std::string status = proc->finish();
+      return all(asked, Verdict::ERROR, "capture process " + proc->command_line() + " ended without a reply (" + status + ")" + proc->stderr_tail());
+    }
+    const std::string event = event_field(hello->doc, "event");
+    if (event == "unavailable") {
+      proc->finish();
+      return all(asked, Verdict::SKIP, "engine not installed: " + event_field(hello->doc, "reason"));
+    }
+    if (event != "hello") return all(asked, Verdict::ERROR, "capture process did not start with a hello event: " + hello->doc.dump().substr(0, 200));
+
+    for (size_t i = 0; i < asked.size(); ++i) {
+      const PlannedCase& c = *asked[i];
+      if (opt_.on_start) opt_.on_start(planet, c.fixture->id, results_.size(), total_);
+      std::optional<Frame> frame;
+      try {
+        frame = proc->next();
+      } catch (const Error& e) {
+        return all({asked.begin() + i, asked.end()}, Verdict::ERROR, e.what());
+      }
+      if (!frame) {
+        std::string status = proc->finish();
+        return all({asked.begin() + i, asked.end()}, Verdict::ERROR,
+                   "capture process ended before answering (" + status + ")" + proc->stderr_tail());
+      }
+      emit(one_case(c, *dialect, std::move(*frame)));
+    }
+    proc->finish();
+  }
+
+ private:
+  CaseResult one_case(const PlannedCase& c, const Dialect& dialect, Frame frame) {
+    const std::string format = event_field(frame.doc, "format");
+    if (format == "planetbridge.capture") {
+      const std::string event = event_field(frame.doc, "event"), id = event_field(frame.doc, "model_id");
+      if (id != c.fixture->id)
+        return blank(c, Verdict::ERROR, "capture answered for \"" + id + "\" while \"" + c.fixture->id + "\" was due");
+      if (event == "not_applicable") return blank(c, Verdict::SKIP, "not applicable: " + event_field(frame.doc, "reason"));
+      return blank(c, Verdict::ERROR, "capture failed: " + event_field(frame.doc, "message"));
+    }
+    Stream stream;
+    try {
+      stream = decode_stream(std::move(frame));
+    } catch (const Error& e) {
+      return blank(c, Verdict::ERROR, std::string("malformed stream from the capture: ") + e.what());
+    }
+    if (stream.model_id != c.fixture->id)
+      return blank(c, Verdict::ERROR, "capture answered for \"" + stream.model_id + "\" while \"" + c.fixture->id + "\" was due");
+    if (stream.planet != c.planet)
+      return blank(c, Verdict::ERROR, "capture sent a \"" + stream.planet + "\" stream for planet \"" + c.planet + "\"");
+    LadderOptions lo;
+    lo.tolerance = c.fixture->tolerance_for(c.planet);
+    lo.entity_path = entity_path_for(opt_.out_dir, c.planet, c.fixture->id);
+    CaseResult r = run_ladder(stream, dialect, lo);
+    r.layer = c.fixture->layer;
+    return r;
+  }
+
+  void all(const std::vector<const PlannedCase*>& cases, Verdict v, const std::string& message) {
+    for (const PlannedCase* c : cases) emit(blank(*c, v, message));
+  }
+
+  void emit(CaseResult r) {
+    results_.push_back(std::move(r));
+    if (opt_.on_result) opt_.on_result(results_.back());
+  }
+
+  const PluginRegistry& plugins_;
+  const RunOptions& opt_;
+  std::vector<CaseResult>& results_;
+  size_t total_;
+};
+
+}  // namespace
+
+std::string entity_path_for(const std::string& out_dir, const std::string& planet, const std::string& id) {
+  return out_dir + "/entities/" + safe_name(planet) + "/" + safe_name(id) + ".entity";
+}
+
+std::vector<PlannedCase> plan_cases(const Suite& suite, const RunOptions& opt) {
+  std::vector<std::string> planet_order;
+  std::set<std::string> all_planets, all_layers;
+  for (const Fixture& f : suite.fixtures) {
+    all_layers.insert(f.layer);
+    for (const std::string& p : f.planets)
+      if (all_planets.insert(p).second) planet_order.push_back(p);
+  }
+  auto check_filter = [](const std::vector<std::string>& filter, const std::set<std::string>& known, const char* what) {
+    for (const std::string& v : filter)
+      if (!known.count(v)) {
+        std::string list;
+        for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
+        throw Error(std::string("--") + what, std::string("no fixture has ") + what + " \"" + v + "\" (this suite has: " + list + ")");
+      }
+  };
+  check_filter(opt.planets, all_planets, "planet");
+  check_filter(opt.layers, all_layers, "layer");
+
+  std::vector<PlannedCase> cases;
+  for (const std::string& planet : planet_order) {
+    if (!selected(opt.planets, planet)) continue;
+    for (const Fixture& f : suite.fixtures) {
+      if (std::find(f.planets.begin(), f.planets.end(), planet) == f.planets.end()) continue;
+      if (!selected(opt.layers, f.layer)) continue;
+      if (!opt.fixture_glob.empty() && fnmatch(opt.fixture_glob.c_str(), f.id.c_str(), 0) != 0) continue;
+      cases.push_back({&f, planet});
+    }
+  }
+  return cases;
+}
+
+std::vector<CaseResult> run_suite(const Suite& suite, const PluginRegistry& plugins, const RunOptions& opt) {
+  const std::vector<PlannedCase> cases = plan_cases(suite, opt);
+  std::vector<CaseResult> results;
+  PlanetRun run(plugins, opt, results, cases.size());
+  for (size_t i = 0; i < cases.size();) {
+    size_t j = i;
+    std::vector<const PlannedCase*> group;
+    while (j < cases.size() && cases[j].planet == cases[i].planet) group.push_back(&cases[j++]);
+    run.run(cases[i].planet, group);
+    i = j;
+  }
+  return results;
+}
+
+}  // namespace pb::host

@@ -1,0 +1,38 @@
+#pragma once
+// Runs a suite: one capture process per planet, the ladder for every (fixture, planet).
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "ladder.h"
+#include "plugin_loader.h"
+#include "suite.h"
+
+namespace pb::host {
+
+struct RunOptions {
+  std::vector<std::string> planets;  // empty: every planet in the suite
+  std::vector<std::string> layers;   // empty: every layer
+  std::string fixture_glob;          // empty: every fixture (fnmatch pattern otherwise)
+  std::string out_dir = ".planetbridge";
+  double capture_timeout_s = 900;    // per reply from a capture process
+  std::function<void(const std::string& planet, const std::string& fixture, size_t done, size_t total)> on_start;
+  std::function<void(const CaseResult&)> on_result;
+};
+
+struct PlannedCase {
+  const Fixture* fixture;
+  std::string planet;
+};
+
+// The cases a run would execute, grouped by planet in order of first appearance.
+// Throws pb::Error for a --planet or --layer that matches nothing.
+std::vector<PlannedCase> plan_cases(const Suite& suite, const RunOptions& options);
+
+std::vector<CaseResult> run_suite(const Suite& suite, const PluginRegistry& plugins, const RunOptions& options);
+
+// Where a case's checkpoint goes: <out>/entities/<planet>/<fixture>.entity (unsafe characters
+// in names become '_').
+std::string entity_path_for(const std::string& out_dir, const std::string& planet, const std::string& id);
+
+}  // namespace pb::host

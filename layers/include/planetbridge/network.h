@@ -1,0 +1,43 @@
+#pragma once
+// A compiled IR graph: oneDNN primitives created, weights reordered and every value buffer
+// allocated once at construction. run() only copies inputs in and executes.
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "planetbridge/ir.h"
+#include "planetbridge/tensor.h"
+
+namespace pb {
+
+struct CompileOptions {
+  bool fuse = true;  // fold Activation into a preceding Dense (oneDNN post-op)
+};
+
+class Network {
+ public:
+  // input_shapes: concrete shapes for graph inputs whose shape has -1 dimensions.
+  Network(const ir::Graph& graph, const std::map<std::string, Shape>& input_shapes, CompileOptions options = {});
+  ~Network();
+  Network(const Network&) = delete;
+  Network& operator=(const Network&) = delete;
+
+  // Inputs in graph.inputs order. Floating inputs of another float dtype (and integer inputs
+  // of another integer dtype) are converted into the pre-allocated input buffer.
+  void run(const std::vector<const Tensor*>& inputs);
+
+  size_t output_count() const;
+  const Tensor& output(size_t i) const;  // a view of the network's buffer, valid until next run()
+  // Any value computed by the last run (graph inputs, node outputs), or nullptr.
+  const Tensor* value(const std::string& name) const;
+  // The graph after compile-time passes (fusion), as executed.
+  const ir::Graph& executed_graph() const;
+  std::string describe() const;  // one line per kernel, for --verbose
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace pb

@@ -1,0 +1,94 @@
+#pragma once
+// What one op's kernel file provides: a builder that checks the node, infers output shapes,
+// allocates outputs through the CompileContext and prepares everything run() needs.
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include "planetbridge/error.h"
+#include "planetbridge/ir.h"
+#include "planetbridge/tensor.h"
+
+namespace pb::layers {
+
+class Kernel {
+ public:
+  virtual ~Kernel() = default;
+  virtual void execute(dnnl::stream& stream) = 0;
+  // Which implementation runs (e.g. "brg:avx2"), for `--verbose` and benchmarks.
+  virtual std::string implementation() const = 0;
+};
+
+// A oneDNN primitive with its arguments bound at compile time. Executes through the C API
+// with a prepared argument array, so the run loop allocates nothing.
+class PrimitiveKernel : public Kernel {
+ public:
+  PrimitiveKernel(dnnl::primitive p, std::map<int, dnnl::memory> args);
+  void execute(dnnl::stream& stream) override;
+  std::string implementation() const override;
+
+ private:
+  dnnl::primitive primitive_;
+  std::map<int, dnnl::memory> args_;  // keeps the memories alive
+  std::vector<dnnl_exec_arg_t> c_args_;
+};
+
+// Several kernels run in order (e.g. an activation made of two eltwise steps).
+class SequenceKernel : public Kernel {
+ public:
+  void add(std::unique_ptr<Kernel> k) { parts_.push_back(std::move(k)); }
+  void execute(dnnl::stream& stream) override {
+    for (auto& k : parts_) k->execute(stream);
+  }
+  std::string implementation() const override {
+    std::string s;
+    for (const auto& k : parts_) s += (s.empty() ? "" : " + ") + k->implementation();
+    return s;
+  }
+  bool empty() const { return parts_.empty(); }
+
+ private:
+  std::vector<std::unique_ptr<Kernel>> parts_;
+};
+
+class CompileContext {
+ public:
+  virtual ~CompileContext() = default;
+  virtual const dnnl::engine& engine() const = 0;
+  // A value computed earlier (graph input or node output). Error if unknown.
+  virtual const Tensor& value(const std::string& name) const = 0;
+  virtual bool is_weight(const std::string& name) const = 0;
+  // A constant from graph.weights; `role` ("weight", "bias") is used in error messages.
+  virtual const Tensor& weight(const std::string& name, const std::string& role) const = 0;
+  // Allocates a node output.
+  virtual Tensor& define(const std::string& name, DType dtype, const Shape& shape) = 0;
+  // Declares a node output that shares the bytes of `source` with another shape (no copy).
+  virtual void alias(const std::string& name, const std::string& source, const Shape& shape) = 0;
+  // Attributes every primitive gets: strict f32 math, user-managed scratchpad.
+  virtual dnnl::primitive_attr primitive_attr() const = 0;
+  // Registers a primitive's scratchpad need; returns the shared scratchpad memory.
+  virtual dnnl::memory scratchpad(const dnnl::memory::desc& desc) = 0;
+};
+
+// A plain row-major dnnl::memory over a tensor's bytes (f32 / i32 only; the shape may be
+// viewed with other dims of the same element count).
+dnnl::memory plain_memory(const dnnl::engine& eng, const Tensor& t);
+dnnl::memory plain_memory(const dnnl::engine& eng, const Tensor& t, const dnnl::memory::dims& dims);
+dnnl::memory::format_tag plain_tag(size_t rank);
+
+// The node's error location: `node "linear_1" (Dense) from fx:_0 (Linear)`.
+std::string node_where(const ir::Node& node);
+// Input i; "" or a missing index is an error unless optional.
+const std::string& node_input(const ir::Node& node, size_t i);
+bool has_input(const ir::Node& node, size_t i);
+
+using KernelBuilder = std::function<std::unique_ptr<Kernel>(const ir::Node&, CompileContext&)>;
+
+// The op table: IR op name -> builder. One entry per kernel file.
+const std::map<std::string, KernelBuilder>& kernel_table();
+
+}  // namespace pb::layers

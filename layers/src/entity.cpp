@@ -1,0 +1,215 @@
+#include "planetbridge/entity.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+
+#include <cereal/archives/portable_binary.hpp>
+#include <cereal/types/common.hpp>
+#include <cereal/types/map.hpp>
+#include <cereal/types/string.hpp>
+#include <cereal/types/variant.hpp>
+#include <cereal/types/vector.hpp>
+
+#include "planetbridge/error.h"
+
+namespace pb {
+namespace ir {
+template <class Archive> void serialize(Archive& ar, ValueInfo& v) { ar(v.name, v.dtype, v.shape); }
+template <class Archive> void save(Archive& ar, const Attrs& a) { ar(a.all()); }
+template <class Archive> void load(Archive& ar, Attrs& a) { ar(a.all()); }
+template <class Archive> void serialize(Archive& ar, Node& n) { ar(n.name, n.op, n.inputs, n.outputs, n.attrs, n.origin); }
+}  // namespace ir
+
+namespace entity {
+template <class Archive> void serialize(Archive& ar, TensorEntry& t) { ar(t.name, t.dtype, t.shape, t.offset, t.length, t.crc32); }
+
+namespace {
+
+struct Header {
+  std::map<std::string, std::string> metadata;
+  std::vector<ir::ValueInfo> inputs;
+  std::vector<std::string> outputs;
+  std::vector<ir::Node> nodes;
+  std::vector<TensorEntry> tensors;
+  template <class Archive> void serialize(Archive& ar) { ar(metadata, inputs, outputs, nodes, tensors); }
+};
+
+void put_u32(std::vector<uint8_t>& out, uint32_t v) { for (int i = 0; i < 4; ++i) out.push_back(uint8_t(v >> (8 * i))); }
+void put_u64(std::vector<uint8_t>& out, uint64_t v) { for (int i = 0; i < 8; ++i) out.push_back(uint8_t(v >> (8 * i))); }
+uint32_t get_u32(const uint8_t* p) { uint32_t v = 0; for (int i = 3; i >= 0; --i) v = (v << 8) | p[i]; return v; }
+uint64_t get_u64(const uint8_t* p) { uint64_t v = 0; for (int i = 7; i >= 0; --i) v = (v << 8) | p[i]; return v; }
+
+bool all_zero(const uint8_t* p, size_t n) {
+  for (size_t i = 0; i < n; ++i)
+    if (p[i]) return false;
+  return true;
+}
+
+std::string hex(uint32_t v) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "0x%08x", v);
+  return buf;
+}
+
+}  // namespace
+
+uint32_t crc32(const void* data, size_t size) {
+  uLong c = ::crc32(0L, Z_NULL, 0);
+  const auto* p = static_cast<const Bytef*>(data);
+  while (size > 0) {  // zlib takes uInt lengths
+    uInt chunk = static_cast<uInt>(std::min<size_t>(size, 1u << 30));
+    c = ::crc32(c, p, chunk);
+    p += chunk;
+    size -= chunk;
+  }
+  return static_cast<uint32_t>(c);
+}
+
+std::vector<uint8_t> serialize(const ir::Graph& graph) {
+  Header h{graph.metadata, graph.inputs, graph.outputs, graph.nodes, {}};
+  uint64_t offset = 0;
+  for (const auto& [name, t] : graph.weights) {
+    h.tensors.push_back({name, t.dtype(), t.shape(), offset, t.nbytes(), crc32(t.raw(), t.nbytes())});
+    offset = align_up(offset + t.nbytes());
+  }
+  const uint64_t data_len = offset;
+  std::ostringstream hs;
+  {
+    cereal::PortableBinaryOutputArchive ar(hs);
+    ar(h);
+  }
+  const std::string header = hs.str();
+
+  std::vector<uint8_t> out(kMagic, kMagic + 8);
+  put_u32(out, kFormatVersion);
+  put_u32(out, 0);  // flags
+  put_u64(out, header.size());
+  put_u64(out, data_len);
+  put_u32(out, crc32(header.data(), header.size()));
+  put_u32(out, 0);  // reserved
+  out.insert(out.end(), header.begin(), header.end());
+  out.resize(align_up(out.size()), 0);
+  const size_t data_start = out.size();
+  out.resize(data_start + data_len, 0);
+  for (const TensorEntry& e : h.tensors) {
+    const Tensor& t = graph.weights.at(e.name);
+    if (e.length) std::memcpy(out.data() + data_start + e.offset, t.raw(), e.length);
+  }
+  return out;
+}
+
+void save(const ir::Graph& graph, const std::string& path) {
+  const std::vector<uint8_t> bytes = serialize(graph);
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw Error(path, std::string("cannot write checkpoint: ") + std::strerror(errno));
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int err = errno;
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      throw Error(path, std::string("cannot write checkpoint: ") + std::strerror(err));
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    ::unlink(tmp.c_str());
+    throw Error(path, std::string("cannot flush checkpoint: ") + std::strerror(errno));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    throw Error(path, std::string("cannot move checkpoint into place: ") + std::strerror(err));
+  }
+}
+
+Loaded deserialize(const uint8_t* bytes, size_t size, const std::string& where) {
+  auto fail = [&](const std::string& msg) -> Error { return Error(where, msg); };
+  if (size < kPrefixBytes) throw fail("truncated: " + std::to_string(size) + " bytes, a checkpoint has at least 40");
+  if (std::memcmp(bytes, kMagic, 8) != 0) throw fail("not a .entity checkpoint (bad magic)");
+  Loaded out;
+  out.version = get_u32(bytes + 8);
+  if (out.version != kFormatVersion)
+    throw fail("format version " + std::to_string(out.version) + " is not supported (this build reads " +
+               std::to_string(kFormatVersion) + ")");
+  if (uint32_t flags = get_u32(bytes + 12)) throw fail("unknown flags " + hex(flags));
+  const uint64_t header_len = get_u64(bytes + 16), data_len = get_u64(bytes + 24);
+  const uint32_t header_crc = get_u32(bytes + 32);
+  if (get_u32(bytes + 36) != 0) throw fail("reserved field is not zero (corrupted)");
+  if (header_len > size - kPrefixBytes)
+    throw fail("truncated: header length " + std::to_string(header_len) + " exceeds the file");
+  const uint64_t data_start = align_up(kPrefixBytes + header_len);
+  if (data_start > size || size - data_start != data_len)
+    throw fail("truncated or padded: the file has " + std::to_string(size) + " bytes, the prefix says " +
+               std::to_string(data_start + data_len));
+  if (crc32(bytes + kPrefixBytes, header_len) != header_crc) throw fail("header checksum mismatch (corrupted)");
+  if (!all_zero(bytes + kPrefixBytes + header_len, data_start - kPrefixBytes - header_len))
+    throw fail("header padding is not zero (corrupted)");
+
+  Header h;
+  try {
+    std::istringstream hs(std::string(reinterpret_cast<const char*>(bytes + kPrefixBytes), header_len));
+    cereal::PortableBinaryInputArchive ar(hs);
+    ar(h);
+  } catch (const std::exception& e) {
+    throw fail(std::string("header does not decode: ") + e.what());
+  }
+
+  const uint8_t* data = bytes + data_start;
+  uint64_t expected_offset = 0;
+  for (const TensorEntry& e : h.tensors) {
+    const std::string tw = "tensor \"" + e.name + "\"";
+    DType check;
+    if (!parse_dtype(dtype_name(e.dtype), &check)) throw fail(tw + ": unknown dtype");
+    for (int64_t d : e.shape)
+      if (d < 0) throw fail(tw + ": negative dimension");
+    if (e.offset != expected_offset) throw fail(tw + ": offset " + std::to_string(e.offset) + ", expected " + std::to_string(expected_offset));
+    if (e.length != static_cast<uint64_t>(element_count(e.shape)) * dtype_size(e.dtype))
+      throw fail(tw + ": length " + std::to_string(e.length) + " does not match shape " + shape_str(e.shape));
+    if (e.offset + e.length > data_len) throw fail(tw + ": lies past the end of the data section");
+    const uint32_t crc = crc32(data + e.offset, e.length);
+    if (crc != e.crc32) throw fail(tw + ": checksum mismatch (stored " + hex(e.crc32) + ", computed " + hex(crc) + ")");
+    const uint64_t end = align_up(e.offset + e.length);
+    if (!all_zero(data + e.offset + e.length, std::min(end, data_len) - e.offset - e.length))
+      throw fail(tw + ": padding is not zero (corrupted)");
+    Tensor t(e.dtype, e.shape);
+    if (e.length) std::memcpy(t.raw(), data + e.offset, e.length);
+    if (!out.graph.weights.emplace(e.name, t).second) throw fail(tw + ": appears twice");
+    expected_offset = end;
+  }
+  if (expected_offset != data_len) throw fail("data section has " + std::to_string(data_len - expected_offset) + " unclaimed bytes");
+
+  out.graph.metadata = std::move(h.metadata);
+  out.graph.inputs = std::move(h.inputs);
+  out.graph.outputs = std::move(h.outputs);
+  out.graph.nodes = std::move(h.nodes);
+  out.tensors = std::move(h.tensors);
+  out.file_bytes = size;
+  try {
+    out.graph.validate();
+  } catch (const Error& e) {
+    throw fail("graph is inconsistent: " + std::string(e.what()));
+  }
+  return out;
+}
+
+Loaded load(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw Error(path, std::string("cannot open checkpoint: ") + std::strerror(errno));
+  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  return deserialize(bytes.data(), bytes.size(), path);
+}
+
+}  // namespace entity
+}  // namespace pb

@@ -1,0 +1,231 @@
+#include "planetbridge/network.h"
+
+#include <cstring>
+#include <sstream>
+
+#include "../kernels/kernel.h"
+#include "passes.h"
+
+namespace pb {
+
+namespace layers {
+
+PrimitiveKernel::PrimitiveKernel(dnnl::primitive p, std::map<int, dnnl::memory> args)
+    : primitive_(std::move(p)), args_(std::move(args)) {
+  for (const auto& [arg, mem] : args_) c_args_.push_back({arg, mem.get()});
+}
+
+void PrimitiveKernel::execute(dnnl::stream& stream) {
+  dnnl::error::wrap_c_api(
+      dnnl_primitive_execute(primitive_.get(), stream.get(), static_cast<int>(c_args_.size()), c_args_.data()),
+      "could not execute a primitive");
+}
+
+std::string PrimitiveKernel::implementation() const {
+  const char* info = nullptr;
+  dnnl_primitive_desc_query(primitive_.get_primitive_desc(), dnnl_query_impl_info_str, 0, &info);
+  return info ? info : "?";
+}
+
+dnnl::memory::format_tag plain_tag(size_t rank) {
+  using tag = dnnl::memory::format_tag;
+  static const tag tags[] = {tag::a, tag::a, tag::ab, tag::abc, tag::abcd, tag::abcde, tag::abcdef};
+  if (rank >= sizeof tags / sizeof tags[0]) throw Error("", "rank " + std::to_string(rank) + " is above 6");
+  return tags[rank];
+}
+
+namespace {
+dnnl::memory::data_type dnnl_type(DType t) {
+  switch (t) {
+    case DType::f32: return dnnl::memory::data_type::f32;
+    case DType::i32: return dnnl::memory::data_type::s32;
+    default: throw Error("", std::string("oneDNN has no ") + dtype_name(t) + " memory");
+  }
+}
+}  // namespace
+
+dnnl::memory plain_memory(const dnnl::engine& eng, const Tensor& t, const dnnl::memory::dims& dims) {
+  dnnl::memory::desc md(dims, dnnl_type(t.dtype()), plain_tag(dims.size()));
+  return dnnl::memory(md, eng, const_cast<void*>(t.raw()));
+}
+
+dnnl::memory plain_memory(const dnnl::engine& eng, const Tensor& t) {
+  dnnl::memory::dims dims(t.shape().begin(), t.shape().end());
+  if (dims.empty()) dims = {1};
+  return plain_memory(eng, t, dims);
+}
+
+std::string node_where(const ir::Node& node) {
+  std::string s = "node \"" + node.name + "\" (" + node.op + ")";
+  if (!node.origin.empty()) s += " from " + node.origin;
+  return s;
+}
+
+bool has_input(const ir::Node& node, size_t i) { return i < node.inputs.size() && !node.inputs[i].empty(); }
+
+const std::string& node_input(const ir::Node& node, size_t i) {
+  if (!has_input(node, i)) throw Error(node_where(node), "missing input " + std::to_string(i));
+  return node.inputs[i];
+}
+
+}  // namespace layers
+
+// ------------------------------------------------------------------ Network
+
+struct Network::Impl : layers::CompileContext {
+  ir::Graph graph;
+  dnnl::engine eng{dnnl::engine::kind::cpu, 0};
+  dnnl::stream stream{eng};
+  std::map<std::string, Tensor> values;
+  std::vector<Tensor> input_buffers;
+  std::vector<Tensor> outputs;
+  std::vector<std::unique_ptr<layers::Kernel>> kernels;
+  std::vector<std::string> kernel_nodes;
+  std::vector<dnnl::memory> scratch_users;
+  size_t scratch_bytes = 0;
+  Tensor scratch;
+  std::string current;  // node being compiled, for error messages
+
+  const dnnl::engine& engine() const override { return eng; }
+
+  const Tensor& value(const std::string& name) const override {
+    if (auto it = values.find(name); it != values.end()) return it->second;
+    if (auto it = graph.weights.find(name); it != graph.weights.end()) return it->second;
+    throw Error(current, "value \"" + name + "\" is not computed before this node");
+  }
+
+  bool is_weight(const std::string& name) const override { return graph.weights.count(name) != 0; }
+
+  const Tensor& weight(const std::string& name, const std::string& role) const override {
+    auto it = graph.weights.find(name);
+    if (it == graph.weights.end())
+      throw Error(current, role + " \"" + name + "\" must be a constant weight (it is " +
+                               (values.count(name) ? "a computed value)" : "not defined)"));
+    return it->second;
+  }
+
+  Tensor& define(const std::string& name, DType dtype, const Shape& shape) override {
+    if (values.count(name)) throw Error(current, "value \"" + name + "\" is defined twice");
+    return values.emplace(name, Tensor(dtype, shape)).first->second;
+  }
+
+  void alias(const std::string& name, const std::string& source, const Shape& shape) override {
+    Tensor view = value(source).reshaped(shape);
+    if (values.count(name)) throw Error(current, "value \"" + name + "\" is defined twice");
+    values.emplace(name, view);
+  }
+
+  dnnl::primitive_attr primitive_attr() const override {
+    dnnl::primitive_attr attr;
+    attr.set_fpmath_mode(dnnl::fpmath_mode::strict);
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    return attr;
+  }
+
+  dnnl::memory scratchpad(const dnnl::memory::desc& desc) override {
+    // Bound now, backed later by one buffer as large as the largest need.
+    dnnl::memory m(desc, eng, DNNL_MEMORY_NONE);
+    scratch_bytes = std::max(scratch_bytes, desc.get_size());
+    scratch_users.push_back(m);
+    return m;
+  }
+};
+
+Network::Network(const ir::Graph& graph, const std::map<std::string, Shape>& input_shapes, CompileOptions options)
+    : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  graph.validate();
+  m.graph = options.fuse ? layers::fuse_activations(graph) : graph;
+
+  for (const ir::ValueInfo& in : m.graph.inputs) {
+    Shape shape = in.shape;
+    auto given = input_shapes.find(in.name);
+    if (given != input_shapes.end()) {
+      bool fits = given->second.size() == shape.size();
+      for (size_t i = 0; fits && i < shape.size(); ++i) fits = shape[i] < 0 || shape[i] == given->second[i];
+      if (!fits)
+        throw Error("input \"" + in.name + "\"", "the graph expects shape " + shape_str(in.shape) + ", got " +
+                                                     shape_str(given->second));
+      shape = given->second;
+    }
+    for (int64_t d : shape)
+      if (d < 0) throw Error("input \"" + in.name + "\"", "shape " + shape_str(in.shape) + " needs a concrete size");
+    m.input_buffers.push_back(m.define(in.name, in.dtype, shape));
+  }
+
+  const auto& table = layers::kernel_table();
+  for (const ir::Node& node : m.graph.nodes) {
+    ir::Node n = node;
+    n.attrs.owner = layers::node_where(node);
+    m.current = n.attrs.owner;
+    auto builder = table.find(n.op);
+    if (builder == table.end()) throw Error(m.current, "no kernel for op \"" + n.op + "\"");
+    if (auto kernel = builder->second(n, m)) {
+      m.kernels.push_back(std::move(kernel));
+      m.kernel_nodes.push_back(n.name);
+    }
+    for (const std::string& out : n.outputs)
+      if (!m.values.count(out)) throw Error(m.current, "kernel did not define output \"" + out + "\"");
+  }
+
+  m.scratch = Tensor(DType::f32, {static_cast<int64_t>((m.scratch_bytes + 3) / 4)});
+  for (dnnl::memory& s : m.scratch_users) s.set_data_handle(m.scratch.raw());
+  for (const std::string& out : m.graph.outputs) m.outputs.push_back(m.value(out));
+}
+
+Network::~Network() = default;
+
+namespace {
+template <typename From, typename To>
+void convert_into(const Tensor& src, Tensor& dst) {
+  const From* s = src.data<From>();
+  To* d = dst.data<To>();
+  for (int64_t i = 0, n = src.numel(); i < n; ++i) d[i] = static_cast<To>(s[i]);
+}
+}  // namespace
+
+void Network::run(const std::vector<const Tensor*>& inputs) {
+  Impl& m = *impl_;
+  if (inputs.size() != m.input_buffers.size())
+    throw Error("inputs", "the graph takes " + std::to_string(m.input_buffers.size()) + " inputs, got " +
+                              std::to_string(inputs.size()));
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const Tensor& src = *inputs[i];
+    Tensor& dst = m.input_buffers[i];
+    const std::string where = "input \"" + m.graph.inputs[i].name + "\"";
+    if (src.shape() != dst.shape())
+      throw Error(where, "compiled for shape " + shape_str(dst.shape()) + ", got " + shape_str(src.shape()));
+    if (src.dtype() == dst.dtype()) {
+      std::memcpy(dst.raw(), src.raw(), src.nbytes());
+    } else if (src.dtype() == DType::f64 && dst.dtype() == DType::f32) {
+      convert_into<double, float>(src, dst);
+    } else if (src.dtype() == DType::i64 && dst.dtype() == DType::i32) {
+      convert_into<int64_t, int32_t>(src, dst);
+    } else if (src.dtype() == DType::i32 && dst.dtype() == DType::i64) {
+      convert_into<int32_t, int64_t>(src, dst);
+    } else {
+      throw Error(where, std::string("expects ") + dtype_name(dst.dtype()) + ", got " + dtype_name(src.dtype()));
+    }
+  }
+  for (auto& k : m.kernels) k->execute(m.stream);
+  m.stream.wait();
+}
+
+size_t Network::output_count() const { return impl_->outputs.size(); }
+const Tensor& Network::output(size_t i) const { return impl_->outputs.at(i); }
+
+const Tensor* Network::value(const std::string& name) const {
+  auto it = impl_->values.find(name);
+  return it == impl_->values.end() ? nullptr : &it->second;
+}
+
+const ir::Graph& Network::executed_graph() const { return impl_->graph; }
+
+std::string Network::describe() const {
+  std::ostringstream o;
+  for (size_t i = 0; i < impl_->kernels.size(); ++i)
+    o << impl_->kernel_nodes[i] << ": " << impl_->kernels[i]->implementation() << "\n";
+  return o.str();
+}
+
+}  // namespace pb

@@ -1,0 +1,43 @@
+#include "passes.h"
+
+#include <map>
+#include <set>
+
+namespace pb::layers {
+
+namespace {
+bool fusable_producer(const ir::Node& n) {
+  return n.op == "Dense" && n.attrs.s("activation", "identity") == "identity";
+}
+}  // namespace
+
+ir::Graph fuse_activations(const ir::Graph& graph) {
+  std::map<std::string, int> uses;
+  for (const ir::Node& n : graph.nodes)
+    for (const std::string& in : n.inputs) ++uses[in];
+  for (const std::string& out : graph.outputs) ++uses[out];
+
+  ir::Graph g = graph;
+  g.nodes.clear();
+  std::map<std::string, size_t> producer;  // value -> index in g.nodes
+  for (const ir::Node& n : graph.nodes) {
+    if (n.op == "Activation" && !n.inputs.empty()) {
+      auto it = producer.find(n.inputs[0]);
+      if (it != producer.end() && uses[n.inputs[0]] == 1 && fusable_producer(g.nodes[it->second])) {
+        ir::Node& dense = g.nodes[it->second];
+        dense.attrs.set("activation", n.attrs.s("function"));
+        for (const char* key : {"alpha", "beta"})
+          if (n.attrs.has(key)) dense.attrs.set(key, n.attrs.all().at(key));
+        dense.outputs = n.outputs;
+        dense.origin += " + " + n.origin;
+        for (const std::string& out : n.outputs) producer[out] = it->second;
+        continue;
+      }
+    }
+    for (const std::string& out : n.outputs) producer[out] = g.nodes.size();
+    g.nodes.push_back(n);
+  }
+  return g;
+}
+
+}  // namespace pb::layers

@@ -1,0 +1,281 @@
+"""Tests for pbstream and the pytorch capture.
+
+Run: /usr/bin/python3 -m unittest discover -s plugins/pytorch/capture -p 'test_*.py'
+"""
+
+import io
+import json
+import os
+import struct
+import subprocess
+import sys
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.normpath(os.path.join(HERE, "..", "..", "sdk", "python"))]
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+
+import fixtures  # noqa: E402
+import pb_torch  # noqa: E402
+import pbstream  # noqa: E402
+
+CAPTURE = os.path.join(HERE, "capture.py")
+_NP = {"f32": "<f4", "f64": "<f8", "i32": "<i4", "i64": "<i8"}
+
+
+def read_frames(buf):
+    """A minimal independent reader: [(doc, {name: array})] for consecutive frames, checking layout."""
+    frames, pos = [], 0
+    while pos < len(buf):
+        assert buf[pos:pos + 8] == b"PBSTRM\x00\x01", "bad magic"
+        jlen, dlen = struct.unpack_from("<QQ", buf, pos + 8)
+        doc = json.loads(buf[pos + 24:pos + 24 + jlen].decode("utf-8"))
+        start = pos + (24 + jlen + 63) // 64 * 64
+        assert all(b == 0 for b in buf[pos + 24 + jlen:start]), "JSON padding is not zero"
+        data = buf[start:start + dlen]
+        assert len(data) == dlen, "truncated data section"
+        tensors = {}
+        for name, t in doc.get("tensors", {}).items():
+            assert t["offset"] % 64 == 0 and t["offset"] + t["nbytes"] <= dlen, name
+            arr = np.frombuffer(data, dtype=_NP[t["dtype"]], count=int(np.prod(t["shape"], dtype=np.int64)),
+                                offset=t["offset"])
+            assert arr.nbytes == t["nbytes"], name
+            tensors[name] = arr.reshape(t["shape"])
+        frames.append((doc, tensors))
+        pos = start + dlen
+    return frames
+
+
+def read_one(buf):
+    frames = read_frames(buf)
+    assert len(frames) == 1
+    return frames[0]
+
+
+class FrameTest(unittest.TestCase):
+    def test_layout_and_roundtrip(self):
+        tensors = {
+            "b": np.arange(3, dtype=np.float32),
+            "a": np.arange(6, dtype=">f8").reshape(2, 3),  # big-endian input is written LE
+            "empty": np.zeros((0, 4), np.float32),
+            "s": np.array(7, np.int64),
+            "i": np.arange(20, dtype=np.int32).reshape(4, 5)[:, ::2],  # non-contiguous
+        }
+        doc = {"format": "x", "tensors": {}}
+        buf = pbstream.encode_frame(doc, tensors)
+        self.assertEqual(doc, {"format": "x", "tensors": {}}, "encode_frame must not modify its input")
+        self.assertEqual(buf[:8], b"PBSTRM\x00\x01")
+        jlen, dlen = struct.unpack("<QQ", buf[8:24])
+        start = (24 + jlen + 63) // 64 * 64
+        self.assertEqual(len(buf), start + dlen)
+        self.assertEqual(dlen % 64, 0)
+        out, got = read_one(buf)
+        self.assertEqual(list(out["tensors"]), sorted(tensors))
+        self.assertEqual([out["tensors"][n]["offset"] for n in sorted(tensors)], [0, 64, 128, 128, 192])
+        self.assertEqual(dlen, 256)
+        self.assertEqual(out["tensors"]["s"], {"dtype": "i64", "shape": [], "offset": 192, "nbytes": 8})
+        for name, arr in tensors.items():
+            np.testing.assert_array_equal(got[name], arr)
+            self.assertEqual(got[name].shape, arr.shape)
+
+    def test_bad_dtype_names_tensor(self):
+        with self.assertRaisesRegex(ValueError, '"mask".*bool'):
+            pbstream.encode_frame({}, {"mask": np.zeros(3, bool)})
+
+    def test_event_frame_has_no_data(self):
+        buf = pbstream.event_frame("error", model_id="m", message="boom")
+        self.assertEqual(struct.unpack("<Q", buf[16:24])[0], 0)
+        doc, _ = read_one(buf)
+        self.assertEqual(doc, {"format": "planetbridge.capture", "version": 1, "event": "error",
+                               "model_id": "m", "message": "boom"})
+
+    def test_read_request_errors(self):
+        def req(obj):
+            return pbstream.read_request(io.BytesIO(json.dumps(obj).encode()))
+        ok = {"format": "planetbridge.capture-request", "version": 1, "fixtures": [{"id": "a"}]}
+        self.assertEqual(req(ok), [{"id": "a"}])
+        for bad, msg in (({**ok, "version": 2}, "version"), ({**ok, "format": "x"}, "format"),
+                         ({**ok, "fixtures": {}}, "fixtures"), ({**ok, "fixtures": [{"id": 3}]}, r"fixtures\[0\]\.id")):
+            with self.assertRaisesRegex(pbstream.RequestError, msg):
+                req(bad)
+        with self.assertRaisesRegex(pbstream.RequestError, "invalid JSON"):
+            pbstream.read_request(io.BytesIO(b"{"))
+
+
+class Residual(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(6, 6)
+        self.fc2 = nn.Linear(6, 6)
+        self.scale = nn.Parameter(torch.full((6,), 0.5))
+
+    def forward(self, x):
+        h = F.relu(self.fc1(x))
+        return self.fc2(h) + x, h[:, 1:3] * self.scale[1:3]
+
+
+class CaptureTest(unittest.TestCase):
+    def setUp(self):
+        torch.manual_seed(0)
+
+    def node(self, doc, name):
+        return next(n for n in doc["model"]["graph"] if n["name"] == name)
+
+    def test_residual_module(self):
+        m = Residual()
+        x = torch.randn(5, 6)
+        doc, tensors = read_one(pb_torch.capture(m, (x,), "res").to_bytes())
+        graph = doc["model"]["graph"]
+        self.assertEqual(graph[0], {"name": "x", "op": "placeholder", "target": "x", "args": [], "kwargs": {}})
+        add = next(n for n in graph if n["op"] == "call_function" and n["target"] == "_operator.add")
+        self.assertEqual(add["args"], [{"node": "fc2"}, {"node": "x"}])
+        relu = next(n for n in graph if n["target"] == "torch.nn.functional.relu")
+        self.assertEqual(relu["args"], [{"node": "fc1"}])
+        self.assertEqual(relu["kwargs"], {"inplace": False})
+        getitem = next(n for n in graph if n["target"] == "_operator.getitem" and n["args"][0] == {"node": "relu"})
+        self.assertEqual(getitem["args"][1], [{"slice": [None, None, None]}, {"slice": [1, 3, None]}])
+        self.assertEqual(graph[-1]["args"], [[{"node": "add"}, {"node": "mul"}]])
+        self.assertEqual(set(doc["model"]["modules"]), {"fc1", "fc2"})
+        fc1 = doc["model"]["modules"]["fc1"]
+        self.assertEqual(fc1["params"], {"weight": "fc1.weight", "bias": "fc1.bias"})
+        self.assertEqual(fc1["attrs"], {"in_features": 6, "out_features": 6})
+        self.assertIs(fc1["training"], False)
+        # get_attr tensor under its target name
+        self.assertTrue(any(n["op"] == "get_attr" and n["target"] == "scale" for n in graph))
+        np.testing.assert_array_equal(tensors["scale"], np.full(6, 0.5, np.float32))
+        self.assertEqual((doc["inputs"], doc["expected"]), (["input.0"], ["output.0", "output.1"]))
+        np.testing.assert_array_equal(tensors["input.0"], x.numpy())
+        y0, y1 = m(x)
+        np.testing.assert_allclose(tensors["output.0"], y0.detach().numpy())
+        np.testing.assert_allclose(tensors["output.1"], y1.detach().numpy())
+        np.testing.assert_array_equal(tensors["fc2.weight"], m.fc2.weight.detach().numpy())
+        self.assertNotIn("taps", doc)
+        self.assertEqual((doc["planet"], doc["engine"]), ("pytorch", "torch"))
+        self.assertNotIn("+", doc["planet_version"])
+
+    def test_linear_without_bias(self):
+        m = nn.Sequential(nn.Linear(4, 3, bias=False))
+        doc, tensors = read_one(pb_torch.capture(m, (torch.randn(2, 4),), "nobias").to_bytes())
+        self.assertEqual(doc["model"]["modules"]["0"]["params"], {"weight": "0.weight"})
+        self.assertNotIn("0.bias", tensors)
+        self.assertEqual(doc["tensors"]["0.weight"]["shape"], [3, 4])
+
+    def test_taps(self):
+        m = nn.Sequential(nn.Linear(4, 8), nn.ReLU(inplace=True), nn.Linear(8, 2))
+        x = torch.randn(3, 4)
+        doc, tensors = read_one(pb_torch.capture(m, (x,), "tapped", taps=True).to_bytes())
+        self.assertEqual(doc["taps"], {"_0": "tap._0", "_1": "tap._1", "_2": "tap._2"})
+        with torch.no_grad():
+            h = m[0](x)
+        # The Linear's tap is its output before the in-place ReLU ran.
+        np.testing.assert_allclose(tensors["tap._0"], h.numpy(), rtol=1e-6)
+        self.assertLess(tensors["tap._0"].min(), 0)
+        np.testing.assert_allclose(tensors["tap._2"], tensors["output.0"], rtol=1e-6)
+
+    def test_float64_and_int_inputs(self):
+        class Pick(nn.Module):
+            def forward(self, x, idx):
+                return x[idx].relu()
+        doc, tensors = read_one(pb_torch.capture(
+            Pick(), (torch.randn(4, 2, dtype=torch.float64), torch.tensor([2, 0])), "pick").to_bytes())
+        self.assertEqual([doc["tensors"][n]["dtype"] for n in ("input.0", "input.1", "output.0")], ["f64", "i64", "f64"])
+        self.assertEqual(self.node(doc, "relu")["op"], "call_method")
+
+
+class FixtureTest(unittest.TestCase):
+    FX = {"id": "mlp", "layer": "dense", "samples": 10, "seed": 42,
+          "spec": {"input": 8, "units": [6, 3], "activation": "tanh"}}
+
+    def test_dense_fixture_is_self_consistent(self):
+        doc, t = read_one(fixtures.build(self.FX).to_bytes())
+        types = [doc["model"]["modules"][k]["type"] for k in ("0", "1", "2")]
+        self.assertEqual(types, ["Linear", "Tanh", "Linear"])
+        self.assertEqual(t["input.0"].shape, (10, 8))
+        self.assertTrue(np.any(t["0.bias"] != 0))
+        # Recompute from the stream's own weights, as the host would.
+        y = np.tanh(t["input.0"] @ t["0.weight"].T + t["0.bias"]) @ t["2.weight"].T + t["2.bias"]
+        np.testing.assert_allclose(y, t["output.0"], rtol=1e-5, atol=1e-5)
+        self.assertEqual(set(doc["taps"]), {"_0", "_1", "_2"})
+
+    def test_deterministic(self):
+        self.assertEqual(fixtures.build(self.FX).to_bytes(), fixtures.build(self.FX).to_bytes())
+
+    def test_spec_errors_name_the_field(self):
+        for spec, field in (({"input": 8, "units": [4, 2], "activation": "swish2"}, "spec.activation"),
+                            ({"input": 8, "units": []}, "spec.units"),
+                            ({"input": 8, "units": [2], "bias": "no"}, "spec.bias"),
+                            ({"input": 8, "units": [2], "dropout": 0.1}, "spec.dropout")):
+            with self.assertRaisesRegex(ValueError, field):
+                fixtures.build({**self.FX, "spec": spec})
+
+    def test_single_layer_and_no_bias(self):
+        m = fixtures.dense_model({"input": 5, "units": [3], "bias": False})
+        self.assertEqual(len(m), 1)
+        self.assertIsNone(m[0].bias)
+
+
+class ServeTest(unittest.TestCase):
+    def serve(self, request, *args):
+        cmd = [sys.executable, CAPTURE, "--serve"] if not args else [sys.executable, "-c", *args]
+        return subprocess.run(cmd, input=json.dumps(request).encode(), capture_output=True, timeout=120, cwd="/")
+
+    def test_protocol_end_to_end(self):
+        fx = {"layer": "dense", "samples": 7, "seed": 1, "spec": {"input": 4, "units": [3, 2]}}
+        request = {"format": "planetbridge.capture-request", "version": 1,
+                   "fixtures": [{**fx, "id": "b_second"}, {**fx, "id": "a_first"},
+                                {**fx, "id": "conv", "layer": "conv2"}]}
+        r = self.serve(request)
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        frames = read_frames(r.stdout)
+        self.assertEqual(len(frames), 4)
+        hello = frames[0][0]
+        self.assertEqual((hello["event"], hello["planet"], hello["engine"]), ("hello", "pytorch", "torch"))
+        self.assertEqual(hello["engine_version"], pb_torch.PLANET_VERSION)
+        self.assertEqual([f[0]["model_id"] for f in frames[1:]], ["b_second", "a_first", "conv"])
+        self.assertEqual(frames[1][0]["format"], "planetbridge.stream")
+        self.assertEqual(frames[1][1]["input.0"].shape, (7, 4))
+        err = frames[3][0]
+        self.assertEqual(err["event"], "error")
+        self.assertEqual(err["message"], "ValueError: layer 'conv2' is not supported by the pytorch capture yet")
+
+    # A stand-in planet: argv[1] == "missing" makes its engine fail to import.
+    FAKE_PLANET = (
+        f"import sys; sys.path.insert(0, {os.path.dirname(pbstream.__file__)!r}); import pbstream\n"
+        "def build(fx):\n"
+        "    print('noise')  # must land on stderr, not between frames\n"
+        "    raise pbstream.NotApplicable('no such thing')\n"
+        "def version():\n"
+        "    import no_such_engine_module\n"
+        "sys.exit(pbstream.serve('p', 'e', version if sys.argv[1] == 'missing' else '1.0', build))\n")
+
+    def test_not_applicable_and_stray_prints(self):
+        request = {"format": "planetbridge.capture-request", "version": 1, "fixtures": [{"id": "x"}]}
+        r = self.serve(request, self.FAKE_PLANET, "present")
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        frames = read_frames(r.stdout)
+        self.assertEqual([f[0]["event"] for f in frames], ["hello", "not_applicable"])
+        self.assertEqual((frames[1][0]["model_id"], frames[1][0]["reason"]), ("x", "no such thing"))
+        self.assertIn(b"noise", r.stderr)
+
+    def test_unavailable(self):
+        request = {"format": "planetbridge.capture-request", "version": 1, "fixtures": [{"id": "x"}]}
+        r = self.serve(request, self.FAKE_PLANET, "missing")
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        frames = read_frames(r.stdout)
+        self.assertEqual(len(frames), 1)
+        self.assertEqual(frames[0][0]["event"], "unavailable")
+        self.assertEqual(frames[0][0]["reason"], "No module named 'no_such_engine_module'")
+
+    def test_bad_request_exits_nonzero(self):
+        r = self.serve({"format": "planetbridge.capture-request", "version": 2, "fixtures": []})
+        self.assertEqual(r.returncode, 2)
+        self.assertEqual(r.stdout, b"")
+        self.assertIn(b"request.version", r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,386 @@
+// PyTorch dialect: torch.fx graph + module table -> IR (docs/planets/pytorch.md).
+// One translator per module type / function / method, each registered in one table.
+#include <cstdlib>
+#include <functional>
+#include <map>
+
+#include "planetbridge/plugin.h"
+
+namespace pb::pytorch {
+
+namespace {
+
+// Everything a translator needs about the fx node it translates.
+class FxNode {
+ public:
+  FxNode(const Stream& stream, JsonRef node, ir::Graph& graph) : stream_(stream), node_(node), graph_(graph) {
+    name_ = node["name"].str();
+  }
+
+  const std::string& name() const { return name_; }
+  const JsonRef& json() const { return node_; }
+  [[noreturn]] void fail(const std::string& msg) const { node_.fail(msg); }
+
+  // Positional argument i, else keyword `kw`; nullopt when neither is given (or null).
+  std::optional<JsonRef> arg(size_t i, const std::string& kw = "") const {
+    if (auto args = node_.find("args"); args && i < args->size() && !(*args)[i].is_null()) return (*args)[i];
+    if (!kw.empty())
+      if (auto kwargs = node_.find("kwargs")) return kwargs->find(kw);
+    return std::nullopt;
+  }
+
+  // The IR value an argument refers to ({"node": name}).
+  std::string value_arg(size_t i, const std::string& kw = "input") const {
+    auto a = arg(i, kw);
+    if (!a) fail("missing argument " + std::to_string(i) + " (" + kw + ")");
+    return node_ref(*a);
+  }
+
+  static std::string node_ref(const JsonRef& a) {
+    if (!a.is_object() || !a.has("node")) a.fail("expected a node reference {\"node\": name}");
+    return a["node"].str();
+  }
+
+  int64_t int_arg(size_t i, const std::string& kw, int64_t fallback) const {
+    auto a = arg(i, kw);
+    return a ? a->i64() : fallback;
+  }
+  double float_arg(size_t i, const std::string& kw, double fallback) const {
+    auto a = arg(i, kw);
+    return a ? a->f64() : fallback;
+  }
+
+  // Copies a stream tensor into the graph's weights (same name) and returns its name.
+  std::string weight(const std::string& tensor_name, const JsonRef& where) const {
+    const Tensor& t = stream_.tensor(tensor_name, where.path());
+    graph_.weights.emplace(tensor_name, t);
+    return tensor_name;
+  }
+
+  const Tensor& weight_tensor(const std::string& name) const { return graph_.weights.at(name); }
+
+  std::optional<JsonRef> kwarg(const std::string& kw) const {
+    auto kwargs = node_.find("kwargs");
+    return kwargs ? kwargs->find(kw) : std::nullopt;
+  }
+
+  // Adds the IR node for this fx node; its output value carries the fx node's name.
+  void emit(const std::string& op, std::vector<std::string> inputs, ir::Attrs attrs = {}) const {
+    ir::Node n;
+    n.name = name_;
+    n.op = op;
+    n.inputs = std::move(inputs);
+    n.outputs = {name_};
+    n.attrs = std::move(attrs);
+    n.origin = origin_;
+    graph_.nodes.push_back(std::move(n));
+  }
+
+  void set_origin(std::string origin) { origin_ = std::move(origin); }
+
+ private:
+  const Stream& stream_;
+  JsonRef node_;
+  ir::Graph& graph_;
+  std::string name_;
+  std::string origin_;
+};
+
+ir::Attrs attrs_of(std::initializer_list<std::pair<const std::string, ir::AttrValue>> kv) {
+  ir::Attrs a;
+  for (const auto& [k, v] : kv) a.set(k, v);
+  return a;
+}
+
+void emit_activation(const FxNode& n, const std::string& input, const std::string& function,
+                     std::initializer_list<std::pair<const std::string, ir::AttrValue>> extra = {}) {
+  ir::Attrs a = attrs_of(extra);
+  a.set("function", function);
+  n.emit("Activation", {input}, std::move(a));
+}
+
+// torch's implicit softmax dim depends on the input rank (a deprecated rule); we refuse it
+// rather than guess.
+[[noreturn]] void implicit_softmax_dim(const FxNode& n) {
+  n.fail("softmax without an explicit dim uses torch's deprecated implicit-dim rule; pass dim");
+}
+
+std::string gelu_function(const std::string& approximate, const JsonRef& where) {
+  if (approximate == "none") return "gelu_erf";
+  if (approximate == "tanh") return "gelu_tanh";
+  where.fail("unknown GELU approximation \"" + approximate + "\" (expected \"none\" or \"tanh\")");
+}
+
+// ------------------------------------------------------------------ modules
+
+using ModuleTranslator = std::function<void(const FxNode&, const JsonRef& module, const std::string& input)>;
+
+JsonRef module_attr(const JsonRef& module, const std::string& key) { return module["attrs"][key]; }
+
+std::optional<std::string> module_param(const FxNode& n, const JsonRef& module, const std::string& key, bool buffer = false) {
+  auto table = module.find(buffer ? "buffers" : "params");
+  if (!table) return std::nullopt;
+  auto p = table->find(key);
+  if (!p) return std::nullopt;
+  return n.weight(p->str(), *p);
+}
+
+ModuleTranslator activation_module(const std::string& function) {
+  return [function](const FxNode& n, const JsonRef&, const std::string& in) { emit_activation(n, in, function); };
+}
+
+ModuleTranslator softmax_module(bool log) {
+  return [log](const FxNode& n, const JsonRef& m, const std::string& in) {
+    auto dim = m["attrs"].find("dim");
+    if (!dim) implicit_softmax_dim(n);
+    n.emit("Softmax", {in}, attrs_of({{"axis", dim->i64()}, {"log", int64_t(log)}}));
+  };
+}
+
+void translate_linear(const FxNode& n, const JsonRef& m, const std::string& in) {
+  const int64_t in_f = module_attr(m, "in_features").i64(), out_f = module_attr(m, "out_features").i64();
+  auto w = module_param(n, m, "weight");
+  if (!w) m["params"].fail("Linear has no \"weight\"");
+  // PyTorch keeps Linear.weight as [out, in], the IR's own layout: used as is, never guessed.
+  if (n.weight_tensor(*w).shape() != Shape{out_f, in_f})
+    m["params"]["weight"].fail("expected shape [out_features, in_features] = " + shape_str({out_f, in_f}) + ", got " +
+                               shape_str(n.weight_tensor(*w).shape()));
+  std::vector<std::string> inputs = {in, *w};
+  if (auto b = module_param(n, m, "bias")) {
+    if (n.weight_tensor(*b).shape() != Shape{out_f})
+      m["params"]["bias"].fail("expected shape [" + std::to_string(out_f) + "], got " + shape_str(n.weight_tensor(*b).shape()));
+    inputs.push_back(*b);
+  }
+  n.emit("Dense", inputs, attrs_of({{"in_features", in_f}, {"out_features", out_f}}));
+}
+
+void translate_dropout(const FxNode& n, const JsonRef& m, const std::string& in) {
+  if (m.boolean("training", false))
+    m["training"].fail("Dropout in training mode is random; capture the model in eval()");
+  n.emit("Identity", {in});
+}
+
+const std::map<std::string, ModuleTranslator>& module_table() {
+  static const std::map<std::string, ModuleTranslator> t = {
+      {"Linear", translate_linear},
+      {"ReLU", activation_module("relu")},
+      {"ReLU6", activation_module("relu6")},
+      {"Tanh", activation_module("tanh")},
+      {"Sigmoid", activation_module("sigmoid")},
+      {"SiLU", activation_module("silu")},
+      {"SELU", activation_module("selu")},
+      {"Mish", activation_module("mish")},
+      {"Hardswish", activation_module("hardswish")},
+      {"GELU",
+       [](const FxNode& n, const JsonRef& m, const std::string& in) {
+         auto a = m["attrs"].find("approximate");
+         emit_activation(n, in, a ? gelu_function(a->str(), *a) : "gelu_erf");
+       }},
+      {"LeakyReLU",
+       [](const FxNode& n, const JsonRef& m, const std::string& in) {
+         emit_activation(n, in, "leaky_relu", {{"alpha", module_attr(m, "negative_slope").f64()}});
+       }},
+      {"ELU",
+       [](const FxNode& n, const JsonRef& m, const std::string& in) {
+         emit_activation(n, in, "elu", {{"alpha", module_attr(m, "alpha").f64()}});
+       }},
+      {"Softplus",
+       [](const FxNode& n, const JsonRef& m, const std::string& in) {
+         // torch switches to the identity above `threshold`; with beta 1 the two agree in f32.
+         if (module_attr(m, "beta").f64() != 1.0) m["attrs"]["beta"].fail("only beta = 1 is supported");
+         emit_activation(n, in, "softplus");
+       }},
+      {"Softmax", softmax_module(false)},
+      {"LogSoftmax", softmax_module(true)},
+      {"Identity", [](const FxNode& n, const JsonRef&, const std::string& in) { n.emit("Identity", {in}); }},
+      {"Dropout", translate_dropout},
+      {"Dropout1d", translate_dropout},
+      {"Dropout2d", translate_dropout},
+      {"Dropout3d", translate_dropout},
+      {"AlphaDropout", translate_dropout},
+      {"Flatten",
+       [](const FxNode& n, const JsonRef& m, const std::string& in) {
+         n.emit("Flatten", {in},
+                attrs_of({{"start", module_attr(m, "start_dim").i64()}, {"end", module_attr(m, "end_dim").i64()}}));
+       }},
+  };
+  return t;
+}
+
+// ------------------------------------------------------------------ functions and methods
+
+// Functions and methods share translators: argument 0 is the input tensor (`self` for methods).
+using CallTranslator = std::function<void(const FxNode&)>;
+
+CallTranslator activation_call(const std::string& function) {
+  return [function](const FxNode& n) { emit_activation(n, n.value_arg(0), function); };
+}
+
+CallTranslator softmax_call(bool log) {
+  return [log](const FxNode& n) {
+    auto dim = n.arg(1, "dim");
+    if (!dim) implicit_softmax_dim(n);
+    n.emit("Softmax", {n.value_arg(0)}, attrs_of({{"axis", dim->i64()}, {"log", int64_t(log)}}));
+  };
+}
+
+CallTranslator flatten_call(int64_t default_start) {
+  return [default_start](const FxNode& n) {
+    n.emit("Flatten", {n.value_arg(0)},
+           attrs_of({{"start", n.int_arg(1, "start_dim", default_start)}, {"end", n.int_arg(2, "end_dim", -1)}}));
+  };
+}
+
+void translate_gelu_call(const FxNode& n) {
+  auto a = n.kwarg("approximate");  // keyword-only in F.gelu
+  emit_activation(n, n.value_arg(0), a ? gelu_function(a->str(), *a) : "gelu_erf");
+}
+
+void translate_dropout_call(const FxNode& n) {
+  // F.dropout(input, p=0.5, training=True, inplace=False): the default is training mode.
+  auto training = n.arg(2, "training");
+  if (!training || training->boolean())
+    n.fail("F.dropout with training=True is random; pass training=self.training and capture in eval()");
+  n.emit("Identity", {n.value_arg(0)});
+}
+
+const std::map<std::string, CallTranslator>& function_table() {
+  static const std::map<std::string, CallTranslator> t = {
+      {"torch.relu", activation_call("relu")},
+      {"torch.nn.functional.relu", activation_call("relu")},
+      {"torch.nn.functional.relu6", activation_call("relu6")},
+      {"torch.tanh", activation_call("tanh")},
+      {"torch.nn.functional.tanh", activation_call("tanh")},
+      {"torch.sigmoid", activation_call("sigmoid")},
+      {"torch.nn.functional.sigmoid", activation_call("sigmoid")},
+      {"torch.nn.functional.silu", activation_call("silu")},
+      {"torch.nn.functional.selu", activation_call("selu")},
+      {"torch.nn.functional.mish", activation_call("mish")},
+      {"torch.nn.functional.hardswish", activation_call("hardswish")},
+      {"torch.nn.functional.gelu", translate_gelu_call},
+      {"torch.nn.functional.leaky_relu",
+       [](const FxNode& n) {
+         emit_activation(n, n.value_arg(0), "leaky_relu", {{"alpha", n.float_arg(1, "negative_slope", 0.01)}});
+       }},
+      {"torch.nn.functional.elu",
+       [](const FxNode& n) { emit_activation(n, n.value_arg(0), "elu", {{"alpha", n.float_arg(1, "alpha", 1.0)}}); }},
+      {"torch.softmax", softmax_call(false)},
+      {"torch.nn.functional.softmax", softmax_call(false)},
+      {"torch.log_softmax", softmax_call(true)},
+      {"torch.nn.functional.log_softmax", softmax_call(true)},
+      {"torch.flatten", flatten_call(0)},
+      {"torch.nn.functional.dropout", translate_dropout_call},
+  };
+  return t;
+}
+
+const std::map<std::string, CallTranslator>& method_table() {
+  static const std::map<std::string, CallTranslator> t = {
+      {"relu", activation_call("relu")},
+      {"tanh", activation_call("tanh")},
+      {"sigmoid", activation_call("sigmoid")},
+      {"softmax", softmax_call(false)},
+      {"log_softmax", softmax_call(true)},
+      {"flatten", flatten_call(0)},
+  };
+  return t;
+}
+
+// ------------------------------------------------------------------ the graph
+
+void collect_outputs(const JsonRef& a, std::vector<std::string>& out) {
+  if (a.is_array()) {
+    for (const JsonRef& e : a.items()) collect_outputs(e, out);
+  } else {
+    out.push_back(FxNode::node_ref(a));
+  }
+}
+
+class PytorchDialect : public Dialect {
+ public:
+  std::string planet() const override { return "pytorch"; }
+  std::string version() const override { return "0.1.0"; }
+
+  std::vector<std::string> source_types() const override {
+    std::vector<std::string> out;
+    for (const auto& kv : module_table()) out.push_back(kv.first);
+    for (const auto& kv : function_table()) out.push_back(kv.first);
+    for (const auto& kv : method_table()) out.push_back("Tensor." + kv.first);
+    return out;
+  }
+
+  CaptureCommand capture() const override {
+    const char* python = std::getenv("PLANETBRIDGE_PYTHON");
+    return {{python ? python : "/usr/bin/python3", std::string(PB_PLUGIN_SOURCE_DIR) + "/capture/capture.py", "--serve"}, {}};
+  }
+
+  ir::Graph decode(const Stream& stream) const override {
+    JsonRef model = stream.model();
+    JsonRef format = model["format"];
+    if (format.str() != "torch.fx") format.fail("expected \"torch.fx\", got \"" + format.str() + "\"");
+    std::optional<JsonRef> modules = model.find("modules");
+
+    ir::Graph g;
+    g.metadata = {{"planet", stream.planet}, {"planet_version", stream.planet_version}, {"model_id", stream.model_id}};
+    size_t placeholder_index = 0;
+    bool have_output = false;
+    for (const JsonRef& node : model["graph"].items()) {
+      FxNode n(stream, node, g);
+      const std::string op = node["op"].str();
+      JsonRef target = node["target"];
+      if (op == "placeholder") {
+        if (placeholder_index >= stream.inputs.size())
+          node.fail("placeholder \"" + n.name() + "\" has no matching entry in the stream's \"inputs\"");
+        const Tensor& t = stream.tensor(stream.inputs[placeholder_index], "inputs");
+        Shape shape = t.shape();
+        if (!shape.empty()) shape[0] = -1;  // batch: fixed when compiled
+        g.inputs.push_back({n.name(), t.dtype() == DType::f64 ? DType::f32 : t.dtype(), shape});
+        ++placeholder_index;
+      } else if (op == "call_module") {
+        const std::string path = target.str();
+        if (!modules || !modules->has(path)) target.fail("module \"" + path + "\" is not in model.modules");
+        JsonRef module = (*modules)[path];
+        const std::string type = module["type"].str();
+        auto tr = module_table().find(type);
+        if (tr == module_table().end())
+          node.fail("unsupported module type \"" + type + "\" (module \"" + path + "\")");
+        n.set_origin("fx:" + n.name() + " (" + type + ")");
+        tr->second(n, module, n.value_arg(0));
+      } else if (op == "call_function" || op == "call_method") {
+        const auto& table = op == "call_function" ? function_table() : method_table();
+        const std::string name = target.str();
+        auto tr = table.find(name);
+        if (tr == table.end()) node.fail("unsupported " + std::string(op == "call_function" ? "function" : "method") + " \"" + name + "\"");
+        n.set_origin("fx:" + n.name() + " (" + name + ")");
+        tr->second(n);
+      } else if (op == "output") {
+        auto a = n.arg(0);
+        if (!a) node.fail("output node has no argument");
+        collect_outputs(*a, g.outputs);
+        have_output = true;
+      } else {
+        node["op"].fail("unsupported fx op \"" + op + "\"");
+      }
+    }
+    if (placeholder_index != stream.inputs.size())
+      model["graph"].fail("has " + std::to_string(placeholder_index) + " placeholders, the stream has " +
+                          std::to_string(stream.inputs.size()) + " inputs");
+    if (!have_output) model["graph"].fail("has no output node");
+    if (g.outputs.size() != stream.expected.size())
+      model["graph"].fail("the output node returns " + std::to_string(g.outputs.size()) + " values, the stream has " +
+                          std::to_string(stream.expected.size()) + " expected outputs");
+    g.validate();
+    return g;
+  }
+};
+
+std::shared_ptr<Dialect> create() { return std::make_shared<PytorchDialect>(); }
+
+}  // namespace
+}  // namespace pb::pytorch
+
+namespace pb_pytorch_plugin {
+std::shared_ptr<pb::Dialect> create() { return pb::pytorch::create(); }
+}  // namespace pb_pytorch_plugin
+
+PLANETBRIDGE_PLUGIN(pb_pytorch_plugin::create)
