@@ -63,12 +63,12 @@ ConsoleReport::ConsoleReport(std::ostream& out, size_t fixture_width, bool color
     : out_(out), fixture_width_(std::max<size_t>(fixture_width, 7) + 2), color_(color) {}
 
 void ConsoleReport::header() {
-  out_ << pad("PLANET (ENGINE)", 30) << pad("FIXTURE", fixture_width_) << pad("LAYER", 10) << pad("VERDICT", 8)
+  out_ << pad("PLANET (ENGINE)", 30) << pad("FIXTURE", fixture_width_) << pad("LAYER", 10) << pad("VERDICT", 9)
        << pad("MAX|DIFF|", 10) << pad("MAX REL", 10) << pad("RELOAD", 9) << "MS\n";
 }
 
 void ConsoleReport::row(const CaseResult& r) {
-  std::string verdict = pad(verdict_name(r.verdict), 8);
+  std::string verdict = pad(verdict_name(r.verdict), 9);
   if (color_) verdict = verdict_color(r.verdict) + verdict + "\033[0m";
   const bool ran = r.verdict != Verdict::ERROR && r.verdict != Verdict::SKIP;
   char ms[32];
