@@ -1,0 +1,73 @@
+// Add / Sub / Mul / Div with numpy broadcasting: out = broadcast(a, b), either operand a value
+// or a weight. oneDNN's binary primitive broadcasts only its second source, so the operand
+// with the full output shape goes first (Sub swaps and negates; Div cannot swap).
+#include "kernel.h"
+
+namespace pb::layers {
+
+namespace {
+
+Shape broadcast_shape(const Shape& a, const Shape& b, const std::string& where) {
+  const size_t rank = std::max(a.size(), b.size());
+  Shape out(rank);
+  for (size_t i = 0; i < rank; ++i) {
+    const int64_t da = i + a.size() >= rank ? a[i + a.size() - rank] : 1;
+    const int64_t db = i + b.size() >= rank ? b[i + b.size() - rank] : 1;
+    if (da != db && da != 1 && db != 1)
+      throw Error(where, "shapes " + shape_str(a) + " and " + shape_str(b) + " do not broadcast");
+    out[i] = da == 1 ? db : da;
+  }
+  return out;
+}
+
+dnnl::memory::dims padded(const Shape& s, size_t rank) {
+  dnnl::memory::dims d(rank - s.size(), 1);
+  d.insert(d.end(), s.begin(), s.end());
+  return d;
+}
+
+std::unique_ptr<Kernel> build_binary(const ir::Node& node, CompileContext& ctx, dnnl::algorithm alg) {
+  using dnnl::memory;
+  const std::string where = node_where(node);
+  const Tensor* a = &ctx.value(node_input(node, 0));
+  const Tensor* b = &ctx.value(node_input(node, 1));
+  if (a->dtype() != DType::f32 || b->dtype() != DType::f32) throw Error(where, node.op + " computes in f32");
+  const Shape out = broadcast_shape(a->shape(), b->shape(), where);
+  Tensor& y = ctx.define(node.outputs.at(0), DType::f32, out);
+
+  dnnl::primitive_attr attr = ctx.primitive_attr();
+  if (a->shape() != out) {
+    if (b->shape() != out)
+      throw Error(where, "both operands " + shape_str(a->shape()) + " and " + shape_str(b->shape()) +
+                             " broadcast; one must have the output shape " + shape_str(out));
+    std::swap(a, b);
+    if (alg == dnnl::algorithm::binary_div) throw Error(where, "Div with a broadcast dividend is not supported");
+    if (alg == dnnl::algorithm::binary_sub) {  // a - b = -(b - a)
+      dnnl::post_ops ops;
+      ops.append_eltwise(1.f, dnnl::algorithm::eltwise_linear, -1.f, 0.f);
+      attr.set_post_ops(ops);
+    }
+  }
+  const size_t rank = std::max<size_t>(out.size(), 1);
+  const auto& eng = ctx.engine();
+  memory::desc src0(padded(a->shape(), rank), memory::data_type::f32, plain_tag(rank));
+  memory::desc src1(padded(b->shape(), rank), memory::data_type::f32, plain_tag(rank));
+  memory::desc dst(padded(out, rank), memory::data_type::f32, plain_tag(rank));
+  dnnl::binary::primitive_desc pd({alg, src0, src1, dst}, attr, eng);
+  std::map<int, memory> args = {
+      {DNNL_ARG_SRC_0, plain_memory(eng, *a, padded(a->shape(), rank))},
+      {DNNL_ARG_SRC_1, plain_memory(eng, *b, padded(b->shape(), rank))},
+      {DNNL_ARG_DST, plain_memory(eng, y, padded(out, rank))},
+      {DNNL_ARG_SCRATCHPAD, ctx.scratchpad(pd.scratchpad_desc())},
+  };
+  return std::make_unique<PrimitiveKernel>(dnnl::binary(pd), std::move(args));
+}
+
+}  // namespace
+
+std::unique_ptr<Kernel> build_add(const ir::Node& n, CompileContext& c) { return build_binary(n, c, dnnl::algorithm::binary_add); }
+std::unique_ptr<Kernel> build_sub(const ir::Node& n, CompileContext& c) { return build_binary(n, c, dnnl::algorithm::binary_sub); }
+std::unique_ptr<Kernel> build_mul(const ir::Node& n, CompileContext& c) { return build_binary(n, c, dnnl::algorithm::binary_mul); }
+std::unique_ptr<Kernel> build_div(const ir::Node& n, CompileContext& c) { return build_binary(n, c, dnnl::algorithm::binary_div); }
+
+}  // namespace pb::layers
