@@ -15,6 +15,13 @@ std::unique_ptr<Kernel> build_mul(const ir::Node&, CompileContext&);
 std::unique_ptr<Kernel> build_div(const ir::Node&, CompileContext&);
 std::unique_ptr<Kernel> build_concat(const ir::Node&, CompileContext&);
 std::unique_ptr<Kernel> build_affine(const ir::Node&, CompileContext&);
+std::unique_ptr<Kernel> build_conv(const ir::Node&, CompileContext&);
+std::unique_ptr<Kernel> build_pool(const ir::Node&, CompileContext&);
+std::unique_ptr<Kernel> build_batchnorm(const ir::Node&, CompileContext&);
+std::unique_ptr<Kernel> build_layernorm(const ir::Node&, CompileContext&);
+std::unique_ptr<Kernel> build_rmsnorm(const ir::Node&, CompileContext&);
+std::unique_ptr<Kernel> build_embedding(const ir::Node&, CompileContext&);
+std::unique_ptr<Kernel> build_transpose(const ir::Node&, CompileContext&);
 
 const std::map<std::string, KernelBuilder>& kernel_table() {
   static const std::map<std::string, KernelBuilder> table = {
@@ -30,6 +37,13 @@ const std::map<std::string, KernelBuilder>& kernel_table() {
       {"Div", build_div},
       {"Concat", build_concat},
       {"Affine", build_affine},
+      {"Conv", build_conv},
+      {"Pool", build_pool},
+      {"BatchNorm", build_batchnorm},
+      {"LayerNorm", build_layernorm},
+      {"RMSNorm", build_rmsnorm},
+      {"Embedding", build_embedding},
+      {"Transpose", build_transpose},
   };
   return table;
 }

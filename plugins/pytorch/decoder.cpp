@@ -59,6 +59,13 @@ class FxNode {
 
   const Tensor& weight_tensor(const std::string& name) const { return graph_.weights.at(name); }
 
+  // A constant the source expresses as a literal (a scalar operand, BatchNorm without affine).
+  std::string constant(const std::string& suffix, Tensor t) const {
+    const std::string name = name_ + "." + suffix;
+    graph_.weights[name] = std::move(t);
+    return name;
+  }
+
   std::optional<JsonRef> kwarg(const std::string& kw) const {
     auto kwargs = node_.find("kwargs");
     return kwargs ? kwargs->find(kw) : std::nullopt;
@@ -160,6 +167,143 @@ void translate_dropout(const FxNode& n, const JsonRef& m, const std::string& in)
   n.emit("Identity", {in});
 }
 
+// Integer-or-tuple attributes (kernel_size=3 or (3, 3)) as one value per spatial dim.
+std::vector<int64_t> per_dim(const JsonRef& v, size_t rank) {
+  if (v.is_array()) {
+    std::vector<int64_t> out = v.ints();
+    if (out.size() != rank) v.fail("expected " + std::to_string(rank) + " values, got " + std::to_string(out.size()));
+    return out;
+  }
+  return std::vector<int64_t>(rank, v.i64());
+}
+
+ir::Attrs window_attrs(const std::vector<int64_t>& strides, const std::vector<int64_t>& dilations,
+                       const std::vector<int64_t>& pads_begin, const std::vector<int64_t>& pads_end) {
+  return attrs_of({{"strides", strides}, {"dilations", dilations}, {"pads_begin", pads_begin}, {"pads_end", pads_end}});
+}
+
+template <size_t Rank>
+void translate_conv(const FxNode& n, const JsonRef& m, const std::string& in) {
+  JsonRef a = m["attrs"];
+  const auto kernel = per_dim(a["kernel_size"], Rank), stride = per_dim(a["stride"], Rank),
+             dilation = per_dim(a["dilation"], Rank);
+  if (a.str("padding_mode", "zeros") != "zeros") a["padding_mode"].fail("only padding_mode \"zeros\" is supported");
+  std::vector<int64_t> pb(Rank), pe(Rank);
+  JsonRef pad = a["padding"];
+  if (pad.is_string()) {
+    // torch's "same": total = dilation * (kernel - 1), the extra element on the end side.
+    const std::string mode = pad.str();
+    if (mode != "same" && mode != "valid") pad.fail("expected \"same\", \"valid\" or integers, got \"" + mode + "\"");
+    for (size_t i = 0; i < Rank && mode == "same"; ++i) {
+      const int64_t total = dilation[i] * (kernel[i] - 1);
+      pb[i] = total / 2;
+      pe[i] = total - pb[i];
+    }
+  } else {
+    pb = pe = per_dim(pad, Rank);
+  }
+  auto w = module_param(n, m, "weight");
+  if (!w) m["params"].fail("Conv has no \"weight\"");
+  const int64_t out_c = a["out_channels"].i64(), in_c = a["in_channels"].i64(), groups = a.i64("groups", 1);
+  Shape want = {out_c, in_c / groups};
+  want.insert(want.end(), kernel.begin(), kernel.end());
+  if (n.weight_tensor(*w).shape() != want)
+    m["params"]["weight"].fail("expected [out_channels, in_channels/groups, kernel...] = " + shape_str(want) + ", got " +
+                               shape_str(n.weight_tensor(*w).shape()));
+  std::vector<std::string> inputs = {in, *w};
+  if (auto b = module_param(n, m, "bias")) inputs.push_back(*b);
+  ir::Attrs at = window_attrs(stride, dilation, pb, pe);
+  at.set("groups", groups);
+  n.emit("Conv", inputs, at);
+}
+
+template <size_t Rank>
+void translate_max_pool(const FxNode& n, const JsonRef& m, const std::string& in) {
+  JsonRef a = m["attrs"];
+  if (a.boolean("return_indices", false)) a["return_indices"].fail("return_indices is not supported");
+  if (a.boolean("ceil_mode", false)) a["ceil_mode"].fail("ceil_mode is not supported yet; use ceil_mode=False");
+  const auto kernel = per_dim(a["kernel_size"], Rank);
+  const auto stride = a.has("stride") ? per_dim(a["stride"], Rank) : kernel;
+  const auto pad = per_dim(a["padding"], Rank), dilation = per_dim(a["dilation"], Rank);
+  ir::Attrs at = window_attrs(stride, dilation, pad, pad);
+  at.set("mode", std::string("max"));
+  at.set("kernel", kernel);
+  n.emit("Pool", {in}, at);
+}
+
+template <size_t Rank>
+void translate_avg_pool(const FxNode& n, const JsonRef& m, const std::string& in) {
+  JsonRef a = m["attrs"];
+  if (a.has("divisor_override")) a["divisor_override"].fail("divisor_override is not supported");
+  if (a.boolean("ceil_mode", false)) a["ceil_mode"].fail("ceil_mode is not supported yet; use ceil_mode=False");
+  const auto kernel = per_dim(a["kernel_size"], Rank);
+  const auto stride = a.has("stride") ? per_dim(a["stride"], Rank) : kernel;
+  const auto pad = per_dim(a["padding"], Rank);
+  ir::Attrs at = window_attrs(stride, std::vector<int64_t>(Rank, 1), pad, pad);
+  at.set("mode", std::string("avg"));
+  at.set("kernel", kernel);
+  at.set("count_include_pad", int64_t(a.boolean("count_include_pad", true)));
+  n.emit("Pool", {in}, at);
+}
+
+// Adaptive pooling to size 1 is a global pool; other sizes would need per-window bounds.
+void translate_adaptive_pool(const FxNode& n, const JsonRef& m, const std::string& in, const std::string& mode) {
+  JsonRef size = m["attrs"]["output_size"];
+  for (int64_t s : size.is_array() ? size.ints() : std::vector<int64_t>{size.i64()})
+    if (s != 1) size.fail("only output_size 1 (global pooling) is supported");
+  n.emit("Pool", {in}, attrs_of({{"mode", mode}, {"global", int64_t(1)}}));
+}
+
+Tensor filled(int64_t n, float v) {
+  Tensor t(DType::f32, {n});
+  for (int64_t i = 0; i < n; ++i) t.data<float>()[i] = v;
+  return t;
+}
+
+void translate_batchnorm(const FxNode& n, const JsonRef& m, const std::string& in) {
+  if (m.boolean("training", false)) m["training"].fail("BatchNorm in training mode uses batch statistics; capture in eval()");
+  JsonRef a = m["attrs"];
+  const int64_t c = a["num_features"].i64();
+  auto mean = module_param(n, m, "running_mean", true), var = module_param(n, m, "running_var", true);
+  if (!mean || !var) m["buffers"].fail("BatchNorm without running statistics (track_running_stats=False) normalises with batch statistics; not supported");
+  auto scale = module_param(n, m, "weight"), shift = module_param(n, m, "bias");
+  const std::string s = scale ? *scale : n.constant("scale", filled(c, 1.f));
+  const std::string b = shift ? *shift : n.constant("shift", filled(c, 0.f));
+  n.emit("BatchNorm", {in, s, b, *mean, *var}, attrs_of({{"eps", a["eps"].f64()}}));
+}
+
+void translate_layernorm(const FxNode& n, const JsonRef& m, const std::string& in) {
+  JsonRef a = m["attrs"];
+  const std::vector<int64_t> shape = a["normalized_shape"].ints();
+  std::vector<std::string> inputs = {in, "", ""};
+  if (auto w = module_param(n, m, "weight")) inputs[1] = *w;
+  if (auto b = module_param(n, m, "bias")) inputs[2] = *b;
+  n.emit("LayerNorm", inputs, attrs_of({{"axis", -static_cast<int64_t>(shape.size())}, {"eps", a["eps"].f64()}}));
+}
+
+// torch >= 2.4 nn.RMSNorm, and the capture's composed RMSNorm (torch 1.13 has none), which it
+// traces as a leaf with the same attributes.
+void translate_rmsnorm(const FxNode& n, const JsonRef& m, const std::string& in) {
+  JsonRef a = m["attrs"];
+  if (a["normalized_shape"].ints().size() != 1) a["normalized_shape"].fail("RMSNorm over more than the last dim is not supported");
+  if (!a.has("eps")) a.fail("RMSNorm needs an explicit eps (torch's default depends on the input dtype)");
+  std::vector<std::string> inputs = {in};
+  if (auto w = module_param(n, m, "weight")) inputs.push_back(*w);
+  n.emit("RMSNorm", inputs, attrs_of({{"axis", int64_t(-1)}, {"eps", a["eps"].f64()}}));
+}
+
+void translate_embedding(const FxNode& n, const JsonRef& m, const std::string& in) {
+  JsonRef a = m["attrs"];
+  if (a.has("max_norm")) a["max_norm"].fail("max_norm renormalises rows during forward; not supported");
+  auto w = module_param(n, m, "weight");
+  if (!w) m["params"].fail("Embedding has no \"weight\"");
+  const Shape want = {a["num_embeddings"].i64(), a["embedding_dim"].i64()};
+  if (n.weight_tensor(*w).shape() != want)
+    m["params"]["weight"].fail("expected [num_embeddings, embedding_dim] = " + shape_str(want) + ", got " +
+                               shape_str(n.weight_tensor(*w).shape()));
+  n.emit("Embedding", {in, *w});
+}
+
 const std::map<std::string, ModuleTranslator>& module_table() {
   static const std::map<std::string, ModuleTranslator> t = {
       {"Linear", translate_linear},
@@ -198,6 +342,27 @@ const std::map<std::string, ModuleTranslator>& module_table() {
       {"Dropout2d", translate_dropout},
       {"Dropout3d", translate_dropout},
       {"AlphaDropout", translate_dropout},
+      {"Conv1d", translate_conv<1>},
+      {"Conv2d", translate_conv<2>},
+      {"Conv3d", translate_conv<3>},
+      {"MaxPool1d", translate_max_pool<1>},
+      {"MaxPool2d", translate_max_pool<2>},
+      {"MaxPool3d", translate_max_pool<3>},
+      {"AvgPool1d", translate_avg_pool<1>},
+      {"AvgPool2d", translate_avg_pool<2>},
+      {"AvgPool3d", translate_avg_pool<3>},
+      {"AdaptiveAvgPool1d", [](const FxNode& n, const JsonRef& m, const std::string& in) { translate_adaptive_pool(n, m, in, "avg"); }},
+      {"AdaptiveAvgPool2d", [](const FxNode& n, const JsonRef& m, const std::string& in) { translate_adaptive_pool(n, m, in, "avg"); }},
+      {"AdaptiveAvgPool3d", [](const FxNode& n, const JsonRef& m, const std::string& in) { translate_adaptive_pool(n, m, in, "avg"); }},
+      {"AdaptiveMaxPool1d", [](const FxNode& n, const JsonRef& m, const std::string& in) { translate_adaptive_pool(n, m, in, "max"); }},
+      {"AdaptiveMaxPool2d", [](const FxNode& n, const JsonRef& m, const std::string& in) { translate_adaptive_pool(n, m, in, "max"); }},
+      {"AdaptiveMaxPool3d", [](const FxNode& n, const JsonRef& m, const std::string& in) { translate_adaptive_pool(n, m, in, "max"); }},
+      {"BatchNorm1d", translate_batchnorm},
+      {"BatchNorm2d", translate_batchnorm},
+      {"BatchNorm3d", translate_batchnorm},
+      {"LayerNorm", translate_layernorm},
+      {"RMSNorm", translate_rmsnorm},
+      {"Embedding", translate_embedding},
       {"Flatten",
        [](const FxNode& n, const JsonRef& m, const std::string& in) {
          n.emit("Flatten", {in},
@@ -244,6 +409,70 @@ void translate_dropout_call(const FxNode& n) {
   n.emit("Identity", {n.value_arg(0)});
 }
 
+// a (+ - * /) b where either side may be a Python number.
+CallTranslator binary_call(const std::string& op) {
+  return [op](const FxNode& n) {
+    std::vector<std::string> ins;
+    for (size_t i = 0; i < 2; ++i) {
+      auto a = n.arg(i, i == 0 ? "input" : "other");
+      if (!a) n.fail("missing operand " + std::to_string(i));
+      if (a->is_number()) {
+        Tensor t(DType::f32, {});
+        t.data<float>()[0] = static_cast<float>(a->f64());
+        ins.push_back(n.constant(i == 0 ? "lhs" : "rhs", t));
+      } else {
+        ins.push_back(FxNode::node_ref(*a));
+      }
+    }
+    if (auto alpha = n.kwarg("alpha"); alpha && alpha->f64() != 1.0) alpha->fail("torch.add/sub with alpha != 1 is not supported");
+    n.emit(op, ins);
+  };
+}
+
+void translate_cat(const FxNode& n) {
+  auto list = n.arg(0, "tensors");
+  if (!list || !list->is_array()) n.fail("torch.cat needs a list of tensors");
+  std::vector<std::string> ins;
+  for (const JsonRef& t : list->items()) ins.push_back(FxNode::node_ref(t));
+  n.emit("Concat", ins, attrs_of({{"axis", n.int_arg(1, "dim", 0)}}));
+}
+
+// x.transpose(a, b) / torch.transpose: swap two dims. The IR perm may name only the leading
+// dims; negative dims would need the rank, known only at compile time, so they are refused.
+void translate_transpose(const FxNode& n) {
+  const int64_t a = n.int_arg(1, "dim0", -1), b = n.int_arg(2, "dim1", -1);
+  if (a < 0 || b < 0) n.fail("transpose with negative dims is not supported; use non-negative dims");
+  std::vector<int64_t> perm(static_cast<size_t>(std::max(a, b) + 1));
+  for (size_t i = 0; i < perm.size(); ++i) perm[i] = static_cast<int64_t>(i);
+  std::swap(perm[a], perm[b]);
+  n.emit("Transpose", {n.value_arg(0)}, attrs_of({{"perm", perm}}));
+}
+
+void translate_permute(const FxNode& n) {
+  auto dims = n.arg(1, "dims");
+  if (!dims) n.fail("permute needs dims");
+  std::vector<int64_t> perm;
+  if (dims->is_array()) {
+    perm = dims->ints();
+  } else {  // x.permute(0, 2, 1): the dims are the remaining positional args
+    for (size_t i = 1; n.arg(i); ++i) perm.push_back(n.arg(i)->i64());
+  }
+  n.emit("Transpose", {n.value_arg(0)}, attrs_of({{"perm", perm}}));
+}
+
+// x.view(a, b) / x.reshape(a, b) / x.view((a, b)).
+void translate_reshape(const FxNode& n) {
+  auto first = n.arg(1, "shape");
+  if (!first) n.fail("reshape needs a shape");
+  std::vector<int64_t> shape;
+  if (first->is_array()) {
+    shape = first->ints();
+  } else {
+    for (size_t i = 1; n.arg(i); ++i) shape.push_back(n.arg(i)->i64());
+  }
+  n.emit("Reshape", {n.value_arg(0)}, attrs_of({{"shape", shape}}));
+}
+
 const std::map<std::string, CallTranslator>& function_table() {
   static const std::map<std::string, CallTranslator> t = {
       {"torch.relu", activation_call("relu")},
@@ -270,6 +499,18 @@ const std::map<std::string, CallTranslator>& function_table() {
       {"torch.nn.functional.log_softmax", softmax_call(true)},
       {"torch.flatten", flatten_call(0)},
       {"torch.nn.functional.dropout", translate_dropout_call},
+      {"_operator.add", binary_call("Add")},
+      {"torch.add", binary_call("Add")},
+      {"_operator.sub", binary_call("Sub")},
+      {"torch.sub", binary_call("Sub")},
+      {"_operator.mul", binary_call("Mul")},
+      {"torch.mul", binary_call("Mul")},
+      {"_operator.truediv", binary_call("Div")},
+      {"torch.div", binary_call("Div")},
+      {"torch.cat", translate_cat},
+      {"torch.transpose", translate_transpose},
+      {"torch.permute", translate_permute},
+      {"torch.reshape", translate_reshape},
   };
   return t;
 }
@@ -282,6 +523,14 @@ const std::map<std::string, CallTranslator>& method_table() {
       {"softmax", softmax_call(false)},
       {"log_softmax", softmax_call(true)},
       {"flatten", flatten_call(0)},
+      {"add", binary_call("Add")},
+      {"sub", binary_call("Sub")},
+      {"mul", binary_call("Mul")},
+      {"div", binary_call("Div")},
+      {"transpose", translate_transpose},
+      {"permute", translate_permute},
+      {"view", translate_reshape},
+      {"reshape", translate_reshape},
   };
   return t;
 }

@@ -136,8 +136,23 @@ class _Tapper(torch.fx.Interpreter):
         return result
 
 
-def capture(module, example_inputs, model_id, taps=False):
-    """Traces `module` with torch.fx, runs it on `example_inputs` and returns the Stream."""
+class _LeafTracer(torch.fx.Tracer):
+    """Keeps modules of the given classes as single call_module nodes (not traced through)."""
+
+    def __init__(self, leaf_modules):
+        super().__init__()
+        self.leaf_modules = tuple(leaf_modules)
+
+    def is_leaf_module(self, m, qualname):
+        return isinstance(m, self.leaf_modules) or super().is_leaf_module(m, qualname)
+
+
+def capture(module, example_inputs, model_id, taps=False, leaf_modules=(), composed=()):
+    """Traces `module` with torch.fx, runs it on `example_inputs` and returns the Stream.
+
+    leaf_modules: module classes kept whole (one call_module node, type = class name), e.g. a
+    composed RMSNorm the decoder knows by name. composed: notes naming layers the planet has
+    no stock module for, built here from the planet's own ops; they go in doc["composed"]."""
     if isinstance(example_inputs, torch.Tensor):
         example_inputs = (example_inputs,)
     example_inputs = tuple(example_inputs)
@@ -145,7 +160,7 @@ def capture(module, example_inputs, model_id, taps=False):
         if not isinstance(x, torch.Tensor):
             raise ValueError(f"{model_id}: example input {i} is a {type(x).__name__}, expected a tensor")
     module.eval()  # before tracing, so code that branches on self.training traces as eval
-    gm = torch.fx.symbolic_trace(module)
+    gm = torch.fx.GraphModule(module, _LeafTracer(leaf_modules).trace(module))
     nodes = list(gm.graph.nodes)
 
     placeholders = [n for n in nodes if n.op == "placeholder"]
@@ -208,4 +223,6 @@ def capture(module, example_inputs, model_id, taps=False):
     model = {"format": "torch.fx", "graph": graph, "modules": modules}
     doc = pbstream.stream_doc(PLANET, PLANET_VERSION, ENGINE, model_id, model,
                               input_names, output_names, tap_map if taps else None)
+    if composed:
+        doc["composed"] = list(composed)
     return Stream(doc, tensors)
