@@ -98,6 +98,7 @@ CaseResult run_ladder(const Stream& stream, const Dialect& dialect, const Ladder
   r.planet = stream.planet;
   r.fixture = stream.model_id;
   r.engine = stream.engine + " " + stream.planet_version;
+  r.composed = stream.composed;
   r.tolerance = opt.tolerance;
   Stopwatch sw(r);
   try {

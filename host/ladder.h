@@ -25,6 +25,7 @@ struct CaseResult {
   std::string fixture;       // model id
   std::string layer;         // suite layer key ("" for a single stream)
   std::string engine;        // "torch 1.13.0a0", from the stream
+  std::vector<std::string> composed;  // native layers built from the planet's ops (not stock)
   Verdict verdict = Verdict::ERROR;
   std::string message;       // why it is ERROR, SKIP or FAIL
   Tolerance tolerance;

@@ -46,7 +46,8 @@ const char* verdict_color(Verdict v) {
 std::string pad(const std::string& s, size_t w) { return s.size() >= w ? s + " " : s + std::string(w - s.size(), ' '); }
 
 std::string engine_label(const CaseResult& r) {
-  return r.engine.empty() ? r.planet : r.planet + " (" + r.engine + ")";
+  if (r.engine.empty()) return r.planet;
+  return r.planet + " (" + r.engine + (r.composed.empty() ? "" : ", composed") + ")";
 }
 
 std::string indent_lines(const std::string& text, const std::string& prefix) {
@@ -99,6 +100,11 @@ void print_case_detail(std::ostream& out, const CaseResult& r, bool color) {
   if (color) verdict = verdict_color(r.verdict) + verdict + "\033[0m";
   out << "model     " << r.fixture << "\n";
   out << "planet    " << engine_label(r) << "\n";
+  if (!r.composed.empty()) {
+    out << "native    composed from the planet's own ops:";
+    for (const auto& c : r.composed) out << " " << c << ";";
+    out << " every other layer stock\n";
+  }
   out << "verdict   " << verdict << "\n";
   if (!r.message.empty()) out << indent_lines(r.message, "          ").substr(10);
   if (r.verdict == Verdict::ERROR || r.verdict == Verdict::SKIP) return;
@@ -125,6 +131,7 @@ nlohmann::json case_json(const CaseResult& r) {
   nlohmann::json j = {
       {"name", r.name()},       {"planet", r.planet},
       {"engine", r.engine},     {"fixture", r.fixture},
+      {"native", r.composed.empty() ? "stock" : "composed"}, {"composed", r.composed},
       {"layer", r.layer},       {"verdict", verdict_name(r.verdict)},
       {"message", r.message},   {"tolerance", {{"atol", r.tolerance.atol}, {"rtol", r.tolerance.rtol}}},
       {"max_abs", r.max_abs},   {"max_rel", r.max_rel},

@@ -294,6 +294,8 @@ Stream decode_stream(Frame frame) {
       s.taps[node] = t.str();
     }
   }
+  if (auto composed = root.find("composed"))
+    for (const JsonRef& note : composed->items()) s.composed.push_back(note.str());
   frame.data.clear();
   s.doc = std::move(frame.doc);
   return s;

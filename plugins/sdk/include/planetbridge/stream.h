@@ -30,6 +30,9 @@ struct Stream {
   std::vector<std::string> inputs;     // tensor names, in the model's input order
   std::vector<std::string> expected;   // tensor names of the native outputs
   std::map<std::string, std::string> taps;  // source node name -> tensor name
+  // Layers the planet has no stock module for, built by the capture from the planet's own ops
+  // (e.g. RMSNorm in torch 1.13). Empty: every native layer is stock.
+  std::vector<std::string> composed;
 
   JsonRef model() const { return JsonRef(doc, "")["model"]; }
   JsonRef root() const { return JsonRef(doc, ""); }

@@ -1,0 +1,247 @@
+'use strict';
+/**
+ * Stream writer and capture-protocol loop shared by the Node planets (CommonJS, no dependencies).
+ * The JS twin of plugins/sdk/python/pbstream.py: binary framing of docs/stream-format.md and the
+ * capture protocol of docs/capture-protocol.md.
+ *
+ *   const pb = require('<repo>/plugins/sdk/js/pbstream.js');
+ *
+ *   pb.encodeFrame(doc, tensors?) -> Buffer
+ *       One binary frame. `tensors` maps name -> {data: TypedArray, shape: [int...]}; the dtype
+ *       follows the array (Float32Array f32, Float64Array f64, Int32Array i32, BigInt64Array
+ *       i64), or give {dtype, shape, data} with data any array-like of that dtype. A copy of
+ *       `doc` gets doc.tensors[name] = {dtype, shape, offset, nbytes}, in sorted-name order
+ *       (deterministic bytes, same layout as the Python and C++ writers). Without `tensors`
+ *       the document is framed as is (events).
+ *   pb.eventFrame(event, fields?) -> Buffer
+ *       A capture event ("hello", "unavailable", "error", "not_applicable") with no data.
+ *   pb.streamDoc({planet, planetVersion, engine, modelId, model, inputs, expected, taps?})
+ *       The top-level stream document; encodeFrame fills in "tensors".
+ *   pb.serve({planet, engine, engineVersion, build}) -> Promise<exit status>
+ *       The capture protocol loop on stdin/stdout. `engineVersion` is a string or an (async)
+ *       function returning one; if the function throws (e.g. require() of a missing package)
+ *       the "unavailable" event carries the reason. `build(fixture)` (may be async) returns
+ *       {doc, tensors} or throws NotApplicable(reason) (-> SKIP); any other error becomes the
+ *       fixture's "error" event. While serving, anything written to process.stdout (console.log
+ *       included) goes to stderr, so stray prints cannot corrupt the frame sequence. Resolves
+ *       to 0, or 2 for a malformed request (reason on stderr, nothing on stdout).
+ *   pb.NotApplicable    Error class: the planet cannot express this fixture.
+ *   pb.readFrames(buf) -> [{doc, tensors}]
+ *       Splits concatenated frames and decodes offset/nbytes tensors into typed arrays (tests).
+ *   pb.finiteOrRepr(x)  A number as JSON can carry it ({repr: "NaN"} otherwise).
+ */
+
+const os = require('os');
+
+const MAGIC = Buffer.from('PBSTRM\x00\x01', 'latin1');
+const ALIGN = 64;
+const HEADER_BYTES = 24; // magic, u64 JSON length, u64 data length
+
+const DTYPES = {
+  f32: Float32Array,
+  f64: Float64Array,
+  i32: Int32Array,
+  i64: BigInt64Array,
+};
+
+class NotApplicable extends Error {
+  constructor(reason) {
+    super(reason);
+    this.name = 'NotApplicable';
+  }
+}
+
+class RequestError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = 'RequestError';
+  }
+}
+
+if (os.endianness() !== 'LE') throw new Error('pbstream.js writes typed arrays as is and needs a little-endian host');
+
+const alignUp = (n) => Math.ceil(n / ALIGN) * ALIGN;
+
+// JSON cannot carry NaN/Infinity (JSON.stringify would silently write null): refuse them here
+// rather than let the host fail on the document.
+function dumps(doc) {
+  return Buffer.from(
+    JSON.stringify(doc, (key, v) => {
+      if (typeof v === 'number' && !Number.isFinite(v)) throw new Error(`non-finite number ${v} at key "${key}"; use finiteOrRepr()`);
+      return v;
+    }),
+    'utf8'
+  );
+}
+
+function finiteOrRepr(x) {
+  return Number.isFinite(x) ? x : { repr: String(x) };
+}
+
+function dtypeOf(data) {
+  for (const [code, Ctor] of Object.entries(DTYPES)) if (data instanceof Ctor) return code;
+  return null;
+}
+
+function tensorBytes(name, t) {
+  if (!t || typeof t !== 'object' || t.data == null) throw new Error(`tensor "${name}": expected {data, shape}`);
+  const shape = t.shape;
+  if (!Array.isArray(shape) || shape.some((d) => !Number.isInteger(d) || d < 0))
+    throw new Error(`tensor "${name}": shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
+  const code = t.dtype || dtypeOf(t.data);
+  const Ctor = DTYPES[code];
+  if (!Ctor) throw new Error(`tensor "${name}": unsupported dtype ${t.dtype || t.data.constructor.name} (expected f32, f64, i32 or i64)`);
+  let data = t.data instanceof Ctor ? t.data : Ctor.from(t.data, code === 'i64' ? BigInt : undefined);
+  const numel = shape.reduce((a, b) => a * b, 1);
+  if (data.length !== numel) throw new Error(`tensor "${name}": ${data.length} elements, shape [${shape.join(', ')}] needs ${numel}`);
+  return { code, shape: shape.slice(), raw: Buffer.from(data.buffer, data.byteOffset, data.byteLength) };
+}
+
+function encodeFrame(doc, tensors) {
+  doc = { ...doc };
+  const blobs = [];
+  let offset = 0;
+  if (tensors != null) {
+    const table = { ...(doc.tensors || {}) };
+    for (const name of Object.keys(tensors).sort()) {
+      const { code, shape, raw } = tensorBytes(name, tensors[name]);
+      table[name] = { dtype: code, shape, offset, nbytes: raw.length };
+      blobs.push([offset, raw]);
+      offset = alignUp(offset + raw.length);
+    }
+    doc.tensors = table;
+  }
+  const text = dumps(doc);
+  const dataStart = alignUp(HEADER_BYTES + text.length);
+  const out = Buffer.alloc(dataStart + offset); // zero-filled: the padding is zeros
+  MAGIC.copy(out, 0);
+  out.writeBigUInt64LE(BigInt(text.length), 8);
+  out.writeBigUInt64LE(BigInt(offset), 16);
+  text.copy(out, HEADER_BYTES);
+  for (const [off, raw] of blobs) raw.copy(out, dataStart + off);
+  return out;
+}
+
+function eventFrame(event, fields = {}) {
+  return encodeFrame({ format: 'planetbridge.capture', version: 1, event, ...fields });
+}
+
+function streamDoc({ planet, planetVersion, engine, modelId, model, inputs, expected, taps }) {
+  const doc = {
+    format: 'planetbridge.stream', version: 1,
+    planet, planet_version: planetVersion, engine,
+    model_id: modelId, model, tensors: {},
+    inputs: [...inputs], expected: [...expected],
+  };
+  if (taps && Object.keys(taps).length) doc.taps = { ...taps };
+  return doc;
+}
+
+function readFrames(buf) {
+  const frames = [];
+  let pos = 0;
+  while (pos < buf.length) {
+    if (buf.length - pos < HEADER_BYTES || !buf.subarray(pos, pos + 8).equals(MAGIC)) throw new Error(`no frame magic at byte ${pos}`);
+    const j = Number(buf.readBigUInt64LE(pos + 8));
+    const d = Number(buf.readBigUInt64LE(pos + 16));
+    const dataStart = pos + alignUp(HEADER_BYTES + j);
+    if (dataStart + d > buf.length) throw new Error(`truncated frame at byte ${pos}`);
+    const doc = JSON.parse(buf.subarray(pos + HEADER_BYTES, pos + HEADER_BYTES + j).toString('utf8'));
+    const tensors = {};
+    for (const [name, t] of Object.entries(doc.tensors || {})) {
+      if (t.offset == null) continue;
+      const Ctor = DTYPES[t.dtype];
+      const bytes = Buffer.from(buf.subarray(dataStart + t.offset, dataStart + t.offset + t.nbytes)); // aligned copy
+      tensors[name] = { dtype: t.dtype, shape: t.shape, data: new Ctor(bytes.buffer, bytes.byteOffset, t.nbytes / Ctor.BYTES_PER_ELEMENT) };
+    }
+    frames.push({ doc, tensors });
+    pos = dataStart + d;
+  }
+  return frames;
+}
+
+function parseRequest(raw) {
+  let req;
+  try {
+    req = JSON.parse(raw);
+  } catch (e) {
+    throw new RequestError(`request: invalid JSON: ${e.message}`);
+  }
+  if (!req || typeof req !== 'object' || Array.isArray(req)) throw new RequestError('request: expected a JSON object');
+  if (req.format !== 'planetbridge.capture-request')
+    throw new RequestError(`request.format: expected "planetbridge.capture-request", got ${JSON.stringify(req.format)}`);
+  if (req.version !== 1) throw new RequestError(`request.version: unsupported request version ${JSON.stringify(req.version)} (this capture reads 1)`);
+  if (!Array.isArray(req.fixtures)) throw new RequestError('request.fixtures: expected an array of fixtures');
+  req.fixtures.forEach((fx, i) => {
+    if (!fx || typeof fx !== 'object' || Array.isArray(fx)) throw new RequestError(`request.fixtures[${i}]: expected an object`);
+    if (typeof fx.id !== 'string' || !fx.id) throw new RequestError(`request.fixtures[${i}].id: expected a non-empty string`);
+  });
+  return req.fixtures;
+}
+
+async function readAll(stream) {
+  const chunks = [];
+  for await (const c of stream) chunks.push(c);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+// "Cannot find module 'x'\nRequire stack: ..." -> its first line; other errors keep their type.
+function reason(e) {
+  if (e && e.code === 'MODULE_NOT_FOUND') return String(e.message).split('\n')[0];
+  return e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+}
+
+async function serve({ planet, engine, engineVersion, build, stdin = process.stdin, stdout = null }) {
+  let send;
+  if (stdout) {
+    send = (frame) => new Promise((res, rej) => stdout.write(frame, (err) => (err ? rej(err) : res())));
+  } else {
+    // Frames go through the real stdout; every other write to it is rerouted to stderr.
+    const realWrite = process.stdout.write.bind(process.stdout);
+    process.stdout.write = (chunk, encoding, cb) => process.stderr.write(chunk, encoding, cb);
+    send = (frame) => new Promise((res, rej) => realWrite(frame, (err) => (err ? rej(err) : res())));
+  }
+
+  let fixtures;
+  try {
+    fixtures = parseRequest(await readAll(stdin));
+  } catch (e) {
+    if (!(e instanceof RequestError)) throw e;
+    process.stderr.write(`${planet} capture: ${e.message}\n`);
+    return 2;
+  }
+
+  let version;
+  try {
+    version = typeof engineVersion === 'function' ? await engineVersion() : engineVersion;
+  } catch (e) {
+    if (!(e && e.code === 'MODULE_NOT_FOUND')) process.stderr.write(`${e && e.stack ? e.stack : e}\n`);
+    await send(eventFrame('unavailable', { reason: reason(e) }));
+    return 0;
+  }
+  await send(eventFrame('hello', { planet, engine, engine_version: version }));
+
+  for (const fx of fixtures) {
+    let frame;
+    try {
+      const { doc, tensors } = await build(fx);
+      frame = encodeFrame(doc, tensors);
+    } catch (e) {
+      if (e instanceof NotApplicable) {
+        process.stderr.write(`${planet} capture: ${fx.id}: not applicable: ${e.message}\n`);
+        frame = eventFrame('not_applicable', { model_id: fx.id, reason: e.message });
+      } else {
+        process.stderr.write(`${planet} capture: ${fx.id}: error\n${e && e.stack ? e.stack : e}\n`);
+        frame = eventFrame('error', { model_id: fx.id, message: reason(e) });
+      }
+    }
+    await send(frame);
+  }
+  return 0;
+}
+
+module.exports = {
+  MAGIC, ALIGN, HEADER_BYTES,
+  NotApplicable, RequestError,
+  encodeFrame, eventFrame, streamDoc, serve, readFrames, finiteOrRepr, parseRequest,
+};
