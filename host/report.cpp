@@ -64,7 +64,7 @@ ConsoleReport::ConsoleReport(std::ostream& out, size_t fixture_width, bool color
     : out_(out), fixture_width_(std::max<size_t>(fixture_width, 7) + 2), color_(color) {}
 
 void ConsoleReport::header() {
-  out_ << pad("PLANET (ENGINE)", 30) << pad("FIXTURE", fixture_width_) << pad("LAYER", 10) << pad("VERDICT", 9)
+  out_ << pad("PLANET (ENGINE)", 36) << pad("FIXTURE", fixture_width_) << pad("LAYER", 10) << pad("VERDICT", 9)
        << pad("MAX|DIFF|", 10) << pad("MAX REL", 10) << pad("RELOAD", 9) << "MS\n";
 }
 
@@ -74,7 +74,7 @@ void ConsoleReport::row(const CaseResult& r) {
   const bool ran = r.verdict != Verdict::ERROR && r.verdict != Verdict::SKIP;
   char ms[32];
   std::snprintf(ms, sizeof ms, "%.1f", r.total_ms());
-  out_ << pad(engine_label(r), 30) << pad(r.fixture, fixture_width_) << pad(r.layer, 10) << verdict
+  out_ << pad(engine_label(r), 36) << pad(r.fixture, fixture_width_) << pad(r.layer, 10) << verdict
        << pad(ran ? sci(r.max_abs) : "-", 10) << pad(ran ? sci(r.max_rel) : "-", 10)
        << pad(ran ? (r.reload_identical ? "same" : "DIFFERS") : "-", 9) << (ran ? ms : "-") << "\n";
   if (!r.message.empty() && r.verdict != Verdict::EXACT && r.verdict != Verdict::PASS)

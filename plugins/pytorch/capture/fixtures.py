@@ -5,6 +5,11 @@ nn.Sequential(Linear(input, units[0]), Act(), ..., Linear(units[-2], units[-1]))
 layer linear. activation defaults to "relu" (unused with a single layer); bias defaults to true.
 The model is trained for a few Adam steps on a fixed synthetic regression task, so that biases
 are non-zero and weights are not just their initialisation.
+
+The other layer keys (cnn1/2/3, pool, batchnorm, layernorm, rmsnorm, embedding, residual,
+model) and their specs are defined in docs/suites.md; each model is built from stock torch
+modules (RMSNorm, which torch 1.13 lacks, is composed from torch ops and labelled so) and
+moved off its initialisation by a few Adam steps towards a fixed random target.
 """
 
 import zlib
@@ -91,24 +96,277 @@ def _train(model, inputs, outputs):
     a = torch.randn(inputs, hidden) / inputs ** 0.5  # scaled so tanh is not saturated
     b = torch.randn(hidden, outputs) / hidden ** 0.5
     y = torch.tanh(x @ a) @ b
+    _fit(model, x, y)
+
+
+def _fit(model, x, y, steps=TRAIN_STEPS):
+    """Full-batch Adam steps towards y; in train mode, so BatchNorm running stats move too."""
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
-    for _ in range(TRAIN_STEPS):
+    for _ in range(steps):
         opt.zero_grad()
         loss = nn.functional.mse_loss(model(x), y)
         loss.backward()
         opt.step()
+    model.eval()
+
+
+def _fit_random_target(model, x):
+    """Moves every parameter off its initialisation: regress onto a fixed random target."""
+    with torch.no_grad():
+        y = torch.randn_like(model.eval()(x))
+    _fit(model, x, y, steps=5)
+
+
+# ---------------------------------------------------------------- layers of issue #4
+
+class RMSNorm(nn.Module):
+    """RMSNorm built from torch ops (torch 1.13 has no nn.RMSNorm); the attributes and the
+    parameter mirror torch >= 2.4's nn.RMSNorm, and the capture keeps it a leaf module."""
+
+    def __init__(self, features, eps=1e-6):
+        super().__init__()
+        self.normalized_shape = (features,)
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(features))
+
+    def forward(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+COMPOSED_NOTES = {RMSNorm: "RMSNorm: x * rsqrt(mean(x^2) + eps) * weight from torch ops (torch 1.13 has no nn.RMSNorm)"}
+
+
+class Residual(nn.Module):
+    """x + f(x) with a real f: Linear -> ReLU -> Linear."""
+
+    def __init__(self, features):
+        super().__init__()
+        self.fc1 = nn.Linear(features, features)
+        self.fc2 = nn.Linear(features, features)
+
+    def forward(self, x):
+        return x + self.fc2(torch.relu(self.fc1(x)))
+
+
+class ResidualConvBlock(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c, c, 3, padding=1)
+        self.bn1 = nn.BatchNorm2d(c)
+        self.conv2 = nn.Conv2d(c, c, 3, padding=1)
+        self.bn2 = nn.BatchNorm2d(c)
+
+    def forward(self, x):
+        y = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(x + self.bn2(self.conv2(y)))
+
+
+class TextConv1d(nn.Module):
+    """embedding -> conv1d -> global max pool -> dense."""
+
+    def __init__(self, vocab, dim, filters, classes):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dim)
+        self.conv = nn.Conv1d(dim, filters, 3, padding=1)
+        self.pool = nn.AdaptiveMaxPool1d(1)
+        self.head = nn.Linear(filters, classes)
+
+    def forward(self, ids):
+        x = self.embed(ids).transpose(1, 2)  # [N, T, D] -> [N, D, T]: torch convs are channels-first
+        return self.head(self.pool(torch.relu(self.conv(x))).flatten(1))
+
+
+CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+BATCHNORM = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
+MAXPOOL = {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d}
+AVGPOOL = {1: nn.AvgPool1d, 2: nn.AvgPool2d, 3: nn.AvgPool3d}
+GLOBAL_POOL = {("global_avg", 1): nn.AdaptiveAvgPool1d, ("global_avg", 2): nn.AdaptiveAvgPool2d,
+               ("global_avg", 3): nn.AdaptiveAvgPool3d, ("global_max", 1): nn.AdaptiveMaxPool1d,
+               ("global_max", 2): nn.AdaptiveMaxPool2d, ("global_max", 3): nn.AdaptiveMaxPool3d}
+
+
+class Spec:
+    """Typed, strict access to a fixture spec: errors name the field (spec.kernel: ...)."""
+
+    def __init__(self, spec, known):
+        if not isinstance(spec, dict):
+            raise ValueError(f"spec: expected a mapping, got {spec!r}")
+        unknown = sorted(set(spec) - set(known))
+        if unknown:
+            raise ValueError(f"spec.{unknown[0]}: unknown field (known: {', '.join(sorted(known))})")
+        self.spec = spec
+
+    def int(self, key, default=None, minimum=1):
+        v = self.spec.get(key, default)
+        if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
+            raise ValueError(f"spec.{key}: expected an integer >= {minimum}, got {v!r}")
+        return v
+
+    def ints(self, key):
+        v = self.spec.get(key)
+        if not isinstance(v, list) or not v or any(not isinstance(u, int) or isinstance(u, bool) or u <= 0 for u in v):
+            raise ValueError(f"spec.{key}: expected a non-empty list of positive integers, got {v!r}")
+        return v
+
+    def choice(self, key, options, default=None):
+        v = self.spec.get(key, default)
+        if v not in options:
+            raise ValueError(f"spec.{key}: expected one of {', '.join(map(str, options))}, got {v!r}")
+        return v
+
+    def bool(self, key, default):
+        v = self.spec.get(key, default)
+        if not isinstance(v, bool):
+            raise ValueError(f"spec.{key}: expected true or false, got {v!r}")
+        return v
+
+    def float(self, key, default):
+        v = self.spec.get(key, default)
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0:
+            raise ValueError(f"spec.{key}: expected a positive number, got {v!r}")
+        return float(v)
+
+
+_CONV_KEYS = {"in_channels", "size", "filters", "kernel", "stride", "padding", "dilation", "activation", "bias"}
+
+
+def conv_model(dims, spec, n):
+    """layer cnn1/cnn2/cnn3: conv layers (activation after each), channels-first input."""
+    s = Spec(spec, _CONV_KEYS)
+    channels = s.int("in_channels")
+    kernel, stride, dilation = s.int("kernel"), s.int("stride", 1), s.int("dilation", 1)
+    padding = s.choice("padding", ("valid", "same"), "valid")
+    if padding == "same" and stride != 1:
+        padding_arg = _same_pads(kernel, dilation)  # torch allows "same" only with stride 1
+    else:
+        padding_arg = padding
+    activation = s.choice("activation", ("linear",) + tuple(ACTIVATIONS), "linear")
+    bias = s.bool("bias", True)
+    layers = []
+    for filters in s.ints("filters"):
+        layers.append(CONV[dims](channels, filters, kernel, stride=stride, padding=padding_arg,
+                                 dilation=dilation, bias=bias))
+        if activation != "linear":
+            layers.append(ACTIVATIONS[activation]())
+        channels = filters
+    model = nn.Sequential(*layers)
+    return model, torch.randn(n, s.int("in_channels"), *([s.int("size")] * dims))
+
+
+def _same_pads(kernel, dilation):
+    total = dilation * (kernel - 1)
+    if total % 2:
+        raise ValueError("spec.padding: 'same' with stride > 1 and an even window is asymmetric; "
+                         "torch convs take symmetric padding only")
+    return total // 2
+
+
+_POOL_KEYS = {"dims", "in_channels", "size", "filters", "pool", "kernel", "stride", "padding"}
+
+
+def pool_model(spec, n):
+    """layer pool: conv (3, same) -> relu -> pool."""
+    s = Spec(spec, _POOL_KEYS)
+    dims = s.choice("dims", (1, 2, 3))
+    cin, filters = s.int("in_channels"), s.int("filters")
+    pool = s.choice("pool", ("max", "avg", "global_avg", "global_max"))
+    layers = [CONV[dims](cin, filters, 3, padding=1), nn.ReLU()]
+    if pool in ("max", "avg"):
+        kernel = s.int("kernel")
+        stride = s.int("stride", kernel)
+        padding = s.int("padding", 0, minimum=0)
+        cls = MAXPOOL[dims] if pool == "max" else AVGPOOL[dims]
+        layers.append(cls(kernel, stride=stride, padding=padding))
+    else:
+        layers += [GLOBAL_POOL[(pool, dims)](1), nn.Flatten()]
+    return nn.Sequential(*layers), torch.randn(n, cin, *([s.int("size")] * dims))
+
+
+def batchnorm_model(spec, n):
+    """layer batchnorm: conv -> BatchNorm -> relu (dims 1-3), or Linear -> BatchNorm1d (dims 0)."""
+    s = Spec(spec, {"dims", "in_channels", "size", "filters"})
+    dims = s.choice("dims", (0, 1, 2, 3))
+    cin, filters = s.int("in_channels"), s.int("filters")
+    if dims == 0:
+        return nn.Sequential(nn.Linear(cin, filters), nn.BatchNorm1d(filters), nn.ReLU()), torch.randn(n, cin)
+    model = nn.Sequential(CONV[dims](cin, filters, 3, padding=1), BATCHNORM[dims](filters), nn.ReLU())
+    return model, torch.randn(n, cin, *([s.int("size")] * dims))
+
+
+def norm_model(norm):
+    def build_model(spec, n):
+        """layer layernorm / rmsnorm: Linear(f, f) -> norm(f)."""
+        s = Spec(spec, {"features", "eps"})
+        f = s.int("features")
+        eps = s.float("eps", 1e-5 if norm == "layernorm" else 1e-6)
+        layer = nn.LayerNorm(f, eps=eps) if norm == "layernorm" else RMSNorm(f, eps=eps)
+        return nn.Sequential(nn.Linear(f, f), layer), torch.randn(n, f)
+    return build_model
+
+
+def embedding_model(spec, n):
+    """layer embedding: ids [N, seq] -> nn.Embedding(vocab, dim)."""
+    s = Spec(spec, {"vocab", "dim", "seq"})
+    vocab = s.int("vocab")
+    return nn.Sequential(nn.Embedding(vocab, s.int("dim"))), torch.randint(0, vocab, (n, s.int("seq")))
+
+
+def residual_model(spec, n):
+    s = Spec(spec, {"features"})
+    f = s.int("features")
+    return Residual(f), torch.randn(n, f)
+
+
+def realistic_model(spec, n):
+    """layer model: small whole models (see docs/suites.md)."""
+    s = Spec(spec, {"arch"})
+    arch = s.choice("arch", ("small_cnn", "dw_separable", "text_conv1d"))
+    if arch == "small_cnn":
+        model = nn.Sequential(
+            nn.Conv2d(3, 16, 3, padding="same"), nn.BatchNorm2d(16), nn.ReLU(),
+            nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
+            nn.MaxPool2d(2), ResidualConvBlock(32), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))
+        return model, torch.randn(n, 3, 32, 32)
+    if arch == "dw_separable":
+        model = nn.Sequential(
+            nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.BatchNorm2d(8), nn.ReLU(),   # depthwise
+            nn.Conv2d(8, 16, 1), nn.BatchNorm2d(16), nn.ReLU())                        # pointwise
+        return model, torch.randn(n, 8, 16, 16)
+    return TextConv1d(vocab=100, dim=16, filters=32, classes=4), torch.randint(0, 100, (n, 20))
+
+
+BUILDERS = {
+    "cnn1": lambda spec, n: conv_model(1, spec, n),
+    "cnn2": lambda spec, n: conv_model(2, spec, n),
+    "cnn3": lambda spec, n: conv_model(3, spec, n),
+    "pool": pool_model,
+    "batchnorm": batchnorm_model,
+    "layernorm": norm_model("layernorm"),
+    "rmsnorm": norm_model("rmsnorm"),
+    "embedding": embedding_model,
+    "residual": residual_model,
+    "model": realistic_model,
+}
 
 
 def build(fixture):
     """The Stream for one fixture {id, layer, samples, seed, spec}."""
     layer = fixture.get("layer")
-    if layer != "dense":
-        raise ValueError(f"layer {layer!r} is not supported by the pytorch capture yet")
     samples = _int_field(fixture, "samples")
     torch.manual_seed(_seed(fixture))  # model init and all draws come from this seed, in fixed order
-    model = dense_model(fixture.get("spec"))
-    spec = fixture["spec"]
-    _train(model, spec["input"], spec["units"][-1])
-    x = torch.randn(samples, spec["input"])
-    return pb_torch.capture(model, (x,), fixture["id"], taps=True)
+    if layer == "dense":
+        model = dense_model(fixture.get("spec"))
+        spec = fixture["spec"]
+        _train(model, spec["input"], spec["units"][-1])
+        x = torch.randn(samples, spec["input"])
+    elif layer in BUILDERS:
+        model, x = BUILDERS[layer](fixture.get("spec"), samples)
+        _fit_random_target(model, x)
+        if x.is_floating_point():
+            x = torch.randn_like(x)  # evaluate on inputs the training never saw
+    else:
+        raise ValueError(f"layer {layer!r} is not supported by the pytorch capture (known: dense, {', '.join(BUILDERS)})")
+    leaves = tuple(COMPOSED_NOTES)
+    composed = sorted({note for cls, note in COMPOSED_NOTES.items() if any(isinstance(m, cls) for m in model.modules())})
+    return pb_torch.capture(model, (x,), fixture["id"], taps=True, leaf_modules=leaves, composed=composed)
