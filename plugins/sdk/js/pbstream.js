@@ -13,6 +13,9 @@
  *       `doc` gets doc.tensors[name] = {dtype, shape, offset, nbytes}, in sorted-name order
  *       (deterministic bytes, same layout as the Python and C++ writers). Without `tensors`
  *       the document is framed as is (events).
+ *   pb.encodeJson(doc, tensors) -> string
+ *       The same stream as one plain JSON document, tensors inline as base64 ("b64"): for small
+ *       recorded test streams kept as text. Not for real sizes.
  *   pb.eventFrame(event, fields?) -> Buffer
  *       A capture event ("hello", "unavailable", "error", "not_applicable") with no data.
  *   pb.streamDoc({planet, planetVersion, engine, modelId, model, inputs, expected, taps?})
@@ -120,6 +123,15 @@ function encodeFrame(doc, tensors) {
   text.copy(out, HEADER_BYTES);
   for (const [off, raw] of blobs) raw.copy(out, dataStart + off);
   return out;
+}
+
+function encodeJson(doc, tensors) {
+  const table = { ...(doc.tensors || {}) };
+  for (const name of Object.keys(tensors).sort()) {
+    const { code, shape, raw } = tensorBytes(name, tensors[name]);
+    table[name] = { dtype: code, shape, b64: raw.toString('base64') };
+  }
+  return dumps({ ...doc, tensors: table }).toString('utf8');
 }
 
 function eventFrame(event, fields = {}) {
@@ -243,5 +255,5 @@ async function serve({ planet, engine, engineVersion, build, stdin = process.std
 module.exports = {
   MAGIC, ALIGN, HEADER_BYTES,
   NotApplicable, RequestError,
-  encodeFrame, eventFrame, streamDoc, serve, readFrames, finiteOrRepr, parseRequest,
+  encodeFrame, encodeJson, eventFrame, streamDoc, serve, readFrames, finiteOrRepr, parseRequest,
 };

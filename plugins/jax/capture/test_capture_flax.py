@@ -1,0 +1,140 @@
+"""Tests for capture_flax.py (real JAX/Flax). They run where `jax` and `flax` import and are
+skipped elsewhere; the "unavailable" test runs only where they are missing.
+
+Run: python3 -m unittest discover -s plugins/jax/capture -p 'test_*.py'
+"""
+
+import functools
+import json
+import os
+import struct
+import subprocess
+import sys
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.normpath(os.path.join(HERE, "..", "..", "sdk", "python"))]
+
+import capture_flax  # noqa: E402
+import pbstream  # noqa: E402
+
+try:
+    import jax
+    import jax.numpy as jnp
+    import flax.linen as nn
+    import numpy as np
+    HAVE_FLAX, WHY = True, ""
+except ImportError as e:  # the reason the skip reports
+    HAVE_FLAX, WHY = False, f"needs jax and flax: {e}"
+
+CAPTURE = os.path.join(HERE, "capture_flax.py")
+_NP = {"f32": "<f4", "f64": "<f8", "i32": "<i4", "i64": "<i8"}
+
+
+def read_frames(buf):
+    """[(doc, {name: array})] for consecutive frames."""
+    import numpy
+    frames, pos = [], 0
+    while pos < len(buf):
+        assert buf[pos:pos + 8] == b"PBSTRM\x00\x01", "bad magic"
+        jlen, dlen = struct.unpack_from("<QQ", buf, pos + 8)
+        doc = json.loads(buf[pos + 24:pos + 24 + jlen].decode("utf-8"))
+        start = pos + (24 + jlen + 63) // 64 * 64
+        tensors = {}
+        for name, t in doc.get("tensors", {}).items():
+            count = int(numpy.prod(t["shape"], dtype=numpy.int64))
+            tensors[name] = numpy.frombuffer(buf, dtype=_NP[t["dtype"]], count=count,
+                                             offset=start + t["offset"]).reshape(t["shape"])
+        frames.append((doc, tensors))
+        pos = start + dlen
+    return frames
+
+
+def serve(request):
+    return subprocess.run([sys.executable, CAPTURE, "--serve"], input=json.dumps(request).encode(),
+                          capture_output=True, timeout=600, cwd="/")
+
+
+@unittest.skipUnless(HAVE_FLAX, WHY)
+class CaptureFlaxTest(unittest.TestCase):
+    def test_sequential_dialect_layouts_and_taps(self):
+        model = nn.Sequential([nn.Dense(4), nn.relu, nn.Dense(3, use_bias=False),
+                               functools.partial(nn.gelu, approximate=False), nn.Dense(2)])
+        x = jax.random.normal(jax.random.PRNGKey(0), (5, 6))
+        variables = model.init(jax.random.PRNGKey(1), x)
+        doc, t = read_frames(capture_flax.capture(model, variables, (x,), "seq").to_bytes())[0]
+        self.assertEqual((doc["planet"], doc["engine"], doc["planet_version"]), ("jax", "jax", jax.__version__))
+        self.assertNotIn("composed", doc)  # stock Flax modules
+        m = doc["model"]
+        self.assertEqual(m["format"], "flax.linen")
+        self.assertEqual((m["inputs"], m["outputs"]), (["x"], ["layers_4"]))
+        self.assertEqual([e["name"] for e in m["modules"]], ["layers_0", "relu_0", "layers_2", "gelu_0", "layers_4"])
+        self.assertEqual(m["modules"][0], {"type": "Dense", "name": "layers_0", "features": 4, "use_bias": True,
+                                           "dtype": None, "param_dtype": "float32", "precision": None})
+        self.assertEqual(m["modules"][1], {"type": "fn", "name": "relu_0", "fn": "nn.relu"})
+        self.assertEqual(m["modules"][3], {"type": "fn", "name": "gelu_0", "fn": "nn.gelu", "approximate": False})
+        self.assertFalse(m["modules"][2]["use_bias"])
+        self.assertNotIn("params/layers_2/bias", t)
+        self.assertEqual(t["params/layers_0/kernel"].shape, (6, 4))  # Flax's [in, out]
+        # Recompute from the stream's own tensors.
+        h = np.maximum(t["input.0"] @ t["params/layers_0/kernel"] + t["params/layers_0/bias"], 0)
+        h = jax.nn.gelu(h @ t["params/layers_2/kernel"], approximate=False)
+        y = np.asarray(h) @ t["params/layers_4/kernel"] + t["params/layers_4/bias"]
+        np.testing.assert_allclose(y, t["output.0"], rtol=1e-5, atol=1e-5)
+        self.assertEqual(set(doc["taps"]), {"layers_0", "relu_0", "layers_2", "gelu_0", "layers_4"})
+        np.testing.assert_allclose(t["tap.layers_4"], t["output.0"], rtol=1e-5, atol=1e-5)
+
+    def test_nested_sequential_paths(self):
+        model = nn.Sequential([nn.Sequential([nn.Dense(3), nn.tanh]), nn.Dense(2)])
+        x = jnp.ones((2, 4))
+        doc, t = read_frames(capture_flax.capture(model, model.init(jax.random.PRNGKey(0), x), (x,), "nest").to_bytes())[0]
+        names = [e["name"] for e in doc["model"]["modules"]]
+        self.assertEqual(names, ["layers_0/layers_0", "layers_0/tanh_0", "layers_1"])
+        self.assertIn("params/layers_0/layers_0/kernel", t)
+
+    def test_unsupported_layers_name_their_place(self):
+        x = jnp.ones((2, 4))
+        for layers, msg in (([nn.Dense(3), lambda v: v * 2], r"model\.layers\[1\]: unsupported callable"),
+                            ([nn.Dense(3), nn.LayerNorm()], r"model\.layers\[1\]: module type LayerNorm"),
+                            ([nn.Dense(3), functools.partial(nn.leaky_relu, slope=0.2)], "no attribute 'slope'")):
+            model = nn.Sequential(layers)
+            with self.assertRaisesRegex(ValueError, msg):
+                capture_flax.capture(model, model.init(jax.random.PRNGKey(0), x), (x,), "bad")
+
+    def test_fixture_is_trained_and_deterministic(self):
+        fx = {"id": "mlp", "layer": "dense", "samples": 10, "seed": 42,
+              "spec": {"input": 8, "units": [6, 3], "activation": "tanh"}}
+        a = capture_flax.build(fx).to_bytes()
+        self.assertEqual(a, capture_flax.build(fx).to_bytes())
+        doc, t = read_frames(a)[0]
+        self.assertTrue(np.any(t["params/layers_0/bias"] != 0))
+        self.assertEqual(t["input.0"].shape, (10, 8))
+        with self.assertRaises(pbstream.NotApplicable):
+            capture_flax.build({**fx, "spec": {"input": 8, "units": [4, 2], "activation": "mish"}})
+        with self.assertRaisesRegex(ValueError, "spec.units"):
+            capture_flax.build({**fx, "spec": {"input": 8, "units": []}})
+
+    def test_serve_two_fixtures_in_order(self):
+        fx = {"layer": "dense", "samples": 7, "seed": 1, "spec": {"input": 4, "units": [3, 2]}}
+        r = serve({"format": "planetbridge.capture-request", "version": 1,
+                   "fixtures": [{**fx, "id": "b_second"}, {**fx, "id": "a_first"}]})
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        frames = read_frames(r.stdout)
+        self.assertEqual(frames[0][0]["event"], "hello")
+        self.assertEqual(frames[0][0]["engine_version"], jax.__version__)
+        self.assertEqual([f[0]["model_id"] for f in frames[1:]], ["b_second", "a_first"])
+
+
+@unittest.skipIf(HAVE_FLAX, "jax and flax are installed")
+class WithoutFlaxTest(unittest.TestCase):
+    def test_serve_reports_unavailable(self):
+        r = serve({"format": "planetbridge.capture-request", "version": 1, "fixtures": [{"id": "x"}]})
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        frames = read_frames(r.stdout)
+        self.assertEqual(len(frames), 1)
+        self.assertEqual(frames[0][0]["event"], "unavailable")
+        self.assertRegex(frames[0][0]["reason"], "No module named '(jax|flax)'")
+
+
+if __name__ == "__main__":
+    unittest.main()
