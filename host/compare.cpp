@@ -45,13 +45,16 @@ Comparison compare(const Tensor& bridged, const Tensor& native, const Tolerance&
     const bool both_nan = std::isnan(b) && std::isnan(v);
     const double d = both_nan ? 0.0 : std::fabs(b - v);  // NaN when only one side is NaN
     const double bound = tol.atol + tol.rtol * std::fabs(v);
-    const bool ok = both_nan || d <= bound || b == v;  // b == v covers equal infinities
+    // A non-finite value on either side matches only itself: an infinite bound accepts nothing.
+    const bool finite = std::isfinite(b) && std::isfinite(v);
+    const bool ok = both_nan || b == v || (finite && d <= bound);
     if (!(b == v || both_nan)) all_equal = false;
     if (!ok) ++c.violations;
     const double dd = (b == v || both_nan) ? 0.0 : (std::isnan(d) ? INFINITY : d);
     c.max_abs = std::max(c.max_abs, dd);
     if (v != 0) c.max_rel = std::max(c.max_rel, dd / std::fabs(v));
-    const double ratio = bound > 0 ? dd / bound : (dd > 0 ? INFINITY : 0);
+    double ratio = 0;  // how far past its bound this element is; a non-finite mismatch is worst
+    if (!(both_nan || b == v)) ratio = !finite ? INFINITY : bound > 0 ? dd / bound : INFINITY;
     if (ratio > worst_ratio) {
       worst_ratio = ratio;
       c.worst = i;

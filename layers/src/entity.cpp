@@ -172,10 +172,14 @@ Loaded deserialize(const uint8_t* bytes, size_t size, const std::string& where) 
     const std::string tw = "tensor \"" + e.name + "\"";
     DType check;
     if (!parse_dtype(dtype_name(e.dtype), &check)) throw fail(tw + ": unknown dtype");
-    for (int64_t d : e.shape)
-      if (d < 0) throw fail(tw + ": negative dimension");
+    uint64_t want = 0;
+    try {
+      want = static_cast<uint64_t>(element_count(e.shape)) * dtype_size(e.dtype);
+    } catch (const Error& err) {
+      throw fail(tw + ": " + err.message());
+    }
     if (e.offset != expected_offset) throw fail(tw + ": offset " + std::to_string(e.offset) + ", expected " + std::to_string(expected_offset));
-    if (e.length != static_cast<uint64_t>(element_count(e.shape)) * dtype_size(e.dtype))
+    if (e.length != want)
       throw fail(tw + ": length " + std::to_string(e.length) + " does not match shape " + shape_str(e.shape));
     if (e.offset + e.length > data_len) throw fail(tw + ": lies past the end of the data section");
     const uint32_t crc = crc32(data + e.offset, e.length);

@@ -21,7 +21,7 @@ ir::Graph fuse_activations(const ir::Graph& graph) {
   g.nodes.clear();
   std::map<std::string, size_t> producer;  // value -> index in g.nodes
   for (const ir::Node& n : graph.nodes) {
-    if (n.op == "Activation" && !n.inputs.empty()) {
+    if (n.op == "Activation" && !n.inputs.empty() && n.attrs.has("function")) {
       auto it = producer.find(n.inputs[0]);
       if (it != producer.end() && uses[n.inputs[0]] == 1 && fusable_producer(g.nodes[it->second])) {
         ir::Node& dense = g.nodes[it->second];

@@ -240,7 +240,7 @@ class ServeTest(unittest.TestCase):
         self.assertEqual(frames[1][1]["input.0"].shape, (7, 4))
         err = frames[3][0]
         self.assertEqual(err["event"], "error")
-        self.assertEqual(err["message"], "ValueError: layer 'conv2' is not supported by the pytorch capture yet")
+        self.assertEqual(err["message"], "ValueError: layer 'conv2' is not supported by the pytorch capture (known: dense, cnn1, cnn2, cnn3, pool, batchnorm, layernorm, rmsnorm, embedding, residual, model)")
 
     # A stand-in planet: argv[1] == "missing" makes its engine fail to import.
     FAKE_PLANET = (

@@ -3,6 +3,7 @@
 #include <array>
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <iostream>
@@ -56,8 +57,10 @@ std::vector<uint8_t> base64_decode(const std::string& text, const std::string& w
       int8_t d = table[static_cast<uint8_t>(c)];
       bool padding_slot = (c == '=') && (i + 4 == text.size()) && (k >= 4 - pad);
       if (d < 0 && !padding_slot) {
-        std::string shown = std::isprint(static_cast<unsigned char>(c)) ? std::string(1, c) : "\\x" + std::to_string(uint8_t(c));
-        throw Error(where, "invalid base64 character '" + shown + "' at offset " + std::to_string(i + k));
+        char shown[8];
+        std::snprintf(shown, sizeof shown, std::isprint(static_cast<unsigned char>(c)) ? "%c" : "\\x%02x",
+                      static_cast<unsigned char>(c));
+        throw Error(where, std::string("invalid base64 character '") + shown + "' at offset " + std::to_string(i + k));
       }
       v = (v << 6) | uint32_t(d < 0 ? 0 : d);
     }
@@ -96,7 +99,8 @@ nlohmann::json parse_json(const char* begin, size_t size) {
 Frame parse_frame(const uint8_t* bytes, size_t size) {
   Frame f;
   if (size >= 8 && std::memcmp(bytes, kStreamMagic, 6) == 0) {
-    if (std::memcmp(bytes, kStreamMagic, 8) != 0)
+    if (bytes[6] != 0) throw Error("(framing)", "bad magic: expected \"PBSTRM\\0\\1\"");
+    if (bytes[7] != kStreamMagic[7])
       throw Error("(framing)", "unsupported binary framing version " + std::to_string(bytes[7]) + " (expected 1)");
     if (size < kStreamHeaderBytes)
       throw Error("(framing)", "truncated header: " + std::to_string(size) + " bytes, expected at least 24");
@@ -135,13 +139,22 @@ std::optional<Frame> read_frame(std::istream& in) {
   if (static_cast<uint64_t>(in.gcount()) != padded)
     throw Error("(framing)", "input ended inside the JSON document (" + std::to_string(in.gcount()) + " of " +
                                  std::to_string(padded) + " bytes)");
+  if (data_len > kMaxStreamDataBytes)
+    throw Error("(framing)", "data section of " + std::to_string(data_len) + " bytes is above the limit of " +
+                                 std::to_string(kMaxStreamDataBytes));
   Frame f;
   f.doc = parse_json(json.data(), json_len);
-  f.data.resize(data_len);
-  in.read(reinterpret_cast<char*>(f.data.data()), static_cast<std::streamsize>(data_len));
-  if (static_cast<uint64_t>(in.gcount()) != data_len)
-    throw Error("(framing)", "input ended inside the data section (" + std::to_string(in.gcount()) + " of " +
-                                 std::to_string(data_len) + " bytes)");
+  // Grow as bytes arrive, so a lying header cannot make us allocate what never comes.
+  constexpr uint64_t kChunk = uint64_t(64) << 20;
+  for (uint64_t done = 0; done < data_len;) {
+    const uint64_t n = std::min(kChunk, data_len - done);
+    f.data.resize(done + n);
+    in.read(reinterpret_cast<char*>(f.data.data() + done), static_cast<std::streamsize>(n));
+    done += static_cast<uint64_t>(in.gcount());
+    if (static_cast<uint64_t>(in.gcount()) != n)
+      throw Error("(framing)", "input ended inside the data section (" + std::to_string(done) + " of " +
+                                   std::to_string(data_len) + " bytes)");
+  }
   f.framed = true;
   return f;
 }
@@ -214,7 +227,13 @@ Tensor decode_tensor(const JsonRef& spec, const Frame& frame) {
   Shape shape = shape_ref.ints();
   for (size_t i = 0; i < shape.size(); ++i)
     if (shape[i] < 0) shape_ref[i].fail("dimension must be >= 0");
-  const size_t want = static_cast<size_t>(element_count(shape)) * dtype_size(dtype);
+  int64_t count = 0;
+  try {
+    count = element_count(shape);
+  } catch (const Error& e) {
+    shape_ref.fail(e.message());
+  }
+  const size_t want = static_cast<size_t>(count) * dtype_size(dtype);
 
   int sources = spec.has("b64") + spec.has("data") + spec.has("offset");
   if (sources != 1) spec.fail("expected exactly one of \"b64\", \"data\" or \"offset\"/\"nbytes\", found " + std::to_string(sources));

@@ -39,7 +39,12 @@ bool is_float(DType t) { return t == DType::f32 || t == DType::f64; }
 
 int64_t element_count(const Shape& shape) {
   int64_t n = 1;
-  for (int64_t d : shape) n *= d;
+  for (int64_t d : shape) {
+    if (d < 0) throw Error("", "negative dimension in shape " + shape_str(shape));
+    // Bytes must fit too: 8-byte elements, so keep counts below 2^60.
+    if (__builtin_mul_overflow(n, d, &n) || n > (int64_t(1) << 60))
+      throw Error("", "shape " + shape_str(shape) + " has too many elements");
+  }
   return n;
 }
 

@@ -1,0 +1,220 @@
+'use strict';
+// Tests for the tfjs capture and the shared JS stream writer. Run: node --test plugins/tensorflow/capture/capture.test.js
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const path = require('path');
+const { spawnSync } = require('child_process');
+
+const pb = require('../../sdk/js/pbstream.js');
+
+const CAPTURE = path.join(__dirname, 'capture.js');
+const PBSTREAM = require.resolve('../../sdk/js/pbstream.js');
+
+let tfjs = null; // the capture library, when the npm packages are installed
+try {
+  tfjs = require('./pb_tfjs.js');
+} catch (e) {
+  if (e.code !== 'MODULE_NOT_FOUND') throw e;
+}
+const needsTfjs = { skip: tfjs ? false : 'npm packages not installed (npm ci at the repository root)' };
+
+const node = (args, input) =>
+  spawnSync(process.execPath, args, { input: input === undefined ? '' : input, cwd: '/', timeout: 120000, maxBuffer: 1 << 26 });
+const request = (fixtures) => JSON.stringify({ format: 'planetbridge.capture-request', version: 1, fixtures });
+
+// ------------------------------------------------------------------ the frame layout
+
+test('encodeFrame: header, 64-byte alignment, sorted tensors, zero padding', () => {
+  const doc = { format: 'planetbridge.stream', hello: 'wörld' };
+  const frame = pb.encodeFrame(doc, {
+    b: { data: new Float32Array([1, 2, 3]), shape: [3] },
+    a: { data: new BigInt64Array([5n, -6n]), shape: [2, 1] },
+    s: { data: new Float64Array([0.5]), shape: [] },
+  });
+  assert.equal(frame.subarray(0, 8).toString('latin1'), 'PBSTRM\x00\x01');
+  const j = Number(frame.readBigUInt64LE(8));
+  const d = Number(frame.readBigUInt64LE(16));
+  const dataStart = Math.ceil((24 + j) / 64) * 64;
+  assert.equal(frame.length, dataStart + d);
+  assert.ok(frame.subarray(24 + j, dataStart).every((byte) => byte === 0));
+  const parsed = JSON.parse(frame.subarray(24, 24 + j).toString('utf8'));
+  assert.equal(parsed.hello, 'wörld');
+  assert.deepEqual(Object.keys(parsed.tensors), ['a', 'b', 's']);
+  assert.deepEqual(parsed.tensors.a, { dtype: 'i64', shape: [2, 1], offset: 0, nbytes: 16 });
+  assert.deepEqual(parsed.tensors.b, { dtype: 'f32', shape: [3], offset: 64, nbytes: 12 });
+  assert.deepEqual(parsed.tensors.s, { dtype: 'f64', shape: [], offset: 128, nbytes: 8 });
+  assert.equal(frame.readFloatLE(dataStart + 64 + 4), 2);
+  assert.equal(doc.tensors, undefined); // the caller's doc is not modified
+
+  const [back, hello] = pb.readFrames(Buffer.concat([frame, pb.eventFrame('hello', { planet: 'p' })]));
+  assert.equal(hello.doc.event, 'hello');
+  assert.deepEqual([...back.tensors.a.data], [5n, -6n]);
+  assert.deepEqual([...back.tensors.b.data], [1, 2, 3]);
+});
+
+test('encodeFrame: errors name the tensor; NaN never reaches the JSON', () => {
+  assert.throws(() => pb.encodeFrame({}, { w: { data: new Float32Array(5), shape: [2, 3] } }), /tensor "w": 5 elements, shape \[2, 3\] needs 6/);
+  assert.throws(() => pb.encodeFrame({}, { w: { data: new Uint8Array(2), shape: [2] } }), /tensor "w": unsupported dtype Uint8Array/);
+  assert.throws(() => pb.encodeFrame({ x: NaN }), /non-finite number NaN/);
+  assert.deepEqual(pb.finiteOrRepr(Infinity), { repr: 'Infinity' });
+  const [ev] = pb.readFrames(pb.eventFrame('error', { model_id: 'm', message: 'boom' }));
+  assert.deepEqual(ev.doc, { format: 'planetbridge.capture', version: 1, event: 'error', model_id: 'm', message: 'boom' });
+});
+
+test('encodeJson: the same stream as plain JSON with base64 tensors', () => {
+  const text = pb.encodeJson({ format: 'planetbridge.stream' }, { w: { data: new Float32Array([1.5, -2]), shape: [2] } });
+  const doc = JSON.parse(text);
+  assert.deepEqual(doc.tensors.w, { dtype: 'f32', shape: [2], b64: Buffer.from(new Float32Array([1.5, -2]).buffer).toString('base64') });
+});
+
+// ------------------------------------------------------------------ the library
+
+test('capture(): Keras config, weight table by layer, inputs, native outputs, taps', needsTfjs, () => {
+  const { tf } = tfjs;
+  const build = () => {
+    const m = tf.sequential({ name: 'lib' });
+    m.add(tf.layers.dense({ units: 3, inputShape: [4], activation: 'relu', name: 'dense' }));
+    m.add(tf.layers.dense({ units: 2, useBias: false, name: 'out' }));
+    return m;
+  };
+  build(); // a first model with the same layer names: tfjs renames this one's variables "dense/kernel_1"
+  const model = build();
+  assert.equal(model.layers[0].weights[0].name, 'dense/kernel_1');
+  const x = tf.randomNormal([5, 4], 0, 1, 'float32', 1);
+  const s = tfjs.capture(model, x, 'lib', { taps: true });
+  const [{ doc, tensors }] = pb.readFrames(s.toBytes());
+  assert.equal(doc.planet, 'tensorflow');
+  assert.equal(doc.engine, 'tfjs');
+  assert.equal(doc.planet_version, tf.version.tfjs);
+  assert.equal(doc.model.format, 'keras');
+  assert.equal(doc.model.topology.class_name, 'Sequential');
+  assert.equal(doc.model.topology.config.layers[0].config.activation, 'relu');
+  // Stream names are "<layer>/<weight>", whatever suffix tfjs gave the variable.
+  assert.deepEqual(doc.model.weights, { dense: { kernel: 'dense/kernel', bias: 'dense/bias' }, out: { kernel: 'out/kernel' } });
+  assert.deepEqual(doc.tensors['dense/kernel'].shape, [4, 3]); // Keras layout [in, out]
+  assert.deepEqual(doc.inputs, ['input.0']);
+  assert.deepEqual(doc.expected, ['output.0']);
+  assert.deepEqual(doc.taps, { dense: 'tap.dense', out: 'tap.out' });
+  assert.deepEqual([...tensors['output.0'].data], [...model.predict(x).dataSync()]);
+  assert.deepEqual([...tensors['tap.out'].data], [...tensors['output.0'].data]);
+  assert.ok(tensors['tap.dense'].data.every((v) => v >= 0));
+  assert.throws(() => tfjs.capture(model, [x, x], 'two'), /takes 1 inputs, got 2/);
+});
+
+test('capture(): a functional model with a shared layer gets taps only where they are well defined', needsTfjs, () => {
+  const { tf } = tfjs;
+  const x = tf.input({ shape: [3], name: 'x' });
+  const shared = tf.layers.dense({ units: 3, name: 'shared' });
+  const y = tf.layers.add({ name: 'sum' }).apply([shared.apply(x), shared.apply(shared.apply(x))]);
+  const model = tf.model({ inputs: x, outputs: y });
+  const { doc } = tfjs.capture(model, tf.ones([2, 3]), 'f', { taps: true });
+  assert.equal(doc.model.topology.class_name, 'Model');
+  assert.deepEqual(Object.keys(doc.taps), ['sum']);
+  assert.deepEqual(doc.model.weights, { shared: { kernel: 'shared/kernel', bias: 'shared/bias' } });
+});
+
+test('fixtures: dense specs, trained biases, deterministic bytes, errors naming the field', needsTfjs, async () => {
+  const fixtures = require('./fixtures.js');
+  const fx = { id: 'mlp', layer: 'dense', samples: 6, seed: 42, spec: { input: 5, units: [4, 3], activation: 'tanh' } };
+  await tfjs.useWasm();
+  const a = (await fixtures.build(fx)).toBytes();
+  assert.deepEqual(a, (await fixtures.build(fx)).toBytes());
+  const [{ doc, tensors }] = pb.readFrames(a);
+  assert.deepEqual(doc.model.topology.config.layers.map((l) => [l.config.name, l.config.activation]), [['dense_1', 'tanh'], ['dense_2', 'linear']]);
+  assert.deepEqual(doc.tensors['input.0'].shape, [6, 5]);
+  assert.ok(tensors['dense_1/bias'].data.some((v) => v !== 0));
+  // Recompute from the stream's own weights (Keras layout), as the host would.
+  const dense = (x, rows, k, b, inF, outF, act) => {
+    const y = new Float64Array(rows * outF);
+    for (let r = 0; r < rows; r++)
+      for (let o = 0; o < outF; o++) {
+        let acc = b[o];
+        for (let i = 0; i < inF; i++) acc += x[r * inF + i] * k[i * outF + o];
+        y[r * outF + o] = act(acc);
+      }
+    return y;
+  };
+  const h = dense(tensors['input.0'].data, 6, tensors['dense_1/kernel'].data, tensors['dense_1/bias'].data, 5, 4, Math.tanh);
+  const y = dense(h, 6, tensors['dense_2/kernel'].data, tensors['dense_2/bias'].data, 4, 3, (v) => v);
+  y.forEach((v, i) => assert.ok(Math.abs(v - tensors['output.0'].data[i]) <= 1e-5 + 1e-5 * Math.abs(v), `element ${i}`));
+
+  for (const [spec, field] of [
+    [{ input: 8, units: [4, 2], activation: 'swish2' }, 'spec.activation'],
+    [{ input: 8, units: [] }, 'spec.units'],
+    [{ input: 8, units: [2], bias: 'no' }, 'spec.bias'],
+    [{ input: 8, units: [2], dropout: 0.1 }, 'spec.dropout'],
+  ])
+    await assert.rejects(fixtures.build({ ...fx, spec }), new RegExp(field.replace('.', '\\.')));
+  await assert.rejects(fixtures.build({ ...fx, spec: { input: 4, units: [3, 2], activation: 'hardswish' } }), pb.NotApplicable);
+});
+
+// ------------------------------------------------------------------ the protocol
+
+test('--serve: hello, then one frame per fixture in request order, errors as events', needsTfjs, () => {
+  const fx = { layer: 'dense', samples: 7, seed: 1, spec: { input: 4, units: [3, 2] } };
+  const r = node([CAPTURE, '--serve'], request([{ ...fx, id: 'b_second' }, { ...fx, id: 'a_first' }, { ...fx, id: 'conv', layer: 'conv2' }]));
+  assert.equal(r.status, 0, r.stderr.toString());
+  const frames = pb.readFrames(r.stdout);
+  assert.equal(frames.length, 4);
+  const hello = frames[0].doc;
+  assert.deepEqual([hello.event, hello.planet, hello.engine, hello.engine_version], ['hello', 'tensorflow', 'tfjs', tfjs.PLANET_VERSION]);
+  assert.deepEqual(frames.slice(1).map((f) => f.doc.model_id), ['b_second', 'a_first', 'conv']);
+  assert.equal(frames[1].doc.format, 'planetbridge.stream');
+  assert.deepEqual(frames[1].doc.tensors['input.0'].shape, [7, 4]);
+  assert.deepEqual(frames[3].doc, {
+    format: 'planetbridge.capture', version: 1, event: 'error', model_id: 'conv',
+    message: 'Error: layer "conv2" is not supported by the tensorflow capture yet',
+  });
+});
+
+// A stand-in planet (node -e): argv[1] === "missing" makes its engine fail to load.
+const FAKE_PLANET = `
+  const pb = require(${JSON.stringify(PBSTREAM)});
+  pb.serve({
+    planet: 'p', engine: 'e',
+    engineVersion: process.argv[1] === 'missing' ? () => require('no_such_engine_module') : '1.0',
+    build: async () => { console.log('noise'); throw new pb.NotApplicable('no such thing'); },
+  }).then((code) => process.exit(code));`;
+
+test('serve(): not_applicable, and stray prints land on stderr', () => {
+  const r = node(['-e', FAKE_PLANET, 'present'], request([{ id: 'x' }]));
+  assert.equal(r.status, 0, r.stderr.toString());
+  const frames = pb.readFrames(r.stdout);
+  assert.deepEqual(frames.map((f) => f.doc.event), ['hello', 'not_applicable']);
+  assert.deepEqual([frames[1].doc.model_id, frames[1].doc.reason], ['x', 'no such thing']);
+  assert.match(r.stderr.toString(), /noise/);
+});
+
+test('serve(): a missing engine is "unavailable" with the reason', () => {
+  const r = node(['-e', FAKE_PLANET, 'missing'], request([{ id: 'x' }]));
+  assert.equal(r.status, 0, r.stderr.toString());
+  const frames = pb.readFrames(r.stdout);
+  assert.equal(frames.length, 1);
+  assert.equal(frames[0].doc.event, 'unavailable');
+  assert.equal(frames[0].doc.reason, "Cannot find module 'no_such_engine_module'");
+});
+
+test('serve(): a malformed request exits 2 with nothing on stdout', () => {
+  const r = node([CAPTURE, '--serve'], JSON.stringify({ format: 'planetbridge.capture-request', version: 2, fixtures: [] }));
+  assert.equal(r.status, 2);
+  assert.equal(r.stdout.length, 0);
+  assert.match(r.stderr.toString(), /request\.version/);
+});
+
+test('CLI: argument errors, glob matching', () => {
+  const r = node([CAPTURE, '--suite', 'x.yaml']);
+  assert.equal(r.status, 2);
+  assert.match(r.stderr.toString(), /needs one of --out DIR or --stdout/);
+  const { globRegExp } = require('./capture.js');
+  assert.ok(globRegExp('mlp_*_relu').test('mlp_32_16_4_relu'));
+  assert.ok(!globRegExp('mlp_*_relu').test('linear_16_4'));
+  assert.ok(globRegExp('linear_[13]?_4').test('linear_16_4'));
+  assert.ok(!globRegExp('a.c').test('abc'));
+});
+
+test('CLI: --request captures standalone to stdout', needsTfjs, () => {
+  const fx = { id: 'one', layer: 'dense', samples: 3, seed: 5, spec: { input: 2, units: [2] } };
+  const r = node([CAPTURE, '--request', '-', '--stdout'], request([fx, { ...fx, id: 'two' }]).toString());
+  assert.equal(r.status, 0, r.stderr.toString());
+  assert.deepEqual(pb.readFrames(r.stdout).map((f) => f.doc.model_id), ['one', 'two']);
+});

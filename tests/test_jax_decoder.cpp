@@ -1,0 +1,402 @@
+// The jax decoder (plugins/jax/decoder.cpp), loaded as a plugin, on small streams in
+// tests/streams/jax/: hand-written ones with values checked by hand, and functions.json recorded
+// from jax-js by record.js there (no Node needed here). Error cases mutate those documents.
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+
+#include "ladder.h"
+#include "planetbridge/network.h"
+#include "plugin_loader.h"
+#include "runner.h"
+#include "suite.h"
+#include "test_util.h"
+
+using nlohmann::json;
+using pb::Tensor;
+using pb::ir::Graph;
+using pbtest::ErrorAt;
+
+namespace {
+
+std::string jax_plugin_path() {
+#ifdef PB_JAX_PLUGIN
+  return PB_JAX_PLUGIN;
+#else
+  // Every planet builds into one plugin directory.
+  return (std::filesystem::path(PB_PYTORCH_PLUGIN).parent_path() / "libplanet_jax.so").string();
+#endif
+}
+
+const pb::Dialect& jax() {
+  static const std::string path = jax_plugin_path();
+  static const pb::host::PluginRegistry registry = [] {
+    pb::host::PluginRegistry r;
+    r.load(path);
+    return r;
+  }();
+  const pb::Dialect* d = registry.find("jax");
+  if (!d) FAIL("cannot load " << path << ": " << (registry.refused().empty() ? "?" : registry.refused()[0].reason));
+  return *d;
+}
+
+json load_doc(const std::string& name) {
+  return json::parse(pbtest::read_text(std::string(PB_TEST_STREAMS_DIR) + "/jax/" + name + ".json"));
+}
+
+pb::Stream to_stream(const json& doc) {
+  const std::string text = doc.dump();
+  return pb::read_stream_bytes(reinterpret_cast<const uint8_t*>(text.data()), text.size());
+}
+
+Graph decode(const json& doc) { return jax().decode(to_stream(doc)); }
+
+// Compiles the graph for the stream's input shapes, runs it, returns copies of the outputs.
+std::vector<Tensor> run(const pb::Stream& s, const Graph& g) {
+  std::map<std::string, pb::Shape> shapes;
+  std::vector<const Tensor*> inputs;
+  for (size_t i = 0; i < g.inputs.size(); ++i) {
+    shapes[g.inputs[i].name] = s.tensors.at(s.inputs[i]).shape();
+    inputs.push_back(&s.tensors.at(s.inputs[i]));
+  }
+  pb::Network net(g, shapes);
+  net.run(inputs);
+  std::vector<Tensor> out;
+  for (size_t i = 0; i < net.output_count(); ++i) out.push_back(net.output(i).clone());
+  return out;
+}
+
+std::vector<float> values(const Tensor& t) { return {t.data<float>(), t.data<float>() + t.numel()}; }
+
+// The largest |got - want| - (atol + rtol |want|): <= 0 when every element is within tolerance.
+double excess(const Tensor& got, const Tensor& want, double atol, double rtol) {
+  REQUIRE(got.shape() == want.shape());
+  double worst = -1;
+  for (int64_t i = 0; i < got.numel(); ++i) {
+    const double g = got.data<float>()[i], w = want.data<float>()[i];
+    worst = std::max(worst, std::fabs(g - w) - (atol + rtol * std::fabs(w)));
+  }
+  return worst;
+}
+
+const pb::ir::Node& node(const Graph& g, const std::string& name) {
+  const pb::ir::Node* n = g.find_node(name);
+  REQUIRE(n);
+  return *n;
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------ translations
+
+TEST_CASE("jax decoder: a square Dense kernel [in, out] is transposed exactly once", "[jax]") {
+  const pb::Stream s = to_stream(load_doc("dense_square"));
+  const Graph g = jax().decode(s);
+  REQUIRE(g.inputs.size() == 1);
+  CHECK(g.inputs[0].name == "x");
+  CHECK(g.inputs[0].shape == pb::Shape{-1, 3});
+  REQUIRE(g.nodes.size() == 1);
+  const pb::ir::Node& n = g.nodes[0];
+  CHECK(n.name == "Dense_0");
+  CHECK(n.op == "Dense");
+  CHECK(n.inputs == std::vector<std::string>{"x", "params/Dense_0/kernel.T", "params/Dense_0/bias"});
+  CHECK(n.outputs == std::vector<std::string>{"Dense_0"});
+  CHECK(n.attrs.i("in_features") == 3);
+  CHECK(n.attrs.i("out_features") == 3);
+  CHECK(n.origin == "flax:Dense_0 (Dense)");
+  CHECK(g.outputs == std::vector<std::string>{"Dense_0"});
+  CHECK(g.metadata.at("planet") == "jax");
+  CHECK(g.metadata.at("model_id") == "dense_square");
+  // The IR weight [out, in] is the kernel's transpose.
+  const Tensor& w = g.weights.at("params/Dense_0/kernel.T");
+  CHECK(w.shape() == pb::Shape{3, 3});
+  CHECK(values(w) == std::vector<float>{1, 4, 7, 2, 5, 8, 3, 6, 10});
+  CHECK(g.weights.count("params/Dense_0/kernel") == 0);
+
+  const std::vector<Tensor> out = run(s, g);
+  REQUIRE(out.size() == 1);
+  // x·K + b by hand; a missed (or doubled) transpose gives x·Kᵀ + b = [-1.5, -3, -1, 14, 29, 51.5].
+  CHECK(values(out[0]) == std::vector<float>{-5.5f, -7.f, -5.f, 30.f, 34.f, 45.5f});
+  CHECK(out[0].bit_equal(s.tensors.at("output.0")));
+}
+
+TEST_CASE("jax decoder: use_bias false gives a Dense without bias, Sequential order by default", "[jax]") {
+  json doc = load_doc("mlp_no_bias");
+  const pb::Stream s = to_stream(doc);
+  const Graph g = jax().decode(s);
+  REQUIRE(g.nodes.size() == 3);
+  CHECK(g.nodes[0].inputs == std::vector<std::string>{"x", "params/Dense_0/kernel.T"});
+  CHECK(g.nodes[0].attrs.i("in_features") == 3);
+  CHECK(g.nodes[0].attrs.i("out_features") == 4);
+  CHECK(g.nodes[1].op == "Activation");
+  CHECK(g.nodes[1].attrs.s("function") == "relu");
+  CHECK(g.nodes[1].inputs == std::vector<std::string>{"Dense_0"});
+  CHECK(g.nodes[1].origin == "flax:relu_0 (nn.relu)");
+  CHECK(g.nodes[2].inputs == std::vector<std::string>{"relu_0", "params/Dense_1/kernel.T", "params/Dense_1/bias"});
+  CHECK(g.weights.count("params/Dense_0/bias") == 0);
+  const std::vector<Tensor> out = run(s, g);
+  CHECK(values(out[0]) == std::vector<float>{3.5f, 1.5f, 0.5f, 1.f});
+
+  // use_bias defaults to true, as in Flax: then the bias is required.
+  doc["model"]["modules"][0].erase("use_bias");
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.modules[0]", "missing param \"params/Dense_0/bias\""));
+}
+
+TEST_CASE("jax decoder: residual add, concatenate and two outputs", "[jax]") {
+  json doc = load_doc("residual");
+  const pb::Stream s = to_stream(doc);
+  const Graph g = jax().decode(s);
+  REQUIRE(g.nodes.size() == 5);
+  CHECK(node(g, "add_0").op == "Add");
+  CHECK(node(g, "add_0").inputs == std::vector<std::string>{"relu_0", "x"});
+  CHECK(node(g, "concatenate_0").op == "Concat");
+  CHECK(node(g, "concatenate_0").attrs.i("axis") == -1);
+  CHECK(node(g, "concatenate_0").inputs == std::vector<std::string>{"add_0", "x"});
+  CHECK(node(g, "Dense_1").inputs[0] == "concatenate_0");
+  CHECK(node(g, "Dense_1").attrs.i("in_features") == 4);
+  CHECK(g.outputs == std::vector<std::string>{"Dense_1", "add_0"});
+  CHECK(s.composed.size() == 1);
+  std::vector<Tensor> out = run(s, g);
+  REQUIRE(out.size() == 2);
+  CHECK(values(out[0]) == std::vector<float>{-0.25f, 24.25f});
+  CHECK(values(out[1]) == std::vector<float>{1.f, -2.f, 8.f, 7.5f});
+
+  // The other jnp operators: relu_0 = [[0, 0], [5, 7]], x = [[1, -2], [3, 0.5]].
+  doc["model"]["modules"][2]["type"] = "subtract";
+  CHECK(node(decode(doc), "add_0").op == "Sub");
+  out = run(s, decode(doc));
+  CHECK(values(out[1]) == std::vector<float>{-1.f, 2.f, 2.f, 6.5f});
+  doc["model"]["modules"][2]["type"] = "multiply";
+  out = run(s, decode(doc));
+  CHECK(values(out[1]) == std::vector<float>{0.f, -0.f, 15.f, 3.5f});
+}
+
+TEST_CASE("jax decoder: every function maps by its Flax name and matches jax-js", "[jax]") {
+  json doc = load_doc("functions");
+  const pb::Stream s = to_stream(doc);
+  const Graph g = jax().decode(s);
+  struct Want {
+    const char* node;
+    const char* function;
+    double alpha;
+  };
+  const std::vector<Want> want = {
+      {"relu_0", "relu", 0},        {"relu6_0", "relu6", 0},         {"tanh_0", "tanh", 0},
+      {"sigmoid_0", "sigmoid", 0},  {"silu_0", "silu", 0},           {"swish_0", "silu", 0},
+      {"selu_0", "selu", 0},        {"softplus_0", "softplus", 0},   {"hard_swish_0", "hardswish", 0},
+      {"hard_silu_0", "hardswish", 0}, {"hard_sigmoid_0", "hard_sigmoid", 1.0 / 6.0},
+      {"gelu_0", "gelu_tanh", 0},   {"gelu_1", "gelu_erf", 0},       {"leaky_relu_0", "leaky_relu", 0.01},
+      {"leaky_relu_1", "leaky_relu", 0.2}, {"elu_0", "elu", 1.0},    {"elu_1", "elu", 0.5},
+  };
+  for (const Want& w : want) {
+    INFO(w.node);
+    const pb::ir::Node& n = node(g, w.node);
+    CHECK(n.op == "Activation");
+    CHECK(n.attrs.s("function") == w.function);
+    if (w.alpha != 0) CHECK(n.attrs.f("alpha") == Approx(w.alpha));
+  }
+  CHECK(node(g, "hard_sigmoid_0").attrs.f("beta") == 0.5);
+  CHECK(node(g, "softmax_0").op == "Softmax");
+  CHECK(node(g, "softmax_0").attrs.i("axis") == -1);
+  CHECK(node(g, "softmax_0").attrs.i("log") == 0);
+  CHECK(node(g, "softmax_1").attrs.i("axis") == 0);
+  CHECK(node(g, "log_softmax_0").attrs.i("log") == 1);
+
+  // Against jax-js's own outputs, at the suite's default tolerance.
+  const std::vector<Tensor> out = run(s, g);
+  REQUIRE(out.size() == s.expected.size());
+  for (size_t i = 0; i < out.size(); ++i) {
+    INFO(g.outputs[i]);
+    CHECK(excess(out[i], s.tensors.at(s.expected[i]), 1e-5, 1e-5) <= 0);
+  }
+
+  // jax-js's nn.gelu defaults to the tanh form, like JAX: read as erf it would not match.
+  const size_t gelu = std::find(g.outputs.begin(), g.outputs.end(), "gelu_0") - g.outputs.begin();
+  doc["model"]["modules"][gelu]["approximate"] = false;
+  const std::vector<Tensor> erf = run(s, decode(doc));
+  CHECK(excess(erf[gelu], s.tensors.at(s.expected[gelu]), 1e-5, 1e-5) > 1e-4);
+  // An absent "approximate" means JAX's default, True.
+  doc["model"]["modules"][gelu].erase("approximate");
+  CHECK(node(decode(doc), "gelu_0").attrs.s("function") == "gelu_tanh");
+}
+
+TEST_CASE("jax decoder: every test stream passes the ladder", "[jax]") {
+  pbtest::TempDir tmp;
+  for (const char* name : {"dense_square", "mlp_no_bias", "residual", "functions"}) {
+    INFO(name);
+    const pb::Stream s = to_stream(load_doc(name));
+    pb::host::LadderOptions opt;
+    opt.tolerance = {1e-5, 1e-5};
+    opt.entity_path = tmp.file(std::string("entities/") + name + ".entity");
+    const pb::host::CaseResult r = pb::host::run_ladder(s, jax(), opt);
+    INFO(r.message);
+    CHECK((r.verdict == pb::host::Verdict::EXACT || r.verdict == pb::host::Verdict::PASS));
+    CHECK(r.reload_identical);
+  }
+}
+
+TEST_CASE("jax decoder: the capture is Node's capture.js, or capture_flax.py on request", "[jax]") {
+  const pb::CaptureCommand c = jax().capture();
+  REQUIRE(c.argv.size() == 3);
+  CHECK(c.argv[1] == std::string(PB_SOURCE_DIR) + "/plugins/jax/capture/capture.js");
+  CHECK(c.argv[2] == "--serve");
+  ::setenv("PLANETBRIDGE_JAX_CAPTURE", "flax", 1);
+  const pb::CaptureCommand f = jax().capture();
+  ::unsetenv("PLANETBRIDGE_JAX_CAPTURE");
+  REQUIRE(f.argv.size() == 3);
+  CHECK(f.argv[1] == std::string(PB_SOURCE_DIR) + "/plugins/jax/capture/capture_flax.py");
+}
+
+// ------------------------------------------------------------------ live: jax-js under Node
+
+TEST_CASE("live jax: the jax-js capture serves dense and residual fixtures that pass the ladder", "[jax][live]") {
+  if (std::system("node --version >/dev/null 2>&1") != 0) {
+    WARN("SKIP: no node on PATH (the live jax-js test needs Node 20)");
+    return;
+  }
+  pbtest::TempDir tmp;
+  const pb::host::Suite suite = pb::host::parse_suite(R"(
+suite: jax-live
+defaults: {tolerance: {atol: 1.0e-5, rtol: 1.0e-5}, samples: 20, seed: 42}
+fixtures:
+  - {id: mlp_8_8_3_tanh, layer: dense, spec: {input: 8, units: [8, 3], activation: tanh}, planets: [jax]}
+  - {id: mlp_8_4_no_bias, layer: dense, spec: {input: 8, units: [4, 4], bias: false}, planets: [jax]}
+  - {id: residual_4, layer: residual, spec: {features: 4}, planets: [jax]}
+  - {id: conv_nope, layer: conv9, spec: {}, planets: [jax]}
+)", "jax-live.yaml");
+  pb::host::PluginRegistry plugins;
+  plugins.load(jax_plugin_path());
+  pb::host::RunOptions opt;
+  opt.out_dir = tmp.file("out");
+  const std::vector<pb::host::CaseResult> results = pb::host::run_suite(suite, plugins, opt);
+  REQUIRE(results.size() == 4);
+  if (results[0].verdict == pb::host::Verdict::SKIP) {  // node without the npm packages
+    WARN("SKIP: " << results[0].message);
+    return;
+  }
+  for (size_t i = 0; i < 3; ++i) {
+    const auto& r = results[i];
+    INFO(r.name() << ": " << pb::host::verdict_name(r.verdict) << " " << r.message << " " << r.worst);
+    CHECK((r.verdict == pb::host::Verdict::EXACT || r.verdict == pb::host::Verdict::PASS));
+    CHECK(r.reload_identical);
+    CHECK(r.composed.size() == 1);  // Dense composed from jax-js ops
+  }
+  CHECK(results[3].verdict == pb::host::Verdict::ERROR);
+  CHECK(results[3].message.find("layer \"conv9\" is not supported by the jax capture") != std::string::npos);
+}
+
+// ------------------------------------------------------------------ errors
+
+TEST_CASE("jax decoder: unknown module types and functions name the path", "[jax]") {
+  json doc = load_doc("mlp_no_bias");
+  json bad = doc;
+  bad["model"]["modules"][2]["type"] = "Conv";
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.modules[2].type", "unknown module type \"Conv\""));
+  bad = doc;
+  bad["model"]["modules"][1]["fn"] = "nn.foo";
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.modules[1].fn", "unknown function \"nn.foo\""));
+  bad = doc;
+  bad["model"]["modules"][1].erase("fn");
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.modules[1].fn", "missing required field"));
+  bad = doc;
+  bad["model"]["modules"][0]["fn"] = "nn.relu";
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.modules[0].fn", "only modules of type \"fn\""));
+  bad = doc;
+  bad["model"]["format"] = "haiku";
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.format", "expected \"flax.linen\""));
+}
+
+TEST_CASE("jax decoder: attributes it would have to ignore are errors", "[jax]") {
+  json doc = load_doc("mlp_no_bias");
+  json bad = doc;
+  bad["model"]["modules"][1]["negative_slope"] = 0.1;  // nn.relu has none
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.modules[1].negative_slope", "not understood for nn.relu"));
+  bad = doc;
+  bad["model"]["modules"][0]["kernel_size"] = 3;
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.modules[0].kernel_size", "not understood for Dense"));
+  bad = doc;
+  bad["model"]["modules"][0]["dtype"] = "bfloat16";
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.modules[0].dtype", "only float32"));
+  bad = doc;
+  bad["model"]["modules"][0]["precision"] = "highest";
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.modules[0].precision", "default precision"));
+  // null is Flax's default and reads as absent
+  bad = doc;
+  bad["model"]["modules"][0]["dtype"] = nullptr;
+  CHECK_NOTHROW(decode(bad));
+}
+
+TEST_CASE("jax decoder: missing, mis-shaped and unused params are errors", "[jax]") {
+  json doc = load_doc("dense_square");
+  json bad = doc;
+  bad["tensors"].erase("params/Dense_0/kernel");
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.modules[0]", "Dense \"Dense_0\": missing param \"params/Dense_0/kernel\""));
+  bad = doc;
+  bad["tensors"].erase("params/Dense_0/bias");
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.modules[0]", "missing param \"params/Dense_0/bias\""));
+
+  // A kernel in the IR's [out, in] layout is not silently accepted: features is its last dim.
+  bad = doc;
+  bad["model"]["modules"][0]["features"] = 2;
+  bad["tensors"]["params/Dense_0/bias"] = {{"dtype", "f32"}, {"shape", {2}}, {"data", {0, 0}}};
+  bad["tensors"]["output.0"] = {{"dtype", "f32"}, {"shape", {2, 2}}, {"data", {0, 0, 0, 0}}};
+  bad["tensors"]["params/Dense_0/kernel"] = {{"dtype", "f32"}, {"shape", {2, 3}}, {"data", {1, 2, 3, 4, 5, 6}}};
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error,
+                       ErrorAt("tensors[\"params/Dense_0/kernel\"].shape", "expected [in, features] with features = 2 (Flax's layout), got [2, 3]"));
+  bad = doc;
+  bad["tensors"]["params/Dense_0/kernel"]["shape"] = {9};
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("tensors[\"params/Dense_0/kernel\"].shape", "got [9]"));
+  bad = doc;
+  bad["tensors"]["params/Dense_0/bias"] = {{"dtype", "f32"}, {"shape", {1, 3}}, {"data", {0, 0, 0}}};
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("tensors[\"params/Dense_0/bias\"].shape", "expected [features] = [3], got [1, 3]"));
+  bad = doc;
+  bad["tensors"]["params/Dense_0/bias"]["dtype"] = "f64";
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("tensors[\"params/Dense_0/bias\"].dtype", "expected f32, got f64"));
+
+  // use_bias false with a bias in the stream, and params no module reads: never dropped.
+  bad = doc;
+  bad["model"]["modules"][0]["use_bias"] = false;
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("tensors[\"params/Dense_0/bias\"]", "use_bias = false"));
+  bad = doc;
+  bad["tensors"]["params/Dense_9/kernel"] = {{"dtype", "f32"}, {"shape", {1}}, {"data", {0}}};
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("tensors[\"params/Dense_9/kernel\"]", "not used by any module"));
+  bad = doc;
+  bad["tensors"]["batch_stats/BatchNorm_0/mean"] = {{"dtype", "f32"}, {"shape", {1}}, {"data", {0}}};
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("tensors[\"batch_stats/BatchNorm_0/mean\"]", "not used by any module"));
+}
+
+TEST_CASE("jax decoder: module inputs, names and model outputs are checked", "[jax]") {
+  json doc = load_doc("residual");
+  json bad = doc;
+  bad["model"]["modules"][2]["inputs"] = {"relu_0", "Dense_1"};
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.modules[2].inputs[1]", "\"Dense_1\" is not defined before this module"));
+  bad = doc;
+  bad["model"]["modules"][2]["inputs"] = {"relu_0"};
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.modules[2].inputs", "add takes 2 inputs, got 1"));
+  bad = doc;
+  bad["model"]["modules"][2].erase("inputs");
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.modules[2]", "add \"add_0\" needs \"inputs\""));
+  bad = doc;
+  bad["model"]["modules"][3].erase("axis");
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.modules[3].axis", "missing required field"));
+  bad = doc;
+  bad["model"]["modules"][1]["name"] = "Dense_0";
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.modules[1].name", "\"Dense_0\" is already defined"));
+  bad = doc;
+  bad["model"]["modules"][1]["name"] = "x";
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.modules[1].name", "\"x\" is already defined"));
+  bad = doc;
+  bad["model"]["outputs"] = {"Dense_1", "Dense_7"};
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.outputs[1]", "\"Dense_7\" is not an input or module"));
+  bad = doc;
+  bad["model"]["outputs"] = {"Dense_1"};
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.outputs", "names 1 outputs, the stream has 2 expected outputs"));
+  bad = doc;
+  bad["model"]["inputs"] = {"x", "y"};
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.inputs", "names 2 inputs, the stream has 1"));
+  bad = doc;
+  bad["model"].erase("outputs");
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.outputs", "missing required field"));
+}

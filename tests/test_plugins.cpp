@@ -1,0 +1,137 @@
+// The plugin loader (host/plugin_loader.h): the real pytorch plugin, and the test-only plugins
+// built by tests/CMakeLists.txt into PB_TEST_PLUGIN_DIR (wrong ABI, not a plugin, duplicates).
+#include <algorithm>
+
+#include "plugin_loader.h"
+#include "test_util.h"
+
+using pb::host::PluginRegistry;
+using pb::host::RefusedPlugin;
+
+namespace {
+
+const std::string kTestPlugins = PB_TEST_PLUGIN_DIR;
+
+std::string test_plugin(const std::string& name) { return kTestPlugins + "/libplanet_" + name + ".so"; }
+
+const RefusedPlugin* refusal_for(const PluginRegistry& r, const std::string& file_part) {
+  for (const RefusedPlugin& p : r.refused())
+    if (p.file.find(file_part) != std::string::npos) return &p;
+  return nullptr;
+}
+
+bool contains(const std::vector<std::string>& v, const std::string& s) { return std::find(v.begin(), v.end(), s) != v.end(); }
+
+}  // namespace
+
+TEST_CASE("plugins: the pytorch plugin loads and describes itself", "[plugins]") {
+  PluginRegistry r;
+  REQUIRE(r.load(PB_PYTORCH_PLUGIN));
+  CHECK(r.refused().empty());
+  REQUIRE(r.plugins().size() == 1);
+  const pb::Dialect* d = r.find("pytorch");
+  REQUIRE(d != nullptr);
+  CHECK(d->planet() == "pytorch");
+  CHECK_FALSE(d->version().empty());
+  const std::vector<std::string> types = d->source_types();
+  CHECK(contains(types, "Linear"));
+  CHECK(contains(types, "ReLU"));
+  CHECK(contains(types, "torch.nn.functional.relu"));
+  CHECK(contains(types, "Tensor.relu"));
+  CHECK_FALSE(contains(types, "MyCustomBlock"));
+  const pb::CaptureCommand cmd = d->capture();
+  REQUIRE(cmd.argv.size() >= 2);
+  CHECK_THAT(cmd.argv[1], Catch::EndsWith("capture/capture.py"));
+  CHECK(r.find("tensorflow") == nullptr);
+  CHECK(r.plugins()[0].file == std::filesystem::absolute(PB_PYTORCH_PLUGIN).string());
+}
+
+TEST_CASE("plugins: the default search path finds the built pytorch plugin", "[plugins]") {
+  // <bin>/../lib/planetbridge/plugins, relative to this test executable in build/bin.
+  const std::vector<std::string> dirs = pb::host::plugin_search_path(kTestPlugins);
+  REQUIRE(dirs.size() >= 2);
+  CHECK(dirs.front() == kTestPlugins);
+  CHECK(std::filesystem::equivalent(dirs.back(), std::filesystem::path(PB_PYTORCH_PLUGIN).parent_path()));
+  PluginRegistry r = PluginRegistry::discover({dirs.back()});
+  REQUIRE(r.find("pytorch") != nullptr);
+  CHECK(r.searched() == std::vector<std::string>{dirs.back()});
+}
+
+TEST_CASE("plugins: a plugin built for another ABI is refused with both versions", "[plugins]") {
+  PluginRegistry r;
+  CHECK_FALSE(r.load(test_plugin("wrongabi")));
+  CHECK(r.plugins().empty());
+  REQUIRE(r.refused().size() == 1);
+  const RefusedPlugin& p = r.refused()[0];
+  CHECK(p.file == test_plugin("wrongabi"));
+  CHECK_THAT(p.reason, Catch::Contains("plugin ABI version 999"));
+  CHECK_THAT(p.reason, Catch::Contains("this host needs " + std::to_string(pb::kPluginAbiVersion)));
+  CHECK(r.find("wrongabi") == nullptr);
+}
+
+TEST_CASE("plugins: a missing file is refused as not found", "[plugins]") {
+  PluginRegistry r;
+  const std::string missing = kTestPlugins + "/libplanet_missing.so";
+  CHECK_FALSE(r.load(missing));
+  REQUIRE(r.refused().size() == 1);
+  CHECK(r.refused()[0].file == missing);
+  CHECK_THAT(r.refused()[0].reason, Catch::Contains("not found"));
+}
+
+TEST_CASE("plugins: a library without the exports is not a plugin", "[plugins]") {
+  PluginRegistry r;
+  CHECK_FALSE(r.load(test_plugin("notaplugin")));
+  REQUIRE(r.refused().size() == 1);
+  CHECK_THAT(r.refused()[0].reason, Catch::Contains("not a planetbridge plugin"));
+
+  // A file that is not a shared library at all.
+  pbtest::TempDir tmp;
+  const std::string junk = tmp.file("libplanet_junk.so");
+  pbtest::write_text(junk, "this is not an ELF file\n");
+  CHECK_FALSE(r.load(junk));
+  REQUIRE(r.refused().size() == 2);
+  CHECK(r.refused()[1].file == junk);
+  CHECK_THAT(r.refused()[1].reason, Catch::Contains("cannot load"));
+}
+
+TEST_CASE("plugins: a good test plugin loads, a second one for its planet is refused", "[plugins]") {
+  PluginRegistry r;
+  REQUIRE(r.load(test_plugin("fake_a")));
+  const pb::Dialect* d = r.find("fake");
+  REQUIRE(d != nullptr);
+  CHECK(d->source_types() == std::vector<std::string>{"FakeLayer"});
+  CHECK_FALSE(r.load(test_plugin("fake_b")));
+  REQUIRE(r.refused().size() == 1);
+  CHECK_THAT(r.refused()[0].reason, Catch::Contains("planet \"fake\" is already provided by"));
+  CHECK_THAT(r.refused()[0].reason, Catch::Contains("libplanet_fake_a.so"));
+  CHECK(r.find("fake") == d);
+}
+
+TEST_CASE("plugins: discover lists every plugin and every refusal", "[plugins]") {
+  pbtest::TempDir tmp;
+  // Files that do not look like plugins are not even tried.
+  pbtest::write_text(tmp.file("README.so"), "x");
+  pbtest::write_text(tmp.file("libplanet_notes.txt"), "x");
+  PluginRegistry r = PluginRegistry::discover({kTestPlugins, tmp.path().string(), "/nonexistent/pb-plugins"});
+  CHECK(r.searched() == std::vector<std::string>{kTestPlugins, tmp.path().string(), "/nonexistent/pb-plugins"});
+
+  REQUIRE(r.plugins().size() == 1);  // fake_a; sorted, so fake_b comes second and is the duplicate
+  CHECK(r.plugins()[0].dialect->planet() == "fake");
+  CHECK_THAT(r.plugins()[0].file, Catch::EndsWith("libplanet_fake_a.so"));
+
+  REQUIRE(r.refused().size() == 3);
+  const RefusedPlugin* dup = refusal_for(r, "libplanet_fake_b.so");
+  const RefusedPlugin* abi = refusal_for(r, "libplanet_wrongabi.so");
+  const RefusedPlugin* nap = refusal_for(r, "libplanet_notaplugin.so");
+  REQUIRE(dup != nullptr);
+  REQUIRE(abi != nullptr);
+  REQUIRE(nap != nullptr);
+  CHECK_THAT(dup->reason, Catch::Contains("already provided by"));
+  CHECK_THAT(abi->reason, Catch::Contains("999"));
+  CHECK_THAT(nap->reason, Catch::Contains("not a planetbridge plugin"));
+
+  // The plugins it loaded stay usable while the registry lives, after a move too.
+  PluginRegistry moved = std::move(r);
+  REQUIRE(moved.find("fake") != nullptr);
+  CHECK(moved.find("fake")->version() == "0.0.1");
+}
