@@ -29,6 +29,20 @@ dnnl::memory::dims padded(const Shape& s, size_t rank) {
 std::unique_ptr<Kernel> build_binary(const ir::Node& node, CompileContext& ctx, dnnl::algorithm alg) {
   using dnnl::memory;
   const std::string where = node_where(node);
+  const auto& eng = ctx.engine();
+  if (ctx.shape(node_input(node, 0)) == ctx.shape(node_input(node, 1))) {
+    // Same shapes (a residual add): work in the first operand's layout, blocked or plain.
+    auto seq = std::make_unique<SequenceKernel>();
+    const memory a = ctx.memory(node_input(node, 0));
+    const memory b = in_layout(eng, ctx.memory(node_input(node, 1)), a.get_desc(), *seq);
+    if (a.get_desc().data_type() != memory::data_type::f32) throw Error(where, node.op + " computes in f32");
+    const memory y = ctx.define_layout(node.outputs.at(0), ctx.shape(node_input(node, 0)), a.get_desc());
+    dnnl::binary::primitive_desc pd({alg, a.get_desc(), a.get_desc(), a.get_desc()}, ctx.primitive_attr(), eng);
+    seq->add(std::make_unique<PrimitiveKernel>(
+        dnnl::binary(pd), std::map<int, memory>{{DNNL_ARG_SRC_0, a}, {DNNL_ARG_SRC_1, b}, {DNNL_ARG_DST, y},
+                                                {DNNL_ARG_SCRATCHPAD, ctx.scratchpad(pd.scratchpad_desc())}}));
+    return seq;
+  }
   const Tensor* a = &ctx.value(node_input(node, 0));
   const Tensor* b = &ctx.value(node_input(node, 1));
   if (a->dtype() != DType::f32 || b->dtype() != DType::f32) throw Error(where, node.op + " computes in f32");
@@ -49,7 +63,6 @@ std::unique_ptr<Kernel> build_binary(const ir::Node& node, CompileContext& ctx, 
     }
   }
   const size_t rank = std::max<size_t>(out.size(), 1);
-  const auto& eng = ctx.engine();
   memory::desc src0(padded(a->shape(), rank), memory::data_type::f32, plain_tag(rank));
   memory::desc src1(padded(b->shape(), rank), memory::data_type::f32, plain_tag(rank));
   memory::desc dst(padded(out, rank), memory::data_type::f32, plain_tag(rank));

@@ -10,11 +10,10 @@ namespace pb::layers {
 std::unique_ptr<Kernel> build_conv(const ir::Node& node, CompileContext& ctx) {
   using dnnl::memory;
   const std::string where = node_where(node);
-  const Tensor& x = ctx.value(node_input(node, 0));
+  const Shape xs = ctx.shape(node_input(node, 0));
   const Tensor& w = ctx.weight(node_input(node, 1), "weight");
-  const Shape& xs = x.shape();
   const Shape& ws = w.shape();
-  if (x.dtype() != DType::f32 || w.dtype() != DType::f32) throw Error(where, "Conv computes in f32");
+  if (w.dtype() != DType::f32) throw Error(where, "Conv computes in f32");
   if (xs.size() < 3 || xs.size() > 5) throw Error(where, "input must be [N, C, spatial...] with 1-3 spatial dims, got " + shape_str(xs));
   if (ws.size() != xs.size()) throw Error(where, "weight " + shape_str(ws) + " must have the input's rank " + std::to_string(xs.size()));
   const int64_t groups = node.attrs.i("groups", 1);
@@ -27,7 +26,6 @@ std::unique_ptr<Kernel> build_conv(const ir::Node& node, CompileContext& ctx) {
   const std::vector<int64_t> out_sp = window_output(node, {xs.begin() + 2, xs.end()}, win);
   Shape ys = {xs[0], out_c};
   ys.insert(ys.end(), out_sp.begin(), out_sp.end());
-  Tensor& y = ctx.define(node.outputs.at(0), DType::f32, ys);
 
   const auto& eng = ctx.engine();
   const size_t rank = xs.size();
@@ -38,8 +36,9 @@ std::unique_ptr<Kernel> build_conv(const ir::Node& node, CompileContext& ctx) {
     wdims[1] = out_c / groups;
     wtag = plain_tag(rank + 1);
   }
-  memory::desc src_md({xs.begin(), xs.end()}, memory::data_type::f32, plain_tag(rank));
-  memory::desc dst_md({ys.begin(), ys.end()}, memory::data_type::f32, plain_tag(rank));
+  // Source and destination in whatever layout the fastest implementation wants.
+  memory::desc src_md({xs.begin(), xs.end()}, memory::data_type::f32, ctx.activation_tag(rank));
+  memory::desc dst_md({ys.begin(), ys.end()}, memory::data_type::f32, ctx.activation_tag(rank));
   memory::desc any_w(wdims, memory::data_type::f32, memory::format_tag::any);
   const bool has_bias = has_input(node, 2);
   if (has_bias) {
@@ -69,14 +68,16 @@ std::unique_ptr<Kernel> build_conv(const ir::Node& node, CompileContext& ctx) {
   dnnl::reorder(user_w, packed_w).execute(s, user_w, packed_w);
   s.wait();
 
+  auto seq = std::make_unique<SequenceKernel>();
   std::map<int, memory> args = {
-      {DNNL_ARG_SRC, plain_memory(eng, x)},
+      {DNNL_ARG_SRC, in_layout(eng, ctx.memory(node_input(node, 0)), pd.src_desc(), *seq)},
       {DNNL_ARG_WEIGHTS, packed_w},
-      {DNNL_ARG_DST, plain_memory(eng, y)},
+      {DNNL_ARG_DST, ctx.define_layout(node.outputs.at(0), ys, pd.dst_desc())},
       {DNNL_ARG_SCRATCHPAD, ctx.scratchpad(pd.scratchpad_desc())},
   };
   if (has_bias) args[DNNL_ARG_BIAS] = plain_memory(eng, ctx.weight(node_input(node, 2), "bias"));
-  return std::make_unique<PrimitiveKernel>(dnnl::convolution_forward(pd), std::move(args));
+  seq->add(std::make_unique<PrimitiveKernel>(dnnl::convolution_forward(pd), std::move(args)));
+  return seq;
 }
 
 }  // namespace pb::layers

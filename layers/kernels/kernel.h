@@ -55,12 +55,23 @@ class SequenceKernel : public Kernel {
   std::vector<std::unique_ptr<Kernel>> parts_;
 };
 
+// Values live in plain row-major tensors, except activations between ops that accept the
+// blocked layouts oneDNN prefers (Conv, Pool, BatchNorm, Activation, Add...): those stay in
+// the producer's layout, and a consumer that needs plain data gets a reorder on demand.
 class CompileContext {
  public:
   virtual ~CompileContext() = default;
   virtual const dnnl::engine& engine() const = 0;
-  // A value computed earlier (graph input or node output). Error if unknown.
-  virtual const Tensor& value(const std::string& name) const = 0;
+  // A value computed earlier (graph input, node output or weight) as a plain tensor. A value held
+  // in a blocked layout is reordered into a plain copy (once) before the current node runs.
+  virtual const Tensor& value(const std::string& name) = 0;
+  virtual const Shape& shape(const std::string& name) = 0;  // logical shape, whatever the layout
+  // The value's memory as stored: its blocked layout if it has one, else a plain view.
+  virtual dnnl::memory memory(const std::string& name) = 0;
+  // Defines an output held in `desc`'s layout (plain if the desc is plain) and returns it.
+  virtual dnnl::memory define_layout(const std::string& name, const Shape& shape, const dnnl::memory::desc& desc) = 0;
+  // format_tag::any when activations may stay blocked between ops, else the plain tag.
+  virtual dnnl::memory::format_tag activation_tag(size_t rank) const = 0;
   virtual bool is_weight(const std::string& name) const = 0;
   // A constant from graph.weights; `role` ("weight", "bias") is used in error messages.
   virtual const Tensor& weight(const std::string& name, const std::string& role) const = 0;
@@ -73,6 +84,12 @@ class CompileContext {
   // Registers a primitive's scratchpad need; returns the shared scratchpad memory.
   virtual dnnl::memory scratchpad(const dnnl::memory::desc& desc) = 0;
 };
+
+// A reorder between two memories, as a kernel.
+std::unique_ptr<Kernel> reorder_kernel(const dnnl::memory& from, const dnnl::memory& to);
+// `mem` in layout `desc`: itself when it already is, else a new memory filled by a reorder
+// appended to `seq`.
+dnnl::memory in_layout(const dnnl::engine& eng, const dnnl::memory& mem, const dnnl::memory::desc& desc, SequenceKernel& seq);
 
 // A plain row-major dnnl::memory over a tensor's bytes (f32 / i32 only; the shape may be
 // viewed with other dims of the same element count).

@@ -21,6 +21,17 @@ void PrimitiveKernel::execute(dnnl::stream& stream) {
       "could not execute a primitive");
 }
 
+std::unique_ptr<Kernel> reorder_kernel(const dnnl::memory& from, const dnnl::memory& to) {
+  return std::make_unique<PrimitiveKernel>(dnnl::reorder(from, to), std::map<int, dnnl::memory>{{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}});
+}
+
+dnnl::memory in_layout(const dnnl::engine& eng, const dnnl::memory& mem, const dnnl::memory::desc& desc, SequenceKernel& seq) {
+  if (mem.get_desc() == desc) return mem;
+  dnnl::memory converted(desc, eng);
+  seq.add(reorder_kernel(mem, converted));
+  return converted;
+}
+
 std::string PrimitiveKernel::implementation() const {
   const char* info = nullptr;
   dnnl_primitive_desc_query(primitive_.get_primitive_desc(), dnnl_query_impl_info_str, 0, &info);
@@ -74,9 +85,12 @@ const std::string& node_input(const ir::Node& node, size_t i) {
 
 struct Network::Impl : layers::CompileContext {
   ir::Graph graph;
+  CompileOptions options;
   dnnl::engine eng{dnnl::engine::kind::cpu, 0};
   dnnl::stream stream{eng};
-  std::map<std::string, Tensor> values;
+  std::map<std::string, Tensor> values;            // plain values (and plain copies of blocked ones)
+  std::map<std::string, dnnl::memory> blocked;     // values held in a oneDNN-chosen layout
+  std::map<std::string, Shape> blocked_shapes;
   std::vector<Tensor> input_buffers;
   std::vector<Tensor> outputs;
   std::vector<std::unique_ptr<layers::Kernel>> kernels;
@@ -88,10 +102,39 @@ struct Network::Impl : layers::CompileContext {
 
   const dnnl::engine& engine() const override { return eng; }
 
-  const Tensor& value(const std::string& name) const override {
+  const Tensor& value(const std::string& name) override {
     if (auto it = values.find(name); it != values.end()) return it->second;
     if (auto it = graph.weights.find(name); it != graph.weights.end()) return it->second;
+    if (auto it = blocked.find(name); it != blocked.end()) {  // materialise a plain copy, once
+      Tensor& plain = values.emplace(name, Tensor(DType::f32, blocked_shapes.at(name))).first->second;
+      kernels.push_back(layers::reorder_kernel(it->second, layers::plain_memory(eng, plain)));
+      kernel_nodes.push_back(name + " (to plain)");
+      return plain;
+    }
     throw Error(current, "value \"" + name + "\" is not computed before this node");
+  }
+
+  const Shape& shape(const std::string& name) override {
+    if (auto it = blocked_shapes.find(name); it != blocked_shapes.end()) return it->second;
+    return value(name).shape();
+  }
+
+  dnnl::memory memory(const std::string& name) override {
+    if (auto it = blocked.find(name); it != blocked.end()) return it->second;
+    return layers::plain_memory(eng, value(name));
+  }
+
+  dnnl::memory define_layout(const std::string& name, const Shape& shape, const dnnl::memory::desc& desc) override {
+    const dnnl::memory::dims dims(shape.begin(), shape.end());
+    if (desc == dnnl::memory::desc(dims, dnnl::memory::data_type::f32, layers::plain_tag(dims.size())))
+      return layers::plain_memory(eng, define(name, DType::f32, shape));
+    if (values.count(name) || blocked.count(name)) throw Error(current, "value \"" + name + "\" is defined twice");
+    blocked_shapes[name] = shape;
+    return blocked.emplace(name, dnnl::memory(desc, eng)).first->second;
+  }
+
+  dnnl::memory::format_tag activation_tag(size_t rank) const override {
+    return options.blocked_layouts ? dnnl::memory::format_tag::any : layers::plain_tag(rank);
   }
 
   bool is_weight(const std::string& name) const override { return graph.weights.count(name) != 0; }
@@ -105,7 +148,7 @@ struct Network::Impl : layers::CompileContext {
   }
 
   Tensor& define(const std::string& name, DType dtype, const Shape& shape) override {
-    if (values.count(name)) throw Error(current, "value \"" + name + "\" is defined twice");
+    if (values.count(name) || blocked.count(name)) throw Error(current, "value \"" + name + "\" is defined twice");
     return values.emplace(name, Tensor(dtype, shape)).first->second;
   }
 
@@ -134,6 +177,7 @@ struct Network::Impl : layers::CompileContext {
 Network::Network(const ir::Graph& graph, const std::map<std::string, Shape>& input_shapes, CompileOptions options)
     : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
+  m.options = options;
   graph.validate();
   m.graph = options.fuse ? layers::fuse_activations(graph) : graph;
 
@@ -165,8 +209,9 @@ Network::Network(const ir::Graph& graph, const std::map<std::string, Shape>& inp
       m.kernel_nodes.push_back(n.name);
     }
     for (const std::string& out : n.outputs)
-      if (!m.values.count(out)) throw Error(m.current, "kernel did not define output \"" + out + "\"");
+      if (!m.values.count(out) && !m.blocked.count(out)) throw Error(m.current, "kernel did not define output \"" + out + "\"");
   }
+  m.current = "graph outputs";
 
   m.scratch = Tensor(DType::f32, {static_cast<int64_t>((m.scratch_bytes + 3) / 4)});
   for (dnnl::memory& s : m.scratch_users) s.set_data_handle(m.scratch.raw());

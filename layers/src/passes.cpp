@@ -6,8 +6,9 @@
 namespace pb::layers {
 
 namespace {
+// Ops whose kernels apply attrs.activation as a oneDNN post-op.
 bool fusable_producer(const ir::Node& n) {
-  return n.op == "Dense" && n.attrs.s("activation", "identity") == "identity";
+  return (n.op == "Dense" || n.op == "Conv") && n.attrs.s("activation", "identity") == "identity";
 }
 }  // namespace
 
@@ -24,12 +25,12 @@ ir::Graph fuse_activations(const ir::Graph& graph) {
     if (n.op == "Activation" && !n.inputs.empty() && n.attrs.has("function")) {
       auto it = producer.find(n.inputs[0]);
       if (it != producer.end() && uses[n.inputs[0]] == 1 && fusable_producer(g.nodes[it->second])) {
-        ir::Node& dense = g.nodes[it->second];
-        dense.attrs.set("activation", n.attrs.s("function"));
+        ir::Node& producer_node = g.nodes[it->second];
+        producer_node.attrs.set("activation", n.attrs.s("function"));
         for (const char* key : {"alpha", "beta"})
-          if (n.attrs.has(key)) dense.attrs.set(key, n.attrs.all().at(key));
-        dense.outputs = n.outputs;
-        dense.origin += " + " + n.origin;
+          if (n.attrs.has(key)) producer_node.attrs.set(key, n.attrs.all().at(key));
+        producer_node.outputs = n.outputs;
+        producer_node.origin += " + " + n.origin;
         for (const std::string& out : n.outputs) producer[out] = it->second;
         continue;
       }

@@ -4,7 +4,7 @@
 
 namespace pb::layers {
 
-// Folds an Activation into the Dense that feeds it when the Dense output has no other use
+// Folds an Activation into the Dense or Conv that feeds it when that output has no other use
 // (and is not a graph output), so oneDNN applies it as a post-op.
 ir::Graph fuse_activations(const ir::Graph& graph);
 

@@ -12,7 +12,9 @@
 namespace pb {
 
 struct CompileOptions {
-  bool fuse = true;  // fold Activation into a preceding Dense (oneDNN post-op)
+  bool fuse = true;             // fold an Activation into the Dense/Conv before it (post-op)
+  bool blocked_layouts = true;  // keep activations in oneDNN's preferred layouts between ops;
+                                // off, every value is plain and readable with value()
 };
 
 class Network {
@@ -29,7 +31,8 @@ class Network {
 
   size_t output_count() const;
   const Tensor& output(size_t i) const;  // a view of the network's buffer, valid until next run()
-  // Any value computed by the last run (graph inputs, node outputs), or nullptr.
+  // Any value computed by the last run (graph inputs, node outputs) that is held plain, or
+  // nullptr (compile with blocked_layouts off to keep every value readable).
   const Tensor* value(const std::string& name) const;
   // The graph after compile-time passes (fusion), as executed.
   const ir::Graph& executed_graph() const;

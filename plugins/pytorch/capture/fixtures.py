@@ -350,8 +350,8 @@ BUILDERS = {
 }
 
 
-def build(fixture):
-    """The Stream for one fixture {id, layer, samples, seed, spec}."""
+def model_and_input(fixture):
+    """The trained torch model and its evaluation input for one fixture (also used by bench/)."""
     layer = fixture.get("layer")
     samples = _int_field(fixture, "samples")
     torch.manual_seed(_seed(fixture))  # model init and all draws come from this seed, in fixed order
@@ -359,14 +359,19 @@ def build(fixture):
         model = dense_model(fixture.get("spec"))
         spec = fixture["spec"]
         _train(model, spec["input"], spec["units"][-1])
-        x = torch.randn(samples, spec["input"])
-    elif layer in BUILDERS:
+        return model.eval(), torch.randn(samples, spec["input"])
+    if layer in BUILDERS:
         model, x = BUILDERS[layer](fixture.get("spec"), samples)
         _fit_random_target(model, x)
         if x.is_floating_point():
             x = torch.randn_like(x)  # evaluate on inputs the training never saw
-    else:
-        raise ValueError(f"layer {layer!r} is not supported by the pytorch capture (known: dense, {', '.join(BUILDERS)})")
+        return model.eval(), x
+    raise ValueError(f"layer {layer!r} is not supported by the pytorch capture (known: dense, {', '.join(BUILDERS)})")
+
+
+def build(fixture, taps=True):
+    """The Stream for one fixture {id, layer, samples, seed, spec}."""
+    model, x = model_and_input(fixture)
     leaves = tuple(COMPOSED_NOTES)
     composed = sorted({note for cls, note in COMPOSED_NOTES.items() if any(isinstance(m, cls) for m in model.modules())})
-    return pb_torch.capture(model, (x,), fixture["id"], taps=True, leaf_modules=leaves, composed=composed)
+    return pb_torch.capture(model, (x,), fixture["id"], taps=taps, leaf_modules=leaves, composed=composed)

@@ -1,0 +1,67 @@
+// pb_bench: times one stream's model on planetbridge's oneDNN Network.
+//   pb_bench STREAM [--iters N] [--warmup W] [--plugin-dir DIR]
+// Prints one JSON line: compile time and per-run wall times (median, p10, p90) in ms.
+// bench/compare_torch.py drives it against PyTorch on the same model and input.
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "planetbridge/network.h"
+#include "planetbridge/stream.h"
+#include "plugin_loader.h"
+
+int main(int argc, char** argv) {
+  std::string path, plugin_dir;
+  int iters = 200, warmup = 20;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--iters" && i + 1 < argc) iters = std::atoi(argv[++i]);
+    else if (a == "--warmup" && i + 1 < argc) warmup = std::atoi(argv[++i]);
+    else if (a == "--plugin-dir" && i + 1 < argc) plugin_dir = argv[++i];
+    else path = a;
+  }
+  if (path.empty() || iters <= 0) {
+    std::cerr << "usage: pb_bench STREAM [--iters N] [--warmup W] [--plugin-dir DIR]\n";
+    return 2;
+  }
+  try {
+    using clock = std::chrono::steady_clock;
+    auto ms = [](clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); };
+    pb::Stream stream = pb::read_stream_file(path);
+    auto plugins = pb::host::PluginRegistry::discover(pb::host::plugin_search_path(plugin_dir));
+    const pb::Dialect* dialect = plugins.find(stream.planet);
+    if (!dialect) throw pb::Error(path, "no plugin for planet \"" + stream.planet + "\"");
+    pb::ir::Graph graph = dialect->decode(stream);
+    std::map<std::string, pb::Shape> shapes;
+    std::vector<const pb::Tensor*> inputs;
+    for (size_t i = 0; i < graph.inputs.size(); ++i) {
+      inputs.push_back(&stream.tensors.at(stream.inputs[i]));
+      shapes[graph.inputs[i].name] = inputs.back()->shape();
+    }
+    auto t0 = clock::now();
+    pb::Network net(graph, shapes);
+    const double compile_ms = ms(clock::now() - t0);
+    for (int i = 0; i < warmup; ++i) net.run(inputs);
+    std::vector<double> times;
+    for (int i = 0; i < iters; ++i) {
+      auto t = clock::now();
+      net.run(inputs);
+      times.push_back(ms(clock::now() - t));
+    }
+    std::sort(times.begin(), times.end());
+    auto pct = [&](double p) { return times[std::min(times.size() - 1, static_cast<size_t>(p * times.size()))]; };
+    nlohmann::json out = {{"model_id", stream.model_id}, {"compile_ms", compile_ms}, {"iters", iters},
+                          {"median_ms", pct(0.5)}, {"p10_ms", pct(0.1)}, {"p90_ms", pct(0.9)},
+                          {"kernels", net.describe()}};
+    std::cout << out.dump() << "\n";
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
