@@ -21,17 +21,18 @@ class EmbeddingKernel : public Kernel {
  private:
   template <typename Id>
   void gather(const Id* ids) {
-    const int64_t rows = table_.shape()[0], dim = table_.shape()[1];
-    const float* table = table_.data<float>();
-    float* y = y_.data<float>();
-    for (int64_t i = 0, n = ids_.numel(); i < n; ++i) {
+    const int64_t rows = table_.shape()[0], dim = table_.shape()[1], n = ids_.numel();
+    for (int64_t i = 0; i < n; ++i) {  // check first: an exception cannot leave a parallel loop
       const int64_t id = static_cast<int64_t>(ids[i]);
-      if (id < 0 || id >= rows) {
+      if (id < 0 || id >= rows)
         throw Error(where_, "id " + std::to_string(id) + " at flat position " + std::to_string(i) + " of ids " +
                                 shape_str(ids_.shape()) + " is outside the table's " + std::to_string(rows) + " rows");
-      }
-      std::memcpy(y + i * dim, table + id * dim, sizeof(float) * static_cast<size_t>(dim));
     }
+    const float* table = table_.data<float>();
+    float* y = y_.data<float>();
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i)
+      std::memcpy(y + i * dim, table + static_cast<int64_t>(ids[i]) * dim, sizeof(float) * static_cast<size_t>(dim));
   }
 
   std::string where_;

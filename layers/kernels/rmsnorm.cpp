@@ -17,6 +17,7 @@ class RmsNormKernel : public Kernel {
     const float* s = scale_ ? scale_->data<float>() : nullptr;
     float* y = y_.data<float>();
     const int64_t rows = x_.numel() / std::max<int64_t>(inner_, 1);
+#pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < rows; ++r) {
       const float* xr = x + r * inner_;
       float* yr = y + r * inner_;
