@@ -1,6 +1,7 @@
 // TensorFlow dialect: a Keras model config (tfjs LayersModel.toJSON, Python Keras 2 or 3
 // model.to_json) plus a weight table -> IR (docs/planets/tensorflow.md).
 // One translator per Keras layer class, registered in one table; activations by name in another.
+#include <algorithm>
 #include <cstdlib>
 #include <functional>
 #include <map>
@@ -20,6 +21,47 @@ ir::Attrs attrs_of(AttrList kv) {
   return a;
 }
 
+// Where a value's channels sit. Keras is channels-last ([N, spatial..., C]); the IR's spatial ops
+// are channels-first ([N, C, spatial...]). Values of rank < 3 have one form only.
+enum class Layout { last, first };
+
+// One Keras tensor. Its channels-last form is the IR value named after the layer (so taps, which
+// hold Keras's channels-last values, line up); its channels-first form is "<name>/cf". A layer
+// computes one form; the other is made by an explicit Transpose the first time something needs it.
+struct Value {
+  Shape shape;            // Keras layout; dim 0 (batch) is -1
+  DType dtype = DType::f32;
+  std::string origin;     // the producing layer, for the layout nodes
+  bool last = false, first = false;  // which forms exist
+};
+
+std::string first_name(const std::string& v) { return v + "/cf"; }
+
+// [N, s..., C] -> [N, C, s...] and back.
+std::vector<int64_t> to_first_perm(size_t rank) {
+  std::vector<int64_t> p = {0, int64_t(rank) - 1};
+  for (size_t d = 1; d + 1 < rank; ++d) p.push_back(int64_t(d));
+  return p;
+}
+std::vector<int64_t> to_last_perm(size_t rank) {
+  std::vector<int64_t> p = {0};
+  for (size_t d = 2; d < rank; ++d) p.push_back(int64_t(d));
+  p.push_back(1);
+  return p;
+}
+
+void add_node(ir::Graph& g, const std::string& op, std::vector<std::string> inputs, ir::Attrs attrs, const std::string& name,
+              const std::string& origin) {
+  ir::Node n;
+  n.name = name;
+  n.op = op;
+  n.inputs = std::move(inputs);
+  n.outputs = {name};
+  n.attrs = std::move(attrs);
+  n.origin = origin;
+  g.nodes.push_back(std::move(n));
+}
+
 // State shared by every layer of one decode.
 struct Model {
   const Stream& stream;
@@ -27,7 +69,32 @@ struct Model {
   std::optional<JsonRef> weights;  // model.weights: {layer name: {short name: tensor name}}
   std::string keras_version;       // "tfjs-layers 4.22.0", "2.15.0", "3.3.3", or "" when absent
   std::set<std::string> translated;  // layer names
+  std::map<std::string, Value> values;  // by the name of the channels-last form
+
+  // The IR value holding `v` in layout `want`, adding the Transpose on first use.
+  std::string as(const std::string& v, Layout want) {
+    Value& val = values.at(v);
+    const size_t rank = val.shape.size();
+    if (rank < 3) return v;
+    if (want == Layout::last && !val.last) {
+      add_node(graph, "Transpose", {first_name(v)}, attrs_of({{"perm", to_last_perm(rank)}}), v, val.origin);
+      val.last = true;
+    } else if (want == Layout::first && !val.first) {
+      add_node(graph, "Transpose", {v}, attrs_of({{"perm", to_first_perm(rank)}}), first_name(v), val.origin);
+      val.first = true;
+    }
+    return want == Layout::last ? v : first_name(v);
+  }
 };
+
+// A tensor as f32 (the IR computes in f32).
+Tensor f32(const Tensor& t) { return t.dtype() == DType::f32 ? t : t.cast(DType::f32); }
+
+Tensor filled(const Shape& shape, float v) {
+  Tensor t(DType::f32, shape);
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = v;
+  return t;
+}
 
 // One application of a Keras layer: what its translator needs.
 class Layer {
@@ -42,10 +109,31 @@ class Layer {
   JsonRef json() const { return json_; }
   JsonRef config() const { return json_["config"]; }
   const Model& model() const { return model_; }
-  // The IR value this application produces (the layer name, so taps line up).
+  // The name of this application's value (the layer name, so taps line up).
   const std::string& out() const { return out_; }
+  std::string origin() const { return "keras:" + name_ + " (" + class_ + ")"; }
   [[noreturn]] void fail(const std::string& msg) const { json_.fail(msg); }
 
+  // ---- inputs
+  const Value& value(const std::string& v) const { return model_.values.at(v); }
+  const Shape& shape(const std::string& v) const { return value(v).shape; }
+  std::string as(const std::string& v, Layout l) const { return model_.as(v, l); }
+
+  // ---- the output
+  // Declares this application's value (shape in Keras layout) and returns the IR name the node
+  // computing it must carry: out() when computed channels-last, out() + "/cf" when channels-first.
+  std::string define(Shape shape, Layout layout, DType dtype = DType::f32) const {
+    if (defined_) fail("internal: " + class_ + " defined its output twice");
+    defined_ = true;
+    Value v{std::move(shape), dtype, origin()};
+    const bool first = layout == Layout::first && v.shape.size() >= 3;
+    (first ? v.first : v.last) = true;
+    model_.values[out_] = v;
+    return first ? first_name(out_) : out_;
+  }
+  bool defined() const { return defined_; }
+
+  // ---- weights
   // model.weights[layer][short]: the entry naming the stream tensor.
   JsonRef weight_ref(const std::string& short_name) const {
     if (!model_.weights) json_.fail(class_ + " layer \"" + name_ + "\" needs weight \"" + short_name + "\", but the model has no \"weights\" table");
@@ -56,7 +144,20 @@ class Layer {
     used_.insert(short_name);
     return *ref;
   }
+  bool has_weight(const std::string& short_name) const {
+    auto table = layer_weights();
+    return table && table->has(short_name);
+  }
   const Tensor& tensor(const JsonRef& ref) const { return model_.stream.tensor(ref.str(), ref.path()); }
+  // A float weight of exactly `want` (Keras layout, described by `layout` in errors), as f32.
+  std::pair<JsonRef, Tensor> weight(const std::string& short_name, const Shape& want, const std::string& layout) const {
+    JsonRef ref = weight_ref(short_name);
+    const Tensor& t = tensor(ref);
+    if (!is_float(t.dtype()) || t.shape() != want)
+      ref.fail("expected a float " + short_name + " of shape " + layout + " = " + shape_str(want) + " for " + class_ + " \"" + name_ +
+               "\", got " + dtype_name(t.dtype()) + " " + shape_str(t.shape()));
+    return {ref, f32(t)};
+  }
   // Weights the table lists for this layer that no translator used: never silently dropped.
   void check_all_weights_used() const {
     auto table = layer_weights();
@@ -65,19 +166,20 @@ class Layer {
       if (!used_.count(k)) (*table)[k].fail("weight \"" + k + "\" is not used by " + class_ + " (this configuration of the layer has no such weight)");
   }
 
-  // Adds an IR node; its output is out() + suffix.
-  void emit(const std::string& op, std::vector<std::string> inputs, ir::Attrs attrs = {}, const std::string& suffix = "") const {
-    ir::Node n;
-    n.name = out_ + suffix;
-    n.op = op;
-    n.inputs = std::move(inputs);
-    n.outputs = {n.name};
-    n.attrs = std::move(attrs);
-    n.origin = "keras:" + name_ + " (" + class_ + ")";
-    model_.graph.nodes.push_back(std::move(n));
+  // Adds an IR node computing `name` (default out()).
+  void emit(const std::string& op, std::vector<std::string> inputs, ir::Attrs attrs = {}, const std::string& name = "") const {
+    add_node(model_.graph, op, std::move(inputs), std::move(attrs), name.empty() ? out_ : name, origin());
   }
 
   std::string add_weight(const std::string& name, const Tensor& t) const {
+    model_.graph.weights.emplace(name, t);
+    return name;
+  }
+  // A constant the Keras layer implies but the stream has no tensor for (gamma of scale=False).
+  std::string constant(const std::string& what, const Tensor& t) const {
+    const std::string name = out_ + "/" + what;
+    if (model_.stream.tensors.count(name) || model_.graph.weights.count(name))
+      fail("the constant \"" + name + "\" that " + class_ + " needs clashes with a stream tensor of that name");
     model_.graph.weights.emplace(name, t);
     return name;
   }
@@ -89,6 +191,7 @@ class Layer {
   JsonRef json_;
   std::string name_, out_, class_;
   mutable std::set<std::string> used_;
+  mutable bool defined_ = false;
 };
 
 // ------------------------------------------------------------------ activations
@@ -160,17 +263,31 @@ Act keras_activation(const Model& m, const JsonRef& a) {
   a.fail("unknown activation \"" + name + "\" (known: " + known + ")");
 }
 
-// The layer's output as `act(input)`: Activation or Softmax node named out() + suffix.
-void emit_act(const Layer& L, const std::string& input, const Act& act, const std::string& suffix = "") {
-  if (act.softmax) return L.emit("Softmax", {input}, attrs_of({{"axis", int64_t(-1)}, {"log", int64_t(act.log)}}), suffix);
+// Element-wise layers compute in whichever layout their inputs already have: channels-first when
+// every input has that form and all shapes agree (a chain of spatial layers stays channels-first).
+Layout common_layout(const Layer& L, const std::vector<std::string>& in) {
+  for (const std::string& v : in) {
+    const Value& val = L.value(v);
+    if (val.shape.size() < 3 || !val.first || val.shape != L.shape(in[0])) return Layout::last;
+  }
+  return Layout::first;
+}
+
+ir::Attrs softmax_attrs(int64_t axis, bool log) { return attrs_of({{"axis", axis}, {"log", int64_t(log)}}); }
+
+// The layer's output as `act(x)`: an Activation (either layout) or a Softmax over Keras's last axis.
+void emit_act(const Layer& L, const std::string& x, const Act& act) {
+  const Shape& shape = L.shape(x);
+  if (act.softmax) return L.emit("Softmax", {L.as(x, Layout::last)}, softmax_attrs(-1, act.log), L.define(shape, Layout::last));
+  const Layout layout = common_layout(L, {x});
   ir::Attrs a = act.params;
   a.set("function", act.function);
-  L.emit("Activation", {input}, std::move(a), suffix);
+  L.emit("Activation", {L.as(x, layout)}, std::move(a), L.define(shape, layout));
 }
 
 // ------------------------------------------------------------------ layers
 
-using Inputs = std::vector<std::string>;
+using Inputs = std::vector<std::string>;  // Keras values (names of their channels-last forms)
 using LayerTranslator = std::function<void(const Layer&, const Inputs&)>;
 
 const std::string& one_input(const Layer& L, const Inputs& in) {
@@ -178,10 +295,16 @@ const std::string& one_input(const Layer& L, const Inputs& in) {
   return in[0];
 }
 
+int64_t product(const Shape& s, size_t from) {
+  int64_t n = 1;
+  for (size_t d = from; d < s.size(); ++d) n *= s[d];
+  return n;
+}
+
 // Keras Dense kernel is [in, units]; the IR wants [out, in]. Transposed by an explicit copy here,
 // from the layout Keras defines, never from the shape (a square kernel looks the same both ways).
 Tensor transpose_kernel(const Tensor& kernel) {
-  Tensor k = kernel.dtype() == DType::f32 ? kernel : kernel.cast(DType::f32);
+  Tensor k = f32(kernel);
   const int64_t in = k.shape()[0], out = k.shape()[1];
   Tensor w(DType::f32, {out, in});
   const float* src = k.data<float>();
@@ -204,40 +327,67 @@ void translate_dense(const Layer& L, const Inputs& in) {
   if (!is_float(kernel.dtype()) || kernel.shape().size() != 2 || kernel.shape()[1] != units)
     kref.fail("expected a float kernel of shape [in, units] = [*, " + std::to_string(units) + "] for Dense \"" + L.name() + "\", got " +
               dtype_name(kernel.dtype()) + " " + shape_str(kernel.shape()));
+  Shape shape = L.shape(x);  // Dense acts on Keras's last axis
+  if (shape.size() < 2 || shape.back() != kernel.shape()[0])
+    kref.fail("kernel " + shape_str(kernel.shape()) + " of Dense \"" + L.name() + "\" does not fit its input " + shape_str(shape));
+  shape.back() = units;
   // Kept under the stream tensor's name, now in the IR layout [units, in].
-  std::vector<std::string> inputs = {x, L.add_weight(kref.str(), transpose_kernel(kernel))};
+  std::vector<std::string> inputs = {L.as(x, Layout::last), L.add_weight(kref.str(), transpose_kernel(kernel))};
   if (c.boolean("use_bias", true)) {
     JsonRef bref = L.weight_ref("bias");
     const Tensor& bias = L.tensor(bref);
     if (!is_float(bias.dtype()) || bias.shape() != Shape{units})
       bref.fail("expected a float bias of shape [" + std::to_string(units) + "] for Dense \"" + L.name() + "\", got " +
                 dtype_name(bias.dtype()) + " " + shape_str(bias.shape()));
-    inputs.push_back(L.add_weight(bref.str(), bias.dtype() == DType::f32 ? bias : bias.cast(DType::f32)));
+    inputs.push_back(L.add_weight(bref.str(), f32(bias)));
   }
   ir::Attrs a = attrs_of({{"in_features", kernel.shape()[0]}, {"out_features", units}});
   if (act.softmax) {
     // Softmax is not an element-wise post-op: a separate node after the Dense.
-    L.emit("Dense", inputs, std::move(a), "/linear");
-    return emit_act(L, L.out() + "/linear", act);
+    L.emit("Dense", inputs, std::move(a), L.out() + "/linear");
+    return L.emit("Softmax", {L.out() + "/linear"}, softmax_attrs(-1, act.log), L.define(shape, Layout::last));
   }
   for (const auto& [k, v] : act.params.all()) a.set(k, v);
   a.set("activation", act.function);
-  L.emit("Dense", inputs, std::move(a));
+  L.emit("Dense", inputs, std::move(a), L.define(shape, Layout::last));
 }
 
 LayerTranslator identity_layer() {
-  return [](const Layer& L, const Inputs& in) { L.emit("Identity", {one_input(L, in)}); };
+  return [](const Layer& L, const Inputs& in) {
+    const std::string& x = one_input(L, in);
+    const Layout layout = common_layout(L, in);
+    L.emit("Identity", {L.as(x, layout)}, {}, L.define(L.shape(x), layout));
+  };
 }
 
-// Merge layers: Add/Multiply fold any number of inputs pairwise; Keras shapes broadcast as numpy.
-LayerTranslator fold_merge(const std::string& op) {
-  return [op](const Layer& L, const Inputs& in) {
+// numpy broadcasting of Keras shapes (batch -1 matches anything).
+Shape broadcast(const Layer& L, const Inputs& in) {
+  Shape out;
+  for (const std::string& v : in) {
+    const Shape& s = L.shape(v);
+    if (s.size() > out.size()) out.insert(out.begin(), s.size() - out.size(), 1);
+    for (size_t i = 0; i < s.size(); ++i) {
+      int64_t& o = out[out.size() - s.size() + i];
+      const int64_t d = s[i];
+      if (o == 1 || o == d) o = d;
+      else if (d != 1 && !(o == -1 || d == -1)) L.fail(L.class_name() + " cannot broadcast its input shapes (" + shape_str(L.shape(in[0])) + ", " + shape_str(s) + ")");
+    }
+  }
+  return out;
+}
+
+// Merge layers: Add/Multiply fold any number of inputs pairwise (`<value>/1`, ... then the value).
+LayerTranslator fold_merge(const std::string& op, bool exactly_two = false) {
+  return [op, exactly_two](const Layer& L, const Inputs& in) {
+    if (exactly_two && in.size() != 2) L.fail(L.class_name() + " takes exactly two inputs, got " + std::to_string(in.size()));
     if (in.size() < 2) L.fail(L.class_name() + " needs at least two inputs, got " + std::to_string(in.size()));
-    std::string acc = in[0];
+    const Layout layout = common_layout(L, in);
+    const std::string y = L.define(broadcast(L, in), layout);
+    std::string acc = L.as(in[0], layout);
     for (size_t i = 1; i < in.size(); ++i) {
-      const std::string suffix = i + 1 < in.size() ? "/" + std::to_string(i) : "";
-      L.emit(op, {acc, in[i]}, {}, suffix);
-      acc = L.out() + suffix;
+      const std::string name = i + 1 < in.size() ? y + "/" + std::to_string(i) : y;
+      L.emit(op, {acc, L.as(in[i], layout)}, {}, name);
+      acc = name;
     }
   };
 }
@@ -253,6 +403,352 @@ void translate_relu_layer(const Layer& L, const Inputs& in) {
   else if (slope == 0.0 && max_value->f64() == 6.0) act = {"relu6", {}};
   else max_value->fail("ReLU with max_value " + max_value->raw().dump() + " (and negative_slope " + std::to_string(slope) + ") has no IR function; only max_value 6 is supported");
   emit_act(L, one_input(L, in), act);
+}
+
+void translate_reshape(const Layer& L, const Inputs& in) {
+  const std::string& x = one_input(L, in);
+  JsonRef target = L.config()["target_shape"];
+  // target_shape excludes the batch dimension; IR 0 copies it.
+  std::vector<int64_t> attr = {0};
+  Shape shape = {-1};
+  int64_t known = 1, infer = -1;
+  for (int64_t d : target.ints()) {
+    attr.push_back(d);
+    if (d == -1 && infer < 0) infer = int64_t(shape.size());
+    else if (d <= 0) target.fail("expected positive sizes and at most one -1, got " + target.raw().dump());
+    else known *= d;
+    shape.push_back(d);
+  }
+  const int64_t n = product(L.shape(x), 1);
+  if (infer >= 0) shape[infer] = n / known;
+  if (product(shape, 1) != n) target.fail("cannot reshape " + shape_str(L.shape(x)) + " to " + target.raw().dump());
+  L.emit("Reshape", {L.as(x, Layout::last)}, attrs_of({{"shape", attr}}), L.define(shape, Layout::last));
+}
+
+void translate_concatenate(const Layer& L, const Inputs& in) {
+  if (in.size() < 2) L.fail("Concatenate needs at least two inputs, got " + std::to_string(in.size()));
+  const int64_t axis = L.config().i64("axis", -1);  // the batch axis counts, as in Keras
+  Shape shape = L.shape(in[0]);
+  const int64_t rank = int64_t(shape.size()), a = axis < 0 ? axis + rank : axis;
+  if (a <= 0 || a >= rank) L.config()["axis"].fail("axis " + std::to_string(axis) + " is not a feature axis of " + shape_str(shape));
+  std::vector<std::string> xs;
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (i) shape[a] += L.shape(in[i])[a];
+    xs.push_back(L.as(in[i], Layout::last));
+  }
+  L.emit("Concat", xs, attrs_of({{"axis", axis}}), L.define(shape, Layout::last));
+}
+
+// ------------------------------------------------------------------ spatial layers
+// Channels-last in Keras, channels-first in the IR: each reads its input's channels-first form
+// and computes its output channels-first; Keras-layout values appear only where used (Flatten,
+// Dense, outputs, taps). data_format "channels_first" is refused (tfjs's wasm backend has none).
+
+// An int or a list of `rank` ints (Keras writes kernel_size 3 or [3, 3]).
+std::vector<int64_t> per_dim(const JsonRef& v, size_t rank) {
+  if (v.is_array()) {
+    std::vector<int64_t> out = v.ints();
+    if (out.size() != rank) v.fail("expected " + std::to_string(rank) + " values, got " + std::to_string(out.size()));
+    return out;
+  }
+  return std::vector<int64_t>(rank, v.i64());
+}
+
+std::vector<int64_t> per_dim(const JsonRef& config, const std::string& key, size_t rank, int64_t fallback) {
+  auto v = config.find(key);
+  return v ? per_dim(*v, rank) : std::vector<int64_t>(rank, fallback);
+}
+
+// The input of a layer over `rank` spatial dims: [N, spatial..., C], float.
+const Shape& spatial_input(const Layer& L, const std::string& x, size_t rank) {
+  if (auto df = L.config().find("data_format"); df && df->str() != "channels_last")
+    df->fail("data_format \"" + df->str() + "\" is not supported (only channels_last)");
+  const Value& v = L.value(x);
+  if (v.shape.size() != rank + 2 || !is_float(v.dtype))
+    L.fail(L.class_name() + " \"" + L.name() + "\" needs a float input [batch, " + std::to_string(rank) + " spatial dims, channels], got " +
+           dtype_name(v.dtype) + " " + shape_str(v.shape));
+  return v.shape;
+}
+
+// Pads and output size per spatial dim for a Keras `padding`: "valid" none; "same" out = ceil(in / s)
+// with total = max((out - 1)·s + (k - 1)·d + 1 - in, 0) split total/2 before and the rest after
+// (TF's rule, which tfjs follows: an odd pad goes at the end); "causal" (Conv1D) (k - 1)·d before.
+struct Window {
+  std::vector<int64_t> pads_begin, pads_end, out;
+};
+
+Window keras_window(const Layer& L, const JsonRef& padding, const Shape& in_shape, const std::vector<int64_t>& k,
+                    const std::vector<int64_t>& s, const std::vector<int64_t>& d, bool causal_ok) {
+  const std::string mode = padding.str();
+  if (mode != "valid" && mode != "same" && !(causal_ok && mode == "causal"))
+    padding.fail("expected \"valid\"" + std::string(causal_ok ? ", \"same\" or \"causal\"" : " or \"same\"") + ", got \"" + mode + "\"");
+  Window w;
+  for (size_t i = 0; i < k.size(); ++i) {
+    const int64_t in = in_shape[i + 1], span = (k[i] - 1) * d[i] + 1;
+    if (k[i] < 1 || s[i] < 1 || d[i] < 1) L.fail("kernel sizes, strides and dilation rates must be >= 1");
+    int64_t pb = 0, pe = 0;
+    if (mode == "same") {
+      const int64_t out = (in + s[i] - 1) / s[i];
+      const int64_t total = std::max<int64_t>((out - 1) * s[i] + span - in, 0);
+      pb = total / 2;
+      pe = total - pb;
+    } else if (mode == "causal") {
+      pb = span - 1;
+    }
+    if (in + pb + pe < span)
+      L.fail(L.class_name() + " \"" + L.name() + "\": spatial size " + std::to_string(in) + " is smaller than its window " + std::to_string(span));
+    w.pads_begin.push_back(pb);
+    w.pads_end.push_back(pe);
+    w.out.push_back((in + pb + pe - span) / s[i] + 1);
+  }
+  return w;
+}
+
+// Keras conv kernel [k..., in/groups, out] -> IR [out, in/groups, k...], by an explicit copy.
+Tensor conv_kernel(const Tensor& k) {
+  const Shape& ks = k.shape();
+  const size_t r = ks.size();
+  const int64_t in = ks[r - 2], out = ks[r - 1], taps = product(Shape(ks.begin(), ks.end() - 2), 0);
+  Shape ws = {out, in};
+  ws.insert(ws.end(), ks.begin(), ks.end() - 2);
+  Tensor w(DType::f32, ws);
+  const float* src = k.data<float>();
+  float* dst = w.data<float>();
+  for (int64_t t = 0; t < taps; ++t)
+    for (int64_t i = 0; i < in; ++i)
+      for (int64_t o = 0; o < out; ++o) dst[(o * in + i) * taps + t] = src[(t * in + i) * out + o];
+  return w;
+}
+
+// Keras depthwise kernel [k..., C, M] -> IR grouped conv weight [C·M, 1, k...]. Keras's output
+// channel c·M + m is input channel c times multiplier m: IR group c, its output m.
+Tensor depthwise_kernel(const Tensor& k) {
+  const Shape& ks = k.shape();
+  const size_t r = ks.size();
+  const int64_t c = ks[r - 2], m = ks[r - 1], taps = product(Shape(ks.begin(), ks.end() - 2), 0);
+  Shape ws = {c * m, 1};
+  ws.insert(ws.end(), ks.begin(), ks.end() - 2);
+  Tensor w(DType::f32, ws);
+  const float* src = k.data<float>();
+  float* dst = w.data<float>();
+  for (int64_t t = 0; t < taps; ++t)
+    for (int64_t ci = 0; ci < c; ++ci)
+      for (int64_t mi = 0; mi < m; ++mi) dst[(ci * m + mi) * taps + t] = src[(t * c + ci) * m + mi];
+  return w;
+}
+
+ir::Attrs window_attrs(const std::vector<int64_t>& strides, const std::vector<int64_t>& dilations, const Window& w) {
+  return attrs_of({{"strides", strides}, {"dilations", dilations}, {"pads_begin", w.pads_begin}, {"pads_end", w.pads_end}});
+}
+
+// Conv1D/2D/3D and DepthwiseConv2D: the kernel, optional bias and activation (fused into the Conv).
+LayerTranslator conv_layer(size_t rank, bool depthwise) {
+  return [rank, depthwise](const Layer& L, const Inputs& in) {
+    const std::string& x = one_input(L, in);
+    const Shape& xs = spatial_input(L, x, rank);
+    JsonRef c = L.config();
+    const int64_t cin = xs.back();
+    const auto k = per_dim(c["kernel_size"], rank), s = per_dim(c, "strides", rank, 1), d = per_dim(c, "dilation_rate", rank, 1);
+    int64_t groups = 1, out_c = 0;
+    std::string kname = "kernel";
+    Shape want(k.begin(), k.end());
+    if (depthwise) {
+      const int64_t mult = c.i64("depth_multiplier", 1);
+      groups = cin;
+      out_c = cin * mult;
+      kname = L.has_weight("kernel") && !L.has_weight("depthwise_kernel") ? "kernel" : "depthwise_kernel";  // Keras 3 says "kernel"
+      want.insert(want.end(), {cin, mult});
+    } else {
+      out_c = c["filters"].i64();
+      groups = c.i64("groups", 1);  // Keras >= 2.3; tfjs has none
+      if (groups < 1 || cin % groups || out_c % groups)
+        c["groups"].fail(std::to_string(groups) + " groups do not divide " + std::to_string(cin) + " input channels and " + std::to_string(out_c) + " filters");
+      want.insert(want.end(), {cin / groups, out_c});
+    }
+    auto [kref, kernel] = L.weight(kname, want, depthwise ? "[kernel..., channels, depth_multiplier]" : "[kernel..., in_channels/groups, filters]");
+    // Kept under the stream tensor's name, now in the IR layout [out, in/groups, k...].
+    std::vector<std::string> inputs = {L.as(x, Layout::first), L.add_weight(kref.str(), depthwise ? depthwise_kernel(kernel) : conv_kernel(kernel))};
+    if (c.boolean("use_bias", true)) {
+      auto [bref, bias] = L.weight("bias", {out_c}, "[out_channels]");
+      inputs.push_back(L.add_weight(bref.str(), bias));
+    }
+    const Window w = keras_window(L, c["padding"], xs, k, s, d, rank == 1 && !depthwise);
+    ir::Attrs a = window_attrs(s, d, w);
+    a.set("groups", groups);
+    if (auto activation = c.find("activation")) {
+      const Act act = keras_activation(L.model(), *activation);
+      if (act.softmax) activation->fail("a softmax activation inside a convolution is not supported; use a Softmax layer");
+      for (const auto& [key, v] : act.params.all()) a.set(key, v);
+      a.set("activation", act.function);
+    }
+    Shape ys = {-1};
+    ys.insert(ys.end(), w.out.begin(), w.out.end());
+    ys.push_back(out_c);
+    L.emit("Conv", inputs, std::move(a), L.define(ys, Layout::first));
+  };
+}
+
+// MaxPooling / AveragePooling 1D-3D. Keras never counts padding in an average ("same" averages
+// only the real elements: count_include_pad 0); max pooling ignores it.
+LayerTranslator pool_layer(size_t rank, const std::string& mode) {
+  return [rank, mode](const Layer& L, const Inputs& in) {
+    const std::string& x = one_input(L, in);
+    const Shape& xs = spatial_input(L, x, rank);
+    JsonRef c = L.config();
+    const auto k = per_dim(c["pool_size"], rank);
+    const auto s = c.has("strides") ? per_dim(c["strides"], rank) : k;  // null: the pool size
+    const std::vector<int64_t> d(rank, 1);
+    const Window w = keras_window(L, c["padding"], xs, k, s, d, false);
+    ir::Attrs a = window_attrs(s, d, w);
+    a.set("mode", mode);
+    a.set("kernel", k);
+    a.set("count_include_pad", int64_t(0));
+    Shape ys = {-1};
+    ys.insert(ys.end(), w.out.begin(), w.out.end());
+    ys.push_back(xs.back());
+    L.emit("Pool", {L.as(x, Layout::first)}, std::move(a), L.define(ys, Layout::first));
+  };
+}
+
+// GlobalAverage/MaxPooling 1D-3D: a global Pool, then Flatten to Keras's [N, C].
+LayerTranslator global_pool_layer(size_t rank, const std::string& mode) {
+  return [rank, mode](const Layer& L, const Inputs& in) {
+    const std::string& x = one_input(L, in);
+    const Shape& xs = spatial_input(L, x, rank);
+    if (auto keep = L.config().find("keepdims"); keep && keep->boolean())
+      keep->fail("keepdims true is not supported (the output would keep Keras's [N, 1..., C] layout)");
+    L.emit("Pool", {L.as(x, Layout::first)}, attrs_of({{"mode", mode}, {"global", int64_t(1)}}), L.out() + "/pool");
+    L.emit("Flatten", {L.out() + "/pool"}, attrs_of({{"start", int64_t(1)}, {"end", int64_t(-1)}}), L.define({-1, xs.back()}, Layout::last));
+  };
+}
+
+// ZeroPadding1D/2D/3D as a depthwise 1x1 Conv with weight 1 and the pads: exactly x, zeros
+// around (the IR has no Pad op). padding: n, [a, b] (one pair in 1D, per dim in 2D/3D) or
+// [[before, after], ...].
+LayerTranslator zero_padding_layer(size_t rank) {
+  return [rank](const Layer& L, const Inputs& in) {
+    const std::string& x = one_input(L, in);
+    const Shape& xs = spatial_input(L, x, rank);
+    JsonRef p = L.config()["padding"];
+    Window w;
+    auto bad = [&]() { p.fail("expected an integer, " + std::string(rank == 1 ? "[before, after]" : "one integer per dim") + " or [[before, after] per dim], got " + p.raw().dump()); };
+    if (p.is_number()) {
+      w.pads_begin = w.pads_end = std::vector<int64_t>(rank, p.i64());
+    } else if (rank == 1 && p.is_array() && p.size() == 2 && p[0].is_number()) {
+      w.pads_begin = {p[0].i64()};
+      w.pads_end = {p[1].i64()};
+    } else if (p.is_array() && p.size() == rank) {
+      for (const JsonRef& e : p.items()) {
+        if (e.is_number()) {
+          w.pads_begin.push_back(e.i64());
+          w.pads_end.push_back(e.i64());
+        } else if (e.is_array() && e.size() == 2) {
+          w.pads_begin.push_back(e[0].i64());
+          w.pads_end.push_back(e[1].i64());
+        } else {
+          bad();
+        }
+      }
+    } else {
+      bad();
+    }
+    Shape ys = xs;
+    for (size_t i = 0; i < rank; ++i) {
+      if (w.pads_begin[i] < 0 || w.pads_end[i] < 0) bad();
+      ys[i + 1] += w.pads_begin[i] + w.pads_end[i];
+    }
+    const int64_t ch = xs.back();
+    Shape ones_shape = {ch, 1};
+    ones_shape.insert(ones_shape.end(), rank, 1);
+    ir::Attrs a = window_attrs(std::vector<int64_t>(rank, 1), std::vector<int64_t>(rank, 1), w);
+    a.set("groups", ch);
+    L.emit("Conv", {L.as(x, Layout::first), L.constant("weight=1", filled(ones_shape, 1.f))}, std::move(a), L.define(ys, Layout::first));
+  };
+}
+
+// Keras axis settings (an int or a list; negative counts from the end) as sorted positive axes.
+std::vector<int64_t> keras_axes(const JsonRef& axis, size_t rank) {
+  std::vector<int64_t> out = axis.is_array() ? axis.ints() : std::vector<int64_t>{axis.i64()};
+  for (int64_t& a : out) {
+    if (a < 0) a += int64_t(rank);
+    if (a <= 0 || a >= int64_t(rank)) axis.fail("axis " + axis.raw().dump() + " is not a feature axis of a rank-" + std::to_string(rank) + " input");
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// BatchNormalization (inference: moving statistics) over the channels axis; the IR normalises
+// axis 1, so inputs of rank >= 3 are read channels-first. center/scale False: beta 0 / gamma 1.
+void translate_batchnorm(const Layer& L, const Inputs& in) {
+  const std::string& x = one_input(L, in);
+  const Shape& xs = L.shape(x);
+  JsonRef c = L.config();
+  if (xs.size() < 2 || !is_float(L.value(x).dtype)) L.fail("BatchNormalization needs a float input of rank >= 2, got " + shape_str(xs));
+  if (keras_axes(c["axis"], xs.size()) != std::vector<int64_t>{int64_t(xs.size()) - 1})
+    c["axis"].fail("only the channels axis (-1) is supported, got " + c["axis"].raw().dump());
+  const int64_t ch = xs.back();
+  const Shape want = {ch};
+  auto param = [&](const std::string& short_name, bool present, float fallback) {
+    if (!present) return L.constant(short_name + (fallback == 1.f ? "=1" : "=0"), filled(want, fallback));
+    auto [ref, t] = L.weight(short_name, want, "[channels]");
+    return L.add_weight(ref.str(), t);
+  };
+  const std::string gamma = param("gamma", c.boolean("scale", true), 1.f), beta = param("beta", c.boolean("center", true), 0.f);
+  const std::string mean = param("moving_mean", true, 0.f), var = param("moving_variance", true, 1.f);
+  const Layout layout = xs.size() >= 3 ? Layout::first : Layout::last;
+  L.emit("BatchNorm", {L.as(x, layout), gamma, beta, mean, var}, attrs_of({{"eps", c["epsilon"].f64()}}), L.define(xs, layout));
+}
+
+// LayerNormalization over trailing axes (Keras's gamma/beta have those axes' shape).
+void translate_layernorm(const Layer& L, const Inputs& in) {
+  const std::string& x = one_input(L, in);
+  const Shape& xs = L.shape(x);
+  JsonRef c = L.config();
+  if (c.boolean("rms_scaling", false)) c["rms_scaling"].fail("rms_scaling (Keras 3) is not supported");
+  const std::vector<int64_t> axes = keras_axes(c["axis"], xs.size());
+  for (size_t i = 0; i < axes.size(); ++i)
+    if (axes[i] != int64_t(xs.size() - axes.size() + i))
+      c["axis"].fail("only trailing axes are supported (the IR normalises from an axis to the end), got " + c["axis"].raw().dump());
+  Shape want;
+  for (int64_t a : axes) want.push_back(xs[a]);
+  std::vector<std::string> inputs = {L.as(x, Layout::last), "", ""};
+  if (c.boolean("scale", true)) {
+    auto [ref, t] = L.weight("gamma", want, "[normalised dims]");
+    inputs[1] = L.add_weight(ref.str(), t);
+  }
+  if (c.boolean("center", true)) {
+    auto [ref, t] = L.weight("beta", want, "[normalised dims]");
+    inputs[2] = L.add_weight(ref.str(), t);
+  }
+  L.emit("LayerNorm", inputs, attrs_of({{"axis", -int64_t(axes.size())}, {"eps", c["epsilon"].f64()}}), L.define(xs, Layout::last));
+}
+
+// The capture's composed RMSNorm (tfjs has no RMSNorm layer): x · rsqrt(mean(x², -1) + epsilon) · scale.
+void translate_rmsnorm(const Layer& L, const Inputs& in) {
+  const std::string& x = one_input(L, in);
+  const Shape& xs = L.shape(x);
+  JsonRef c = L.config();
+  if (keras_axes(c["axis"], xs.size()) != std::vector<int64_t>{int64_t(xs.size()) - 1})
+    c["axis"].fail("only the last axis (-1) is supported, got " + c["axis"].raw().dump());
+  auto [ref, scale] = L.weight("scale", {xs.back()}, "[features]");
+  L.emit("RMSNorm", {L.as(x, Layout::last), L.add_weight(ref.str(), scale)}, attrs_of({{"axis", int64_t(-1)}, {"eps", c["epsilon"].f64()}}),
+         L.define(xs, Layout::last));
+}
+
+// Embedding: integer ids [N, ...] -> rows of embeddings [input_dim, output_dim].
+void translate_embedding(const Layer& L, const Inputs& in) {
+  const std::string& x = one_input(L, in);
+  JsonRef c = L.config();
+  // A mask would change what the layers after it compute (they skip masked steps).
+  if (c.boolean("mask_zero", false)) c["mask_zero"].fail("mask_zero true is not supported");
+  const Value& ids = L.value(x);
+  if (ids.dtype != DType::i32 && ids.dtype != DType::i64)
+    L.fail("Embedding \"" + L.name() + "\" takes integer ids; its input is " + dtype_name(ids.dtype) + " (send ids as int32)");
+  const int64_t vocab = c["input_dim"].i64(), dim = c["output_dim"].i64();
+  auto [ref, table] = L.weight("embeddings", {vocab, dim}, "[input_dim, output_dim]");
+  Shape ys = ids.shape;
+  ys.push_back(dim);
+  L.emit("Embedding", {L.as(x, Layout::last), L.add_weight(ref.str(), table)}, {}, L.define(ys, Layout::last));
 }
 
 const std::map<std::string, LayerTranslator>& layer_table() {
@@ -275,7 +771,8 @@ const std::map<std::string, LayerTranslator>& layer_table() {
       {"Softmax",
        [](const Layer& L, const Inputs& in) {
          // Every writer states the axis (tfjs's default is 1, Keras's -1): no default assumed.
-         L.emit("Softmax", {one_input(L, in)}, attrs_of({{"axis", L.config()["axis"].i64()}, {"log", int64_t(0)}}));
+         const std::string& x = one_input(L, in);
+         L.emit("Softmax", {L.as(x, Layout::last)}, softmax_attrs(L.config()["axis"].i64(), false), L.define(L.shape(x), Layout::last));
        }},
       // Inference-time identities (predict() never applies dropout or noise).
       {"Dropout", identity_layer()},
@@ -290,27 +787,39 @@ const std::map<std::string, LayerTranslator>& layer_table() {
          // channels_first makes Keras permute to channels-last before flattening.
          if (auto df = L.config().find("data_format"); df && df->str() == "channels_first")
            df->fail("Flatten with data_format \"channels_first\" is not supported");
-         L.emit("Flatten", {one_input(L, in)}, attrs_of({{"start", int64_t(1)}, {"end", int64_t(-1)}}));
+         // Keras flattens its channels-last value (order H, W, C): never the channels-first form.
+         const std::string& x = one_input(L, in);
+         L.emit("Flatten", {L.as(x, Layout::last)}, attrs_of({{"start", int64_t(1)}, {"end", int64_t(-1)}}),
+                L.define({-1, product(L.shape(x), 1)}, Layout::last));
        }},
-      {"Reshape",
-       [](const Layer& L, const Inputs& in) {
-         // target_shape excludes the batch dimension; IR 0 copies it.
-         std::vector<int64_t> shape = {0};
-         for (int64_t d : L.config()["target_shape"].ints()) shape.push_back(d);
-         L.emit("Reshape", {one_input(L, in)}, attrs_of({{"shape", shape}}));
-       }},
+      {"Reshape", translate_reshape},
       {"Add", fold_merge("Add")},
       {"Multiply", fold_merge("Mul")},
-      {"Subtract",
-       [](const Layer& L, const Inputs& in) {
-         if (in.size() != 2) L.fail("Subtract takes exactly two inputs, got " + std::to_string(in.size()));
-         L.emit("Sub", {in[0], in[1]});
-       }},
-      {"Concatenate",
-       [](const Layer& L, const Inputs& in) {
-         if (in.size() < 2) L.fail("Concatenate needs at least two inputs, got " + std::to_string(in.size()));
-         L.emit("Concat", in, attrs_of({{"axis", L.config().i64("axis", -1)}}));
-       }},
+      {"Subtract", fold_merge("Sub", true)},  // Keras 2/3; tfjs has none
+      {"Concatenate", translate_concatenate},
+      {"Conv1D", conv_layer(1, false)},
+      {"Conv2D", conv_layer(2, false)},
+      {"Conv3D", conv_layer(3, false)},
+      {"DepthwiseConv2D", conv_layer(2, true)},
+      {"MaxPooling1D", pool_layer(1, "max")},
+      {"MaxPooling2D", pool_layer(2, "max")},
+      {"MaxPooling3D", pool_layer(3, "max")},
+      {"AveragePooling1D", pool_layer(1, "avg")},
+      {"AveragePooling2D", pool_layer(2, "avg")},
+      {"AveragePooling3D", pool_layer(3, "avg")},
+      {"GlobalAveragePooling1D", global_pool_layer(1, "avg")},
+      {"GlobalAveragePooling2D", global_pool_layer(2, "avg")},
+      {"GlobalAveragePooling3D", global_pool_layer(3, "avg")},
+      {"GlobalMaxPooling1D", global_pool_layer(1, "max")},
+      {"GlobalMaxPooling2D", global_pool_layer(2, "max")},
+      {"GlobalMaxPooling3D", global_pool_layer(3, "max")},
+      {"ZeroPadding1D", zero_padding_layer(1)},
+      {"ZeroPadding2D", zero_padding_layer(2)},
+      {"ZeroPadding3D", zero_padding_layer(3)},
+      {"BatchNormalization", translate_batchnorm},
+      {"LayerNormalization", translate_layernorm},
+      {"RMSNorm", translate_rmsnorm},
+      {"Embedding", translate_embedding},
   };
   return t;
 }
@@ -320,6 +829,10 @@ void translate(Model& m, JsonRef layer_json, const std::string& name, const std:
   auto tr = layer_table().find(L.class_name());
   if (tr == layer_table().end()) layer_json["class_name"].fail("unsupported layer class \"" + L.class_name() + "\" (layer \"" + name + "\")");
   tr->second(L, inputs);
+  if (!L.defined()) L.fail("internal: the " + L.class_name() + " translator produced no output");
+  // A tap holds Keras's channels-last value: make that form right here, so the tap is compared
+  // with a value of its layout, in execution order (the first diverging node is the right one).
+  if (m.stream.taps.count(out)) m.as(out, Layout::last);
   L.check_all_weights_used();
   m.translated.insert(name);
 }
@@ -349,7 +862,11 @@ void add_input(Model& m, size_t i, const std::string& name, const std::optional<
     }
   }
   if (!shape.empty()) shape[0] = -1;  // batch: fixed when compiled
-  m.graph.inputs.push_back({name, t.dtype() == DType::f64 ? DType::f32 : t.dtype(), shape});
+  const DType dtype = t.dtype() == DType::f64 ? DType::f32 : t.dtype();
+  m.graph.inputs.push_back({name, dtype, shape});
+  Value v{shape, dtype, "keras:" + name + " (InputLayer)"};
+  v.last = true;  // Keras inputs are channels-last
+  m.values[name] = v;
 }
 
 void decode_sequential(Model& m, const JsonRef& config) {
@@ -374,7 +891,7 @@ void decode_sequential(Model& m, const JsonRef& config) {
     translate(m, layer, name, name, {value});
     value = name;
   }
-  m.graph.outputs = {value};
+  m.graph.outputs = {m.as(value, Layout::last)};
 }
 
 // A reference to a layer's output: (layer name, node index, tensor index).
@@ -435,7 +952,7 @@ void decode_functional(Model& m, const JsonRef& config) {
   for (const JsonRef& l : layers.items())
     if (!by_name.emplace(layer_name(l), l).second) l.fail("duplicate layer name \"" + layer_name(l) + "\"");
 
-  std::map<std::string, std::string> values;  // value_key(layer, node) -> IR value
+  std::map<std::string, std::string> values;  // value_key(layer, node) -> Keras value
   JsonRef input_layers = config["input_layers"];
   std::vector<TensorRef> ins = ref_list(input_layers);
   if (ins.size() != m.stream.inputs.size())
@@ -497,7 +1014,7 @@ void decode_functional(Model& m, const JsonRef& config) {
   for (const TensorRef& r : ref_list(output_layers)) {
     auto v = values.find(value_key(r.layer, r.node));
     if (v == values.end()) throw Error(r.path, "names output " + std::to_string(r.node) + " of layer \"" + r.layer + "\", which no layer produces");
-    m.graph.outputs.push_back(v->second);
+    m.graph.outputs.push_back(m.as(v->second, Layout::last));
   }
 }
 
@@ -526,7 +1043,7 @@ class TensorflowDialect : public Dialect {
 
     ir::Graph g;
     g.metadata = {{"planet", stream.planet}, {"planet_version", stream.planet_version}, {"model_id", stream.model_id}};
-    Model m{stream, g, model.find("weights"), topology.str("keras_version", ""), {}};
+    Model m{stream, g, model.find("weights"), topology.str("keras_version", ""), {}, {}};
     if (m.weights && !m.weights->is_object()) m.weights->fail("expected an object {layer name: {weight name: tensor name}}");
 
     JsonRef cls = topology["class_name"];

@@ -148,6 +148,57 @@ test('fixtures: dense specs, trained biases, deterministic bytes, errors naming 
   await assert.rejects(fixtures.build({ ...fx, spec: { input: 4, units: [3, 2], activation: 'hardswish' } }), pb.NotApplicable);
 });
 
+test('fixtures: issue-4 layers are channels-last, trained, deterministic; ids are int32', needsTfjs, async () => {
+  const fixtures = require('./fixtures.js');
+  await tfjs.useWasm();
+  const fx = (layer, spec, id = layer) => ({ id, layer, samples: 3, seed: 42, spec });
+  const conv = fx('cnn2', { in_channels: 2, size: 5, filters: [3], kernel: 2, padding: 'same', activation: 'relu' });
+  const bytes = (await fixtures.build(conv)).toBytes();
+  assert.deepEqual(bytes, (await fixtures.build(conv)).toBytes());
+  let [{ doc, tensors }] = pb.readFrames(bytes);
+  assert.deepEqual(doc.tensors['input.0'].shape, [3, 5, 5, 2]); // [N, size..., C]
+  assert.deepEqual(doc.tensors['conv_1/kernel'].shape, [2, 2, 2, 3]); // Keras [kh, kw, in, out]
+  assert.equal(doc.model.topology.config.layers[0].config.activation, 'relu');
+  assert.ok(tensors['conv_1/bias'].data.some((v) => v !== 0)); // trained
+  assert.equal(doc.composed, undefined);
+
+  ({ doc, tensors } = pb.readFrames((await fixtures.build(fx('batchnorm', { dims: 2, in_channels: 2, size: 4, filters: 3 }))).toBytes())[0]);
+  assert.deepEqual(doc.model.topology.config.layers.map((l) => l.class_name), ['Conv2D', 'BatchNormalization', 'Activation']);
+  assert.ok(tensors['bn/moving_mean'].data.every((v) => v !== 0)); // the moving statistics moved in fit
+  assert.ok(tensors['bn/moving_variance'].data.every((v) => v !== 1));
+
+  ({ doc, tensors } = pb.readFrames((await fixtures.build(fx('embedding', { vocab: 8, dim: 2, seq: 4 }))).toBytes())[0]);
+  assert.equal(doc.tensors['input.0'].dtype, 'i32');
+  assert.ok(tensors['input.0'].data.every((v) => v >= 0 && v < 8));
+
+  // RMSNorm: composed from tfjs ops, labelled so; its output is x·rsqrt(mean(x²) + eps)·scale.
+  ({ doc, tensors } = pb.readFrames((await fixtures.build(fx('rmsnorm', { features: 4 }))).toBytes())[0]);
+  assert.equal(doc.composed.length, 1);
+  assert.match(doc.composed[0], /^RMSNorm: /);
+  const norm = doc.model.topology.config.layers[1];
+  assert.equal(norm.class_name, 'RMSNorm');
+  assert.deepEqual([norm.config.epsilon, norm.config.axis], [1e-6, -1]);
+  const h = tensors['tap.dense'].data, y = tensors['output.0'].data, g = tensors['norm/scale'].data;
+  for (let r = 0; r < 3; r++) {
+    const row = h.slice(r * 4, r * 4 + 4);
+    const inv = 1 / Math.sqrt(row.reduce((a, v) => a + v * v, 0) / 4 + 1e-6);
+    row.forEach((v, i) => assert.ok(Math.abs(v * inv * g[i] - y[r * 4 + i]) <= 1e-5, `row ${r} element ${i}`));
+  }
+
+  for (const [layer, spec, field] of [
+    ['cnn1', { in_channels: 2, size: 8, filters: [2], kernel: 3, padding: 'full' }, 'spec.padding'],
+    ['cnn2', { in_channels: 2, size: 8, filters: [2], kernel: 3, groups: 2 }, 'spec.groups'],
+    ['pool', { dims: 2, in_channels: 2, size: 8, filters: 2, pool: 'min', kernel: 2 }, 'spec.pool'],
+    ['batchnorm', { dims: 4, in_channels: 2, size: 8, filters: 2 }, 'spec.dims'],
+    ['layernorm', { features: 4, eps: -1 }, 'spec.eps'],
+    ['model', { arch: 'resnet' }, 'spec.arch'],
+  ])
+    await assert.rejects(fixtures.build(fx(layer, spec)), new RegExp(field.replace('.', '\\.')));
+  // Keras pools pad only "valid"/"same"; tfjs has ZeroPadding2D only.
+  await assert.rejects(fixtures.build(fx('pool', { dims: 1, in_channels: 2, size: 8, filters: 2, pool: 'max', kernel: 3, stride: 2, padding: 1 })),
+    (e) => e instanceof pb.NotApplicable && /ZeroPadding1D/.test(e.message));
+});
+
 // ------------------------------------------------------------------ the protocol
 
 test('--serve: hello, then one frame per fixture in request order, errors as events', needsTfjs, () => {
@@ -163,7 +214,7 @@ test('--serve: hello, then one frame per fixture in request order, errors as eve
   assert.deepEqual(frames[1].doc.tensors['input.0'].shape, [7, 4]);
   assert.deepEqual(frames[3].doc, {
     format: 'planetbridge.capture', version: 1, event: 'error', model_id: 'conv',
-    message: 'Error: layer "conv2" is not supported by the tensorflow capture yet',
+    message: 'Error: layer "conv2" is not supported by the tensorflow capture (known: dense, cnn1, cnn2, cnn3, pool, batchnorm, layernorm, rmsnorm, embedding, residual, model)',
   });
 });
 

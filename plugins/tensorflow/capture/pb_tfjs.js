@@ -107,8 +107,10 @@ function predict(m, xs) {
 /**
  * Runs `model` (any tfjs LayersModel: Sequential or functional) on `inputs` (a tensor or an array
  * in model.inputs order) and returns the Stream with the native outputs (and taps) inside.
+ * `composed`: notes naming layers tfjs has no stock layer for, built by the caller from tfjs ops
+ * (e.g. "RMSNorm: ..."); they go in doc.composed and reports label the case "composed".
  */
-function capture(model, inputs, modelId, { taps = false, tf: tfx = tf } = {}) {
+function capture(model, inputs, modelId, { taps = false, composed = [], tf: tfx = tf } = {}) {
   if (!model || typeof model.toJSON !== 'function' || !Array.isArray(model.layers))
     throw new Error(`${modelId}: expected a tfjs LayersModel (tf.sequential() or tf.model())`);
   const xs = asList(inputs);
@@ -145,6 +147,7 @@ function capture(model, inputs, modelId, { taps = false, tf: tfx = tf } = {}) {
     planet: PLANET, planetVersion: PLANET_VERSION, engine: ENGINE, modelId,
     model: model_, inputs: inputNames, expected, taps: tapTable,
   });
+  if (composed.length) doc.composed = [...composed];
   return new Stream(doc, tensors);
 }
 
