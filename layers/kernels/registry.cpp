@@ -22,6 +22,7 @@ std::unique_ptr<Kernel> build_layernorm(const ir::Node&, CompileContext&);
 std::unique_ptr<Kernel> build_rmsnorm(const ir::Node&, CompileContext&);
 std::unique_ptr<Kernel> build_embedding(const ir::Node&, CompileContext&);
 std::unique_ptr<Kernel> build_transpose(const ir::Node&, CompileContext&);
+std::unique_ptr<Kernel> build_pad(const ir::Node&, CompileContext&);
 
 const std::map<std::string, KernelBuilder>& kernel_table() {
   static const std::map<std::string, KernelBuilder> table = {
@@ -44,6 +45,7 @@ const std::map<std::string, KernelBuilder>& kernel_table() {
       {"RMSNorm", build_rmsnorm},
       {"Embedding", build_embedding},
       {"Transpose", build_transpose},
+      {"Pad", build_pad},
   };
   return table;
 }

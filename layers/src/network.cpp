@@ -179,7 +179,7 @@ Network::Network(const ir::Graph& graph, const std::map<std::string, Shape>& inp
   Impl& m = *impl_;
   m.options = options;
   graph.validate();
-  m.graph = options.fuse ? layers::fuse_activations(graph) : graph;
+  m.graph = options.optimize ? layers::fuse_activations(layers::remove_unused(graph)) : graph;
 
   for (const ir::ValueInfo& in : m.graph.inputs) {
     Shape shape = in.shape;

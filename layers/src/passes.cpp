@@ -12,6 +12,21 @@ bool fusable_producer(const ir::Node& n) {
 }
 }  // namespace
 
+ir::Graph remove_unused(const ir::Graph& graph) {
+  std::set<std::string> needed(graph.outputs.begin(), graph.outputs.end());
+  std::vector<bool> keep(graph.nodes.size(), false);
+  for (size_t i = graph.nodes.size(); i-- > 0;) {
+    const ir::Node& n = graph.nodes[i];
+    for (const std::string& out : n.outputs) keep[i] = keep[i] || needed.count(out);
+    if (keep[i]) needed.insert(n.inputs.begin(), n.inputs.end());
+  }
+  ir::Graph g = graph;
+  g.nodes.clear();
+  for (size_t i = 0; i < graph.nodes.size(); ++i)
+    if (keep[i]) g.nodes.push_back(graph.nodes[i]);
+  return g;
+}
+
 ir::Graph fuse_activations(const ir::Graph& graph) {
   std::map<std::string, int> uses;
   for (const ir::Node& n : graph.nodes)

@@ -12,7 +12,8 @@
 namespace pb {
 
 struct CompileOptions {
-  bool fuse = true;             // fold an Activation into the Dense/Conv before it (post-op)
+  bool optimize = true;         // graph passes: drop nodes nothing uses, fold an Activation into
+                                // the Dense/Conv before it (post-op)
   bool blocked_layouts = true;  // keep activations in oneDNN's preferred layouts between ops;
                                 // off, every value is plain and readable with value()
 };
