@@ -245,6 +245,11 @@ void Network::run(const std::vector<const Tensor*>& inputs) {
     } else if (src.dtype() == DType::f64 && dst.dtype() == DType::f32) {
       convert_into<double, float>(src, dst);
     } else if (src.dtype() == DType::i64 && dst.dtype() == DType::i32) {
+      // Narrowing must not wrap: an id of 2^32 + 1 is not id 1.
+      const int64_t* v = src.data<int64_t>();
+      for (int64_t k = 0, n = src.numel(); k < n; ++k)
+        if (v[k] < INT32_MIN || v[k] > INT32_MAX)
+          throw Error(where, "value " + std::to_string(v[k]) + " at flat position " + std::to_string(k) + " does not fit i32");
       convert_into<int64_t, int32_t>(src, dst);
     } else if (src.dtype() == DType::i32 && dst.dtype() == DType::i64) {
       convert_into<int32_t, int64_t>(src, dst);
