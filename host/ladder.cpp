@@ -71,22 +71,31 @@ std::string fmt_value(double v) {
   return buf;
 }
 
-// Recompiles without fusion so every tapped node's own output exists, runs, and names the
-// first node (in execution order) whose output leaves the tolerance.
-std::string first_divergence(const ir::Graph& graph, const Stream& s, const Tolerance& tol) {
-  if (s.taps.empty()) return "";
-  Network net(graph, input_shapes(graph, s), CompileOptions{false});
+// Recompiles without fusion so every tapped node's own output exists, runs once, and compares
+// each tapped value with the planet's (one extra compile, for every stream with taps).
+std::vector<TapCheck> check_taps(const ir::Graph& graph, const Stream& s, const Tolerance& tol) {
+  std::vector<TapCheck> taps;
+  Network net(graph, input_shapes(graph, s), CompileOptions{false, false});
   net.run(input_tensors(s));
   for (const ir::Node& n : net.executed_graph().nodes) {
     for (const std::string& out : n.outputs) {
       auto tap = s.taps.find(out);
       const Tensor* mine = net.value(out);
       if (tap == s.taps.end() || !mine) continue;
-      Comparison c = compare(*mine, s.tensors.at(tap->second), tol);
-      if (!c.mismatch.empty() || !c.within)
-        return "node \"" + n.name + "\" (" + n.origin + "): " +
-               (c.mismatch.empty() ? "max|diff| " + fmt_value(c.max_abs) + " at " + c.worst_index : c.mismatch);
+      taps.push_back({n.name, n.origin, out, compare(*mine, s.tensors.at(tap->second), tol)});
     }
+  }
+  return taps;
+}
+
+// Names the first tapped node (in execution order) whose output leaves the tolerance.
+std::string first_divergence(const CaseResult& r) {
+  if (!r.tap_error.empty()) return "the taps could not be compared: " + r.tap_error;
+  for (const TapCheck& t : r.taps) {
+    const Comparison& c = t.vs_native;
+    if (!c.mismatch.empty() || !c.within)
+      return "node \"" + t.node + "\" (" + t.origin + "): " +
+             (c.mismatch.empty() ? "max|diff| " + fmt_value(c.max_abs) + " at " + c.worst_index : c.mismatch);
   }
   return "no tapped node diverges before the outputs";
 }
@@ -131,6 +140,17 @@ CaseResult run_ladder(const Stream& stream, const Dialect& dialect, const Ladder
       }
       r.outputs.push_back(oc);
     }
+    // Per-node divergence for every case with taps (the dashboard charts it); a failure here
+    // is reported beside the verdict, never instead of it.
+    if (!stream.taps.empty()) {
+      sw.time("taps", [&] {
+        try {
+          r.taps = check_taps(graph, stream, opt.tolerance);
+        } catch (const std::exception& e) {
+          r.tap_error = e.what();
+        }
+      });
+    }
 
     // The checkpoint: save, reload, recompile, rerun, and demand identical bits.
     r.entity_path = opt.entity_path;
@@ -156,7 +176,7 @@ CaseResult run_ladder(const Stream& stream, const Dialect& dialect, const Ladder
       int64_t bad = 0;
       for (const auto& o : r.outputs) bad += o.vs_native.violations;
       r.message = std::to_string(bad) + " elements outside tolerance";
-      r.first_divergence = first_divergence(graph, stream, opt.tolerance);
+      if (!stream.taps.empty()) r.first_divergence = first_divergence(r);
     } else if (!r.reload_identical) {
       r.verdict = Verdict::FAIL;
       r.message = "the model reloaded from .entity does not reproduce the bridged outputs bit for bit";

@@ -20,6 +20,14 @@ struct OutputCheck {
   bool reload_identical = false;
 };
 
+// One tapped node: its own output (compiled without fusion) against the planet's.
+struct TapCheck {
+  std::string node;          // the IR node
+  std::string origin;        // the source-planet node it came from
+  std::string value;         // the tapped value (the stream's "taps" key)
+  Comparison vs_native;
+};
+
 struct CaseResult {
   std::string planet;
   std::string fixture;       // model id
@@ -36,7 +44,10 @@ struct CaseResult {
   std::string entity_path;
   uint64_t entity_bytes = 0;
   std::string first_divergence;  // the first tapped node outside tolerance (FAIL only)
-  std::vector<std::pair<std::string, double>> stage_ms;  // decode, compile, run, save, reload
+  std::vector<TapCheck> taps;    // every tapped node in execution order (streams with taps)
+  std::string tap_error;         // why the taps could not be compared ("" when they were)
+  std::string run_id;            // the run store's id, once recorded
+  std::vector<std::pair<std::string, double>> stage_ms;  // decode, compile, run, taps, save, reload
   double total_ms() const;
   std::string name() const { return planet + "." + fixture; }
   bool ok() const { return verdict == Verdict::EXACT || verdict == Verdict::PASS || verdict == Verdict::SKIP; }

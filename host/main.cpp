@@ -1,5 +1,7 @@
 // planetbridge: bridge live models from PyTorch, TensorFlow, JAX and scikit-learn into one IR,
 // run them on oneDNN, prove they match, and checkpoint them as .entity files.
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -14,7 +16,9 @@
 #include "planetbridge/entity.h"
 #include "plugin_loader.h"
 #include "report.h"
+#include "run_store.h"
 #include "runner.h"
+#include "server.h"
 
 namespace {
 
@@ -103,6 +107,7 @@ int cmd_run(const Common& common, const RunArgs& a) {
   std::vector<CaseResult> results = run_suite(suite, plugins, opt);
   const Summary s = summarize(results, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   console.summary(s);
+  if (!results.empty()) std::cout << "runs " << results.front().run_id << " to " << results.back().run_id << " in " << a.out << "/runs/\n";
   if (!a.junit.empty()) write_file(a.junit, junit_xml(suite.name, results, s));
   if (!a.json.empty()) write_file(a.json, results_json(suite.name, results, s).dump(2) + "\n");
   return s.ok() ? 0 : kExitFailures;
@@ -111,27 +116,82 @@ int cmd_run(const Common& common, const RunArgs& a) {
 // ---------------------------------------------------------------- check
 
 struct CheckArgs {
-  std::string stream, entity, json;
+  std::string stream, entity, json, data = ".planetbridge";
   double atol = 1e-5, rtol = 1e-5;
 };
 
+// The whole input, kept as bytes: the run store records the stream as received.
+std::vector<uint8_t> read_input(const std::string& path) {
+  std::vector<uint8_t> bytes;
+  if (path == "-") {
+    bytes.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+  } else {
+    std::ifstream f(path, std::ios::binary);
+    if (!f) throw Error(path, "cannot open stream file: " + std::string(std::strerror(errno)));
+    bytes.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+  }
+  if (bytes.empty()) throw Error(path == "-" ? "(stdin)" : path, "empty input, expected a stream");
+  return bytes;
+}
+
 int cmd_check(const Common& common, const CheckArgs& a) {
+  const std::vector<uint8_t> bytes = read_input(a.stream);
   Stream stream;
   try {
-    stream = read_stream_file(a.stream);
+    stream = read_stream_bytes(bytes.data(), bytes.size());
   } catch (const Error& e) {
     throw Error(a.stream == "-" ? "(stdin)" : a.stream, e.what());
   }
   PluginRegistry plugins = common.plugins();
   const Dialect* dialect = plugins.find(stream.planet);
   if (!dialect) throw Error("planet", "no plugin for planet \"" + stream.planet + "\" (see `planetbridge plugins`)");
+  RunStore store(a.data);
+  auto run = store.begin();
   LadderOptions opt;
   opt.tolerance = {a.atol, a.rtol};
-  opt.entity_path = a.entity.empty() ? entity_path_for(".planetbridge", stream.planet, stream.model_id) : a.entity;
+  opt.entity_path = a.entity.empty() ? run->entity_path() : a.entity;  // with --entity the store keeps a copy
   CaseResult r = run_ladder(stream, *dialect, opt);
+  store.commit(*run, r, {"check", ""}, bytes.data(), bytes.size());
   print_case_detail(std::cout, r, common.color());
+  std::cout << "run       " << r.run_id << " (" << store.run_dir(r.run_id) << ")\n";
   if (!a.json.empty()) write_file(a.json, case_json(r).dump(2) + "\n");
   return r.ok() ? 0 : kExitFailures;
+}
+
+// ---------------------------------------------------------------- serve
+
+struct ServeArgs {
+  std::string host = "127.0.0.1", data = ".planetbridge";
+  int port = 9876, threads = 0;
+  uint64_t max_body = uint64_t(1) << 30;
+};
+
+int cmd_serve(const Common& common, const ServeArgs& a) {
+  // SIGINT/SIGTERM are blocked in every thread (the server's inherit the mask) and taken here,
+  // so the server stops cleanly: requests in flight finish, runs are completely written.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  PluginRegistry plugins = common.plugins();
+  ServerOptions opt;
+  opt.data_dir = a.data;
+  opt.max_body = a.max_body;
+  opt.threads = a.threads;
+  opt.version = PB_VERSION;
+  Server server(plugins, opt);
+  const int port = server.start(a.host, a.port);
+  std::string planets;
+  for (const auto& p : plugins.plugins()) planets += (planets.empty() ? "" : ", ") + p.dialect->planet();
+  std::cout << "planetbridge " << PB_VERSION << " serving http://" << a.host << ":" << port << "/ · runs in " << a.data
+            << "/runs · planets: " << (planets.empty() ? "none" : planets) << std::endl;
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  std::cout << "stopping (" << strsignal(sig) << ")" << std::endl;
+  server.stop();
+  return 0;
 }
 
 // ---------------------------------------------------------------- inspect
@@ -175,7 +235,7 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--fixture", run.fixture, "Only fixtures whose id matches this glob");
   run_cmd->add_option("--junit", run.junit, "Write JUnit XML here");
   run_cmd->add_option("--json", run.json, "Write the results as JSON here");
-  run_cmd->add_option("--out", run.out, "Directory for checkpoints (default .planetbridge)");
+  run_cmd->add_option("--out,--data", run.out, "Run store directory: every case goes to DIR/runs/<id>/ (default .planetbridge)");
   run_cmd->add_option("--capture-timeout", run.capture_timeout, "Seconds to wait for each reply of a capture process");
 
   CheckArgs check;
@@ -185,6 +245,16 @@ int main(int argc, char** argv) {
   check_cmd->add_option("--atol", check.atol, "Absolute tolerance (default 1e-5)");
   check_cmd->add_option("--rtol", check.rtol, "Relative tolerance (default 1e-5)");
   check_cmd->add_option("--json", check.json, "Write the result as JSON here");
+  check_cmd->add_option("--data", check.data, "Run store directory (default .planetbridge)");
+
+  ServeArgs serve;
+  CLI::App* serve_cmd = app.add_subcommand("serve", "HTTP stream API, run history and dashboard (docs/http-api.md)");
+  serve_cmd->add_option("--host", serve.host, "Address to listen on (default 127.0.0.1)");
+  serve_cmd->add_option("--port", serve.port, "Port (default 9876; 0 picks a free one)")->check(CLI::Range(0, 65535));
+  serve_cmd->add_option("--data", serve.data, "Run store directory, shared with run and check (default .planetbridge)");
+  serve_cmd->add_option("--max-body", serve.max_body, "Largest request body in bytes, e.g. 1G or 512M (default 1 GiB)")
+      ->transform(CLI::AsSizeValue(false));
+  serve_cmd->add_option("--threads", serve.threads, "Worker threads (default: httplib's, at least 8)")->check(CLI::Range(1, 1024));
 
   std::string inspect_path;
   CLI::App* inspect_cmd = app.add_subcommand("inspect", "Print a .entity checkpoint: graph, tensors, checksums");
@@ -200,6 +270,7 @@ int main(int argc, char** argv) {
   try {
     if (*run_cmd) return cmd_run(common, run);
     if (*check_cmd) return cmd_check(common, check);
+    if (*serve_cmd) return cmd_serve(common, serve);
     if (*inspect_cmd) return cmd_inspect(inspect_path);
     if (*plugins_cmd) return cmd_plugins(common);
   } catch (const std::exception& e) {

@@ -156,6 +156,19 @@ nlohmann::json case_json(const CaseResult& r) {
                             {"worst_bridged", c.worst_bridged},
                             {"reload_identical", o.reload_identical}});
   }
+  // Present only for streams with taps: each tapped node's own output vs the planet's.
+  if (!r.taps.empty() || !r.tap_error.empty()) {
+    j["taps"] = nlohmann::json::array();
+    for (const TapCheck& t : r.taps) {
+      const Comparison& c = t.vs_native;
+      nlohmann::json tj = {{"node", t.node},       {"origin", t.origin},   {"value", t.value},
+                           {"max_abs", c.max_abs}, {"max_rel", c.max_rel}, {"within", c.mismatch.empty() && c.within},
+                           {"exact", c.exact},     {"violations", c.violations}};
+      if (!c.mismatch.empty()) tj["mismatch"] = c.mismatch;
+      j["taps"].push_back(tj);
+    }
+    if (!r.tap_error.empty()) j["tap_error"] = r.tap_error;
+  }
   return j;
 }
 
@@ -165,7 +178,10 @@ nlohmann::json results_json(const std::string& suite, const std::vector<CaseResu
                        {{"total", s.total()}, {"exact", s.exact}, {"pass", s.pass}, {"fail", s.fail}, {"error", s.error},
                         {"skip", s.skip}, {"reload_identical", s.reload_identical}, {"seconds", s.seconds}, {"ok", s.ok()}}}};
   j["cases"] = nlohmann::json::array();
-  for (const CaseResult& r : results) j["cases"].push_back(case_json(r));
+  for (const CaseResult& r : results) {
+    j["cases"].push_back(case_json(r));
+    if (!r.run_id.empty()) j["cases"].back()["run_id"] = r.run_id;
+  }
   return j;
 }
 

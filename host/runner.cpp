@@ -8,6 +8,7 @@
 #include <set>
 
 #include "capture_process.h"
+#include "run_store.h"
 
 namespace pb::host {
 
@@ -15,12 +16,6 @@ namespace {
 
 bool selected(const std::vector<std::string>& filter, const std::string& v) {
   return filter.empty() || std::find(filter.begin(), filter.end(), v) != filter.end();
-}
-
-std::string safe_name(const std::string& s) {
-  std::string o;
-  for (char c : s) o += (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.') ? c : '_';
-  return o.empty() ? "_" : o;
 }
 
 CaseResult blank(const PlannedCase& c, Verdict v, const std::string& message) {
@@ -52,8 +47,9 @@ std::string event_field(const nlohmann::json& doc, const char* key) {
 
 class PlanetRun {
  public:
-  PlanetRun(const PluginRegistry& plugins, const RunOptions& opt, std::vector<CaseResult>& results, size_t total)
-      : plugins_(plugins), opt_(opt), results_(results), total_(total) {}
+  PlanetRun(const PluginRegistry& plugins, const RunOptions& opt, RunStore& store, const std::string& suite,
+            std::vector<CaseResult>& results, size_t total)
+      : plugins_(plugins), opt_(opt), store_(store), info_{"run", suite}, results_(results), total_(total) {}
 
   void run(const std::string& planet, const std::vector<const PlannedCase*>& cases) {
     std::vector<const PlannedCase*> asked;
@@ -137,11 +133,15 @@ class PlanetRun {
       return blank(c, Verdict::ERROR, "capture answered for \"" + stream.model_id + "\" while \"" + c.fixture->id + "\" was due");
     if (stream.planet != c.planet)
       return blank(c, Verdict::ERROR, "capture sent a \"" + stream.planet + "\" stream for planet \"" + c.planet + "\"");
+    std::unique_ptr<RunStore::Pending> run = store_.begin();
     LadderOptions lo;
     lo.tolerance = c.fixture->tolerance_for(c.planet);
-    lo.entity_path = entity_path_for(opt_.out_dir, c.planet, c.fixture->id);
+    lo.entity_path = run->entity_path();
     CaseResult r = run_ladder(stream, dialect, lo);
     r.layer = c.fixture->layer;
+    // The frame's bytes are gone once decoded; the stream re-encodes to an equivalent frame.
+    const std::vector<uint8_t> bytes = write_framed(stream.doc, stream.tensors);
+    store_.commit(*run, r, info_, bytes.data(), bytes.size());
     return r;
   }
 
@@ -149,22 +149,23 @@ class PlanetRun {
     for (const PlannedCase* c : cases) emit(blank(*c, v, message));
   }
 
+  // Every case is a run, whatever its verdict: one without a stream is recorded here. A store
+  // that cannot be written stops the suite (pb::Error): results nobody can find help no one.
   void emit(CaseResult r) {
+    if (r.run_id.empty()) store_.commit(*store_.begin(), r, info_, nullptr, 0);
     results_.push_back(std::move(r));
     if (opt_.on_result) opt_.on_result(results_.back());
   }
 
   const PluginRegistry& plugins_;
   const RunOptions& opt_;
+  RunStore& store_;
+  const RunInfo info_;
   std::vector<CaseResult>& results_;
   size_t total_;
 };
 
 }  // namespace
-
-std::string entity_path_for(const std::string& out_dir, const std::string& planet, const std::string& id) {
-  return out_dir + "/entities/" + safe_name(planet) + "/" + safe_name(id) + ".entity";
-}
 
 std::vector<PlannedCase> plan_cases(const Suite& suite, const RunOptions& opt) {
   std::vector<std::string> planet_order;
@@ -201,7 +202,8 @@ std::vector<PlannedCase> plan_cases(const Suite& suite, const RunOptions& opt) {
 std::vector<CaseResult> run_suite(const Suite& suite, const PluginRegistry& plugins, const RunOptions& opt) {
   const std::vector<PlannedCase> cases = plan_cases(suite, opt);
   std::vector<CaseResult> results;
-  PlanetRun run(plugins, opt, results, cases.size());
+  RunStore store(opt.out_dir);
+  PlanetRun run(plugins, opt, store, suite.name, results, cases.size());
   for (size_t i = 0; i < cases.size();) {
     size_t j = i;
     std::vector<const PlannedCase*> group;

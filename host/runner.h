@@ -14,7 +14,7 @@ struct RunOptions {
   std::vector<std::string> planets;  // empty: every planet in the suite
   std::vector<std::string> layers;   // empty: every layer
   std::string fixture_glob;          // empty: every fixture (fnmatch pattern otherwise)
-  std::string out_dir = ".planetbridge";
+  std::string out_dir = ".planetbridge";  // the run store (--out/--data): <out_dir>/runs/<id>/
   double capture_timeout_s = 900;    // per reply from a capture process
   std::function<void(const std::string& planet, const std::string& fixture, size_t done, size_t total)> on_start;
   std::function<void(const CaseResult&)> on_result;
@@ -29,10 +29,9 @@ struct PlannedCase {
 // Throws pb::Error for a --planet or --layer that matches nothing.
 std::vector<PlannedCase> plan_cases(const Suite& suite, const RunOptions& options);
 
+// Every case, whatever its verdict, is recorded as a run in the store at options.out_dir
+// (source "run", the suite's name); CaseResult::run_id names it. Throws pb::Error when the
+// store cannot be written.
 std::vector<CaseResult> run_suite(const Suite& suite, const PluginRegistry& plugins, const RunOptions& options);
-
-// Where a case's checkpoint goes: <out>/entities/<planet>/<fixture>.entity (unsafe characters
-// in names become '_').
-std::string entity_path_for(const std::string& out_dir, const std::string& planet, const std::string& id);
 
 }  // namespace pb::host

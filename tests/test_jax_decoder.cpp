@@ -1,10 +1,12 @@
 // The jax decoder (plugins/jax/decoder.cpp), loaded as a plugin, on small streams in
-// tests/streams/jax/: hand-written ones with values checked by hand, and functions.json recorded
-// from jax-js by record.js there (no Node needed here). Error cases mutate those documents.
+// tests/streams/jax/: hand-written ones with values checked by hand, and functions.json,
+// conv.json, norms_pools.json and embed_conv1d.json recorded from jax-js by record.js there (no
+// Node needed here). Error cases mutate those documents.
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <memory>
 
 #include "ladder.h"
@@ -83,8 +85,33 @@ double excess(const Tensor& got, const Tensor& want, double atol, double rtol) {
 
 const pb::ir::Node& node(const Graph& g, const std::string& name) {
   const pb::ir::Node* n = g.find_node(name);
+  INFO("node " << name);
   REQUIRE(n);
   return *n;
+}
+
+// Every output within the suite's default tolerance of the stream's native one.
+void check_outputs(const pb::Stream& s, const Graph& g) {
+  const std::vector<Tensor> out = run(s, g);
+  REQUIRE(out.size() == s.expected.size());
+  for (size_t i = 0; i < out.size(); ++i) {
+    INFO("output " << g.outputs[i]);
+    CHECK(excess(out[i], s.tensors.at(s.expected[i]), 1e-5, 1e-5) <= 0);
+  }
+}
+
+// The largest excess over the default tolerance among the outputs of `doc` decoded as is.
+double worst_excess(const json& doc) {
+  const pb::Stream s = to_stream(doc);
+  const std::vector<Tensor> out = run(s, decode(doc));
+  double worst = -1;
+  for (size_t i = 0; i < out.size(); ++i) worst = std::max(worst, excess(out[i], s.tensors.at(s.expected[i]), 1e-5, 1e-5));
+  return worst;
+}
+
+size_t count_nodes(const Graph& g, const std::string& op, const std::string& input) {
+  return std::count_if(g.nodes.begin(), g.nodes.end(),
+                       [&](const pb::ir::Node& n) { return n.op == op && !n.inputs.empty() && n.inputs[0] == input; });
 }
 
 }  // namespace
@@ -224,7 +251,7 @@ TEST_CASE("jax decoder: every function maps by its Flax name and matches jax-js"
 
 TEST_CASE("jax decoder: every test stream passes the ladder", "[jax]") {
   pbtest::TempDir tmp;
-  for (const char* name : {"dense_square", "mlp_no_bias", "residual", "functions"}) {
+  for (const char* name : {"dense_square", "mlp_no_bias", "residual", "functions", "conv", "norms_pools", "embed_conv1d"}) {
     INFO(name);
     const pb::Stream s = to_stream(load_doc(name));
     pb::host::LadderOptions opt;
@@ -249,9 +276,274 @@ TEST_CASE("jax decoder: the capture is Node's capture.js, or capture_flax.py on 
   CHECK(f.argv[1] == std::string(PB_SOURCE_DIR) + "/plugins/jax/capture/capture_flax.py");
 }
 
+// ------------------------------------------------------------------ convolutions, pools, norms, embeddings
+
+TEST_CASE("jax decoder: Conv kernels [k..., I/g, O] become [O, I/g, k...] - SAME, pairs, groups, flatten order", "[jax]") {
+  json doc = load_doc("conv");
+  const pb::Stream s = to_stream(doc);
+  const Graph g = jax().decode(s);
+
+  // x is read by three convs (and v by one): one Transpose to channels-first each, shared.
+  CHECK(g.inputs[0].shape == pb::Shape{-1, 5, 4, 3});
+  CHECK(count_nodes(g, "Transpose", "x") == 1);
+  CHECK(node(g, "x@NCHW").attrs.ints("perm") == std::vector<int64_t>{0, 3, 1, 2});
+  CHECK(node(g, "v@NCDHW").attrs.ints("perm") == std::vector<int64_t>{0, 4, 1, 2, 3});
+  for (const char* conv : {"Conv_0@NCHW", "Conv_1@NCHW", "Conv_2@NCHW"}) CHECK(node(g, conv).inputs[0] == "x@NCHW");
+
+  // Conv_0: kernel [2, 3] (not square), I = 3 != O = 2; "SAME" pads the even kernel (0, 1).
+  const pb::ir::Node& c0 = node(g, "Conv_0@NCHW");
+  CHECK(c0.op == "Conv");
+  CHECK(c0.origin == "flax:Conv_0 (Conv)");
+  CHECK(c0.inputs == std::vector<std::string>{"x@NCHW", "params/Conv_0/kernel.OIHW", "params/Conv_0/bias"});
+  CHECK(c0.attrs.ints("pads_begin") == std::vector<int64_t>{0, 1});
+  CHECK(c0.attrs.ints("pads_end") == std::vector<int64_t>{1, 1});
+  CHECK(c0.attrs.ints("strides") == std::vector<int64_t>{1, 1});
+  CHECK(c0.attrs.i("groups") == 1);
+  const Tensor& k = s.tensors.at("params/Conv_0/kernel");
+  const Tensor& w = g.weights.at("params/Conv_0/kernel.OIHW");
+  REQUIRE(k.shape() == pb::Shape{2, 3, 3, 2});
+  REQUIRE(w.shape() == pb::Shape{2, 3, 2, 3});
+  for (int64_t h = 0; h < 2; ++h)
+    for (int64_t x = 0; x < 3; ++x)
+      for (int64_t i = 0; i < 3; ++i)
+        for (int64_t o = 0; o < 2; ++o)
+          CHECK(w.data<float>()[((o * 3 + i) * 2 + h) * 3 + x] == k.data<float>()[((h * 3 + x) * 3 + i) * 2 + o]);
+  CHECK(g.weights.count("params/Conv_0/kernel") == 0);
+
+  // Conv_1: explicit asymmetric pairs, strides, kernel_dilation, no bias.
+  const pb::ir::Node& c1 = node(g, "Conv_1@NCHW");
+  CHECK(c1.inputs.size() == 2);
+  CHECK(c1.attrs.ints("pads_begin") == std::vector<int64_t>{2, 0});
+  CHECK(c1.attrs.ints("pads_end") == std::vector<int64_t>{0, 1});
+  CHECK(c1.attrs.ints("strides") == std::vector<int64_t>{2, 1});
+  CHECK(c1.attrs.ints("dilations") == std::vector<int64_t>{1, 2});
+  // Conv_2: feature_group_count 3 (depthwise, multiplier 2), int padding 1 on both sides.
+  const pb::ir::Node& c2 = node(g, "Conv_2@NCHW");
+  CHECK(c2.attrs.i("groups") == 3);
+  CHECK(g.weights.at("params/Conv_2/kernel.OIHW").shape() == pb::Shape{6, 1, 3, 3});
+  CHECK(c2.attrs.ints("pads_begin") == std::vector<int64_t>{1, 1});
+  CHECK(c2.attrs.ints("pads_end") == std::vector<int64_t>{1, 1});
+  // Conv_3 (3-D): the kernel [2, 3, 2, I, O] becomes [O, I, 2, 3, 2].
+  CHECK(g.weights.at("params/Conv_3/kernel.OIDHW").shape() == pb::Shape{2, 2, 2, 3, 2});
+
+  // x.reshape((N, -1)) flattens Flax's H, W, C order: back to channels-last first (that value
+  // carries the module's name), the batch dim kept for any batch size.
+  CHECK(node(g, "Conv_0").op == "Transpose");
+  CHECK(node(g, "Conv_0").attrs.ints("perm") == std::vector<int64_t>{0, 2, 3, 1});
+  CHECK(node(g, "reshape_0").op == "Reshape");
+  CHECK(node(g, "reshape_0").inputs == std::vector<std::string>{"Conv_0"});
+  CHECK(node(g, "reshape_0").attrs.ints("shape") == std::vector<int64_t>{0, -1});
+  CHECK(node(g, "Dense_0").attrs.i("in_features") == 5 * 4 * 2);
+  CHECK(g.outputs == std::vector<std::string>{"Conv_0", "Conv_1", "Conv_2", "Dense_0", "Conv_3"});
+  CHECK(count_nodes(g, "Transpose", "Conv_0@NCHW") == 1);  // shared by the output and the reshape
+  check_outputs(s, g);
+
+  // The padding is what makes these match: lax's other "SAME" (odd element first) does not.
+  json lower = doc;
+  lower["model"]["modules"][0]["padding"] = "SAME_LOWER";
+  CHECK(node(decode(lower), "Conv_0@NCHW").attrs.ints("pads_begin") == std::vector<int64_t>{1, 1});
+  CHECK(worst_excess(lower) > 1e-3);
+  json flipped = doc;
+  flipped["model"]["modules"][1]["padding"] = {{0, 2}, {1, 0}};
+  CHECK(worst_excess(flipped) > 1e-3);
+}
+
+TEST_CASE("jax decoder: taps line up only with values in Flax's layout", "[jax]") {
+  for (const char* name : {"conv", "norms_pools"}) {
+    INFO(name);
+    const pb::Stream s = to_stream(load_doc(name));
+    const Graph g = jax().decode(s);
+    std::map<std::string, pb::Shape> shapes;
+    std::vector<const Tensor*> inputs;
+    for (size_t i = 0; i < g.inputs.size(); ++i) {
+      shapes[g.inputs[i].name] = s.tensors.at(s.inputs[i]).shape();
+      inputs.push_back(&s.tensors.at(s.inputs[i]));
+    }
+    pb::Network net(g, shapes, pb::CompileOptions{false});
+    net.run(inputs);
+    size_t compared = 0;
+    for (const auto& [module, tensor] : s.taps) {
+      INFO(module);
+      const Tensor* mine = net.value(module);
+      if (!mine) continue;  // held only channels-first ("<module>@NCHW"): no tap names it
+      ++compared;
+      CHECK(excess(*mine, s.tensors.at(tensor), 1e-5, 1e-5) <= 0);  // same shape, same layout
+    }
+    CHECK(compared >= 5);
+  }
+  // The channels-first intermediates of a spatial chain have no value of the module's name.
+  const Graph g = jax().decode(to_stream(load_doc("norms_pools")));
+  CHECK(g.find_node("BatchNorm_0") == nullptr);
+  CHECK(g.find_node("BatchNorm_0@NCHW") != nullptr);
+}
+
+TEST_CASE("jax decoder: BatchNorm reads batch_stats with Flax's epsilon 1e-5 - pools - LayerNorm, RMSNorm 1e-6", "[jax]") {
+  json doc = load_doc("norms_pools");
+  const pb::Stream s = to_stream(doc);
+  const Graph g = jax().decode(s);
+  CHECK(!doc["model"]["modules"][1].contains("epsilon"));
+  const pb::ir::Node& bn = node(g, "BatchNorm_0@NCHW");
+  CHECK(bn.op == "BatchNorm");
+  CHECK(bn.inputs == std::vector<std::string>{"Conv_0@NCHW", "params/BatchNorm_0/scale", "params/BatchNorm_0/bias",
+                                              "batch_stats/BatchNorm_0/mean", "batch_stats/BatchNorm_0/var"});
+  CHECK(bn.attrs.f("eps") == 1e-5);
+  CHECK(node(g, "relu_0@NCHW").inputs == std::vector<std::string>{"BatchNorm_0@NCHW"});
+
+  const pb::ir::Node& mp = node(g, "max_pool_0@NCHW");
+  CHECK(mp.op == "Pool");
+  CHECK(mp.attrs.s("mode") == "max");
+  CHECK(mp.attrs.ints("kernel") == std::vector<int64_t>{3, 3});
+  CHECK(mp.attrs.ints("pads_begin") == std::vector<int64_t>{1, 1});  // SAME: 5 by 2 -> 3, total 2
+  CHECK(mp.attrs.ints("pads_end") == std::vector<int64_t>{1, 1});
+  const pb::ir::Node& ap = node(g, "avg_pool_0@NCHW");
+  CHECK(ap.attrs.s("mode") == "avg");
+  CHECK(ap.attrs.i("count_include_pad") == 0);
+  CHECK(ap.attrs.ints("pads_begin") == std::vector<int64_t>{1, 0});
+  CHECK(ap.attrs.ints("pads_end") == std::vector<int64_t>{0, 1});
+  CHECK(node(g, "avg_pool_1@NCHW").attrs.i("count_include_pad") == 1);
+  // jnp.mean / jnp.max over (1, 2): a global pool, flattened to Flax's [N, C].
+  CHECK(node(g, "mean_0@pool").attrs.i("global") == 1);
+  CHECK(node(g, "mean_0@pool").attrs.s("mode") == "avg");
+  CHECK(node(g, "mean_0").op == "Flatten");
+  CHECK(node(g, "max_0@pool").attrs.s("mode") == "max");
+  CHECK(node(g, "LayerNorm_0").op == "LayerNorm");
+  CHECK(node(g, "LayerNorm_0").inputs == std::vector<std::string>{"mean_0", "params/LayerNorm_0/scale", "params/LayerNorm_0/bias"});
+  CHECK(node(g, "LayerNorm_0").attrs.f("eps") == 1e-6);
+  CHECK(node(g, "LayerNorm_0").attrs.i("axis") == -1);
+  CHECK(node(g, "RMSNorm_0").op == "RMSNorm");
+  CHECK(node(g, "RMSNorm_0").attrs.f("eps") == 1e-6);
+  check_outputs(s, g);
+
+  // The running variances are ~1e-5: another epsilon gives other outputs.
+  json other = doc;
+  other["model"]["modules"][1]["epsilon"] = 1e-3;
+  CHECK(worst_excess(other) > 1e-3);
+  other["model"]["modules"][1]["epsilon"] = 1e-5;
+  CHECK(worst_excess(other) <= 0);
+  // use_scale = false: a constant scale of ones, and the stream's scale is then an error.
+  other = doc;
+  other["model"]["modules"][1]["use_scale"] = false;
+  CHECK_THROWS_MATCHES(decode(other), pb::Error, ErrorAt("tensors[\"params/BatchNorm_0/scale\"]", "use_scale = false"));
+  other["tensors"].erase("params/BatchNorm_0/scale");
+  CHECK(node(decode(other), "BatchNorm_0@NCHW").inputs[1] == "BatchNorm_0.scale");
+}
+
+TEST_CASE("jax decoder: Embed over i32 ids into a 1-D conv - an out-of-range id stops the run naming the node", "[jax]") {
+  json doc = load_doc("embed_conv1d");
+  pb::Stream s = to_stream(doc);
+  const Graph g = jax().decode(s);
+  REQUIRE(g.inputs.size() == 1);
+  CHECK(g.inputs[0].dtype == pb::DType::i32);
+  CHECK(g.inputs[0].shape == pb::Shape{-1, 6});
+  CHECK(node(g, "Embed_0").op == "Embedding");
+  CHECK(node(g, "Embed_0").inputs == std::vector<std::string>{"x", "params/Embed_0/embedding"});
+  CHECK(node(g, "Embed_0@NCW").attrs.ints("perm") == std::vector<int64_t>{0, 2, 1});  // [N, T, D] -> [N, D, T]
+  CHECK(g.weights.at("params/Conv_0/kernel.OIW").shape() == pb::Shape{4, 3, 3});
+  CHECK(node(g, "max_0@pool").attrs.s("mode") == "max");
+  check_outputs(s, g);
+
+  // vocabulary 7: id 7 is out of range.
+  doc["tensors"]["input.0"]["data"][4] = 7;
+  s = to_stream(doc);
+  try {
+    run(s, jax().decode(s));
+    FAIL("an out-of-range id ran");
+  } catch (const pb::Error& e) {
+    const std::string what = e.what();
+    INFO(what);
+    CHECK(what.find("Embed_0") != std::string::npos);
+    CHECK(what.find("id 7") != std::string::npos);
+  }
+}
+
+TEST_CASE("jax decoder: Dropout is the identity only when deterministic", "[jax]") {
+  json doc = load_doc("embed_conv1d");
+  const json dropout = json::parse(R"({"type": "Dropout", "name": "Dropout_0", "rate": 0.5, "deterministic": true})");
+  doc["model"]["modules"].insert(doc["model"]["modules"].begin() + 3, dropout);
+  const pb::Stream s = to_stream(doc);
+  const Graph g = jax().decode(s);
+  CHECK(node(g, "Dropout_0@NCW").op == "Identity");  // kept channels-first between relu and the pool
+  check_outputs(s, g);
+  doc["model"]["modules"][3]["deterministic"] = false;
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.modules[3]", "not deterministic is random"));
+}
+
+TEST_CASE("jax decoder: errors in conv, pool, norm, reduction and Embed fields name the JSON path", "[jax]") {
+  const json conv = load_doc("conv");
+  struct Case {
+    std::function<void(json&)> mutate;
+    const char* where;
+    const char* what;
+  };
+  const auto mod = [](json& d, int i) -> json& { return d["model"]["modules"][i]; };
+  const std::vector<Case> conv_cases = {
+      {[&](json& d) { mod(d, 0)["kernel_size"] = 3; }, "model.modules[0].kernel_size", "expected a list"},
+      {[&](json& d) { mod(d, 0)["padding"] = "CIRCULAR"; }, "model.modules[0].padding", "(not supported)"},
+      {[&](json& d) { mod(d, 1)["padding"] = {{2, 0, 1}, {0, 1}}; }, "model.modules[1].padding[0]", "expected a [low, high] pair"},
+      {[&](json& d) { mod(d, 1)["padding"] = {{2, 0}}; }, "model.modules[1].padding", "expected 2 entries"},
+      {[&](json& d) { mod(d, 1)["padding"] = {{-1, 0}, {0, 1}}; }, "model.modules[1].padding[0][0]", "negative padding"},
+      {[&](json& d) { mod(d, 1)["strides"] = {2, 1, 1}; }, "model.modules[1].strides", "expected 2 values"},
+      {[&](json& d) { mod(d, 1)["kernel_dilation"] = 0; }, "model.modules[1].kernel_dilation", "positive integer"},
+      {[&](json& d) { mod(d, 2)["feature_group_count"] = 2; }, "model.modules[2].feature_group_count", "do not divide"},
+      {[&](json& d) { mod(d, 0)["input_dilation"] = {2, 1}; }, "model.modules[0].input_dilation", "not supported"},
+      {[&](json& d) { mod(d, 0)["mask"] = nullptr; mod(d, 0)["mask"] = 1; }, "model.modules[0].mask", "not understood for Conv"},
+      {[&](json& d) { mod(d, 0)["kernel_size"] = {2}; }, "model.modules[0]", "needs an input [batch, spatial..., features] of rank 3"},
+      // A kernel in the IR's [O, I, kh, kw] layout is refused, never re-read.
+      {[&](json& d) { d["tensors"]["params/Conv_0/kernel"]["shape"] = {2, 3, 2, 3}; },
+       "tensors[\"params/Conv_0/kernel\"].shape",
+       "expected [kernel_size..., in_features / feature_group_count, features] = [2, 3, 3, 2] (Flax's layout), got [2, 3, 2, 3]"},
+      {[&](json& d) { d["tensors"].erase("params/Conv_1/kernel"); }, "model.modules[1]", "Conv \"Conv_1\": missing param"},
+      {[&](json& d) { mod(d, 3)["shape"] = {5, -1}; }, "model.modules[3].shape[0]", "the batch dim must stay first"},
+      {[&](json& d) { mod(d, 3)["shape"] = {2, 7}; }, "model.modules[3].shape", "cannot reshape [2, 5, 4, 2] to [2, 7]"},
+  };
+  for (size_t i = 0; i < conv_cases.size(); ++i) {
+    INFO("conv case " << i);
+    json bad = conv;
+    conv_cases[i].mutate(bad);
+    CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt(conv_cases[i].where, conv_cases[i].what));
+  }
+
+  const json np = load_doc("norms_pools");
+  const std::vector<Case> np_cases = {
+      {[&](json& d) { mod(d, 1)["use_running_average"] = false; }, "model.modules[1].use_running_average", "capture at inference"},
+      {[&](json& d) { mod(d, 1).erase("use_running_average"); }, "model.modules[1].use_running_average", "missing required field"},
+      {[&](json& d) { mod(d, 1)["axis"] = 1; }, "model.modules[1].axis", "only the last axis"},
+      {[&](json& d) { d["tensors"].erase("batch_stats/BatchNorm_0/var"); }, "model.modules[1]",
+       "BatchNorm \"BatchNorm_0\": missing variable \"batch_stats/BatchNorm_0/var\""},
+      {[&](json& d) { d["tensors"]["batch_stats/BatchNorm_0/mean"]["shape"] = {1, 2}; },
+       "tensors[\"batch_stats/BatchNorm_0/mean\"].shape", "expected [features] (the input's last dim) = [2], got [1, 2]"},
+      {[&](json& d) { mod(d, 3)["padding"] = 1; }, "model.modules[3].padding", "a list of [low, high] pairs"},
+      {[&](json& d) { mod(d, 3)["window_shape"] = {3}; }, "model.modules[3]", "nn.max_pool over 1 spatial dims"},
+      {[&](json& d) { mod(d, 4)["count_include_pad"] = nullptr; mod(d, 3)["count_include_pad"] = true; },
+       "model.modules[3].count_include_pad", "not understood for nn.max_pool"},
+      {[&](json& d) { mod(d, 6)["axis"] = {1}; }, "model.modules[6].axis", "only a reduction over every spatial axis"},
+      {[&](json& d) { mod(d, 6)["keepdims"] = true; }, "model.modules[6].keepdims", "not supported"},
+      {[&](json& d) { mod(d, 7)["reduction_axes"] = 0; }, "model.modules[7].reduction_axes", "only the last axis"},
+      {[&](json& d) { mod(d, 8)["use_scale"] = false; }, "tensors[\"params/RMSNorm_0/scale\"]", "use_scale = false"},
+  };
+  for (size_t i = 0; i < np_cases.size(); ++i) {
+    INFO("norms_pools case " << i);
+    json bad = np;
+    np_cases[i].mutate(bad);
+    CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt(np_cases[i].where, np_cases[i].what));
+  }
+
+  json embed = load_doc("embed_conv1d");
+  json bad = embed;
+  bad["tensors"]["input.0"]["dtype"] = "f32";
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.modules[0]", "Embed needs integer ids (i32 or i64), got f32"));
+  bad = embed;
+  mod(bad, 1)["inputs"] = {"x"};
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.modules[1]", "only Embed takes integer ids"));
+  bad = embed;
+  mod(bad, 0)["num_embeddings"] = 8;
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error,
+                       ErrorAt("tensors[\"params/Embed_0/embedding\"].shape", "expected [num_embeddings, features] = [8, 3], got [7, 3]"));
+}
+
 // ------------------------------------------------------------------ live: jax-js under Node
 
-TEST_CASE("live jax: the jax-js capture serves dense and residual fixtures that pass the ladder", "[jax][live]") {
+TEST_CASE("live jax: the jax-js capture serves dense, residual, conv and batchnorm fixtures that pass the ladder", "[jax][live]") {
   if (std::system("node --version >/dev/null 2>&1") != 0) {
     WARN("SKIP: no node on PATH (the live jax-js test needs Node 20)");
     return;
@@ -264,6 +556,8 @@ fixtures:
   - {id: mlp_8_8_3_tanh, layer: dense, spec: {input: 8, units: [8, 3], activation: tanh}, planets: [jax]}
   - {id: mlp_8_4_no_bias, layer: dense, spec: {input: 8, units: [4, 4], bias: false}, planets: [jax]}
   - {id: residual_4, layer: residual, spec: {features: 4}, planets: [jax]}
+  - {id: conv2_9_4_relu, layer: cnn2, spec: {in_channels: 3, size: 9, filters: [4], kernel: 4, stride: 2, padding: same, activation: relu}, planets: [jax]}
+  - {id: batchnorm_conv1d_4, layer: batchnorm, spec: {dims: 1, in_channels: 3, size: 8, filters: 4}, planets: [jax]}
   - {id: conv_nope, layer: conv9, spec: {}, planets: [jax]}
 )", "jax-live.yaml");
   pb::host::PluginRegistry plugins;
@@ -271,20 +565,21 @@ fixtures:
   pb::host::RunOptions opt;
   opt.out_dir = tmp.file("out");
   const std::vector<pb::host::CaseResult> results = pb::host::run_suite(suite, plugins, opt);
-  REQUIRE(results.size() == 4);
+  REQUIRE(results.size() == 6);
   if (results[0].verdict == pb::host::Verdict::SKIP) {  // node without the npm packages
     WARN("SKIP: " << results[0].message);
     return;
   }
-  for (size_t i = 0; i < 3; ++i) {
+  const std::vector<size_t> composed = {1, 1, 1, 1, 2};  // Dense; Conv; Conv and BatchNorm
+  for (size_t i = 0; i < 5; ++i) {
     const auto& r = results[i];
     INFO(r.name() << ": " << pb::host::verdict_name(r.verdict) << " " << r.message << " " << r.worst);
     CHECK((r.verdict == pb::host::Verdict::EXACT || r.verdict == pb::host::Verdict::PASS));
     CHECK(r.reload_identical);
-    CHECK(r.composed.size() == 1);  // Dense composed from jax-js ops
+    CHECK(r.composed.size() == composed[i]);  // Flax modules composed from jax-js ops
   }
-  CHECK(results[3].verdict == pb::host::Verdict::ERROR);
-  CHECK(results[3].message.find("layer \"conv9\" is not supported by the jax capture") != std::string::npos);
+  CHECK(results[5].verdict == pb::host::Verdict::ERROR);
+  CHECK(results[5].message.find("layer \"conv9\" is not supported by the jax capture") != std::string::npos);
 }
 
 // ------------------------------------------------------------------ errors
@@ -292,8 +587,8 @@ fixtures:
 TEST_CASE("jax decoder: unknown module types and functions name the path", "[jax]") {
   json doc = load_doc("mlp_no_bias");
   json bad = doc;
-  bad["model"]["modules"][2]["type"] = "Conv";
-  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.modules[2].type", "unknown module type \"Conv\""));
+  bad["model"]["modules"][2]["type"] = "ConvTranspose";
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.modules[2].type", "unknown module type \"ConvTranspose\""));
   bad = doc;
   bad["model"]["modules"][1]["fn"] = "nn.foo";
   CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.modules[1].fn", "unknown function \"nn.foo\""));

@@ -246,11 +246,6 @@ TEST_CASE("suite: a filter that names nothing is an error naming the option", "[
   CHECK_THROWS_MATCHES(plan(s, {}, {"lstm"}, ""), pb::Error, ErrorAt("--layer", "no fixture has layer \"lstm\" (this suite has: conv, dense)"));
 }
 
-TEST_CASE("suite: entity paths are sanitized", "[suite]") {
-  CHECK(pb::host::entity_path_for("out", "pytorch", "mlp_32") == "out/entities/pytorch/mlp_32.entity");
-  CHECK(pb::host::entity_path_for("out", "py/torch", "a b/../c") == "out/entities/py_torch/a_b_.._c.entity");
-}
-
 // ------------------------------------------------------------------ compare
 
 TEST_CASE("compare: identical tensors are exact", "[compare]") {

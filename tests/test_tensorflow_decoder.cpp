@@ -469,7 +469,7 @@ TEST_CASE("tensorflow decoder: BatchNormalization uses the moving statistics and
   CHECK(plain.weights.at("bn/gamma=1").data<float>()[3] == 1.f);
 }
 
-TEST_CASE("tensorflow decoder: Embedding takes int32 ids; an out-of-range id stops the run naming the node", "[tensorflow]") {
+TEST_CASE("tensorflow decoder: Embedding takes int32 ids - an out-of-range id stops the run naming the node", "[tensorflow]") {
   json doc = load_doc("tfjs_embedding");
   const pb::Stream s = to_stream(doc);
   const Graph g = tensorflow().decode(s);
@@ -571,7 +571,7 @@ TEST_CASE("tensorflow decoder: the first diverging node of a spatial model is th
   CHECK(r.first_divergence.rfind("node \"conv_s2\" (keras:conv_s2 (Conv2D))", 0) == 0);
 }
 
-TEST_CASE("tensorflow decoder: every recorded spatial stream passes the ladder; every tap lines up", "[tensorflow]") {
+TEST_CASE("tensorflow decoder: every recorded spatial stream passes the ladder - every tap lines up", "[tensorflow]") {
   pbtest::TempDir tmp;
   for (const char* name : {"tfjs_conv2d", "tfjs_same_even", "tfjs_depthwise", "tfjs_flatten", "tfjs_batchnorm", "tfjs_embedding", "tfjs_shared_input",
                            "tfjs_zero_padding", "tfjs_norms"}) {
@@ -773,7 +773,7 @@ TEST_CASE("tensorflow decoder: normalisation and embedding configs name their pa
                        ErrorAt("model.weights.embedding.embeddings", "expected a float embeddings of shape [input_dim, output_dim] = [8, 3]"));
 }
 
-TEST_CASE("tensorflow decoder: shapes are tracked through every layer; impossible ones name their path", "[tensorflow]") {
+TEST_CASE("tensorflow decoder: shapes are tracked through every layer - impossible ones name their path", "[tensorflow]") {
   json doc = load_doc("tfjs_functional");
   json& layers = doc["model"]["topology"]["config"]["layers"];
   for (json& l : layers) {

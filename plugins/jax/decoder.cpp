@@ -1,10 +1,18 @@
-// JAX dialect: a Flax (linen) module list in call order + the flattened params pytree -> IR
+// JAX dialect: a Flax (linen) module list in call order + the flattened variables pytree -> IR
 // (docs/planets/jax.md). One translator per Flax module type and per function, each registered
 // in one table.
+//
+// Layouts: Flax's spatial values are channels-last (N, spatial..., C); the IR's spatial ops are
+// channels-first. Every Flax value keeps its Flax shape here and is held in the IR in either
+// layout, converted by explicit Transpose nodes only where a module needs the other one. A
+// value's channels-last IR form carries the module's name (so the stream's taps, in Flax's
+// layout, line up); its channels-first form is named "<module>@NCHW" (@NCW, @NCDHW), which no
+// tap names, so a tap is never compared with a value of another layout.
 #include <algorithm>
 #include <cstdlib>
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "planetbridge/plugin.h"
@@ -14,6 +22,7 @@ namespace pb::jax {
 namespace {
 
 using AttrList = std::initializer_list<std::pair<const std::string, ir::AttrValue>>;
+using Ints = std::vector<int64_t>;
 
 ir::Attrs attrs_of(AttrList kv) {
   ir::Attrs a;
@@ -29,59 +38,186 @@ std::string joined(const std::vector<std::string>& names) {
 
 std::string tensor_path(const std::string& name) { return json_path_member("tensors", name); }
 
+// ------------------------------------------------------------------ values and layouts
+
+enum class Layout { Last, First };
+
+// A Flax value (a model input or a module's output).
+struct Value {
+  Shape shape;  // Flax's shape (channels last); dim 0 is the batch as captured
+  DType dtype = DType::f32;
+  std::string last, first;  // the IR values holding it channels-last / channels-first ("" until made)
+};
+
+// Rank < 3 has no spatial dims: both layouts are the same tensor.
+bool spatial(const Shape& s) { return s.size() >= 3; }
+
+std::string first_suffix(size_t rank) {
+  switch (rank) {
+    case 3: return "@NCW";
+    case 4: return "@NCHW";
+    case 5: return "@NCDHW";
+    default: return "@channels_first";
+  }
+}
+
+// Channels-last -> channels-first moves the last dim to position 1; the inverse moves it back.
+Ints to_first_perm(size_t rank) {
+  Ints p = {0, int64_t(rank) - 1};
+  for (size_t d = 1; d + 1 < rank; ++d) p.push_back(int64_t(d));
+  return p;
+}
+Ints to_last_perm(size_t rank) {
+  Ints p = {0};
+  for (size_t d = 2; d < rank; ++d) p.push_back(int64_t(d));
+  p.push_back(1);
+  return p;
+}
+
+// The model's values by Flax name, and the graph they are emitted into.
+class Values {
+ public:
+  explicit Values(ir::Graph& g) : g_(g) {}
+
+  bool has(const std::string& name) const { return values_.count(name) != 0; }
+  const Value& at(const std::string& name) const { return values_.at(name); }
+  void define(const std::string& name, Value v) { values_[name] = std::move(v); }
+
+  void emit(const std::string& name, const std::string& op, std::vector<std::string> inputs, ir::Attrs attrs,
+            const std::string& origin) {
+    ir::Node n;
+    n.name = name;
+    n.op = op;
+    n.inputs = std::move(inputs);
+    n.outputs = {name};
+    n.attrs = std::move(attrs);
+    n.origin = origin;
+    g_.nodes.push_back(std::move(n));
+  }
+
+  // The IR value holding `name` in `layout`, adding a Transpose the first time it is needed.
+  std::string get(const std::string& name, Layout layout) {
+    Value& v = values_.at(name);
+    if (!spatial(v.shape)) return v.last.empty() ? v.first : v.last;
+    const size_t rank = v.shape.size();
+    if (layout == Layout::Last && v.last.empty()) {
+      v.last = name;  // the Flax layout: the tap's name
+      emit(v.last, "Transpose", {v.first}, attrs_of({{"perm", to_last_perm(rank)}}), "flax:" + name + " (to channels-last)");
+    } else if (layout == Layout::First && v.first.empty()) {
+      v.first = name + first_suffix(rank);
+      emit(v.first, "Transpose", {v.last}, attrs_of({{"perm", to_first_perm(rank)}}), "flax:" + name + " (to channels-first)");
+    }
+    return layout == Layout::Last ? v.last : v.first;
+  }
+
+  // The layout a value already has (channels-last when it has both).
+  Layout held(const std::string& name) const {
+    return values_.at(name).last.empty() ? Layout::First : Layout::Last;
+  }
+
+ private:
+  ir::Graph& g_;
+  std::map<std::string, Value> values_;
+};
+
 // One entry of model.modules as its translator sees it.
 class Module {
  public:
-  Module(const Stream& stream, ir::Graph& graph, std::set<std::string>& used, JsonRef json, std::string name,
-         std::string origin, std::vector<std::string> inputs)
-      : stream_(stream), graph_(graph), used_(used), json_(json), name_(std::move(name)),
+  Module(const Stream& stream, ir::Graph& graph, Values& values, std::set<std::string>& used, JsonRef json,
+         std::string name, std::string origin, std::vector<std::string> inputs)
+      : stream_(stream), graph_(graph), values_(values), used_(used), json_(json), name_(std::move(name)),
         origin_(std::move(origin)), inputs_(std::move(inputs)) {}
 
   const JsonRef& json() const { return json_; }
   const std::string& name() const { return name_; }
-  const std::vector<std::string>& inputs() const { return inputs_; }
-  const std::string& input() const { return inputs_.at(0); }
+  size_t arity() const { return inputs_.size(); }
 
-  // Flax keeps a module's variables at params/<module path>/<leaf> in the flattened pytree.
-  std::string param_name(const std::string& leaf) const { return "params/" + name_ + "/" + leaf; }
+  // Input i: its Flax shape and dtype, and its IR value in a layout.
+  const Shape& shape(size_t i = 0) const { return values_.at(inputs_.at(i)).shape; }
+  DType dtype(size_t i = 0) const { return values_.at(inputs_.at(i)).dtype; }
+  std::string in(size_t i, Layout layout) const { return values_.get(inputs_.at(i), layout); }
+  std::string last(size_t i = 0) const { return in(i, Layout::Last); }
+  std::string first(size_t i = 0) const { return in(i, Layout::First); }
 
-  // The parameter's stream tensor (marked as used), or nullptr when the stream has none.
-  const Tensor* find_param(const std::string& leaf) const {
-    const Tensor* t = stream_.find_tensor(param_name(leaf));
+  // For layout-free ops: channels-first when every input has the same spatial rank and one of
+  // them exists only channels-first (no transposes in a channels-first chain); else Flax's.
+  Layout common_layout() const {
+    bool any_first_only = false;
+    for (size_t i = 0; i < inputs_.size(); ++i) {
+      if (!spatial(shape(i)) || shape(i).size() != shape(0).size()) return Layout::Last;
+      any_first_only |= values_.held(inputs_[i]) == Layout::First;
+    }
+    return any_first_only ? Layout::First : Layout::Last;
+  }
+
+  // Flax keeps a module's variables at <collection>/<module path>/<leaf> in the flattened pytree.
+  std::string var_name(const std::string& leaf, const std::string& collection = "params") const {
+    return collection + "/" + name_ + "/" + leaf;
+  }
+
+  // The variable's stream tensor (marked as used), or nullptr when the stream has none.
+  const Tensor* find_var(const std::string& leaf, const std::string& collection = "params") const {
+    const std::string n = var_name(leaf, collection);
+    const Tensor* t = stream_.find_tensor(n);
     if (!t) return nullptr;
-    used_.insert(param_name(leaf));
-    if (t->dtype() != DType::f32)
-      throw Error(tensor_path(param_name(leaf)) + ".dtype", std::string("expected f32, got ") + dtype_name(t->dtype()));
+    used_.insert(n);
+    if (t->dtype() != DType::f32) throw Error(tensor_path(n) + ".dtype", std::string("expected f32, got ") + dtype_name(t->dtype()));
     return t;
   }
-  const Tensor& param(const std::string& leaf) const {
-    if (const Tensor* t = find_param(leaf)) return *t;
-    json_.fail(json_["type"].str() + " \"" + name_ + "\": missing param \"" + param_name(leaf) +
-               "\" (no such tensor in the stream)");
+  const Tensor& var(const std::string& leaf, const std::string& collection = "params") const {
+    if (const Tensor* t = find_var(leaf, collection)) return *t;
+    json_.fail(json_["type"].str() + " \"" + name_ + "\": missing " + (collection == "params" ? "param" : "variable") +
+               " \"" + var_name(leaf, collection) + "\" (no such tensor in the stream)");
   }
-  [[noreturn]] void fail_param_shape(const std::string& leaf, const std::string& expected) const {
-    throw Error(tensor_path(param_name(leaf)) + ".shape",
-                "expected " + expected + ", got " + shape_str(stream_.find_tensor(param_name(leaf))->shape()));
+  // The variable checked against its Flax shape and added to the graph's weights; returns its name.
+  std::string var_weight(const std::string& leaf, const Shape& want, const std::string& what,
+                         const std::string& collection = "params") const {
+    const Tensor& t = var(leaf, collection);
+    if (t.shape() != want) fail_var_shape(leaf, what + " = " + shape_str(want), collection);
+    add_weight(var_name(leaf, collection), t);
+    return var_name(leaf, collection);
+  }
+  [[noreturn]] void fail_var_shape(const std::string& leaf, const std::string& expected,
+                                   const std::string& collection = "params") const {
+    const std::string n = var_name(leaf, collection);
+    throw Error(tensor_path(n) + ".shape", "expected " + expected + ", got " + shape_str(stream_.find_tensor(n)->shape()));
+  }
+  // An optional param (use_bias / use_scale): required when `present`, an error when not.
+  std::optional<std::string> optional_var(bool present, const std::string& flag, const std::string& leaf,
+                                          const Shape& want, const std::string& what) const {
+    if (present) return var_weight(leaf, want, what);
+    if (find_var(leaf)) throw Error(tensor_path(var_name(leaf)), "the module has " + flag + " = false but the stream has its " + leaf);
+    return std::nullopt;
   }
 
   void add_weight(const std::string& name, const Tensor& t) const { graph_.weights.emplace(name, t); }
+  // A constant Flax implies (BatchNorm without scale: ones), named after the module.
+  std::string constant(const std::string& suffix, Tensor t) const {
+    graph_.weights[name_ + "." + suffix] = std::move(t);
+    return name_ + "." + suffix;
+  }
 
-  // Adds the IR node for this module; its output value carries the module's name, so the
-  // stream's taps (keyed by module name) line up.
-  void emit(const std::string& op, std::vector<std::string> inputs, ir::Attrs attrs = {}) const {
-    ir::Node n;
-    n.name = name_;
-    n.op = op;
-    n.inputs = std::move(inputs);
-    n.outputs = {name_};
-    n.attrs = std::move(attrs);
-    n.origin = origin_;
-    graph_.nodes.push_back(std::move(n));
+  // Adds the IR node computing this module's output in `layout`; `shape` is the Flax shape.
+  void emit(Layout layout, const std::string& op, std::vector<std::string> inputs, ir::Attrs attrs, Shape shape,
+            DType dtype = DType::f32) const {
+    Value v{std::move(shape), dtype, "", ""};
+    const bool first = layout == Layout::First && spatial(v.shape);
+    const std::string out = first ? name_ + first_suffix(v.shape.size()) : name_;
+    (first ? v.first : v.last) = out;
+    values_.emit(out, op, std::move(inputs), std::move(attrs), origin_);
+    values_.define(name_, std::move(v));
+  }
+  // An intermediate IR node of this module (a global pool before its flatten), named name + suffix.
+  std::string emit_step(const std::string& suffix, const std::string& op, std::vector<std::string> inputs,
+                        ir::Attrs attrs) const {
+    values_.emit(name_ + suffix, op, std::move(inputs), std::move(attrs), origin_);
+    return name_ + suffix;
   }
 
  private:
   const Stream& stream_;
   ir::Graph& graph_;
+  Values& values_;
   std::set<std::string>& used_;
   JsonRef json_;
   std::string name_, origin_;
@@ -96,23 +232,145 @@ struct Translator {
   std::function<void(const Module&)> translate;
 };
 
+// ------------------------------------------------------------------ attribute helpers
+
+// Only the f32 computation the IR does; a lower-precision Flax module would compute otherwise.
+void check_float32(const JsonRef& j) {
+  for (const char* key : {"dtype", "param_dtype"})
+    if (auto d = j.find(key); d && d->str() != "float32") d->fail("only float32 is supported, got \"" + d->str() + "\"");
+  if (auto p = j.find("precision")) p->fail("only the default precision (null) is supported");
+}
+
+int64_t positive(const JsonRef& j) {
+  const int64_t v = j.i64();
+  if (v <= 0) j.fail("expected a positive integer, got " + std::to_string(v));
+  return v;
+}
+
+// An int or a list of n ints (Flax's strides, kernel_dilation); absent or null gives `fallback`.
+Ints per_dim(const JsonRef& j, const std::string& key, size_t n, int64_t fallback) {
+  auto v = j.find(key);
+  if (!v) return Ints(n, fallback);
+  if (!v->is_array()) return Ints(n, positive(*v));
+  if (v->size() != n) v->fail("expected " + std::to_string(n) + " values (one per spatial dim), got " + std::to_string(v->size()));
+  Ints out;
+  for (const JsonRef& e : v->items()) out.push_back(positive(e));
+  return out;
+}
+
+// Flax's (and lax's) padding: "SAME" puts the odd element at the end (like TF), "SAME_LOWER" at
+// the beginning, "VALID" none; an int pads both sides; a list gives one int or [low, high] pair
+// per spatial dim. `int_ok`: Conv takes ints, the pooling functions only pairs.
+struct Pads {
+  Ints begin, end;
+};
+Pads flax_padding(const JsonRef& pad, const Shape& in, const Ints& window, const Ints& strides, const Ints& dilations,
+                  bool int_ok) {
+  const size_t n = window.size();
+  Pads p{Ints(n, 0), Ints(n, 0)};
+  if (pad.is_string()) {
+    const std::string mode = pad.str();
+    if (mode == "VALID") return p;
+    if (mode != "SAME" && mode != "SAME_LOWER")
+      pad.fail("expected \"SAME\", \"VALID\", \"SAME_LOWER\"" + std::string(int_ok ? ", an int" : "") +
+               " or [low, high] pairs, got \"" + mode + "\"" +
+               (mode == "CIRCULAR" || mode == "CAUSAL" ? " (not supported)" : ""));
+    for (size_t i = 0; i < n; ++i) {
+      // lax.padtype_to_pads: out = ceil(in / s); total = max((out - 1) s + (k - 1) d + 1 - in, 0).
+      const int64_t out = (in[i] + strides[i] - 1) / strides[i];
+      const int64_t total = std::max<int64_t>((out - 1) * strides[i] + (window[i] - 1) * dilations[i] + 1 - in[i], 0);
+      const int64_t small = total / 2;
+      p.begin[i] = mode == "SAME" ? small : total - small;
+      p.end[i] = total - p.begin[i];
+    }
+    return p;
+  }
+  auto check = [](const JsonRef& e) {
+    const int64_t v = e.i64();
+    if (v < 0) e.fail("negative padding (cropping) is not supported, got " + std::to_string(v));
+    return v;
+  };
+  if (!pad.is_array()) {
+    if (!int_ok) pad.fail("expected \"SAME\", \"VALID\" or a list of [low, high] pairs");
+    p.begin = p.end = Ints(n, check(pad));
+    return p;
+  }
+  if (pad.size() != n) pad.fail("expected " + std::to_string(n) + " entries (one per spatial dim), got " + std::to_string(pad.size()));
+  for (size_t i = 0; i < n; ++i) {
+    const JsonRef e = pad[i];
+    if (e.is_array()) {
+      if (e.size() != 2) e.fail("expected a [low, high] pair, got " + std::to_string(e.size()) + " values");
+      p.begin[i] = check(e[0]);
+      p.end[i] = check(e[1]);
+    } else {
+      if (!int_ok) e.fail("expected a [low, high] pair");
+      p.begin[i] = p.end[i] = check(e);
+    }
+  }
+  return p;
+}
+
+// floor((in + pb + pe - d (k - 1) - 1) / s) + 1 per spatial dim, as lax computes it.
+Ints window_output(const JsonRef& where, const Shape& in, const Ints& window, const Ints& strides, const Ints& dilations,
+                   const Pads& p) {
+  Ints out;
+  for (size_t i = 0; i < window.size(); ++i) {
+    const int64_t span = dilations[i] * (window[i] - 1) + 1, padded = in[i] + p.begin[i] + p.end[i];
+    if (padded < span)
+      where.fail("spatial dim " + std::to_string(i) + " of size " + std::to_string(in[i]) + " (padded " +
+                 std::to_string(padded) + ") is smaller than the window " + std::to_string(span));
+    out.push_back((padded - span) / strides[i] + 1);
+  }
+  return out;
+}
+
+// Every windowed module reads x [batch, spatial (n dims)..., C]: exactly one batch dim.
+void check_spatial_input(const Module& m, size_t n, const std::string& what) {
+  if (m.shape().size() != n + 2)
+    m.json().fail(what + " over " + std::to_string(n) + " spatial dims needs an input [batch, spatial..., features] of rank " +
+                  std::to_string(n + 2) + ", got " + shape_str(m.shape()) +
+                  " (inputs without a batch dim or with several are not supported)");
+}
+
+Shape with_spatial(const Shape& in, const Ints& spatial_dims, int64_t channels) {
+  Shape s = {in[0]};
+  s.insert(s.end(), spatial_dims.begin(), spatial_dims.end());
+  s.push_back(channels);
+  return s;
+}
+
+ir::Attrs window_attrs(const Ints& strides, const Ints& dilations, const Pads& p) {
+  return attrs_of({{"strides", strides}, {"dilations", dilations}, {"pads_begin", p.begin}, {"pads_end", p.end}});
+}
+
+Tensor filled(int64_t n, float v) {
+  Tensor t(DType::f32, {n});
+  for (int64_t i = 0; i < n; ++i) t.data<float>()[i] = v;
+  return t;
+}
+
+// Flax's reduction_axes / feature_axes / axis: only the last axis (-1, rank - 1 or [-1]).
+void check_last_axis(const JsonRef& j, const std::string& key, size_t rank) {
+  auto v = j.find(key);
+  if (!v) return;
+  Ints axes = v->is_array() ? v->ints() : Ints{v->i64()};
+  if (axes.size() != 1 || (axes[0] != -1 && axes[0] != int64_t(rank) - 1))
+    v->fail("only the last axis (-1) is supported");
+}
+
 // ------------------------------------------------------------------ modules
 
 void translate_dense(const Module& m) {
   const JsonRef& j = m.json();
-  const int64_t features = j["features"].i64();
-  if (features <= 0) j["features"].fail("expected a positive integer");
+  const int64_t features = positive(j["features"]);
   const bool use_bias = j.boolean("use_bias", true);  // Flax's default
-  // Only the f32 computation the IR does; a lower-precision Flax Dense would compute otherwise.
-  if (auto d = j.find("dtype"); d && d->str() != "float32") d->fail("only float32 is supported, got \"" + d->str() + "\"");
-  if (auto d = j.find("param_dtype"); d && d->str() != "float32")
-    d->fail("only float32 is supported, got \"" + d->str() + "\"");
-  if (auto p = j.find("precision")) p->fail("only the default precision (null) is supported");
-
-  const Tensor& kernel = m.param("kernel");
+  check_float32(j);
+  const Tensor& kernel = m.var("kernel");
   if (kernel.shape().size() != 2 || kernel.shape()[1] != features)
-    m.fail_param_shape("kernel", "[in, features] with features = " + std::to_string(features) + " (Flax's layout)");
+    m.fail_var_shape("kernel", "[in, features] with features = " + std::to_string(features) + " (Flax's layout)");
   const int64_t in = kernel.shape()[0];
+  if (m.shape().empty() || m.shape().back() != in)
+    j.fail("Dense \"" + m.name() + "\": its kernel takes " + std::to_string(in) + " features, the input is " + shape_str(m.shape()));
   // Flax's kernel is [in, out], the IR's Dense weight [out, in]: always a transposing copy,
   // because that is Flax's layout, never read from the shape (a square kernel fits both).
   Tensor weight(DType::f32, {features, in});
@@ -120,35 +378,265 @@ void translate_dense(const Module& m) {
   float* w = weight.data<float>();
   for (int64_t i = 0; i < in; ++i)
     for (int64_t o = 0; o < features; ++o) w[o * in + i] = k[i * features + o];
-  const std::string weight_name = m.param_name("kernel") + ".T";
+  const std::string weight_name = m.var_name("kernel") + ".T";
   m.add_weight(weight_name, weight);
 
-  std::vector<std::string> inputs = {m.input(), weight_name};
-  if (use_bias) {
-    const Tensor& bias = m.param("bias");
-    if (bias.shape() != Shape{features}) m.fail_param_shape("bias", "[features] = [" + std::to_string(features) + "]");
-    m.add_weight(m.param_name("bias"), bias);
-    inputs.push_back(m.param_name("bias"));
-  } else if (m.find_param("bias")) {
-    throw Error(tensor_path(m.param_name("bias")), "the module has use_bias = false but the stream has its bias");
+  // Dense contracts the last axis: channels-last for a spatial input.
+  std::vector<std::string> inputs = {m.last(), weight_name};
+  if (auto b = m.optional_var(use_bias, "use_bias", "bias", {features}, "[features]")) inputs.push_back(*b);
+  Shape out = m.shape();
+  out.back() = features;
+  m.emit(Layout::Last, "Dense", inputs, attrs_of({{"in_features", in}, {"out_features", features}}), out);
+}
+
+// flax.linen.Conv: x [N, spatial..., in], kernel [kernel_size..., in / groups, features].
+void translate_conv(const Module& m) {
+  const JsonRef& j = m.json();
+  check_float32(j);
+  const int64_t features = positive(j["features"]);
+  JsonRef ks = j["kernel_size"];
+  // Flax rejects an int kernel_size (its rank would be ambiguous): a list, one per spatial dim.
+  if (!ks.is_array() || ks.size() < 1 || ks.size() > 3) ks.fail("expected a list of 1 to 3 ints (one per spatial dim)");
+  Ints kernel;
+  for (const JsonRef& e : ks.items()) kernel.push_back(positive(e));
+  const size_t n = kernel.size();
+  check_spatial_input(m, n, "Conv");
+  const Ints strides = per_dim(j, "strides", n, 1), dilations = per_dim(j, "kernel_dilation", n, 1);
+  if (per_dim(j, "input_dilation", n, 1) != Ints(n, 1))
+    j["input_dilation"].fail("input_dilation (a fractionally strided conv) is not supported; only 1");
+  const int64_t groups = j.find("feature_group_count") ? positive(j["feature_group_count"]) : 1;
+  const int64_t in_c = m.shape().back();
+  if (in_c % groups || features % groups)
+    j["feature_group_count"].fail(std::to_string(groups) + " groups do not divide " + std::to_string(in_c) +
+                                  " input features and " + std::to_string(features) + " features");
+  const Shape in_spatial(m.shape().begin() + 1, m.shape().end() - 1);
+  static const nlohmann::json same = "SAME";  // Flax Conv's default
+  const Pads pads = flax_padding(j.find("padding") ? j["padding"] : JsonRef(same, j.path() + ".padding"), in_spatial,
+                                 kernel, strides, dilations, true);
+
+  // Flax's kernel [k..., I/g, O] -> the IR's [O, I/g, k...]: always a transposing copy (Flax's
+  // layout, never read from the shape; a square kernel with I = O fits both).
+  const int64_t ig = in_c / groups;
+  Shape want = kernel;
+  want.push_back(ig);
+  want.push_back(features);
+  const Tensor& k = m.var("kernel");
+  if (k.shape() != want)
+    m.fail_var_shape("kernel", "[kernel_size..., in_features / feature_group_count, features] = " + shape_str(want) + " (Flax's layout)");
+  int64_t taps = 1;
+  for (int64_t d : kernel) taps *= d;
+  Shape ir_shape = {features, ig};
+  ir_shape.insert(ir_shape.end(), kernel.begin(), kernel.end());
+  Tensor weight(DType::f32, ir_shape);
+  const float* src = k.data<float>();
+  float* dst = weight.data<float>();
+  for (int64_t s = 0; s < taps; ++s)
+    for (int64_t i = 0; i < ig; ++i)
+      for (int64_t o = 0; o < features; ++o) dst[(o * ig + i) * taps + s] = src[(s * ig + i) * features + o];
+  const std::string weight_name = m.var_name("kernel") + "." + std::string("OI") + std::string("DHW").substr(3 - n);
+  m.add_weight(weight_name, weight);
+
+  std::vector<std::string> inputs = {m.first(), weight_name};
+  if (auto b = m.optional_var(j.boolean("use_bias", true), "use_bias", "bias", {features}, "[features]")) inputs.push_back(*b);
+  ir::Attrs a = window_attrs(strides, dilations, pads);
+  a.set("groups", groups);
+  const Ints out = window_output(j, in_spatial, kernel, strides, dilations, pads);
+  m.emit(Layout::First, "Conv", inputs, std::move(a), with_spatial(m.shape(), out, features));
+}
+
+// flax.linen.BatchNorm at inference: (x - mean) * rsqrt(var + epsilon) * scale + bias with the
+// batch_stats collection's running statistics.
+void translate_batchnorm(const Module& m) {
+  const JsonRef& j = m.json();
+  check_float32(j);
+  // Flax's default is None (given at call time); in training mode it normalises with the batch.
+  JsonRef ura = j["use_running_average"];
+  if (!ura.boolean())
+    ura.fail("BatchNorm with use_running_average = false normalises with the batch's statistics; capture at inference (true)");
+  if (auto a = j.find("axis_name")) a->fail("cross-device statistics (axis_name) are not supported");
+  check_last_axis(j, "axis", m.shape().size());
+  if (m.shape().size() < 2) j.fail("BatchNorm needs an input [batch, ..., features], got " + shape_str(m.shape()));
+  const int64_t c = m.shape().back();
+  const std::string what = "[features] (the input's last dim)";
+  std::vector<std::string> inputs = {m.first()};
+  auto scale = m.optional_var(j.boolean("use_scale", true), "use_scale", "scale", {c}, what);
+  auto bias = m.optional_var(j.boolean("use_bias", true), "use_bias", "bias", {c}, what);
+  inputs.push_back(scale ? *scale : m.constant("scale", filled(c, 1.f)));
+  inputs.push_back(bias ? *bias : m.constant("bias", filled(c, 0.f)));
+  inputs.push_back(m.var_weight("mean", {c}, what, "batch_stats"));
+  inputs.push_back(m.var_weight("var", {c}, what, "batch_stats"));
+  m.emit(Layout::First, "BatchNorm", inputs, attrs_of({{"eps", j.f64("epsilon", 1e-5)}}), m.shape());
+}
+
+// flax.linen.LayerNorm / RMSNorm over the last axis (their defaults: epsilon 1e-6).
+void translate_norm(const Module& m, bool rms) {
+  const JsonRef& j = m.json();
+  check_float32(j);
+  check_last_axis(j, "reduction_axes", m.shape().size());
+  check_last_axis(j, "feature_axes", m.shape().size());
+  if (m.shape().empty()) j.fail("a norm needs an input of rank >= 1");
+  const int64_t f = m.shape().back();
+  const std::string what = "[features] (the input's last dim)";
+  auto scale = m.optional_var(j.boolean("use_scale", true), "use_scale", "scale", {f}, what);
+  const ir::Attrs a = attrs_of({{"axis", int64_t(-1)}, {"eps", j.f64("epsilon", 1e-6)}});
+  if (rms) {
+    std::vector<std::string> inputs = {m.last()};
+    if (scale) inputs.push_back(*scale);
+    m.emit(Layout::Last, "RMSNorm", inputs, a, m.shape());
+    return;
   }
-  m.emit("Dense", inputs, attrs_of({{"in_features", in}, {"out_features", features}}));
+  auto bias = m.optional_var(j.boolean("use_bias", true), "use_bias", "bias", {f}, what);
+  m.emit(Layout::Last, "LayerNorm", {m.last(), scale.value_or(""), bias.value_or("")}, a, m.shape());
+}
+
+// flax.linen.Embed: jnp.take(embedding, ids, axis=0); embedding [num_embeddings, features].
+void translate_embed(const Module& m) {
+  const JsonRef& j = m.json();
+  check_float32(j);
+  if (m.dtype() != DType::i32 && m.dtype() != DType::i64)
+    j.fail(std::string("Embed needs integer ids (i32 or i64), got ") + dtype_name(m.dtype()));
+  const int64_t v = positive(j["num_embeddings"]), d = positive(j["features"]);
+  const std::string table = m.var_weight("embedding", {v, d}, "[num_embeddings, features]");
+  Shape out = m.shape();
+  out.push_back(d);
+  m.emit(Layout::Last, "Embedding", {m.last(), table}, {}, out);
+}
+
+// flax.linen.Dropout: the identity when deterministic (Flax's default is None: given at call time).
+void translate_dropout(const Module& m) {
+  const JsonRef& j = m.json();
+  if (!j.boolean("deterministic", false) && j.f64("rate", 0.5) != 0.0)
+    j.fail("Dropout that is not deterministic is random; capture with deterministic = true");
+  const Layout l = m.common_layout();
+  m.emit(l, "Identity", {m.in(0, l)}, {}, m.shape(), m.dtype());
+}
+
+// x.reshape(shape) over Flax's channels-last layout (flatten order H, W, C). Dim 0 is the batch:
+// the captured batch size (x.shape[0]) or -1 becomes the IR's "keep dim 0" / "infer".
+void translate_reshape(const Module& m) {
+  const JsonRef& j = m.json();
+  JsonRef sj = j["shape"];
+  Ints shape = sj.ints();
+  if (shape.empty()) sj.fail("expected a non-empty shape");
+  const int64_t batch = m.shape().empty() ? 0 : m.shape()[0];
+  if (shape[0] != batch && shape[0] != -1)
+    sj[0].fail("the batch dim must stay first (x.reshape((x.shape[0], ...))): expected " + std::to_string(batch) +
+               " or -1, got " + std::to_string(shape[0]));
+  int64_t known = 1, total = 1, infer = -1;
+  for (int64_t d : m.shape()) total *= d;
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (shape[i] == -1) {
+      if (infer >= 0) sj[i].fail("more than one -1");
+      infer = int64_t(i);
+    } else if (shape[i] <= 0) {
+      sj[i].fail("expected a positive size or -1, got " + std::to_string(shape[i]));
+    } else {
+      known *= shape[i];
+    }
+  }
+  Shape out = shape;
+  if (infer >= 0) out[infer] = known ? total / known : 0;
+  int64_t count = 1;
+  for (int64_t d : out) count *= d;
+  if (count != total) sj.fail("cannot reshape " + shape_str(m.shape()) + " to " + shape_str(shape));
+  Ints ir_shape = shape;
+  if (ir_shape[0] == batch) ir_shape[0] = 0;  // the IR runs any batch size
+  m.emit(Layout::Last, "Reshape", {m.last()}, attrs_of({{"shape", ir_shape}}), out);
+}
+
+// jnp.mean / jnp.max over every spatial axis (1 .. rank-2) of [N, spatial..., C]: a global pool.
+Translator global_reduce(const std::string& mode) {
+  return {{"axis", "keepdims"}, 1, [mode](const Module& m) {
+            const JsonRef& j = m.json();
+            const Shape& s = m.shape();
+            const int64_t r = int64_t(s.size());
+            JsonRef aj = j["axis"];
+            Ints axes = aj.is_array() ? aj.ints() : Ints{aj.i64()};
+            for (int64_t& a : axes)
+              if (a < 0) a += r;
+            std::sort(axes.begin(), axes.end());
+            Ints spatial_axes;
+            for (int64_t d = 1; d + 1 < r; ++d) spatial_axes.push_back(d);
+            if (r < 3 || axes != spatial_axes)
+              aj.fail("only a reduction over every spatial axis (1 .. rank-2 of [batch, spatial..., features]), a global "
+                      "pool, is supported; the input is " + shape_str(s));
+            if (j.boolean("keepdims", false)) j["keepdims"].fail("keepdims = true is not supported");
+            // Pool gives [N, C, 1...]; flattening the ones gives Flax's [N, C].
+            const std::string pooled = m.emit_step("@pool", "Pool", {m.first()}, attrs_of({{"mode", mode}, {"global", int64_t(1)}}));
+            m.emit(Layout::Last, "Flatten", {pooled}, attrs_of({{"start", int64_t(1)}, {"end", int64_t(-1)}}), {s[0], s.back()});
+          }};
+}
+
+// Numpy broadcasting of two Flax shapes.
+Shape broadcast(const Module& m, const Shape& a, const Shape& b) {
+  Shape out(std::max(a.size(), b.size()));
+  for (size_t i = 0; i < out.size(); ++i) {
+    const int64_t x = i < out.size() - a.size() ? 1 : a[i - (out.size() - a.size())];
+    const int64_t y = i < out.size() - b.size() ? 1 : b[i - (out.size() - b.size())];
+    if (x != y && x != 1 && y != 1) m.json().fail("shapes " + shape_str(a) + " and " + shape_str(b) + " do not broadcast");
+    out[i] = x == 1 ? y : x;
+  }
+  return out;
 }
 
 Translator binary(const std::string& op) {
-  return {{}, 2, [op](const Module& m) { m.emit(op, m.inputs()); }};
+  return {{}, 2, [op](const Module& m) {
+            const Layout l = m.common_layout();  // equal ranks: broadcasting is layout-free
+            m.emit(l, op, {m.in(0, l), m.in(1, l)}, {}, broadcast(m, m.shape(0), m.shape(1)));
+          }};
+}
+
+void translate_concatenate(const Module& m) {
+  JsonRef aj = m.json()["axis"];
+  const int64_t r = int64_t(m.shape().size());
+  const int64_t flax_axis = aj.i64();
+  if (flax_axis < -r || flax_axis >= r) aj.fail("axis " + std::to_string(flax_axis) + " is out of range for rank " + std::to_string(r));
+  const int64_t axis = flax_axis < 0 ? flax_axis + r : flax_axis;
+  Shape out = m.shape();
+  out[axis] = 0;
+  std::vector<std::string> ins;
+  const Layout l = m.common_layout();
+  for (size_t i = 0; i < m.arity(); ++i) {
+    if (m.shape(i).size() != size_t(r)) aj.fail("inputs of different ranks");
+    out[axis] += m.shape(i)[axis];
+    ins.push_back(m.in(i, l));
+  }
+  // Channels-first moves the features (last) axis to 1 and the spatial axes one up.
+  const int64_t ir_axis = l == Layout::Last ? flax_axis : axis == 0 ? 0 : axis == r - 1 ? 1 : axis + 1;
+  m.emit(l, "Concat", ins, attrs_of({{"axis", ir_axis}}), out);
 }
 
 const std::map<std::string, Translator>& module_table() {
   static const std::map<std::string, Translator> t = {
       {"Dense", {{"features", "use_bias", "dtype", "param_dtype", "precision"}, 1, translate_dense}},
+      {"Conv",
+       {{"features", "kernel_size", "strides", "padding", "input_dilation", "kernel_dilation", "feature_group_count",
+         "use_bias", "dtype", "param_dtype", "precision"},
+        1, translate_conv}},
+      // momentum and use_fast_variance only shape training: informational at inference.
+      {"BatchNorm",
+       {{"use_running_average", "axis", "momentum", "epsilon", "use_bias", "use_scale", "axis_name", "use_fast_variance",
+         "dtype", "param_dtype"},
+        1, translate_batchnorm}},
+      // use_fast_variance (mean(x²) - mean(x)², Flax's default) and the IR's mean((x - mean)²)
+      // agree within f32 rounding for activations of unit scale.
+      {"LayerNorm",
+       {{"epsilon", "use_bias", "use_scale", "reduction_axes", "feature_axes", "use_fast_variance", "dtype", "param_dtype"},
+        1, [](const Module& m) { translate_norm(m, false); }}},
+      {"RMSNorm",
+       {{"epsilon", "use_scale", "reduction_axes", "feature_axes", "dtype", "param_dtype"}, 1,
+        [](const Module& m) { translate_norm(m, true); }}},
+      {"Embed", {{"num_embeddings", "features", "dtype", "param_dtype"}, 1, translate_embed}},
+      {"Dropout", {{"rate", "deterministic", "broadcast_dims"}, 1, translate_dropout}},
       // jnp operators between module outputs (residual connections): numpy broadcasting, as the IR.
       {"add", binary("Add")},
       {"subtract", binary("Sub")},
       {"multiply", binary("Mul")},
-      {"concatenate",
-       {{"axis"}, 0, [](const Module& m) { m.emit("Concat", m.inputs(), attrs_of({{"axis", m.json()["axis"].i64()}})); }}},
-      // {"type": "fn", "fn": "nn.relu"}: a function of the activation table below.
+      {"concatenate", {{"axis"}, 0, translate_concatenate}},
+      {"reshape", {{"shape"}, 1, translate_reshape}},
+      {"mean", global_reduce("avg")},
+      {"max", global_reduce("max")},
+      // {"type": "fn", "fn": "nn.relu"}: a function of the table below.
       {"fn", {}},
   };
   return t;
@@ -156,19 +644,50 @@ const std::map<std::string, Translator>& module_table() {
 
 // ------------------------------------------------------------------ functions (flax.linen / jax.nn)
 
+// Element-wise: computed in whichever layout the input already has.
 Translator activation(const std::string& function, std::vector<std::string> attributes = {},
                       std::function<ir::Attrs(const JsonRef&)> params = nullptr) {
   return {std::move(attributes), 1, [function, params](const Module& m) {
             ir::Attrs a = params ? params(m.json()) : ir::Attrs{};
-            a.set("function", function);
-            m.emit("Activation", {m.input()}, std::move(a));
+            if (!a.has("function")) a.set("function", function);  // nn.gelu picks its own
+            const Layout l = m.common_layout();
+            m.emit(l, "Activation", {m.in(0, l)}, std::move(a), m.shape());
           }};
 }
 
 Translator softmax(bool log) {
   return {{"axis"}, 1, [log](const Module& m) {
             // jax.nn.softmax(x, axis=-1); a tuple of axes has no IR equivalent (i64 fails on it).
-            m.emit("Softmax", {m.input()}, attrs_of({{"axis", m.json().i64("axis", -1)}, {"log", int64_t(log)}}));
+            m.emit(Layout::Last, "Softmax", {m.last()}, attrs_of({{"axis", m.json().i64("axis", -1)}, {"log", int64_t(log)}}),
+                   m.shape());
+          }};
+}
+
+// flax.linen.max_pool / avg_pool(inputs, window_shape, strides=None (ones), padding="VALID",
+// count_include_pad=True): max pads with -inf (the IR's max pool ignores the padding), avg
+// divides by the whole window when count_include_pad.
+Translator pool(const std::string& mode) {
+  std::vector<std::string> attributes = {"window_shape", "strides", "padding"};
+  if (mode == "avg") attributes.push_back("count_include_pad");
+  return {attributes, 1, [mode](const Module& m) {
+            const JsonRef& j = m.json();
+            JsonRef ws = j["window_shape"];
+            if (!ws.is_array() || ws.size() < 1 || ws.size() > 3) ws.fail("expected a list of 1 to 3 ints (one per spatial dim)");
+            Ints window;
+            for (const JsonRef& e : ws.items()) window.push_back(positive(e));
+            const size_t n = window.size();
+            check_spatial_input(m, n, j["fn"].str());
+            const Ints strides = per_dim(j, "strides", n, 1), ones(n, 1);
+            const Shape in_spatial(m.shape().begin() + 1, m.shape().end() - 1);
+            static const nlohmann::json valid = "VALID";  // the pooling functions' default
+            const Pads pads = flax_padding(j.find("padding") ? j["padding"] : JsonRef(valid, j.path() + ".padding"), in_spatial,
+                                           window, strides, ones, false);
+            ir::Attrs a = window_attrs(strides, ones, pads);
+            a.set("mode", mode);
+            a.set("kernel", window);
+            if (mode == "avg") a.set("count_include_pad", int64_t(j.boolean("count_include_pad", true)));
+            const Ints out = window_output(j, in_spatial, window, strides, ones, pads);
+            m.emit(Layout::First, "Pool", {m.first()}, std::move(a), with_spatial(m.shape(), out, m.shape().back()));
           }};
 }
 
@@ -189,17 +708,18 @@ const std::map<std::string, Translator>& function_table() {
        activation("hard_sigmoid", {}, [](const JsonRef&) { return attrs_of({{"alpha", 1.0 / 6.0}, {"beta", 0.5}}); })},
       // jax.nn.gelu defaults to approximate=True, the tanh form (unlike torch's GELU).
       {"nn.gelu",
-       {{"approximate"}, 1,
-        [](const Module& m) {
-          m.emit("Activation", {m.input()},
-                 attrs_of({{"function", std::string(m.json().boolean("approximate", true) ? "gelu_tanh" : "gelu_erf")}}));
-        }}},
+       activation("gelu", {"approximate"},
+                  [](const JsonRef& j) {
+                    return attrs_of({{"function", std::string(j.boolean("approximate", true) ? "gelu_tanh" : "gelu_erf")}});
+                  })},
       {"nn.leaky_relu",
        activation("leaky_relu", {"negative_slope"},
                   [](const JsonRef& j) { return attrs_of({{"alpha", j.f64("negative_slope", 0.01)}}); })},
       {"nn.elu", activation("elu", {"alpha"}, [](const JsonRef& j) { return attrs_of({{"alpha", j.f64("alpha", 1.0)}}); })},
       {"nn.softmax", softmax(false)},
       {"nn.log_softmax", softmax(true)},
+      {"nn.max_pool", pool("max")},
+      {"nn.avg_pool", pool("avg")},
   };
   return t;
 }
@@ -220,7 +740,7 @@ void check_keys(const JsonRef& json, const std::vector<std::string>& understood,
 class JaxDialect : public Dialect {
  public:
   std::string planet() const override { return "jax"; }
-  std::string version() const override { return "0.1.0"; }
+  std::string version() const override { return "0.2.0"; }
 
   std::vector<std::string> source_types() const override {
     std::vector<std::string> out;
@@ -250,20 +770,23 @@ class JaxDialect : public Dialect {
 
     ir::Graph g;
     g.metadata = {{"planet", stream.planet}, {"planet_version", stream.planet_version}, {"model_id", stream.model_id}};
-    std::set<std::string> defined, used;
+    Values values(g);
+    std::set<std::string> used;
 
-    // model.inputs names the graph inputs, in the order of the stream's "inputs".
+    // model.inputs names the graph inputs, in the order of the stream's "inputs" (Flax's layout).
     JsonRef input_names = model["inputs"];
     if (input_names.size() != stream.inputs.size())
       input_names.fail("names " + std::to_string(input_names.size()) + " inputs, the stream has " +
                        std::to_string(stream.inputs.size()));
     for (size_t i = 0; i < stream.inputs.size(); ++i) {
       const std::string name = input_names[i].str();
-      if (!defined.insert(name).second) input_names[i].fail("\"" + name + "\" is named twice");
+      if (values.has(name)) input_names[i].fail("\"" + name + "\" is named twice");
       const Tensor& t = stream.tensor(stream.inputs[i], json_path_index("inputs", i));
+      const DType dtype = t.dtype() == DType::f64 ? DType::f32 : t.dtype();
       Shape shape = t.shape();
       if (!shape.empty()) shape[0] = -1;  // batch: fixed when compiled
-      g.inputs.push_back({name, t.dtype() == DType::f64 ? DType::f32 : t.dtype(), shape});
+      g.inputs.push_back({name, dtype, shape});
+      values.define(name, {t.shape(), dtype, name, ""});
       used.insert(stream.inputs[i]);
     }
 
@@ -273,7 +796,7 @@ class JaxDialect : public Dialect {
       JsonRef name_json = mj["name"];
       const std::string name = name_json.str();
       if (name.empty()) name_json.fail("expected a non-empty module name");
-      if (defined.count(name)) name_json.fail("\"" + name + "\" is already defined");
+      if (values.has(name)) name_json.fail("\"" + name + "\" is already defined");
 
       JsonRef type_json = mj["type"];
       const std::string type = type_json.str();
@@ -297,7 +820,7 @@ class JaxDialect : public Dialect {
       std::vector<std::string> inputs;
       if (auto in = mj.find("inputs")) {
         for (const JsonRef& i : in->items()) {
-          if (!defined.count(i.str())) i.fail("\"" + i.str() + "\" is not defined before this module");
+          if (!values.has(i.str())) i.fail("\"" + i.str() + "\" is not defined before this module");
           inputs.push_back(i.str());
         }
         if (tr->arity ? inputs.size() != tr->arity : inputs.empty())
@@ -308,23 +831,28 @@ class JaxDialect : public Dialect {
       } else {
         mj.fail(what + " \"" + name + "\" needs \"inputs\" (only a one-input module after a single value defaults to it)");
       }
+      // Only Embed reads integers; every other module computes in f32.
+      for (size_t i = 0; i < inputs.size(); ++i)
+        if (type != "Embed" && values.at(inputs[i]).dtype != DType::f32)
+          mj.fail(what + " \"" + name + "\" reads \"" + inputs[i] + "\" of dtype " + dtype_name(values.at(inputs[i]).dtype) +
+                  "; only Embed takes integer ids");
 
-      Module m(stream, g, used, mj, name, "flax:" + name + " (" + what + ")", inputs);
+      Module m(stream, g, values, used, mj, name, "flax:" + name + " (" + what + ")", inputs);
       tr->translate(m);
-      defined.insert(name);
       previous = name;
     }
 
+    // Outputs in Flax's layout: a channels-first value gets its Transpose back here.
     JsonRef outputs = model["outputs"];
     for (const JsonRef& o : outputs.items()) {
-      if (!defined.count(o.str())) o.fail("\"" + o.str() + "\" is not an input or module of the model");
-      g.outputs.push_back(o.str());
+      if (!values.has(o.str())) o.fail("\"" + o.str() + "\" is not an input or module of the model");
+      g.outputs.push_back(values.get(o.str(), Layout::Last));
     }
     if (g.outputs.size() != stream.expected.size())
       outputs.fail("names " + std::to_string(g.outputs.size()) + " outputs, the stream has " +
                    std::to_string(stream.expected.size()) + " expected outputs");
 
-    // Nothing silently dropped: every tensor is an input, an output, a tap or a used param.
+    // Nothing silently dropped: every tensor is an input, an output, a tap or a used variable.
     for (const auto& e : stream.expected) used.insert(e);
     for (const auto& [node, tensor] : stream.taps) used.insert(tensor);
     for (const auto& [tname, t] : stream.tensors)

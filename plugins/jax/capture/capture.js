@@ -4,9 +4,11 @@
  * jax (jax-js) capture CLI.
  *
  *   node capture.js --serve                  the host's capture protocol (docs/capture-protocol.md)
- *   node capture.js --suite FILE [--fixture GLOB] (--out DIR | --stdout)
- *                                            capture a suite's jax fixtures standalone
- *   node capture.js --request FILE|- [--fixture GLOB] (--out DIR | --stdout)
+ *   node capture.js --suite FILE [--fixture GLOB] (--out DIR | --stdout | --post URL)
+ *                                            capture a suite's jax fixtures standalone; --post
+ *                                            streams each to `planetbridge serve` at URL and
+ *                                            prints its verdict
+ *   node capture.js --request FILE|- [--fixture GLOB] (--out DIR | --stdout | --post URL)
  *                                            the same from a capture-request JSON document
  *
  * --suite reads JSON directly and YAML through /usr/bin/python3's PyYAML (no YAML parser among
@@ -29,22 +31,23 @@ async function loadEngine() {
 
 const build = (fixture) => require('./fixtures.js').build(fixture);
 
-const USAGE = 'usage: capture.js --serve | (--suite FILE | --request FILE|-) [--fixture GLOB] (--out DIR | --stdout)';
+const USAGE = 'usage: capture.js --serve | (--suite FILE | --request FILE|-) [--fixture GLOB] (--out DIR | --stdout | --post URL)';
 
 function parseArgs(argv) {
   const a = { fixture: '*' };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     if (k === '--serve' || k === '--stdout') a[k.slice(2)] = true;
-    else if (['--suite', '--request', '--fixture', '--out'].includes(k)) {
+    else if (['--suite', '--request', '--fixture', '--out', '--post'].includes(k)) {
       if (i + 1 >= argv.length) throw new Error(`${k} needs a value`);
       a[k.slice(2)] = argv[++i];
     } else throw new Error(`unknown argument ${JSON.stringify(k)}`);
   }
   const modes = ['serve', 'suite', 'request'].filter((m) => a[m] !== undefined);
   if (modes.length !== 1) throw new Error('give exactly one of --serve, --suite, --request');
-  if (a.serve && (a.out || a.stdout || a.fixture !== '*')) throw new Error('--serve takes no --fixture, --out or --stdout');
-  if (!a.serve && !!a.out === !!a.stdout) throw new Error(`--${modes[0]} needs one of --out DIR or --stdout`);
+  if (a.serve && (a.out || a.stdout || a.post || a.fixture !== '*')) throw new Error('--serve takes no --fixture, --out, --stdout or --post');
+  if (!a.serve && [a.out, a.stdout, a.post].filter(Boolean).length !== 1)
+    throw new Error(`--${modes[0]} needs one of --out DIR, --stdout or --post URL`);
   return a;
 }
 
@@ -96,7 +99,23 @@ async function runStandalone(a) {
       continue;
     }
     const ms = (performance.now() - t0).toFixed(0);
-    if (a.out) {
+    if (a.post) {
+      let result;
+      try {
+        result = await pbstream.post(a.post, frame, PLANET);
+      } catch (e) {
+        if (!(e instanceof pbstream.PostError)) throw e;
+        if (e.status === null) { // no server there: the other fixtures would fail the same way
+          process.stderr.write(`capture: ${e.message}\n`);
+          return 2;
+        }
+        failed++;
+        process.stdout.write(`${fx.id}: REFUSED ${e.message}\n`);
+        continue;
+      }
+      process.stdout.write(`${pbstream.verdictLine(result)}\n`);
+      if (['FAIL', 'ERROR'].includes(result.verdict)) failed++;
+    } else if (a.out) {
       const file = path.join(a.out, `${fx.id}.pbstream`);
       fs.writeFileSync(file, frame);
       process.stderr.write(`${fx.id}: ${file} (${frame.length} bytes, ${ms} ms)\n`);

@@ -11,17 +11,28 @@ Library (any Python with jax and flax):
     variables = model.init(jax.random.key(0), x)
     capture_flax.capture(model, variables, (x,), "my_model").write("my_model.pbstream")
 
-Understood: ``nn.Sequential`` (nested too) of ``nn.Dense`` and activation functions
-(``nn.relu``, ``functools.partial(nn.gelu, approximate=False)``, ...). For any other module, pass ``modules=`` (the dialect's module list, written by hand to describe
-what the module computes); its native outputs still come from ``model.apply``.
+Understood: ``nn.Sequential`` (nested too) of ``nn.Dense``, ``nn.Conv``, ``nn.BatchNorm``
+(constructed with ``use_running_average=True``), ``nn.LayerNorm``, ``nn.RMSNorm``, ``nn.Embed``,
+``nn.Dropout`` (``deterministic=True``), activation functions (``nn.relu``,
+``functools.partial(nn.gelu, approximate=False)``, ...), pooling as
+``functools.partial(nn.max_pool / nn.avg_pool, window_shape=..., strides=..., padding=...)`` and
+global pooling as ``functools.partial(jnp.mean / jnp.max, axis=(1, 2))``. For anything else
+(``@nn.compact`` modules, residual connections, reshapes), pass ``modules=`` (the dialect's
+module list, written by hand to describe what the model computes); module names and taps then
+come from the recorded calls, the native outputs still from ``model.apply``.
 
 CLI:
   capture_flax.py --serve          the host's capture protocol, with real Flax fixtures
                                    (the host uses it when PLANETBRIDGE_JAX_CAPTURE=flax)
   capture_flax.py --suite FILE [--fixture GLOB] (--out DIR | --stdout)
 
-Tensor names: variables flattened with "/" ("params/layers_0/kernel", Flax layouts: Dense
-kernel [in, out]); inputs "input.N"; outputs "output.N"; taps "tap.<module name>".
+Tensor names: variables flattened with "/" ("params/layers_0/kernel", "batch_stats/layers_1/mean";
+Flax layouts: Dense kernel [in, out], Conv kernel [k..., in/groups, out], channels-last
+activations); inputs "input.N"; outputs "output.N"; taps "tap.<module name>".
+
+Suite fixtures from real Flax: layers dense, cnn1/2/3, pool, batchnorm, layernorm, rmsnorm and
+embedding (all Sequentials); residual and model need non-Sequential modules and are served by
+the jax-js capture only.
 """
 
 import argparse
@@ -72,6 +83,7 @@ NOT_IN_FLAX = {"mish"}  # jax.nn.mish exists, flax.linen does not re-export it
 
 _DENSE_KEYS = {"input", "units", "activation", "bias"}
 TRAIN_ROWS, TRAIN_STEPS, LEARNING_RATE = 256, 20, 1e-2
+FIT_STEPS, BN_PASSES = 5, 45  # as the jax-js fixtures (fixtures.js)
 ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-8
 
 
@@ -139,6 +151,129 @@ def _dense_entry(module, name, where):
             "precision": None if precision is None else str(precision)}
 
 
+def _dtypes(module):
+    import jax.numpy as jnp
+
+    def name(d):
+        return None if d is None else str(jnp.dtype(d))
+    out = {"dtype": name(getattr(module, "dtype", None)), "param_dtype": name(getattr(module, "param_dtype", None))}
+    if hasattr(module, "precision"):
+        out["precision"] = None if module.precision is None else str(module.precision)
+    return out
+
+
+def _ints(v, n, where, what):
+    """Flax's int-or-sequence attributes (strides, dilations; None is ones) as a list of n ints."""
+    if v is None:
+        return [1] * n
+    if isinstance(v, int):
+        return [v] * n
+    v = [int(e) for e in v]
+    if len(v) != n:
+        raise ValueError(f"{where}: {what} has {len(v)} entries, expected {n}")
+    return v
+
+
+def _padding(p):
+    """Flax's padding as the dialect writes it: a string, an int, or [int or [low, high], ...]."""
+    if isinstance(p, (str, int)):
+        return p
+    return [int(e) if isinstance(e, int) else [int(e[0]), int(e[1])] for e in p]
+
+
+def _axes(v):
+    return int(v) if isinstance(v, int) else [int(e) for e in v]
+
+
+def _conv_entry(module, name, where):
+    import jax
+    ks = module.kernel_size
+    if isinstance(ks, int):
+        raise ValueError(f"{where}: Conv kernel_size must be a tuple (Flax rejects an int)")
+    n = len(ks)
+    if getattr(module, "mask", None) is not None:
+        raise ValueError(f"{where}: Conv with a mask is not understood")
+    if getattr(module, "conv_general_dilated", None) not in (None, jax.lax.conv_general_dilated) \
+            or getattr(module, "conv_general_dilated_cls", None):
+        raise ValueError(f"{where}: Conv with a custom conv_general_dilated is not understood")
+    return {"type": "Conv", "name": name, "features": int(module.features), "kernel_size": [int(k) for k in ks],
+            "strides": _ints(module.strides, n, where, "strides"), "padding": _padding(module.padding),
+            "input_dilation": _ints(module.input_dilation, n, where, "input_dilation"),
+            "kernel_dilation": _ints(module.kernel_dilation, n, where, "kernel_dilation"),
+            "feature_group_count": int(module.feature_group_count), "use_bias": bool(module.use_bias), **_dtypes(module)}
+
+
+def _batchnorm_entry(module, name, where):
+    if module.use_running_average is not True:
+        raise ValueError(f"{where}: BatchNorm needs use_running_average=True at construction (inference; a Sequential "
+                         "passes no call arguments)")
+    if module.axis_name is not None:
+        raise ValueError(f"{where}: BatchNorm with axis_name (cross-device statistics) is not understood")
+    return {"type": "BatchNorm", "name": name, "use_running_average": True, "axis": _axes(module.axis),
+            "momentum": float(module.momentum), "epsilon": float(module.epsilon), "use_bias": bool(module.use_bias),
+            "use_scale": bool(module.use_scale), **_dtypes(module)}
+
+
+def _norm_entry(module, name, where):
+    rms = type(module).__name__ == "RMSNorm"
+    e = {"type": type(module).__name__, "name": name, "epsilon": float(module.epsilon), "use_scale": bool(module.use_scale),
+         "reduction_axes": _axes(module.reduction_axes), "feature_axes": _axes(module.feature_axes), **_dtypes(module)}
+    if not rms:
+        e["use_bias"] = bool(module.use_bias)
+    return e
+
+
+def _embed_entry(module, name, where):
+    return {"type": "Embed", "name": name, "num_embeddings": int(module.num_embeddings), "features": int(module.features),
+            **_dtypes(module)}
+
+
+def _dropout_entry(module, name, where):
+    if module.deterministic is not True and module.rate != 0:
+        raise ValueError(f"{where}: Dropout needs deterministic=True at construction (inference)")
+    return {"type": "Dropout", "name": name, "rate": float(module.rate), "deterministic": True}
+
+
+def _module_entries():
+    """Flax module class -> the dialect entry of a bound instance (docs/planets/jax.md)."""
+    import flax.linen as nn
+    entries = {nn.Dense: lambda m, name, where: _dense_entry(m, name, where), nn.Conv: _conv_entry,
+               nn.BatchNorm: _batchnorm_entry, nn.LayerNorm: _norm_entry, nn.Embed: _embed_entry,
+               nn.Dropout: _dropout_entry}
+    if hasattr(nn, "RMSNorm"):  # flax >= 0.8
+        entries[nn.RMSNorm] = _norm_entry
+    return entries
+
+
+def _window_function(layer, where):
+    """(type, entry) of partial(nn.max_pool / nn.avg_pool / jnp.mean / jnp.max, ...), else None."""
+    import flax.linen as nn
+    import jax.numpy as jnp
+    if not isinstance(layer, functools.partial):
+        return None
+    fn, kw = layer.func, dict(layer.keywords)
+    pools = {"nn.max_pool": (nn.max_pool, {"window_shape", "strides", "padding"}),
+             "nn.avg_pool": (nn.avg_pool, {"window_shape", "strides", "padding", "count_include_pad"})}
+    for name, (f, known) in pools.items():
+        if fn is f:
+            if layer.args or sorted(set(kw) - known) or "window_shape" not in kw:
+                raise ValueError(f"{where}: write functools.partial({name}, window_shape=..., strides=..., padding=...) "
+                                 f"with keywords only (known: {', '.join(sorted(known))})")
+            n = len(kw["window_shape"])
+            e = {"fn": name, "window_shape": [int(w) for w in kw["window_shape"]],
+                 "strides": _ints(kw.get("strides"), n, where, "strides"), "padding": _padding(kw.get("padding", "VALID"))}
+            if name == "nn.avg_pool":
+                e["count_include_pad"] = bool(kw.get("count_include_pad", True))
+            return "fn", e
+    for name, f in (("mean", jnp.mean), ("max", jnp.max)):
+        if fn is f:
+            if layer.args or sorted(set(kw) - {"axis", "keepdims"}) or "axis" not in kw:
+                raise ValueError(f"{where}: write functools.partial(jnp.{name}, axis=(...)) (global pooling over the spatial axes)")
+            return name, {"axis": [int(a) for a in (kw["axis"] if not isinstance(kw["axis"], int) else [kw["axis"]])],
+                          "keepdims": bool(kw.get("keepdims", False))}
+    return None
+
+
 class _Describer:
     """Walks a Sequential's layers against the recorded module calls (pre-order, call order)."""
 
@@ -163,13 +298,25 @@ class _Describer:
             for i, sub in enumerate(layer.layers):
                 value = self.layer(sub, value, f"{where}.layers[{i}]", self._prefix(bound))
             return out
-        if isinstance(layer, nn.Dense):
-            name, bound, out = self.call(layer, where)
-            self.modules.append(_dense_entry(bound, name, where))
-            self.taps[name] = out
-            return out
+        for cls, entry in _module_entries().items():
+            if type(layer) is cls:
+                name, bound, out = self.call(layer, where)
+                self.modules.append(entry(bound, name, where))
+                self.taps[name] = out
+                return out
         if isinstance(layer, nn.Module):
             raise ValueError(f"{where}: module type {type(layer).__name__} is not understood; pass modules=[...]")
+        window = _window_function(layer, where)
+        if window:
+            kind, attrs = window
+            stem = attrs["fn"].split(".")[-1] if kind == "fn" else kind
+            k = self.counts.get(prefix + stem, 0)
+            self.counts[prefix + stem] = k + 1
+            name = f"{prefix}{stem}_{k}"
+            out = layer(value)
+            self.modules.append({"type": kind, "name": name, **attrs})
+            self.taps[name] = out
+            return out
         fn, attrs = _function(layer, where)
         stem = fn.split(".")[-1]
         k = self.counts.get(prefix + stem, 0)
@@ -345,16 +492,210 @@ def _train(model, variables, key, inputs, outputs):
     return {"params": params}
 
 
+# ------------------------------------------------------------------ layers of issue #4 (Sequentials)
+
+class Spec:
+    """Typed, strict access to a fixture spec: errors name the field (spec.kernel: ...)."""
+
+    def __init__(self, spec, known):
+        if not isinstance(spec, dict):
+            raise ValueError(f"spec: expected a mapping, got {spec!r}")
+        unknown = sorted(set(spec) - set(known))
+        if unknown:
+            raise ValueError(f"spec.{unknown[0]}: unknown field (known: {', '.join(sorted(known))})")
+        self.spec = spec
+
+    def int(self, key, default=None, minimum=1):
+        v = self.spec.get(key, default)
+        if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
+            raise ValueError(f"spec.{key}: expected an integer >= {minimum}, got {v!r}")
+        return v
+
+    def ints(self, key):
+        v = self.spec.get(key)
+        if not isinstance(v, list) or not v or any(not isinstance(u, int) or isinstance(u, bool) or u <= 0 for u in v):
+            raise ValueError(f"spec.{key}: expected a non-empty list of positive integers, got {v!r}")
+        return v
+
+    def choice(self, key, options, default=None):
+        v = self.spec.get(key, default)
+        if v not in options:
+            raise ValueError(f"spec.{key}: expected one of {', '.join(map(str, options))}, got {v!r}")
+        return v
+
+    def bool(self, key, default):
+        v = self.spec.get(key, default)
+        if not isinstance(v, bool):
+            raise ValueError(f"spec.{key}: expected true or false, got {v!r}")
+        return v
+
+    def float(self, key, default):
+        v = self.spec.get(key, default)
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0:
+            raise ValueError(f"spec.{key}: expected a positive number, got {v!r}")
+        return float(v)
+
+
+def _activation(name):
+    import flax.linen as nn
+    if name in NOT_IN_FLAX:
+        raise pbstream.NotApplicable(f'flax.linen has no "{name}" activation')
+    if name not in ACTIVATIONS:
+        raise ValueError(f"spec.activation: unknown activation {name!r} (known: linear, {', '.join(ACTIVATIONS)})")
+    fn_name, attrs = ACTIVATIONS[name]
+    act = getattr(nn, FUNCTIONS[fn_name][0])
+    return functools.partial(act, **attrs) if attrs else act
+
+
+# Each builder: (spec, samples) -> (make(train) -> nn.Sequential, input shape, vocab or None). The
+# training twin differs only in BatchNorm's use_running_average (a Sequential passes no flags).
+def _conv_layers(dims):
+    def build_model(spec, n):
+        import flax.linen as nn
+        s = Spec(spec, {"in_channels", "size", "filters", "kernel", "stride", "padding", "dilation", "activation", "bias"})
+        k, stride, dilation = s.int("kernel"), s.int("stride", 1), s.int("dilation", 1)
+        padding = s.choice("padding", ("valid", "same"), "valid").upper()
+        activation = s.spec.get("activation", "linear")
+        act = None if activation == "linear" else _activation(activation)
+        bias = s.bool("bias", True)
+        filters = s.ints("filters")
+
+        def make(train):
+            layers = []
+            for f in filters:
+                layers.append(nn.Conv(f, (k,) * dims, strides=stride, padding=padding, kernel_dilation=dilation, use_bias=bias))
+                if act:
+                    layers.append(act)
+            return nn.Sequential(layers)
+        return make, (n, *(s.int("size"),) * dims, s.int("in_channels")), None
+    return build_model
+
+
+def _pool_layers(spec, n):
+    import flax.linen as nn
+    import jax.numpy as jnp
+    s = Spec(spec, {"dims", "in_channels", "size", "filters", "pool", "kernel", "stride", "padding"})
+    dims = s.choice("dims", (1, 2, 3))
+    pool = s.choice("pool", ("max", "avg", "global_avg", "global_max"))
+    if pool in ("max", "avg"):
+        k = s.int("kernel")
+        stride, pad = s.int("stride", k), s.int("padding", 0, minimum=0)
+        fn = nn.max_pool if pool == "max" else nn.avg_pool
+        last = functools.partial(fn, window_shape=(k,) * dims, strides=(stride,) * dims,
+                                 padding=((pad, pad),) * dims if pad else "VALID")
+    else:
+        last = functools.partial(jnp.mean if pool == "global_avg" else jnp.max, axis=tuple(range(1, dims + 1)))
+    filters = s.int("filters")
+    return (lambda train: nn.Sequential([nn.Conv(filters, (3,) * dims, padding="SAME"), nn.relu, last]),
+            (n, *(s.int("size"),) * dims, s.int("in_channels")), None)
+
+
+def _batchnorm_layers(spec, n):
+    import flax.linen as nn
+    s = Spec(spec, {"dims", "in_channels", "size", "filters"})
+    dims = s.choice("dims", (0, 1, 2, 3))
+    cin, f = s.int("in_channels"), s.int("filters")
+
+    def make(train):
+        first = nn.Dense(f) if dims == 0 else nn.Conv(f, (3,) * dims, padding="SAME")
+        return nn.Sequential([first, nn.BatchNorm(use_running_average=not train), nn.relu])
+    return make, (n, cin) if dims == 0 else (n, *(s.int("size"),) * dims, cin), None
+
+
+def _norm_layers(norm):
+    def build_model(spec, n):
+        import flax.linen as nn
+        s = Spec(spec, {"features", "eps"})
+        f, eps = s.int("features"), s.float("eps", 1e-6)
+        cls = nn.LayerNorm if norm == "layernorm" else getattr(nn, "RMSNorm", None)
+        if cls is None:
+            raise pbstream.NotApplicable("this Flax has no nn.RMSNorm (flax >= 0.8)")
+        return (lambda train: nn.Sequential([nn.Dense(f), cls(epsilon=eps)])), (n, f), None
+    return build_model
+
+
+def _embedding_layers(spec, n):
+    import flax.linen as nn
+    s = Spec(spec, {"vocab", "dim", "seq"})
+    vocab, dim = s.int("vocab"), s.int("dim")
+    return (lambda train: nn.Sequential([nn.Embed(vocab, dim)])), (n, s.int("seq")), vocab
+
+
+BUILDERS = {"cnn1": _conv_layers(1), "cnn2": _conv_layers(2), "cnn3": _conv_layers(3), "pool": _pool_layers,
+            "batchnorm": _batchnorm_layers, "layernorm": _norm_layers("layernorm"), "rmsnorm": _norm_layers("rmsnorm"),
+            "embedding": _embedding_layers}
+
+
+def _draw(key, shape, vocab):
+    import jax
+    import jax.numpy as jnp
+    if vocab:
+        return jax.random.randint(key, shape, 0, vocab, dtype=jnp.int32)
+    return jax.random.normal(key, shape, jnp.float32)
+
+
+def _fit_random_target(make, variables, key, x):
+    """FIT_STEPS Adam steps towards a random target in training mode (batch_stats move with
+    Flax's momentum), then BN_PASSES training-mode passes: as the jax-js fixtures."""
+    import jax
+    import jax.numpy as jnp
+    tree_map = jax.tree_util.tree_map
+    model, train_model = make(False), make(True)
+    y = jax.random.normal(key, model.apply(variables, x).shape, jnp.float32)
+    has_stats = "batch_stats" in variables
+
+    def forward(params, stats):
+        if not has_stats:
+            return train_model.apply({"params": params}, x), stats
+        out, updates = train_model.apply({"params": params, "batch_stats": stats}, x, mutable=["batch_stats"])
+        return out, updates["batch_stats"]
+
+    def loss(params, stats):
+        out, stats = forward(params, stats)
+        return jnp.mean((out - y) ** 2), stats
+
+    @jax.jit
+    def step(params, stats, m, s, t):
+        (_, stats), g = jax.value_and_grad(loss, has_aux=True)(params, stats)
+        m = tree_map(lambda mi, gi: ADAM_B1 * mi + (1 - ADAM_B1) * gi, m, g)
+        s = tree_map(lambda si, gi: ADAM_B2 * si + (1 - ADAM_B2) * gi * gi, s, g)
+        c1, c2 = 1 / (1 - ADAM_B1 ** t), 1 / (1 - ADAM_B2 ** t)
+        params = tree_map(lambda p, mi, si: p - LEARNING_RATE * mi * c1 / (jnp.sqrt(si * c2) + ADAM_EPS), params, m, s)
+        return params, stats, m, s
+
+    params, stats = variables["params"], variables.get("batch_stats", {})
+    m = tree_map(jnp.zeros_like, params)
+    s = tree_map(jnp.zeros_like, params)
+    for t in range(1, FIT_STEPS + 1):
+        params, stats, m, s = step(params, stats, m, s, jnp.float32(t))
+    if has_stats:
+        calibrate = jax.jit(lambda p, st: forward(p, st)[1])
+        for _ in range(BN_PASSES):
+            stats = calibrate(params, stats)
+        return {"params": params, "batch_stats": stats}
+    return {"params": params}
+
+
 def build(fixture):
     """The Stream for one fixture {id, layer, samples, seed, spec}, from real Flax."""
     import jax
     import jax.numpy as jnp
     layer = fixture.get("layer")
-    if layer != "dense":
-        raise ValueError(f"layer {layer!r} is not supported by the jax capture yet")
+    if layer != "dense" and layer not in BUILDERS:
+        raise ValueError(f"layer {layer!r} is not supported by the real-Flax capture (known: dense, {', '.join(BUILDERS)}; "
+                         "residual and model need the jax-js capture)")
     samples = fixture.get("samples")
     if not isinstance(samples, int) or isinstance(samples, bool) or samples <= 0:
         raise ValueError(f"samples: expected a positive integer, got {samples!r}")
+    if layer in BUILDERS:
+        make, shape, vocab = BUILDERS[layer](fixture.get("spec"), samples)
+        model = make(False)
+        k_init, k_train, k_x = jax.random.split(jax.random.PRNGKey(_seed(fixture)), 3)
+        k_fit, k_target = jax.random.split(k_train)
+        x_fit = _draw(k_fit, shape, vocab)
+        variables = _fit_random_target(make, model.init(k_init, x_fit), k_target, x_fit)
+        x = _draw(k_x, shape, vocab)  # evaluate on inputs the training never saw
+        return capture(model, variables, (x,), fixture["id"], taps=True)
     model = dense_model(fixture.get("spec"))
     spec = fixture["spec"]
     k_init, k_train, k_x = jax.random.split(jax.random.PRNGKey(_seed(fixture)), 3)

@@ -1,14 +1,23 @@
 'use strict';
 /**
- * Suite fixtures for the jax planet: a fixture (as in the capture request) -> Stream.
+ * Suite fixtures for the jax planet: a fixture (as in the capture request) -> Stream. Layer keys
+ * and specs: docs/suites.md; the module lists: docs/planets/jax.md.
  *
  * Layer "dense", spec {input: int, units: [int, ...], activation: str, bias: bool}: the Flax
  * module list [Dense(units[0]), fn(activation), ..., Dense(units[-1])], the last layer linear;
- * activation defaults to "relu", bias to true.
- * Layer "residual", spec {features: f}: x + Dense_1(relu(Dense_0(x))), both Dense f -> f. Initialised as Flax does (lecun_normal kernels,
- * zero biases), then trained for a few Adam steps (written in jax-js, the step jit-compiled) on
- * a fixed synthetic regression task, so that biases are non-zero. Every random draw comes from
- * one jax-js PRNG key derived from (fixture seed, fixture id).
+ * activation defaults to "relu", bias to true. Layer "residual", spec {features: f}:
+ * x + Dense_1(relu(Dense_0(x))), both Dense f -> f. Both are trained for 20 Adam steps on a
+ * fixed synthetic regression task.
+ *
+ * Layers cnn1/2/3, pool, batchnorm, layernorm, rmsnorm, embedding, model: Flax modules over
+ * channels-last inputs [N, size..., in_channels] (integer ids [N, seq] for embeddings), moved
+ * off their initialisation by 5 Adam steps towards a fixed random target (BatchNorm in training
+ * mode, so its batch_stats move as Flax moves them, momentum 0.99), then 45 more training-mode
+ * forward passes so the running statistics are 39% of the way to the batch's (not the initial
+ * (0, 1)); evaluated on fresh inputs.
+ *
+ * Everything is initialised as Flax does (lecun_normal kernels, zero biases, Embed N(0, 1/D))
+ * and every random draw comes from one jax-js PRNG key derived from (fixture seed, fixture id).
  */
 
 const zlib = require('zlib');
@@ -38,10 +47,18 @@ const ACTIVATIONS = {
   log_softmax: ['nn.log_softmax'],
 };
 const NOT_IN_FLAX = new Set(['mish']); // jax.nn has mish, flax.linen does not re-export it
+// [function, attrs] for a suite activation name (callers handle "linear": no function).
+function activationFn(name, field = 'spec.activation') {
+  if (NOT_IN_FLAX.has(name)) throw new NotApplicable(`flax.linen has no "${name}" activation`);
+  if (!(name in ACTIVATIONS)) throw new Error(`${field}: unknown activation ${JSON.stringify(name)} (known: linear, ${Object.keys(ACTIVATIONS).join(', ')})`);
+  return ACTIVATIONS[name];
+}
 
 const DENSE_KEYS = new Set(['input', 'units', 'activation', 'bias']);
 const TRAIN_ROWS = 256;
 const TRAIN_STEPS = 20;
+const FIT_STEPS = 5; // towards a random target (layers beyond dense/residual, as the pytorch planet)
+const BN_PASSES = 45; // extra training-mode passes: running stats 1 - 0.99^50 = 39% of the way
 const LEARNING_RATE = 1e-2;
 const ADAM = { b1: 0.9, b2: 0.999, eps: 1e-8 };
 
@@ -93,7 +110,7 @@ function residualModel(spec) {
   return new flax.Model([flax.Dense(f), flax.fn('nn.relu'), flax.Dense(f), flax.add(['x', 'Dense_1'])]);
 }
 
-// layer -> (spec -> [model, input width, output width]).
+// layer -> (spec -> [model, input width, output width]): trained on a regression task.
 const LAYERS = {
   dense: (spec) => {
     const m = denseModel(spec);
@@ -102,9 +119,168 @@ const LAYERS = {
   residual: (spec) => [residualModel(spec), spec.features, spec.features],
 };
 
+// ------------------------------------------------------------------ layers of issue #4
+
+/** Typed, strict access to a fixture spec: errors name the field (spec.kernel: ...). */
+class Spec {
+  constructor(spec, known) {
+    if (!spec || typeof spec !== 'object' || Array.isArray(spec)) throw new Error(`spec: expected a mapping, got ${JSON.stringify(spec)}`);
+    const unknown = Object.keys(spec).filter((k) => !known.includes(k)).sort();
+    if (unknown.length) throw new Error(`spec.${unknown[0]}: unknown field (known: ${[...known].sort().join(', ')})`);
+    this.spec = spec;
+  }
+  int(key, dflt, minimum = 1) {
+    const v = this.spec[key] ?? dflt;
+    if (!Number.isInteger(v) || v < minimum) throw new Error(`spec.${key}: expected an integer >= ${minimum}, got ${JSON.stringify(v)}`);
+    return v;
+  }
+  ints(key) {
+    const v = this.spec[key];
+    if (!Array.isArray(v) || !v.length || !v.every(isPosInt)) throw new Error(`spec.${key}: expected a non-empty list of positive integers, got ${JSON.stringify(v)}`);
+    return v;
+  }
+  choice(key, options, dflt) {
+    const v = this.spec[key] ?? dflt;
+    if (!options.includes(v)) throw new Error(`spec.${key}: expected one of ${options.join(', ')}, got ${JSON.stringify(v)}`);
+    return v;
+  }
+  bool(key, dflt) {
+    const v = this.spec[key] ?? dflt;
+    if (typeof v !== 'boolean') throw new Error(`spec.${key}: expected true or false, got ${JSON.stringify(v)}`);
+    return v;
+  }
+  float(key, dflt) {
+    const v = this.spec[key] ?? dflt;
+    if (typeof v !== 'number' || !(v > 0)) throw new Error(`spec.${key}: expected a positive number, got ${JSON.stringify(v)}`);
+    return v;
+  }
+}
+
+const rep = (v, n) => Array(n).fill(v);
+const spatialAxes = (dims) => Array.from({ length: dims }, (_, i) => i + 1); // of [N, spatial..., C]
+const image = (n, size, dims, channels) => ({ shape: [n, ...rep(size, dims), channels] });
+
+/** Layers cnn1/2/3: Conv layers (the activation after each) over [N, size..., in_channels]. */
+function convModel(dims, spec, n) {
+  const s = new Spec(spec, ['in_channels', 'size', 'filters', 'kernel', 'stride', 'padding', 'dilation', 'activation', 'bias']);
+  const kernel = s.int('kernel'), stride = s.int('stride', 1), dilation = s.int('dilation', 1);
+  const padding = s.choice('padding', ['valid', 'same'], 'valid').toUpperCase(); // Flax/lax spell them "VALID", "SAME"
+  const activation = s.spec.activation ?? 'linear';
+  const act = activation === 'linear' ? null : activationFn(activation);
+  const useBias = s.bool('bias', true);
+  const layers = [];
+  for (const f of s.ints('filters')) {
+    layers.push(flax.Conv(f, rep(kernel, dims), { strides: stride, padding, kernelDilation: dilation, useBias }));
+    if (act) layers.push(flax.fn(...act));
+  }
+  return { model: new flax.Model(layers), input: image(n, s.int('size'), dims, s.int('in_channels')) };
+}
+
+/** Layer pool: Conv(3, SAME) -> relu -> pool; global pools are jnp.mean / jnp.max over the spatial axes. */
+function poolModel(spec, n) {
+  const s = new Spec(spec, ['dims', 'in_channels', 'size', 'filters', 'pool', 'kernel', 'stride', 'padding']);
+  const dims = s.choice('dims', [1, 2, 3]);
+  const pool = s.choice('pool', ['max', 'avg', 'global_avg', 'global_max']);
+  const layers = [flax.Conv(s.int('filters'), rep(3, dims), { padding: 'SAME' }), flax.fn('nn.relu')];
+  if (pool === 'max' || pool === 'avg') {
+    const kernel = s.int('kernel'), stride = s.int('stride', kernel), pad = s.int('padding', 0, 0);
+    // Flax's pools take "VALID" / "SAME" or [low, high] pairs (no ints); strides default to ones.
+    const opts = { strides: rep(stride, dims), padding: pad ? rep([pad, pad], dims) : 'VALID' };
+    layers.push(pool === 'max' ? flax.maxPool(rep(kernel, dims), opts) : flax.avgPool(rep(kernel, dims), opts));
+  } else {
+    layers.push(pool === 'global_avg' ? flax.mean(spatialAxes(dims)) : flax.max(spatialAxes(dims)));
+  }
+  return { model: new flax.Model(layers), input: image(n, s.int('size'), dims, s.int('in_channels')) };
+}
+
+/** Layer batchnorm: Conv(3, SAME) -> BatchNorm -> relu (dims 1-3), Dense -> BatchNorm -> relu (dims 0). */
+function batchnormModel(spec, n) {
+  const s = new Spec(spec, ['dims', 'in_channels', 'size', 'filters']);
+  const dims = s.choice('dims', [0, 1, 2, 3]);
+  const cin = s.int('in_channels'), f = s.int('filters');
+  if (dims === 0) return { model: new flax.Model([flax.Dense(f), flax.BatchNorm(), flax.fn('nn.relu')]), input: { shape: [n, cin] } };
+  return {
+    model: new flax.Model([flax.Conv(f, rep(3, dims), { padding: 'SAME' }), flax.BatchNorm(), flax.fn('nn.relu')]),
+    input: image(n, s.int('size'), dims, cin),
+  };
+}
+
+/** Layers layernorm / rmsnorm: Dense(f) -> norm, Flax's default epsilon 1e-6 (or spec eps). */
+const normModel = (norm) => (spec, n) => {
+  const s = new Spec(spec, ['features', 'eps']);
+  const f = s.int('features');
+  const epsilon = s.float('eps', 1e-6);
+  const layer = norm === 'layernorm' ? flax.LayerNorm({ epsilon }) : flax.RMSNorm({ epsilon });
+  return { model: new flax.Model([flax.Dense(f), layer]), input: { shape: [n, f] } };
+};
+
+/** Layer embedding: ids [N, seq] (i32) -> Embed(vocab, dim). */
+function embeddingModel(spec, n) {
+  const s = new Spec(spec, ['vocab', 'dim', 'seq']);
+  const vocab = s.int('vocab');
+  return { model: new flax.Model([flax.Embed(vocab, s.int('dim'))]), input: { shape: [n, s.int('seq')], vocab } };
+}
+
+// The residual conv block of small_cnn, a submodule: its modules are named by Flax path.
+function residualConvBlock(scope, input, c) {
+  const n = (x) => `${scope}/${x}`;
+  return [
+    flax.Conv(c, [3, 3], { name: n('Conv_0') }), flax.BatchNorm({ name: n('BatchNorm_0') }), flax.fn('nn.relu', {}, { name: n('relu_0') }),
+    flax.Conv(c, [3, 3], { name: n('Conv_1') }), flax.BatchNorm({ name: n('BatchNorm_1') }),
+    flax.add([input, n('BatchNorm_1')], { name: n('add_0') }), flax.fn('nn.relu', {}, { name: n('relu_1') }),
+  ];
+}
+
+/** Layer model: small whole models (docs/suites.md), channels-last. */
+function wholeModel(spec, n) {
+  const s = new Spec(spec, ['arch']);
+  const arch = s.choice('arch', ['small_cnn', 'dw_separable', 'text_conv1d']);
+  if (arch === 'small_cnn')
+    return {
+      model: new flax.Model([
+        flax.Conv(16, [3, 3], { padding: 'SAME' }), flax.BatchNorm(), flax.fn('nn.relu'),
+        flax.Conv(32, [3, 3], { strides: 2, padding: [[1, 1], [1, 1]] }), flax.BatchNorm(), flax.fn('nn.relu'),
+        flax.maxPool([2, 2], { strides: [2, 2] }),
+        ...residualConvBlock('ResidualConvBlock_0', 'max_pool_0', 32),
+        flax.mean([1, 2]), flax.Dense(10),
+      ]),
+      input: image(n, 32, 2, 3),
+    };
+  if (arch === 'dw_separable')
+    return {
+      model: new flax.Model([
+        flax.Conv(8, [3, 3], { padding: 1, featureGroupCount: 8 }), flax.BatchNorm(), flax.fn('nn.relu'), // depthwise
+        flax.Conv(16, [1, 1]), flax.BatchNorm(), flax.fn('nn.relu'), // pointwise
+      ]),
+      input: image(n, 16, 2, 8),
+    };
+  // embedding -> conv1d -> relu -> global max pool -> dense
+  return {
+    model: new flax.Model([flax.Embed(100, 16), flax.Conv(32, [3], { padding: 'SAME' }), flax.fn('nn.relu'), flax.max([1]), flax.Dense(4)]),
+    input: { shape: [n, 20], vocab: 100 },
+  };
+}
+
+// layer -> (spec, samples) -> {model, input: {shape, vocab?}}: moved towards a random target.
+const BUILDERS = {
+  cnn1: (spec, n) => convModel(1, spec, n),
+  cnn2: (spec, n) => convModel(2, spec, n),
+  cnn3: (spec, n) => convModel(3, spec, n),
+  pool: poolModel,
+  batchnorm: batchnormModel,
+  layernorm: normModel('layernorm'),
+  rmsnorm: normModel('rmsnorm'),
+  embedding: embeddingModel,
+  model: wholeModel,
+};
+
+// N(0, 1) floats, or ids uniform in [0, vocab) as i32 (Flax's Embed takes integer ids).
+const draw = (key, { shape, vocab }) =>
+  vocab ? random.randint(key, { minval: 0, maxval: vocab, shape, dtype: np.int32 }) : random.normal(key, shape);
+
 /**
- * Full-batch Adam on target = tanh(X @ A) @ B, the step jit-compiled (as optax would be under
- * jax.jit). Consumes `variables`, returns the trained ones.
+ * Full-batch Adam on target = tanh(X @ A) @ B (layers dense and residual). Consumes
+ * `variables`, returns the trained ones.
  */
 async function train(model, variables, key, inputs, outputs) {
   const hidden = Math.max(outputs, 8);
@@ -115,49 +291,111 @@ async function train(model, variables, key, inputs, outputs) {
   const a = random.normal(ka, [inputs, hidden]).div(Math.sqrt(inputs)); // scaled so tanh is not saturated
   const b = random.normal(kb, [hidden, outputs]).div(Math.sqrt(hidden));
   const y = np.matmul(np.tanh(np.matmul(x.ref, a)), b);
+  try {
+    return await fit(model, variables, x.ref, y.ref, TRAIN_STEPS);
+  } finally {
+    tree.dispose([x, y]);
+  }
+}
+
+/**
+ * Moves every variable off its initialisation: FIT_STEPS Adam steps on x towards a fixed random
+ * target of the output's shape, then (with BatchNorm) BN_PASSES training-mode forward passes.
+ * Consumes `variables` and `x`, returns the trained variables.
+ */
+async function fitRandomTarget(model, variables, key, x) {
+  const out = model.apply(tree.ref(variables), x.ref);
+  const y = random.normal(key, out.shape);
+  out.dispose();
+  try {
+    variables = await fit(model, variables, x.ref, y.ref, FIT_STEPS);
+    if (!variables.batch_stats) return variables;
+    // Flax: _, updates = model.apply(variables, x, mutable=['batch_stats']) (training mode).
+    const pass = jax.jit((v, xs) => model.applyTrain(v, xs)[1].batch_stats);
+    for (let i = 0; i < BN_PASSES; i++) {
+      const stats = await jax.blockUntilReady(pass(tree.ref(variables), x.ref));
+      tree.dispose(variables.batch_stats);
+      variables = { ...variables, batch_stats: stats };
+    }
+    pass.dispose();
+    return variables;
+  } finally {
+    tree.dispose([x, y]);
+  }
+}
+
+/**
+ * Full-batch Adam on mse(model(x), y), the step jit-compiled (as optax would be under jax.jit),
+ * in Flax's training mode: BatchNorm normalises with the batch and its batch_stats move.
+ * Consumes `variables`, `x` and `y`; returns the trained variables.
+ */
+async function fit(model, variables, x, y, steps) {
   // jax-js is lazy: realise the data once, and each step before the next, or every step
   // re-dispatches a growing chain of pending work (measured: ~10x slower).
   await jax.blockUntilReady([x, y]);
-
-  const loss = (v, xs, ys) => np.mean(np.square(model.apply(v, xs).sub(ys)));
+  const loss = (p, bs, xs, ys) => {
+    const [out, updates] = model.applyTrain({ params: p, ...(bs ? { batch_stats: bs } : {}) }, xs);
+    return [np.mean(np.square(out.sub(ys))), updates.batch_stats];
+  };
   // c1 = 1/(1 - b1^t), c2 = 1/(1 - b2^t): Adam's bias corrections for step t.
-  const step = jax.jit((v, m, s, xs, ys, c1, c2) => {
-    const [l, g] = jax.valueAndGrad(loss)(tree.ref(v), xs, ys);
+  const stepFn = (p, bs, m, s, xs, ys, c1, c2) => {
+    const [[l, bs2], g] = jax.valueAndGrad(loss, { hasAux: true })(tree.ref(p), bs, xs, ys);
     l.dispose();
     const m2 = tree.map((mi, gi) => mi.mul(ADAM.b1).add(gi.mul(1 - ADAM.b1)), m, tree.ref(g));
     const s2 = tree.map((si, gi) => si.mul(ADAM.b2).add(np.square(gi).mul(1 - ADAM.b2)), s, g);
-    const v2 = tree.map(
-      (p, mi, si) => p.sub(mi.mul(c1.ref).mul(LEARNING_RATE).div(np.sqrt(si.mul(c2.ref)).add(ADAM.eps))),
-      v, tree.ref(m2), tree.ref(s2)
+    const p2 = tree.map(
+      (pi, mi, si) => pi.sub(mi.mul(c1.ref).mul(LEARNING_RATE).div(np.sqrt(si.mul(c2.ref)).add(ADAM.eps))),
+      p, tree.ref(m2), tree.ref(s2)
     );
     c1.dispose();
     c2.dispose();
-    return [v2, m2, s2];
-  });
-  let m = tree.map((p) => np.zerosLike(p.ref), variables);
-  let s = tree.map((p) => np.zerosLike(p.ref), variables);
-  for (let t = 1; t <= TRAIN_STEPS; t++) {
+    return [p2, bs2, m2, s2];
+  };
+  // jax-js 0.1.25 cannot jit the gradient of jnp.take (a scatter) when the cotangent comes
+  // straight from a matmul or conv ("jit: routine primitive scatter input is not imm"): models
+  // with an Embed train eagerly (same arithmetic, slower dispatch).
+  const step = model.modules.some((l) => l.type === 'Embed') ? Object.assign(stepFn, { dispose() {} }) : jax.jit(stepFn);
+  let { params, batch_stats: stats = {} } = variables;
+  const hasStats = 'batch_stats' in variables;
+  let m = tree.map((p) => np.zerosLike(p.ref), params);
+  let s = tree.map((p) => np.zerosLike(p.ref), params);
+  for (let t = 1; t <= steps; t++) {
     const c1 = np.array(1 / (1 - ADAM.b1 ** t));
     const c2 = np.array(1 / (1 - ADAM.b2 ** t));
-    [variables, m, s] = await jax.blockUntilReady(step(variables, m, s, x.ref, y.ref, c1, c2));
+    [params, stats, m, s] = await jax.blockUntilReady(step(params, stats, m, s, x.ref, y.ref, c1, c2));
   }
   step.dispose();
   tree.dispose([m, s, x, y]);
-  return variables;
+  return hasStats ? { params, batch_stats: stats } : { params };
 }
 
 /** The Stream for one fixture {id, layer, samples, seed, spec}. */
 async function build(fixture) {
   const layer = LAYERS[fixture.layer];
-  if (!layer) throw new Error(`layer ${JSON.stringify(fixture.layer)} is not supported by the jax capture yet`);
+  const builder = BUILDERS[fixture.layer];
+  if (!layer && !builder) throw new Error(`layer ${JSON.stringify(fixture.layer)} is not supported by the jax capture (known: ${[...Object.keys(LAYERS), ...Object.keys(BUILDERS)].join(', ')})`);
   const samples = intField(fixture, 'samples');
-  const [model, inputs, outputs] = layer(fixture.spec);
+  let model, x, variables;
   const keys = random.split(random.key(fixtureSeed(fixture)), 3);
   const [kInit, kTrain, kx] = [0, 1, 2].map((i) => keys.ref.slice(i));
   keys.dispose();
-  let variables = await jax.blockUntilReady(model.init(kInit, np.zeros([1, inputs])));
-  variables = await train(model, variables, kTrain, inputs, outputs);
-  const x = random.normal(kx, [samples, inputs]);
+  if (layer) {
+    let inputs, outputs;
+    [model, inputs, outputs] = layer(fixture.spec);
+    variables = await jax.blockUntilReady(model.init(kInit, np.zeros([1, inputs])));
+    variables = await train(model, variables, kTrain, inputs, outputs);
+    x = random.normal(kx, [samples, inputs]);
+  } else {
+    let input;
+    ({ model, input } = builder(fixture.spec, samples));
+    const sub = random.split(kTrain, 2);
+    const [kFit, kTarget] = [0, 1].map((i) => sub.ref.slice(i));
+    sub.dispose();
+    const xFit = draw(kFit, input);
+    variables = await jax.blockUntilReady(model.init(kInit, xFit.ref));
+    variables = await fitRandomTarget(model, variables, kTarget, xFit);
+    x = draw(kx, input); // evaluate on inputs the training never saw
+  }
   try {
     return await flax.capture({ model, variables, inputs: [x], modelId: fixture.id, taps: true });
   } finally {
@@ -165,4 +403,7 @@ async function build(fixture) {
   }
 }
 
-module.exports = { ACTIVATIONS, LAYERS, denseModel, residualModel, train, build, fixtureSeed };
+module.exports = {
+  ACTIVATIONS, LAYERS, BUILDERS, denseModel, residualModel, convModel, poolModel, batchnormModel, wholeModel,
+  train, fit, build, fixtureSeed,
+};

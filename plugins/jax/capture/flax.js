@@ -13,8 +13,15 @@
  *   (await flax.capture({model, variables, inputs: [x], modelId: 'my_model'})).write('my_model.pbstream');
  *
  * Layers are stream module descriptions ({type, name?, inputs?, ...attributes}); Model names
- * them as Flax's compact modules do (Dense_0, Dense_1, ...; functions relu_0, ...) and follows
- * Sequential order unless a layer names its `inputs` (residual adds, concatenations).
+ * them as Flax's compact modules do (Dense_0, Conv_0, ...; functions relu_0, max_pool_0, ...)
+ * and follows Sequential order unless a layer names its `inputs` (residual adds, concatenations).
+ * Spatial values are channels-last (N, spatial..., C) and conv kernels [k..., in/groups, out],
+ * as in Flax; jax-js's convolutions and windows are channels-first only, so the modules
+ * transpose around them internally (the stream carries Flax's layouts only).
+ *
+ * Variables are Flax's collections: {params: {...}, batch_stats: {...}} (BatchNorm's running
+ * statistics). apply() is inference (BatchNorm uses its running statistics); applyTrain() is
+ * Flax's apply(..., mutable=['batch_stats']) in training mode.
  *
  * jax-js arrays are reference-counted and ops consume their arguments: init/apply consume the
  * arrays they are given (pass x.ref to keep x); capture() consumes nothing.
@@ -26,7 +33,7 @@ const pbstream = require(path.join(__dirname, '..', '..', 'sdk', 'js', 'pbstream
 
 const jax = require('@jax-js/jax');
 
-const { numpy: np, nn, random, tree } = jax;
+const { numpy: np, nn, lax, random, tree } = jax;
 
 const PLANET = 'jax';
 const ENGINE = 'jax-js';
@@ -65,7 +72,19 @@ const FUNCTIONS = {
   'nn.elu': [(x, a) => nn.elu(x, a.alpha), { alpha: 1.0 }],
   'nn.softmax': [(x, a) => nn.softmax(x, a.axis), { axis: -1 }],
   'nn.log_softmax': [(x, a) => nn.logSoftmax(x, a.axis), { axis: -1 }],
+  // flax.linen.max_pool / avg_pool (count_include_pad: divide by the whole window).
+  'nn.max_pool': [(x, a) => pool(x, (w) => np.max(w), -Infinity, a.window_shape, a.strides, a.padding),
+    { window_shape: undefined, strides: undefined, padding: 'VALID' }],
+  'nn.avg_pool': [(x, a) => avgPool_(x, a), { window_shape: undefined, strides: undefined, padding: 'VALID', count_include_pad: true }],
 };
+
+function avgPool_(x, a) {
+  const sum = (w) => np.sum(w);
+  if (a.count_include_pad) return pool(x, sum, 0, a.window_shape, a.strides, a.padding).div(a.window_shape.reduce((p, q) => p * q, 1));
+  // Flax divides by the same pool over ones: the count of real (unpadded) elements per window.
+  const ones = np.onesLike(x.ref);
+  return pool(x, sum, 0, a.window_shape, a.strides, a.padding).div(pool(ones, sum, 0, a.window_shape, a.strides, a.padding));
+}
 
 // ------------------------------------------------------------------ layer constructors
 
@@ -81,6 +100,68 @@ function fn(name, attrs = {}, { inputs, name: nodeName } = {}) {
     if (!(k in f[1])) throw new Error(`${name}: unknown attribute ${JSON.stringify(k)} (known: ${Object.keys(f[1]).join(', ') || 'none'})`);
   return layer({ type: 'fn', fn: name, ...f[1], ...attrs }, nodeName, inputs);
 }
+
+const seq = (v, n, what) => {
+  const out = Number.isInteger(v) ? Array(n).fill(v) : [...v];
+  if (out.length !== n || !out.every((e) => Number.isInteger(e) && e > 0))
+    throw new Error(`${what}: expected a positive int or ${n} of them, got ${JSON.stringify(v)}`);
+  return out;
+};
+
+// flax.linen.Conv(features, kernel_size, strides=1, padding='SAME', input_dilation=1,
+// kernel_dilation=1, feature_group_count=1, use_bias=True). padding: 'SAME' | 'VALID' |
+// 'SAME_LOWER' | int | [int or [low, high], ...] (one per spatial dim), as Flax takes it.
+function Conv(features, kernelSize, { strides = 1, padding = 'SAME', kernelDilation = 1, featureGroupCount = 1, useBias = true, name, inputs } = {}) {
+  if (!Number.isInteger(features) || features <= 0) throw new Error(`Conv: features must be a positive integer, got ${features}`);
+  const n = Array.isArray(kernelSize) ? kernelSize.length : 0;
+  if (n < 1 || n > 3) throw new Error(`Conv: kernel_size must be a list of 1 to 3 ints (Flax rejects an int), got ${JSON.stringify(kernelSize)}`);
+  return layer({
+    type: 'Conv', features, kernel_size: seq(kernelSize, n, 'Conv kernel_size'), strides: seq(strides, n, 'Conv strides'),
+    padding: clonePadding(padding), input_dilation: Array(n).fill(1), kernel_dilation: seq(kernelDilation, n, 'Conv kernel_dilation'),
+    feature_group_count: featureGroupCount, use_bias: !!useBias,
+  }, name, inputs);
+}
+
+const clonePadding = (p) => (Array.isArray(p) ? p.map((e) => (Array.isArray(e) ? [...e] : e)) : p);
+
+// flax.linen.BatchNorm over the last axis. Streams are inference captures: use_running_average
+// is true (apply() normalises with batch_stats); applyTrain() is Flax's training mode.
+function BatchNorm({ momentum = 0.99, epsilon = 1e-5, useBias = true, useScale = true, name, inputs } = {}) {
+  return layer({ type: 'BatchNorm', use_running_average: true, axis: -1, momentum, epsilon, use_bias: useBias, use_scale: useScale }, name, inputs);
+}
+
+// flax.linen.LayerNorm / RMSNorm over the last axis (Flax's defaults: epsilon 1e-6).
+const LayerNorm = ({ epsilon = 1e-6, useBias = true, useScale = true, name, inputs } = {}) =>
+  layer({ type: 'LayerNorm', epsilon, use_bias: useBias, use_scale: useScale }, name, inputs);
+const RMSNorm = ({ epsilon = 1e-6, useScale = true, name, inputs } = {}) => layer({ type: 'RMSNorm', epsilon, use_scale: useScale }, name, inputs);
+
+// flax.linen.Embed(num_embeddings, features): integer ids -> rows of embedding [V, D].
+const Embed = (numEmbeddings, features, { name, inputs } = {}) =>
+  layer({ type: 'Embed', num_embeddings: numEmbeddings, features }, name, inputs);
+
+// flax.linen.Dropout(rate, deterministic): only the deterministic (inference) identity.
+function Dropout(rate, { deterministic = true, name, inputs } = {}) {
+  if (!deterministic) throw new Error('Dropout: only deterministic (inference) dropout can be captured');
+  return layer({ type: 'Dropout', rate, deterministic: true }, name, inputs);
+}
+
+// flax.linen.max_pool / avg_pool(inputs, window_shape, strides=None (ones), padding='VALID'):
+// functions, named max_pool_0, ...; padding 'SAME' | 'VALID' | [[low, high], ...].
+function maxPool(windowShape, { strides, padding = 'VALID', name, inputs } = {}) {
+  const n = windowShape.length;
+  return layer({ type: 'fn', fn: 'nn.max_pool', window_shape: seq(windowShape, n, 'max_pool window_shape'),
+    strides: seq(strides ?? 1, n, 'max_pool strides'), padding: clonePadding(padding) }, name, inputs);
+}
+function avgPool(windowShape, { strides, padding = 'VALID', countIncludePad = true, name, inputs } = {}) {
+  const n = windowShape.length;
+  return layer({ type: 'fn', fn: 'nn.avg_pool', window_shape: seq(windowShape, n, 'avg_pool window_shape'),
+    strides: seq(strides ?? 1, n, 'avg_pool strides'), padding: clonePadding(padding), count_include_pad: countIncludePad }, name, inputs);
+}
+
+// jnp.mean / jnp.max over axes (global pooling over the spatial axes), x.reshape(shape).
+const mean = (axis, { name, inputs } = {}) => layer({ type: 'mean', axis: [...axis], keepdims: false }, name, inputs);
+const max = (axis, { name, inputs } = {}) => layer({ type: 'max', axis: [...axis], keepdims: false }, name, inputs);
+const reshape = (shape, { name, inputs } = {}) => layer({ type: 'reshape', shape: [...shape] }, name, inputs);
 
 const add = (inputs, { name } = {}) => layer({ type: 'add' }, name, inputs);
 const subtract = (inputs, { name } = {}) => layer({ type: 'subtract' }, name, inputs);
@@ -107,40 +188,182 @@ function truncatedNormal(key, shape) {
 }
 
 // lecun_normal = variance_scaling(1.0, "fan_in", "truncated_normal"): the stddev is corrected
-// for the truncation to [-2, 2], as Flax does.
-function lecunNormal(key, [fanIn, fanOut]) {
+// for the truncation to [-2, 2], as Flax does. fan_in = shape[-2] x the receptive field (the
+// leading dims of a conv kernel [k..., in, out]).
+function lecunNormal(key, shape) {
+  const fanIn = shape.slice(0, -1).reduce((a, b) => a * b, 1);
   const stddev = Math.sqrt(1 / fanIn) / 0.87962566103423978;
-  return truncatedNormal(key, [fanIn, fanOut]).mul(stddev);
+  return truncatedNormal(key, shape).mul(stddev);
+}
+
+// Embed's default: variance_scaling(1.0, "fan_in", "normal", out_axis=0) on [V, D]: N(0, 1/D).
+const embedInit = (key, [v, d]) => random.normal(key, [v, d]).mul(Math.sqrt(1 / d));
+
+// ------------------------------------------------------------------ layout helpers
+
+const range = (a, b) => Array.from({ length: b - a }, (_, i) => a + i);
+// [N, spatial..., C] <-> [N, C, spatial...] (jax-js convolutions and windows are channels-first).
+const toFirst = (x) => np.transpose(x, [0, x.ndim - 1, ...range(1, x.ndim - 1)]);
+const toLast = (x) => np.transpose(x, [0, ...range(2, x.ndim), 1]);
+
+// lax.padtype_to_pads: "SAME" puts the odd element at the end, "SAME_LOWER" at the beginning.
+function explicitPads(padding, inSpatial, window, strides, dilations) {
+  const n = window.length;
+  if (padding === 'VALID') return Array.from({ length: n }, () => [0, 0]);
+  if (padding === 'SAME' || padding === 'SAME_LOWER')
+    return inSpatial.map((size, i) => {
+      const out = Math.ceil(size / strides[i]);
+      const total = Math.max((out - 1) * strides[i] + (window[i] - 1) * dilations[i] + 1 - size, 0);
+      const small = Math.floor(total / 2);
+      return padding === 'SAME' ? [small, total - small] : [total - small, small];
+    });
+  if (Number.isInteger(padding)) return Array.from({ length: n }, () => [padding, padding]);
+  if (Array.isArray(padding) && padding.length === n) return padding.map((p) => (Number.isInteger(p) ? [p, p] : [p[0], p[1]]));
+  throw new Error(`padding: expected "SAME", "VALID", "SAME_LOWER", an int or ${n} pairs, got ${JSON.stringify(padding)}`);
+}
+
+// flax.linen.pooling.pool over channels-last x: lax.reduce_window with padding `init` (-inf for
+// max, 0 for sums). jax-js's reduceWindow pools the trailing dims without padding: pad
+// explicitly (np.pad pads zeros; -inf goes in through a mask) over the channels-first view.
+function pool(x, reduce, init, window, strides, padding) {
+  const inSpatial = x.shape.slice(1, -1);
+  const pads = explicitPads(padding, inSpatial, window, strides, window.map(() => 1));
+  let xf = toFirst(x);
+  if (pads.some(([a, b]) => a || b)) {
+    const width = [[0, 0], [0, 0], ...pads];
+    if (init === 0) xf = np.pad(xf, width);
+    else xf = np.where(np.pad(np.onesLike(xf.ref), width).greater(0), np.pad(xf, width), init);
+  }
+  return toLast(lax.reduceWindow(xf, reduce, window, strides));
+}
+
+// Flax's _normalize: y = (x - mean) * (rsqrt(var + eps) * scale) + bias, scale and bias optional.
+// An absent epsilon is the module's Flax default (BatchNorm 1e-5, LayerNorm / RMSNorm 1e-6).
+function normalize(l, p, x, mean, variance) {
+  const eps = l.epsilon ?? (l.type === 'BatchNorm' ? 1e-5 : 1e-6);
+  let mul = np.reciprocal(np.sqrt(variance.add(eps)));
+  if (l.use_scale) mul = mul.mul(p.scale);
+  const y = mean === null ? x.mul(mul) : x.sub(mean).mul(mul);
+  return l.use_bias ? y.add(p.bias) : y;
+}
+
+// Flax's _compute_stats with use_fast_variance: mean and max(mean(x²) - mean², 0) over `axes`.
+function stats(x, axes, keepdims) {
+  const mu = np.mean(x.ref, axes, { keepdims });
+  const mu2 = np.mean(np.square(x), axes, { keepdims });
+  return [mu.ref, np.maximum(mu2.sub(np.square(mu)), 0)];
 }
 
 // ------------------------------------------------------------------ modules
 
-// type -> {init?(key, layer, input arrays) -> params, apply(layer, params, input arrays) -> array}.
-// apply consumes its inputs and params; init only reads shapes.
+// type -> {init?(key, layer, input arrays) -> {params?, batch_stats?},
+//          apply(layer, variables, input arrays) -> array,
+//          train?(layer, variables, input arrays) -> [array, new batch_stats]}.
+// apply/train consume their inputs and variables (the module's own {params, batch_stats}); init
+// only reads shapes. Without train, training mode is apply.
 const MODULES = {
   Dense: {
     init: (key, l, [x]) => {
       const p = { kernel: lecunNormal(key, [x.shape[x.shape.length - 1], l.features]) };
       if (l.use_bias) p.bias = np.zeros([l.features]); // Flax's zeros init
-      return p;
+      return { params: p };
     },
     // flax.linen.Dense: dot_general over the last axis of x with kernel [in, out], + bias.
-    apply: (l, p, [x]) => {
+    apply: (l, { params: p }, [x]) => {
       const y = np.matmul(x, p.kernel);
       return l.use_bias ? y.add(p.bias) : y;
     },
   },
-  fn: { apply: (l, p, [x]) => FUNCTIONS[l.fn][0](x, l) },
-  add: { apply: (l, p, [a, b]) => np.add(a, b) },
-  subtract: { apply: (l, p, [a, b]) => np.subtract(a, b) },
-  multiply: { apply: (l, p, [a, b]) => np.multiply(a, b) },
-  concatenate: { apply: (l, p, xs) => np.concatenate(xs, l.axis) },
+  Conv: {
+    init: (key, l, [x]) => {
+      const p = { kernel: lecunNormal(key, [...l.kernel_size, x.shape[x.ndim - 1] / l.feature_group_count, l.features]) };
+      if (l.use_bias) p.bias = np.zeros([l.features]);
+      return { params: p };
+    },
+    // lax.conv_general_dilated with Flax's dimension numbers (NHWC, HWIO), written as jax-js
+    // takes it: NCHW input, OIHW kernel, output transposed back to NHWC.
+    apply: (l, { params: p }, [x]) => {
+      const n = l.kernel_size.length;
+      const w = np.transpose(p.kernel, [n + 1, n, ...range(0, n)]);
+      const y = toLast(lax.convGeneralDilated(toFirst(x), w, l.strides, explicitPadsFor(l, x), {
+        rhsDilation: l.kernel_dilation, featureGroupCount: l.feature_group_count,
+      }));
+      return l.use_bias ? y.add(p.bias) : y;
+    },
+  },
+  BatchNorm: {
+    init: (key, l, [x]) => {
+      const c = x.shape[x.ndim - 1];
+      const params = {};
+      if (l.use_scale) params.scale = np.ones([c]);
+      if (l.use_bias) params.bias = np.zeros([c]);
+      return { params, batch_stats: { mean: np.zeros([c]), var: np.ones([c]) } };
+    },
+    apply: (l, { params = {}, batch_stats: s }, [x]) => normalize(l, params, x, s.mean, s.var),
+    // Training mode: the batch's statistics over every axis but the features, and the running
+    // ones moved by momentum: ra = momentum * ra + (1 - momentum) * batch.
+    train: (l, { params = {}, batch_stats: s }, [x]) => {
+      const [mu, variance] = stats(x.ref, range(0, x.ndim - 1), false);
+      const y = normalize(l, params, x, mu.ref, variance.ref);
+      const m = l.momentum;
+      return [y, { mean: s.mean.mul(m).add(mu.mul(1 - m)), var: s.var.mul(m).add(variance.mul(1 - m)) }];
+    },
+  },
+  LayerNorm: {
+    init: (key, l, [x]) => {
+      const f = x.shape[x.ndim - 1];
+      const params = {};
+      if (l.use_scale) params.scale = np.ones([f]);
+      if (l.use_bias) params.bias = np.zeros([f]);
+      return { params };
+    },
+    apply: (l, { params = {} }, [x]) => {
+      const [mu, variance] = stats(x.ref, [x.ndim - 1], true);
+      return normalize(l, params, x, mu, variance);
+    },
+  },
+  RMSNorm: {
+    init: (key, l, [x]) => (l.use_scale ? { params: { scale: np.ones([x.shape[x.ndim - 1]]) } } : { params: {} }),
+    // Flax: _compute_stats(use_mean=False) gives var = mean(x²); _normalize without the mean.
+    apply: (l, { params = {} }, [x]) =>
+      normalize({ ...l, use_bias: false }, params, x.ref, null, np.mean(np.square(x), [x.ndim - 1], { keepdims: true })),
+  },
+  Embed: {
+    init: (key, l) => ({ params: { embedding: embedInit(key, [l.num_embeddings, l.features]) } }),
+    apply: (l, { params: p }, [ids]) => np.take(p.embedding, ids, 0),
+  },
+  Dropout: { apply: (l, v, [x]) => x },
+  fn: { apply: (l, v, [x]) => FUNCTIONS[l.fn][0](x, l) },
+  add: { apply: (l, v, [a, b]) => np.add(a, b) },
+  subtract: { apply: (l, v, [a, b]) => np.subtract(a, b) },
+  multiply: { apply: (l, v, [a, b]) => np.multiply(a, b) },
+  concatenate: { apply: (l, v, xs) => np.concatenate(xs, l.axis) },
+  mean: { apply: (l, v, [x]) => np.mean(x, l.axis) },
+  max: { apply: (l, v, [x]) => np.max(x, l.axis) },
+  reshape: { apply: (l, v, [x]) => np.reshape(x, l.shape) },
 };
 
-// Flax module types jax-js has no stock equivalent of: the stream's "composed" notes. The
-// functions are jax-js's own nn.* and the operators its own numpy: stock.
+// Conv passes Flax's padding to lax as is; jax-js takes "SAME"/"VALID"/"SAME_LOWER" or pairs.
+function explicitPadsFor(l, x) {
+  if (typeof l.padding === 'string') {
+    if (!['SAME', 'VALID', 'SAME_LOWER'].includes(l.padding)) throw new Error(`Conv padding ${JSON.stringify(l.padding)} is not supported`);
+    return l.padding;
+  }
+  return explicitPads(l.padding, x.shape.slice(1, -1), l.kernel_size, l.strides, l.kernel_dilation);
+}
+
+// Flax module types and functions jax-js has no stock equivalent of: the stream's "composed"
+// notes. The activations are jax-js's own nn.* and the operators its own numpy: stock.
 const COMPOSED = {
   Dense: 'Dense: jax-js has no Flax; flax.linen.Dense is composed as jnp.matmul(x, kernel) + bias',
+  Conv: 'Conv: jax-js has no Flax; flax.linen.Conv is composed as lax.conv_general_dilated over transposes (NHWC/HWIO to jax-js\'s NCHW/OIHW and back)',
+  BatchNorm: 'BatchNorm: jax-js has no Flax; flax.linen.BatchNorm is composed as (x - mean) * rsqrt(var + epsilon) * scale + bias over batch_stats',
+  LayerNorm: 'LayerNorm: jax-js has no Flax; flax.linen.LayerNorm is composed from jnp.mean (fast variance mean(x²) - mean²), rsqrt, scale and bias',
+  RMSNorm: 'RMSNorm: jax-js has no Flax; flax.linen.RMSNorm is composed as x * rsqrt(mean(x²) + epsilon) * scale',
+  Embed: 'Embed: jax-js has no Flax; flax.linen.Embed is composed as jnp.take(embedding, ids, axis=0)',
+  Dropout: 'Dropout: jax-js has no Flax; deterministic flax.linen.Dropout is the identity',
+  'nn.max_pool': 'max_pool: jax-js has no Flax; flax.linen.max_pool is composed as lax.reduce_window(max) over an explicitly -inf-padded channels-first view',
+  'nn.avg_pool': 'avg_pool: jax-js has no Flax; flax.linen.avg_pool is composed as lax.reduce_window(sum) / window size over a zero-padded channels-first view',
 };
 
 // "nn.relu" -> "relu", "Dense" -> "Dense": the stem of Flax-style auto names.
@@ -181,49 +404,57 @@ class Model {
     return this.modules.map(({ _inputs, ...l }) => l);
   }
 
-  /** Flax's model.init: runs the model once on example inputs and returns {params: {...}}. */
+  /** Flax's model.init: runs the model once on example inputs and returns {params, batch_stats?}. */
   init(key, ...inputs) {
-    const withParams = this.modules.filter((l) => MODULES[l.type].init);
-    const keys = random.split(key, Math.max(withParams.length, 1));
-    const params = {};
+    const withVars = this.modules.filter((l) => MODULES[l.type].init);
+    const keys = random.split(key, Math.max(withVars.length, 1));
+    const variables = {};
     let k = 0;
-    this._run(
-      null,
-      inputs,
-      (l, xs) => {
-        if (!MODULES[l.type].init) return undefined;
-        const p = MODULES[l.type].init(keys.ref.slice(k++), l, xs);
-        setPath(params, l.name, p);
-        return tree.ref(p);
+    this._run(inputs, {
+      vars: (l, xs) => {
+        const v = MODULES[l.type].init(keys.ref.slice(k++), l, xs);
+        for (const [col, leaves] of Object.entries(v)) setPath((variables[col] ??= {}), l.name, leaves);
+        return tree.ref(v);
       },
-      false
-    ).forEach((y) => y.dispose());
+    }).outs.forEach((y) => y.dispose());
     keys.dispose();
-    return { params };
+    if (!variables.params) variables.params = {};
+    return variables;
   }
 
-  /** Flax's model.apply(variables, ...inputs): the output, or an array of them. */
+  /** Flax's model.apply(variables, ...inputs) at inference: the output, or an array of them. */
   apply(variables, ...inputs) {
-    const outs = this._run(variables, inputs, null, false);
+    const { outs } = this._run(inputs, { variables });
     return outs.length === 1 ? outs[0] : outs;
   }
 
   /** As apply with capture_intermediates: [output(s), {module name: its output}]. */
   applyWithIntermediates(variables, ...inputs) {
-    const [outs, inter] = this._run(variables, inputs, null, true);
+    const { outs, inter } = this._run(inputs, { variables, intermediates: true });
     return [outs.length === 1 ? outs[0] : outs, inter];
   }
 
+  /**
+   * Flax's model.apply(variables, ...inputs, mutable=['batch_stats']) in training mode:
+   * [output(s), {batch_stats}] (BatchNorm normalises with the batch and moves its running
+   * statistics; an empty batch_stats for models without).
+   */
+  applyTrain(variables, ...inputs) {
+    const { outs, updates } = this._run(inputs, { variables, train: true });
+    return [outs.length === 1 ? outs[0] : outs, { batch_stats: updates }];
+  }
+
   // Evaluates the module list, keeping jax-js's move semantics: every value is consumed by its
-  // last use, earlier uses take a .ref.
-  _run(variables, inputs, initFn, keepIntermediates) {
+  // last use, earlier uses take a .ref. opts: variables (consumed), or vars(l, xs) giving a
+  // module's variables (init); intermediates; train.
+  _run(inputs, { variables = null, vars = null, intermediates = false, train = false }) {
     if (inputs.length !== this.inputNames.length)
       throw new Error(`the model takes ${this.inputNames.length} inputs, got ${inputs.length}`);
     const uses = new Map();
     const use = (n) => uses.set(n, (uses.get(n) ?? 0) + 1);
     for (const l of this.modules) l._inputs.forEach(use);
     this.outputNames.forEach(use);
-    if (keepIntermediates) this.modules.forEach((l) => use(l.name));
+    if (intermediates) this.modules.forEach((l) => use(l.name));
 
     const values = new Map();
     const put = (n, v) => {
@@ -236,33 +467,46 @@ class Model {
       return left > 0 ? values.get(n).ref : values.get(n);
     };
     this.inputNames.forEach((n, i) => put(n, inputs[i]));
-    const params = variables ? variables.params : null;
+    const updates = {};
     for (const l of this.modules) {
       const xs = l._inputs.map(take);
-      const p = initFn ? initFn(l, xs) : MODULES[l.type].init ? getPath(params, l.name) : undefined;
-      put(l.name, MODULES[l.type].apply(l, p, xs));
+      const M = MODULES[l.type];
+      let v;
+      if (M.init) v = vars ? vars(l, xs) : takeVariables(variables, l.name);
+      if (train && M.train) {
+        const [y, stats] = M.train(l, v, xs);
+        setPath(updates, l.name, stats);
+        put(l.name, y);
+      } else {
+        put(l.name, M.apply(l, v ?? {}, xs));
+      }
     }
     const outs = this.outputNames.map(take);
-    if (!keepIntermediates) return outs;
+    if (!intermediates) return { outs, updates };
     const inter = {};
     for (const l of this.modules) inter[l.name] = take(l.name);
-    return [outs, inter];
+    return { outs, inter, updates };
   }
 }
 
-// Flax module paths ("Block_0/Dense_0") are nested dicts in the params pytree.
+// Flax module paths ("Block_0/Dense_0") are nested dicts in each collection of the pytree.
 function setPath(obj, name, value) {
   const parts = name.split('/');
   for (const p of parts.slice(0, -1)) obj = obj[p] ??= {};
   obj[parts[parts.length - 1]] = value;
 }
 
-function getPath(obj, name) {
-  for (const p of name.split('/')) {
-    if (!obj || !(p in obj)) throw new Error(`params: no entry for module "${name}"`);
-    obj = obj[p];
+// A module's own variables {params?, batch_stats?} (handed over, not referenced: apply
+// consumes its variables).
+function takeVariables(variables, name) {
+  const out = {};
+  for (const col of Object.keys(variables ?? {})) {
+    let obj = variables[col];
+    for (const p of name.split('/')) obj = obj && typeof obj === 'object' && p in obj ? obj[p] : undefined;
+    if (obj !== undefined) out[col] = obj;
   }
-  return obj; // apply consumes its variables: handed over, not referenced
+  if (!out.params && !out.batch_stats) throw new Error(`variables: no entry for module "${name}"`);
+  return out;
 }
 
 // ------------------------------------------------------------------ capture
@@ -335,13 +579,14 @@ async function capture({ model, variables, inputs, modelId, taps = true }) {
     model: { format: 'flax.linen', modules, inputs: [...model.inputNames], outputs: [...model.outputNames] },
     inputs: inputNames, expected: outputNames, taps: tapMap,
   });
-  const composed = [...new Set(modules.map((l) => COMPOSED[l.type]).filter(Boolean))];
+  const composed = [...new Set(modules.map((l) => COMPOSED[l.type === 'fn' ? l.fn : l.type]).filter(Boolean))];
   if (composed.length) doc.composed = composed;
   return new Stream(doc, tensors);
 }
 
 module.exports = {
   PLANET, ENGINE, PLANET_VERSION, FUNCTIONS, MODULES, COMPOSED,
-  ready, Dense, fn, add, subtract, multiply, concatenate, Model, lecunNormal, truncatedNormal,
+  ready, Dense, Conv, BatchNorm, LayerNorm, RMSNorm, Embed, Dropout, maxPool, avgPool, mean, max, reshape,
+  fn, add, subtract, multiply, concatenate, Model, lecunNormal, truncatedNormal, explicitPads,
   capture, Stream, flattenVariables, jax,
 };

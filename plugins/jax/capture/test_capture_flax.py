@@ -95,11 +95,46 @@ class CaptureFlaxTest(unittest.TestCase):
     def test_unsupported_layers_name_their_place(self):
         x = jnp.ones((2, 4))
         for layers, msg in (([nn.Dense(3), lambda v: v * 2], r"model\.layers\[1\]: unsupported callable"),
-                            ([nn.Dense(3), nn.LayerNorm()], r"model\.layers\[1\]: module type LayerNorm"),
+                            ([nn.Dense(3), nn.GroupNorm(num_groups=1)], r"model\.layers\[1\]: module type GroupNorm"),
+                            ([nn.Dense(3), nn.BatchNorm()], r"model\.layers\[1\]: BatchNorm needs use_running_average=True"),
                             ([nn.Dense(3), functools.partial(nn.leaky_relu, slope=0.2)], "no attribute 'slope'")):
             model = nn.Sequential(layers)
             with self.assertRaisesRegex(ValueError, msg):
                 capture_flax.capture(model, model.init(jax.random.PRNGKey(0), x), (x,), "bad")
+
+    def test_conv_pool_norm_layers_in_flax_layouts(self):
+        model = nn.Sequential([nn.Conv(4, (2, 3), padding="SAME"), nn.BatchNorm(use_running_average=True), nn.relu,
+                               functools.partial(nn.max_pool, window_shape=(2, 2), strides=(2, 2), padding="SAME"),
+                               functools.partial(jnp.mean, axis=(1, 2)), nn.LayerNorm(), nn.Dense(2)])
+        x = jax.random.normal(jax.random.PRNGKey(0), (3, 5, 4, 2))
+        variables = model.init(jax.random.PRNGKey(1), x)
+        doc, t = read_frames(capture_flax.capture(model, variables, (x,), "conv").to_bytes())[0]
+        m = doc["model"]["modules"]
+        self.assertEqual([e["name"] for e in m], ["layers_0", "layers_1", "relu_0", "max_pool_0", "mean_0", "layers_5", "layers_6"])
+        self.assertEqual(m[0], {"type": "Conv", "name": "layers_0", "features": 4, "kernel_size": [2, 3], "strides": [1, 1],
+                                "padding": "SAME", "input_dilation": [1, 1], "kernel_dilation": [1, 1],
+                                "feature_group_count": 1, "use_bias": True, "dtype": None, "param_dtype": "float32",
+                                "precision": None})
+        self.assertEqual((m[1]["type"], m[1]["epsilon"], m[1]["momentum"]), ("BatchNorm", 1e-5, 0.99))
+        self.assertEqual(m[3], {"type": "fn", "name": "max_pool_0", "fn": "nn.max_pool", "window_shape": [2, 2],
+                                "strides": [2, 2], "padding": "SAME"})
+        self.assertEqual(m[4], {"type": "mean", "name": "mean_0", "axis": [1, 2], "keepdims": False})
+        self.assertEqual(m[5]["epsilon"], 1e-6)
+        self.assertEqual(t["params/layers_0/kernel"].shape, (2, 3, 2, 4))  # Flax's [k..., in, out]
+        self.assertEqual(t["batch_stats/layers_1/var"].shape, (4,))
+        self.assertEqual(t["tap.layers_0"].shape, (3, 5, 4, 4))  # channels-last, as Flax computes it
+
+    def test_conv_fixture_and_batch_stats_move(self):
+        fx = {"id": "bn", "layer": "batchnorm", "samples": 4, "seed": 42, "spec": {"dims": 2, "in_channels": 2, "size": 6, "filters": 3}}
+        doc, t = read_frames(capture_flax.build(fx).to_bytes())[0]
+        self.assertEqual([e["type"] for e in doc["model"]["modules"]], ["Conv", "BatchNorm", "fn"])
+        self.assertTrue(np.all(t["batch_stats/layers_1/mean"] != 0))
+        self.assertEqual(t["input.0"].shape, (4, 6, 6, 2))
+        emb = {"id": "e", "layer": "embedding", "samples": 3, "seed": 42, "spec": {"vocab": 10, "dim": 4, "seq": 5}}
+        doc, t = read_frames(capture_flax.build(emb).to_bytes())[0]
+        self.assertEqual(t["input.0"].dtype, np.int32)
+        with self.assertRaisesRegex(ValueError, "need the jax-js capture"):
+            capture_flax.build({**fx, "layer": "model", "spec": {"arch": "small_cnn"}})
 
     def test_fixture_is_trained_and_deterministic(self):
         fx = {"id": "mlp", "layer": "dense", "samples": 10, "seed": 42,

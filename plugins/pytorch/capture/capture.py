@@ -2,8 +2,10 @@
 """pytorch capture CLI.
 
   capture.py --serve                      the host's capture protocol (docs/capture-protocol.md)
-  capture.py --suite FILE [--fixture GLOB] (--out DIR | --stdout)
-                                          capture a suite's pytorch fixtures standalone
+  capture.py --suite FILE [--fixture GLOB] (--out DIR | --stdout | --post URL)
+                                          capture a suite's pytorch fixtures standalone; --post
+                                          streams each to `planetbridge serve` at URL and
+                                          prints its verdict
 
 Run with /usr/bin/python3 (Debian's torch); works from any cwd.
 """
@@ -76,7 +78,19 @@ def run_suite(args):
             failed += 1
             print(f"{fx['id']}: ERROR {type(e).__name__}: {e}", file=sys.stderr)
             continue
-        if args.out:
+        if args.post:
+            try:
+                result = pbstream.post(args.post, frame, PLANET)
+            except pbstream.PostError as e:
+                if e.status is None:  # no server there: the other fixtures would fail the same way
+                    print(f"capture: {e}", file=sys.stderr)
+                    return 2
+                failed += 1
+                print(f"{fx['id']}: REFUSED {e}", flush=True)
+                continue
+            print(pbstream.verdict_line(result), flush=True)
+            failed += result.get("verdict") in ("FAIL", "ERROR")
+        elif args.out:
             path = os.path.join(args.out, fx["id"] + ".pbstream")
             with open(path, "wb") as f:
                 f.write(frame)
@@ -97,13 +111,14 @@ def main(argv=None):
     dest = p.add_mutually_exclusive_group()
     dest.add_argument("--out", metavar="DIR", help="write DIR/<id>.pbstream per fixture")
     dest.add_argument("--stdout", action="store_true", help="write the frames one after another to stdout")
+    dest.add_argument("--post", metavar="URL", help="post each stream to `planetbridge serve` at URL, print the verdicts")
     args = p.parse_args(argv)
     if args.serve:
-        if args.out or args.stdout or args.fixture != "*":
-            p.error("--serve takes no --fixture, --out or --stdout")
+        if args.out or args.stdout or args.post or args.fixture != "*":
+            p.error("--serve takes no --fixture, --out, --stdout or --post")
         return pbstream.serve(PLANET, ENGINE, load_engine, build)
-    if not (args.out or args.stdout):
-        p.error("--suite needs --out DIR or --stdout")
+    if not (args.out or args.stdout or args.post):
+        p.error("--suite needs --out DIR, --stdout or --post URL")
     return run_suite(args)
 
 

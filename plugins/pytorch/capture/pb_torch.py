@@ -50,6 +50,12 @@ class Stream:
         with open(path, "wb") as f:
             f.write(self.to_bytes())
 
+    def post(self, url, **kwargs):
+        """Streams it to a `planetbridge serve` at url; returns the result (verdict, errors, run id).
+
+        kwargs go to pbstream.post (timeout, atol, rtol); raises pbstream.PostError on refusal."""
+        return pbstream.post(url, self.to_bytes(), self.doc["planet"], **kwargs)
+
 
 def _to_numpy(t):
     """A detached, owned numpy copy (later in-place ops must not change what we send)."""

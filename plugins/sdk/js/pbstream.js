@@ -28,6 +28,12 @@
  *       fixture's "error" event. While serving, anything written to process.stdout (console.log
  *       included) goes to stderr, so stray prints cannot corrupt the frame sequence. Resolves
  *       to 0, or 2 for a malformed request (reason on stderr, nothing on stdout).
+ *   pb.post(url, frameBytes, planet, {atol, rtol, timeoutMs}?) -> Promise<result>
+ *       POSTs one frame to `planetbridge serve` at url ("http://127.0.0.1:9876") as
+ *       /api/v1/loom/stream/<planet> (Node's global fetch) and resolves to the JSON result
+ *       (verdict, errors, run id; docs/http-api.md). Rejects with PostError: `status` (null when
+ *       the server cannot be reached), `path` and `message` from the server's error reply.
+ *   pb.verdictLine(result) -> "<model>: <VERDICT> max|diff| ... · run <id>"
  *   pb.NotApplicable    Error class: the planet cannot express this fixture.
  *   pb.readFrames(buf) -> [{doc, tensors}]
  *       Splits concatenated frames and decodes offset/nbytes tensors into typed arrays (tests).
@@ -58,6 +64,14 @@ class RequestError extends Error {
   constructor(message) {
     super(message);
     this.name = 'RequestError';
+  }
+}
+
+class PostError extends Error {
+  constructor(status, path, message) {
+    super(path ? `${path}: ${message}` : message);
+    this.name = 'PostError';
+    Object.assign(this, { status, path });
   }
 }
 
@@ -252,8 +266,51 @@ async function serve({ planet, engine, engineVersion, build, stdin = process.std
   return 0;
 }
 
+const STREAM_CONTENT_TYPE = 'application/x-planetbridge-stream';
+
+async function post(url, frameBytes, planet, { atol, rtol, timeoutMs = 600000 } = {}) {
+  const endpoint = new URL(`${url.replace(/\/+$/, '')}/api/v1/loom/stream/${encodeURIComponent(planet)}`);
+  if (atol !== undefined) endpoint.searchParams.set('atol', String(atol));
+  if (rtol !== undefined) endpoint.searchParams.set('rtol', String(rtol));
+  let res;
+  try {
+    res = await fetch(endpoint, {
+      method: 'POST', body: frameBytes, headers: { 'Content-Type': STREAM_CONTENT_TYPE },
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+  } catch (e) {
+    throw new PostError(null, '', `cannot reach ${url}: ${e.cause ? e.cause.message || e.cause.code : e.message}`);
+  }
+  const text = await res.text();
+  let body;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = null;
+  }
+  if (!res.ok) {
+    const err = body && body.error ? body.error : { path: '', message: text.trim() || res.statusText };
+    throw new PostError(res.status, err.path || '', `HTTP ${res.status}: ${err.message}`);
+  }
+  if (!body) throw new PostError(res.status, '', `the server's reply is not JSON: ${text.slice(0, 200)}`);
+  return body;
+}
+
+function verdictLine(r) {
+  let line = `${r.fixture}: ${r.verdict}`;
+  if (['EXACT', 'PASS', 'FAIL'].includes(r.verdict)) {
+    line += ` max|diff| ${Number(r.max_abs).toExponential(2)} max rel ${Number(r.max_rel).toExponential(2)}`;
+    if (!r.reload_identical) line += ' (reload DIFFERS)';
+  }
+  line += ` · run ${r.id}`;
+  if (r.message) line += ` · ${r.message}`;
+  if (r.first_divergence) line += ` · first diverging node: ${r.first_divergence}`;
+  return line;
+}
+
 module.exports = {
-  MAGIC, ALIGN, HEADER_BYTES,
-  NotApplicable, RequestError,
+  MAGIC, ALIGN, HEADER_BYTES, STREAM_CONTENT_TYPE,
+  NotApplicable, RequestError, PostError,
   encodeFrame, encodeJson, eventFrame, streamDoc, serve, readFrames, finiteOrRepr, parseRequest,
+  post, verdictLine,
 };

@@ -1,7 +1,8 @@
-"""Stream writer and capture-protocol loop shared by the Python planets.
+"""Stream writer, capture-protocol loop and HTTP client shared by the Python planets.
 
-Implements the binary framing of docs/stream-format.md and the capture protocol of
-docs/capture-protocol.md. Standard library + numpy only, so every planet can import it.
+Implements the binary framing of docs/stream-format.md, the capture protocol of
+docs/capture-protocol.md and posting to `planetbridge serve` (docs/http-api.md). Standard
+library + numpy only, so every planet can import it.
 """
 
 import json
@@ -10,6 +11,9 @@ import os
 import struct
 import sys
 import traceback
+import urllib.error
+import urllib.parse
+import urllib.request
 
 import numpy as np
 
@@ -27,6 +31,16 @@ class NotApplicable(Exception):
 
 class RequestError(ValueError):
     """The capture request on stdin is malformed."""
+
+
+class PostError(Exception):
+    """`planetbridge serve` refused a stream (status 4xx/5xx) or could not be reached (status None).
+
+    path and message come from the server's {"error": {"path", "message"}} reply."""
+
+    def __init__(self, status, path, message):
+        super().__init__(f"{path}: {message}" if path else message)
+        self.status, self.path, self.message = status, path, message
 
 
 def align_up(n):
@@ -179,3 +193,50 @@ def serve(planet, engine, engine_version, build_fn, stdin=None, stdout=None):
             frame = event_frame("error", model_id=fid, message=f"{type(e).__name__}: {e}")
         send(frame)
     return 0
+
+
+STREAM_CONTENT_TYPE = "application/x-planetbridge-stream"
+
+
+def post(url, frame_bytes, planet, timeout=600, atol=None, rtol=None):
+    """POSTs one framed stream to a `planetbridge serve` and returns its JSON result.
+
+    url is the server ("http://127.0.0.1:9876"); the stream goes to
+    /api/v1/loom/stream/<planet>. atol/rtol override the server's tolerance. The result has
+    "verdict", "id", per-output errors, timings and "links" (docs/http-api.md). Raises PostError
+    when the server refuses the stream (with the JSON path it names) or cannot be reached.
+    """
+    endpoint = url.rstrip("/") + "/api/v1/loom/stream/" + urllib.parse.quote(planet, safe="")
+    query = {k: repr(float(v)) for k, v in (("atol", atol), ("rtol", rtol)) if v is not None}
+    if query:
+        endpoint += "?" + urllib.parse.urlencode(query)
+    req = urllib.request.Request(endpoint, data=bytes(frame_bytes), method="POST",
+                                 headers={"Content-Type": STREAM_CONTENT_TYPE})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as e:
+        body = e.read()
+        try:
+            err = json.loads(body)["error"]
+            path, message = str(err.get("path", "")), str(err.get("message", ""))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            path, message = "", body.decode("utf-8", "replace").strip() or e.reason
+        raise PostError(e.code, path, f"HTTP {e.code}: {message}") from None
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        raise PostError(None, "", f"cannot reach {url}: {reason}") from None
+
+
+def verdict_line(result):
+    """One line for a post() result: "<model> <VERDICT> max|diff| 1.2e-07 · run <id>" (+ why)."""
+    line = f'{result.get("fixture", "?")}: {result.get("verdict", "?")}'
+    if result.get("verdict") in ("EXACT", "PASS", "FAIL"):
+        line += f' max|diff| {result.get("max_abs", 0):.2e} max rel {result.get("max_rel", 0):.2e}'
+        line += "" if result.get("reload_identical") else " (reload DIFFERS)"
+    line += f' · run {result.get("id", "?")}'
+    if result.get("message"):
+        line += f' · {result["message"]}'
+    if result.get("first_divergence"):
+        line += f' · first diverging node: {result["first_divergence"]}'
+    return line

@@ -163,7 +163,11 @@ std::vector<uint8_t> write_framed(const nlohmann::json& doc_in, const std::map<s
   nlohmann::json doc = doc_in;
   uint64_t offset = 0;
   for (const auto& [name, t] : tensors) {
-    doc["tensors"][name] = {{"dtype", dtype_name(t.dtype())}, {"shape", t.shape()}, {"offset", offset}, {"nbytes", t.nbytes()}};
+    nlohmann::json& spec = doc["tensors"][name];
+    // Re-encoding a decoded stream must keep its permission for non-finite values.
+    const bool nonfinite = spec.is_object() && spec.value("allow_nonfinite", nlohmann::json(false)) == true;
+    spec = {{"dtype", dtype_name(t.dtype())}, {"shape", t.shape()}, {"offset", offset}, {"nbytes", t.nbytes()}};
+    if (nonfinite) spec["allow_nonfinite"] = true;
     offset = align_up(offset + t.nbytes());
   }
   std::string json = doc.dump();

@@ -4,9 +4,11 @@
  * tensorflow (tfjs) capture CLI.
  *
  *   node capture.js --serve                  the host's capture protocol (docs/capture-protocol.md)
- *   node capture.js --suite FILE [--fixture GLOB] (--out DIR | --stdout)
- *                                            capture a suite's tensorflow fixtures standalone
- *   node capture.js --request FILE|- [--fixture GLOB] (--out DIR | --stdout)
+ *   node capture.js --suite FILE [--fixture GLOB] (--out DIR | --stdout | --post URL)
+ *                                            capture a suite's tensorflow fixtures standalone;
+ *                                            --post streams each to `planetbridge serve` at URL
+ *                                            and prints its verdict (docs/http-api.md)
+ *   node capture.js --request FILE|- [--fixture GLOB] (--out DIR | --stdout | --post URL)
  *                                            the same from a capture-request JSON document
  *
  * There is no YAML parser among the npm packages; --suite reads a JSON suite directly and a YAML
@@ -31,7 +33,7 @@ async function loadEngine() {
 
 const build = (fixture) => require('./fixtures.js').build(fixture);
 
-const USAGE = 'usage: capture.js --serve | (--suite FILE | --request FILE|-) [--fixture GLOB] (--out DIR | --stdout)';
+const USAGE = 'usage: capture.js --serve | (--suite FILE | --request FILE|-) [--fixture GLOB] (--out DIR | --stdout | --post URL)';
 
 function parseArgs(argv) {
   const a = { fixture: '*' };
@@ -42,15 +44,16 @@ function parseArgs(argv) {
       return argv[++i];
     };
     if (k === '--serve' || k === '--stdout') a[k.slice(2)] = true;
-    else if (k === '--suite' || k === '--request' || k === '--fixture' || k === '--out') a[k.slice(2)] = value();
+    else if (['--suite', '--request', '--fixture', '--out', '--post'].includes(k)) a[k.slice(2)] = value();
     else if (k === '-h' || k === '--help') a.help = true;
     else throw new Error(`unknown argument ${JSON.stringify(k)}`);
   }
   if (a.help) return a;
   const modes = ['serve', 'suite', 'request'].filter((m) => a[m] !== undefined);
   if (modes.length !== 1) throw new Error('give exactly one of --serve, --suite, --request');
-  if (a.serve && (a.out || a.stdout || a.fixture !== '*')) throw new Error('--serve takes no --fixture, --out or --stdout');
-  if (!a.serve && !!a.out === !!a.stdout) throw new Error(`--${modes[0]} needs one of --out DIR or --stdout`);
+  if (a.serve && (a.out || a.stdout || a.post || a.fixture !== '*')) throw new Error('--serve takes no --fixture, --out, --stdout or --post');
+  if (!a.serve && [a.out, a.stdout, a.post].filter(Boolean).length !== 1)
+    throw new Error(`--${modes[0]} needs one of --out DIR, --stdout or --post URL`);
   return a;
 }
 
@@ -138,7 +141,23 @@ async function runStandalone(a) {
       process.stderr.write(`${fx.id}: ${e instanceof pbstream.NotApplicable ? 'NOT APPLICABLE' : 'ERROR'} ${e.message}\n`);
       continue;
     }
-    if (a.out) {
+    if (a.post) {
+      let result;
+      try {
+        result = await pbstream.post(a.post, frame, PLANET);
+      } catch (e) {
+        if (!(e instanceof pbstream.PostError)) throw e;
+        if (e.status === null) { // no server there: the other fixtures would fail the same way
+          process.stderr.write(`capture: ${e.message}\n`);
+          return 2;
+        }
+        failed++;
+        process.stdout.write(`${fx.id}: REFUSED ${e.message}\n`);
+        continue;
+      }
+      process.stdout.write(`${pbstream.verdictLine(result)}\n`);
+      if (['FAIL', 'ERROR'].includes(result.verdict)) failed++;
+    } else if (a.out) {
       const file = path.join(a.out, `${fx.id}.pbstream`);
       fs.writeFileSync(file, frame);
       process.stderr.write(`${fx.id}: ${file} (${frame.length} bytes)\n`);

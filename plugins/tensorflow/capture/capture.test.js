@@ -255,7 +255,7 @@ test('serve(): a malformed request exits 2 with nothing on stdout', () => {
 test('CLI: argument errors, glob matching', () => {
   const r = node([CAPTURE, '--suite', 'x.yaml']);
   assert.equal(r.status, 2);
-  assert.match(r.stderr.toString(), /needs one of --out DIR or --stdout/);
+  assert.match(r.stderr.toString(), /needs one of --out DIR, --stdout or --post URL/);
   const { globRegExp } = require('./capture.js');
   assert.ok(globRegExp('mlp_*_relu').test('mlp_32_16_4_relu'));
   assert.ok(!globRegExp('mlp_*_relu').test('linear_16_4'));

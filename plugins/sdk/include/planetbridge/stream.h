@@ -66,7 +66,8 @@ Stream decode_stream(Frame frame);
 Stream read_stream_bytes(const uint8_t* bytes, size_t size);
 Stream read_stream_file(const std::string& path);  // "-" reads stdin
 
-// Writing (used by tests, tools and the C++ side of captures).
+// Writing (used by tests, tools, the run store and the C++ side of captures). Each tensor's
+// entry in doc["tensors"] becomes {dtype, shape, offset, nbytes} (keeping "allow_nonfinite").
 std::vector<uint8_t> write_framed(const nlohmann::json& doc, const std::map<std::string, Tensor>& tensors);
 
 std::vector<uint8_t> base64_decode(const std::string& text, const std::string& where);

@@ -1,0 +1,215 @@
+#include "run_store.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "report.h"
+
+namespace pb::host {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string utc(int64_t seconds, const char* format) {
+  const std::time_t t = static_cast<std::time_t>(seconds);
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, format, &tm);
+  return buf;
+}
+
+[[noreturn]] void fail_errno(const std::string& path, const std::string& what) {
+  throw Error(path, what + ": " + std::strerror(errno));
+}
+
+void fsync_path(const std::string& path, int flags) {
+  const int fd = ::open(path.c_str(), flags | O_CLOEXEC);
+  if (fd < 0) fail_errno(path, "cannot open for fsync");
+  const int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) fail_errno(path, "fsync failed");
+}
+
+// Written and flushed to disk before the run folder is renamed into place.
+void write_synced(const std::string& path, const void* data, size_t size) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) fail_errno(path, "cannot create");
+  const char* p = static_cast<const char*>(data);
+  for (size_t done = 0; done < size;) {
+    const ssize_t n = ::write(fd, p + done, size - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      ::close(fd);
+      fail_errno(path, "cannot write");
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) fail_errno(path, "cannot write");
+}
+
+}  // namespace
+
+RunStore::RunStore(std::string data_dir) : data_dir_(std::move(data_dir)), runs_dir_(data_dir_ + "/runs") {
+  std::error_code ec;
+  fs::create_directories(runs_dir_, ec);
+  if (ec || !fs::is_directory(runs_dir_)) throw Error(runs_dir_, "cannot create the run store: " + ec.message());
+}
+
+RunStore::Pending::~Pending() {
+  if (committed_) return;
+  std::error_code ec;
+  fs::remove_all(temp_dir_, ec);  // the empty reserved folder stays: its id is never reused
+}
+
+bool RunStore::valid_id(const std::string& id) {
+  // yyyymmddThhmmssZ-nnnnnn
+  if (id.size() != 23) return false;
+  for (size_t i = 0; i < id.size(); ++i) {
+    const char c = id[i];
+    const bool ok = i == 8 ? c == 'T' : i == 15 ? c == 'Z' : i == 16 ? c == '-' : (c >= '0' && c <= '9');
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::unique_ptr<RunStore::Pending> RunStore::begin() {
+  std::unique_ptr<Pending> p(new Pending());
+  {
+    // The sequence restarts each second; mkdir's exclusivity makes another process (or another
+    // RunStore on the same folder) skip the numbers already taken, so ids keep their order.
+    std::lock_guard<std::mutex> lock(mu_);
+    for (;;) {
+      const int64_t ms =
+          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+      if (ms / 1000 > last_second_) {  // a clock stepped back keeps the last second: ids never decrease
+        last_second_ = ms / 1000;
+        next_seq_ = 0;
+      }
+      if (next_seq_ > 999999) {  // six digits keep ids sortable as text: wait for the next second
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        continue;
+      }
+      char seq[16];
+      std::snprintf(seq, sizeof seq, "%06d", next_seq_++);
+      const std::string id = utc(last_second_, "%Y%m%dT%H%M%SZ") + "-" + seq;
+      const std::string dir = runs_dir_ + "/" + id;
+      if (::mkdir(dir.c_str(), 0755) == 0) {
+        char millis[16];
+        std::snprintf(millis, sizeof millis, ".%03dZ", static_cast<int>(ms % 1000));
+        p->id_ = id;
+        p->dir_ = dir;
+        p->time_ = utc(ms / 1000, "%Y-%m-%dT%H:%M:%S") + millis;
+        break;
+      }
+      if (errno != EEXIST) fail_errno(dir, "cannot create the run directory");
+    }
+  }
+  // Hidden (leading '.') and not a valid id, so listings never see it.
+  p->temp_dir_ = runs_dir_ + "/." + p->id_ + ".tmp";
+  std::error_code ec;
+  fs::remove_all(p->temp_dir_, ec);
+  if (::mkdir(p->temp_dir_.c_str(), 0755) != 0) fail_errno(p->temp_dir_, "cannot create the run directory");
+  return p;
+}
+
+nlohmann::json RunStore::commit(Pending& run, CaseResult& r, const RunInfo& info, const uint8_t* stream, size_t stream_bytes) {
+  if (run.committed_) throw Error(run.id_, "run already recorded");
+  bool stored_entity = false;
+  std::error_code ec;
+  if (r.entity_path == run.entity_path()) {
+    stored_entity = fs::exists(r.entity_path, ec);  // absent when the ladder stopped before saving
+    r.entity_path = stored_entity ? run.dir_ + "/model.entity" : "";
+  } else if (!r.entity_path.empty() && fs::is_regular_file(r.entity_path, ec)) {
+    // Written where the user asked (check --entity): the store keeps its own copy.
+    fs::copy_file(r.entity_path, run.entity_path(), ec);
+    if (ec) throw Error(run.entity_path(), "cannot copy the checkpoint " + r.entity_path + ": " + ec.message());
+    fsync_path(run.entity_path(), O_RDONLY);
+    stored_entity = true;
+  }
+  if (stream_bytes) write_synced(run.temp_dir_ + "/stream.pbstream", stream, stream_bytes);
+
+  r.run_id = run.id_;
+  nlohmann::json j = case_json(r);
+  j["id"] = run.id_;
+  j["time"] = run.time_;
+  j["source"] = info.source;
+  j["suite"] = info.suite;
+  j["stream_bytes"] = stream_bytes;
+  j["stored_entity"] = stored_entity;
+  // A capture's stderr tail in a message may hold any bytes: never fail the run on bad UTF-8.
+  const std::string text = j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  write_synced(run.temp_dir_ + "/result.json", text.data(), text.size());
+  // rename(2) replaces the reserved folder only while it is empty: a completed run can never
+  // be overwritten. The files are on disk first, so a crash never leaves a half-written run
+  // under its id; the folders are not fsynced (each costs a journal commit, ~4 ms here): a
+  // crash may lose the newest runs, never corrupt one.
+  if (::rename(run.temp_dir_.c_str(), run.dir_.c_str()) != 0) fail_errno(run.dir_, "cannot move the run into place");
+  run.committed_ = true;
+  return j;
+}
+
+std::vector<std::string> RunStore::ids() const {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(runs_dir_, ec)) {
+    const std::string name = e.path().filename().string();
+    if (valid_id(name) && fs::exists(e.path() / "result.json", ec)) out.push_back(name);
+  }
+  std::sort(out.rbegin(), out.rend());
+  return out;
+}
+
+std::string RunStore::existing_file(const std::string& id, const char* name) const {
+  if (!valid_id(id)) return "";  // also keeps ".." and '/' out of paths
+  const std::string path = run_dir(id) + "/" + name;
+  std::error_code ec;
+  return fs::is_regular_file(path, ec) ? path : "";
+}
+
+std::string RunStore::entity_file(const std::string& id) const { return existing_file(id, "model.entity"); }
+std::string RunStore::stream_file(const std::string& id) const { return existing_file(id, "stream.pbstream"); }
+
+std::optional<nlohmann::json> RunStore::result(const std::string& id) const {
+  const std::string path = existing_file(id, "result.json");
+  if (path.empty()) return std::nullopt;
+  std::ifstream f(path, std::ios::binary);
+  nlohmann::json j = nlohmann::json::parse(f, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return std::nullopt;
+  return j;
+}
+
+std::optional<nlohmann::json> RunStore::summary(const std::string& id) const {
+  {
+    std::lock_guard<std::mutex> lock(cache_mu_);
+    auto it = summaries_.find(id);
+    if (it != summaries_.end()) return it->second;
+  }
+  std::optional<nlohmann::json> r = result(id);
+  if (!r) return std::nullopt;
+  double total_ms = 0;
+  if (r->contains("ms") && (*r)["ms"].is_object())
+    for (const auto& [stage, t] : (*r)["ms"].items())
+      if (t.is_number()) total_ms += t.get<double>();
+  nlohmann::json s = nlohmann::json::object();
+  for (const char* key : {"id", "time", "source", "suite", "planet", "engine", "fixture", "native", "layer", "verdict",
+                          "message", "max_abs", "max_rel", "reload_identical", "first_divergence", "stored_entity"})
+    if (r->contains(key)) s[key] = (*r)[key];
+  s["total_ms"] = total_ms;
+  std::lock_guard<std::mutex> lock(cache_mu_);
+  summaries_[id] = s;
+  return s;
+}
+
+}  // namespace pb::host

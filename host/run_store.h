@@ -1,0 +1,83 @@
+#pragma once
+// The run store: every case run by `serve`, `run` or `check` is kept as
+// <data>/runs/<id>/{result.json, stream.pbstream, model.entity} and never overwritten
+// (docs/http-api.md, "Run store").
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "ladder.h"
+
+namespace pb::host {
+
+struct RunInfo {
+  std::string source;  // "serve", "run" or "check"
+  std::string suite;   // the suite's name for `run`, else ""
+};
+
+class RunStore {
+ public:
+  // Creates <data_dir>/runs when missing; throws pb::Error naming the directory if it cannot.
+  explicit RunStore(std::string data_dir);
+
+  // A run being recorded. Its id is reserved by creating the empty <runs>/<id>/ exclusively;
+  // its files go to a private folder that commit() renames over the reserved one, so a run's
+  // folder is either empty (in progress, or abandoned by a crash) or complete.
+  class Pending {
+   public:
+    ~Pending();  // removes the private folder when commit() never happened
+    Pending(const Pending&) = delete;
+    Pending& operator=(const Pending&) = delete;
+    const std::string& id() const { return id_; }
+    const std::string& time() const { return time_; }
+    // Where the ladder should write the checkpoint (inside the private folder).
+    std::string entity_path() const { return temp_dir_ + "/model.entity"; }
+
+   private:
+    friend class RunStore;
+    Pending() = default;
+    std::string id_, time_, dir_, temp_dir_;
+    bool committed_ = false;
+  };
+
+  // Reserves a new run id: "<UTC yyyymmddThhmmssZ>-<6-digit sequence>", increasing in the order
+  // runs begin, across threads and processes sharing the store.
+  std::unique_ptr<Pending> begin();
+
+  // Writes result.json (case_json + id, time, source, suite), the stream bytes as
+  // stream.pbstream (when any) and keeps the checkpoint as model.entity: the one the ladder
+  // wrote to run.entity_path(), or a copy of r.entity_path when it was written elsewhere.
+  // Sets r.run_id and, for a checkpoint in the store, r.entity_path. Returns the document.
+  nlohmann::json commit(Pending& run, CaseResult& r, const RunInfo& info, const uint8_t* stream, size_t stream_bytes);
+
+  // Ids of the completed runs, newest first.
+  std::vector<std::string> ids() const;
+  // The run's result.json, or nullopt for an unknown (or malformed) id.
+  std::optional<nlohmann::json> result(const std::string& id) const;
+  // A short line for lists (cached: a completed run never changes).
+  std::optional<nlohmann::json> summary(const std::string& id) const;
+  // Paths of the run's files, or "" when the run has none.
+  std::string entity_file(const std::string& id) const;
+  std::string stream_file(const std::string& id) const;
+
+  const std::string& data_dir() const { return data_dir_; }
+  std::string run_dir(const std::string& id) const { return runs_dir_ + "/" + id; }
+  static bool valid_id(const std::string& id);
+
+ private:
+  std::string existing_file(const std::string& id, const char* name) const;
+  std::string data_dir_, runs_dir_;
+  std::mutex mu_;        // guards the id sequence
+  int64_t last_second_ = 0;
+  int next_seq_ = 0;
+  mutable std::mutex cache_mu_;
+  mutable std::map<std::string, nlohmann::json> summaries_;
+};
+
+}  // namespace pb::host

@@ -1,0 +1,404 @@
+#include "server.h"
+
+#include <sys/socket.h>
+
+#include <httplib.h>
+
+#include <atomic>
+#include <cctype>
+#include <chrono>
+#include <csignal>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "dashboard.h"
+#include "ladder.h"
+#include "planetbridge/entity.h"
+#include "planetbridge/stream.h"
+#include "run_store.h"
+
+namespace pb::host {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr char kJsonType[] = "application/json";
+constexpr char kStreamType[] = "application/x-planetbridge-stream";
+constexpr size_t kDefaultListLimit = 100;
+
+void send_json(httplib::Response& res, int status, const json& j) {
+  res.status = status;
+  // Messages may quote bytes of a malformed body: never let invalid UTF-8 abort the reply.
+  res.set_content(j.dump(2, ' ', false, json::error_handler_t::replace) + "\n", kJsonType);
+}
+
+void send_error(httplib::Response& res, int status, const std::string& path, const std::string& message) {
+  send_json(res, status, {{"error", {{"path", path}, {"message", message}}}});
+}
+
+// For answers given without reading the whole body: asks the client to close the connection,
+// so that the unread rest is never taken for its next request.
+void refuse(httplib::Response& res, int status, const std::string& path, const std::string& message) {
+  send_error(res, status, path, message);
+  res.set_header("Connection", "close");
+}
+
+// "application/json; charset=utf-8" -> "application/json"
+std::string media_type(const std::string& header) {
+  std::string t;
+  for (char c : header.substr(0, header.find(';')))
+    if (!std::isspace(static_cast<unsigned char>(c))) t += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return t;
+}
+
+std::string shortest(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+
+// A query parameter as a number in [lo, hi] (an integer when asked); `fallback` when absent.
+double number_param(const httplib::Request& req, const char* key, double fallback, double lo, double hi, bool integer) {
+  if (!req.has_param(key)) return fallback;
+  const std::string text = req.get_param_value(key);
+  char* end = nullptr;
+  const double v = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end != '\0' || !(v >= lo && v <= hi) || (integer && v != std::floor(v)))
+    throw Error(key, std::string("expected ") + (integer ? "an integer" : "a number") + " from " + shortest(lo) + " to " +
+                         shortest(hi) + ", got \"" + text + "\"");
+  return v;
+}
+
+// For httplib's own errors, which come without a message.
+std::string reason_phrase(int status) {
+  switch (status) {
+    case 400: return "bad request";
+    case 413: return "request body too large";
+    case 414: return "request URI too long";
+    case 415: return "unsupported media type";
+    case 431: return "request header fields too large";
+    default: return "HTTP status " + std::to_string(status);
+  }
+}
+
+json graph_json(const ir::Graph& g) {
+  json nodes = json::array();
+  for (const ir::Node& n : g.nodes) {
+    json attrs = json::object();
+    for (const auto& [k, v] : n.attrs.all()) attrs[k] = ir::attr_str(v);
+    nodes.push_back({{"name", n.name}, {"op", n.op}, {"inputs", n.inputs}, {"outputs", n.outputs}, {"origin", n.origin}, {"attrs", attrs}});
+  }
+  return nodes;
+}
+
+// Only [A-Za-z0-9._-] in a Content-Disposition file name.
+std::string file_name(const std::string& s) {
+  std::string o;
+  for (char c : s) o += (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-') ? c : '_';
+  return o;
+}
+
+// Streams a file in 64 KiB pieces instead of loading it whole; false if it cannot be read.
+bool send_file(httplib::Response& res, const std::string& path, const std::string& type, const std::string& download_name) {
+  std::error_code ec;
+  const uint64_t size = std::filesystem::file_size(path, ec);
+  auto f = std::make_shared<std::ifstream>(path, std::ios::binary);
+  if (path.empty() || ec || !*f) return false;
+  res.set_header("Content-Disposition", "attachment; filename=\"" + download_name + "\"");
+  res.set_content_provider(size, type, [f](size_t offset, size_t length, httplib::DataSink& sink) {
+    std::vector<char> buf(std::min<size_t>(length, 1 << 16));
+    f->seekg(static_cast<std::streamoff>(offset));
+    f->read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    const std::streamsize n = f->gcount();
+    return n > 0 && sink.write(buf.data(), static_cast<size_t>(n));
+  });
+  return true;
+}
+
+// The body size a request declares, or nullopt without a usable Content-Length.
+std::optional<uint64_t> declared_length(const httplib::Request& req) {
+  if (!req.has_header("Content-Length")) return std::nullopt;
+  const std::string len = req.get_header_value("Content-Length");
+  if (len.empty() || len.size() > 19 || len.find_first_not_of("0123456789") != std::string::npos) return UINT64_MAX;
+  return std::stoull(len);
+}
+
+std::string too_big(uint64_t max_body) {
+  return "the body exceeds the server's limit of " + std::to_string(max_body) + " bytes (--max-body)";
+}
+
+}  // namespace
+
+struct Server::Impl {
+  Impl(const PluginRegistry& p, ServerOptions o) : plugins(p), opt(std::move(o)), store(opt.data_dir) { routes(); }
+
+  const PluginRegistry& plugins;
+  const ServerOptions opt;
+  RunStore store;
+  httplib::Server http;
+  std::thread thread;
+  std::atomic<bool> thread_done{false};
+  int listen_fd = -1;
+
+  struct Body {
+    std::string bytes;
+    uint64_t size = 0;      // bytes received, kept or not
+    bool complete = false;  // the whole body arrived (and was not cut at the drain limit)
+  };
+  uint64_t drain_limit() const { return opt.max_body > UINT64_MAX / 2 ? UINT64_MAX : 2 * opt.max_body; }
+  Body read_body(const httplib::ContentReader& read, bool keep, uint64_t expected = 0) const;
+
+  void routes();
+  void post_stream(const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& read);
+  std::optional<json> run_document(const std::string& id) const;
+  std::string planet_list() const {
+    std::string s;
+    for (const auto& p : plugins.plugins()) s += (s.empty() ? "" : ", ") + p.dialect->planet();
+    return s.empty() ? "none" : s;
+  }
+  json links(const std::string& id, const json& result) const {
+    json l = {{"self", "/api/v1/runs/" + id}, {"page", "/runs/" + id}};
+    if (result.value("stored_entity", false)) l["entity"] = "/api/v1/entities/" + id;
+    if (result.value("stream_bytes", 0) > 0) l["stream"] = "/api/v1/streams/" + id;
+    return l;
+  }
+  std::vector<json> summaries(size_t limit, size_t* total) const {
+    const std::vector<std::string> ids = store.ids();
+    *total = ids.size();
+    std::vector<json> out;
+    for (size_t i = 0; i < ids.size() && out.size() < limit; ++i)
+      if (auto s = store.summary(ids[i])) out.push_back(*s);
+    return out;
+  }
+};
+
+std::optional<json> Server::Impl::run_document(const std::string& id) const {
+  std::optional<json> r = store.result(id);
+  if (!r) return std::nullopt;
+  (*r)["links"] = links(id, *r);
+  // The node list comes from the checkpoint itself: what was actually saved and reloaded.
+  const std::string entity = store.entity_file(id);
+  if (!entity.empty()) {
+    try {
+      (*r)["graph"] = graph_json(entity::load(entity).graph);
+    } catch (const std::exception& e) {
+      (*r)["graph_error"] = e.what();
+    }
+  }
+  return r;
+}
+
+// Reads the request body, keeping it (keep) up to max_body bytes. Beyond that, and for
+// bodies not kept, bytes are read and dropped up to twice the limit: a client still sending
+// would otherwise get a connection reset instead of the answer. Past that it stops.
+Server::Impl::Body Server::Impl::read_body(const httplib::ContentReader& read, bool keep, uint64_t expected) const {
+  Body b;
+  if (keep) b.bytes.reserve(std::min(expected, opt.max_body));  // one allocation for a large stream
+  b.complete = read([&](const char* data, size_t n) {
+    b.size += n;
+    if (b.size > drain_limit()) return false;
+    if (keep && b.size <= opt.max_body) b.bytes.append(data, n);
+    return true;
+  });
+  return b;
+}
+
+void Server::Impl::post_stream(const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& read) {
+  const std::optional<uint64_t> declared = declared_length(req);
+  if (declared.value_or(0) > drain_limit())  // too big even to read and drop: answer and close
+    return refuse(res, 413, "(body)", too_big(opt.max_body) + " (Content-Length " + req.get_header_value("Content-Length") + ")");
+  auto drain_and_refuse = [&](int status, const std::string& path, const std::string& message) {
+    if (read_body(read, false).complete) return send_error(res, status, path, message);
+    refuse(res, status, path, message);
+  };
+  if (declared.value_or(0) > opt.max_body)
+    return drain_and_refuse(413, "(body)", too_big(opt.max_body) + " (Content-Length " + req.get_header_value("Content-Length") + ")");
+  const std::string planet = req.matches[1];
+  const Dialect* dialect = plugins.find(planet);
+  if (!dialect) return drain_and_refuse(404, "planet", "no plugin for planet \"" + planet + "\" (this server has: " + planet_list() + ")");
+  Tolerance tol = opt.tolerance;
+  try {
+    tol.atol = number_param(req, "atol", tol.atol, 0, 1e9, false);
+    tol.rtol = number_param(req, "rtol", tol.rtol, 0, 1e9, false);
+  } catch (const Error& e) {
+    return drain_and_refuse(400, e.where(), e.message());
+  }
+  const std::string type = media_type(req.get_header_value("Content-Type"));
+  const bool framed = type == kStreamType;
+  if (!framed && type != kJsonType)
+    return drain_and_refuse(415, "Content-Type", "unsupported content type \"" + type + "\"; send application/json or " + kStreamType);
+
+  // Read by hand rather than into req.body: the limit then holds for chunked bodies too.
+  const Body b = read_body(read, true, declared.value_or(0));
+  if (b.size > opt.max_body) {
+    if (b.complete) return send_error(res, 413, "(body)", too_big(opt.max_body));
+    return refuse(res, 413, "(body)", too_big(opt.max_body));
+  }
+  if (!b.complete) return refuse(res, 400, "(body)", "the request body ended early");
+  const std::string& body = b.bytes;
+  if (body.empty()) return send_error(res, 400, "(body)", "empty body, expected a stream");
+  const bool magic = body.size() >= 6 && std::memcmp(body.data(), kStreamMagic, 6) == 0;
+  if (framed && !magic)
+    return send_error(res, 400, "(framing)",
+                      std::string(kStreamType) + " needs the binary framing (magic \"PBSTRM\\0\\1\"); send a JSON document as application/json");
+  if (!framed && magic)
+    return send_error(res, 400, "(document)", std::string("a binary frame sent as application/json; send it as ") + kStreamType);
+
+  const auto t0 = std::chrono::steady_clock::now();
+  Stream stream;
+  try {
+    stream = read_stream_bytes(reinterpret_cast<const uint8_t*>(body.data()), body.size());
+  } catch (const Error& e) {
+    return send_error(res, 400, e.where(), e.message());
+  }
+  const double parse_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  if (stream.planet != planet)
+    return send_error(res, 400, "planet", "the stream is for planet \"" + stream.planet + "\", posted to /api/v1/loom/stream/" + planet);
+
+  std::unique_ptr<RunStore::Pending> run = store.begin();
+  LadderOptions lo;
+  lo.tolerance = tol;
+  lo.entity_path = run->entity_path();
+  CaseResult r = run_ladder(stream, *dialect, lo);
+  r.stage_ms.insert(r.stage_ms.begin(), {"parse", parse_ms});
+  json j = store.commit(*run, r, {"serve", ""}, reinterpret_cast<const uint8_t*>(body.data()), body.size());
+  j["links"] = links(run->id(), j);
+  send_json(res, 200, j);
+}
+
+void Server::Impl::routes() {
+  if (opt.threads > 0) http.new_task_queue = [n = opt.threads] { return new httplib::ThreadPool(static_cast<size_t>(n)); };
+  http.set_payload_max_length(drain_limit());  // post_stream applies max_body itself
+  // Like httplib's default but without SO_REUSEPORT, which would let a second server share
+  // (and silently split) a port in use.
+  http.set_socket_options([this](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    listen_fd = sock;  // the last one offered is the one bound
+  });
+  http.set_tcp_nodelay(true);  // small JSON replies go out at once
+
+  http.Post(R"(/api/v1/loom/stream/([^/]+))",
+            [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& read) { post_stream(req, res, read); });
+
+  // curl and others ask before sending a large body: refuse an oversized one right there.
+  http.set_expect_100_continue_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (declared_length(req).value_or(0) <= opt.max_body) return 100;
+    refuse(res, 413, "(body)", too_big(opt.max_body) + " (Content-Length " + req.get_header_value("Content-Length") + ")");
+    res.set_header("Content-Length", std::to_string(res.body.size()));  // this path writes the reply as is
+    return 413;
+  });
+
+  http.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+    json planets = json::array();
+    for (const auto& p : plugins.plugins()) planets.push_back(p.dialect->planet());
+    send_json(res, 200, {{"status", "ok"}, {"version", opt.version}, {"data", opt.data_dir}, {"planets", planets}});
+  });
+
+  http.Get("/api/v1/plugins", [this](const httplib::Request&, httplib::Response& res) {
+    json list = json::array(), refused = json::array();
+    for (const auto& p : plugins.plugins())
+      list.push_back({{"planet", p.dialect->planet()}, {"version", p.dialect->version()}, {"file", p.file},
+                      {"source_types", p.dialect->source_types()}});
+    for (const auto& r : plugins.refused()) refused.push_back({{"file", r.file}, {"reason", r.reason}});
+    send_json(res, 200, {{"plugins", list}, {"refused", refused}, {"searched", plugins.searched()}});
+  });
+
+  http.Get("/api/v1/runs", [this](const httplib::Request& req, httplib::Response& res) {
+    size_t limit = 0, total = 0;
+    try {
+      limit = static_cast<size_t>(number_param(req, "limit", kDefaultListLimit, 1, 1e9, true));
+    } catch (const Error& e) {
+      return send_error(res, 400, e.where(), e.message());
+    }
+    json runs = summaries(limit, &total);
+    send_json(res, 200, {{"runs", runs}, {"total", total}});
+  });
+
+  http.Get(R"(/api/v1/runs/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+    const std::string id = req.matches[1];
+    if (auto doc = run_document(id)) return send_json(res, 200, *doc);
+    send_error(res, 404, "id", "no run \"" + id + "\"");
+  });
+
+  http.Get(R"(/api/v1/(entities|streams)/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+    const bool entity = req.matches[1] == "entities";
+    const std::string id = req.matches[2];
+    const std::string path = entity ? store.entity_file(id) : store.stream_file(id);
+    const auto summary = store.summary(id);
+    const std::string model = summary ? summary->value("fixture", "model") : "model";
+    if (!send_file(res, path, entity ? "application/octet-stream" : kStreamType,
+                   file_name(model + "-" + id + (entity ? ".entity" : ".pbstream"))))
+      send_error(res, 404, "id", "no " + std::string(entity ? "checkpoint" : "stream") + " for run \"" + id + "\"");
+  });
+
+  http.Get("/", [this](const httplib::Request& req, httplib::Response& res) {
+    size_t limit = 0, total = 0;
+    try {
+      limit = static_cast<size_t>(number_param(req, "limit", 200, 1, 1e9, true));
+    } catch (const Error& e) {
+      return send_error(res, 400, e.where(), e.message());
+    }
+    const std::vector<json> runs = summaries(limit, &total);
+    res.set_content(dashboard_index(runs, total, opt.version), "text/html; charset=utf-8");
+  });
+
+  http.Get(R"(/runs/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+    const std::string id = req.matches[1];
+    if (auto doc = run_document(id)) return res.set_content(dashboard_run(*doc), "text/html; charset=utf-8");
+    send_error(res, 404, "id", "no run \"" + id + "\"");
+  });
+
+  // Errors without a body (no route, httplib's own 400/413) get the same JSON shape.
+  http.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty() || res.content_length_ > 0) return httplib::Server::HandlerResponse::Unhandled;
+    if (res.status == 404) send_error(res, 404, "(url)", "no route for " + req.method + " " + req.path);
+    else send_error(res, res.status, "", reason_phrase(res.status));
+    return httplib::Server::HandlerResponse::Handled;
+  }));
+  http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+    try {
+      std::rethrow_exception(ep);
+    } catch (const Error& e) {
+      send_error(res, 500, e.where(), e.message());
+    } catch (const std::exception& e) {
+      send_error(res, 500, "", e.what());
+    } catch (...) {
+      send_error(res, 500, "", "unknown error");
+    }
+  });
+}
+
+Server::Server(const PluginRegistry& plugins, ServerOptions options) : impl_(std::make_unique<Impl>(plugins, std::move(options))) {}
+
+Server::~Server() { stop(); }
+
+int Server::start(const std::string& host, int port) {
+  if (impl_->thread.joinable()) throw Error("serve", "the server is already running");
+  ::signal(SIGPIPE, SIG_IGN);  // a client that hangs up mid-reply must not kill the process
+  const int bound = port == 0 ? impl_->http.bind_to_any_port(host) : (impl_->http.bind_to_port(host, port) ? port : -1);
+  if (bound <= 0)
+    throw Error(host + ":" + std::to_string(port), "cannot listen there (port in use, or not an address of this machine)");
+  // httplib listens with a backlog of 5: a burst of clients would see dropped connects (and 1 s
+  // retries). Listening again on the bound socket only raises the backlog.
+  ::listen(impl_->listen_fd, SOMAXCONN);
+  // Bound and listening already: connections queue in the backlog until the loop accepts them.
+  impl_->thread = std::thread([this] {
+    impl_->http.listen_after_bind();
+    impl_->thread_done = true;
+  });
+  // httplib's stop() does nothing until the loop runs: wait for it, so stop() always works.
+  while (!impl_->http.is_running() && !impl_->thread_done) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  return bound;
+}
+
+void Server::stop() {
+  if (!impl_->thread.joinable()) return;
+  impl_->http.stop();
+  impl_->thread.join();
+}
+
+}  // namespace pb::host
