@@ -18,9 +18,11 @@ bool selected(const std::vector<std::string>& filter, const std::string& v) {
   return filter.empty() || std::find(filter.begin(), filter.end(), v) != filter.end();
 }
 
-CaseResult blank(const PlannedCase& c, Verdict v, const std::string& message) {
+// A case that produced no comparison; `engine` names the planet's engine when its capture said.
+CaseResult blank(const PlannedCase& c, Verdict v, const std::string& message, const std::string& engine = "") {
   CaseResult r;
   r.planet = c.planet;
+  r.engine = engine;
   r.fixture = c.fixture->id;
   r.layer = c.fixture->layer;
   r.tolerance = c.fixture->tolerance_for(c.planet);
@@ -52,17 +54,18 @@ class PlanetRun {
       : plugins_(plugins), opt_(opt), store_(store), info_{"run", suite}, results_(results), total_(total) {}
 
   void run(const std::string& planet, const std::vector<const PlannedCase*>& cases) {
-    std::vector<const PlannedCase*> asked;
-    for (const PlannedCase* c : cases) {
-      auto na = c->fixture->not_applicable.find(planet);
-      if (na != c->fixture->not_applicable.end()) {
-        emit(blank(*c, Verdict::SKIP, "not applicable: " + na->second));
-      } else {
-        asked.push_back(c);
-      }
-    }
-    if (asked.empty()) return;
+    std::vector<const PlannedCase*> asked, not_applicable;
+    for (const PlannedCase* c : cases)
+      (c->fixture->not_applicable.count(planet) ? not_applicable : asked).push_back(c);
+    engine_.clear();
+    if (!asked.empty()) capture_and_check(planet, asked);
+    // Reported after the capture's hello, so these rows name the engine too.
+    for (const PlannedCase* c : not_applicable)
+      emit(blank(*c, Verdict::SKIP, "not applicable: " + c->fixture->not_applicable.at(planet), engine_));
+  }
 
+ private:
+  void capture_and_check(const std::string& planet, const std::vector<const PlannedCase*>& asked) {
     const Dialect* dialect = plugins_.find(planet);
     if (!dialect) {
       std::string dirs;
@@ -93,6 +96,7 @@ class PlanetRun {
       return all(asked, Verdict::SKIP, "engine not installed: " + event_field(hello->doc, "reason"));
     }
     if (event != "hello") return all(asked, Verdict::ERROR, "capture process did not start with a hello event: " + hello->doc.dump().substr(0, 200));
+    engine_ = event_field(hello->doc, "engine") + " " + event_field(hello->doc, "engine_version");
 
     for (size_t i = 0; i < asked.size(); ++i) {
       const PlannedCase& c = *asked[i];
@@ -113,21 +117,20 @@ class PlanetRun {
     proc->finish();
   }
 
- private:
   CaseResult one_case(const PlannedCase& c, const Dialect& dialect, Frame frame) {
     const std::string format = event_field(frame.doc, "format");
     if (format == "planetbridge.capture") {
       const std::string event = event_field(frame.doc, "event"), id = event_field(frame.doc, "model_id");
       if (id != c.fixture->id)
-        return blank(c, Verdict::ERROR, "capture answered for \"" + id + "\" while \"" + c.fixture->id + "\" was due");
-      if (event == "not_applicable") return blank(c, Verdict::SKIP, "not applicable: " + event_field(frame.doc, "reason"));
-      return blank(c, Verdict::ERROR, "capture failed: " + event_field(frame.doc, "message"));
+        return blank(c, Verdict::ERROR, "capture answered for \"" + id + "\" while \"" + c.fixture->id + "\" was due", engine_);
+      if (event == "not_applicable") return blank(c, Verdict::SKIP, "not applicable: " + event_field(frame.doc, "reason"), engine_);
+      return blank(c, Verdict::ERROR, "capture failed: " + event_field(frame.doc, "message"), engine_);
     }
     Stream stream;
     try {
       stream = decode_stream(std::move(frame));
     } catch (const Error& e) {
-      return blank(c, Verdict::ERROR, std::string("malformed stream from the capture: ") + e.what());
+      return blank(c, Verdict::ERROR, std::string("malformed stream from the capture: ") + e.what(), engine_);
     }
     if (stream.model_id != c.fixture->id)
       return blank(c, Verdict::ERROR, "capture answered for \"" + stream.model_id + "\" while \"" + c.fixture->id + "\" was due");
@@ -146,7 +149,7 @@ class PlanetRun {
   }
 
   void all(const std::vector<const PlannedCase*>& cases, Verdict v, const std::string& message) {
-    for (const PlannedCase* c : cases) emit(blank(*c, v, message));
+    for (const PlannedCase* c : cases) emit(blank(*c, v, message, engine_));
   }
 
   // Every case is a run, whatever its verdict: one without a stream is recorded here. A store
@@ -163,6 +166,7 @@ class PlanetRun {
   const RunInfo info_;
   std::vector<CaseResult>& results_;
   size_t total_;
+  std::string engine_;  // "torch 1.13.0a0", from the current planet's hello
 };
 
 }  // namespace
