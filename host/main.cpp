@@ -120,22 +120,9 @@ struct CheckArgs {
   double atol = 1e-5, rtol = 1e-5;
 };
 
-// The whole input, kept as bytes: the run store records the stream as received.
-std::vector<uint8_t> read_input(const std::string& path) {
-  std::vector<uint8_t> bytes;
-  if (path == "-") {
-    bytes.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
-  } else {
-    std::ifstream f(path, std::ios::binary);
-    if (!f) throw Error(path, "cannot open stream file: " + std::string(std::strerror(errno)));
-    bytes.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-  }
-  if (bytes.empty()) throw Error(path == "-" ? "(stdin)" : path, "empty input, expected a stream");
-  return bytes;
-}
-
 int cmd_check(const Common& common, const CheckArgs& a) {
-  const std::vector<uint8_t> bytes = read_input(a.stream);
+  // The whole input, kept as bytes: the run store records the stream as received.
+  const std::vector<uint8_t> bytes = pb::read_stream_input(a.stream);
   Stream stream;
   try {
     stream = read_stream_bytes(bytes.data(), bytes.size());

@@ -15,6 +15,7 @@ using pb::ir::Attrs;
 using pb::ir::Graph;
 using pb::ir::Node;
 using pbtest::ErrorAt;
+using pbtest::random_tensor;
 
 namespace {
 
@@ -28,22 +29,15 @@ Node make_node(const std::string& name, const std::string& op, std::vector<std::
   return n;
 }
 
-Tensor random_f32(Shape shape, std::mt19937& rng) {
-  std::uniform_real_distribution<float> u(-1.f, 1.f);
-  Tensor t(DType::f32, std::move(shape));
-  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = u(rng);
-  return t;
-}
-
 // A runnable graph (Dense -> LeakyReLU -> Dense -> Softmax) that also carries attributes of
 // every variant kind and weights of every dtype, including empty and scalar tensors.
 Graph rich_graph() {
   std::mt19937 rng(2024);
   Graph g;
   g.inputs = {{"x", DType::f32, {-1, 4}}};
-  g.weights["fc1.weight"] = random_f32({3, 4}, rng);
-  g.weights["fc1.bias"] = random_f32({3}, rng);  // 12 bytes: padded to 64
-  g.weights["fc2.weight"] = random_f32({2, 3}, rng);
+  g.weights["fc1.weight"] = random_tensor({3, 4}, rng);
+  g.weights["fc1.bias"] = random_tensor({3}, rng);  // 12 bytes: padded to 64
+  g.weights["fc2.weight"] = random_tensor({2, 3}, rng);
   Tensor table(DType::f64, {2, 2});
   for (int i = 0; i < 4; ++i) table.data<double>()[i] = 0.1 * i - 7.25;
   g.weights["table"] = table;
@@ -274,7 +268,7 @@ TEST_CASE("entity: a reloaded checkpoint runs bit-identically", "[entity]") {
   pb::entity::save(g, tmp.file("run.entity"));
   const pb::entity::Loaded loaded = pb::entity::load(tmp.file("run.entity"));
   std::mt19937 rng(77);
-  const Tensor x = random_f32({16, 4}, rng);
+  const Tensor x = random_tensor({16, 4}, rng);
   for (bool fuse : {true, false}) {
     INFO("fuse " << fuse);
     pb::Network original(g, {{"x", {16, 4}}}, pb::CompileOptions{fuse});

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
-#include <filesystem>
 #include <functional>
 #include <memory>
 
@@ -20,57 +19,18 @@ using nlohmann::json;
 using pb::Tensor;
 using pb::ir::Graph;
 using pbtest::ErrorAt;
+using pbtest::node;
+using pbtest::run;
+using pbtest::to_stream;
+using pbtest::values;
 
 namespace {
 
-std::string jax_plugin_path() {
-#ifdef PB_JAX_PLUGIN
-  return PB_JAX_PLUGIN;
-#else
-  // Every planet builds into one plugin directory.
-  return (std::filesystem::path(PB_PYTORCH_PLUGIN).parent_path() / "libplanet_jax.so").string();
-#endif
-}
+const pb::Dialect& jax() { return pbtest::dialect("jax"); }
 
-const pb::Dialect& jax() {
-  static const std::string path = jax_plugin_path();
-  static const pb::host::PluginRegistry registry = [] {
-    pb::host::PluginRegistry r;
-    r.load(path);
-    return r;
-  }();
-  const pb::Dialect* d = registry.find("jax");
-  if (!d) FAIL("cannot load " << path << ": " << (registry.refused().empty() ? "?" : registry.refused()[0].reason));
-  return *d;
-}
-
-json load_doc(const std::string& name) {
-  return json::parse(pbtest::read_text(std::string(PB_TEST_STREAMS_DIR) + "/jax/" + name + ".json"));
-}
-
-pb::Stream to_stream(const json& doc) {
-  const std::string text = doc.dump();
-  return pb::read_stream_bytes(reinterpret_cast<const uint8_t*>(text.data()), text.size());
-}
+json load_doc(const std::string& name) { return pbtest::load_doc("jax", name); }
 
 Graph decode(const json& doc) { return jax().decode(to_stream(doc)); }
-
-// Compiles the graph for the stream's input shapes, runs it, returns copies of the outputs.
-std::vector<Tensor> run(const pb::Stream& s, const Graph& g) {
-  std::map<std::string, pb::Shape> shapes;
-  std::vector<const Tensor*> inputs;
-  for (size_t i = 0; i < g.inputs.size(); ++i) {
-    shapes[g.inputs[i].name] = s.tensors.at(s.inputs[i]).shape();
-    inputs.push_back(&s.tensors.at(s.inputs[i]));
-  }
-  pb::Network net(g, shapes);
-  net.run(inputs);
-  std::vector<Tensor> out;
-  for (size_t i = 0; i < net.output_count(); ++i) out.push_back(net.output(i).clone());
-  return out;
-}
-
-std::vector<float> values(const Tensor& t) { return {t.data<float>(), t.data<float>() + t.numel()}; }
 
 // The largest |got - want| - (atol + rtol |want|): <= 0 when every element is within tolerance.
 double excess(const Tensor& got, const Tensor& want, double atol, double rtol) {
@@ -81,13 +41,6 @@ double excess(const Tensor& got, const Tensor& want, double atol, double rtol) {
     worst = std::max(worst, std::fabs(g - w) - (atol + rtol * std::fabs(w)));
   }
   return worst;
-}
-
-const pb::ir::Node& node(const Graph& g, const std::string& name) {
-  const pb::ir::Node* n = g.find_node(name);
-  INFO("node " << name);
-  REQUIRE(n);
-  return *n;
 }
 
 // Every output within the suite's default tolerance of the stream's native one.
@@ -561,7 +514,7 @@ fixtures:
   - {id: conv_nope, layer: conv9, spec: {}, planets: [jax]}
 )", "jax-live.yaml");
   pb::host::PluginRegistry plugins;
-  plugins.load(jax_plugin_path());
+  plugins.load(pbtest::plugin_path("jax"));
   pb::host::RunOptions opt;
   opt.out_dir = tmp.file("out");
   const std::vector<pb::host::CaseResult> results = pb::host::run_suite(suite, plugins, opt);

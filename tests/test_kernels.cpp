@@ -12,37 +12,14 @@
 using pb::DType;
 using pb::Shape;
 using pb::Tensor;
-using pb::ir::AttrValue;
 using pb::ir::Attrs;
 using pb::ir::Graph;
-using pb::ir::Node;
+using pbtest::attrs;
 using pbtest::ErrorAt;
+using pbtest::make_node;
+using pbtest::random_tensor;
 
 namespace {
-
-Attrs attrs(std::initializer_list<std::pair<const std::string, AttrValue>> kv) {
-  Attrs a;
-  for (const auto& [k, v] : kv) a.set(k, v);
-  return a;
-}
-
-Node make_node(const std::string& name, const std::string& op, std::vector<std::string> inputs, Attrs a = {}) {
-  Node n;
-  n.name = name;
-  n.op = op;
-  n.inputs = std::move(inputs);
-  n.outputs = {name};
-  n.attrs = std::move(a);
-  n.origin = "test:" + name;
-  return n;
-}
-
-Tensor random_tensor(Shape shape, std::mt19937& rng, float lo = -1.f, float hi = 1.f) {
-  std::uniform_real_distribution<float> u(lo, hi);
-  Tensor t(DType::f32, std::move(shape));
-  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = u(rng);
-  return t;
-}
 
 // y = x · Wᵀ + b in double; `transpose` uses W instead of Wᵀ (square W only), the classic bug.
 std::vector<double> dense_ref(const Tensor& x, const Tensor& w, const Tensor* b, bool transpose = false) {

@@ -20,7 +20,10 @@ using pb::ir::AttrValue;
 using pb::ir::Attrs;
 using pb::ir::Graph;
 using pb::ir::Node;
+using pbtest::attrs;
 using pbtest::ErrorAt;
+using pbtest::make_node;
+using pbtest::random_tensor;
 
 namespace {
 
@@ -29,32 +32,8 @@ using Ref = std::vector<double>;
 
 // ------------------------------------------------------------------ graph and tensor helpers
 
-Attrs attrs(std::initializer_list<std::pair<const std::string, AttrValue>> kv) {
-  Attrs a;
-  for (const auto& [k, v] : kv) a.set(k, v);
-  return a;
-}
-
-Node make_node(const std::string& name, const std::string& op, std::vector<std::string> inputs, Attrs a = {}) {
-  Node n;
-  n.name = name;
-  n.op = op;
-  n.inputs = std::move(inputs);
-  n.outputs = {name};
-  n.attrs = std::move(a);
-  n.origin = "test:" + name;
-  return n;
-}
-
 // The error location of a node built by make_node.
 std::string where(const std::string& name, const std::string& op) { return "node \"" + name + "\" (" + op + ") from test:" + name; }
-
-Tensor random_tensor(Shape shape, std::mt19937& rng, float lo = -1.f, float hi = 1.f) {
-  std::uniform_real_distribution<float> u(lo, hi);
-  Tensor t(DType::f32, std::move(shape));
-  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = u(rng);
-  return t;
-}
 
 // Magnitudes in [0.5, 1.5] with random signs: safe divisors.
 Tensor divisor_tensor(Shape shape, std::mt19937& rng) {

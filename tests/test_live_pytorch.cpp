@@ -1,9 +1,6 @@
 // Integration with a live PyTorch (Debian's python3-torch under /usr/bin/python3): the bedrock
 // suite end to end, a deliberately corrupted stream, and the `planetbridge check` CLI.
 // Without torch these tests pass with a "SKIP" warning (Catch2 v2 has no SKIP).
-#include <sys/wait.h>
-
-#include <cstdlib>
 #include <memory>
 
 #include "ladder.h"
@@ -16,37 +13,10 @@ namespace {
 
 const std::string kSuite = PB_SOURCE_DIR "/config/suites/bedrock.yaml";
 
-// Runs a shell command; returns its exit status (or 128 + signal).
-int shell(const std::string& cmd) {
-  const int status = std::system(cmd.c_str());
-  if (status == -1) return -1;
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-}
+using pbtest::quote;
+using pbtest::shell;
 
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-// Empty when torch imports, else why not.
-std::string torch_missing() {
-  static const std::string reason = [] {
-    if (shell(std::string(PB_PYTHON) + " -c 'import torch' >/dev/null 2>&1") == 0) return std::string();
-    return std::string(PB_PYTHON) + " cannot import torch";
-  }();
-  return reason;
-}
-
-#define PB_REQUIRE_TORCH()                                                  \
-  do {                                                                      \
-    if (!torch_missing().empty()) {                                         \
-      WARN("SKIP: " << torch_missing() << " (live PyTorch tests need it)"); \
-      SUCCEED("skipped");                                                   \
-      return;                                                               \
-    }                                                                       \
-  } while (0)
+#define PB_REQUIRE_TORCH() PBTEST_SKIP_IF(pbtest::python_missing("torch"), "live PyTorch tests need it")
 
 const pb::Dialect& pytorch(const pb::host::PluginRegistry& r) {
   const pb::Dialect* d = r.find("pytorch");

@@ -13,47 +13,17 @@ using nlohmann::json;
 using pb::Tensor;
 using pb::ir::Graph;
 using pbtest::ErrorAt;
+using pbtest::run;
+using pbtest::to_stream;
+using pbtest::values;
 
 namespace {
 
-const pb::Dialect& pytorch() {
-  static const pb::host::PluginRegistry registry = [] {
-    pb::host::PluginRegistry r;
-    r.load(PB_PYTORCH_PLUGIN);
-    return r;
-  }();
-  const pb::Dialect* d = registry.find("pytorch");
-  if (!d) FAIL("cannot load " PB_PYTORCH_PLUGIN ": " << (registry.refused().empty() ? "?" : registry.refused()[0].reason));
-  return *d;
-}
+const pb::Dialect& pytorch() { return pbtest::dialect("pytorch"); }
 
-json load_doc(const std::string& name) {
-  return json::parse(pbtest::read_text(std::string(PB_TEST_STREAMS_DIR) + "/pytorch/" + name + ".json"));
-}
-
-pb::Stream to_stream(const json& doc) {
-  const std::string text = doc.dump();
-  return pb::read_stream_bytes(reinterpret_cast<const uint8_t*>(text.data()), text.size());
-}
+json load_doc(const std::string& name) { return pbtest::load_doc("pytorch", name); }
 
 Graph decode(const json& doc) { return pytorch().decode(to_stream(doc)); }
-
-// Compiles the graph for the stream's input shapes, runs it, returns copies of the outputs.
-std::vector<Tensor> run(const pb::Stream& s, const Graph& g) {
-  std::map<std::string, pb::Shape> shapes;
-  std::vector<const Tensor*> inputs;
-  for (size_t i = 0; i < g.inputs.size(); ++i) {
-    shapes[g.inputs[i].name] = s.tensors.at(s.inputs[i]).shape();
-    inputs.push_back(&s.tensors.at(s.inputs[i]));
-  }
-  pb::Network net(g, shapes);
-  net.run(inputs);
-  std::vector<Tensor> out;
-  for (size_t i = 0; i < net.output_count(); ++i) out.push_back(net.output(i).clone());
-  return out;
-}
-
-std::vector<float> values(const Tensor& t) { return {t.data<float>(), t.data<float>() + t.numel()}; }
 
 // |got - want| <= atol + rtol |want| element-wise.
 void check_close(const Tensor& got, const Tensor& want, double atol, double rtol = 1e-5) {

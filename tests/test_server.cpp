@@ -38,17 +38,8 @@ const std::string kSource = PB_SOURCE_DIR;
 const std::string kSuite = kSource + "/config/suites/bedrock.yaml";
 constexpr char kStreamType[] = "application/x-planetbridge-stream";
 
-int shell(const std::string& cmd) {
-  const int status = std::system(cmd.c_str());
-  if (status == -1) return -1;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-}
-
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
+using pbtest::quote;
+using pbtest::shell;
 
 // Every planet plugin in this build.
 pb::host::PluginRegistry all_planets() {

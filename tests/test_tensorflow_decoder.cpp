@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
-#include <filesystem>
 #include <memory>
 
 #include "ladder.h"
@@ -17,55 +16,17 @@ using nlohmann::json;
 using pb::Tensor;
 using pb::ir::Graph;
 using pbtest::ErrorAt;
+using pbtest::node;
+using pbtest::run;
+using pbtest::to_stream;
 
 namespace {
 
-std::string tensorflow_plugin_path() {
-#ifdef PB_TENSORFLOW_PLUGIN
-  return PB_TENSORFLOW_PLUGIN;
-#else
-  // Every planet builds into one plugin directory.
-  return (std::filesystem::path(PB_PYTORCH_PLUGIN).parent_path() / "libplanet_tensorflow.so").string();
-#endif
-}
+const pb::Dialect& tensorflow() { return pbtest::dialect("tensorflow"); }
 
-const pb::Dialect& tensorflow() {
-  static const std::string path = tensorflow_plugin_path();
-  static const pb::host::PluginRegistry registry = [] {
-    pb::host::PluginRegistry r;
-    r.load(path);
-    return r;
-  }();
-  const pb::Dialect* d = registry.find("tensorflow");
-  if (!d) FAIL("cannot load " << path << ": " << (registry.refused().empty() ? "?" : registry.refused()[0].reason));
-  return *d;
-}
-
-std::string stream_path(const std::string& file) { return std::string(PB_TEST_STREAMS_DIR) + "/tensorflow/" + file; }
-
-json load_doc(const std::string& name) { return json::parse(pbtest::read_text(stream_path(name + ".json"))); }
-
-pb::Stream to_stream(const json& doc) {
-  const std::string text = doc.dump();
-  return pb::read_stream_bytes(reinterpret_cast<const uint8_t*>(text.data()), text.size());
-}
+json load_doc(const std::string& name) { return pbtest::load_doc("tensorflow", name); }
 
 Graph decode(const json& doc) { return tensorflow().decode(to_stream(doc)); }
-
-// Compiles the graph for the stream's input shapes, runs it, returns copies of the outputs.
-std::vector<Tensor> run(const pb::Stream& s, const Graph& g) {
-  std::map<std::string, pb::Shape> shapes;
-  std::vector<const Tensor*> inputs;
-  for (size_t i = 0; i < g.inputs.size(); ++i) {
-    shapes[g.inputs[i].name] = s.tensors.at(s.inputs[i]).shape();
-    inputs.push_back(&s.tensors.at(s.inputs[i]));
-  }
-  pb::Network net(g, shapes);
-  net.run(inputs);
-  std::vector<Tensor> out;
-  for (size_t i = 0; i < net.output_count(); ++i) out.push_back(net.output(i).clone());
-  return out;
-}
 
 void check_close(const Tensor& got, const Tensor& want, double tol = 1e-5) {
   REQUIRE(got.shape() == want.shape());
@@ -81,12 +42,6 @@ double max_diff(const Tensor& a, const Tensor& b) {
   double m = 0;
   for (int64_t i = 0; i < a.numel(); ++i) m = std::max(m, double(std::fabs(a.data<float>()[i] - b.data<float>()[i])));
   return m;
-}
-
-const pb::ir::Node& node(const Graph& g, const std::string& name) {
-  const pb::ir::Node* n = g.find_node(name);
-  if (!n) FAIL("no node \"" << name << "\" in\n" << g.summary());
-  return *n;
 }
 
 // x [rows, in] · K [in, out] + b: the Keras definition, by hand.

@@ -15,20 +15,14 @@
 #include <optional>
 #include <set>
 
+#include "planetbridge/decoder_util.h"
 #include "planetbridge/plugin.h"
 
 namespace pb::jax {
 
 namespace {
 
-using AttrList = std::initializer_list<std::pair<const std::string, ir::AttrValue>>;
 using Ints = std::vector<int64_t>;
-
-ir::Attrs attrs_of(AttrList kv) {
-  ir::Attrs a;
-  for (const auto& [k, v] : kv) a.set(k, v);
-  return a;
-}
 
 std::string joined(const std::vector<std::string>& names) {
   std::string s;
@@ -61,19 +55,6 @@ std::string first_suffix(size_t rank) {
   }
 }
 
-// Channels-last -> channels-first moves the last dim to position 1; the inverse moves it back.
-Ints to_first_perm(size_t rank) {
-  Ints p = {0, int64_t(rank) - 1};
-  for (size_t d = 1; d + 1 < rank; ++d) p.push_back(int64_t(d));
-  return p;
-}
-Ints to_last_perm(size_t rank) {
-  Ints p = {0};
-  for (size_t d = 2; d < rank; ++d) p.push_back(int64_t(d));
-  p.push_back(1);
-  return p;
-}
-
 // The model's values by Flax name, and the graph they are emitted into.
 class Values {
  public:
@@ -85,14 +66,7 @@ class Values {
 
   void emit(const std::string& name, const std::string& op, std::vector<std::string> inputs, ir::Attrs attrs,
             const std::string& origin) {
-    ir::Node n;
-    n.name = name;
-    n.op = op;
-    n.inputs = std::move(inputs);
-    n.outputs = {name};
-    n.attrs = std::move(attrs);
-    n.origin = origin;
-    g_.nodes.push_back(std::move(n));
+    add_node(g_, name, op, std::move(inputs), std::move(attrs), origin);
   }
 
   // The IR value holding `name` in `layout`, adding a Transpose the first time it is needed.
@@ -102,10 +76,10 @@ class Values {
     const size_t rank = v.shape.size();
     if (layout == Layout::Last && v.last.empty()) {
       v.last = name;  // the Flax layout: the tap's name
-      emit(v.last, "Transpose", {v.first}, attrs_of({{"perm", to_last_perm(rank)}}), "flax:" + name + " (to channels-last)");
+      emit(v.last, "Transpose", {v.first}, attrs_of({{"perm", channels_last_perm(rank)}}), "flax:" + name + " (to channels-last)");
     } else if (layout == Layout::First && v.first.empty()) {
       v.first = name + first_suffix(rank);
-      emit(v.first, "Transpose", {v.last}, attrs_of({{"perm", to_first_perm(rank)}}), "flax:" + name + " (to channels-first)");
+      emit(v.first, "Transpose", {v.last}, attrs_of({{"perm", channels_first_perm(rank)}}), "flax:" + name + " (to channels-first)");
     }
     return layout == Layout::Last ? v.last : v.first;
   }
@@ -277,8 +251,7 @@ Pads flax_padding(const JsonRef& pad, const Shape& in, const Ints& window, const
                (mode == "CIRCULAR" || mode == "CAUSAL" ? " (not supported)" : ""));
     for (size_t i = 0; i < n; ++i) {
       // lax.padtype_to_pads: out = ceil(in / s); total = max((out - 1) s + (k - 1) d + 1 - in, 0).
-      const int64_t out = (in[i] + strides[i] - 1) / strides[i];
-      const int64_t total = std::max<int64_t>((out - 1) * strides[i] + (window[i] - 1) * dilations[i] + 1 - in[i], 0);
+      const int64_t total = same_padding_total(in[i], window[i], strides[i], dilations[i]);
       const int64_t small = total / 2;
       p.begin[i] = mode == "SAME" ? small : total - small;
       p.end[i] = total - p.begin[i];
@@ -339,10 +312,6 @@ Shape with_spatial(const Shape& in, const Ints& spatial_dims, int64_t channels) 
   return s;
 }
 
-ir::Attrs window_attrs(const Ints& strides, const Ints& dilations, const Pads& p) {
-  return attrs_of({{"strides", strides}, {"dilations", dilations}, {"pads_begin", p.begin}, {"pads_end", p.end}});
-}
-
 Tensor filled(int64_t n, float v) {
   Tensor t(DType::f32, {n});
   for (int64_t i = 0; i < n; ++i) t.data<float>()[i] = v;
@@ -373,13 +342,8 @@ void translate_dense(const Module& m) {
     j.fail("Dense \"" + m.name() + "\": its kernel takes " + std::to_string(in) + " features, the input is " + shape_str(m.shape()));
   // Flax's kernel is [in, out], the IR's Dense weight [out, in]: always a transposing copy,
   // because that is Flax's layout, never read from the shape (a square kernel fits both).
-  Tensor weight(DType::f32, {features, in});
-  const float* k = kernel.data<float>();
-  float* w = weight.data<float>();
-  for (int64_t i = 0; i < in; ++i)
-    for (int64_t o = 0; o < features; ++o) w[o * in + i] = k[i * features + o];
   const std::string weight_name = m.var_name("kernel") + ".T";
-  m.add_weight(weight_name, weight);
+  m.add_weight(weight_name, permuted(kernel, {1, 0}));
 
   // Dense contracts the last axis: channels-last for a spatial input.
   std::vector<std::string> inputs = {m.last(), weight_name};
@@ -423,22 +387,12 @@ void translate_conv(const Module& m) {
   const Tensor& k = m.var("kernel");
   if (k.shape() != want)
     m.fail_var_shape("kernel", "[kernel_size..., in_features / feature_group_count, features] = " + shape_str(want) + " (Flax's layout)");
-  int64_t taps = 1;
-  for (int64_t d : kernel) taps *= d;
-  Shape ir_shape = {features, ig};
-  ir_shape.insert(ir_shape.end(), kernel.begin(), kernel.end());
-  Tensor weight(DType::f32, ir_shape);
-  const float* src = k.data<float>();
-  float* dst = weight.data<float>();
-  for (int64_t s = 0; s < taps; ++s)
-    for (int64_t i = 0; i < ig; ++i)
-      for (int64_t o = 0; o < features; ++o) dst[(o * ig + i) * taps + s] = src[(s * ig + i) * features + o];
   const std::string weight_name = m.var_name("kernel") + "." + std::string("OI") + std::string("DHW").substr(3 - n);
-  m.add_weight(weight_name, weight);
+  m.add_weight(weight_name, permuted(k, kernel_oi_first_perm(k.shape().size())));
 
   std::vector<std::string> inputs = {m.first(), weight_name};
   if (auto b = m.optional_var(j.boolean("use_bias", true), "use_bias", "bias", {features}, "[features]")) inputs.push_back(*b);
-  ir::Attrs a = window_attrs(strides, dilations, pads);
+  ir::Attrs a = window_attrs(strides, dilations, pads.begin, pads.end);
   a.set("groups", groups);
   const Ints out = window_output(j, in_spatial, kernel, strides, dilations, pads);
   m.emit(Layout::First, "Conv", inputs, std::move(a), with_spatial(m.shape(), out, features));
@@ -682,7 +636,7 @@ Translator pool(const std::string& mode) {
             static const nlohmann::json valid = "VALID";  // the pooling functions' default
             const Pads pads = flax_padding(j.find("padding") ? j["padding"] : JsonRef(valid, j.path() + ".padding"), in_spatial,
                                            window, strides, ones, false);
-            ir::Attrs a = window_attrs(strides, ones, pads);
+            ir::Attrs a = window_attrs(strides, ones, pads.begin, pads.end);
             a.set("mode", mode);
             a.set("kernel", window);
             if (mode == "avg") a.set("count_include_pad", int64_t(j.boolean("count_include_pad", true)));
@@ -755,21 +709,15 @@ class JaxDialect : public Dialect {
   CaptureCommand capture() const override {
     const std::string dir = std::string(PB_PLUGIN_SOURCE_DIR) + "/capture/";
     const char* which = std::getenv("PLANETBRIDGE_JAX_CAPTURE");
-    if (which && std::string(which) == "flax") {
-      const char* python = std::getenv("PLANETBRIDGE_PYTHON");
-      return {{python ? python : "python3", dir + "capture_flax.py", "--serve"}, {}};
-    }
-    const char* node = std::getenv("PLANETBRIDGE_NODE");
-    return {{node ? node : "node", dir + "capture.js", "--serve"}, {}};
+    if (which && std::string(which) == "flax") return serve_command("PLANETBRIDGE_PYTHON", "python3", dir + "capture_flax.py");
+    return serve_command("PLANETBRIDGE_NODE", "node", dir + "capture.js");
   }
 
   ir::Graph decode(const Stream& stream) const override {
-    JsonRef model = stream.model();
-    JsonRef format = model["format"];
-    if (format.str() != "flax.linen") format.fail("expected \"flax.linen\", got \"" + format.str() + "\"");
+    JsonRef model = model_of(stream, "flax.linen");
 
     ir::Graph g;
-    g.metadata = {{"planet", stream.planet}, {"planet_version", stream.planet_version}, {"model_id", stream.model_id}};
+    g.metadata = stream_metadata(stream);
     Values values(g);
     std::set<std::string> used;
 
@@ -862,13 +810,7 @@ class JaxDialect : public Dialect {
   }
 };
 
-std::shared_ptr<Dialect> create() { return std::make_shared<JaxDialect>(); }
-
 }  // namespace
 }  // namespace pb::jax
 
-namespace pb_jax_plugin {
-std::shared_ptr<pb::Dialect> create() { return pb::jax::create(); }
-}  // namespace pb_jax_plugin
-
-PLANETBRIDGE_PLUGIN(pb_jax_plugin::create)
+PLANETBRIDGE_DIALECT(pb::jax::JaxDialect)

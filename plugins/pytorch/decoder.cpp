@@ -1,9 +1,9 @@
 // PyTorch dialect: torch.fx graph + module table -> IR (docs/planets/pytorch.md).
 // One translator per module type / function / method, each registered in one table.
-#include <cstdlib>
 #include <functional>
 #include <map>
 
+#include "planetbridge/decoder_util.h"
 #include "planetbridge/plugin.h"
 
 namespace pb::pytorch {
@@ -73,14 +73,7 @@ class FxNode {
 
   // Adds the IR node for this fx node; its output value carries the fx node's name.
   void emit(const std::string& op, std::vector<std::string> inputs, ir::Attrs attrs = {}) const {
-    ir::Node n;
-    n.name = name_;
-    n.op = op;
-    n.inputs = std::move(inputs);
-    n.outputs = {name_};
-    n.attrs = std::move(attrs);
-    n.origin = origin_;
-    graph_.nodes.push_back(std::move(n));
+    add_node(graph_, name_, op, std::move(inputs), std::move(attrs), origin_);
   }
 
   void set_origin(std::string origin) { origin_ = std::move(origin); }
@@ -92,12 +85,6 @@ class FxNode {
   std::string name_;
   std::string origin_;
 };
-
-ir::Attrs attrs_of(std::initializer_list<std::pair<const std::string, ir::AttrValue>> kv) {
-  ir::Attrs a;
-  for (const auto& [k, v] : kv) a.set(k, v);
-  return a;
-}
 
 void emit_activation(const FxNode& n, const std::string& input, const std::string& function,
                      std::initializer_list<std::pair<const std::string, ir::AttrValue>> extra = {}) {
@@ -167,26 +154,11 @@ void translate_dropout(const FxNode& n, const JsonRef& m, const std::string& in)
   n.emit("Identity", {in});
 }
 
-// Integer-or-tuple attributes (kernel_size=3 or (3, 3)) as one value per spatial dim.
-std::vector<int64_t> per_dim(const JsonRef& v, size_t rank) {
-  if (v.is_array()) {
-    std::vector<int64_t> out = v.ints();
-    if (out.size() != rank) v.fail("expected " + std::to_string(rank) + " values, got " + std::to_string(out.size()));
-    return out;
-  }
-  return std::vector<int64_t>(rank, v.i64());
-}
-
-ir::Attrs window_attrs(const std::vector<int64_t>& strides, const std::vector<int64_t>& dilations,
-                       const std::vector<int64_t>& pads_begin, const std::vector<int64_t>& pads_end) {
-  return attrs_of({{"strides", strides}, {"dilations", dilations}, {"pads_begin", pads_begin}, {"pads_end", pads_end}});
-}
-
 template <size_t Rank>
 void translate_conv(const FxNode& n, const JsonRef& m, const std::string& in) {
   JsonRef a = m["attrs"];
-  const auto kernel = per_dim(a["kernel_size"], Rank), stride = per_dim(a["stride"], Rank),
-             dilation = per_dim(a["dilation"], Rank);
+  const auto kernel = int_or_list(a["kernel_size"], Rank), stride = int_or_list(a["stride"], Rank),
+             dilation = int_or_list(a["dilation"], Rank);
   if (a.str("padding_mode", "zeros") != "zeros") a["padding_mode"].fail("only padding_mode \"zeros\" is supported");
   std::vector<int64_t> pb(Rank), pe(Rank);
   JsonRef pad = a["padding"];
@@ -200,7 +172,7 @@ void translate_conv(const FxNode& n, const JsonRef& m, const std::string& in) {
       pe[i] = total - pb[i];
     }
   } else {
-    pb = pe = per_dim(pad, Rank);
+    pb = pe = int_or_list(pad, Rank);
   }
   auto w = module_param(n, m, "weight");
   if (!w) m["params"].fail("Conv has no \"weight\"");
@@ -222,9 +194,9 @@ void translate_max_pool(const FxNode& n, const JsonRef& m, const std::string& in
   JsonRef a = m["attrs"];
   if (a.boolean("return_indices", false)) a["return_indices"].fail("return_indices is not supported");
   if (a.boolean("ceil_mode", false)) a["ceil_mode"].fail("ceil_mode is not supported yet; use ceil_mode=False");
-  const auto kernel = per_dim(a["kernel_size"], Rank);
-  const auto stride = a.has("stride") ? per_dim(a["stride"], Rank) : kernel;
-  const auto pad = per_dim(a["padding"], Rank), dilation = per_dim(a["dilation"], Rank);
+  const auto kernel = int_or_list(a["kernel_size"], Rank);
+  const auto stride = a.has("stride") ? int_or_list(a["stride"], Rank) : kernel;
+  const auto pad = int_or_list(a["padding"], Rank), dilation = int_or_list(a["dilation"], Rank);
   ir::Attrs at = window_attrs(stride, dilation, pad, pad);
   at.set("mode", std::string("max"));
   at.set("kernel", kernel);
@@ -236,9 +208,9 @@ void translate_avg_pool(const FxNode& n, const JsonRef& m, const std::string& in
   JsonRef a = m["attrs"];
   if (a.has("divisor_override")) a["divisor_override"].fail("divisor_override is not supported");
   if (a.boolean("ceil_mode", false)) a["ceil_mode"].fail("ceil_mode is not supported yet; use ceil_mode=False");
-  const auto kernel = per_dim(a["kernel_size"], Rank);
-  const auto stride = a.has("stride") ? per_dim(a["stride"], Rank) : kernel;
-  const auto pad = per_dim(a["padding"], Rank);
+  const auto kernel = int_or_list(a["kernel_size"], Rank);
+  const auto stride = a.has("stride") ? int_or_list(a["stride"], Rank) : kernel;
+  const auto pad = int_or_list(a["padding"], Rank);
   ir::Attrs at = window_attrs(stride, std::vector<int64_t>(Rank, 1), pad, pad);
   at.set("mode", std::string("avg"));
   at.set("kernel", kernel);
@@ -559,18 +531,15 @@ class PytorchDialect : public Dialect {
   }
 
   CaptureCommand capture() const override {
-    const char* python = std::getenv("PLANETBRIDGE_PYTHON");
-    return {{python ? python : "/usr/bin/python3", std::string(PB_PLUGIN_SOURCE_DIR) + "/capture/capture.py", "--serve"}, {}};
+    return serve_command("PLANETBRIDGE_PYTHON", "/usr/bin/python3", std::string(PB_PLUGIN_SOURCE_DIR) + "/capture/capture.py");
   }
 
   ir::Graph decode(const Stream& stream) const override {
-    JsonRef model = stream.model();
-    JsonRef format = model["format"];
-    if (format.str() != "torch.fx") format.fail("expected \"torch.fx\", got \"" + format.str() + "\"");
+    JsonRef model = model_of(stream, "torch.fx");
     std::optional<JsonRef> modules = model.find("modules");
 
     ir::Graph g;
-    g.metadata = {{"planet", stream.planet}, {"planet_version", stream.planet_version}, {"model_id", stream.model_id}};
+    g.metadata = stream_metadata(stream);
     size_t placeholder_index = 0;
     bool have_output = false;
     for (const JsonRef& node : model["graph"].items()) {
@@ -623,13 +592,7 @@ class PytorchDialect : public Dialect {
   }
 };
 
-std::shared_ptr<Dialect> create() { return std::make_shared<PytorchDialect>(); }
-
 }  // namespace
 }  // namespace pb::pytorch
 
-namespace pb_pytorch_plugin {
-std::shared_ptr<pb::Dialect> create() { return pb::pytorch::create(); }
-}  // namespace pb_pytorch_plugin
-
-PLANETBRIDGE_PLUGIN(pb_pytorch_plugin::create)
+PLANETBRIDGE_DIALECT(pb::pytorch::PytorchDialect)

@@ -1,10 +1,10 @@
 // scikit-learn dialect: estimator class + get_params() + fitted attributes -> IR
 // (docs/planets/sklearn.md). One translator per estimator class, registered in one table;
 // Pipelines chain their steps.
-#include <cstdlib>
 #include <functional>
 #include <map>
 
+#include "planetbridge/decoder_util.h"
 #include "planetbridge/plugin.h"
 
 namespace pb::sklearn {
@@ -23,12 +23,6 @@ const char* method_of(Role r) {
   return "?";
 }
 
-ir::Attrs attrs_of(std::initializer_list<std::pair<const std::string, ir::AttrValue>> kv) {
-  ir::Attrs a;
-  for (const auto& [k, v] : kv) a.set(k, v);
-  return a;
-}
-
 // The graph under construction.
 struct Builder {
   const Stream& stream;
@@ -37,14 +31,7 @@ struct Builder {
   // Adds a node with one output value of the same name; returns the name.
   std::string node(const std::string& name, const std::string& op, std::vector<std::string> inputs,
                    const std::string& origin, ir::Attrs attrs = {}) {
-    ir::Node n;
-    n.name = name;
-    n.op = op;
-    n.inputs = std::move(inputs);
-    n.outputs = {name};
-    n.attrs = std::move(attrs);
-    n.origin = origin;
-    graph.nodes.push_back(std::move(n));
+    add_node(graph, name, op, std::move(inputs), std::move(attrs), origin);
     return name;
   }
 
@@ -194,10 +181,7 @@ Value mlp_layers(Builder& b, const Estimator& e, const Value& x) {
     if (w.shape() != Shape{v.width, out})
       coefs[i].fail("expected shape [in, out] = " + shape_str({v.width, out}) + ", got " + shape_str(w.shape()));
     // Explicit transpose into the IR's [out, in]; the layout is known, never read off the shape.
-    Tensor wt(DType::f64, {out, v.width});
-    for (int64_t r = 0; r < v.width; ++r)
-      for (int64_t c = 0; c < out; ++c) wt.data<double>()[c * v.width + r] = w.data<double>()[r * out + c];
-    const std::string wname = b.weight(e.prefix + "coefs_." + idx + ".T", wt);
+    const std::string wname = b.weight(e.prefix + "coefs_." + idx + ".T", permuted(w, {1, 0}));
     // Always applied: the system we rebuild dropped scikit-learn's intercepts.
     const std::string bname = b.weight(e.prefix + "intercepts_." + idx, e.vector(b.stream, intercepts[i], out));
     const std::string layer = "layer " + idx;
@@ -374,14 +358,11 @@ class SklearnDialect : public Dialect {
   }
 
   CaptureCommand capture() const override {
-    const char* python = std::getenv("PLANETBRIDGE_PYTHON");
-    return {{python ? python : "/usr/bin/python3", std::string(PB_PLUGIN_SOURCE_DIR) + "/capture/capture.py", "--serve"}, {}};
+    return serve_command("PLANETBRIDGE_PYTHON", "/usr/bin/python3", std::string(PB_PLUGIN_SOURCE_DIR) + "/capture/capture.py");
   }
 
   ir::Graph decode(const Stream& stream) const override {
-    JsonRef model = stream.model();
-    JsonRef format = model["format"];
-    if (format.str() != "sklearn.estimator") format.fail("expected \"sklearn.estimator\", got \"" + format.str() + "\"");
+    JsonRef model = model_of(stream, "sklearn.estimator");
     JsonRef method = model["method"];
     Role role;
     if (method.str() == "predict") {
@@ -397,7 +378,7 @@ class SklearnDialect : public Dialect {
     if (x.shape().size() != 2) stream.root()["inputs"][0].fail("X must be [samples, features], got " + shape_str(x.shape()));
 
     Builder b{stream, {}};
-    b.graph.metadata = {{"planet", stream.planet}, {"planet_version", stream.planet_version}, {"model_id", stream.model_id}};
+    b.graph.metadata = stream_metadata(stream);
     b.graph.inputs.push_back({"X", DType::f32, {-1, x.shape()[1]}});  // batch fixed when compiled
     Value y = translate(b, model["estimator"], "", "", role, {"X", x.shape()[1]}, method.str());
     b.graph.outputs = {y.name};
@@ -409,8 +390,4 @@ class SklearnDialect : public Dialect {
 }  // namespace
 }  // namespace pb::sklearn
 
-namespace pb_sklearn_plugin {
-std::shared_ptr<pb::Dialect> create() { return std::make_shared<pb::sklearn::SklearnDialect>(); }
-}  // namespace pb_sklearn_plugin
-
-PLANETBRIDGE_PLUGIN(pb_sklearn_plugin::create)
+PLANETBRIDGE_DIALECT(pb::sklearn::SklearnDialect)

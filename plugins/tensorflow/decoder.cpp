@@ -2,24 +2,16 @@
 // model.to_json) plus a weight table -> IR (docs/planets/tensorflow.md).
 // One translator per Keras layer class, registered in one table; activations by name in another.
 #include <algorithm>
-#include <cstdlib>
 #include <functional>
 #include <map>
 #include <set>
 
+#include "planetbridge/decoder_util.h"
 #include "planetbridge/plugin.h"
 
 namespace pb::tensorflow {
 
 namespace {
-
-using AttrList = std::initializer_list<std::pair<const std::string, ir::AttrValue>>;
-
-ir::Attrs attrs_of(AttrList kv) {
-  ir::Attrs a;
-  for (const auto& [k, v] : kv) a.set(k, v);
-  return a;
-}
 
 // Where a value's channels sit. Keras is channels-last ([N, spatial..., C]); the IR's spatial ops
 // are channels-first ([N, C, spatial...]). Values of rank < 3 have one form only.
@@ -37,31 +29,6 @@ struct Value {
 
 std::string first_name(const std::string& v) { return v + "/cf"; }
 
-// [N, s..., C] -> [N, C, s...] and back.
-std::vector<int64_t> to_first_perm(size_t rank) {
-  std::vector<int64_t> p = {0, int64_t(rank) - 1};
-  for (size_t d = 1; d + 1 < rank; ++d) p.push_back(int64_t(d));
-  return p;
-}
-std::vector<int64_t> to_last_perm(size_t rank) {
-  std::vector<int64_t> p = {0};
-  for (size_t d = 2; d < rank; ++d) p.push_back(int64_t(d));
-  p.push_back(1);
-  return p;
-}
-
-void add_node(ir::Graph& g, const std::string& op, std::vector<std::string> inputs, ir::Attrs attrs, const std::string& name,
-              const std::string& origin) {
-  ir::Node n;
-  n.name = name;
-  n.op = op;
-  n.inputs = std::move(inputs);
-  n.outputs = {name};
-  n.attrs = std::move(attrs);
-  n.origin = origin;
-  g.nodes.push_back(std::move(n));
-}
-
 // State shared by every layer of one decode.
 struct Model {
   const Stream& stream;
@@ -77,10 +44,10 @@ struct Model {
     const size_t rank = val.shape.size();
     if (rank < 3) return v;
     if (want == Layout::last && !val.last) {
-      add_node(graph, "Transpose", {first_name(v)}, attrs_of({{"perm", to_last_perm(rank)}}), v, val.origin);
+      add_node(graph, v, "Transpose", {first_name(v)}, attrs_of({{"perm", channels_last_perm(rank)}}), val.origin);
       val.last = true;
     } else if (want == Layout::first && !val.first) {
-      add_node(graph, "Transpose", {v}, attrs_of({{"perm", to_first_perm(rank)}}), first_name(v), val.origin);
+      add_node(graph, first_name(v), "Transpose", {v}, attrs_of({{"perm", channels_first_perm(rank)}}), val.origin);
       val.first = true;
     }
     return want == Layout::last ? v : first_name(v);
@@ -168,7 +135,7 @@ class Layer {
 
   // Adds an IR node computing `name` (default out()).
   void emit(const std::string& op, std::vector<std::string> inputs, ir::Attrs attrs = {}, const std::string& name = "") const {
-    add_node(model_.graph, op, std::move(inputs), std::move(attrs), name.empty() ? out_ : name, origin());
+    add_node(model_.graph, name.empty() ? out_ : name, op, std::move(inputs), std::move(attrs), origin());
   }
 
   std::string add_weight(const std::string& name, const Tensor& t) const {
@@ -303,16 +270,7 @@ int64_t product(const Shape& s, size_t from) {
 
 // Keras Dense kernel is [in, units]; the IR wants [out, in]. Transposed by an explicit copy here,
 // from the layout Keras defines, never from the shape (a square kernel looks the same both ways).
-Tensor transpose_kernel(const Tensor& kernel) {
-  Tensor k = f32(kernel);
-  const int64_t in = k.shape()[0], out = k.shape()[1];
-  Tensor w(DType::f32, {out, in});
-  const float* src = k.data<float>();
-  float* dst = w.data<float>();
-  for (int64_t i = 0; i < in; ++i)
-    for (int64_t o = 0; o < out; ++o) dst[o * in + i] = src[i * out + o];
-  return w;
-}
+Tensor transpose_kernel(const Tensor& kernel) { return permuted(f32(kernel), {1, 0}); }
 
 void translate_dense(const Layer& L, const Inputs& in) {
   const std::string& x = one_input(L, in);
@@ -445,18 +403,11 @@ void translate_concatenate(const Layer& L, const Inputs& in) {
 // Dense, outputs, taps). data_format "channels_first" is refused (tfjs's wasm backend has none).
 
 // An int or a list of `rank` ints (Keras writes kernel_size 3 or [3, 3]).
-std::vector<int64_t> per_dim(const JsonRef& v, size_t rank) {
-  if (v.is_array()) {
-    std::vector<int64_t> out = v.ints();
-    if (out.size() != rank) v.fail("expected " + std::to_string(rank) + " values, got " + std::to_string(out.size()));
-    return out;
-  }
-  return std::vector<int64_t>(rank, v.i64());
-}
+std::vector<int64_t> per_dim(const JsonRef& v, size_t rank) { return int_or_list(v, rank); }
 
 std::vector<int64_t> per_dim(const JsonRef& config, const std::string& key, size_t rank, int64_t fallback) {
   auto v = config.find(key);
-  return v ? per_dim(*v, rank) : std::vector<int64_t>(rank, fallback);
+  return v ? int_or_list(*v, rank) : std::vector<int64_t>(rank, fallback);
 }
 
 // The input of a layer over `rank` spatial dims: [N, spatial..., C], float.
@@ -488,8 +439,7 @@ Window keras_window(const Layer& L, const JsonRef& padding, const Shape& in_shap
     if (k[i] < 1 || s[i] < 1 || d[i] < 1) L.fail("kernel sizes, strides and dilation rates must be >= 1");
     int64_t pb = 0, pe = 0;
     if (mode == "same") {
-      const int64_t out = (in + s[i] - 1) / s[i];
-      const int64_t total = std::max<int64_t>((out - 1) * s[i] + span - in, 0);
+      const int64_t total = same_padding_total(in, k[i], s[i], d[i]);
       pb = total / 2;
       pe = total - pb;
     } else if (mode == "causal") {
@@ -505,40 +455,18 @@ Window keras_window(const Layer& L, const JsonRef& padding, const Shape& in_shap
 }
 
 // Keras conv kernel [k..., in/groups, out] -> IR [out, in/groups, k...], by an explicit copy.
-Tensor conv_kernel(const Tensor& k) {
-  const Shape& ks = k.shape();
-  const size_t r = ks.size();
-  const int64_t in = ks[r - 2], out = ks[r - 1], taps = product(Shape(ks.begin(), ks.end() - 2), 0);
-  Shape ws = {out, in};
-  ws.insert(ws.end(), ks.begin(), ks.end() - 2);
-  Tensor w(DType::f32, ws);
-  const float* src = k.data<float>();
-  float* dst = w.data<float>();
-  for (int64_t t = 0; t < taps; ++t)
-    for (int64_t i = 0; i < in; ++i)
-      for (int64_t o = 0; o < out; ++o) dst[(o * in + i) * taps + t] = src[(t * in + i) * out + o];
-  return w;
-}
+Tensor conv_kernel(const Tensor& k) { return permuted(k, kernel_oi_first_perm(k.shape().size())); }
 
 // Keras depthwise kernel [k..., C, M] -> IR grouped conv weight [C·M, 1, k...]. Keras's output
 // channel c·M + m is input channel c times multiplier m: IR group c, its output m.
 Tensor depthwise_kernel(const Tensor& k) {
   const Shape& ks = k.shape();
   const size_t r = ks.size();
-  const int64_t c = ks[r - 2], m = ks[r - 1], taps = product(Shape(ks.begin(), ks.end() - 2), 0);
-  Shape ws = {c * m, 1};
+  std::vector<int64_t> perm = {int64_t(r) - 2, int64_t(r) - 1};  // [C, M, k...]
+  for (size_t d = 0; d + 2 < r; ++d) perm.push_back(int64_t(d));
+  Shape ws = {ks[r - 2] * ks[r - 1], 1};
   ws.insert(ws.end(), ks.begin(), ks.end() - 2);
-  Tensor w(DType::f32, ws);
-  const float* src = k.data<float>();
-  float* dst = w.data<float>();
-  for (int64_t t = 0; t < taps; ++t)
-    for (int64_t ci = 0; ci < c; ++ci)
-      for (int64_t mi = 0; mi < m; ++mi) dst[(ci * m + mi) * taps + t] = src[(t * c + ci) * m + mi];
-  return w;
-}
-
-ir::Attrs window_attrs(const std::vector<int64_t>& strides, const std::vector<int64_t>& dilations, const Window& w) {
-  return attrs_of({{"strides", strides}, {"dilations", dilations}, {"pads_begin", w.pads_begin}, {"pads_end", w.pads_end}});
+  return permuted(k, perm).reshaped(ws);
 }
 
 // Conv1D/2D/3D and DepthwiseConv2D: the kernel, optional bias and activation (fused into the Conv).
@@ -573,7 +501,7 @@ LayerTranslator conv_layer(size_t rank, bool depthwise) {
       inputs.push_back(L.add_weight(bref.str(), bias));
     }
     const Window w = keras_window(L, c["padding"], xs, k, s, d, rank == 1 && !depthwise);
-    ir::Attrs a = window_attrs(s, d, w);
+    ir::Attrs a = window_attrs(s, d, w.pads_begin, w.pads_end);
     a.set("groups", groups);
     if (auto activation = c.find("activation")) {
       const Act act = keras_activation(L.model(), *activation);
@@ -599,7 +527,7 @@ LayerTranslator pool_layer(size_t rank, const std::string& mode) {
     const auto s = c.has("strides") ? per_dim(c["strides"], rank) : k;  // null: the pool size
     const std::vector<int64_t> d(rank, 1);
     const Window w = keras_window(L, c["padding"], xs, k, s, d, false);
-    ir::Attrs a = window_attrs(s, d, w);
+    ir::Attrs a = window_attrs(s, d, w.pads_begin, w.pads_end);
     a.set("mode", mode);
     a.set("kernel", k);
     a.set("count_include_pad", int64_t(0));
@@ -660,7 +588,7 @@ LayerTranslator zero_padding_layer(size_t rank) {
     const int64_t ch = xs.back();
     Shape ones_shape = {ch, 1};
     ones_shape.insert(ones_shape.end(), rank, 1);
-    ir::Attrs a = window_attrs(std::vector<int64_t>(rank, 1), std::vector<int64_t>(rank, 1), w);
+    ir::Attrs a = window_attrs(std::vector<int64_t>(rank, 1), std::vector<int64_t>(rank, 1), w.pads_begin, w.pads_end);
     a.set("groups", ch);
     L.emit("Conv", {L.as(x, Layout::first), L.constant("weight=1", filled(ones_shape, 1.f))}, std::move(a), L.define(ys, Layout::first));
   };
@@ -1031,18 +959,15 @@ class TensorflowDialect : public Dialect {
   }
 
   CaptureCommand capture() const override {
-    const char* node = std::getenv("PLANETBRIDGE_NODE");
-    return {{node ? node : "node", std::string(PB_PLUGIN_SOURCE_DIR) + "/capture/capture.js", "--serve"}, {}};
+    return serve_command("PLANETBRIDGE_NODE", "node", std::string(PB_PLUGIN_SOURCE_DIR) + "/capture/capture.js");
   }
 
   ir::Graph decode(const Stream& stream) const override {
-    JsonRef model = stream.model();
-    JsonRef format = model["format"];
-    if (format.str() != "keras") format.fail("expected \"keras\", got \"" + format.str() + "\"");
+    JsonRef model = model_of(stream, "keras");
     JsonRef topology = model["topology"];
 
     ir::Graph g;
-    g.metadata = {{"planet", stream.planet}, {"planet_version", stream.planet_version}, {"model_id", stream.model_id}};
+    g.metadata = stream_metadata(stream);
     Model m{stream, g, model.find("weights"), topology.str("keras_version", ""), {}, {}};
     if (m.weights && !m.weights->is_object()) m.weights->fail("expected an object {layer name: {weight name: tensor name}}");
 
@@ -1065,13 +990,7 @@ class TensorflowDialect : public Dialect {
   }
 };
 
-std::shared_ptr<Dialect> create() { return std::make_shared<TensorflowDialect>(); }
-
 }  // namespace
 }  // namespace pb::tensorflow
 
-namespace pb_tensorflow_plugin {
-std::shared_ptr<pb::Dialect> create() { return pb::tensorflow::create(); }
-}  // namespace pb_tensorflow_plugin
-
-PLANETBRIDGE_PLUGIN(pb_tensorflow_plugin::create)
+PLANETBRIDGE_DIALECT(pb::tensorflow::TensorflowDialect)

@@ -36,7 +36,6 @@ the jax-js capture only.
 """
 
 import argparse
-import fnmatch
 import functools
 import os
 import sys
@@ -81,7 +80,11 @@ ACTIVATIONS = {
 }
 NOT_IN_FLAX = {"mish"}  # jax.nn.mish exists, flax.linen does not re-export it
 
-_DENSE_KEYS = {"input", "units", "activation", "bias"}
+
+def _lacks(activation):
+    return f'flax.linen has no "{activation}" activation' if activation in NOT_IN_FLAX else None
+
+
 TRAIN_ROWS, TRAIN_STEPS, LEARNING_RATE = 256, 20, 1e-2
 FIT_STEPS, BN_PASSES = 5, 45  # as the jax-js fixtures (fixtures.js)
 ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-8
@@ -94,19 +97,8 @@ def load_engine():
     return jax.__version__
 
 
-class Stream:
-    """A captured model: the document (without tensor offsets) and its tensors by name."""
-
-    def __init__(self, doc, tensors):
-        self.doc = doc
-        self.tensors = tensors
-
-    def to_bytes(self):
-        return pbstream.encode_frame(self.doc, self.tensors)
-
-    def write(self, path):
-        with open(path, "wb") as f:
-            f.write(self.to_bytes())
+# A captured model: the document and its tensors by name (to_bytes, write, post).
+Stream = pbstream.Stream
 
 
 def _np(a):
@@ -429,26 +421,7 @@ def _seed(fixture):
 def dense_model(spec):
     """The nn.Sequential for a "dense" spec; errors name the spec field."""
     import flax.linen as nn
-    if not isinstance(spec, dict):
-        raise ValueError(f"spec: expected a mapping, got {spec!r}")
-    unknown = sorted(set(spec) - _DENSE_KEYS)
-    if unknown:
-        raise ValueError(f"spec.{unknown[0]}: unknown field for layer 'dense' (known: {', '.join(sorted(_DENSE_KEYS))})")
-    width = spec.get("input")
-    if not isinstance(width, int) or isinstance(width, bool) or width <= 0:
-        raise ValueError(f"spec.input: expected a positive integer, got {width!r}")
-    units = spec.get("units")
-    if (not isinstance(units, list) or not units
-            or any(not isinstance(u, int) or isinstance(u, bool) or u <= 0 for u in units)):
-        raise ValueError(f"spec.units: expected a non-empty list of positive integers, got {units!r}")
-    activation = spec.get("activation", "relu")
-    if activation in NOT_IN_FLAX:
-        raise pbstream.NotApplicable(f'flax.linen has no "{activation}" activation')
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"spec.activation: unknown activation {activation!r} (known: {', '.join(ACTIVATIONS)})")
-    bias = spec.get("bias", True)
-    if not isinstance(bias, bool):
-        raise ValueError(f"spec.bias: expected true or false, got {bias!r}")
+    _, units, activation, bias = pbstream.dense_spec(spec, ACTIVATIONS, lacks=_lacks)
     fn_name, attrs = ACTIVATIONS[activation]
     act = getattr(nn, FUNCTIONS[fn_name][0])
     act = functools.partial(act, **attrs) if attrs else act
@@ -494,47 +467,6 @@ def _train(model, variables, key, inputs, outputs):
 
 # ------------------------------------------------------------------ layers of issue #4 (Sequentials)
 
-class Spec:
-    """Typed, strict access to a fixture spec: errors name the field (spec.kernel: ...)."""
-
-    def __init__(self, spec, known):
-        if not isinstance(spec, dict):
-            raise ValueError(f"spec: expected a mapping, got {spec!r}")
-        unknown = sorted(set(spec) - set(known))
-        if unknown:
-            raise ValueError(f"spec.{unknown[0]}: unknown field (known: {', '.join(sorted(known))})")
-        self.spec = spec
-
-    def int(self, key, default=None, minimum=1):
-        v = self.spec.get(key, default)
-        if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
-            raise ValueError(f"spec.{key}: expected an integer >= {minimum}, got {v!r}")
-        return v
-
-    def ints(self, key):
-        v = self.spec.get(key)
-        if not isinstance(v, list) or not v or any(not isinstance(u, int) or isinstance(u, bool) or u <= 0 for u in v):
-            raise ValueError(f"spec.{key}: expected a non-empty list of positive integers, got {v!r}")
-        return v
-
-    def choice(self, key, options, default=None):
-        v = self.spec.get(key, default)
-        if v not in options:
-            raise ValueError(f"spec.{key}: expected one of {', '.join(map(str, options))}, got {v!r}")
-        return v
-
-    def bool(self, key, default):
-        v = self.spec.get(key, default)
-        if not isinstance(v, bool):
-            raise ValueError(f"spec.{key}: expected true or false, got {v!r}")
-        return v
-
-    def float(self, key, default):
-        v = self.spec.get(key, default)
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0:
-            raise ValueError(f"spec.{key}: expected a positive number, got {v!r}")
-        return float(v)
-
 
 def _activation(name):
     import flax.linen as nn
@@ -552,7 +484,7 @@ def _activation(name):
 def _conv_layers(dims):
     def build_model(spec, n):
         import flax.linen as nn
-        s = Spec(spec, {"in_channels", "size", "filters", "kernel", "stride", "padding", "dilation", "activation", "bias"})
+        s = pbstream.Spec(spec, {"in_channels", "size", "filters", "kernel", "stride", "padding", "dilation", "activation", "bias"})
         k, stride, dilation = s.int("kernel"), s.int("stride", 1), s.int("dilation", 1)
         padding = s.choice("padding", ("valid", "same"), "valid").upper()
         activation = s.spec.get("activation", "linear")
@@ -574,7 +506,7 @@ def _conv_layers(dims):
 def _pool_layers(spec, n):
     import flax.linen as nn
     import jax.numpy as jnp
-    s = Spec(spec, {"dims", "in_channels", "size", "filters", "pool", "kernel", "stride", "padding"})
+    s = pbstream.Spec(spec, {"dims", "in_channels", "size", "filters", "pool", "kernel", "stride", "padding"})
     dims = s.choice("dims", (1, 2, 3))
     pool = s.choice("pool", ("max", "avg", "global_avg", "global_max"))
     if pool in ("max", "avg"):
@@ -592,7 +524,7 @@ def _pool_layers(spec, n):
 
 def _batchnorm_layers(spec, n):
     import flax.linen as nn
-    s = Spec(spec, {"dims", "in_channels", "size", "filters"})
+    s = pbstream.Spec(spec, {"dims", "in_channels", "size", "filters"})
     dims = s.choice("dims", (0, 1, 2, 3))
     cin, f = s.int("in_channels"), s.int("filters")
 
@@ -605,7 +537,7 @@ def _batchnorm_layers(spec, n):
 def _norm_layers(norm):
     def build_model(spec, n):
         import flax.linen as nn
-        s = Spec(spec, {"features", "eps"})
+        s = pbstream.Spec(spec, {"features", "eps"})
         f, eps = s.int("features"), s.float("eps", 1e-6)
         cls = nn.LayerNorm if norm == "layernorm" else getattr(nn, "RMSNorm", None)
         if cls is None:
@@ -616,7 +548,7 @@ def _norm_layers(norm):
 
 def _embedding_layers(spec, n):
     import flax.linen as nn
-    s = Spec(spec, {"vocab", "dim", "seq"})
+    s = pbstream.Spec(spec, {"vocab", "dim", "seq"})
     vocab, dim = s.int("vocab"), s.int("dim")
     return (lambda train: nn.Sequential([nn.Embed(vocab, dim)])), (n, s.int("seq")), vocab
 
@@ -710,17 +642,6 @@ def _build_frame(fixture):
     return s.doc, s.tensors
 
 
-def suite_fixtures(path, pattern):
-    import yaml
-    with open(path, encoding="utf-8") as f:
-        suite = yaml.safe_load(f)
-    defaults = suite.get("defaults") or {}
-    return [{"id": fx["id"], "layer": fx.get("layer"), "samples": fx.get("samples", defaults.get("samples")),
-             "seed": fx.get("seed", defaults.get("seed")), "spec": fx.get("spec")}
-            for fx in suite.get("fixtures") or []
-            if PLANET in (fx.get("planets") or []) and fnmatch.fnmatchcase(fx["id"], pattern)]
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     mode = p.add_mutually_exclusive_group(required=True)
@@ -737,7 +658,7 @@ def main(argv=None):
         p.error("--suite needs --out DIR or --stdout")
     load_engine()
     failed = 0
-    for fx in suite_fixtures(args.suite, args.fixture):
+    for fx in pbstream.suite_fixtures(args.suite, PLANET, args.fixture):
         try:
             frame = build(fx).to_bytes()
         except Exception as e:  # report and go on with the next fixture

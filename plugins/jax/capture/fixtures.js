@@ -22,7 +22,7 @@
 
 const zlib = require('zlib');
 const path = require('path');
-const { NotApplicable } = require(path.join(__dirname, '..', '..', 'sdk', 'js', 'pbstream.js'));
+const { NotApplicable, Spec, denseSpec } = require(path.join(__dirname, '..', '..', 'sdk', 'js', 'pbstream.js'));
 const flax = require('./flax.js');
 
 const { jax } = flax;
@@ -54,7 +54,6 @@ function activationFn(name, field = 'spec.activation') {
   return ACTIVATIONS[name];
 }
 
-const DENSE_KEYS = new Set(['input', 'units', 'activation', 'bias']);
 const TRAIN_ROWS = 256;
 const TRAIN_STEPS = 20;
 const FIT_STEPS = 5; // towards a random target (layers beyond dense/residual, as the pytorch planet)
@@ -78,20 +77,8 @@ function fixtureSeed(fixture) {
 
 /** The flax.Model for a "dense" spec; errors name the spec field. */
 function denseModel(spec) {
-  if (!spec || typeof spec !== 'object' || Array.isArray(spec)) throw new Error(`spec: expected a mapping, got ${JSON.stringify(spec)}`);
-  const unknown = Object.keys(spec).filter((k) => !DENSE_KEYS.has(k)).sort();
-  if (unknown.length) throw new Error(`spec.${unknown[0]}: unknown field for layer 'dense' (known: ${[...DENSE_KEYS].sort().join(', ')})`);
-  if (!isPosInt(spec.input)) throw new Error(`spec.input: expected a positive integer, got ${JSON.stringify(spec.input)}`);
-  const units = spec.units;
-  if (!Array.isArray(units) || !units.length || !units.every(isPosInt))
-    throw new Error(`spec.units: expected a non-empty list of positive integers, got ${JSON.stringify(units)}`);
-  const activation = spec.activation ?? 'relu';
-  if (NOT_IN_FLAX.has(activation)) throw new NotApplicable(`flax.linen has no "${activation}" activation`);
-  if (!(activation in ACTIVATIONS))
-    throw new Error(`spec.activation: unknown activation ${JSON.stringify(activation)} (known: ${Object.keys(ACTIVATIONS).join(', ')})`);
-  const bias = spec.bias ?? true;
-  if (typeof bias !== 'boolean') throw new Error(`spec.bias: expected true or false, got ${JSON.stringify(bias)}`);
-
+  const lacks = (name) => (NOT_IN_FLAX.has(name) ? `flax.linen has no "${name}" activation` : null);
+  const { units, activation, bias } = denseSpec(spec, ACTIVATIONS, { lacks, nullIsAbsent: true });
   const layers = [];
   units.forEach((u, i) => {
     if (i) layers.push(flax.fn(...ACTIVATIONS[activation]));
@@ -121,40 +108,9 @@ const LAYERS = {
 
 // ------------------------------------------------------------------ layers of issue #4
 
-/** Typed, strict access to a fixture spec: errors name the field (spec.kernel: ...). */
-class Spec {
-  constructor(spec, known) {
-    if (!spec || typeof spec !== 'object' || Array.isArray(spec)) throw new Error(`spec: expected a mapping, got ${JSON.stringify(spec)}`);
-    const unknown = Object.keys(spec).filter((k) => !known.includes(k)).sort();
-    if (unknown.length) throw new Error(`spec.${unknown[0]}: unknown field (known: ${[...known].sort().join(', ')})`);
-    this.spec = spec;
-  }
-  int(key, dflt, minimum = 1) {
-    const v = this.spec[key] ?? dflt;
-    if (!Number.isInteger(v) || v < minimum) throw new Error(`spec.${key}: expected an integer >= ${minimum}, got ${JSON.stringify(v)}`);
-    return v;
-  }
-  ints(key) {
-    const v = this.spec[key];
-    if (!Array.isArray(v) || !v.length || !v.every(isPosInt)) throw new Error(`spec.${key}: expected a non-empty list of positive integers, got ${JSON.stringify(v)}`);
-    return v;
-  }
-  choice(key, options, dflt) {
-    const v = this.spec[key] ?? dflt;
-    if (!options.includes(v)) throw new Error(`spec.${key}: expected one of ${options.join(', ')}, got ${JSON.stringify(v)}`);
-    return v;
-  }
-  bool(key, dflt) {
-    const v = this.spec[key] ?? dflt;
-    if (typeof v !== 'boolean') throw new Error(`spec.${key}: expected true or false, got ${JSON.stringify(v)}`);
-    return v;
-  }
-  float(key, dflt) {
-    const v = this.spec[key] ?? dflt;
-    if (typeof v !== 'number' || !(v > 0)) throw new Error(`spec.${key}: expected a positive number, got ${JSON.stringify(v)}`);
-    return v;
-  }
-}
+// Typed, strict access to a fixture spec (pbstream.Spec); here a null field takes its default,
+// as an absent one does.
+const specOf = (spec, known) => new Spec(spec, known, { nullIsAbsent: true });
 
 const rep = (v, n) => Array(n).fill(v);
 const spatialAxes = (dims) => Array.from({ length: dims }, (_, i) => i + 1); // of [N, spatial..., C]
@@ -162,7 +118,7 @@ const image = (n, size, dims, channels) => ({ shape: [n, ...rep(size, dims), cha
 
 /** Layers cnn1/2/3: Conv layers (the activation after each) over [N, size..., in_channels]. */
 function convModel(dims, spec, n) {
-  const s = new Spec(spec, ['in_channels', 'size', 'filters', 'kernel', 'stride', 'padding', 'dilation', 'activation', 'bias']);
+  const s = specOf(spec, ['in_channels', 'size', 'filters', 'kernel', 'stride', 'padding', 'dilation', 'activation', 'bias']);
   const kernel = s.int('kernel'), stride = s.int('stride', 1), dilation = s.int('dilation', 1);
   const padding = s.choice('padding', ['valid', 'same'], 'valid').toUpperCase(); // Flax/lax spell them "VALID", "SAME"
   const activation = s.spec.activation ?? 'linear';
@@ -178,7 +134,7 @@ function convModel(dims, spec, n) {
 
 /** Layer pool: Conv(3, SAME) -> relu -> pool; global pools are jnp.mean / jnp.max over the spatial axes. */
 function poolModel(spec, n) {
-  const s = new Spec(spec, ['dims', 'in_channels', 'size', 'filters', 'pool', 'kernel', 'stride', 'padding']);
+  const s = specOf(spec, ['dims', 'in_channels', 'size', 'filters', 'pool', 'kernel', 'stride', 'padding']);
   const dims = s.choice('dims', [1, 2, 3]);
   const pool = s.choice('pool', ['max', 'avg', 'global_avg', 'global_max']);
   const layers = [flax.Conv(s.int('filters'), rep(3, dims), { padding: 'SAME' }), flax.fn('nn.relu')];
@@ -195,7 +151,7 @@ function poolModel(spec, n) {
 
 /** Layer batchnorm: Conv(3, SAME) -> BatchNorm -> relu (dims 1-3), Dense -> BatchNorm -> relu (dims 0). */
 function batchnormModel(spec, n) {
-  const s = new Spec(spec, ['dims', 'in_channels', 'size', 'filters']);
+  const s = specOf(spec, ['dims', 'in_channels', 'size', 'filters']);
   const dims = s.choice('dims', [0, 1, 2, 3]);
   const cin = s.int('in_channels'), f = s.int('filters');
   if (dims === 0) return { model: new flax.Model([flax.Dense(f), flax.BatchNorm(), flax.fn('nn.relu')]), input: { shape: [n, cin] } };
@@ -207,16 +163,16 @@ function batchnormModel(spec, n) {
 
 /** Layers layernorm / rmsnorm: Dense(f) -> norm, Flax's default epsilon 1e-6 (or spec eps). */
 const normModel = (norm) => (spec, n) => {
-  const s = new Spec(spec, ['features', 'eps']);
+  const s = specOf(spec, ['features', 'eps']);
   const f = s.int('features');
-  const epsilon = s.float('eps', 1e-6);
+  const epsilon = s.number('eps', 1e-6);
   const layer = norm === 'layernorm' ? flax.LayerNorm({ epsilon }) : flax.RMSNorm({ epsilon });
   return { model: new flax.Model([flax.Dense(f), layer]), input: { shape: [n, f] } };
 };
 
 /** Layer embedding: ids [N, seq] (i32) -> Embed(vocab, dim). */
 function embeddingModel(spec, n) {
-  const s = new Spec(spec, ['vocab', 'dim', 'seq']);
+  const s = specOf(spec, ['vocab', 'dim', 'seq']);
   const vocab = s.int('vocab');
   return { model: new flax.Model([flax.Embed(vocab, s.int('dim'))]), input: { shape: [n, s.int('seq')], vocab } };
 }
@@ -233,7 +189,7 @@ function residualConvBlock(scope, input, c) {
 
 /** Layer model: small whole models (docs/suites.md), channels-last. */
 function wholeModel(spec, n) {
-  const s = new Spec(spec, ['arch']);
+  const s = specOf(spec, ['arch']);
   const arch = s.choice('arch', ['small_cnn', 'dw_separable', 'text_conv1d']);
   if (arch === 'small_cnn')
     return {

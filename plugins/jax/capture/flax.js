@@ -511,18 +511,7 @@ function takeVariables(variables, name) {
 
 // ------------------------------------------------------------------ capture
 
-class Stream {
-  constructor(doc, tensors) {
-    this.doc = doc;
-    this.tensors = tensors;
-  }
-  toBytes() {
-    return pbstream.encodeFrame(this.doc, this.tensors);
-  }
-  write(file) {
-    fs.writeFileSync(file, this.toBytes());
-  }
-}
+const { Stream } = pbstream; // a captured model: toBytes(), write(file)
 
 // An owned copy of an array's values in the stream's tensor form (leaves `a` alive).
 async function toStream(a) {

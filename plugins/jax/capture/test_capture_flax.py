@@ -5,10 +5,7 @@ Run: python3 -m unittest discover -s plugins/jax/capture -p 'test_*.py'
 """
 
 import functools
-import json
 import os
-import struct
-import subprocess
 import sys
 import unittest
 
@@ -17,6 +14,7 @@ sys.path[:0] = [HERE, os.path.normpath(os.path.join(HERE, "..", "..", "sdk", "py
 
 import capture_flax  # noqa: E402
 import pbstream  # noqa: E402
+from pbstream_testing import read_frames, run_serve  # noqa: E402
 
 try:
     import jax
@@ -28,31 +26,10 @@ except ImportError as e:  # the reason the skip reports
     HAVE_FLAX, WHY = False, f"needs jax and flax: {e}"
 
 CAPTURE = os.path.join(HERE, "capture_flax.py")
-_NP = {"f32": "<f4", "f64": "<f8", "i32": "<i4", "i64": "<i8"}
-
-
-def read_frames(buf):
-    """[(doc, {name: array})] for consecutive frames."""
-    import numpy
-    frames, pos = [], 0
-    while pos < len(buf):
-        assert buf[pos:pos + 8] == b"PBSTRM\x00\x01", "bad magic"
-        jlen, dlen = struct.unpack_from("<QQ", buf, pos + 8)
-        doc = json.loads(buf[pos + 24:pos + 24 + jlen].decode("utf-8"))
-        start = pos + (24 + jlen + 63) // 64 * 64
-        tensors = {}
-        for name, t in doc.get("tensors", {}).items():
-            count = int(numpy.prod(t["shape"], dtype=numpy.int64))
-            tensors[name] = numpy.frombuffer(buf, dtype=_NP[t["dtype"]], count=count,
-                                             offset=start + t["offset"]).reshape(t["shape"])
-        frames.append((doc, tensors))
-        pos = start + dlen
-    return frames
 
 
 def serve(request):
-    return subprocess.run([sys.executable, CAPTURE, "--serve"], input=json.dumps(request).encode(),
-                          capture_output=True, timeout=600, cwd="/")
+    return run_serve(CAPTURE, request, timeout=600)
 
 
 @unittest.skipUnless(HAVE_FLAX, WHY)

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 import pb_torch
+import pbstream  # on the path once pb_torch is imported
 
 ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -38,7 +39,6 @@ ACTIVATIONS = {
     "log_softmax": lambda: nn.LogSoftmax(dim=-1),
 }
 
-_DENSE_KEYS = {"input", "units", "activation", "bias"}
 TRAIN_ROWS = 256
 TRAIN_STEPS = 20
 LEARNING_RATE = 1e-2
@@ -61,25 +61,7 @@ def _seed(fixture):
 
 def dense_model(spec):
     """The nn.Sequential for a "dense" spec; errors name the spec field."""
-    if not isinstance(spec, dict):
-        raise ValueError(f"spec: expected a mapping, got {spec!r}")
-    unknown = sorted(set(spec) - _DENSE_KEYS)
-    if unknown:
-        raise ValueError(f"spec.{unknown[0]}: unknown field for layer 'dense' (known: {', '.join(sorted(_DENSE_KEYS))})")
-    width = spec.get("input")
-    if not isinstance(width, int) or isinstance(width, bool) or width <= 0:
-        raise ValueError(f"spec.input: expected a positive integer, got {width!r}")
-    units = spec.get("units")
-    if (not isinstance(units, list) or not units
-            or any(not isinstance(u, int) or isinstance(u, bool) or u <= 0 for u in units)):
-        raise ValueError(f"spec.units: expected a non-empty list of positive integers, got {units!r}")
-    activation = spec.get("activation", "relu")
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"spec.activation: unknown activation {activation!r} (known: {', '.join(ACTIVATIONS)})")
-    bias = spec.get("bias", True)
-    if not isinstance(bias, bool):
-        raise ValueError(f"spec.bias: expected true or false, got {bias!r}")
-
+    width, units, activation, bias = pbstream.dense_spec(spec, ACTIVATIONS)
     layers = []
     for i, out in enumerate(units):
         if i:
@@ -186,54 +168,12 @@ GLOBAL_POOL = {("global_avg", 1): nn.AdaptiveAvgPool1d, ("global_avg", 2): nn.Ad
                ("global_max", 2): nn.AdaptiveMaxPool2d, ("global_max", 3): nn.AdaptiveMaxPool3d}
 
 
-class Spec:
-    """Typed, strict access to a fixture spec: errors name the field (spec.kernel: ...)."""
-
-    def __init__(self, spec, known):
-        if not isinstance(spec, dict):
-            raise ValueError(f"spec: expected a mapping, got {spec!r}")
-        unknown = sorted(set(spec) - set(known))
-        if unknown:
-            raise ValueError(f"spec.{unknown[0]}: unknown field (known: {', '.join(sorted(known))})")
-        self.spec = spec
-
-    def int(self, key, default=None, minimum=1):
-        v = self.spec.get(key, default)
-        if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
-            raise ValueError(f"spec.{key}: expected an integer >= {minimum}, got {v!r}")
-        return v
-
-    def ints(self, key):
-        v = self.spec.get(key)
-        if not isinstance(v, list) or not v or any(not isinstance(u, int) or isinstance(u, bool) or u <= 0 for u in v):
-            raise ValueError(f"spec.{key}: expected a non-empty list of positive integers, got {v!r}")
-        return v
-
-    def choice(self, key, options, default=None):
-        v = self.spec.get(key, default)
-        if v not in options:
-            raise ValueError(f"spec.{key}: expected one of {', '.join(map(str, options))}, got {v!r}")
-        return v
-
-    def bool(self, key, default):
-        v = self.spec.get(key, default)
-        if not isinstance(v, bool):
-            raise ValueError(f"spec.{key}: expected true or false, got {v!r}")
-        return v
-
-    def float(self, key, default):
-        v = self.spec.get(key, default)
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0:
-            raise ValueError(f"spec.{key}: expected a positive number, got {v!r}")
-        return float(v)
-
-
 _CONV_KEYS = {"in_channels", "size", "filters", "kernel", "stride", "padding", "dilation", "activation", "bias"}
 
 
 def conv_model(dims, spec, n):
     """layer cnn1/cnn2/cnn3: conv layers (activation after each), channels-first input."""
-    s = Spec(spec, _CONV_KEYS)
+    s = pbstream.Spec(spec, _CONV_KEYS)
     channels = s.int("in_channels")
     kernel, stride, dilation = s.int("kernel"), s.int("stride", 1), s.int("dilation", 1)
     padding = s.choice("padding", ("valid", "same"), "valid")
@@ -267,7 +207,7 @@ _POOL_KEYS = {"dims", "in_channels", "size", "filters", "pool", "kernel", "strid
 
 def pool_model(spec, n):
     """layer pool: conv (3, same) -> relu -> pool."""
-    s = Spec(spec, _POOL_KEYS)
+    s = pbstream.Spec(spec, _POOL_KEYS)
     dims = s.choice("dims", (1, 2, 3))
     cin, filters = s.int("in_channels"), s.int("filters")
     pool = s.choice("pool", ("max", "avg", "global_avg", "global_max"))
@@ -285,7 +225,7 @@ def pool_model(spec, n):
 
 def batchnorm_model(spec, n):
     """layer batchnorm: conv -> BatchNorm -> relu (dims 1-3), or Linear -> BatchNorm1d (dims 0)."""
-    s = Spec(spec, {"dims", "in_channels", "size", "filters"})
+    s = pbstream.Spec(spec, {"dims", "in_channels", "size", "filters"})
     dims = s.choice("dims", (0, 1, 2, 3))
     cin, filters = s.int("in_channels"), s.int("filters")
     if dims == 0:
@@ -297,7 +237,7 @@ def batchnorm_model(spec, n):
 def norm_model(norm):
     def build_model(spec, n):
         """layer layernorm / rmsnorm: Linear(f, f) -> norm(f)."""
-        s = Spec(spec, {"features", "eps"})
+        s = pbstream.Spec(spec, {"features", "eps"})
         f = s.int("features")
         eps = s.float("eps", 1e-5 if norm == "layernorm" else 1e-6)
         layer = nn.LayerNorm(f, eps=eps) if norm == "layernorm" else RMSNorm(f, eps=eps)
@@ -307,20 +247,20 @@ def norm_model(norm):
 
 def embedding_model(spec, n):
     """layer embedding: ids [N, seq] -> nn.Embedding(vocab, dim)."""
-    s = Spec(spec, {"vocab", "dim", "seq"})
+    s = pbstream.Spec(spec, {"vocab", "dim", "seq"})
     vocab = s.int("vocab")
     return nn.Sequential(nn.Embedding(vocab, s.int("dim"))), torch.randint(0, vocab, (n, s.int("seq")))
 
 
 def residual_model(spec, n):
-    s = Spec(spec, {"features"})
+    s = pbstream.Spec(spec, {"features"})
     f = s.int("features")
     return Residual(f), torch.randn(n, f)
 
 
 def realistic_model(spec, n):
     """layer model: small whole models (see docs/suites.md)."""
-    s = Spec(spec, {"arch"})
+    s = pbstream.Spec(spec, {"arch"})
     arch = s.choice("arch", ("small_cnn", "dw_separable", "text_conv1d"))
     if arch == "small_cnn":
         model = nn.Sequential(

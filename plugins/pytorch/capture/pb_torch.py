@@ -36,25 +36,8 @@ PLANET_VERSION = str(torch.__version__).removesuffix("+gitunknown")
 _TRACED_OPS = ("call_module", "call_function", "call_method")
 
 
-class Stream:
-    """A captured model: the document (without tensor offsets) and its tensors by name."""
-
-    def __init__(self, doc, tensors):
-        self.doc = doc
-        self.tensors = tensors
-
-    def to_bytes(self):
-        return pbstream.encode_frame(self.doc, self.tensors)
-
-    def write(self, path):
-        with open(path, "wb") as f:
-            f.write(self.to_bytes())
-
-    def post(self, url, **kwargs):
-        """Streams it to a `planetbridge serve` at url; returns the result (verdict, errors, run id).
-
-        kwargs go to pbstream.post (timeout, atol, rtol); raises pbstream.PostError on refusal."""
-        return pbstream.post(url, self.to_bytes(), self.doc["planet"], **kwargs)
+# A captured model: the document and its tensors by name (to_bytes, write, post).
+Stream = pbstream.Stream
 
 
 def _to_numpy(t):

@@ -7,7 +7,6 @@ import io
 import json
 import os
 import struct
-import subprocess
 import sys
 import unittest
 
@@ -22,38 +21,9 @@ from torch import nn  # noqa: E402
 import fixtures  # noqa: E402
 import pb_torch  # noqa: E402
 import pbstream  # noqa: E402
+from pbstream_testing import read_frames, read_one, run_serve  # noqa: E402
 
 CAPTURE = os.path.join(HERE, "capture.py")
-_NP = {"f32": "<f4", "f64": "<f8", "i32": "<i4", "i64": "<i8"}
-
-
-def read_frames(buf):
-    """A minimal independent reader: [(doc, {name: array})] for consecutive frames, checking layout."""
-    frames, pos = [], 0
-    while pos < len(buf):
-        assert buf[pos:pos + 8] == b"PBSTRM\x00\x01", "bad magic"
-        jlen, dlen = struct.unpack_from("<QQ", buf, pos + 8)
-        doc = json.loads(buf[pos + 24:pos + 24 + jlen].decode("utf-8"))
-        start = pos + (24 + jlen + 63) // 64 * 64
-        assert all(b == 0 for b in buf[pos + 24 + jlen:start]), "JSON padding is not zero"
-        data = buf[start:start + dlen]
-        assert len(data) == dlen, "truncated data section"
-        tensors = {}
-        for name, t in doc.get("tensors", {}).items():
-            assert t["offset"] % 64 == 0 and t["offset"] + t["nbytes"] <= dlen, name
-            arr = np.frombuffer(data, dtype=_NP[t["dtype"]], count=int(np.prod(t["shape"], dtype=np.int64)),
-                                offset=t["offset"])
-            assert arr.nbytes == t["nbytes"], name
-            tensors[name] = arr.reshape(t["shape"])
-        frames.append((doc, tensors))
-        pos = start + dlen
-    return frames
-
-
-def read_one(buf):
-    frames = read_frames(buf)
-    assert len(frames) == 1
-    return frames[0]
 
 
 class FrameTest(unittest.TestCase):
@@ -220,8 +190,7 @@ class FixtureTest(unittest.TestCase):
 
 class ServeTest(unittest.TestCase):
     def serve(self, request, *args):
-        cmd = [sys.executable, CAPTURE, "--serve"] if not args else [sys.executable, "-c", *args]
-        return subprocess.run(cmd, input=json.dumps(request).encode(), capture_output=True, timeout=120, cwd="/")
+        return run_serve(CAPTURE, request, *args)
 
     def test_protocol_end_to_end(self):
         fx = {"layer": "dense", "samples": 7, "seed": 1, "spec": {"input": 4, "units": [3, 2]}}

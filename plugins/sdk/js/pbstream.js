@@ -38,6 +38,17 @@
  *   pb.readFrames(buf) -> [{doc, tensors}]
  *       Splits concatenated frames and decodes offset/nbytes tensors into typed arrays (tests).
  *   pb.finiteOrRepr(x)  A number as JSON can carry it ({repr: "NaN"} otherwise).
+ *   new pb.Stream(doc, tensors)
+ *       A captured model, what every planet's capture() returns: .toBytes() (the frame) and
+ *       .write(file).
+ *   new pb.Spec(spec, known, {nullIsAbsent}?)
+ *       Typed, strict access to a fixture spec (int, ints, choice, bool, number); every error
+ *       names the field ("spec.kernel: ..."). A key that is absent (or null, with nullIsAbsent)
+ *       takes the default.
+ *   pb.denseSpec(spec, activations, {lacks, nullIsAbsent}?) -> {input, units, activation, bias}
+ *       The suite's "dense" spec, checked field by field in that order (activation defaults to
+ *       "relu", bias to true). `activations` maps the names the planet builds; lacks(name)
+ *       returns why the planet's framework has no such activation (thrown as NotApplicable).
  */
 
 const os = require('os');
@@ -266,6 +277,86 @@ async function serve({ planet, engine, engineVersion, build, stdin = process.std
   return 0;
 }
 
+class Stream {
+  constructor(doc, tensors) {
+    this.doc = doc;
+    this.tensors = tensors;
+  }
+  toBytes() {
+    return encodeFrame(this.doc, this.tensors);
+  }
+  write(file) {
+    require('fs').writeFileSync(file, this.toBytes());
+  }
+}
+
+const isPosInt = (v) => Number.isInteger(v) && v > 0;
+const orDefault = (v, fallback, nullIsAbsent) => (v === undefined || (v === null && nullIsAbsent) ? fallback : v);
+
+class Spec {
+  constructor(spec, known, { nullIsAbsent = false } = {}) {
+    if (!spec || typeof spec !== 'object' || Array.isArray(spec)) throw new Error(`spec: expected a mapping, got ${JSON.stringify(spec)}`);
+    const unknown = Object.keys(spec).filter((k) => !known.includes(k)).sort();
+    if (unknown.length) throw new Error(`spec.${unknown[0]}: unknown field (known: ${[...known].sort().join(', ')})`);
+    this.spec = spec;
+    this.nullIsAbsent = nullIsAbsent;
+  }
+
+  get(key, fallback) {
+    return orDefault(this.spec[key], fallback, this.nullIsAbsent);
+  }
+
+  int(key, fallback, minimum = 1) {
+    const v = this.get(key, fallback);
+    if (!Number.isInteger(v) || v < minimum) throw new Error(`spec.${key}: expected an integer >= ${minimum}, got ${JSON.stringify(v)}`);
+    return v;
+  }
+
+  ints(key) {
+    const v = this.spec[key];
+    if (!Array.isArray(v) || !v.length || !v.every(isPosInt)) throw new Error(`spec.${key}: expected a non-empty list of positive integers, got ${JSON.stringify(v)}`);
+    return v;
+  }
+
+  choice(key, options, fallback) {
+    const v = this.get(key, fallback);
+    if (!options.includes(v)) throw new Error(`spec.${key}: expected one of ${options.join(', ')}, got ${JSON.stringify(v)}`);
+    return v;
+  }
+
+  bool(key, fallback) {
+    const v = this.get(key, fallback);
+    if (typeof v !== 'boolean') throw new Error(`spec.${key}: expected true or false, got ${JSON.stringify(v)}`);
+    return v;
+  }
+
+  number(key, fallback) {
+    const v = this.get(key, fallback);
+    if (typeof v !== 'number' || !(v > 0)) throw new Error(`spec.${key}: expected a positive number, got ${JSON.stringify(v)}`);
+    return v;
+  }
+}
+
+const DENSE_KEYS = ['input', 'units', 'activation', 'bias'];
+
+function denseSpec(spec, activations, { lacks = () => null, nullIsAbsent = false } = {}) {
+  if (!spec || typeof spec !== 'object' || Array.isArray(spec)) throw new Error(`spec: expected a mapping, got ${JSON.stringify(spec)}`);
+  const unknown = Object.keys(spec).filter((k) => !DENSE_KEYS.includes(k)).sort();
+  if (unknown.length) throw new Error(`spec.${unknown[0]}: unknown field for layer 'dense' (known: ${[...DENSE_KEYS].sort().join(', ')})`);
+  if (!isPosInt(spec.input)) throw new Error(`spec.input: expected a positive integer, got ${JSON.stringify(spec.input)}`);
+  const units = spec.units;
+  if (!Array.isArray(units) || !units.length || !units.every(isPosInt))
+    throw new Error(`spec.units: expected a non-empty list of positive integers, got ${JSON.stringify(units)}`);
+  const activation = orDefault(spec.activation, 'relu', nullIsAbsent);
+  const why = lacks(activation);
+  if (why) throw new NotApplicable(why);
+  if (!(activation in activations))
+    throw new Error(`spec.activation: unknown activation ${JSON.stringify(activation)} (known: ${Object.keys(activations).join(', ')})`);
+  const bias = orDefault(spec.bias, true, nullIsAbsent);
+  if (typeof bias !== 'boolean') throw new Error(`spec.bias: expected true or false, got ${JSON.stringify(bias)}`);
+  return { input: spec.input, units, activation, bias };
+}
+
 const STREAM_CONTENT_TYPE = 'application/x-planetbridge-stream';
 
 async function post(url, frameBytes, planet, { atol, rtol, timeoutMs = 600000 } = {}) {
@@ -310,7 +401,7 @@ function verdictLine(r) {
 
 module.exports = {
   MAGIC, ALIGN, HEADER_BYTES, STREAM_CONTENT_TYPE,
-  NotApplicable, RequestError, PostError,
+  NotApplicable, RequestError, PostError, Stream, Spec, denseSpec,
   encodeFrame, encodeJson, eventFrame, streamDoc, serve, readFrames, finiteOrRepr, parseRequest,
   post, verdictLine,
 };

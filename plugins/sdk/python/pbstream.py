@@ -1,10 +1,14 @@
-"""Stream writer, capture-protocol loop and HTTP client shared by the Python planets.
+"""Stream writer, capture-protocol loop, HTTP client and capture CLI shared by the Python planets.
 
 Implements the binary framing of docs/stream-format.md, the capture protocol of
-docs/capture-protocol.md and posting to `planetbridge serve` (docs/http-api.md). Standard
-library + numpy only, so every planet can import it.
+docs/capture-protocol.md and posting to `planetbridge serve` (docs/http-api.md); `Stream` is
+what every planet's capture() returns, `Spec` reads a fixture spec, and `main()` is the whole
+capture.py CLI (--serve / --suite). Standard library + numpy only (PyYAML for --suite), so
+every planet can import it.
 """
 
+import argparse
+import fnmatch
 import json
 import math
 import os
@@ -240,3 +244,201 @@ def verdict_line(result):
     if result.get("first_divergence"):
         line += f' · first diverging node: {result["first_divergence"]}'
     return line
+
+
+class Stream:
+    """A captured model: the document (without tensor offsets) and its tensors by name."""
+
+    def __init__(self, doc, tensors):
+        self.doc = doc
+        self.tensors = tensors
+
+    def to_bytes(self):
+        return encode_frame(self.doc, self.tensors)
+
+    def write(self, path):
+        with open(path, "wb") as f:
+            f.write(self.to_bytes())
+
+    def post(self, url, **kwargs):
+        """Streams it to a `planetbridge serve` at url; returns the result (verdict, errors, run id).
+
+        kwargs go to pbstream.post (timeout, atol, rtol); raises pbstream.PostError on refusal."""
+        return post(url, self.to_bytes(), self.doc["planet"], **kwargs)
+
+
+class Spec:
+    """Typed, strict access to a fixture spec: errors name the field (spec.kernel: ...)."""
+
+    def __init__(self, spec, known):
+        if not isinstance(spec, dict):
+            raise ValueError(f"spec: expected a mapping, got {spec!r}")
+        unknown = sorted(set(spec) - set(known))
+        if unknown:
+            raise ValueError(f"spec.{unknown[0]}: unknown field (known: {', '.join(sorted(known))})")
+        self.spec = spec
+
+    def int(self, key, default=None, minimum=1):
+        v = self.spec.get(key, default)
+        if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
+            raise ValueError(f"spec.{key}: expected an integer >= {minimum}, got {v!r}")
+        return v
+
+    def ints(self, key):
+        v = self.spec.get(key)
+        if not isinstance(v, list) or not v or any(not isinstance(u, int) or isinstance(u, bool) or u <= 0 for u in v):
+            raise ValueError(f"spec.{key}: expected a non-empty list of positive integers, got {v!r}")
+        return v
+
+    def choice(self, key, options, default=None):
+        v = self.spec.get(key, default)
+        if v not in options:
+            raise ValueError(f"spec.{key}: expected one of {', '.join(map(str, options))}, got {v!r}")
+        return v
+
+    def bool(self, key, default):
+        v = self.spec.get(key, default)
+        if not isinstance(v, bool):
+            raise ValueError(f"spec.{key}: expected true or false, got {v!r}")
+        return v
+
+    def float(self, key, default):
+        v = self.spec.get(key, default)
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0:
+            raise ValueError(f"spec.{key}: expected a positive number, got {v!r}")
+        return float(v)
+
+
+DENSE_KEYS = frozenset({"input", "units", "activation", "bias"})
+
+
+def dense_spec(spec, activations, lacks=None, known=None):
+    """The suite's "dense" spec {input, units, activation = "relu", bias = true}, checked field by
+    field in that order: returns (input, units, activation, bias); errors name the field.
+
+    activations: the activation names the planet builds. lacks(name): why the planet's framework
+    has no such activation (raised as NotApplicable), or None. known: the names the "unknown
+    activation" error lists (default: activations)."""
+    if not isinstance(spec, dict):
+        raise ValueError(f"spec: expected a mapping, got {spec!r}")
+    unknown = sorted(set(spec) - DENSE_KEYS)
+    if unknown:
+        raise ValueError(f"spec.{unknown[0]}: unknown field for layer 'dense' (known: {', '.join(sorted(DENSE_KEYS))})")
+    width = spec.get("input")
+    if not isinstance(width, int) or isinstance(width, bool) or width <= 0:
+        raise ValueError(f"spec.input: expected a positive integer, got {width!r}")
+    units = spec.get("units")
+    if (not isinstance(units, list) or not units
+            or any(not isinstance(u, int) or isinstance(u, bool) or u <= 0 for u in units)):
+        raise ValueError(f"spec.units: expected a non-empty list of positive integers, got {units!r}")
+    activation = spec.get("activation", "relu")
+    reason = lacks(activation) if lacks else None
+    if reason:
+        raise NotApplicable(reason)
+    if activation not in activations:
+        raise ValueError(f"spec.activation: unknown activation {activation!r} (known: {', '.join(known or activations)})")
+    bias = spec.get("bias", True)
+    if not isinstance(bias, bool):
+        raise ValueError(f"spec.bias: expected true or false, got {bias!r}")
+    return width, units, activation, bias
+
+
+# ------------------------------------------------------------------ the capture.py CLI
+
+def suite_fixtures(path, planet, pattern="*"):
+    """The suite's fixtures for `planet` whose id matches pattern (fnmatch), in the capture request's form."""
+    import yaml
+    with open(path, encoding="utf-8") as f:
+        suite = yaml.safe_load(f)
+    if not isinstance(suite, dict) or not isinstance(suite.get("fixtures"), list):
+        raise ValueError(f"{path}: expected a mapping with a 'fixtures' list")
+    defaults = suite.get("defaults") or {}
+    selected = []
+    for i, fx in enumerate(suite["fixtures"]):
+        if not isinstance(fx, dict) or not isinstance(fx.get("id"), str):
+            raise ValueError(f"{path}: fixtures[{i}]: expected a mapping with a string 'id'")
+        if planet not in (fx.get("planets") or []) or not fnmatch.fnmatchcase(fx["id"], pattern):
+            continue
+        selected.append({"id": fx["id"], "layer": fx.get("layer"),
+                         "samples": fx.get("samples", defaults.get("samples")),
+                         "seed": fx.get("seed", defaults.get("seed")),
+                         "spec": fx.get("spec")})
+    return selected
+
+
+def run_suite(planet, load_engine, build_fn, suite, pattern="*", out=None, post_url=None):
+    """capture.py --suite: every matching fixture to out/<id>.pbstream, to `planetbridge serve`
+    at post_url, or (neither) one frame after another to stdout. Returns the exit status: 0, 1
+    when a fixture failed (ERROR, REFUSED, a FAIL or ERROR verdict), 2 when nothing could run."""
+    try:
+        selected = suite_fixtures(suite, planet, pattern)
+        load_engine()
+    except (OSError, ValueError, ImportError) as e:
+        print(f"capture: {e}", file=sys.stderr)
+        return 2
+    if not selected:
+        print(f"capture: no {planet} fixtures in {suite} match {pattern!r}", file=sys.stderr)
+        return 2
+    if out:
+        os.makedirs(out, exist_ok=True)
+    failed = 0
+    for fx in selected:
+        try:
+            frame = encode_frame(*build_fn(fx))
+        except NotApplicable as e:
+            print(f"{fx['id']}: not applicable: {e}", file=sys.stderr)
+            continue
+        except Exception as e:
+            failed += 1
+            print(f"{fx['id']}: ERROR {type(e).__name__}: {e}", file=sys.stderr)
+            continue
+        if post_url:
+            try:
+                result = post(post_url, frame, planet)
+            except PostError as e:
+                if e.status is None:  # no server there: the other fixtures would fail the same way
+                    print(f"capture: {e}", file=sys.stderr)
+                    return 2
+                failed += 1
+                print(f"{fx['id']}: REFUSED {e}", flush=True)
+                continue
+            print(verdict_line(result), flush=True)
+            failed += result.get("verdict") in ("FAIL", "ERROR")
+        elif out:
+            path = os.path.join(out, fx["id"] + ".pbstream")
+            with open(path, "wb") as f:
+                f.write(frame)
+            print(f"{fx['id']}: {path} ({len(frame)} bytes)", file=sys.stderr)
+        else:
+            sys.stdout.buffer.write(frame)
+            sys.stdout.buffer.flush()
+            print(f"{fx['id']}: {len(frame)} bytes", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def main(planet, engine, load_engine, build_fn, argv=None, description=None):
+    """A planet's whole capture.py CLI; returns the exit status.
+
+      capture.py --serve                      the capture protocol (serve())
+      capture.py --suite FILE [--fixture GLOB] (--out DIR | --stdout | --post URL)   run_suite()
+
+    load_engine() imports the engine (ImportError when missing) and returns its version;
+    build_fn(fixture) returns (doc, tensors) or raises NotApplicable. description is the --help
+    text (the planet's capture.py docstring)."""
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    mode = p.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--serve", action="store_true", help="speak the capture protocol on stdin/stdout")
+    mode.add_argument("--suite", metavar="FILE", help="suite YAML to capture")
+    p.add_argument("--fixture", metavar="GLOB", default="*", help="only fixtures whose id matches (fnmatch)")
+    dest = p.add_mutually_exclusive_group()
+    dest.add_argument("--out", metavar="DIR", help="write DIR/<id>.pbstream per fixture")
+    dest.add_argument("--stdout", action="store_true", help="write the frames one after another to stdout")
+    dest.add_argument("--post", metavar="URL", help="post each stream to `planetbridge serve` at URL, print the verdicts")
+    args = p.parse_args(argv)
+    if args.serve:
+        if args.out or args.stdout or args.post or args.fixture != "*":
+            p.error("--serve takes no --fixture, --out, --stdout or --post")
+        return serve(planet, engine, load_engine, build_fn)
+    if not (args.out or args.stdout or args.post):
+        p.error("--suite needs --out DIR, --stdout or --post URL")
+    return run_suite(planet, load_engine, build_fn, args.suite, args.fixture, out=args.out, post_url=args.post)

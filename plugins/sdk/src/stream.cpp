@@ -326,7 +326,7 @@ Stream decode_stream(Frame frame) {
 
 Stream read_stream_bytes(const uint8_t* bytes, size_t size) { return decode_stream(parse_frame(bytes, size)); }
 
-Stream read_stream_file(const std::string& path) {
+std::vector<uint8_t> read_stream_input(const std::string& path) {
   std::vector<uint8_t> bytes;
   if (path == "-") {
     bytes.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
@@ -336,6 +336,11 @@ Stream read_stream_file(const std::string& path) {
     bytes.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
   }
   if (bytes.empty()) throw Error(path == "-" ? "(stdin)" : path, "empty input, expected a stream");
+  return bytes;
+}
+
+Stream read_stream_file(const std::string& path) {
+  const std::vector<uint8_t> bytes = read_stream_input(path);
   return read_stream_bytes(bytes.data(), bytes.size());
 }
 

@@ -44,7 +44,6 @@ DENSE_ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "sigmoid": "logistic", "ide
 # Activations other planets know that scikit-learn's MLP has no counterpart for.
 OTHER_ACTIVATIONS = {"gelu", "gelu_tanh", "silu", "elu", "selu", "leaky_relu", "relu6", "mish", "hardswish",
                      "softplus", "softmax", "log_softmax"}
-_DENSE_KEYS = {"input", "units", "activation", "bias"}
 
 # estimator name -> (class, is classifier, constructor defaults that make the fit deterministic)
 ESTIMATORS = {
@@ -71,6 +70,12 @@ def _seed(fixture):
     return int(np.random.SeedSequence([seed, zlib.crc32(fixture["id"].encode())]).generate_state(1, np.uint32)[0])
 
 
+def _lacks(activation):
+    if activation in OTHER_ACTIVATIONS:
+        return f"scikit-learn's MLP has no {activation!r} activation (it has identity, logistic, tanh, relu)"
+    return None
+
+
 def _check_keys(spec, known, layer):
     if not isinstance(spec, dict):
         raise ValueError(f"spec: expected a mapping, got {spec!r}")
@@ -81,22 +86,8 @@ def _check_keys(spec, known, layer):
 
 def dense_estimator(spec):
     """(MLPRegressor without random_state, targets) for a "dense" spec; errors name the field."""
-    _check_keys(spec, _DENSE_KEYS, "dense")
-    width = _positive_int(spec.get("input"), "spec.input")
-    units = spec.get("units")
-    if (not isinstance(units, list) or not units
-            or any(not isinstance(u, int) or isinstance(u, bool) or u <= 0 for u in units)):
-        raise ValueError(f"spec.units: expected a non-empty list of positive integers, got {units!r}")
-    activation = spec.get("activation", "relu")
-    if activation in OTHER_ACTIVATIONS:
-        raise pbstream.NotApplicable(f"scikit-learn's MLP has no {activation!r} activation "
-                                     "(it has identity, logistic, tanh, relu)")
-    if activation not in DENSE_ACTIVATIONS:
-        raise ValueError(f"spec.activation: unknown activation {activation!r} "
-                         f"(known: {', '.join(sorted(set(DENSE_ACTIVATIONS) | OTHER_ACTIVATIONS))})")
-    bias = spec.get("bias", True)
-    if not isinstance(bias, bool):
-        raise ValueError(f"spec.bias: expected true or false, got {bias!r}")
+    width, units, activation, bias = pbstream.dense_spec(
+        spec, DENSE_ACTIVATIONS, lacks=_lacks, known=sorted(set(DENSE_ACTIVATIONS) | OTHER_ACTIVATIONS))
     if not bias:
         raise pbstream.NotApplicable("scikit-learn's MLP always learns intercepts; a layer without bias cannot exist")
     hidden = tuple(units[:-1])

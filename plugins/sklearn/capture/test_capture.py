@@ -3,10 +3,7 @@
 Run: /usr/bin/python3 -m unittest discover -s plugins/sklearn/capture -p 'test_*.py'
 """
 
-import json
 import os
-import struct
-import subprocess
 import sys
 import unittest
 import warnings
@@ -25,33 +22,9 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 import fixtures  # noqa: E402
 import pb_sklearn  # noqa: E402
 import pbstream  # noqa: E402
+from pbstream_testing import read_frames, read_one, run_serve  # noqa: E402
 
 CAPTURE = os.path.join(HERE, "capture.py")
-_NP = {"f32": "<f4", "f64": "<f8", "i32": "<i4", "i64": "<i8"}
-
-
-def read_frames(buf):
-    """A minimal independent reader: [(doc, {name: array})] for consecutive frames."""
-    frames, pos = [], 0
-    while pos < len(buf):
-        assert buf[pos:pos + 8] == b"PBSTRM\x00\x01", "bad magic"
-        jlen, dlen = struct.unpack_from("<QQ", buf, pos + 8)
-        doc = json.loads(buf[pos + 24:pos + 24 + jlen].decode("utf-8"))
-        start = pos + (24 + jlen + 63) // 64 * 64
-        data = buf[start:start + dlen]
-        tensors = {}
-        for name, t in doc.get("tensors", {}).items():
-            count = int(np.prod(t["shape"], dtype=np.int64))
-            tensors[name] = np.frombuffer(data, dtype=_NP[t["dtype"]], count=count, offset=t["offset"]).reshape(t["shape"])
-        frames.append((doc, tensors))
-        pos = start + dlen
-    return frames
-
-
-def read_one(stream):
-    frames = read_frames(stream.to_bytes())
-    assert len(frames) == 1
-    return frames[0]
 
 
 def fit(est, x, y):
@@ -245,8 +218,7 @@ class ServeTest(unittest.TestCase):
                    "fixtures": [{**dense, "id": "b"},
                                 {**dense, "id": "nobias", "spec": {"input": 4, "units": [3, 2], "bias": False}},
                                 {**dense, "id": "conv", "layer": "conv2"}]}
-        r = subprocess.run([sys.executable, CAPTURE, "--serve"], input=json.dumps(request).encode(),
-                           capture_output=True, timeout=120, cwd="/")
+        r = run_serve(CAPTURE, request)
         self.assertEqual(r.returncode, 0, r.stderr.decode())
         frames = read_frames(r.stdout)
         self.assertEqual([f[0].get("event") for f in frames], ["hello", None, "not_applicable", "error"])

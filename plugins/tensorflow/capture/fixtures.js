@@ -18,7 +18,7 @@
  */
 
 const pbtf = require('./pb_tfjs.js');
-const { NotApplicable } = require('../../sdk/js/pbstream.js');
+const { NotApplicable, Spec, denseSpec } = require('../../sdk/js/pbstream.js'); // Spec: typed, strict access to a fixture spec
 
 const { tf } = pbtf;
 
@@ -44,7 +44,6 @@ const ACTIVATIONS = {
 // Suite activations tfjs has no stock layer or activation for.
 const NOT_IN_TFJS = new Set(['hardswish']);
 
-const DENSE_KEYS = new Set(['input', 'units', 'activation', 'bias']);
 const TRAIN_ROWS = 256;
 const TRAIN_STEPS = 20;
 const LEARNING_RATE = 1e-2;
@@ -75,21 +74,8 @@ function fixtureSeed(fixture) {
 
 /** The tf.sequential for a "dense" spec; errors name the spec field. `seed` seeds the kernels. */
 function denseModel(spec, seed, name = 'dense_model') {
-  if (!spec || typeof spec !== 'object' || Array.isArray(spec)) throw new Error(`spec: expected a mapping, got ${JSON.stringify(spec)}`);
-  const unknown = Object.keys(spec).filter((k) => !DENSE_KEYS.has(k)).sort();
-  if (unknown.length)
-    throw new Error(`spec.${unknown[0]}: unknown field for layer 'dense' (known: ${[...DENSE_KEYS].sort().join(', ')})`);
-  if (!isPosInt(spec.input)) throw new Error(`spec.input: expected a positive integer, got ${JSON.stringify(spec.input)}`);
-  const units = spec.units;
-  if (!Array.isArray(units) || !units.length || !units.every(isPosInt))
-    throw new Error(`spec.units: expected a non-empty list of positive integers, got ${JSON.stringify(units)}`);
-  const activation = spec.activation === undefined ? 'relu' : spec.activation;
-  if (NOT_IN_TFJS.has(activation)) throw new NotApplicable(`tfjs has no "${activation}" activation or layer`);
-  if (!(activation in ACTIVATIONS))
-    throw new Error(`spec.activation: unknown activation ${JSON.stringify(activation)} (known: ${Object.keys(ACTIVATIONS).join(', ')})`);
-  const bias = spec.bias === undefined ? true : spec.bias;
-  if (typeof bias !== 'boolean') throw new Error(`spec.bias: expected true or false, got ${JSON.stringify(bias)}`);
-
+  const lacks = (a) => (NOT_IN_TFJS.has(a) ? `tfjs has no "${a}" activation or layer` : null);
+  const { units, activation, bias } = denseSpec(spec, ACTIVATIONS, { lacks });
   const act = ACTIVATIONS[activation];
   const model = tf.sequential({ name });
   units.forEach((u, i) => {
@@ -166,50 +152,6 @@ RMSNorm.className = 'RMSNorm';
 tf.serialization.registerClass(RMSNorm);
 
 const COMPOSED_NOTES = new Map([[RMSNorm, 'RMSNorm: x * rsqrt(mean(x^2) + epsilon) * scale from tfjs ops (tfjs has no RMSNorm layer)']]);
-
-/** Typed, strict access to a fixture spec: errors name the field (spec.kernel: ...). */
-class Spec {
-  constructor(spec, known) {
-    if (!spec || typeof spec !== 'object' || Array.isArray(spec)) throw new Error(`spec: expected a mapping, got ${JSON.stringify(spec)}`);
-    const unknown = Object.keys(spec).filter((k) => !known.includes(k)).sort();
-    if (unknown.length) throw new Error(`spec.${unknown[0]}: unknown field (known: ${[...known].sort().join(', ')})`);
-    this.spec = spec;
-  }
-
-  get(key, fallback) {
-    return this.spec[key] === undefined ? fallback : this.spec[key];
-  }
-
-  int(key, fallback, minimum = 1) {
-    const v = this.get(key, fallback);
-    if (!Number.isInteger(v) || v < minimum) throw new Error(`spec.${key}: expected an integer >= ${minimum}, got ${JSON.stringify(v)}`);
-    return v;
-  }
-
-  ints(key) {
-    const v = this.spec[key];
-    if (!Array.isArray(v) || !v.length || !v.every(isPosInt)) throw new Error(`spec.${key}: expected a non-empty list of positive integers, got ${JSON.stringify(v)}`);
-    return v;
-  }
-
-  choice(key, options, fallback) {
-    const v = this.get(key, fallback);
-    if (!options.includes(v)) throw new Error(`spec.${key}: expected one of ${options.join(', ')}, got ${JSON.stringify(v)}`);
-    return v;
-  }
-
-  bool(key, fallback) {
-    const v = this.get(key, fallback);
-    if (typeof v !== 'boolean') throw new Error(`spec.${key}: expected true or false, got ${JSON.stringify(v)}`);
-    return v;
-  }
-
-  number(key, fallback) {
-    const v = this.get(key, fallback);
-    if (typeof v !== 'number' || !(v > 0)) throw new Error(`spec.${key}: expected a positive number, got ${JSON.stringify(v)}`);
-    return v;
-  }
-}
 
 // Seeded initialisers, one seed per weight, drawn in build order, and the model's name (tfjs's
 // default names count models per process): a fixture is the same bytes every run.

@@ -40,18 +40,7 @@ async function useWasm() {
   return tf.getBackend();
 }
 
-class Stream {
-  constructor(doc, tensors) {
-    this.doc = doc;
-    this.tensors = tensors;
-  }
-  toBytes() {
-    return pbstream.encodeFrame(this.doc, this.tensors);
-  }
-  write(file) {
-    require('fs').writeFileSync(file, this.toBytes());
-  }
-}
+const { Stream } = pbstream; // a captured model: toBytes(), write(file)
 
 // An owned copy of a tensor's values in the stream's tensor form.
 function toStream(t) {

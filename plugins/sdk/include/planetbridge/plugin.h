@@ -2,7 +2,8 @@
 // The plugin ABI. A plugin is a shared library libplanet_<name>.so that exports two aliases:
 //   planetbridge_abi_version  -> uint32_t()            compared with kPluginAbiVersion
 //   planetbridge_create       -> std::shared_ptr<Dialect>()
-// Use PLANETBRIDGE_PLUGIN(factory) once in the plugin to define both.
+// Use PLANETBRIDGE_PLUGIN(factory) once in the plugin to define both, or
+// PLANETBRIDGE_DIALECT(DialectClass) when the factory only has to make a DialectClass.
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -67,3 +68,12 @@ std::vector<std::string> table_keys(const Table& t) {
   }                                                                                 \
   BOOST_DLL_ALIAS(pb_plugin_exports::abi_version, planetbridge_abi_version)         \
   BOOST_DLL_ALIAS(factory, planetbridge_create)
+
+// PLANETBRIDGE_PLUGIN with a factory returning a new DialectClass (default-constructed).
+#define PLANETBRIDGE_DIALECT(DialectClass)                                                           \
+  namespace pb_plugin_exports {                                                                      \
+  namespace {                                                                                        \
+  std::shared_ptr<pb::Dialect> create_dialect() { return std::make_shared<DialectClass>(); }         \
+  }                                                                                                  \
+  }                                                                                                  \
+  PLANETBRIDGE_PLUGIN(pb_plugin_exports::create_dialect)

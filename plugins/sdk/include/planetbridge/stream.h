@@ -65,6 +65,8 @@ std::optional<Frame> read_frame(std::istream& in);
 Stream decode_stream(Frame frame);
 Stream read_stream_bytes(const uint8_t* bytes, size_t size);
 Stream read_stream_file(const std::string& path);  // "-" reads stdin
+// The whole input of read_stream_file as bytes, not yet decoded (for keeping it as received).
+std::vector<uint8_t> read_stream_input(const std::string& path);
 
 // Writing (used by tests, tools, the run store and the C++ side of captures). Each tensor's
 // entry in doc["tensors"] becomes {dtype, shape, offset, nbytes} (keeping "allow_nonfinite").
