@@ -45,9 +45,13 @@ const char* verdict_color(Verdict v) {
 
 std::string pad(const std::string& s, size_t w) { return s.size() >= w ? s + " " : s + std::string(w - s.size(), ' '); }
 
-std::string engine_label(const CaseResult& r) {
-  if (r.engine.empty()) return r.planet;
-  return r.planet + " (" + r.engine + (r.composed.empty() ? "" : ", composed") + ")";
+std::string engine_label(const CaseResult& r) { return r.engine.empty() ? r.planet : r.planet + " (" + r.engine + ")"; }
+
+// Whether the native outputs came from the planet's stock layers or from layers the capture
+// composed from the planet's own ops (known only once a stream arrived).
+std::string native_label(const CaseResult& r, bool ran) {
+  if (!ran) return "-";
+  return r.composed.empty() ? "stock" : "composed";
 }
 
 std::string indent_lines(const std::string& text, const std::string& prefix) {
@@ -64,7 +68,8 @@ ConsoleReport::ConsoleReport(std::ostream& out, size_t fixture_width, bool color
     : out_(out), fixture_width_(std::max<size_t>(fixture_width, 7) + 2), color_(color) {}
 
 void ConsoleReport::header() {
-  out_ << pad("PLANET (ENGINE)", 36) << pad("FIXTURE", fixture_width_) << pad("LAYER", 10) << pad("VERDICT", 9)
+  out_ << pad("PLANET (ENGINE)", 30) << pad("FIXTURE", fixture_width_) << pad("LAYER", 10) << pad("NATIVE", 9)
+       << pad("VERDICT", 9)
        << pad("MAX|DIFF|", 10) << pad("MAX REL", 10) << pad("RELOAD", 9) << "MS\n";
 }
 
@@ -74,7 +79,8 @@ void ConsoleReport::row(const CaseResult& r) {
   const bool ran = r.verdict != Verdict::ERROR && r.verdict != Verdict::SKIP;
   char ms[32];
   std::snprintf(ms, sizeof ms, "%.1f", r.total_ms());
-  out_ << pad(engine_label(r), 36) << pad(r.fixture, fixture_width_) << pad(r.layer, 10) << verdict
+  out_ << pad(engine_label(r), 30) << pad(r.fixture, fixture_width_) << pad(r.layer, 10)
+       << pad(native_label(r, ran), 9) << verdict
        << pad(ran ? sci(r.max_abs) : "-", 10) << pad(ran ? sci(r.max_rel) : "-", 10)
        << pad(ran ? (r.reload_identical ? "same" : "DIFFERS") : "-", 9) << (ran ? ms : "-") << "\n";
   if (!r.message.empty() && r.verdict != Verdict::EXACT && r.verdict != Verdict::PASS)
