@@ -1,0 +1,58 @@
+// The whole bedrock suite, live, one planet per test case (ctest runs them side by side): every
+// case EXACT or PASS with a bit-identical reload, or SKIP because the suite marks it not
+// applicable. A planet whose engine is missing here is a SKIP warning, never a silent pass.
+#include <filesystem>
+
+#include "runner.h"
+#include "suite.h"
+#include "test_util.h"
+
+namespace {
+
+const std::string kSuite = PB_SOURCE_DIR "/config/suites/bedrock.yaml";
+
+// Empty when the planet's plugin is built and its engine loads here, else why not.
+std::string unavailable(const std::string& planet) {
+  if (!std::filesystem::exists(pbtest::plugin_path(planet))) return "the " + planet + " plugin is not built";
+  if (planet == "pytorch") return pbtest::python_missing("torch");
+  if (planet == "sklearn") return pbtest::python_missing("sklearn");
+  const std::string package = planet == "jax" ? "@jax-js/jax" : "@tensorflow/tfjs";
+  const int rc = pbtest::shell("cd " + pbtest::quote(PB_SOURCE_DIR) + " && node -e 'require(\"" + package + "\")' >/dev/null 2>&1");
+  return rc == 0 ? "" : "node cannot load " + package + " (run npm ci)";
+}
+
+void run_planet(const std::string& planet) {
+  PBTEST_SKIP_IF(unavailable(planet), "live " + planet + " suite");
+  pbtest::TempDir tmp;
+  const pb::host::Suite suite = pb::host::load_suite(kSuite);
+  pb::host::PluginRegistry plugins;
+  REQUIRE(plugins.load(pbtest::plugin_path(planet)));
+  pb::host::RunOptions opt;
+  opt.planets = {planet};
+  opt.out_dir = tmp.file("data");
+  opt.capture_timeout_s = 300;
+  const size_t planned = pb::host::plan_cases(suite, opt).size();
+  REQUIRE(planned >= 12);
+  const std::vector<pb::host::CaseResult> results = pb::host::run_suite(suite, plugins, opt);
+  REQUIRE(results.size() == planned);
+  size_t ran = 0;
+  for (const pb::host::CaseResult& r : results) {
+    INFO(r.name() << ": " << pb::host::verdict_name(r.verdict) << " " << r.message << " " << r.worst);
+    CHECK(!r.engine.empty());
+    if (r.verdict == pb::host::Verdict::SKIP) {
+      CHECK(r.message.rfind("not applicable: ", 0) == 0);
+      continue;
+    }
+    CHECK((r.verdict == pb::host::Verdict::EXACT || r.verdict == pb::host::Verdict::PASS));
+    CHECK(r.reload_identical);
+    ++ran;
+  }
+  CHECK(ran >= planned - 1);
+}
+
+}  // namespace
+
+TEST_CASE("live bedrock: every pytorch case passes", "[live][bedrock]") { run_planet("pytorch"); }
+TEST_CASE("live bedrock: every tensorflow case passes", "[live][bedrock]") { run_planet("tensorflow"); }
+TEST_CASE("live bedrock: every jax case passes", "[live][bedrock]") { run_planet("jax"); }
+TEST_CASE("live bedrock: every sklearn case passes or is not applicable", "[live][bedrock]") { run_planet("sklearn"); }
