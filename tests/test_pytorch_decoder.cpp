@@ -210,8 +210,14 @@ TEST_CASE("pytorch decoder: unsupported functions, methods and fx ops", "[pytorc
   CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.graph[4]", "unsupported method \"numpy\""));
 
   doc = load_doc("relu_forms");
+  doc["model"]["graph"][1]["op"] = "call_magic";
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.graph[1].op", "unsupported fx op \"call_magic\""));
+
+  // get_attr reads a tensor the stream must carry under its target.
+  doc = load_doc("relu_forms");
   doc["model"]["graph"][1]["op"] = "get_attr";
-  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.graph[1].op", "unsupported fx op \"get_attr\""));
+  doc["model"]["graph"][1]["target"] = "no_such_tensor";
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.graph[1].target", "names tensor \"no_such_tensor\""));
 
   doc = load_doc("relu_forms");
   doc["model"]["graph"][1]["target"] = "missing";

@@ -183,7 +183,11 @@ void translate_conv(const FxNode& n, const JsonRef& m, const std::string& in) {
     m["params"]["weight"].fail("expected [out_channels, in_channels/groups, kernel...] = " + shape_str(want) + ", got " +
                                shape_str(n.weight_tensor(*w).shape()));
   std::vector<std::string> inputs = {in, *w};
-  if (auto b = module_param(n, m, "bias")) inputs.push_back(*b);
+  if (auto b = module_param(n, m, "bias")) {
+    if (n.weight_tensor(*b).shape() != Shape{out_c})
+      m["params"]["bias"].fail("expected shape [" + std::to_string(out_c) + "], got " + shape_str(n.weight_tensor(*b).shape()));
+    inputs.push_back(*b);
+  }
   ir::Attrs at = window_attrs(stride, dilation, pb, pe);
   at.set("groups", groups);
   n.emit("Conv", inputs, at);
@@ -397,6 +401,9 @@ CallTranslator binary_call(const std::string& op) {
       }
     }
     if (auto alpha = n.kwarg("alpha"); alpha && alpha->f64() != 1.0) alpha->fail("torch.add/sub with alpha != 1 is not supported");
+    if (auto mode = n.kwarg("rounding_mode")) mode->fail("torch.div with rounding_mode is not supported (plain division only)");
+    if (op == "Div" && n.arg(0, "input")->is_number())
+      n.fail("a number divided by a tensor is not supported (the IR's Div cannot broadcast its dividend)");
     n.emit(op, ins);
   };
 }
@@ -428,6 +435,12 @@ void translate_permute(const FxNode& n) {
     perm = dims->ints();
   } else {  // x.permute(0, 2, 1): the dims are the remaining positional args
     for (size_t i = 1; n.arg(i); ++i) perm.push_back(n.arg(i)->i64());
+  }
+  // permute names every dim, so the rank is known and negative dims resolve here.
+  const int64_t rank = static_cast<int64_t>(perm.size());
+  for (int64_t& p : perm) {
+    if (p < -rank || p >= rank) n.fail("permute dim " + std::to_string(p) + " is out of range for rank " + std::to_string(rank));
+    if (p < 0) p += rank;
   }
   n.emit("Transpose", {n.value_arg(0)}, attrs_of({{"perm", perm}}));
 }
@@ -502,6 +515,7 @@ const std::map<std::string, CallTranslator>& method_table() {
       {"transpose", translate_transpose},
       {"permute", translate_permute},
       {"view", translate_reshape},
+      {"contiguous", [](const FxNode& n) { n.emit("Identity", {n.value_arg(0)}); }},  // IR values are always contiguous
       {"reshape", translate_reshape},
   };
   return t;
@@ -571,6 +585,10 @@ class PytorchDialect : public Dialect {
         if (tr == table.end()) node.fail("unsupported " + std::string(op == "call_function" ? "function" : "method") + " \"" + name + "\"");
         n.set_origin("fx:" + n.name() + " (" + name + ")");
         tr->second(n);
+      } else if (op == "get_attr") {
+        // A parameter or buffer read directly (not through a module): a constant named after
+        // the fx node, from the tensor the capture stored under the target.
+        g.weights[n.name()] = stream.tensor(target.str(), target.path()).cast(DType::f32);
       } else if (op == "output") {
         auto a = n.arg(0);
         if (!a) node.fail("output node has no argument");
