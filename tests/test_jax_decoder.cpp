@@ -6,7 +6,9 @@
 #include <cmath>
 #include <cstdlib>
 #include <functional>
+#include <map>
 #include <memory>
+#include <utility>
 
 #include "ladder.h"
 #include "planetbridge/network.h"
@@ -301,33 +303,140 @@ TEST_CASE("jax decoder: Conv kernels [k..., I/g, O] become [O, I/g, k...] - SAME
   CHECK(worst_excess(flipped) > 1e-3);
 }
 
-TEST_CASE("jax decoder: taps line up only with values in Flax's layout", "[jax]") {
-  for (const char* name : {"conv", "norms_pools"}) {
+namespace {
+
+// The stream without its taps (and their tensors, which would otherwise be unused).
+json without_taps(json doc) {
+  for (const auto& [module, tensor] : doc["taps"].items()) doc["tensors"].erase(tensor.get<std::string>());
+  doc.erase("taps");
+  return doc;
+}
+
+std::map<std::string, pb::Shape> stream_input_shapes(const Graph& g, const pb::Stream& s) {
+  std::map<std::string, pb::Shape> shapes;
+  for (size_t i = 0; i < g.inputs.size(); ++i) shapes[g.inputs[i].name] = s.tensors.at(s.inputs[i]).shape();
+  return shapes;
+}
+
+size_t node_index(const Graph& g, const std::string& value) {
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    for (const std::string& out : g.nodes[i].outputs)
+      if (out == value) return i;
+  FAIL("no node produces \"" << value << "\"");
+  return 0;
+}
+
+}  // namespace
+
+TEST_CASE("jax decoder: every tap lines up with a value of its module's name, in Flax's layout and module order", "[jax]") {
+  // conv: 4 convs (3 of them outputs), a reshape and a Dense; norms_pools: Conv -> BatchNorm ->
+  // relu (held only channels-first: their taps were skipped before), pools, global reductions,
+  // norms.
+  for (const auto& [name, tap_count] : std::vector<std::pair<std::string, size_t>>{{"conv", 6}, {"norms_pools", 10}}) {
     INFO(name);
-    const pb::Stream s = to_stream(load_doc(name));
+    const json doc = load_doc(name);
+    const pb::Stream s = to_stream(doc);
+    REQUIRE(s.taps.size() == tap_count);
     const Graph g = jax().decode(s);
-    std::map<std::string, pb::Shape> shapes;
+    // As the ladder compares taps: unoptimised, plain layouts, by value name.
+    pb::Network net(g, stream_input_shapes(g, s), pb::CompileOptions{false, false});
     std::vector<const Tensor*> inputs;
-    for (size_t i = 0; i < g.inputs.size(); ++i) {
-      shapes[g.inputs[i].name] = s.tensors.at(s.inputs[i]).shape();
-      inputs.push_back(&s.tensors.at(s.inputs[i]));
-    }
-    pb::Network net(g, shapes, pb::CompileOptions{false});
+    for (const std::string& in : s.inputs) inputs.push_back(&s.tensors.at(in));
     net.run(inputs);
     size_t compared = 0;
     for (const auto& [module, tensor] : s.taps) {
       INFO(module);
       const Tensor* mine = net.value(module);
-      if (!mine) continue;  // held only channels-first ("<module>@NCHW"): no tap names it
-      ++compared;
+      REQUIRE(mine != nullptr);
+      CHECK(mine->shape() == s.tensors.at(tensor).shape());
       CHECK(excess(*mine, s.tensors.at(tensor), 1e-5, 1e-5) <= 0);  // same shape, same layout
+      ++compared;
     }
-    CHECK(compared >= 5);
+    CHECK(compared == tap_count);
+    // The tapped values are produced in the modules' order, so the first tap outside tolerance
+    // is the first module that diverges.
+    size_t previous = 0;
+    for (const json& m : doc["model"]["modules"]) {
+      const std::string module = m["name"];
+      if (!s.taps.count(module)) continue;
+      INFO(module);
+      const size_t at = node_index(g, module);
+      CHECK(at >= previous);
+      previous = at;
+    }
+    // The ladder's own tap check compares every one of them.
+    pbtest::TempDir tmp;
+    pb::host::LadderOptions opt;
+    opt.tolerance = {1e-5, 1e-5};
+    opt.entity_path = tmp.file("model.entity");
+    const pb::host::CaseResult r = pb::host::run_ladder(s, jax(), opt);
+    INFO(r.message << r.tap_error);
+    CHECK(r.tap_error.empty());
+    CHECK(r.taps.size() == tap_count);
   }
-  // The channels-first intermediates of a spatial chain have no value of the module's name.
-  const Graph g = jax().decode(to_stream(load_doc("norms_pools")));
-  CHECK(g.find_node("BatchNorm_0") == nullptr);
-  CHECK(g.find_node("BatchNorm_0@NCHW") != nullptr);
+
+  // A tapped module held only channels-first gets a Transpose back, named after it, right after
+  // it; element-wise consumers still compute channels-first (relu reads BatchNorm_0@NCHW).
+  const json doc = load_doc("norms_pools");
+  const Graph g = jax().decode(to_stream(doc));
+  for (const char* module : {"Conv_0", "BatchNorm_0", "relu_0"}) {
+    INFO(module);
+    const pb::ir::Node& t = node(g, module);
+    CHECK(t.op == "Transpose");
+    CHECK(t.inputs == std::vector<std::string>{std::string(module) + "@NCHW"});
+    CHECK(t.attrs.ints("perm") == std::vector<int64_t>{0, 2, 3, 1});
+    CHECK(node_index(g, module) == node_index(g, std::string(module) + "@NCHW") + 1);
+  }
+  CHECK(node(g, "relu_0@NCHW").inputs == std::vector<std::string>{"BatchNorm_0@NCHW"});
+  CHECK(node(g, "max_pool_0@NCHW").inputs == std::vector<std::string>{"relu_0@NCHW"});
+  // A consumer needing channels-last (the output) reuses the tap's node: one per value.
+  CHECK(count_nodes(g, "Transpose", "max_pool_0@NCHW") == 1);
+  // Without taps, the channels-first intermediates of a spatial chain have no value of the
+  // module's name.
+  const Graph bare = decode(without_taps(doc));
+  CHECK(bare.find_node("BatchNorm_0") == nullptr);
+  CHECK(bare.find_node("BatchNorm_0@NCHW") != nullptr);
+  CHECK(g.nodes.size() == bare.nodes.size() + 3);  // the tap views of Conv_0, BatchNorm_0, relu_0
+}
+
+TEST_CASE("jax decoder: the tap-only transposes cost nothing at run time", "[jax]") {
+  for (const char* name : {"conv", "norms_pools", "embed_conv1d"}) {
+    INFO(name);
+    const json doc = load_doc(name);
+    const pb::Stream s = to_stream(doc), bare_s = to_stream(without_taps(doc));
+    const Graph g = jax().decode(s), bare = jax().decode(bare_s);
+    CHECK(g.nodes.size() >= bare.nodes.size());
+    // The optimised compile (remove_unused, then fusion) executes the same nodes either way.
+    pb::Network tapped(g, stream_input_shapes(g, s)), plain(bare, stream_input_shapes(bare, bare_s));
+    const Graph& te = tapped.executed_graph();
+    const Graph& pe = plain.executed_graph();
+    CHECK(te.nodes.size() <= pe.nodes.size());
+    std::vector<std::string> tn, pn;
+    for (const auto& n : te.nodes) tn.push_back(n.name + " " + n.op + " " + n.attrs.s("activation", ""));
+    for (const auto& n : pe.nodes) pn.push_back(n.name + " " + n.op + " " + n.attrs.s("activation", ""));
+    std::sort(tn.begin(), tn.end());
+    std::sort(pn.begin(), pn.end());
+    CHECK(tn == pn);
+  }
+}
+
+TEST_CASE("jax decoder: a corrupted Conv kernel is reported at that Conv", "[jax]") {
+  // norms_pools: Conv_0 -> BatchNorm_0 -> relu_0 -> pools; Conv_0 is no output, its tap is
+  // compared only through its channels-last tap view.
+  json doc = load_doc("norms_pools");
+  for (json& v : doc["tensors"]["params/Conv_0/kernel"]["data"]) v = v.get<double>() + 0.5;
+  const pb::Stream s = to_stream(doc);
+  pbtest::TempDir tmp;
+  pb::host::LadderOptions opt;
+  opt.tolerance = {1e-5, 1e-5};
+  opt.entity_path = tmp.file("model.entity");
+  const pb::host::CaseResult r = pb::host::run_ladder(s, jax(), opt);
+  INFO(r.message << " / " << r.first_divergence);
+  CHECK(r.verdict == pb::host::Verdict::FAIL);
+  REQUIRE(!r.taps.empty());
+  CHECK(r.taps[0].value == "Conv_0");
+  CHECK(!r.taps[0].vs_native.within);
+  CHECK(r.first_divergence.rfind("node \"Conv_0\" (flax:Conv_0", 0) == 0);
 }
 
 TEST_CASE("jax decoder: BatchNorm reads batch_stats with Flax's epsilon 1e-5 - pools - LayerNorm, RMSNorm 1e-6", "[jax]") {

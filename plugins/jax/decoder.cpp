@@ -7,7 +7,9 @@
 // layout, converted by explicit Transpose nodes only where a module needs the other one. A
 // value's channels-last IR form carries the module's name (so the stream's taps, in Flax's
 // layout, line up); its channels-first form is named "<module>@NCHW" (@NCW, @NCDHW), which no
-// tap names, so a tap is never compared with a value of another layout.
+// tap names, so a tap is never compared with a value of another layout. A tapped module held
+// only channels-first also gets its channels-last form, right after it, for the tap alone
+// (Values::tap_view): the optimised compile drops it unless something reads it.
 #include <algorithm>
 #include <cstdlib>
 #include <functional>
@@ -41,6 +43,7 @@ struct Value {
   Shape shape;  // Flax's shape (channels last); dim 0 is the batch as captured
   DType dtype = DType::f32;
   std::string last, first;  // the IR values holding it channels-last / channels-first ("" until made)
+  bool last_for_tap = false;  // `last` exists only for the module's tap (no module has read it)
 };
 
 // Rank < 3 has no spatial dims: both layouts are the same tensor.
@@ -74,6 +77,7 @@ class Values {
     Value& v = values_.at(name);
     if (!spatial(v.shape)) return v.last.empty() ? v.first : v.last;
     const size_t rank = v.shape.size();
+    if (layout == Layout::Last) v.last_for_tap = false;  // a module reads it: a layout it really has
     if (layout == Layout::Last && v.last.empty()) {
       v.last = name;  // the Flax layout: the tap's name
       emit(v.last, "Transpose", {v.first}, attrs_of({{"perm", channels_last_perm(rank)}}), "flax:" + name + " (to channels-last)");
@@ -84,9 +88,23 @@ class Values {
     return layout == Layout::Last ? v.last : v.first;
   }
 
-  // The layout a value already has (channels-last when it has both).
+  // The layout a value already has (channels-last when it has both). A channels-last form made
+  // only for a tap does not count: element-wise consumers compute as they would without taps.
   Layout held(const std::string& name) const {
-    return values_.at(name).last.empty() ? Layout::First : Layout::Last;
+    const Value& v = values_.at(name);
+    return v.last.empty() || v.last_for_tap ? Layout::First : Layout::Last;
+  }
+
+  // The stream taps `name` (Flax's layout, keyed by module name): when the value is held only
+  // channels-first, emit its channels-last form now, named after the module, so the tap is
+  // compared, in execution order (the first diverging module is the one named). A module that
+  // later needs channels-last reuses this node; when none does, nothing reads it and the
+  // optimised compile's remove_unused drops it, so the run-time graph is unchanged.
+  void tap_view(const std::string& name) {
+    Value& v = values_.at(name);
+    if (!spatial(v.shape) || !v.last.empty()) return;
+    get(name, Layout::Last);
+    v.last_for_tap = true;
   }
 
  private:
@@ -787,6 +805,7 @@ class JaxDialect : public Dialect {
 
       Module m(stream, g, values, used, mj, name, "flax:" + name + " (" + what + ")", inputs);
       tr->translate(m);
+      if (stream.taps.count(name)) values.tap_view(name);
       previous = name;
     }
 
