@@ -19,7 +19,7 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [os.path.join(ROOT, "plugins", "pytorch", "capture"), os.path.join(ROOT, "plugins", "sdk", "python")]
+sys.path[:0] = [os.path.join(ROOT, "plugins", "pytorch", "capture"), os.path.join(ROOT, "capture", "python")]
 
 import torch  # noqa: E402
 import yaml  # noqa: E402

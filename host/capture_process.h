@@ -9,7 +9,7 @@
 #include <string>
 #include <thread>
 
-#include "planetbridge/plugin.h"
+#include "planetbridge/dialect.h"
 #include "planetbridge/stream.h"
 
 namespace pb::host {

@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "compare.h"
-#include "planetbridge/plugin.h"
+#include "planetbridge/dialect.h"
 #include "planetbridge/stream.h"
 #include "suite.h"
 

@@ -210,6 +210,7 @@ int main(int argc, char** argv) {
   CLI::App app{"planetbridge: live models from PyTorch, TensorFlow, JAX and scikit-learn, bridged to oneDNN and checked"};
   app.set_version_flag("--version", std::string("planetbridge ") + PB_VERSION);
   app.require_subcommand(1);
+  app.fallthrough();  // the global options may also follow the subcommand
   Common common;
   app.add_option("--plugin-dir", common.plugin_dir, "Directory searched first for libplanet_*.so plugins");
   app.add_flag("--no-color", common.no_color, "Plain output even on a terminal");

@@ -1,6 +1,7 @@
 #include "plugin_loader.h"
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdlib>
 #include <filesystem>
 
@@ -15,6 +16,10 @@ PluginRegistry::~PluginRegistry() {
   for (auto& p : plugins_) p.dialect.reset();
 }
 
+std::string host_abi_description() {
+  return "ABI " + std::to_string(PB_PLUGIN_ABI_VERSION) + ", planetbridge " + core_version() + ", " + PB_TOOLCHAIN;
+}
+
 bool PluginRegistry::load(const std::string& file) {
   auto refuse = [&](const std::string& reason) {
     refused_.push_back({file, reason});
@@ -27,26 +32,34 @@ bool PluginRegistry::load(const std::string& file) {
   try {
     p.library.load(p.file, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
   } catch (const std::exception& e) {
-    return refuse(std::string("cannot load: ") + e.what());
+    return refuse(std::string("cannot load: ") + e.what() + " (a plugin built against another planetbridge core or C++ library "
+                  "cannot resolve this host's symbols; rebuild it against this host's SDK: " + host_abi_description() + ")");
   }
-  if (!p.library.has("planetbridge_abi_version") || !p.library.has("planetbridge_create"))
-    return refuse("not a planetbridge plugin (no planetbridge_abi_version/planetbridge_create exports)");
-  const uint32_t abi = p.library.get_alias<uint32_t()>("planetbridge_abi_version")();
-  if (abi != kPluginAbiVersion)
-    return refuse("plugin ABI version " + std::to_string(abi) + ", this host needs " + std::to_string(kPluginAbiVersion) +
-                  "; rebuild the plugin against this host's SDK");
-  try {
-    p.dialect = p.library.get_alias<std::shared_ptr<Dialect>()>("planetbridge_create")();
-  } catch (const std::exception& e) {
-    return refuse(std::string("factory failed: ") + e.what());
+  if (!p.library.has(PB_PLUGIN_ENTRY)) {
+    if (p.library.has("planetbridge_abi_version"))  // the C++ entry points of ABI 1
+      return refuse("plugin ABI version 1, this host needs " + std::to_string(PB_PLUGIN_ABI_VERSION) + " (" + host_abi_description() +
+                    "); rebuild the plugin against this host's SDK");
+    return refuse(std::string("not a planetbridge plugin (no ") + PB_PLUGIN_ENTRY + " export)");
   }
-  if (!p.dialect) return refuse("factory returned no dialect");
-  if (const Dialect* other = find(p.dialect->planet())) {
-    auto it = std::find_if(plugins_.begin(), plugins_.end(), [&](const LoadedPlugin& q) { return q.dialect.get() == other; });
-    std::string planet = p.dialect->planet();
-    p.dialect.reset();
-    return refuse("planet \"" + planet + "\" is already provided by " + it->file);
-  }
+  const pb_plugin* desc = p.library.get<const pb_plugin*(uint32_t)>(PB_PLUGIN_ENTRY)(PB_PLUGIN_ABI_VERSION);
+  if (!desc) return refuse("its entry point returned no description (the plugin failed to initialise)");
+  // The fields up to the toolchain keep their place in every ABI version.
+  const bool described = desc->struct_size >= offsetof(pb_plugin, source_types) && desc->sdk_version && desc->toolchain;
+  const std::string built_with = described ? std::string(desc->sdk_version) + ", " + desc->toolchain : "an unknown SDK";
+  if (desc->abi_version != PB_PLUGIN_ABI_VERSION)
+    return refuse("plugin ABI version " + std::to_string(desc->abi_version) + " (planetbridge " + built_with + "), this host needs " +
+                  std::to_string(PB_PLUGIN_ABI_VERSION) + " (" + host_abi_description() + "); rebuild the plugin against this host's SDK");
+  if (desc->struct_size < sizeof(pb_plugin))
+    return refuse("its description is " + std::to_string(desc->struct_size) + " bytes, ABI " + std::to_string(PB_PLUGIN_ABI_VERSION) +
+                  " needs " + std::to_string(sizeof(pb_plugin)));
+  if (!desc->planet || !*desc->planet || !desc->version || !desc->source_types || !desc->capture || !desc->decode)
+    return refuse("its description lacks a planet name, a version or an entry point");
+  p.sdk_version = desc->sdk_version;
+  p.toolchain = desc->toolchain;
+  const std::string planet = desc->planet;
+  for (const LoadedPlugin& q : plugins_)
+    if (q.dialect->planet() == planet) return refuse("planet \"" + planet + "\" is already provided by " + q.file);
+  p.dialect = dialect_from_plugin(desc, p.file);
   plugins_.push_back(std::move(p));
   return true;
 }

@@ -1,12 +1,13 @@
 #pragma once
-// Finds and loads planet plugins (libplanet_<name>.so) at run time with Boost.DLL.
+// Finds and loads planet plugins (libplanet_<name>.so) at run time with Boost.DLL, through the
+// C entry point of planetbridge/plugin_abi.h.
 #include <memory>
 #include <string>
 #include <vector>
 
 #include <boost/dll/shared_library.hpp>
 
-#include "planetbridge/plugin.h"
+#include "planetbridge/dialect.h"
 
 namespace pb::host {
 
@@ -14,6 +15,8 @@ struct LoadedPlugin {
   std::string file;
   boost::dll::shared_library library;  // declared first: destroyed after the dialect
   std::shared_ptr<Dialect> dialect;
+  std::string sdk_version;  // what the plugin says it was built with
+  std::string toolchain;
 };
 
 struct RefusedPlugin {
@@ -48,5 +51,8 @@ class PluginRegistry {
 // --plugin-dir (if given), then $PLANETBRIDGE_PLUGIN_PATH (':'-separated), then
 // <executable dir>/../lib/planetbridge/plugins.
 std::vector<std::string> plugin_search_path(const std::string& cli_dir);
+
+// This host's side of the boundary, for messages: "ABI 2, planetbridge 0.1.0, g++ ..., libstdc++ ...".
+std::string host_abi_description();
 
 }  // namespace pb::host

@@ -2,6 +2,8 @@
 // built by tests/CMakeLists.txt into PB_TEST_PLUGIN_DIR (wrong ABI, not a plugin, duplicates).
 #include <algorithm>
 
+#include "ladder.h"
+#include "planetbridge/version.h"
 #include "plugin_loader.h"
 #include "test_util.h"
 
@@ -65,7 +67,8 @@ TEST_CASE("plugins: a plugin built for another ABI is refused with both versions
   const RefusedPlugin& p = r.refused()[0];
   CHECK(p.file == test_plugin("wrongabi"));
   CHECK_THAT(p.reason, Catch::Contains("plugin ABI version 999"));
-  CHECK_THAT(p.reason, Catch::Contains("this host needs " + std::to_string(pb::kPluginAbiVersion)));
+  CHECK_THAT(p.reason, Catch::Contains("this host needs " + std::to_string(PB_PLUGIN_ABI_VERSION)));
+  CHECK_THAT(p.reason, Catch::Contains("planetbridge " PLANETBRIDGE_VERSION));  // both sides' builds are named
   CHECK(r.find("wrongabi") == nullptr);
 }
 
@@ -107,6 +110,64 @@ TEST_CASE("plugins: a good test plugin loads, a second one for its planet is ref
   CHECK(r.find("fake") == d);
 }
 
+TEST_CASE("plugins: an ABI 1 plugin (no C entry point) is refused with both versions", "[plugins]") {
+  PluginRegistry r;
+  CHECK_FALSE(r.load(test_plugin("abi1")));
+  REQUIRE(r.refused().size() == 1);
+  CHECK_THAT(r.refused()[0].reason, Catch::Contains("plugin ABI version 1, this host needs " + std::to_string(PB_PLUGIN_ABI_VERSION)));
+  CHECK_THAT(r.refused()[0].reason, Catch::Contains("rebuild the plugin"));
+}
+
+TEST_CASE("plugins: errors and exceptions cross the C boundary as errors naming their place", "[plugins]") {
+  PluginRegistry r;
+  REQUIRE(r.load(test_plugin("fake_a")));
+  const pb::Dialect& d = *r.find("fake");
+  nlohmann::json doc = {{"format", "planetbridge.stream"}, {"version", 1}, {"planet", "fake"}, {"planet_version", "0"},
+                        {"model_id", "m"}, {"model", {{"format", "fake"}}},
+                        {"tensors", {{"x", {{"dtype", "f32"}, {"shape", {1}}, {"data", {1.0}}}}}},
+                        {"inputs", {"x"}}, {"expected", {"x"}}};
+  // A pb::Error keeps its JSON path.
+  CHECK_THROWS_MATCHES(d.decode(pbtest::to_stream(doc)), pb::Error, pbtest::ErrorAt("model", "the fake planet decodes nothing"));
+  // Any other exception is caught on the plugin's side and reported, never unwound into the host.
+  doc["model"]["throw"] = "std";
+  CHECK_THROWS_MATCHES(d.decode(pbtest::to_stream(doc)), pb::Error,
+                       pbtest::ErrorAt("", "the plugin failed: something inside the fake planet broke"));
+  const pb::CaptureCommand c = d.capture();
+  CHECK(c.argv == std::vector<std::string>{"/bin/false"});
+  CHECK(c.env == std::map<std::string, std::string>{{"FAKE", "1"}});
+  // What it was built with is recorded.
+  CHECK(r.plugins()[0].sdk_version == PLANETBRIDGE_VERSION);
+  CHECK_FALSE(r.plugins()[0].toolchain.empty());
+}
+
+TEST_CASE("plugins: a planet written in plain C loads, decodes and passes the ladder", "[plugins]") {
+  PluginRegistry r;
+  REQUIRE(r.load(test_plugin("cplanet")));
+  const pb::Dialect& d = *r.find("cplanet");
+  CHECK(d.source_types() == std::vector<std::string>{"identity"});
+  CHECK(r.plugins()[0].sdk_version == "none (plain C)");
+  nlohmann::json doc = {{"format", "planetbridge.stream"}, {"version", 1}, {"planet", "cplanet"}, {"planet_version", "0"},
+                        {"model_id", "identity"}, {"model", nlohmann::json::object()},
+                        {"tensors", {{"x", {{"dtype", "f32"}, {"shape", {2, 3}}, {"data", {1, 2, 3, 4, 5, 6}}}},
+                                     {"y", {{"dtype", "f32"}, {"shape", {2, 3}}, {"data", {1, 2, 3, 4, 5, 6}}}}}},
+                        {"inputs", {"x"}}, {"expected", {"y"}}};
+  const pb::Stream s = pbtest::to_stream(doc);
+  const pb::ir::Graph g = d.decode(s);
+  CHECK(g.inputs.at(0).shape == pb::Shape{-1, 3});
+  CHECK(g.nodes.at(0).op == "Identity");
+  pbtest::TempDir tmp;
+  pb::host::LadderOptions opt;
+  opt.entity_path = tmp.file("c.entity");
+  const pb::host::CaseResult result = pb::host::run_ladder(s, d, opt);
+  INFO(result.message);
+  CHECK(result.verdict == pb::host::Verdict::EXACT);
+  CHECK(result.reload_identical);
+  // Its own errors come back as it wrote them.
+  doc["tensors"].erase("x");
+  doc["tensors"]["x"] = {{"dtype", "i32"}, {"shape", {2}}, {"data", {1, 2}}};
+  CHECK_THROWS_MATCHES(d.decode(pbtest::to_stream(doc)), pb::Error, pbtest::ErrorAt("tensors.x", "cplanet needs an f32 tensor x"));
+}
+
 TEST_CASE("plugins: discover lists every plugin and every refusal", "[plugins]") {
   pbtest::TempDir tmp;
   // Files that do not look like plugins are not even tried.
@@ -115,19 +176,24 @@ TEST_CASE("plugins: discover lists every plugin and every refusal", "[plugins]")
   PluginRegistry r = PluginRegistry::discover({kTestPlugins, tmp.path().string(), "/nonexistent/pb-plugins"});
   CHECK(r.searched() == std::vector<std::string>{kTestPlugins, tmp.path().string(), "/nonexistent/pb-plugins"});
 
-  REQUIRE(r.plugins().size() == 1);  // fake_a; sorted, so fake_b comes second and is the duplicate
-  CHECK(r.plugins()[0].dialect->planet() == "fake");
-  CHECK_THAT(r.plugins()[0].file, Catch::EndsWith("libplanet_fake_a.so"));
+  // Sorted by file name: cplanet and fake_a load; fake_b comes after fake_a and is the duplicate.
+  REQUIRE(r.plugins().size() == 2);
+  CHECK(r.plugins()[0].dialect->planet() == "cplanet");
+  CHECK(r.plugins()[1].dialect->planet() == "fake");
+  CHECK_THAT(r.plugins()[1].file, Catch::EndsWith("libplanet_fake_a.so"));
 
-  REQUIRE(r.refused().size() == 3);
+  REQUIRE(r.refused().size() == 4);
   const RefusedPlugin* dup = refusal_for(r, "libplanet_fake_b.so");
   const RefusedPlugin* abi = refusal_for(r, "libplanet_wrongabi.so");
+  const RefusedPlugin* abi1 = refusal_for(r, "libplanet_abi1.so");
   const RefusedPlugin* nap = refusal_for(r, "libplanet_notaplugin.so");
   REQUIRE(dup != nullptr);
   REQUIRE(abi != nullptr);
+  REQUIRE(abi1 != nullptr);
   REQUIRE(nap != nullptr);
   CHECK_THAT(dup->reason, Catch::Contains("already provided by"));
   CHECK_THAT(abi->reason, Catch::Contains("999"));
+  CHECK_THAT(abi1->reason, Catch::Contains("plugin ABI version 1"));
   CHECK_THAT(nap->reason, Catch::Contains("not a planetbridge plugin"));
 
   // The plugins it loaded stay usable while the registry lives, after a move too.

@@ -106,7 +106,7 @@ std::string as_plain_json(const std::vector<uint8_t>& frame) {
   return doc.dump();
 }
 
-const std::string kLinear = kSource + "/tests/streams/pytorch/linear_square.json";
+const std::string kLinear = kSource + "/plugins/pytorch/tests/streams/linear_square.json";
 
 // An in-process server on a free loopback port, with its own run store.
 struct Live {
@@ -515,7 +515,7 @@ TEST_CASE("serve: 16 concurrent posts are all answered, with 16 distinct recorde
       }
       status[i] = res->status;
       const json j = json::parse(res->body, nullptr, false);
-      if (j.is_object() && j.contains("id") && j["verdict"] == "EXACT") ids[i] = j["id"];
+      if (j.is_object() && j.contains("id") && passed(j)) ids[i] = j["id"];
     });
   for (auto& t : threads) t.join();
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

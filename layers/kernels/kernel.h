@@ -97,8 +97,6 @@ dnnl::memory plain_memory(const dnnl::engine& eng, const Tensor& t);
 dnnl::memory plain_memory(const dnnl::engine& eng, const Tensor& t, const dnnl::memory::dims& dims);
 dnnl::memory::format_tag plain_tag(size_t rank);
 
-// The node's error location: `node "linear_1" (Dense) from fx:_0 (Linear)`.
-std::string node_where(const ir::Node& node);
 // Input i; "" or a missing index is an error unless optional.
 const std::string& node_input(const ir::Node& node, size_t i);
 bool has_input(const ir::Node& node, size_t i);

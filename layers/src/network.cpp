@@ -66,12 +66,6 @@ dnnl::memory plain_memory(const dnnl::engine& eng, const Tensor& t) {
   return plain_memory(eng, t, dims);
 }
 
-std::string node_where(const ir::Node& node) {
-  std::string s = "node \"" + node.name + "\" (" + node.op + ")";
-  if (!node.origin.empty()) s += " from " + node.origin;
-  return s;
-}
-
 bool has_input(const ir::Node& node, size_t i) { return i < node.inputs.size() && !node.inputs[i].empty(); }
 
 const std::string& node_input(const ir::Node& node, size_t i) {
@@ -200,7 +194,7 @@ Network::Network(const ir::Graph& graph, const std::map<std::string, Shape>& inp
   const auto& table = layers::kernel_table();
   for (const ir::Node& node : m.graph.nodes) {
     ir::Node n = node;
-    n.attrs.owner = layers::node_where(node);
+    n.attrs.owner = ir::node_where(node);
     m.current = n.attrs.owner;
     auto builder = table.find(n.op);
     if (builder == table.end()) throw Error(m.current, "no kernel for op \"" + n.op + "\"");

@@ -17,7 +17,7 @@
 #include <optional>
 #include <set>
 
-#include "planetbridge/decoder_util.h"
+#include "planetbridge/decoder.h"
 #include "planetbridge/plugin.h"
 
 namespace pb::jax {
@@ -368,7 +368,7 @@ void translate_dense(const Module& m) {
   if (auto b = m.optional_var(use_bias, "use_bias", "bias", {features}, "[features]")) inputs.push_back(*b);
   Shape out = m.shape();
   out.back() = features;
-  m.emit(Layout::Last, "Dense", inputs, attrs_of({{"in_features", in}, {"out_features", features}}), out);
+  m.emit(Layout::Last, "Dense", inputs, {}, out);
 }
 
 // flax.linen.Conv: x [N, spatial..., in], kernel [kernel_size..., in / groups, features].

@@ -3,7 +3,7 @@
 #include <functional>
 #include <map>
 
-#include "planetbridge/decoder_util.h"
+#include "planetbridge/decoder.h"
 #include "planetbridge/plugin.h"
 
 namespace pb::pytorch {
@@ -145,7 +145,7 @@ void translate_linear(const FxNode& n, const JsonRef& m, const std::string& in) 
       m["params"]["bias"].fail("expected shape [" + std::to_string(out_f) + "], got " + shape_str(n.weight_tensor(*b).shape()));
     inputs.push_back(*b);
   }
-  n.emit("Dense", inputs, attrs_of({{"in_features", in_f}, {"out_features", out_f}}));
+  n.emit("Dense", inputs);
 }
 
 void translate_dropout(const FxNode& n, const JsonRef& m, const std::string& in) {

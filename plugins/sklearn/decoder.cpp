@@ -4,7 +4,7 @@
 #include <functional>
 #include <map>
 
-#include "planetbridge/decoder_util.h"
+#include "planetbridge/decoder.h"
 #include "planetbridge/plugin.h"
 
 namespace pb::sklearn {

@@ -6,7 +6,7 @@
 #include <map>
 #include <set>
 
-#include "planetbridge/decoder_util.h"
+#include "planetbridge/decoder.h"
 #include "planetbridge/plugin.h"
 
 namespace pb::tensorflow {
@@ -299,7 +299,7 @@ void translate_dense(const Layer& L, const Inputs& in) {
                 dtype_name(bias.dtype()) + " " + shape_str(bias.shape()));
     inputs.push_back(L.add_weight(bref.str(), f32(bias)));
   }
-  ir::Attrs a = attrs_of({{"in_features", kernel.shape()[0]}, {"out_features", units}});
+  ir::Attrs a;
   if (act.softmax) {
     // Softmax is not an element-wise post-op: a separate node after the Dense.
     L.emit("Dense", inputs, std::move(a), L.out() + "/linear");

@@ -11,13 +11,13 @@
  *   node capture.js --request FILE|- [--fixture GLOB] (--out DIR | --stdout | --post URL)
  *                                            the same from a capture-request JSON document
  *
- * The CLI itself is plugins/sdk/js/capture_cli.js. --suite reads JSON directly and YAML through
+ * The CLI itself is capture/js/capture_cli.js. --suite reads JSON directly and YAML through
  * js-yaml when installed, else /usr/bin/python3's PyYAML (no YAML parser among the npm
  * packages). Packages resolve from the repository's node_modules; works from any cwd.
  */
 
 const path = require('path');
-const cli = require(path.join(__dirname, '..', '..', 'sdk', 'js', 'capture_cli.js'));
+const cli = require(path.join(__dirname, '..', '..', '..', 'capture', 'js', 'capture_cli.js'));
 
 const PLANET = 'jax';
 const ENGINE = 'jax-js';

@@ -11,7 +11,7 @@ const fs = require('fs');
 const os = require('os');
 const { spawnSync } = require('child_process');
 
-const pbstream = require(path.join(__dirname, '..', '..', 'sdk', 'js', 'pbstream.js'));
+const pbstream = require(path.join(__dirname, '..', '..', '..', 'capture', 'js', 'pbstream.js'));
 const flax = require('./flax.js');
 const fixtures = require('./fixtures.js');
 

@@ -21,10 +21,13 @@ global pooling as ``functools.partial(jnp.mean / jnp.max, axis=(1, 2))``. For an
 module list, written by hand to describe what the model computes); module names and taps then
 come from the recorded calls, the native outputs still from ``model.apply``.
 
-CLI:
+CLI (the shared one of every Python capture, pbstream.main):
   capture_flax.py --serve          the host's capture protocol, with real Flax fixtures
                                    (the host uses it when PLANETBRIDGE_JAX_CAPTURE=flax)
-  capture_flax.py --suite FILE [--fixture GLOB] (--out DIR | --stdout)
+  capture_flax.py --suite FILE [--fixture GLOB] (--out DIR | --stdout | --post URL)
+                                   capture a suite's jax fixtures from real Flax standalone;
+                                   --post streams each to `planetbridge serve` at URL and
+                                   prints its verdict
 
 Tensor names: variables flattened with "/" ("params/layers_0/kernel", "batch_stats/layers_1/mean";
 Flax layouts: Dense kernel [in, out], Conv kernel [k..., in/groups, out], channels-last
@@ -35,14 +38,13 @@ embedding (all Sequentials); residual and model need non-Sequential modules and 
 the jax-js capture only.
 """
 
-import argparse
 import functools
 import os
 import sys
 import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-_SDK = os.path.normpath(os.path.join(HERE, "..", "..", "sdk", "python"))
+_SDK = os.path.normpath(os.path.join(HERE, "..", "..", "..", "capture", "python"))
 if _SDK not in sys.path:
     sys.path.append(_SDK)
 import pbstream  # noqa: E402
@@ -643,37 +645,7 @@ def _build_frame(fixture):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    mode = p.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--serve", action="store_true", help="speak the capture protocol on stdin/stdout")
-    mode.add_argument("--suite", metavar="FILE", help="suite YAML to capture")
-    p.add_argument("--fixture", metavar="GLOB", default="*")
-    dest = p.add_mutually_exclusive_group()
-    dest.add_argument("--out", metavar="DIR")
-    dest.add_argument("--stdout", action="store_true")
-    args = p.parse_args(argv)
-    if args.serve:
-        return pbstream.serve(PLANET, ENGINE, load_engine, _build_frame)
-    if not (args.out or args.stdout):
-        p.error("--suite needs --out DIR or --stdout")
-    load_engine()
-    failed = 0
-    for fx in pbstream.suite_fixtures(args.suite, PLANET, args.fixture):
-        try:
-            frame = build(fx).to_bytes()
-        except Exception as e:  # report and go on with the next fixture
-            failed += 1
-            print(f"{fx['id']}: ERROR {type(e).__name__}: {e}", file=sys.stderr)
-            continue
-        if args.out:
-            os.makedirs(args.out, exist_ok=True)
-            with open(os.path.join(args.out, fx["id"] + ".pbstream"), "wb") as f:
-                f.write(frame)
-        else:
-            sys.stdout.buffer.write(frame)
-            sys.stdout.buffer.flush()
-        print(f"{fx['id']}: {len(frame)} bytes", file=sys.stderr)
-    return 1 if failed else 0
+    return pbstream.main(PLANET, ENGINE, load_engine, _build_frame, argv, description=__doc__)
 
 
 if __name__ == "__main__":

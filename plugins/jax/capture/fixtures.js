@@ -22,7 +22,7 @@
 
 const zlib = require('zlib');
 const path = require('path');
-const { NotApplicable, Spec, denseSpec } = require(path.join(__dirname, '..', '..', 'sdk', 'js', 'pbstream.js'));
+const { NotApplicable, Spec, denseSpec } = require(path.join(__dirname, '..', '..', '..', 'capture', 'js', 'pbstream.js'));
 const flax = require('./flax.js');
 
 const { jax } = flax;

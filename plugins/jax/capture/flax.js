@@ -29,7 +29,7 @@
 
 const fs = require('fs');
 const path = require('path');
-const pbstream = require(path.join(__dirname, '..', '..', 'sdk', 'js', 'pbstream.js'));
+const pbstream = require(path.join(__dirname, '..', '..', '..', 'capture', 'js', 'pbstream.js'));
 
 const jax = require('@jax-js/jax');
 

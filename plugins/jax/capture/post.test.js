@@ -10,7 +10,7 @@ const http = require('http');
 const net = require('net');
 const path = require('path');
 
-const pbstream = require(path.join(__dirname, '..', '..', 'sdk', 'js', 'pbstream.js'));
+const pbstream = require(path.join(__dirname, '..', '..', '..', 'capture', 'js', 'pbstream.js'));
 
 let reply = { status: 200, type: 'application/json', body: '{}' };
 const seen = [];

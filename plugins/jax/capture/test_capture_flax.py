@@ -1,16 +1,19 @@
-"""Tests for capture_flax.py (real JAX/Flax). They run where `jax` and `flax` import and are
-skipped elsewhere; the "unavailable" test runs only where they are missing.
+"""Tests for capture_flax.py (real JAX/Flax). The CLI's usage tests run everywhere; the capture
+tests run where `jax` and `flax` import and are skipped elsewhere; the "unavailable" tests run
+only where they are missing.
 
 Run: python3 -m unittest discover -s plugins/jax/capture -p 'test_*.py'
 """
 
 import functools
 import os
+import subprocess
 import sys
+import tempfile
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:0] = [HERE, os.path.normpath(os.path.join(HERE, "..", "..", "sdk", "python"))]
+sys.path[:0] = [HERE, os.path.normpath(os.path.join(HERE, "..", "..", "..", "capture", "python"))]
 
 import capture_flax  # noqa: E402
 import pbstream  # noqa: E402
@@ -26,10 +29,51 @@ except ImportError as e:  # the reason the skip reports
     HAVE_FLAX, WHY = False, f"needs jax and flax: {e}"
 
 CAPTURE = os.path.join(HERE, "capture_flax.py")
+NOWHERE = "http://127.0.0.1:9"  # never reached: these runs stop before posting
 
 
 def serve(request):
     return run_serve(CAPTURE, request, timeout=600)
+
+
+def cli(*args):
+    """capture_flax.py with args, from / with nothing on stdin."""
+    return subprocess.run([sys.executable, CAPTURE, *args], stdin=subprocess.DEVNULL, capture_output=True,
+                          timeout=600, cwd="/")
+
+
+def write_suite(folder):
+    """A suite of two jax fixtures, the second not applicable to Flax (no mish); returns its path."""
+    path = os.path.join(folder, "suite.yaml")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("fixtures:\n"
+                "  - {id: a_relu, layer: dense, samples: 5, seed: 1, spec: {input: 4, units: [3, 2]}, planets: [jax]}\n"
+                "  - {id: b_mish, layer: dense, samples: 5, seed: 1, spec: {input: 4, units: [3, 2], activation: mish},"
+                " planets: [jax]}\n")
+    return path
+
+
+class CliTest(unittest.TestCase):
+    """The CLI is pbstream.main, the one every Python capture shares; usage needs no engine."""
+
+    def test_help_names_every_mode(self):
+        r = cli("--help")
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        out = r.stdout.decode()
+        self.assertIn("Captures real JAX/Flax", out)
+        for flag in ("--serve", "--suite FILE", "--fixture GLOB", "--out DIR", "--stdout", "--post URL"):
+            self.assertIn(flag, out)
+
+    def test_usage_errors_exit_2(self):
+        for args, message in (((), "one of the arguments --serve --suite is required"),
+                              (("--suite", "suite.yaml"), "--suite needs --out DIR, --stdout or --post URL"),
+                              (("--serve", "--post", NOWHERE), "--serve takes no --fixture, --out, --stdout or --post"),
+                              (("--suite", "suite.yaml", "--stdout", "--post", NOWHERE), "not allowed with argument")):
+            with self.subTest(args=args):
+                r = cli(*args)
+                self.assertEqual(r.returncode, 2)
+                self.assertEqual(r.stdout, b"")
+                self.assertIn(message, r.stderr.decode())
 
 
 @unittest.skipUnless(HAVE_FLAX, WHY)
@@ -136,6 +180,20 @@ class CaptureFlaxTest(unittest.TestCase):
         self.assertEqual(frames[0][0]["engine_version"], jax.__version__)
         self.assertEqual([f[0]["model_id"] for f in frames[1:]], ["b_second", "a_first"])
 
+    def test_not_applicable_is_reported_not_failed(self):
+        mish = {"id": "mish", "layer": "dense", "samples": 3, "seed": 1,
+                "spec": {"input": 4, "units": [3, 2], "activation": "mish"}}
+        r = serve({"format": "planetbridge.capture-request", "version": 1, "fixtures": [mish]})
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        frames = read_frames(r.stdout)
+        self.assertEqual([f[0]["event"] for f in frames], ["hello", "not_applicable"])
+        self.assertEqual(frames[1][0]["reason"], 'flax.linen has no "mish" activation')
+        with tempfile.TemporaryDirectory() as d:
+            r = cli("--suite", write_suite(d), "--out", os.path.join(d, "out"))
+            self.assertEqual(r.returncode, 0, r.stderr.decode())
+            self.assertEqual(os.listdir(os.path.join(d, "out")), ["a_relu.pbstream"])
+            self.assertIn('b_mish: not applicable: flax.linen has no "mish" activation', r.stderr.decode())
+
 
 @unittest.skipIf(HAVE_FLAX, "jax and flax are installed")
 class WithoutFlaxTest(unittest.TestCase):
@@ -146,6 +204,17 @@ class WithoutFlaxTest(unittest.TestCase):
         self.assertEqual(len(frames), 1)
         self.assertEqual(frames[0][0]["event"], "unavailable")
         self.assertRegex(frames[0][0]["reason"], "No module named '(jax|flax)'")
+
+    def test_suite_names_the_missing_engine(self):
+        with tempfile.TemporaryDirectory() as d:
+            suite, out = write_suite(d), os.path.join(d, "out")
+            for dest in (("--out", out), ("--stdout",), ("--post", NOWHERE)):
+                with self.subTest(dest=dest[0]):
+                    r = cli("--suite", suite, *dest)
+                    self.assertEqual(r.returncode, 2)
+                    self.assertEqual(r.stdout, b"")
+                    self.assertRegex(r.stderr.decode(), r"\Acapture: No module named '(jax|flax)'\n\Z")
+            self.assertFalse(os.path.exists(out))
 
 
 if __name__ == "__main__":

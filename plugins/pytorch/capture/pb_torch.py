@@ -23,7 +23,7 @@ import torch.fx
 from torch.fx.node import Node, _get_qualified_name
 
 # The library works without capture.py's path setup.
-_SDK = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "sdk", "python"))
+_SDK = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "capture", "python"))
 if _SDK not in sys.path:
     sys.path.append(_SDK)
 import pbstream  # noqa: E402

@@ -11,7 +11,7 @@ import sys
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:0] = [HERE, os.path.normpath(os.path.join(HERE, "..", "..", "sdk", "python"))]
+sys.path[:0] = [HERE, os.path.normpath(os.path.join(HERE, "..", "..", "..", "capture", "python"))]
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402

@@ -25,7 +25,7 @@ from sklearn.base import is_classifier
 from sklearn.pipeline import Pipeline
 
 # The library works without capture.py's path setup.
-_SDK = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "sdk", "python"))
+_SDK = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "capture", "python"))
 if _SDK not in sys.path:
     sys.path.append(_SDK)
 import pbstream  # noqa: E402

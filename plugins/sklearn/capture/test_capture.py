@@ -9,7 +9,7 @@ import unittest
 import warnings
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:0] = [HERE, os.path.normpath(os.path.join(HERE, "..", "..", "sdk", "python"))]
+sys.path[:0] = [HERE, os.path.normpath(os.path.join(HERE, "..", "..", "..", "capture", "python"))]
 
 import numpy as np  # noqa: E402
 import sklearn  # noqa: E402

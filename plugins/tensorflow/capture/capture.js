@@ -11,14 +11,14 @@
  *   node capture.js --request FILE|- [--fixture GLOB] (--out DIR | --stdout | --post URL)
  *                                            the same from a capture-request JSON document
  *
- * The CLI itself is plugins/sdk/js/capture_cli.js. There is no YAML parser among the npm
+ * The CLI itself is capture/js/capture_cli.js. There is no YAML parser among the npm
  * packages; --suite reads a JSON suite directly and a YAML one through js-yaml when installed,
  * else through /usr/bin/python3's PyYAML.
  * Packages resolve from the repository's node_modules (npm ci at the root); works from any cwd.
  */
 
 const path = require('path');
-const cli = require(path.join(__dirname, '..', '..', 'sdk', 'js', 'capture_cli.js'));
+const cli = require(path.join(__dirname, '..', '..', '..', 'capture', 'js', 'capture_cli.js'));
 
 const PLANET = 'tensorflow';
 const ENGINE = 'tfjs';

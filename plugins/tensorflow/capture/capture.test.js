@@ -5,10 +5,10 @@ const assert = require('node:assert/strict');
 const path = require('path');
 const { spawnSync } = require('child_process');
 
-const pb = require('../../sdk/js/pbstream.js');
+const pb = require('../../../capture/js/pbstream.js');
 
 const CAPTURE = path.join(__dirname, 'capture.js');
-const PBSTREAM = require.resolve('../../sdk/js/pbstream.js');
+const PBSTREAM = require.resolve('../../../capture/js/pbstream.js');
 
 let tfjs = null; // the capture library, when the npm packages are installed
 try {

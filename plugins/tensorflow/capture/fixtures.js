@@ -18,7 +18,7 @@
  */
 
 const pbtf = require('./pb_tfjs.js');
-const { NotApplicable, Spec, denseSpec } = require('../../sdk/js/pbstream.js'); // Spec: typed, strict access to a fixture spec
+const { NotApplicable, Spec, denseSpec } = require('../../../capture/js/pbstream.js'); // Spec: typed, strict access to a fixture spec
 
 const { tf } = pbtf;
 

@@ -24,7 +24,7 @@
  */
 
 const path = require('path');
-const pbstream = require(path.join(__dirname, '..', '..', 'sdk', 'js', 'pbstream.js'));
+const pbstream = require(path.join(__dirname, '..', '..', '..', 'capture', 'js', 'pbstream.js'));
 
 const tf = require('@tensorflow/tfjs');
 

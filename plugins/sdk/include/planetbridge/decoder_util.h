@@ -13,7 +13,7 @@
 
 #include "planetbridge/ir.h"
 #include "planetbridge/json.h"
-#include "planetbridge/plugin.h"
+#include "planetbridge/dialect.h"
 #include "planetbridge/stream.h"
 #include "planetbridge/tensor.h"
 

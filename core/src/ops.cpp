@@ -1,0 +1,620 @@
+// The op table: one entry per IR op (docs/ir.md is checked against it).
+#include "planetbridge/ops.h"
+
+#include <algorithm>
+#include <set>
+#include <sstream>
+
+#include "planetbridge/error.h"
+
+namespace pb::ir {
+
+std::string type_str(const TensorType& t) { return std::string(dtype_name(t.dtype)) + shape_str(t.shape); }
+
+const char* attr_type_name(AttrType t) {
+  switch (t) {
+    case AttrType::Int: return "int";
+    case AttrType::Float: return "float";
+    case AttrType::String: return "string";
+    case AttrType::Ints: return "ints";
+    case AttrType::Floats: return "floats";
+  }
+  return "?";
+}
+
+const TensorType& InferContext::in(size_t i) const {
+  if (!has(i)) fail("missing input " + std::to_string(i));
+  return *inputs_[i];
+}
+
+void InferContext::fail(const std::string& message) const { throw Error(node_where(node_), message); }
+
+// ------------------------------------------------------------------ shared arithmetic
+
+namespace {
+
+bool known(int64_t d) { return d >= 0; }
+
+// Product of dims; unknown when any is.
+int64_t product(Shape::const_iterator begin, Shape::const_iterator end) {
+  int64_t n = 1;
+  for (auto it = begin; it != end; ++it) {
+    if (!known(*it)) return -1;
+    n *= *it;
+  }
+  return n;
+}
+
+// Equal, or either unknown.
+bool fits(int64_t a, int64_t b) { return !known(a) || !known(b) || a == b; }
+
+std::string list_str(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+  return s;
+}
+
+}  // namespace
+
+const std::vector<ActivationInfo>& activation_functions() {
+  static const std::vector<ActivationInfo> t = {
+      {"identity", {}, "x"},
+      {"relu", {}, "max(0, x)"},
+      {"leaky_relu", {"alpha"}, "x ≥ 0 ? x : alpha·x"},
+      {"elu", {}, "x ≥ 0 ? x : alpha·(eˣ − 1), alpha default 1"},
+      {"selu", {}, "1.0507…·elu(x, 1.6732…)"},
+      {"tanh", {}, "tanh(x)"},
+      {"sigmoid", {}, "1 / (1 + e⁻ˣ)"},
+      {"gelu_erf", {}, "x·Φ(x)"},
+      {"gelu_tanh", {}, "the tanh approximation of gelu"},
+      {"silu", {}, "x·sigmoid(x) (Keras \"swish\")"},
+      {"softplus", {}, "log(1 + eˣ)"},
+      {"relu6", {}, "min(max(0, x), 6)"},
+      {"mish", {}, "x·tanh(softplus(x))"},
+      {"hardswish", {}, "x·relu6(x + 3) / 6"},
+      {"exp", {}, "eˣ"},
+      {"abs", {}, "|x|"},
+      {"linear", {"alpha", "beta"}, "alpha·x + beta"},
+      {"hard_sigmoid", {"alpha", "beta"}, "clip(alpha·x + beta, 0, 1) with the planet's alpha and beta"},
+  };
+  return t;
+}
+
+void check_activation(const Node& node, const std::string& function, const Attrs& attrs) {
+  const auto& fns = activation_functions();
+  auto it = std::find_if(fns.begin(), fns.end(), [&](const ActivationInfo& a) { return a.name == function; });
+  if (it == fns.end()) {
+    std::vector<std::string> names;
+    for (const auto& a : fns) names.push_back(a.name);
+    throw Error(node_where(node), "unknown activation \"" + function + "\" (known: " + list_str(names) + ")");
+  }
+  for (const std::string& key : it->required)
+    if (!attrs.has(key)) throw Error(node_where(node), "activation \"" + function + "\" needs attribute \"" + key + "\"");
+}
+
+Window read_window(const Node& node, const Attrs& attrs, std::vector<int64_t> kernel) {
+  const size_t rank = kernel.size();
+  Window w;
+  w.kernel = std::move(kernel);
+  w.strides = attrs.ints("strides", std::vector<int64_t>(rank, 1));
+  w.dilations = attrs.ints("dilations", std::vector<int64_t>(rank, 1));
+  w.pads_begin = attrs.ints("pads_begin", std::vector<int64_t>(rank, 0));
+  w.pads_end = attrs.ints("pads_end", std::vector<int64_t>(rank, 0));
+  for (const auto* v : {&w.strides, &w.dilations, &w.pads_begin, &w.pads_end})
+    if (v->size() != rank)
+      throw Error(node_where(node), "window attributes need " + std::to_string(rank) + " values per list (one per spatial dim), got " +
+                                        shape_str(*v));
+  for (size_t i = 0; i < rank; ++i)
+    if (w.kernel[i] < 1 || w.strides[i] < 1 || w.dilations[i] < 1 || w.pads_begin[i] < 0 || w.pads_end[i] < 0)
+      throw Error(node_where(node), "kernel, strides and dilations must be >= 1 and pads >= 0");
+  return w;
+}
+
+std::vector<int64_t> window_output(const Node& node, const Shape& in, const Window& w) {
+  std::vector<int64_t> out(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (!known(in[i])) {
+      out[i] = -1;
+      continue;
+    }
+    const int64_t span = w.dilations[i] * (w.kernel[i] - 1) + 1;
+    const int64_t padded = in[i] + w.pads_begin[i] + w.pads_end[i];
+    if (padded < span)
+      throw Error(node_where(node), "spatial size " + std::to_string(in[i]) + " (padded " + std::to_string(padded) +
+                                        ") is smaller than the window " + std::to_string(span));
+    out[i] = (padded - span) / w.strides[i] + 1;
+  }
+  return out;
+}
+
+Shape broadcast_shapes(const Node& node, const Shape& a, const Shape& b) {
+  const size_t rank = std::max(a.size(), b.size());
+  Shape out(rank);
+  for (size_t i = 0; i < rank; ++i) {
+    const int64_t da = i + a.size() >= rank ? a[i + a.size() - rank] : 1;
+    const int64_t db = i + b.size() >= rank ? b[i + b.size() - rank] : 1;
+    if (da == 1) out[i] = db;
+    else if (db == 1) out[i] = da;
+    else if (fits(da, db)) out[i] = known(da) ? da : db;
+    else throw Error(node_where(node), "shapes " + shape_str(a) + " and " + shape_str(b) + " do not broadcast");
+  }
+  return out;
+}
+
+int64_t normalize_axis(const Node& node, int64_t axis, size_t rank, const std::string& what) {
+  const int64_t r = static_cast<int64_t>(rank);
+  if (axis < -r || axis >= r)
+    throw Error(node_where(node), what + " " + std::to_string(axis) + " is out of range for an input of rank " + std::to_string(r));
+  return axis < 0 ? axis + r : axis;
+}
+
+// ------------------------------------------------------------------ infer functions
+
+namespace {
+
+using Types = std::vector<TensorType>;
+
+// The attributes an op with a fused activation takes (Dense, Conv).
+std::vector<AttrSchema> fused_activation_attrs() {
+  return {{"activation", AttrType::String, AttrValue(std::string("identity")), false, "fused activation function"},
+          {"alpha", AttrType::Float, std::nullopt, true, "the activation's alpha"},
+          {"beta", AttrType::Float, std::nullopt, true, "the activation's beta"}};
+}
+
+std::vector<AttrSchema> window_attrs() {
+  return {{"strides", AttrType::Ints, std::nullopt, true, "one per spatial dim, default 1"},
+          {"dilations", AttrType::Ints, std::nullopt, true, "one per spatial dim, default 1 (none)"},
+          {"pads_begin", AttrType::Ints, std::nullopt, true, "one per spatial dim, default 0"},
+          {"pads_end", AttrType::Ints, std::nullopt, true, "one per spatial dim, default 0"}};
+}
+
+void need_f32(const InferContext& c, size_t i, const std::string& what) {
+  if (c.in(i).dtype != DType::f32)
+    c.fail(what + " must be f32, got " + type_str(c.in(i)));
+}
+
+// An input whose element count must be n (a per-channel or per-feature parameter).
+void need_count(const InferContext& c, size_t i, int64_t n, const std::string& what) {
+  need_f32(c, i, what);
+  const int64_t count = product(c.shape(i).begin(), c.shape(i).end());
+  if (known(n) && count != n) c.fail(what + " must have " + std::to_string(n) + " elements, got " + shape_str(c.shape(i)));
+}
+
+Types same_as_input(const InferContext& c) { return {c.in(0)}; }
+
+Types infer_dense(const InferContext& c) {
+  need_f32(c, 0, "x");
+  need_f32(c, 1, "weight");
+  const Shape& x = c.shape(0);
+  const Shape& w = c.shape(1);
+  if (w.size() != 2) c.fail("weight must be [out, in], got " + shape_str(w));
+  if (x.empty() || !fits(x.back(), w[1]))
+    c.fail("input " + shape_str(x) + " does not end in the weight's in-features " + std::to_string(w[1]));
+  if (c.has(2)) need_count(c, 2, w[0], "bias");
+  check_activation(c.node(), c.attrs().s("activation"), c.attrs());
+  Shape y = x;
+  y.back() = w[0];
+  return {{DType::f32, y}};
+}
+
+Types infer_activation(const InferContext& c) {
+  need_f32(c, 0, "x");
+  check_activation(c.node(), c.attrs().s("function"), c.attrs());
+  return same_as_input(c);
+}
+
+Types infer_softmax(const InferContext& c) {
+  need_f32(c, 0, "x");
+  normalize_axis(c.node(), c.attrs().i("axis"), c.shape(0).size());
+  return same_as_input(c);
+}
+
+Types infer_flatten(const InferContext& c) {
+  const Shape& in = c.shape(0);
+  const int64_t rank = static_cast<int64_t>(in.size());
+  int64_t start = c.attrs().i("start"), end = c.attrs().i("end");
+  if (start < 0) start += rank;
+  if (end < 0) end += rank;
+  if (rank == 0 || start < 0 || end >= rank || start > end)
+    c.fail("cannot flatten dims [" + std::to_string(c.attrs().i("start")) + ", " + std::to_string(c.attrs().i("end")) + "] of " +
+           shape_str(in));
+  Shape out(in.begin(), in.begin() + start);
+  out.push_back(product(in.begin() + start, in.begin() + end + 1));
+  out.insert(out.end(), in.begin() + end + 1, in.end());
+  return {{c.in(0).dtype, out}};
+}
+
+Types infer_reshape(const InferContext& c) {
+  const Shape& in = c.shape(0);
+  Shape out = c.attrs().ints("shape");
+  int64_t infer_at = -1;
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (out[i] == 0) {
+      if (i >= in.size()) c.fail("shape " + shape_str(c.attrs().ints("shape")) + ": 0 at dim " + std::to_string(i) + " has no input dim to copy");
+      out[i] = in[i];
+    } else if (out[i] == -1) {
+      if (infer_at >= 0) c.fail("more than one -1 in shape " + shape_str(c.attrs().ints("shape")));
+      infer_at = static_cast<int64_t>(i);
+    } else if (out[i] < -1) {
+      c.fail("shape " + shape_str(c.attrs().ints("shape")) + " has a negative size");
+    }
+  }
+  const int64_t total = product(in.begin(), in.end());
+  if (infer_at >= 0) {
+    Shape rest = out;
+    rest.erase(rest.begin() + infer_at);
+    const int64_t k = product(rest.begin(), rest.end());
+    out[infer_at] = known(total) && known(k) && k > 0 && total % k == 0 ? total / k : -1;
+    if (known(total) && known(k) && (k == 0 || total % k != 0))
+      c.fail("cannot reshape " + shape_str(in) + " to " + shape_str(c.attrs().ints("shape")));
+  }
+  const int64_t count = product(out.begin(), out.end());
+  if (known(total) && known(count) && total != count)
+    c.fail("cannot reshape " + shape_str(in) + " to " + shape_str(c.attrs().ints("shape")));
+  return {{c.in(0).dtype, out}};
+}
+
+Types infer_binary(const InferContext& c) {
+  need_f32(c, 0, "a");
+  need_f32(c, 1, "b");
+  return {{DType::f32, broadcast_shapes(c.node(), c.shape(0), c.shape(1))}};
+}
+
+Types infer_concat(const InferContext& c) {
+  const Shape& first = c.shape(0);
+  const int64_t axis = normalize_axis(c.node(), c.attrs().i("axis"), first.size());
+  Shape out = first;
+  out[axis] = 0;
+  for (size_t i = 0; i < c.count(); ++i) {
+    need_f32(c, i, "input " + std::to_string(i));
+    const Shape& s = c.shape(i);
+    bool ok = s.size() == first.size();
+    for (size_t d = 0; ok && d < s.size(); ++d) ok = int64_t(d) == axis || fits(s[d], first[d]);
+    if (!ok) c.fail("input shapes " + shape_str(first) + " and " + shape_str(s) + " differ outside axis " + std::to_string(axis));
+    out[axis] = known(out[axis]) && known(s[axis]) ? out[axis] + s[axis] : -1;
+  }
+  return {{DType::f32, out}};
+}
+
+Types infer_affine(const InferContext& c) {
+  need_f32(c, 0, "x");
+  if (c.shape(0).empty()) c.fail("x must have rank >= 1");
+  need_count(c, 1, c.shape(0).back(), "scale");
+  need_count(c, 2, c.shape(0).back(), "shift");
+  return same_as_input(c);
+}
+
+// x [N, C, spatial...] with 1-3 spatial dims.
+void need_spatial(const InferContext& c) {
+  need_f32(c, 0, "x");
+  const size_t r = c.shape(0).size();
+  if (r < 3 || r > 5) c.fail("input must be [N, C, spatial...] with 1-3 spatial dims, got " + shape_str(c.shape(0)));
+}
+
+Types infer_conv(const InferContext& c) {
+  need_spatial(c);
+  need_f32(c, 1, "weight");
+  const Shape& xs = c.shape(0);
+  const Shape& ws = c.shape(1);
+  if (ws.size() != xs.size()) c.fail("weight " + shape_str(ws) + " must have the input's rank " + std::to_string(xs.size()));
+  const int64_t groups = c.attrs().i("groups"), out_c = ws[0], in_c = xs[1];
+  if (groups < 1 || out_c % groups || (known(in_c) && (in_c % groups || ws[1] != in_c / groups)))
+    c.fail("weight " + shape_str(ws) + " does not fit " + std::to_string(in_c) + " input channels in " + std::to_string(groups) +
+           " groups (expected [O, C/groups, k...])");
+  if (c.has(2)) need_count(c, 2, out_c, "bias");
+  check_activation(c.node(), c.attrs().s("activation"), c.attrs());
+  const Window w = read_window(c.node(), c.attrs(), {ws.begin() + 2, ws.end()});
+  const std::vector<int64_t> sp = window_output(c.node(), {xs.begin() + 2, xs.end()}, w);
+  Shape y = {xs[0], out_c};
+  y.insert(y.end(), sp.begin(), sp.end());
+  return {{DType::f32, y}};
+}
+
+Types infer_pool(const InferContext& c) {
+  need_spatial(c);
+  const Shape& xs = c.shape(0);
+  const std::string mode = c.attrs().s("mode");
+  if (mode != "max" && mode != "avg") c.fail("unknown pooling mode \"" + mode + "\" (expected \"max\" or \"avg\")");
+  Shape y = {xs[0], xs[1]};
+  if (c.attrs().i("global")) {
+    y.insert(y.end(), xs.size() - 2, 1);
+    return {{DType::f32, y}};
+  }
+  if (!c.attrs().has("kernel")) c.fail("a Pool that is not global needs attribute \"kernel\"");
+  const std::vector<int64_t>& kernel = c.attrs().ints("kernel");
+  if (kernel.size() != xs.size() - 2)
+    c.fail("kernel " + shape_str(kernel) + " does not match " + std::to_string(xs.size() - 2) + " spatial dims");
+  const Window w = read_window(c.node(), c.attrs(), kernel);
+  const std::vector<int64_t> sp = window_output(c.node(), {xs.begin() + 2, xs.end()}, w);
+  y.insert(y.end(), sp.begin(), sp.end());
+  return {{DType::f32, y}};
+}
+
+Types infer_batchnorm(const InferContext& c) {
+  need_f32(c, 0, "x");
+  if (c.shape(0).size() < 2) c.fail("BatchNorm needs an input [N, C, ...], got " + shape_str(c.shape(0)));
+  const char* roles[] = {"scale", "shift", "mean", "variance"};
+  for (size_t i = 0; i < 4; ++i) need_count(c, 1 + i, c.shape(0)[1], roles[i]);
+  return same_as_input(c);
+}
+
+Types infer_layernorm(const InferContext& c) {
+  need_f32(c, 0, "x");
+  const Shape& xs = c.shape(0);
+  const int64_t axis = normalize_axis(c.node(), c.attrs().i("axis"), xs.size());
+  const int64_t inner = product(xs.begin() + axis, xs.end());
+  if (c.has(1)) need_count(c, 1, inner, "scale");
+  if (c.has(2)) need_count(c, 2, inner, "shift");
+  return same_as_input(c);
+}
+
+Types infer_rmsnorm(const InferContext& c) {
+  need_f32(c, 0, "x");
+  const Shape& xs = c.shape(0);
+  const int64_t axis = normalize_axis(c.node(), c.attrs().i("axis"), xs.size());
+  if (c.has(1)) need_count(c, 1, product(xs.begin() + axis, xs.end()), "scale");
+  return same_as_input(c);
+}
+
+Types infer_embedding(const InferContext& c) {
+  const TensorType& ids = c.in(0);
+  if (ids.dtype != DType::i32 && ids.dtype != DType::i64) c.fail(std::string("ids must be i32 or i64, got ") + dtype_name(ids.dtype));
+  need_f32(c, 1, "table");
+  if (c.shape(1).size() != 2) c.fail("table must be [V, D], got " + shape_str(c.shape(1)));
+  Shape y = ids.shape;
+  y.push_back(c.shape(1)[1]);
+  return {{DType::f32, y}};
+}
+
+Types infer_transpose(const InferContext& c) {
+  const Shape& xs = c.shape(0);
+  std::vector<int64_t> perm = c.attrs().ints("perm");
+  if (perm.size() > xs.size()) c.fail("perm " + shape_str(perm) + " is longer than the input's rank " + std::to_string(xs.size()));
+  for (size_t d = perm.size(); d < xs.size(); ++d) perm.push_back(static_cast<int64_t>(d));
+  std::vector<bool> seen(xs.size(), false);
+  for (int64_t p : perm) {
+    if (p < 0 || p >= static_cast<int64_t>(xs.size()) || seen[p]) c.fail("perm " + shape_str(c.attrs().ints("perm")) + " is not a permutation");
+    seen[p] = true;
+  }
+  Shape y(xs.size());
+  for (size_t i = 0; i < perm.size(); ++i) y[i] = xs[perm[i]];
+  return {{c.in(0).dtype, y}};
+}
+
+Types infer_pad(const InferContext& c) {
+  need_f32(c, 0, "x");
+  const Shape& xs = c.shape(0);
+  const std::vector<int64_t>& pb = c.attrs().ints("pads_begin");
+  const std::vector<int64_t>& pe = c.attrs().ints("pads_end");
+  if (pb.size() != xs.size() || pe.size() != xs.size()) c.fail("pads_begin and pads_end need one count per dimension of " + shape_str(xs));
+  Shape y(xs.size());
+  for (size_t d = 0; d < xs.size(); ++d) {
+    if (pb[d] < 0 || pe[d] < 0) c.fail("pads must be >= 0");
+    y[d] = known(xs[d]) ? xs[d] + pb[d] + pe[d] : -1;
+  }
+  return {{DType::f32, y}};
+}
+
+// ------------------------------------------------------------------ the table
+
+InputSchema value(const std::string& name, const std::string& doc = "") { return {name, InputKind::Value, false, false, doc}; }
+InputSchema weight(const std::string& name, const std::string& doc = "", bool optional = false) {
+  return {name, InputKind::Weight, optional, false, doc};
+}
+AttrSchema required(const std::string& name, AttrType type, const std::string& doc = "") { return {name, type, std::nullopt, false, doc}; }
+AttrSchema with_default(const std::string& name, AttrType type, AttrValue v, const std::string& doc = "") {
+  return {name, type, std::move(v), false, doc};
+}
+
+std::vector<AttrSchema> join(std::vector<AttrSchema> a, const std::vector<AttrSchema>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+OpSchema binary_op(const std::string& name, const std::string& what) {
+  return {name, what + " with numpy broadcasting",
+          {{"a", InputKind::Any, false, false, ""}, {"b", InputKind::Any, false, false, ""}},
+          {"y"}, {}, infer_binary,
+          "one operand must have the output shape (oneDNN broadcasts only its second source: Add/Mul swap, Sub swaps and "
+          "negates, Div cannot)"};
+}
+
+std::map<std::string, OpSchema> make_table() {
+  std::vector<OpSchema> ops = {
+      {"Dense", "y = act(x · weightᵀ + bias)",
+       {value("x", "[..., in]"), weight("weight", "[out, in]"), weight("bias", "[out]", true)}, {"y"},
+       fused_activation_attrs(), infer_dense,
+       "oneDNN matmul; weights reordered once at compile time; bias and activation fused as post-ops"},
+      {"Activation", "an element-wise function",
+       {value("x")}, {"y"},
+       {required("function", AttrType::String, "a canonical name (table below)"),
+        {"alpha", AttrType::Float, std::nullopt, true, ""}, {"beta", AttrType::Float, std::nullopt, true, ""}},
+       infer_activation, "oneDNN eltwise, in the input's layout"},
+      {"Softmax", "softmax or log-softmax along one axis",
+       {value("x")}, {"y"},
+       {required("axis", AttrType::Int, "negative counts from the end"), with_default("log", AttrType::Int, int64_t(0), "1: log-softmax")},
+       infer_softmax, "oneDNN softmax / logsoftmax"},
+      {"Identity", "the input", {{"x", InputKind::Any, false, false, ""}}, {"y"}, {}, same_as_input,
+       "no copy: the output shares the input's buffer"},
+      {"Flatten", "merges dims start..end into one, as torch.flatten",
+       {value("x")}, {"y"},
+       {with_default("start", AttrType::Int, int64_t(1), "first dim merged"),
+        with_default("end", AttrType::Int, int64_t(-1), "last dim merged (inclusive; negative from the end)")},
+       infer_flatten, "no copy"},
+      {"Reshape", "the same elements in another shape",
+       {value("x")}, {"y"},
+       {required("shape", AttrType::Ints, "one -1 is inferred, 0 copies the input dim")}, infer_reshape, "no copy"},
+      binary_op("Add", "a + b"),
+      binary_op("Sub", "a − b"),
+      binary_op("Mul", "a · b"),
+      binary_op("Div", "a / b"),
+      {"Concat", "joins its inputs along an axis",
+       {{"x", InputKind::Value, false, true, "shapes equal outside axis"}}, {"y"},
+       {required("axis", AttrType::Int, "negative counts from the end")}, infer_concat, "oneDNN concat"},
+      {"Affine", "x · scale + shift per feature (scikit-learn scalers)",
+       {value("x", "[..., F]"), weight("scale", "[F]"), weight("shift", "[F]")}, {"y"}, {}, infer_affine,
+       "one binary primitive with a fused add"},
+      {"Conv", "convolution over 1-3 spatial dims",
+       {value("x", "[N, C, spatial...]"), weight("weight", "[O, C/groups, k...]"), weight("bias", "[O]", true)}, {"y"},
+       join(join(window_attrs(), {with_default("groups", AttrType::Int, int64_t(1), "")}), fused_activation_attrs()),
+       infer_conv,
+       "oneDNN convolution; pads explicit per spatial dim (decoders resolve \"same\"); weights reordered once into the "
+       "primitive's layout"},
+      {"Pool", "max or average pooling over windows",
+       {value("x", "[N, C, spatial...]")}, {"y"},
+       join({required("mode", AttrType::String, "max | avg"), {"kernel", AttrType::Ints, std::nullopt, true, "one per spatial dim (unless global)"}},
+            join(window_attrs(), {with_default("count_include_pad", AttrType::Int, int64_t(0), "avg: 1 divides by the whole window"),
+                                  with_default("global", AttrType::Int, int64_t(0), "1: the window is the whole spatial extent, output [N, C, 1...]")})),
+       infer_pool, "oneDNN pooling_v2"},
+      {"BatchNorm", "inference batch normalisation with running statistics",
+       {value("x", "[N, C, ...]"), weight("scale", "[C]"), weight("shift", "[C]"), weight("mean", "[C]"), weight("variance", "[C]")},
+       {"y"}, {required("eps", AttrType::Float)}, infer_batchnorm, "oneDNN batch normalisation (global stats)"},
+      {"LayerNorm", "normalises the trailing dims from axis",
+       {value("x"), weight("scale", "trailing dims", true), weight("shift", "trailing dims", true)}, {"y"},
+       {with_default("axis", AttrType::Int, int64_t(-1), "first normalised dim"), required("eps", AttrType::Float)}, infer_layernorm,
+       "oneDNN layer normalisation"},
+      {"RMSNorm", "x / sqrt(mean(x²) + eps) · scale over the trailing dims from axis",
+       {value("x"), weight("scale", "trailing dims", true)}, {"y"},
+       {with_default("axis", AttrType::Int, int64_t(-1), "the kernel supports -1 only"), required("eps", AttrType::Float)},
+       infer_rmsnorm, "a C++ loop (oneDNN 2.6 has none), mean accumulated in double"},
+      {"Embedding", "rows of a table by id",
+       {value("ids", "i32 or i64"), weight("table", "[V, D]")}, {"y"}, {}, infer_embedding,
+       "gather; an id outside [0, V) stops the run with an error naming the node and the position"},
+      {"Transpose", "permutes dims: output dim i is input dim perm[i]",
+       {value("x")}, {"y"},
+       {required("perm", AttrType::Ints, "a shorter perm permutes only the leading dims")}, infer_transpose,
+       "oneDNN reorder from a strided view"},
+      {"Pad", "x surrounded by a constant",
+       {value("x")}, {"y"},
+       {required("pads_begin", AttrType::Ints, "one count per dim"), required("pads_end", AttrType::Ints, "one count per dim"),
+        with_default("value", AttrType::Float, 0.0, "")},
+       infer_pad, "the border is written once; each run copies x into the interior"},
+  };
+  std::map<std::string, OpSchema> table;
+  for (OpSchema& s : ops) table.emplace(s.name, std::move(s));
+  return table;
+}
+
+bool type_matches(const AttrValue& v, AttrType t) {
+  switch (t) {
+    case AttrType::Int: return std::holds_alternative<int64_t>(v);
+    case AttrType::Float: return std::holds_alternative<double>(v) || std::holds_alternative<int64_t>(v);
+    case AttrType::String: return std::holds_alternative<std::string>(v);
+    case AttrType::Ints: return std::holds_alternative<std::vector<int64_t>>(v);
+    case AttrType::Floats: return std::holds_alternative<std::vector<double>>(v);
+  }
+  return false;
+}
+
+}  // namespace
+
+const std::map<std::string, OpSchema>& op_schemas() {
+  static const std::map<std::string, OpSchema> table = make_table();
+  return table;
+}
+
+const OpSchema& schema_of(const Node& node) {
+  const auto& table = op_schemas();
+  auto it = table.find(node.op);
+  if (it == table.end()) {
+    std::vector<std::string> names;
+    for (const auto& kv : table) names.push_back(kv.first);
+    throw Error(node_where(node), "unknown op \"" + node.op + "\" (known: " + list_str(names) + ")");
+  }
+  return it->second;
+}
+
+Attrs checked_attrs(const Node& node) {
+  const OpSchema& s = schema_of(node);
+  Attrs out = node.attrs;
+  out.owner = node_where(node);
+  for (const auto& [key, v] : node.attrs.all()) {
+    auto it = std::find_if(s.attrs.begin(), s.attrs.end(), [&](const AttrSchema& a) { return a.name == key; });
+    if (it == s.attrs.end()) {
+      std::vector<std::string> names;
+      for (const auto& a : s.attrs) names.push_back(a.name);
+      throw Error(out.owner, "attribute \"" + key + "\" is not an attribute of " + node.op +
+                                 (names.empty() ? " (it takes none)" : " (known: " + list_str(names) + ")"));
+    }
+    if (!type_matches(v, it->type))
+      throw Error(out.owner, "attribute \"" + key + "\" must be " + attr_type_name(it->type) + ", got " + attr_str(v));
+    if (it->type == AttrType::Float && std::holds_alternative<int64_t>(v)) out.set(key, static_cast<double>(std::get<int64_t>(v)));
+  }
+  for (const AttrSchema& a : s.attrs) {
+    if (out.has(a.name)) continue;
+    if (a.default_value) out.set(a.name, *a.default_value);
+    else if (!a.optional) throw Error(out.owner, "missing attribute \"" + a.name + "\" (" + attr_type_name(a.type) + ")");
+  }
+  return out;
+}
+
+std::vector<TensorType> infer_node(const Node& node, const std::vector<const TensorType*>& inputs,
+                                   const std::function<bool(const std::string&)>& is_weight) {
+  const OpSchema& s = schema_of(node);
+  const std::string where = node_where(node);
+  // The last schema input stands for every further input when it is variadic.
+  const bool variadic = s.inputs.back().variadic;
+  if (!variadic && node.inputs.size() > s.inputs.size())
+    throw Error(where, "takes at most " + std::to_string(s.inputs.size()) + " inputs, got " + std::to_string(node.inputs.size()));
+  for (size_t i = 0; i < std::max(node.inputs.size(), s.inputs.size()); ++i) {
+    const InputSchema& in = s.inputs[std::min(i, s.inputs.size() - 1)];
+    if (i >= node.inputs.size() || node.inputs[i].empty()) {
+      if (!in.optional) throw Error(where, "missing input " + std::to_string(i) + " (" + in.name + ")");
+      continue;
+    }
+    if (in.kind == InputKind::Weight && !is_weight(node.inputs[i]))
+      throw Error(where, "input " + std::to_string(i) + " (" + in.name + ") \"" + node.inputs[i] +
+                             "\" must be a constant weight, not a computed value");
+  }
+  if (node.outputs.size() != s.outputs.size())
+    throw Error(where, "has " + std::to_string(node.outputs.size()) + " outputs, " + node.op + " has " + std::to_string(s.outputs.size()));
+  const Attrs attrs = checked_attrs(node);
+  return s.infer(InferContext(node, inputs, attrs));
+}
+
+std::map<std::string, TensorType> infer_graph(const Graph& graph, const std::map<std::string, Shape>& input_shapes) {
+  graph.validate();
+  std::map<std::string, TensorType> types;
+  for (const ValueInfo& in : graph.inputs) {
+    auto given = input_shapes.find(in.name);
+    types[in.name] = {in.dtype, given == input_shapes.end() ? in.shape : given->second};
+  }
+  for (const auto& [name, t] : graph.weights) types[name] = {t.dtype(), t.shape()};
+  auto is_weight = [&](const std::string& n) { return graph.weights.count(n) != 0; };
+  for (const Node& node : graph.nodes) {
+    std::vector<const TensorType*> ins;
+    for (const std::string& i : node.inputs) ins.push_back(i.empty() ? nullptr : &types.at(i));
+    const std::vector<TensorType> out = infer_node(node, ins, is_weight);
+    for (size_t i = 0; i < out.size(); ++i) types[node.outputs[i]] = out[i];
+  }
+  return types;
+}
+
+std::string ops_markdown() {
+  std::ostringstream o;
+  o << "| op | inputs | attributes | computes | notes |\n|---|---|---|---|---|\n";
+  for (const auto& [name, s] : op_schemas()) {
+    o << "| `" << name << "` | ";
+    for (size_t i = 0; i < s.inputs.size(); ++i) {
+      const InputSchema& in = s.inputs[i];
+      o << (i ? ", " : "") << in.name << (in.variadic ? "…" : "");
+      std::string note = in.doc;
+      if (in.kind == InputKind::Weight) note += std::string(note.empty() ? "" : ", ") + "weight";
+      if (in.optional) note += std::string(note.empty() ? "" : ", ") + "optional";
+      if (!note.empty()) o << " (" << note << ")";
+    }
+    o << " | ";
+    if (s.attrs.empty()) o << "—";
+    for (size_t i = 0; i < s.attrs.size(); ++i) {
+      const AttrSchema& a = s.attrs[i];
+      o << (i ? ", " : "") << "`" << a.name << "` " << attr_type_name(a.type);
+      if (a.default_value) o << " = " << attr_str(*a.default_value);
+      else if (!a.optional) o << " (required)";
+      if (!a.doc.empty()) o << ": " << a.doc;
+    }
+    o << " | " << s.summary << " | " << s.notes << " |\n";
+  }
+  return o.str();
+}
+
+}  // namespace pb::ir

@@ -1,0 +1,388 @@
+#include "planetbridge/stream.h"
+
+#include <array>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <sstream>
+
+#include "planetbridge/error.h"
+
+namespace pb {
+
+// ---------------------------------------------------------------- base64
+
+std::string base64_encode(const void* data, size_t size) {
+  static const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const auto* p = static_cast<const uint8_t*>(data);
+  std::string out;
+  out.reserve((size + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 2 < size; i += 3) {
+    uint32_t v = (uint32_t(p[i]) << 16) | (uint32_t(p[i + 1]) << 8) | p[i + 2];
+    for (int s = 18; s >= 0; s -= 6) out.push_back(alphabet[(v >> s) & 63]);
+  }
+  if (size - i == 1) {
+    uint32_t v = uint32_t(p[i]) << 16;
+    out += {alphabet[(v >> 18) & 63], alphabet[(v >> 12) & 63], '=', '='};
+  } else if (size - i == 2) {
+    uint32_t v = (uint32_t(p[i]) << 16) | (uint32_t(p[i + 1]) << 8);
+    out += {alphabet[(v >> 18) & 63], alphabet[(v >> 12) & 63], alphabet[(v >> 6) & 63], '='};
+  }
+  return out;
+}
+
+std::vector<uint8_t> base64_decode(const std::string& text, const std::string& where) {
+  static const auto table = [] {
+    std::array<int8_t, 256> t{};
+    t.fill(-1);
+    const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (int i = 0; i < 64; ++i) t[static_cast<uint8_t>(alphabet[i])] = static_cast<int8_t>(i);
+    return t;
+  }();
+  if (text.size() % 4 != 0)
+    throw Error(where, "invalid base64: length " + std::to_string(text.size()) + " is not a multiple of 4");
+  size_t pad = 0;
+  if (!text.empty() && text.back() == '=') pad = (text.size() >= 2 && text[text.size() - 2] == '=') ? 2 : 1;
+  std::vector<uint8_t> out;
+  out.reserve(text.size() / 4 * 3);
+  for (size_t i = 0; i < text.size(); i += 4) {
+    uint32_t v = 0;
+    for (size_t k = 0; k < 4; ++k) {
+      char c = text[i + k];
+      int8_t d = table[static_cast<uint8_t>(c)];
+      bool padding_slot = (c == '=') && (i + 4 == text.size()) && (k >= 4 - pad);
+      if (d < 0 && !padding_slot) {
+        char shown[8];
+        std::snprintf(shown, sizeof shown, std::isprint(static_cast<unsigned char>(c)) ? "%c" : "\\x%02x",
+                      static_cast<unsigned char>(c));
+        throw Error(where, std::string("invalid base64 character '") + shown + "' at offset " + std::to_string(i + k));
+      }
+      v = (v << 6) | uint32_t(d < 0 ? 0 : d);
+    }
+    out.push_back(uint8_t(v >> 16));
+    out.push_back(uint8_t(v >> 8));
+    out.push_back(uint8_t(v));
+  }
+  out.resize(out.size() - pad);
+  return out;
+}
+
+// ---------------------------------------------------------------- framing
+
+namespace {
+
+uint64_t read_u64le(const uint8_t* p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+
+void put_u64le(std::vector<uint8_t>& out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out.push_back(uint8_t(v >> (8 * i)));
+}
+
+nlohmann::json parse_json(const char* begin, size_t size) {
+  try {
+    return nlohmann::json::parse(begin, begin + size);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw Error("(document)", std::string("invalid JSON: ") + e.what());
+  }
+}
+
+}  // namespace
+
+Frame parse_frame(const uint8_t* bytes, size_t size) {
+  Frame f;
+  if (size >= 8 && std::memcmp(bytes, kStreamMagic, 6) == 0) {
+    if (bytes[6] != 0) throw Error("(framing)", "bad magic: expected \"PBSTRM\\0\\1\"");
+    if (bytes[7] != kStreamMagic[7])
+      throw Error("(framing)", "unsupported binary framing version " + std::to_string(bytes[7]) + " (expected 1)");
+    if (size < kStreamHeaderBytes)
+      throw Error("(framing)", "truncated header: " + std::to_string(size) + " bytes, expected at least 24");
+    uint64_t json_len = read_u64le(bytes + 8), data_len = read_u64le(bytes + 16);
+    if (json_len == 0 || json_len > kMaxStreamJsonBytes || json_len > size - kStreamHeaderBytes)
+      throw Error("(framing)", "JSON length " + std::to_string(json_len) + " does not fit in the " +
+                                   std::to_string(size) + "-byte input");
+    uint64_t data_start = align_up(kStreamHeaderBytes + json_len);
+    if (data_start > size || data_len != size - data_start)
+      throw Error("(framing)", "data section: header says " + std::to_string(data_len) + " bytes at offset " +
+                                   std::to_string(data_start) + ", the input has " + std::to_string(size) +
+                                   " bytes in all");
+    f.doc = parse_json(reinterpret_cast<const char*>(bytes) + kStreamHeaderBytes, json_len);
+    f.data.assign(bytes + data_start, bytes + size);
+    f.framed = true;
+    return f;
+  }
+  f.doc = parse_json(reinterpret_cast<const char*>(bytes), size);
+  return f;
+}
+
+std::optional<Frame> read_frame(std::istream& in) {
+  uint8_t header[kStreamHeaderBytes];
+  in.read(reinterpret_cast<char*>(header), sizeof header);
+  size_t got = static_cast<size_t>(in.gcount());
+  if (got == 0) return std::nullopt;
+  if (got < sizeof header)
+    throw Error("(framing)", "input ended inside a frame header (" + std::to_string(got) + " of 24 bytes)");
+  if (std::memcmp(header, kStreamMagic, 8) != 0) throw Error("(framing)", "frame does not start with the PBSTRM magic");
+  uint64_t json_len = read_u64le(header + 8), data_len = read_u64le(header + 16);
+  if (json_len == 0 || json_len > kMaxStreamJsonBytes)
+    throw Error("(framing)", "implausible JSON length " + std::to_string(json_len));
+  uint64_t padded = align_up(kStreamHeaderBytes + json_len) - kStreamHeaderBytes;
+  std::string json(padded, '\0');
+  in.read(json.data(), static_cast<std::streamsize>(padded));
+  if (static_cast<uint64_t>(in.gcount()) != padded)
+    throw Error("(framing)", "input ended inside the JSON document (" + std::to_string(in.gcount()) + " of " +
+                                 std::to_string(padded) + " bytes)");
+  if (data_len > kMaxStreamDataBytes)
+    throw Error("(framing)", "data section of " + std::to_string(data_len) + " bytes is above the limit of " +
+                                 std::to_string(kMaxStreamDataBytes));
+  Frame f;
+  f.doc = parse_json(json.data(), json_len);
+  // Grow as bytes arrive, so a lying header cannot make us allocate what never comes.
+  constexpr uint64_t kChunk = uint64_t(64) << 20;
+  for (uint64_t done = 0; done < data_len;) {
+    const uint64_t n = std::min(kChunk, data_len - done);
+    f.data.resize(done + n);
+    in.read(reinterpret_cast<char*>(f.data.data() + done), static_cast<std::streamsize>(n));
+    done += static_cast<uint64_t>(in.gcount());
+    if (static_cast<uint64_t>(in.gcount()) != n)
+      throw Error("(framing)", "input ended inside the data section (" + std::to_string(done) + " of " +
+                                   std::to_string(data_len) + " bytes)");
+  }
+  f.framed = true;
+  return f;
+}
+
+std::vector<uint8_t> write_framed(const nlohmann::json& doc_in, const std::map<std::string, Tensor>& tensors) {
+  nlohmann::json doc = doc_in;
+  uint64_t offset = 0;
+  for (const auto& [name, t] : tensors) {
+    nlohmann::json& spec = doc["tensors"][name];
+    // Re-encoding a decoded stream must keep its permission for non-finite values.
+    const bool nonfinite = spec.is_object() && spec.value("allow_nonfinite", nlohmann::json(false)) == true;
+    spec = {{"dtype", dtype_name(t.dtype())}, {"shape", t.shape()}, {"offset", offset}, {"nbytes", t.nbytes()}};
+    if (nonfinite) spec["allow_nonfinite"] = true;
+    offset = align_up(offset + t.nbytes());
+  }
+  std::string json = doc.dump();
+  std::vector<uint8_t> out(kStreamMagic, kStreamMagic + 8);
+  put_u64le(out, json.size());
+  put_u64le(out, offset);
+  out.insert(out.end(), json.begin(), json.end());
+  out.resize(align_up(out.size()), 0);
+  size_t data_start = out.size();
+  out.resize(data_start + offset, 0);
+  offset = 0;
+  for (const auto& kv : tensors) {
+    const Tensor& t = kv.second;
+    if (t.nbytes()) std::memcpy(out.data() + data_start + offset, t.raw(), t.nbytes());
+    offset = align_up(offset + t.nbytes());
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- validation
+
+namespace {
+
+Tensor decode_data_array(const JsonRef& data, DType dtype, const Shape& shape) {
+  size_t n = data.size();
+  if (static_cast<int64_t>(n) != element_count(shape))
+    data.fail("has " + std::to_string(n) + " values, shape " + shape_str(shape) + " needs " +
+              std::to_string(element_count(shape)));
+  Tensor t(dtype, shape);
+  for (size_t i = 0; i < n; ++i) {
+    JsonRef v = data[i];
+    switch (dtype) {
+      case DType::f32: t.data<float>()[i] = static_cast<float>(v.f64()); break;
+      case DType::f64: t.data<double>()[i] = v.f64(); break;
+      case DType::i32: {
+        int64_t x = v.i64();
+        if (x < INT32_MIN || x > INT32_MAX) v.fail("value does not fit in i32");
+        t.data<int32_t>()[i] = static_cast<int32_t>(x);
+        break;
+      }
+      case DType::i64: t.data<int64_t>()[i] = v.i64(); break;
+    }
+  }
+  return t;
+}
+
+template <typename T>
+void check_finite(const Tensor& t, const std::string& where) {
+  const T* p = t.data<T>();
+  for (int64_t i = 0, n = t.numel(); i < n; ++i)
+    if (!std::isfinite(p[i]))
+      throw Error(where, "element " + std::to_string(i) + " is " + std::to_string(p[i]) +
+                             "; non-finite values need \"allow_nonfinite\": true");
+}
+
+Tensor decode_tensor(const JsonRef& spec, const Frame& frame) {
+  DType dtype;
+  JsonRef dt = spec["dtype"];
+  if (!parse_dtype(dt.str(), &dtype)) dt.fail("unknown dtype \"" + dt.str() + "\" (expected f32, f64, i32 or i64)");
+  JsonRef shape_ref = spec["shape"];
+  Shape shape = shape_ref.ints();
+  for (size_t i = 0; i < shape.size(); ++i)
+    if (shape[i] < 0) shape_ref[i].fail("dimension must be >= 0");
+  int64_t count = 0;
+  try {
+    count = element_count(shape);
+  } catch (const Error& e) {
+    shape_ref.fail(e.message());
+  }
+  const size_t want = static_cast<size_t>(count) * dtype_size(dtype);
+
+  int sources = spec.has("b64") + spec.has("data") + spec.has("offset");
+  if (sources != 1) spec.fail("expected exactly one of \"b64\", \"data\" or \"offset\"/\"nbytes\", found " + std::to_string(sources));
+
+  Tensor t;
+  if (auto b64 = spec.find("b64")) {
+    std::vector<uint8_t> bytes = base64_decode(b64->str(), b64->path());
+    if (bytes.size() != want)
+      b64->fail("decodes to " + std::to_string(bytes.size()) + " bytes, shape " + shape_str(shape) + " of " +
+                dtype_name(dtype) + " needs " + std::to_string(want));
+    t = Tensor(dtype, shape);
+    if (want) std::memcpy(t.raw(), bytes.data(), want);
+  } else if (auto data = spec.find("data")) {
+    t = decode_data_array(*data, dtype, shape);
+  } else {
+    JsonRef off = spec["offset"], nb = spec["nbytes"];
+    if (!frame.framed) off.fail("\"offset\" needs the binary framing; this document came as plain JSON");
+    int64_t o = off.i64(), n = nb.i64();
+    if (o < 0 || o % static_cast<int64_t>(kAlignment) != 0) off.fail("must be a non-negative multiple of 64, got " + std::to_string(o));
+    if (n < 0 || static_cast<size_t>(n) != want)
+      nb.fail("is " + std::to_string(n) + ", shape " + shape_str(shape) + " of " + dtype_name(dtype) + " needs " +
+              std::to_string(want));
+    if (static_cast<uint64_t>(o) + static_cast<uint64_t>(n) > frame.data.size())
+      off.fail("bytes [" + std::to_string(o) + ", " + std::to_string(o + n) + ") lie past the end of the " +
+               std::to_string(frame.data.size()) + "-byte data section");
+    t = Tensor(dtype, shape);
+    if (want) std::memcpy(t.raw(), frame.data.data() + o, want);
+  }
+  if (!spec.boolean("allow_nonfinite", false)) {
+    if (dtype == DType::f32) check_finite<float>(t, spec.path());
+    if (dtype == DType::f64) check_finite<double>(t, spec.path());
+  }
+  return t;
+}
+
+std::vector<std::string> tensor_names(const JsonRef& list, const Stream& s, bool required_nonempty) {
+  std::vector<std::string> out;
+  if (required_nonempty && list.size() == 0) list.fail("must name at least one tensor");
+  for (const JsonRef& e : list.items()) {
+    std::string name = e.str();
+    if (!s.tensors.count(name)) e.fail("names tensor \"" + name + "\", which is not in \"tensors\"");
+    out.push_back(name);
+  }
+  return out;
+}
+
+}  // namespace
+
+namespace {
+
+// Everything before the tensors: format, version, planet, engine, model.
+void read_header(Stream& s, const JsonRef& root) {
+  if (!root.is_object()) root.fail("expected a JSON object");
+  JsonRef format = root["format"];
+  if (format.str() != "planetbridge.stream")
+    format.fail("expected \"planetbridge.stream\", got \"" + format.str() + "\"");
+  JsonRef version = root["version"];
+  if (version.i64() != 1) version.fail("unsupported stream version " + version.raw().dump() + " (this build reads 1)");
+  s.planet = root["planet"].str();
+  if (s.planet.empty()) root["planet"].fail("must not be empty");
+  s.planet_version = root["planet_version"].str();
+  s.engine = root.str("engine", s.planet);
+  s.model_id = root["model_id"].str();
+  JsonRef model = root["model"];
+  if (!model.is_object()) model.fail("expected an object (the planet's model description)");
+}
+
+// What names tensors: inputs, expected, taps (and the composed notes).
+void read_refs(Stream& s, const JsonRef& root) {
+  s.inputs = tensor_names(root["inputs"], s, true);
+  s.expected = tensor_names(root["expected"], s, true);
+  if (auto taps = root.find("taps")) {
+    for (const std::string& node : taps->keys()) {
+      JsonRef t = (*taps)[node];
+      if (!s.tensors.count(t.str())) t.fail("names tensor \"" + t.str() + "\", which is not in \"tensors\"");
+      s.taps[node] = t.str();
+    }
+  }
+  if (auto composed = root.find("composed"))
+    for (const JsonRef& note : composed->items()) s.composed.push_back(note.str());
+}
+
+}  // namespace
+
+std::map<std::string, Tensor> decode_tensors(const JsonRef& tensors, const Frame& frame) {
+  std::map<std::string, Tensor> out;
+  for (const std::string& name : tensors.keys()) {
+    if (name.empty()) tensors.fail("a tensor has an empty name");
+    out.emplace(name, decode_tensor(tensors[name], frame));
+  }
+  return out;
+}
+
+Stream make_stream(nlohmann::json doc, std::map<std::string, Tensor> tensors) {
+  Stream s;
+  s.doc = std::move(doc);
+  s.tensors = std::move(tensors);
+  const JsonRef root(s.doc, "");
+  read_header(s, root);
+  read_refs(s, root);
+  return s;
+}
+
+Stream decode_stream(Frame frame) {
+  Stream s;
+  const JsonRef root(frame.doc, "");
+  read_header(s, root);
+  s.tensors = decode_tensors(root["tensors"], frame);
+  read_refs(s, root);
+  frame.data.clear();
+  s.doc = std::move(frame.doc);
+  return s;
+}
+
+Stream read_stream_bytes(const uint8_t* bytes, size_t size) { return decode_stream(parse_frame(bytes, size)); }
+
+std::vector<uint8_t> read_stream_input(const std::string& path) {
+  std::vector<uint8_t> bytes;
+  if (path == "-") {
+    bytes.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+  } else {
+    std::ifstream f(path, std::ios::binary);
+    if (!f) throw Error(path, "cannot open stream file: " + std::string(std::strerror(errno)));
+    bytes.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+  }
+  if (bytes.empty()) throw Error(path == "-" ? "(stdin)" : path, "empty input, expected a stream");
+  return bytes;
+}
+
+Stream read_stream_file(const std::string& path) {
+  const std::vector<uint8_t> bytes = read_stream_input(path);
+  return read_stream_bytes(bytes.data(), bytes.size());
+}
+
+const Tensor& Stream::tensor(const std::string& name, const std::string& where) const {
+  auto it = tensors.find(name);
+  if (it == tensors.end()) throw Error(where, "names tensor \"" + name + "\", which is not in \"tensors\"");
+  return it->second;
+}
+
+const Tensor* Stream::find_tensor(const std::string& name) const {
+  auto it = tensors.find(name);
+  return it == tensors.end() ? nullptr : &it->second;
+}
+
+std::string Stream::engine_label() const { return planet + " (" + engine + " " + planet_version + ")"; }
+
+}  // namespace pb

@@ -1,0 +1,150 @@
+#!/usr/bin/env node
+'use strict';
+/**
+ * Records the jax test streams that need jax-js's own numbers (native outputs), as JSON with
+ * `data` arrays (small, diffable, not caught by the *.pbstream ignore rule):
+ *
+ *   functions.json   every function of the decoder's table applied to one input x [4, 6]
+ *                    spanning [-5.75, 5.75]; pins jax-js's defaults (nn.gelu is the tanh
+ *                    approximation) against the IR activations.
+ *   conv.json        channels-last x [2, 5, 4, 3] read by four modules (a DAG with a shared
+ *                    input): Conv_0 (kernel [2, 3], I 3 != O 2, "SAME": the even kernel pads
+ *                    (0, 1)), Conv_1 (explicit asymmetric pairs, strides, kernel_dilation, no
+ *                    bias), Conv_2 (depthwise: feature_group_count 3, int padding), Conv_0
+ *                    flattened x.reshape((N, -1)) into Dense_0 (channels-last order); and a
+ *                    3-D Conv_3 on a second input v [2, 3, 4, 3, 2]. Taps included.
+ *   norms_pools.json Conv -> BatchNorm (no epsilon: Flax's 1e-5 applies; running variances
+ *                    set to ~1e-5 so eps matters) -> relu -> max_pool (SAME), avg_pool (pairs,
+ *                    count_include_pad false and true), jnp.mean / jnp.max global pools,
+ *                    LayerNorm and RMSNorm (no epsilon: 1e-6). Taps included.
+ *   embed_conv1d.json ids [2, 6] (i32) -> Embed -> Conv([3], SAME) over [N, T, D] -> relu ->
+ *                    jnp.max(axis=1) -> Dense.
+ *
+ * Run from anywhere: node plugins/jax/tests/streams/record.js
+ */
+
+const fs = require('fs');
+const path = require('path');
+
+const flax = require(path.join(__dirname, '..', '..', 'capture', 'flax.js'));
+
+// [function, attributes]; each node reads x, every node is an output.
+const FUNCTIONS = [
+  ['nn.relu'], ['nn.relu6'], ['nn.tanh'], ['nn.sigmoid'], ['nn.silu'], ['nn.swish'], ['nn.selu'],
+  ['nn.softplus'], ['nn.hard_swish'], ['nn.hard_silu'], ['nn.hard_sigmoid'],
+  ['nn.gelu'], ['nn.gelu', { approximate: false }],
+  ['nn.leaky_relu'], ['nn.leaky_relu', { negative_slope: 0.2 }],
+  ['nn.elu'], ['nn.elu', { alpha: 0.5 }],
+  ['nn.softmax'], ['nn.softmax', { axis: 0 }], ['nn.log_softmax'],
+];
+
+// A frame's tensors as JSON `data` arrays (f32 values print exactly as JS numbers).
+function asJson(stream) {
+  const doc = JSON.parse(JSON.stringify(stream.doc));
+  doc.planet_version = `${doc.planet_version} (recorded by plugins/jax/tests/streams/record.js)`;
+  doc.tensors = {};
+  for (const name of Object.keys(stream.tensors).sort()) {
+    const t = stream.tensors[name];
+    doc.tensors[name] = { dtype: t.data instanceof Int32Array ? 'i32' : 'f32', shape: t.shape, data: Array.from(t.data) };
+  }
+  return `${JSON.stringify(doc)}\n`;
+}
+
+function write(name, stream) {
+  const file = path.join(__dirname, `${name}.json`);
+  fs.writeFileSync(file, asJson(stream));
+  process.stderr.write(`${file}: ${fs.statSync(file).size} bytes\n`);
+}
+
+// Variables initialised as Flax does, biases set non-zero (a bias in the wrong place shows).
+function initWithBiases(model, key, ...inputs) {
+  const { numpy: np } = flax.jax;
+  const v = model.init(key, ...inputs);
+  let i = 0;
+  const walk = (o) => {
+    for (const k of Object.keys(o))
+      if (o[k] instanceof flax.jax.Array) {
+        if (k === 'bias') {
+          const n = o[k].shape[0];
+          o[k].dispose();
+          o[k] = np.array(Array.from({ length: n }, (_, j) => 0.25 * (((i + j) % 5) - 2)));
+          i += n;
+        }
+      } else walk(o[k]);
+  };
+  walk(v.params);
+  return v;
+}
+
+async function recordConv() {
+  const { random } = flax.jax;
+  const model = new flax.Model([
+    flax.Conv(2, [2, 3], { padding: 'SAME', inputs: ['x'] }),
+    flax.Conv(4, [3, 2], { strides: [2, 1], padding: [[2, 0], [0, 1]], kernelDilation: [1, 2], useBias: false, inputs: ['x'] }),
+    flax.Conv(6, [3, 3], { padding: 1, featureGroupCount: 3, inputs: ['x'] }),
+    flax.reshape([2, -1], { inputs: ['Conv_0'] }),
+    flax.Dense(3),
+    flax.Conv(2, [2, 3, 2], { strides: [1, 2, 1], padding: 'SAME', inputs: ['v'] }),
+  ], { inputs: ['x', 'v'], outputs: ['Conv_0', 'Conv_1', 'Conv_2', 'Dense_0', 'Conv_3'] });
+  const x = random.normal(random.key(11), [2, 5, 4, 3]);
+  const v = random.normal(random.key(12), [2, 3, 4, 3, 2]);
+  const variables = initWithBiases(model, random.key(13), x.ref, v.ref);
+  write('conv', await flax.capture({ model, variables, inputs: [x, v], modelId: 'conv', taps: true }));
+}
+
+async function recordNormsPools() {
+  const { numpy: np, random } = flax.jax;
+  const bn = flax.BatchNorm();
+  delete bn.epsilon; // absent: Flax's default, 1e-5
+  const ln = flax.LayerNorm();
+  delete ln.epsilon; // 1e-6
+  const rms = flax.RMSNorm();
+  delete rms.epsilon;
+  const model = new flax.Model([
+    flax.Conv(2, [3, 3]), bn, flax.fn('nn.relu'),
+    flax.maxPool([3, 3], { strides: [2, 2], padding: 'SAME' }),
+    flax.avgPool([2, 2], { strides: [1, 1], padding: [[1, 0], [0, 1]], countIncludePad: false, inputs: ['relu_0'] }),
+    flax.avgPool([2, 2], { strides: [2, 2], padding: [[1, 0], [0, 1]], inputs: ['relu_0'] }),
+    flax.mean([1, 2], { inputs: ['relu_0'] }), ln, rms,
+    flax.max([1, 2], { inputs: ['relu_0'] }),
+  ], { outputs: ['max_pool_0', 'avg_pool_0', 'avg_pool_1', 'RMSNorm_0', 'max_0'] });
+  const x = random.normal(random.key(21), [2, 5, 5, 2]);
+  const variables = initWithBiases(model, random.key(22), x.ref);
+  // Running statistics as a few training steps would leave them, with variances near eps.
+  variables.batch_stats.BatchNorm_0.mean.dispose();
+  variables.batch_stats.BatchNorm_0.var.dispose();
+  variables.batch_stats.BatchNorm_0.mean = np.array([0.1, -0.2]);
+  variables.batch_stats.BatchNorm_0.var = np.array([2e-5, 1e-4]);
+  variables.params.BatchNorm_0.scale.dispose();
+  variables.params.BatchNorm_0.scale = np.array([0.01, -0.02]);
+  write('norms_pools', await flax.capture({ model, variables, inputs: [x], modelId: 'norms_pools', taps: true }));
+}
+
+async function recordEmbedConv1d() {
+  const { numpy: np, random } = flax.jax;
+  const model = new flax.Model([flax.Embed(7, 3), flax.Conv(4, [3], { padding: 'SAME' }), flax.fn('nn.relu'), flax.max([1]), flax.Dense(2)]);
+  const ids = np.array([[0, 6, 2, 2, 5, 1], [3, 4, 6, 0, 0, 1]], { dtype: np.int32 });
+  const variables = initWithBiases(model, random.key(31), ids.ref);
+  write('embed_conv1d', await flax.capture({ model, variables, inputs: [ids], modelId: 'embed_conv1d', taps: false }));
+}
+
+async function main() {
+  await flax.ready();
+  const { numpy: np } = flax.jax;
+  const layers = FUNCTIONS.map(([f, a]) => flax.fn(f, a, { inputs: ['x'] }));
+  const names = new flax.Model(layers).modules.map((m) => m.name); // relu_0, ..., gelu_0, gelu_1, ...
+  const all = new flax.Model(layers, { outputs: names });
+  const x = np.array(Array.from({ length: 24 }, (_, i) => -5.75 + 0.5 * i), { shape: [4, 6] });
+  write('functions', await flax.capture({ model: all, variables: { params: {} }, inputs: [x], modelId: 'functions', taps: false }));
+  await recordConv();
+  await recordNormsPools();
+  await recordEmbedConv1d();
+}
+
+main().then(
+  () => process.exit(0),
+  (e) => {
+    process.stderr.write(`${e.stack}\n`);
+    process.exit(1);
+  }
+);

@@ -1,0 +1,759 @@
+// The jax decoder (plugins/jax/decoder.cpp), loaded as a plugin, on small streams in
+// plugins/jax/tests/streams/: hand-written ones with values checked by hand, and functions.json,
+// conv.json, norms_pools.json and embed_conv1d.json recorded from jax-js by record.js there (no
+// Node needed here). Error cases mutate those documents.
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <functional>
+#include <map>
+#include <memory>
+#include <utility>
+
+#include "ladder.h"
+#include "planetbridge/network.h"
+#include "plugin_loader.h"
+#include "runner.h"
+#include "suite.h"
+#include "test_util.h"
+
+using nlohmann::json;
+using pb::Tensor;
+using pb::ir::Graph;
+using pbtest::ErrorAt;
+using pbtest::node;
+using pbtest::run;
+using pbtest::to_stream;
+using pbtest::values;
+
+namespace {
+
+const pb::Dialect& jax() { return pbtest::dialect("jax"); }
+
+json load_doc(const std::string& name) { return pbtest::load_doc("jax", name); }
+
+Graph decode(const json& doc) { return jax().decode(to_stream(doc)); }
+
+// The largest |got - want| - (atol + rtol |want|): <= 0 when every element is within tolerance.
+double excess(const Tensor& got, const Tensor& want, double atol, double rtol) {
+  REQUIRE(got.shape() == want.shape());
+  double worst = -1;
+  for (int64_t i = 0; i < got.numel(); ++i) {
+    const double g = got.data<float>()[i], w = want.data<float>()[i];
+    worst = std::max(worst, std::fabs(g - w) - (atol + rtol * std::fabs(w)));
+  }
+  return worst;
+}
+
+// Every output within the suite's default tolerance of the stream's native one.
+void check_outputs(const pb::Stream& s, const Graph& g) {
+  const std::vector<Tensor> out = run(s, g);
+  REQUIRE(out.size() == s.expected.size());
+  for (size_t i = 0; i < out.size(); ++i) {
+    INFO("output " << g.outputs[i]);
+    CHECK(excess(out[i], s.tensors.at(s.expected[i]), 1e-5, 1e-5) <= 0);
+  }
+}
+
+// The largest excess over the default tolerance among the outputs of `doc` decoded as is.
+double worst_excess(const json& doc) {
+  const pb::Stream s = to_stream(doc);
+  const std::vector<Tensor> out = run(s, decode(doc));
+  double worst = -1;
+  for (size_t i = 0; i < out.size(); ++i) worst = std::max(worst, excess(out[i], s.tensors.at(s.expected[i]), 1e-5, 1e-5));
+  return worst;
+}
+
+size_t count_nodes(const Graph& g, const std::string& op, const std::string& input) {
+  return std::count_if(g.nodes.begin(), g.nodes.end(),
+                       [&](const pb::ir::Node& n) { return n.op == op && !n.inputs.empty() && n.inputs[0] == input; });
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------ translations
+
+TEST_CASE("jax decoder: a square Dense kernel [in, out] is transposed exactly once", "[jax]") {
+  const pb::Stream s = to_stream(load_doc("dense_square"));
+  const Graph g = jax().decode(s);
+  REQUIRE(g.inputs.size() == 1);
+  CHECK(g.inputs[0].name == "x");
+  CHECK(g.inputs[0].shape == pb::Shape{-1, 3});
+  REQUIRE(g.nodes.size() == 1);
+  const pb::ir::Node& n = g.nodes[0];
+  CHECK(n.name == "Dense_0");
+  CHECK(n.op == "Dense");
+  CHECK(n.inputs == std::vector<std::string>{"x", "params/Dense_0/kernel.T", "params/Dense_0/bias"});
+  CHECK(n.outputs == std::vector<std::string>{"Dense_0"});
+  CHECK(g.weights.at(n.inputs[1]).shape()[1] == 3);  // [out, in]
+  CHECK(g.weights.at(n.inputs[1]).shape()[0] == 3);
+  CHECK(n.origin == "flax:Dense_0 (Dense)");
+  CHECK(g.outputs == std::vector<std::string>{"Dense_0"});
+  CHECK(g.metadata.at("planet") == "jax");
+  CHECK(g.metadata.at("model_id") == "dense_square");
+  // The IR weight [out, in] is the kernel's transpose.
+  const Tensor& w = g.weights.at("params/Dense_0/kernel.T");
+  CHECK(w.shape() == pb::Shape{3, 3});
+  CHECK(values(w) == std::vector<float>{1, 4, 7, 2, 5, 8, 3, 6, 10});
+  CHECK(g.weights.count("params/Dense_0/kernel") == 0);
+
+  const std::vector<Tensor> out = run(s, g);
+  REQUIRE(out.size() == 1);
+  // x·K + b by hand; a missed (or doubled) transpose gives x·Kᵀ + b = [-1.5, -3, -1, 14, 29, 51.5].
+  CHECK(values(out[0]) == std::vector<float>{-5.5f, -7.f, -5.f, 30.f, 34.f, 45.5f});
+  CHECK(out[0].bit_equal(s.tensors.at("output.0")));
+}
+
+TEST_CASE("jax decoder: use_bias false gives a Dense without bias, Sequential order by default", "[jax]") {
+  json doc = load_doc("mlp_no_bias");
+  const pb::Stream s = to_stream(doc);
+  const Graph g = jax().decode(s);
+  REQUIRE(g.nodes.size() == 3);
+  CHECK(g.nodes[0].inputs == std::vector<std::string>{"x", "params/Dense_0/kernel.T"});
+  CHECK(g.weights.at(g.nodes[0].inputs[1]).shape()[1] == 3);  // [out, in]
+  CHECK(g.weights.at(g.nodes[0].inputs[1]).shape()[0] == 4);
+  CHECK(g.nodes[1].op == "Activation");
+  CHECK(g.nodes[1].attrs.s("function") == "relu");
+  CHECK(g.nodes[1].inputs == std::vector<std::string>{"Dense_0"});
+  CHECK(g.nodes[1].origin == "flax:relu_0 (nn.relu)");
+  CHECK(g.nodes[2].inputs == std::vector<std::string>{"relu_0", "params/Dense_1/kernel.T", "params/Dense_1/bias"});
+  CHECK(g.weights.count("params/Dense_0/bias") == 0);
+  const std::vector<Tensor> out = run(s, g);
+  CHECK(values(out[0]) == std::vector<float>{3.5f, 1.5f, 0.5f, 1.f});
+
+  // use_bias defaults to true, as in Flax: then the bias is required.
+  doc["model"]["modules"][0].erase("use_bias");
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.modules[0]", "missing param \"params/Dense_0/bias\""));
+}
+
+TEST_CASE("jax decoder: residual add, concatenate and two outputs", "[jax]") {
+  json doc = load_doc("residual");
+  const pb::Stream s = to_stream(doc);
+  const Graph g = jax().decode(s);
+  REQUIRE(g.nodes.size() == 5);
+  CHECK(node(g, "add_0").op == "Add");
+  CHECK(node(g, "add_0").inputs == std::vector<std::string>{"relu_0", "x"});
+  CHECK(node(g, "concatenate_0").op == "Concat");
+  CHECK(node(g, "concatenate_0").attrs.i("axis") == -1);
+  CHECK(node(g, "concatenate_0").inputs == std::vector<std::string>{"add_0", "x"});
+  CHECK(node(g, "Dense_1").inputs[0] == "concatenate_0");
+  CHECK(g.weights.at(node(g, "Dense_1").inputs[1]).shape()[1] == 4);  // [out, in]
+  CHECK(g.outputs == std::vector<std::string>{"Dense_1", "add_0"});
+  CHECK(s.composed.size() == 1);
+  std::vector<Tensor> out = run(s, g);
+  REQUIRE(out.size() == 2);
+  CHECK(values(out[0]) == std::vector<float>{-0.25f, 24.25f});
+  CHECK(values(out[1]) == std::vector<float>{1.f, -2.f, 8.f, 7.5f});
+
+  // The other jnp operators: relu_0 = [[0, 0], [5, 7]], x = [[1, -2], [3, 0.5]].
+  doc["model"]["modules"][2]["type"] = "subtract";
+  CHECK(node(decode(doc), "add_0").op == "Sub");
+  out = run(s, decode(doc));
+  CHECK(values(out[1]) == std::vector<float>{-1.f, 2.f, 2.f, 6.5f});
+  doc["model"]["modules"][2]["type"] = "multiply";
+  out = run(s, decode(doc));
+  CHECK(values(out[1]) == std::vector<float>{0.f, -0.f, 15.f, 3.5f});
+}
+
+TEST_CASE("jax decoder: every function maps by its Flax name and matches jax-js", "[jax]") {
+  json doc = load_doc("functions");
+  const pb::Stream s = to_stream(doc);
+  const Graph g = jax().decode(s);
+  struct Want {
+    const char* node;
+    const char* function;
+    double alpha;
+  };
+  const std::vector<Want> want = {
+      {"relu_0", "relu", 0},        {"relu6_0", "relu6", 0},         {"tanh_0", "tanh", 0},
+      {"sigmoid_0", "sigmoid", 0},  {"silu_0", "silu", 0},           {"swish_0", "silu", 0},
+      {"selu_0", "selu", 0},        {"softplus_0", "softplus", 0},   {"hard_swish_0", "hardswish", 0},
+      {"hard_silu_0", "hardswish", 0}, {"hard_sigmoid_0", "hard_sigmoid", 1.0 / 6.0},
+      {"gelu_0", "gelu_tanh", 0},   {"gelu_1", "gelu_erf", 0},       {"leaky_relu_0", "leaky_relu", 0.01},
+      {"leaky_relu_1", "leaky_relu", 0.2}, {"elu_0", "elu", 1.0},    {"elu_1", "elu", 0.5},
+  };
+  for (const Want& w : want) {
+    INFO(w.node);
+    const pb::ir::Node& n = node(g, w.node);
+    CHECK(n.op == "Activation");
+    CHECK(n.attrs.s("function") == w.function);
+    if (w.alpha != 0) CHECK(n.attrs.f("alpha") == Approx(w.alpha));
+  }
+  CHECK(node(g, "hard_sigmoid_0").attrs.f("beta") == 0.5);
+  CHECK(node(g, "softmax_0").op == "Softmax");
+  CHECK(node(g, "softmax_0").attrs.i("axis") == -1);
+  CHECK(node(g, "softmax_0").attrs.i("log") == 0);
+  CHECK(node(g, "softmax_1").attrs.i("axis") == 0);
+  CHECK(node(g, "log_softmax_0").attrs.i("log") == 1);
+
+  // Against jax-js's own outputs, at the suite's default tolerance.
+  const std::vector<Tensor> out = run(s, g);
+  REQUIRE(out.size() == s.expected.size());
+  for (size_t i = 0; i < out.size(); ++i) {
+    INFO(g.outputs[i]);
+    CHECK(excess(out[i], s.tensors.at(s.expected[i]), 1e-5, 1e-5) <= 0);
+  }
+
+  // jax-js's nn.gelu defaults to the tanh form, like JAX: read as erf it would not match.
+  const size_t gelu = std::find(g.outputs.begin(), g.outputs.end(), "gelu_0") - g.outputs.begin();
+  doc["model"]["modules"][gelu]["approximate"] = false;
+  const std::vector<Tensor> erf = run(s, decode(doc));
+  CHECK(excess(erf[gelu], s.tensors.at(s.expected[gelu]), 1e-5, 1e-5) > 1e-4);
+  // An absent "approximate" means JAX's default, True.
+  doc["model"]["modules"][gelu].erase("approximate");
+  CHECK(node(decode(doc), "gelu_0").attrs.s("function") == "gelu_tanh");
+}
+
+TEST_CASE("jax decoder: every test stream passes the ladder", "[jax]") {
+  pbtest::TempDir tmp;
+  for (const char* name : {"dense_square", "mlp_no_bias", "residual", "functions", "conv", "norms_pools", "embed_conv1d"}) {
+    INFO(name);
+    const pb::Stream s = to_stream(load_doc(name));
+    pb::host::LadderOptions opt;
+    opt.tolerance = {1e-5, 1e-5};
+    opt.entity_path = tmp.file(std::string("entities/") + name + ".entity");
+    const pb::host::CaseResult r = pb::host::run_ladder(s, jax(), opt);
+    INFO(r.message);
+    CHECK((r.verdict == pb::host::Verdict::EXACT || r.verdict == pb::host::Verdict::PASS));
+    CHECK(r.reload_identical);
+  }
+}
+
+TEST_CASE("jax decoder: the capture is Node's capture.js, or capture_flax.py on request", "[jax]") {
+  const pb::CaptureCommand c = jax().capture();
+  REQUIRE(c.argv.size() == 3);
+  CHECK(c.argv[1] == std::string(PB_SOURCE_DIR) + "/plugins/jax/capture/capture.js");
+  CHECK(c.argv[2] == "--serve");
+  ::setenv("PLANETBRIDGE_JAX_CAPTURE", "flax", 1);
+  const pb::CaptureCommand f = jax().capture();
+  ::unsetenv("PLANETBRIDGE_JAX_CAPTURE");
+  REQUIRE(f.argv.size() == 3);
+  CHECK(f.argv[1] == std::string(PB_SOURCE_DIR) + "/plugins/jax/capture/capture_flax.py");
+}
+
+// ------------------------------------------------------------------ convolutions, pools, norms, embeddings
+
+TEST_CASE("jax decoder: Conv kernels [k..., I/g, O] become [O, I/g, k...] - SAME, pairs, groups, flatten order", "[jax]") {
+  json doc = load_doc("conv");
+  const pb::Stream s = to_stream(doc);
+  const Graph g = jax().decode(s);
+
+  // x is read by three convs (and v by one): one Transpose to channels-first each, shared.
+  CHECK(g.inputs[0].shape == pb::Shape{-1, 5, 4, 3});
+  CHECK(count_nodes(g, "Transpose", "x") == 1);
+  CHECK(node(g, "x@NCHW").attrs.ints("perm") == std::vector<int64_t>{0, 3, 1, 2});
+  CHECK(node(g, "v@NCDHW").attrs.ints("perm") == std::vector<int64_t>{0, 4, 1, 2, 3});
+  for (const char* conv : {"Conv_0@NCHW", "Conv_1@NCHW", "Conv_2@NCHW"}) CHECK(node(g, conv).inputs[0] == "x@NCHW");
+
+  // Conv_0: kernel [2, 3] (not square), I = 3 != O = 2; "SAME" pads the even kernel (0, 1).
+  const pb::ir::Node& c0 = node(g, "Conv_0@NCHW");
+  CHECK(c0.op == "Conv");
+  CHECK(c0.origin == "flax:Conv_0 (Conv)");
+  CHECK(c0.inputs == std::vector<std::string>{"x@NCHW", "params/Conv_0/kernel.OIHW", "params/Conv_0/bias"});
+  CHECK(c0.attrs.ints("pads_begin") == std::vector<int64_t>{0, 1});
+  CHECK(c0.attrs.ints("pads_end") == std::vector<int64_t>{1, 1});
+  CHECK(c0.attrs.ints("strides") == std::vector<int64_t>{1, 1});
+  CHECK(c0.attrs.i("groups") == 1);
+  const Tensor& k = s.tensors.at("params/Conv_0/kernel");
+  const Tensor& w = g.weights.at("params/Conv_0/kernel.OIHW");
+  REQUIRE(k.shape() == pb::Shape{2, 3, 3, 2});
+  REQUIRE(w.shape() == pb::Shape{2, 3, 2, 3});
+  for (int64_t h = 0; h < 2; ++h)
+    for (int64_t x = 0; x < 3; ++x)
+      for (int64_t i = 0; i < 3; ++i)
+        for (int64_t o = 0; o < 2; ++o)
+          CHECK(w.data<float>()[((o * 3 + i) * 2 + h) * 3 + x] == k.data<float>()[((h * 3 + x) * 3 + i) * 2 + o]);
+  CHECK(g.weights.count("params/Conv_0/kernel") == 0);
+
+  // Conv_1: explicit asymmetric pairs, strides, kernel_dilation, no bias.
+  const pb::ir::Node& c1 = node(g, "Conv_1@NCHW");
+  CHECK(c1.inputs.size() == 2);
+  CHECK(c1.attrs.ints("pads_begin") == std::vector<int64_t>{2, 0});
+  CHECK(c1.attrs.ints("pads_end") == std::vector<int64_t>{0, 1});
+  CHECK(c1.attrs.ints("strides") == std::vector<int64_t>{2, 1});
+  CHECK(c1.attrs.ints("dilations") == std::vector<int64_t>{1, 2});
+  // Conv_2: feature_group_count 3 (depthwise, multiplier 2), int padding 1 on both sides.
+  const pb::ir::Node& c2 = node(g, "Conv_2@NCHW");
+  CHECK(c2.attrs.i("groups") == 3);
+  CHECK(g.weights.at("params/Conv_2/kernel.OIHW").shape() == pb::Shape{6, 1, 3, 3});
+  CHECK(c2.attrs.ints("pads_begin") == std::vector<int64_t>{1, 1});
+  CHECK(c2.attrs.ints("pads_end") == std::vector<int64_t>{1, 1});
+  // Conv_3 (3-D): the kernel [2, 3, 2, I, O] becomes [O, I, 2, 3, 2].
+  CHECK(g.weights.at("params/Conv_3/kernel.OIDHW").shape() == pb::Shape{2, 2, 2, 3, 2});
+
+  // x.reshape((N, -1)) flattens Flax's H, W, C order: back to channels-last first (that value
+  // carries the module's name), the batch dim kept for any batch size.
+  CHECK(node(g, "Conv_0").op == "Transpose");
+  CHECK(node(g, "Conv_0").attrs.ints("perm") == std::vector<int64_t>{0, 2, 3, 1});
+  CHECK(node(g, "reshape_0").op == "Reshape");
+  CHECK(node(g, "reshape_0").inputs == std::vector<std::string>{"Conv_0"});
+  CHECK(node(g, "reshape_0").attrs.ints("shape") == std::vector<int64_t>{0, -1});
+  CHECK(g.weights.at(node(g, "Dense_0").inputs[1]).shape()[1] == 5 * 4 * 2);  // [out, in]
+  CHECK(g.outputs == std::vector<std::string>{"Conv_0", "Conv_1", "Conv_2", "Dense_0", "Conv_3"});
+  CHECK(count_nodes(g, "Transpose", "Conv_0@NCHW") == 1);  // shared by the output and the reshape
+  check_outputs(s, g);
+
+  // The padding is what makes these match: lax's other "SAME" (odd element first) does not.
+  json lower = doc;
+  lower["model"]["modules"][0]["padding"] = "SAME_LOWER";
+  CHECK(node(decode(lower), "Conv_0@NCHW").attrs.ints("pads_begin") == std::vector<int64_t>{1, 1});
+  CHECK(worst_excess(lower) > 1e-3);
+  json flipped = doc;
+  flipped["model"]["modules"][1]["padding"] = {{0, 2}, {1, 0}};
+  CHECK(worst_excess(flipped) > 1e-3);
+}
+
+namespace {
+
+// The stream without its taps (and their tensors, which would otherwise be unused).
+json without_taps(json doc) {
+  for (const auto& [module, tensor] : doc["taps"].items()) doc["tensors"].erase(tensor.get<std::string>());
+  doc.erase("taps");
+  return doc;
+}
+
+std::map<std::string, pb::Shape> stream_input_shapes(const Graph& g, const pb::Stream& s) {
+  std::map<std::string, pb::Shape> shapes;
+  for (size_t i = 0; i < g.inputs.size(); ++i) shapes[g.inputs[i].name] = s.tensors.at(s.inputs[i]).shape();
+  return shapes;
+}
+
+size_t node_index(const Graph& g, const std::string& value) {
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    for (const std::string& out : g.nodes[i].outputs)
+      if (out == value) return i;
+  FAIL("no node produces \"" << value << "\"");
+  return 0;
+}
+
+}  // namespace
+
+TEST_CASE("jax decoder: every tap lines up with a value of its module's name, in Flax's layout and module order", "[jax]") {
+  // conv: 4 convs (3 of them outputs), a reshape and a Dense; norms_pools: Conv -> BatchNorm ->
+  // relu (held only channels-first: their taps were skipped before), pools, global reductions,
+  // norms.
+  for (const auto& [name, tap_count] : std::vector<std::pair<std::string, size_t>>{{"conv", 6}, {"norms_pools", 10}}) {
+    INFO(name);
+    const json doc = load_doc(name);
+    const pb::Stream s = to_stream(doc);
+    REQUIRE(s.taps.size() == tap_count);
+    const Graph g = jax().decode(s);
+    // As the ladder compares taps: unoptimised, plain layouts, by value name.
+    pb::Network net(g, stream_input_shapes(g, s), pb::CompileOptions{false, false});
+    std::vector<const Tensor*> inputs;
+    for (const std::string& in : s.inputs) inputs.push_back(&s.tensors.at(in));
+    net.run(inputs);
+    size_t compared = 0;
+    for (const auto& [module, tensor] : s.taps) {
+      INFO(module);
+      const Tensor* mine = net.value(module);
+      REQUIRE(mine != nullptr);
+      CHECK(mine->shape() == s.tensors.at(tensor).shape());
+      CHECK(excess(*mine, s.tensors.at(tensor), 1e-5, 1e-5) <= 0);  // same shape, same layout
+      ++compared;
+    }
+    CHECK(compared == tap_count);
+    // The tapped values are produced in the modules' order, so the first tap outside tolerance
+    // is the first module that diverges.
+    size_t previous = 0;
+    for (const json& m : doc["model"]["modules"]) {
+      const std::string module = m["name"];
+      if (!s.taps.count(module)) continue;
+      INFO(module);
+      const size_t at = node_index(g, module);
+      CHECK(at >= previous);
+      previous = at;
+    }
+    // The ladder's own tap check compares every one of them.
+    pbtest::TempDir tmp;
+    pb::host::LadderOptions opt;
+    opt.tolerance = {1e-5, 1e-5};
+    opt.entity_path = tmp.file("model.entity");
+    const pb::host::CaseResult r = pb::host::run_ladder(s, jax(), opt);
+    INFO(r.message << r.tap_error);
+    CHECK(r.tap_error.empty());
+    CHECK(r.taps.size() == tap_count);
+  }
+
+  // A tapped module held only channels-first gets a Transpose back, named after it, right after
+  // it; element-wise consumers still compute channels-first (relu reads BatchNorm_0@NCHW).
+  const json doc = load_doc("norms_pools");
+  const Graph g = jax().decode(to_stream(doc));
+  for (const char* module : {"Conv_0", "BatchNorm_0", "relu_0"}) {
+    INFO(module);
+    const pb::ir::Node& t = node(g, module);
+    CHECK(t.op == "Transpose");
+    CHECK(t.inputs == std::vector<std::string>{std::string(module) + "@NCHW"});
+    CHECK(t.attrs.ints("perm") == std::vector<int64_t>{0, 2, 3, 1});
+    CHECK(node_index(g, module) == node_index(g, std::string(module) + "@NCHW") + 1);
+  }
+  CHECK(node(g, "relu_0@NCHW").inputs == std::vector<std::string>{"BatchNorm_0@NCHW"});
+  CHECK(node(g, "max_pool_0@NCHW").inputs == std::vector<std::string>{"relu_0@NCHW"});
+  // A consumer needing channels-last (the output) reuses the tap's node: one per value.
+  CHECK(count_nodes(g, "Transpose", "max_pool_0@NCHW") == 1);
+  // Without taps, the channels-first intermediates of a spatial chain have no value of the
+  // module's name.
+  const Graph bare = decode(without_taps(doc));
+  CHECK(bare.find_node("BatchNorm_0") == nullptr);
+  CHECK(bare.find_node("BatchNorm_0@NCHW") != nullptr);
+  CHECK(g.nodes.size() == bare.nodes.size() + 3);  // the tap views of Conv_0, BatchNorm_0, relu_0
+}
+
+TEST_CASE("jax decoder: the tap-only transposes cost nothing at run time", "[jax]") {
+  for (const char* name : {"conv", "norms_pools", "embed_conv1d"}) {
+    INFO(name);
+    const json doc = load_doc(name);
+    const pb::Stream s = to_stream(doc), bare_s = to_stream(without_taps(doc));
+    const Graph g = jax().decode(s), bare = jax().decode(bare_s);
+    CHECK(g.nodes.size() >= bare.nodes.size());
+    // The optimised compile (remove_unused, then fusion) executes the same nodes either way.
+    pb::Network tapped(g, stream_input_shapes(g, s)), plain(bare, stream_input_shapes(bare, bare_s));
+    const Graph& te = tapped.executed_graph();
+    const Graph& pe = plain.executed_graph();
+    CHECK(te.nodes.size() <= pe.nodes.size());
+    std::vector<std::string> tn, pn;
+    for (const auto& n : te.nodes) tn.push_back(n.name + " " + n.op + " " + n.attrs.s("activation", ""));
+    for (const auto& n : pe.nodes) pn.push_back(n.name + " " + n.op + " " + n.attrs.s("activation", ""));
+    std::sort(tn.begin(), tn.end());
+    std::sort(pn.begin(), pn.end());
+    CHECK(tn == pn);
+  }
+}
+
+TEST_CASE("jax decoder: a corrupted Conv kernel is reported at that Conv", "[jax]") {
+  // norms_pools: Conv_0 -> BatchNorm_0 -> relu_0 -> pools; Conv_0 is no output, its tap is
+  // compared only through its channels-last tap view.
+  json doc = load_doc("norms_pools");
+  for (json& v : doc["tensors"]["params/Conv_0/kernel"]["data"]) v = v.get<double>() + 0.5;
+  const pb::Stream s = to_stream(doc);
+  pbtest::TempDir tmp;
+  pb::host::LadderOptions opt;
+  opt.tolerance = {1e-5, 1e-5};
+  opt.entity_path = tmp.file("model.entity");
+  const pb::host::CaseResult r = pb::host::run_ladder(s, jax(), opt);
+  INFO(r.message << " / " << r.first_divergence);
+  CHECK(r.verdict == pb::host::Verdict::FAIL);
+  REQUIRE(!r.taps.empty());
+  CHECK(r.taps[0].value == "Conv_0");
+  CHECK(!r.taps[0].vs_native.within);
+  CHECK(r.first_divergence.rfind("node \"Conv_0\" (flax:Conv_0", 0) == 0);
+}
+
+TEST_CASE("jax decoder: BatchNorm reads batch_stats with Flax's epsilon 1e-5 - pools - LayerNorm, RMSNorm 1e-6", "[jax]") {
+  json doc = load_doc("norms_pools");
+  const pb::Stream s = to_stream(doc);
+  const Graph g = jax().decode(s);
+  CHECK(!doc["model"]["modules"][1].contains("epsilon"));
+  const pb::ir::Node& bn = node(g, "BatchNorm_0@NCHW");
+  CHECK(bn.op == "BatchNorm");
+  CHECK(bn.inputs == std::vector<std::string>{"Conv_0@NCHW", "params/BatchNorm_0/scale", "params/BatchNorm_0/bias",
+                                              "batch_stats/BatchNorm_0/mean", "batch_stats/BatchNorm_0/var"});
+  CHECK(bn.attrs.f("eps") == 1e-5);
+  CHECK(node(g, "relu_0@NCHW").inputs == std::vector<std::string>{"BatchNorm_0@NCHW"});
+
+  const pb::ir::Node& mp = node(g, "max_pool_0@NCHW");
+  CHECK(mp.op == "Pool");
+  CHECK(mp.attrs.s("mode") == "max");
+  CHECK(mp.attrs.ints("kernel") == std::vector<int64_t>{3, 3});
+  CHECK(mp.attrs.ints("pads_begin") == std::vector<int64_t>{1, 1});  // SAME: 5 by 2 -> 3, total 2
+  CHECK(mp.attrs.ints("pads_end") == std::vector<int64_t>{1, 1});
+  const pb::ir::Node& ap = node(g, "avg_pool_0@NCHW");
+  CHECK(ap.attrs.s("mode") == "avg");
+  CHECK(ap.attrs.i("count_include_pad") == 0);
+  CHECK(ap.attrs.ints("pads_begin") == std::vector<int64_t>{1, 0});
+  CHECK(ap.attrs.ints("pads_end") == std::vector<int64_t>{0, 1});
+  CHECK(node(g, "avg_pool_1@NCHW").attrs.i("count_include_pad") == 1);
+  // jnp.mean / jnp.max over (1, 2): a global pool, flattened to Flax's [N, C].
+  CHECK(node(g, "mean_0@pool").attrs.i("global") == 1);
+  CHECK(node(g, "mean_0@pool").attrs.s("mode") == "avg");
+  CHECK(node(g, "mean_0").op == "Flatten");
+  CHECK(node(g, "max_0@pool").attrs.s("mode") == "max");
+  CHECK(node(g, "LayerNorm_0").op == "LayerNorm");
+  CHECK(node(g, "LayerNorm_0").inputs == std::vector<std::string>{"mean_0", "params/LayerNorm_0/scale", "params/LayerNorm_0/bias"});
+  CHECK(node(g, "LayerNorm_0").attrs.f("eps") == 1e-6);
+  CHECK(node(g, "LayerNorm_0").attrs.i("axis") == -1);
+  CHECK(node(g, "RMSNorm_0").op == "RMSNorm");
+  CHECK(node(g, "RMSNorm_0").attrs.f("eps") == 1e-6);
+  check_outputs(s, g);
+
+  // The running variances are ~1e-5: another epsilon gives other outputs.
+  json other = doc;
+  other["model"]["modules"][1]["epsilon"] = 1e-3;
+  CHECK(worst_excess(other) > 1e-3);
+  other["model"]["modules"][1]["epsilon"] = 1e-5;
+  CHECK(worst_excess(other) <= 0);
+  // use_scale = false: a constant scale of ones, and the stream's scale is then an error.
+  other = doc;
+  other["model"]["modules"][1]["use_scale"] = false;
+  CHECK_THROWS_MATCHES(decode(other), pb::Error, ErrorAt("tensors[\"params/BatchNorm_0/scale\"]", "use_scale = false"));
+  other["tensors"].erase("params/BatchNorm_0/scale");
+  CHECK(node(decode(other), "BatchNorm_0@NCHW").inputs[1] == "BatchNorm_0.scale");
+}
+
+TEST_CASE("jax decoder: Embed over i32 ids into a 1-D conv - an out-of-range id stops the run naming the node", "[jax]") {
+  json doc = load_doc("embed_conv1d");
+  pb::Stream s = to_stream(doc);
+  const Graph g = jax().decode(s);
+  REQUIRE(g.inputs.size() == 1);
+  CHECK(g.inputs[0].dtype == pb::DType::i32);
+  CHECK(g.inputs[0].shape == pb::Shape{-1, 6});
+  CHECK(node(g, "Embed_0").op == "Embedding");
+  CHECK(node(g, "Embed_0").inputs == std::vector<std::string>{"x", "params/Embed_0/embedding"});
+  CHECK(node(g, "Embed_0@NCW").attrs.ints("perm") == std::vector<int64_t>{0, 2, 1});  // [N, T, D] -> [N, D, T]
+  CHECK(g.weights.at("params/Conv_0/kernel.OIW").shape() == pb::Shape{4, 3, 3});
+  CHECK(node(g, "max_0@pool").attrs.s("mode") == "max");
+  check_outputs(s, g);
+
+  // vocabulary 7: id 7 is out of range.
+  doc["tensors"]["input.0"]["data"][4] = 7;
+  s = to_stream(doc);
+  try {
+    run(s, jax().decode(s));
+    FAIL("an out-of-range id ran");
+  } catch (const pb::Error& e) {
+    const std::string what = e.what();
+    INFO(what);
+    CHECK(what.find("Embed_0") != std::string::npos);
+    CHECK(what.find("id 7") != std::string::npos);
+  }
+}
+
+TEST_CASE("jax decoder: Dropout is the identity only when deterministic", "[jax]") {
+  json doc = load_doc("embed_conv1d");
+  const json dropout = json::parse(R"({"type": "Dropout", "name": "Dropout_0", "rate": 0.5, "deterministic": true})");
+  doc["model"]["modules"].insert(doc["model"]["modules"].begin() + 3, dropout);
+  const pb::Stream s = to_stream(doc);
+  const Graph g = jax().decode(s);
+  CHECK(node(g, "Dropout_0@NCW").op == "Identity");  // kept channels-first between relu and the pool
+  check_outputs(s, g);
+  doc["model"]["modules"][3]["deterministic"] = false;
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.modules[3]", "not deterministic is random"));
+}
+
+TEST_CASE("jax decoder: errors in conv, pool, norm, reduction and Embed fields name the JSON path", "[jax]") {
+  const json conv = load_doc("conv");
+  struct Case {
+    std::function<void(json&)> mutate;
+    const char* where;
+    const char* what;
+  };
+  const auto mod = [](json& d, int i) -> json& { return d["model"]["modules"][i]; };
+  const std::vector<Case> conv_cases = {
+      {[&](json& d) { mod(d, 0)["kernel_size"] = 3; }, "model.modules[0].kernel_size", "expected a list"},
+      {[&](json& d) { mod(d, 0)["padding"] = "CIRCULAR"; }, "model.modules[0].padding", "(not supported)"},
+      {[&](json& d) { mod(d, 1)["padding"] = {{2, 0, 1}, {0, 1}}; }, "model.modules[1].padding[0]", "expected a [low, high] pair"},
+      {[&](json& d) { mod(d, 1)["padding"] = {{2, 0}}; }, "model.modules[1].padding", "expected 2 entries"},
+      {[&](json& d) { mod(d, 1)["padding"] = {{-1, 0}, {0, 1}}; }, "model.modules[1].padding[0][0]", "negative padding"},
+      {[&](json& d) { mod(d, 1)["strides"] = {2, 1, 1}; }, "model.modules[1].strides", "expected 2 values"},
+      {[&](json& d) { mod(d, 1)["kernel_dilation"] = 0; }, "model.modules[1].kernel_dilation", "positive integer"},
+      {[&](json& d) { mod(d, 2)["feature_group_count"] = 2; }, "model.modules[2].feature_group_count", "do not divide"},
+      {[&](json& d) { mod(d, 0)["input_dilation"] = {2, 1}; }, "model.modules[0].input_dilation", "not supported"},
+      {[&](json& d) { mod(d, 0)["mask"] = nullptr; mod(d, 0)["mask"] = 1; }, "model.modules[0].mask", "not understood for Conv"},
+      {[&](json& d) { mod(d, 0)["kernel_size"] = {2}; }, "model.modules[0]", "needs an input [batch, spatial..., features] of rank 3"},
+      // A kernel in the IR's [O, I, kh, kw] layout is refused, never re-read.
+      {[&](json& d) { d["tensors"]["params/Conv_0/kernel"]["shape"] = {2, 3, 2, 3}; },
+       "tensors[\"params/Conv_0/kernel\"].shape",
+       "expected [kernel_size..., in_features / feature_group_count, features] = [2, 3, 3, 2] (Flax's layout), got [2, 3, 2, 3]"},
+      {[&](json& d) { d["tensors"].erase("params/Conv_1/kernel"); }, "model.modules[1]", "Conv \"Conv_1\": missing param"},
+      {[&](json& d) { mod(d, 3)["shape"] = {5, -1}; }, "model.modules[3].shape[0]", "the batch dim must stay first"},
+      {[&](json& d) { mod(d, 3)["shape"] = {2, 7}; }, "model.modules[3].shape", "cannot reshape [2, 5, 4, 2] to [2, 7]"},
+  };
+  for (size_t i = 0; i < conv_cases.size(); ++i) {
+    INFO("conv case " << i);
+    json bad = conv;
+    conv_cases[i].mutate(bad);
+    CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt(conv_cases[i].where, conv_cases[i].what));
+  }
+
+  const json np = load_doc("norms_pools");
+  const std::vector<Case> np_cases = {
+      {[&](json& d) { mod(d, 1)["use_running_average"] = false; }, "model.modules[1].use_running_average", "capture at inference"},
+      {[&](json& d) { mod(d, 1).erase("use_running_average"); }, "model.modules[1].use_running_average", "missing required field"},
+      {[&](json& d) { mod(d, 1)["axis"] = 1; }, "model.modules[1].axis", "only the last axis"},
+      {[&](json& d) { d["tensors"].erase("batch_stats/BatchNorm_0/var"); }, "model.modules[1]",
+       "BatchNorm \"BatchNorm_0\": missing variable \"batch_stats/BatchNorm_0/var\""},
+      {[&](json& d) { d["tensors"]["batch_stats/BatchNorm_0/mean"]["shape"] = {1, 2}; },
+       "tensors[\"batch_stats/BatchNorm_0/mean\"].shape", "expected [features] (the input's last dim) = [2], got [1, 2]"},
+      {[&](json& d) { mod(d, 3)["padding"] = 1; }, "model.modules[3].padding", "a list of [low, high] pairs"},
+      {[&](json& d) { mod(d, 3)["window_shape"] = {3}; }, "model.modules[3]", "nn.max_pool over 1 spatial dims"},
+      {[&](json& d) { mod(d, 4)["count_include_pad"] = nullptr; mod(d, 3)["count_include_pad"] = true; },
+       "model.modules[3].count_include_pad", "not understood for nn.max_pool"},
+      {[&](json& d) { mod(d, 6)["axis"] = {1}; }, "model.modules[6].axis", "only a reduction over every spatial axis"},
+      {[&](json& d) { mod(d, 6)["keepdims"] = true; }, "model.modules[6].keepdims", "not supported"},
+      {[&](json& d) { mod(d, 7)["reduction_axes"] = 0; }, "model.modules[7].reduction_axes", "only the last axis"},
+      {[&](json& d) { mod(d, 8)["use_scale"] = false; }, "tensors[\"params/RMSNorm_0/scale\"]", "use_scale = false"},
+  };
+  for (size_t i = 0; i < np_cases.size(); ++i) {
+    INFO("norms_pools case " << i);
+    json bad = np;
+    np_cases[i].mutate(bad);
+    CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt(np_cases[i].where, np_cases[i].what));
+  }
+
+  json embed = load_doc("embed_conv1d");
+  json bad = embed;
+  bad["tensors"]["input.0"]["dtype"] = "f32";
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.modules[0]", "Embed needs integer ids (i32 or i64), got f32"));
+  bad = embed;
+  mod(bad, 1)["inputs"] = {"x"};
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.modules[1]", "only Embed takes integer ids"));
+  bad = embed;
+  mod(bad, 0)["num_embeddings"] = 8;
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error,
+                       ErrorAt("tensors[\"params/Embed_0/embedding\"].shape", "expected [num_embeddings, features] = [8, 3], got [7, 3]"));
+}
+
+// ------------------------------------------------------------------ live: jax-js under Node
+
+TEST_CASE("live jax: the jax-js capture serves dense, residual, conv and batchnorm fixtures that pass the ladder", "[jax][live]") {
+  if (std::system("node --version >/dev/null 2>&1") != 0) {
+    WARN("SKIP: no node on PATH (the live jax-js test needs Node 20)");
+    return;
+  }
+  pbtest::TempDir tmp;
+  const pb::host::Suite suite = pb::host::parse_suite(R"(
+suite: jax-live
+defaults: {tolerance: {atol: 1.0e-5, rtol: 1.0e-5}, samples: 20, seed: 42}
+fixtures:
+  - {id: mlp_8_8_3_tanh, layer: dense, spec: {input: 8, units: [8, 3], activation: tanh}, planets: [jax]}
+  - {id: mlp_8_4_no_bias, layer: dense, spec: {input: 8, units: [4, 4], bias: false}, planets: [jax]}
+  - {id: residual_4, layer: residual, spec: {features: 4}, planets: [jax]}
+  - {id: conv2_9_4_relu, layer: cnn2, spec: {in_channels: 3, size: 9, filters: [4], kernel: 4, stride: 2, padding: same, activation: relu}, planets: [jax]}
+  - {id: batchnorm_conv1d_4, layer: batchnorm, spec: {dims: 1, in_channels: 3, size: 8, filters: 4}, planets: [jax]}
+  - {id: conv_nope, layer: conv9, spec: {}, planets: [jax]}
+)", "jax-live.yaml");
+  pb::host::PluginRegistry plugins;
+  plugins.load(pbtest::plugin_path("jax"));
+  pb::host::RunOptions opt;
+  opt.out_dir = tmp.file("out");
+  const std::vector<pb::host::CaseResult> results = pb::host::run_suite(suite, plugins, opt);
+  REQUIRE(results.size() == 6);
+  if (results[0].verdict == pb::host::Verdict::SKIP) {  // node without the npm packages
+    WARN("SKIP: " << results[0].message);
+    return;
+  }
+  const std::vector<size_t> composed = {1, 1, 1, 1, 2};  // Dense; Conv; Conv and BatchNorm
+  for (size_t i = 0; i < 5; ++i) {
+    const auto& r = results[i];
+    INFO(r.name() << ": " << pb::host::verdict_name(r.verdict) << " " << r.message << " " << r.worst);
+    CHECK((r.verdict == pb::host::Verdict::EXACT || r.verdict == pb::host::Verdict::PASS));
+    CHECK(r.reload_identical);
+    CHECK(r.composed.size() == composed[i]);  // Flax modules composed from jax-js ops
+  }
+  CHECK(results[5].verdict == pb::host::Verdict::ERROR);
+  CHECK(results[5].message.find("layer \"conv9\" is not supported by the jax capture") != std::string::npos);
+}
+
+// ------------------------------------------------------------------ errors
+
+TEST_CASE("jax decoder: unknown module types and functions name the path", "[jax]") {
+  json doc = load_doc("mlp_no_bias");
+  json bad = doc;
+  bad["model"]["modules"][2]["type"] = "ConvTranspose";
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.modules[2].type", "unknown module type \"ConvTranspose\""));
+  bad = doc;
+  bad["model"]["modules"][1]["fn"] = "nn.foo";
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.modules[1].fn", "unknown function \"nn.foo\""));
+  bad = doc;
+  bad["model"]["modules"][1].erase("fn");
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.modules[1].fn", "missing required field"));
+  bad = doc;
+  bad["model"]["modules"][0]["fn"] = "nn.relu";
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.modules[0].fn", "only modules of type \"fn\""));
+  bad = doc;
+  bad["model"]["format"] = "haiku";
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.format", "expected \"flax.linen\""));
+}
+
+TEST_CASE("jax decoder: attributes it would have to ignore are errors", "[jax]") {
+  json doc = load_doc("mlp_no_bias");
+  json bad = doc;
+  bad["model"]["modules"][1]["negative_slope"] = 0.1;  // nn.relu has none
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.modules[1].negative_slope", "not understood for nn.relu"));
+  bad = doc;
+  bad["model"]["modules"][0]["kernel_size"] = 3;
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.modules[0].kernel_size", "not understood for Dense"));
+  bad = doc;
+  bad["model"]["modules"][0]["dtype"] = "bfloat16";
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.modules[0].dtype", "only float32"));
+  bad = doc;
+  bad["model"]["modules"][0]["precision"] = "highest";
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.modules[0].precision", "default precision"));
+  // null is Flax's default and reads as absent
+  bad = doc;
+  bad["model"]["modules"][0]["dtype"] = nullptr;
+  CHECK_NOTHROW(decode(bad));
+}
+
+TEST_CASE("jax decoder: missing, mis-shaped and unused params are errors", "[jax]") {
+  json doc = load_doc("dense_square");
+  json bad = doc;
+  bad["tensors"].erase("params/Dense_0/kernel");
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.modules[0]", "Dense \"Dense_0\": missing param \"params/Dense_0/kernel\""));
+  bad = doc;
+  bad["tensors"].erase("params/Dense_0/bias");
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.modules[0]", "missing param \"params/Dense_0/bias\""));
+
+  // A kernel in the IR's [out, in] layout is not silently accepted: features is its last dim.
+  bad = doc;
+  bad["model"]["modules"][0]["features"] = 2;
+  bad["tensors"]["params/Dense_0/bias"] = {{"dtype", "f32"}, {"shape", {2}}, {"data", {0, 0}}};
+  bad["tensors"]["output.0"] = {{"dtype", "f32"}, {"shape", {2, 2}}, {"data", {0, 0, 0, 0}}};
+  bad["tensors"]["params/Dense_0/kernel"] = {{"dtype", "f32"}, {"shape", {2, 3}}, {"data", {1, 2, 3, 4, 5, 6}}};
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error,
+                       ErrorAt("tensors[\"params/Dense_0/kernel\"].shape", "expected [in, features] with features = 2 (Flax's layout), got [2, 3]"));
+  bad = doc;
+  bad["tensors"]["params/Dense_0/kernel"]["shape"] = {9};
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("tensors[\"params/Dense_0/kernel\"].shape", "got [9]"));
+  bad = doc;
+  bad["tensors"]["params/Dense_0/bias"] = {{"dtype", "f32"}, {"shape", {1, 3}}, {"data", {0, 0, 0}}};
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("tensors[\"params/Dense_0/bias\"].shape", "expected [features] = [3], got [1, 3]"));
+  bad = doc;
+  bad["tensors"]["params/Dense_0/bias"]["dtype"] = "f64";
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("tensors[\"params/Dense_0/bias\"].dtype", "expected f32, got f64"));
+
+  // use_bias false with a bias in the stream, and params no module reads: never dropped.
+  bad = doc;
+  bad["model"]["modules"][0]["use_bias"] = false;
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("tensors[\"params/Dense_0/bias\"]", "use_bias = false"));
+  bad = doc;
+  bad["tensors"]["params/Dense_9/kernel"] = {{"dtype", "f32"}, {"shape", {1}}, {"data", {0}}};
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("tensors[\"params/Dense_9/kernel\"]", "not used by any module"));
+  bad = doc;
+  bad["tensors"]["batch_stats/BatchNorm_0/mean"] = {{"dtype", "f32"}, {"shape", {1}}, {"data", {0}}};
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("tensors[\"batch_stats/BatchNorm_0/mean\"]", "not used by any module"));
+}
+
+TEST_CASE("jax decoder: module inputs, names and model outputs are checked", "[jax]") {
+  json doc = load_doc("residual");
+  json bad = doc;
+  bad["model"]["modules"][2]["inputs"] = {"relu_0", "Dense_1"};
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.modules[2].inputs[1]", "\"Dense_1\" is not defined before this module"));
+  bad = doc;
+  bad["model"]["modules"][2]["inputs"] = {"relu_0"};
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.modules[2].inputs", "add takes 2 inputs, got 1"));
+  bad = doc;
+  bad["model"]["modules"][2].erase("inputs");
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.modules[2]", "add \"add_0\" needs \"inputs\""));
+  bad = doc;
+  bad["model"]["modules"][3].erase("axis");
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.modules[3].axis", "missing required field"));
+  bad = doc;
+  bad["model"]["modules"][1]["name"] = "Dense_0";
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.modules[1].name", "\"Dense_0\" is already defined"));
+  bad = doc;
+  bad["model"]["modules"][1]["name"] = "x";
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.modules[1].name", "\"x\" is already defined"));
+  bad = doc;
+  bad["model"]["outputs"] = {"Dense_1", "Dense_7"};
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.outputs[1]", "\"Dense_7\" is not an input or module"));
+  bad = doc;
+  bad["model"]["outputs"] = {"Dense_1"};
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.outputs", "names 1 outputs, the stream has 2 expected outputs"));
+  bad = doc;
+  bad["model"]["inputs"] = {"x", "y"};
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.inputs", "names 2 inputs, the stream has 1"));
+  bad = doc;
+  bad["model"].erase("outputs");
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.outputs", "missing required field"));
+}

@@ -1,0 +1,356 @@
+#!/usr/bin/python3
+"""Records the small spatial/normalisation/layout pytorch test streams in this folder
+(read by tests/test_pytorch_spatial.cpp; no torch needed there).
+
+Each model is a real torch module captured with pb_torch.capture (taps on), so the graph,
+the module table and every expected output and tap are torch 1.13's own. Parameters and
+inputs are drawn from a fixed seed on a 1/32 grid (short, exact in f32) rather than left at
+their initialisation (LayerNorm's ones and zeros would hide a swapped scale and shift);
+BatchNorm running statistics are set by hand so that none is trivial. Tensors are written as
+plain JSON "data" arrays (each float the shortest text that reads back as the same f32).
+The hand-written streams here (linear_square.json, relu_forms.json, ...) are not touched.
+
+    /usr/bin/python3 plugins/pytorch/tests/streams/make_streams.py
+"""
+
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+from torch import nn
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.join(HERE, "..", "..", "capture"),
+                os.path.join(HERE, "..", "..", "..", "..", "capture", "python")]
+import fixtures  # noqa: E402  (the capture's composed RMSNorm)
+import pb_torch  # noqa: E402
+
+_CODES = {("f", 8): "f64", ("f", 4): "f32", ("i", 8): "i64", ("i", 4): "i32"}
+MAX_BYTES = 30_000
+
+
+def grid(*shape, lo=-1.0, hi=1.0):
+    """Values in [lo, hi] on a 1/32 grid (exact in f32, short in JSON)."""
+    return torch.randint(int(lo * 32), int(hi * 32) + 1, shape).float() / 32
+
+
+def randomise(module):
+    """Every parameter of `module` drawn afresh on the 1/32 grid in [-1, 1], none exactly zero
+    (so no norm scale or shift sits at its initial 1 or 0, and no bias vanishes)."""
+    with torch.no_grad():
+        for p in module.parameters():
+            q = grid(*p.shape)
+            q[q == 0] = 1 / 32
+            p.copy_(q)
+    return module
+
+
+# ---------------------------------------------------------------- models
+
+class Conv2dSameEven(nn.Module):
+    """An even kernel under padding="same" (torch: total // 2 before, the rest after), then an
+    asymmetric stride and padding. I != O and the kernels are not square."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(2, 3, (4, 2), padding="same")  # totals (3, 1): begin (1, 0), end (2, 1)
+        self.b = nn.Conv2d(3, 2, (2, 3), stride=(2, 1), padding=(1, 0))
+
+    def forward(self, x):
+        return self.b(torch.relu(self.a(x)))
+
+
+class ConvGroups(nn.Module):
+    """groups=2 with stride 2, then a depthwise conv (groups = channels) with dilation 2."""
+
+    def __init__(self):
+        super().__init__()
+        self.grouped = nn.Conv2d(4, 6, 3, stride=2, padding=1, groups=2)
+        self.depthwise = nn.Conv2d(6, 6, 3, padding=2, dilation=2, groups=6, bias=False)
+
+    def forward(self, x):
+        return self.depthwise(self.grouped(x))
+
+
+class Conv1dPools(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(3, 2, 4, padding="same")  # total 3: begin 1, end 2
+        self.maxpool = nn.MaxPool1d(3, stride=2, padding=1)
+        self.avgpool = nn.AvgPool1d(2, padding=1, count_include_pad=False)
+
+    def forward(self, x):
+        return self.avgpool(self.maxpool(self.conv(x)))
+
+
+class Conv3dPools(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv3d(2, 3, (2, 3, 2), stride=(1, 2, 1), padding=(1, 1, 0))
+        self.maxpool = nn.MaxPool3d(2, stride=1)
+        self.avgpool = nn.AvgPool3d((2, 1, 1), padding=(1, 0, 0))  # count_include_pad=True
+        self.gmax = nn.AdaptiveMaxPool3d(1)
+        self.gavg = nn.AdaptiveAvgPool3d((1, 1, 1))
+
+    def forward(self, x):
+        y = self.avgpool(self.maxpool(self.conv(x)))
+        return self.gmax(y), self.gavg(y)
+
+
+class Pools2d(nn.Module):
+    """One (all-negative) input, six pools: a zero-padded max pool would output 0 at the borders."""
+
+    def __init__(self):
+        super().__init__()
+        self.max_pad = nn.MaxPool2d(3, stride=2, padding=1)
+        self.max_dil = nn.MaxPool2d((2, 3), stride=(1, 2), dilation=(2, 1))
+        self.avg_incl = nn.AvgPool2d(3, stride=2, padding=1)  # count_include_pad=True (torch's default)
+        self.avg_excl = nn.AvgPool2d((2, 3), stride=1, padding=1, count_include_pad=False)
+        self.gavg = nn.AdaptiveAvgPool2d(1)
+        self.gmax = nn.AdaptiveMaxPool2d((1, 1))
+
+    def forward(self, x):
+        return (self.max_pad(x), self.max_dil(x), self.avg_incl(x), self.avg_excl(x), self.gavg(x),
+                self.gmax(x))
+
+
+class ConvBnRelu(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 3, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(3)
+        self.relu = nn.ReLU()
+        self.bn_plain = nn.BatchNorm2d(3, affine=False)  # no weight/bias: scale 1, shift 0
+
+    def forward(self, x):
+        return self.bn_plain(self.relu(self.bn(self.conv(x))))
+
+
+class BatchNorms(nn.Module):
+    """BatchNorm1d on [N, C] and (the same module again) on [N, C, L]; BatchNorm3d."""
+
+    def __init__(self):
+        super().__init__()
+        self.bn1 = nn.BatchNorm1d(3)
+        self.bn3 = nn.BatchNorm3d(2)
+
+    def forward(self, a, b, c):
+        return self.bn1(a), self.bn1(b), self.bn3(c)
+
+
+class Norms(nn.Module):
+    """LayerNorm over the last two dims, the composed RMSNorm (a leaf), LayerNorm without affine."""
+
+    def __init__(self):
+        super().__init__()
+        self.ln = nn.LayerNorm((3, 4))
+        self.rms = fixtures.RMSNorm(4, eps=1e-5)
+        self.ln_plain = nn.LayerNorm(4, eps=1e-3, elementwise_affine=False)
+
+    def forward(self, x):
+        return self.ln_plain(self.rms(self.ln(x)))
+
+
+class EmbeddingConv(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(7, 3, padding_idx=0)
+        self.conv = nn.Conv1d(3, 4, 2, padding="same")
+        self.pool = nn.AdaptiveMaxPool1d(1)
+
+    def forward(self, ids):
+        h = self.emb(ids).transpose(1, 2)  # [N, T, D] -> [N, D, T]
+        return self.pool(self.conv(h)).flatten(1)
+
+
+class SharedInputDag(nn.Module):
+    """x feeds two conv branches that are added; a torch.cat of two branches; arithmetic with
+    Python numbers on either side, as operators, torch functions and methods."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv_a = nn.Conv2d(2, 3, 3, padding=1)
+        self.conv_b = nn.Conv2d(2, 3, 1)
+
+    def forward(self, x):
+        s = self.conv_a(x) + self.conv_b(x)  # _operator.add of two branches of x
+        scaled = torch.sub(x * 0.5, 1.0)  # _operator.mul, torch.sub with a number
+        cat = torch.cat([torch.relu(s), scaled], dim=1)  # [N, 5, H, W]
+        u = 2.0 * cat - torch.mul(cat, cat) / 4.0  # number * tensor, torch.mul, truediv
+        v = torch.add(u, 1.5).sub(0.25)  # torch.add, Tensor.sub
+        w = 1.0 - v.div(2.0)  # number - tensor, Tensor.div
+        y = x.mul(3.0).add(x)  # Tensor.mul, Tensor.add of two tensors
+        return w, torch.cat((y, scaled), -1)  # [N, 2, H, 2W]
+
+
+class Layout(nn.Module):
+    """transpose(1, 2), a Linear on the moved features, permute, view, reshape, torch.transpose."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 5)
+
+    def forward(self, x):  # [2, 3, 4]
+        t = x.transpose(1, 2)  # [2, 4, 3]
+        h = self.fc(t)  # [2, 4, 5]
+        p = h.permute(0, 2, 1)  # [2, 5, 4]
+        q = torch.permute(p, (1, 0, 2))  # [5, 2, 4]
+        v = q.view(5, 8)
+        r = torch.reshape(v, (-1, 4, 2))  # [5, 4, 2]
+        return torch.transpose(r, 0, 2).reshape(2, 20), p
+
+
+class BareParameter(nn.Module):
+    """A parameter read directly (an fx get_attr node) and a .contiguous() call."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(4))
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):  # [3, 4]
+        return self.fc(x.contiguous()) * self.scale
+
+
+def conv2d_same_even():
+    return randomise(Conv2dSameEven()), (grid(2, 2, 5, 6),), {}
+
+
+def conv_groups():
+    return randomise(ConvGroups()), (grid(1, 4, 7, 7),), {}
+
+
+def conv1d_pools():
+    return randomise(Conv1dPools()), (grid(2, 3, 8),), {}
+
+
+def conv3d_pools():
+    return randomise(Conv3dPools()), (grid(1, 2, 4, 5, 4),), {}
+
+
+def pools2d():
+    return Pools2d(), (grid(2, 2, 5, 6, lo=-2.0, hi=-0.25),), {}
+
+
+def conv_bn_relu():
+    m = randomise(ConvBnRelu())
+    with torch.no_grad():
+        m.bn.running_mean.copy_(torch.tensor([0.5, -0.25, 1.0]))
+        m.bn.running_var.copy_(torch.tensor([2.0, 0.5, 1.5]))
+        m.bn.weight.copy_(torch.tensor([1.5, -0.5, 0.75]))
+        m.bn.bias.copy_(torch.tensor([0.125, 0.25, -0.375]))
+        m.bn_plain.running_mean.copy_(torch.tensor([0.25, 0.5, -0.5]))
+        m.bn_plain.running_var.copy_(torch.tensor([0.5, 1.0, 4.0]))
+    return m, (grid(2, 2, 4, 4),), {}
+
+
+def batchnorms():
+    m = BatchNorms()
+    with torch.no_grad():
+        m.bn1.running_mean.copy_(torch.tensor([0.5, -1.0, 0.25]))
+        m.bn1.running_var.copy_(torch.tensor([0.25, 4.0, 1.0]))
+        m.bn1.weight.copy_(torch.tensor([2.0, 0.5, -1.0]))
+        m.bn1.bias.copy_(torch.tensor([0.0, 1.0, -0.5]))
+        m.bn3.running_mean.copy_(torch.tensor([-0.5, 0.75]))
+        m.bn3.running_var.copy_(torch.tensor([0.5, 2.0]))
+        m.bn3.weight.copy_(torch.tensor([0.75, 1.25]))
+        m.bn3.bias.copy_(torch.tensor([0.5, -0.25]))
+    return m, (grid(2, 3), grid(2, 3, 4), grid(1, 2, 2, 2, 3)), {}
+
+
+def norms():
+    m = randomise(Norms())
+    return m, (grid(2, 3, 4, lo=-2.0, hi=2.0),), {"leaf_modules": (fixtures.RMSNorm,),
+                                                   "composed": [fixtures.COMPOSED_NOTES[fixtures.RMSNorm]]}
+
+
+def embedding():
+    m = randomise(EmbeddingConv())
+    with torch.no_grad():
+        m.emb.weight[0] = 0  # padding_idx's row (the forward is a plain lookup)
+    ids = torch.tensor([[1, 0, 6, 3, 3], [5, 2, 4, 6, 1]], dtype=torch.int64)
+    return m, (ids,), {}
+
+
+def shared_input_dag():
+    return randomise(SharedInputDag()), (grid(1, 2, 3, 4),), {}
+
+
+def layout():
+    return randomise(Layout()), (grid(2, 3, 4),), {}
+
+
+def bare_parameter():
+    return randomise(BareParameter()), (grid(3, 4),), {}
+
+
+MODELS = (conv2d_same_even, conv_groups, conv1d_pools, conv3d_pools, pools2d, conv_bn_relu, batchnorms, norms,
+          embedding, shared_input_dag, layout, bare_parameter)
+
+
+# ---------------------------------------------------------------- writing
+
+def f32_text(v):
+    """The shortest text that reads back (as a double, then rounded to f32) to the same f32."""
+    f = np.float32(v)
+    if not np.isfinite(f):
+        raise ValueError(f"non-finite value {f}")
+    text = np.format_float_positional(f, unique=True, trim="-") if abs(f) >= 1e-4 or f == 0 else \
+        np.format_float_scientific(f, unique=True, trim="-")
+    assert np.float32(float(text)) == f, (text, f)
+    return text
+
+
+def tensor_json(a):
+    a = np.asarray(a)
+    code = _CODES[(a.dtype.kind, a.dtype.itemsize)]
+    if code == "f32":
+        data = "[" + ", ".join(f32_text(v) for v in a.ravel()) + "]"
+    else:
+        data = json.dumps([int(v) if a.dtype.kind == "i" else float(v) for v in a.ravel()])
+    return '{"dtype": "%s", "shape": %s, "data": %s}' % (code, json.dumps(list(a.shape)), data)
+
+
+def dumps(v, depth=0):
+    """Indented JSON; anything that fits in 150 characters (every list of scalars) on one line."""
+    pad, inner = " " * depth, " " * (depth + 1)
+    flat = json.dumps(v)
+    if len(flat) + depth <= 150 or not isinstance(v, (dict, list)):
+        return flat
+    if isinstance(v, dict) and v:
+        items = [f"{inner}{json.dumps(k)}: {dumps(x, depth + 1)}" for k, x in v.items()]
+        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
+    if isinstance(v, list) and any(isinstance(x, (dict, list)) for x in v):
+        return "[\n" + ",\n".join(inner + dumps(x, depth + 1) for x in v) + "\n" + pad + "]"
+    return json.dumps(v)
+
+
+def as_json(stream):
+    doc = dict(stream.doc)
+    doc["planet_version"] = "recorded " + doc["planet_version"]
+    body = dumps({k: v for k, v in doc.items() if k != "tensors"})
+    tensors = ",\n".join(f"  {json.dumps(name)}: {tensor_json(stream.tensors[name])}" for name in sorted(stream.tensors))
+    assert body.endswith("\n}")
+    return body[:-2] + ',\n "tensors": {\n' + tensors + "\n }\n}\n"
+
+
+def main():
+    for make in MODELS:
+        name = make.__name__
+        torch.manual_seed(sum(map(ord, name)))
+        module, inputs, options = make()
+        stream = pb_torch.capture(module, inputs, name, taps=True, **options)
+        text = as_json(stream)
+        json.loads(text)  # valid JSON
+        if len(text) > MAX_BYTES:
+            raise SystemExit(f"{name}: {len(text)} bytes (> {MAX_BYTES})")
+        path = os.path.join(HERE, name + ".json")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        print(f"{path}: {len(text)} bytes")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,304 @@
+// The pytorch decoder (plugins/pytorch/decoder.cpp), loaded as a plugin, on small hand-written
+// streams in plugins/pytorch/tests/streams/ (no torch needed). Error cases mutate those documents.
+#include <cmath>
+#include <iomanip>
+#include <memory>
+
+#include "ladder.h"
+#include "planetbridge/network.h"
+#include "plugin_loader.h"
+#include "test_util.h"
+
+using nlohmann::json;
+using pb::Tensor;
+using pb::ir::Graph;
+using pbtest::ErrorAt;
+using pbtest::run;
+using pbtest::to_stream;
+using pbtest::values;
+
+namespace {
+
+const pb::Dialect& pytorch() { return pbtest::dialect("pytorch"); }
+
+json load_doc(const std::string& name) { return pbtest::load_doc("pytorch", name); }
+
+Graph decode(const json& doc) { return pytorch().decode(to_stream(doc)); }
+
+// |got - want| <= atol + rtol |want| element-wise.
+void check_close(const Tensor& got, const Tensor& want, double atol, double rtol = 1e-5) {
+  REQUIRE(got.shape() == want.shape());
+  for (int64_t i = 0; i < got.numel(); ++i) {
+    const double g = got.data<float>()[i], w = want.data<float>()[i];
+    INFO("element " << i << ": got " << std::setprecision(9) << g << ", want " << w);
+    CHECK(std::fabs(g - w) <= atol + rtol * std::fabs(w));
+  }
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------ translations
+
+TEST_CASE("pytorch decoder: square Linear uses the weight as [out, in], never transposed", "[pytorch]") {
+  const pb::Stream s = to_stream(load_doc("linear_square"));
+  const Graph g = pytorch().decode(s);
+  REQUIRE(g.inputs.size() == 1);
+  CHECK(g.inputs[0].name == "x");
+  CHECK(g.inputs[0].dtype == pb::DType::f32);
+  CHECK(g.inputs[0].shape == pb::Shape{-1, 3});
+  REQUIRE(g.nodes.size() == 1);
+  const pb::ir::Node& n = g.nodes[0];
+  CHECK(n.name == "_0");
+  CHECK(n.op == "Dense");
+  CHECK(n.inputs == std::vector<std::string>{"x", "0.weight", "0.bias"});
+  CHECK(n.outputs == std::vector<std::string>{"_0"});
+  CHECK(g.weights.at(n.inputs[1]).shape()[1] == 3);  // [out, in]
+  CHECK(g.weights.at(n.inputs[1]).shape()[0] == 3);
+  CHECK(n.origin == "fx:_0 (Linear)");
+  CHECK(g.outputs == std::vector<std::string>{"_0"});
+  CHECK(g.weights.at("0.weight").bit_equal(s.tensors.at("0.weight")));
+  CHECK(g.metadata.at("planet") == "pytorch");
+  CHECK(g.metadata.at("model_id") == "linear_square");
+
+  const std::vector<Tensor> out = run(s, g);
+  REQUIRE(out.size() == 1);
+  // x·Wᵀ + b, by hand; x·W + b would start with -5.5.
+  CHECK(values(out[0]) == std::vector<float>{-1.5f, -3.f, -1.f, 14.f, 29.f, 51.5f});
+  CHECK(out[0].bit_equal(s.tensors.at("y")));
+}
+
+TEST_CASE("pytorch decoder: Linear without bias, nested output tuple, f64 input", "[pytorch]") {
+  const pb::Stream s = to_stream(load_doc("linear_no_bias"));
+  const Graph g = pytorch().decode(s);
+  REQUIRE(g.nodes.size() == 1);
+  CHECK(g.nodes[0].inputs == std::vector<std::string>{"input_1", "fc.weight"});
+  CHECK(g.weights.count("fc.bias") == 0);
+  CHECK(g.inputs[0].dtype == pb::DType::f32);  // f64 captures compute in f32
+  CHECK(g.outputs == std::vector<std::string>{"fc"});
+  const std::vector<Tensor> out = run(s, g);
+  CHECK(values(out[0]) == std::vector<float>{2.f, 9.f, 6.f});
+}
+
+TEST_CASE("pytorch decoder: relu as module, function, torch function and method", "[pytorch]") {
+  const pb::Stream s = to_stream(load_doc("relu_forms"));
+  const Graph g = pytorch().decode(s);
+  REQUIRE(g.nodes.size() == 4);
+  const std::vector<std::string> origins = {"fx:act (ReLU)", "fx:relu (torch.nn.functional.relu)", "fx:relu_1 (torch.relu)",
+                                            "fx:relu_2 (relu)"};
+  for (size_t i = 0; i < 4; ++i) {
+    INFO("node " << g.nodes[i].name);
+    CHECK(g.nodes[i].op == "Activation");
+    CHECK(g.nodes[i].attrs.s("function") == "relu");
+    CHECK(g.nodes[i].origin == origins[i]);
+  }
+  CHECK(g.nodes[1].inputs == std::vector<std::string>{"act"});
+  const std::vector<Tensor> out = run(s, g);
+  CHECK(out[0].bit_equal(s.tensors.at("y")));
+}
+
+TEST_CASE("pytorch decoder: GELU approximate tanh and erf", "[pytorch]") {
+  json doc = load_doc("gelu_tanh");
+  const pb::Stream s = to_stream(doc);
+  const Graph g = pytorch().decode(s);
+  REQUIRE(g.nodes.size() == 2);
+  CHECK(g.nodes[0].attrs.s("function") == "gelu_tanh");
+  CHECK(g.nodes[1].attrs.s("function") == "gelu_tanh");
+  CHECK(g.outputs == std::vector<std::string>{"g", "gelu"});
+  const std::vector<Tensor> out = run(s, g);
+  REQUIRE(out.size() == 2);
+  check_close(out[0], s.tensors.at("y0"), 1e-6);
+  check_close(out[1], s.tensors.at("y1"), 1e-6);
+
+  doc["model"]["modules"]["g"]["attrs"]["approximate"] = "none";
+  doc["model"]["graph"][2]["kwargs"].erase("approximate");
+  const Graph erf = decode(doc);
+  CHECK(erf.nodes[0].attrs.s("function") == "gelu_erf");
+  CHECK(erf.nodes[1].attrs.s("function") == "gelu_erf");
+
+  doc["model"]["modules"]["g"]["attrs"]["approximate"] = "fast";
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error,
+                       ErrorAt("model.modules.g.attrs.approximate", "unknown GELU approximation \"fast\" (expected \"none\" or \"tanh\")"));
+}
+
+TEST_CASE("pytorch decoder: Softmax dim and log_softmax", "[pytorch]") {
+  json doc = load_doc("softmax_dim");
+  const pb::Stream s = to_stream(doc);
+  const Graph g = pytorch().decode(s);
+  REQUIRE(g.nodes.size() == 3);
+  for (const auto& n : g.nodes) CHECK(n.op == "Softmax");
+  CHECK(g.nodes[0].attrs.i("axis") == 0);
+  CHECK(g.nodes[0].attrs.i("log") == 0);
+  CHECK(g.nodes[1].attrs.i("axis") == -1);
+  CHECK(g.nodes[2].attrs.i("axis") == 1);
+  CHECK(g.nodes[2].attrs.i("log") == 1);
+  const std::vector<Tensor> out = run(s, g);
+  REQUIRE(out.size() == 3);
+  check_close(out[0], s.tensors.at("y0"), 1e-6);
+  check_close(out[1], s.tensors.at("y1"), 1e-6);
+  check_close(out[2], s.tensors.at("y2"), 1e-6);
+
+  // torch's implicit dim is refused rather than guessed.
+  json implicit = doc;
+  implicit["model"]["modules"]["sm"]["attrs"]["dim"] = nullptr;
+  CHECK_THROWS_MATCHES(decode(implicit), pb::Error, ErrorAt("model.graph[1]", "deprecated implicit-dim rule; pass dim"));
+  implicit = doc;
+  implicit["model"]["graph"][2]["kwargs"] = json::object();
+  CHECK_THROWS_MATCHES(decode(implicit), pb::Error, ErrorAt("model.graph[2]", "implicit-dim"));
+}
+
+TEST_CASE("pytorch decoder: Flatten module, method and function", "[pytorch]") {
+  const pb::Stream s = to_stream(load_doc("flatten"));
+  const Graph g = pytorch().decode(s);
+  REQUIRE(g.nodes.size() == 3);
+  CHECK(g.nodes[0].attrs.i("start") == 1);
+  CHECK(g.nodes[0].attrs.i("end") == -1);
+  CHECK(g.nodes[1].attrs.i("start") == 1);
+  CHECK(g.nodes[1].attrs.i("end") == -1);
+  CHECK(g.nodes[2].attrs.i("start") == 0);
+  CHECK(g.nodes[2].attrs.i("end") == 1);
+  const std::vector<Tensor> out = run(s, g);
+  REQUIRE(out.size() == 3);
+  CHECK(out[0].bit_equal(s.tensors.at("y0")));
+  CHECK(out[1].bit_equal(s.tensors.at("y1")));
+  CHECK(out[2].bit_equal(s.tensors.at("y2")));
+}
+
+TEST_CASE("pytorch decoder: Dropout and Identity in eval mode are identities", "[pytorch]") {
+  json doc = load_doc("relu_forms");
+  doc["model"]["modules"]["act"] = {{"type", "Dropout"}, {"training", false}, {"attrs", {{"p", 0.5}}}};
+  doc["model"]["graph"][2]["target"] = "torch.nn.functional.dropout";
+  doc["model"]["graph"][2]["kwargs"] = {{"p", 0.5}, {"training", false}};
+  const Graph g = decode(doc);
+  CHECK(g.nodes[0].op == "Identity");
+  CHECK(g.nodes[1].op == "Identity");
+  CHECK(g.nodes[2].op == "Activation");
+}
+
+TEST_CASE("pytorch decoder: every hand-written stream passes the ladder", "[pytorch]") {
+  pbtest::TempDir tmp;
+  for (const char* name : {"linear_square", "linear_no_bias", "relu_forms", "gelu_tanh", "softmax_dim", "flatten"}) {
+    INFO(name);
+    const pb::Stream s = to_stream(load_doc(name));
+    pb::host::LadderOptions opt;
+    opt.tolerance = {1e-6, 1e-5};  // oneDNN's log-softmax is ~2e-6 relative off in f32
+    opt.entity_path = tmp.file(std::string("entities/") + name + ".entity");
+    const pb::host::CaseResult r = pb::host::run_ladder(s, pytorch(), opt);
+    INFO(r.message);
+    CHECK((r.verdict == pb::host::Verdict::EXACT || r.verdict == pb::host::Verdict::PASS));
+    CHECK(r.reload_identical);
+    CHECK(std::filesystem::exists(opt.entity_path));
+  }
+}
+
+// ------------------------------------------------------------------ errors
+
+TEST_CASE("pytorch decoder: an unsupported module type names the graph node", "[pytorch]") {
+  json doc = load_doc("linear_square");
+  // A user-defined module (fx leaves those it cannot trace through as call_module).
+  doc["model"]["modules"]["0"]["type"] = "MyCustomBlock";
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.graph[1]", "unsupported module type \"MyCustomBlock\" (module \"0\")"));
+  CHECK_THROWS_WITH(decode(doc), Catch::Contains("model.graph[") && Catch::Contains("MyCustomBlock"));
+}
+
+TEST_CASE("pytorch decoder: unsupported functions, methods and fx ops", "[pytorch]") {
+  json doc = load_doc("relu_forms");
+  doc["model"]["graph"][2]["target"] = "torch.fft.fft";
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.graph[2]", "unsupported function \"torch.fft.fft\""));
+
+  doc = load_doc("relu_forms");
+  doc["model"]["graph"][4]["target"] = "numpy";
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.graph[4]", "unsupported method \"numpy\""));
+
+  doc = load_doc("relu_forms");
+  doc["model"]["graph"][1]["op"] = "call_magic";
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.graph[1].op", "unsupported fx op \"call_magic\""));
+
+  // get_attr reads a tensor the stream must carry under its target.
+  doc = load_doc("relu_forms");
+  doc["model"]["graph"][1]["op"] = "get_attr";
+  doc["model"]["graph"][1]["target"] = "no_such_tensor";
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.graph[1].target", "names tensor \"no_such_tensor\""));
+
+  doc = load_doc("relu_forms");
+  doc["model"]["graph"][1]["target"] = "missing";
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.graph[1].target", "module \"missing\" is not in model.modules"));
+
+  doc = load_doc("relu_forms");
+  doc["model"]["graph"][1]["args"] = json::array({5});
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.graph[1].args[0]", "expected a node reference"));
+
+  doc = load_doc("relu_forms");
+  doc["model"]["graph"][1].erase("args");
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.graph[1]", "missing argument 0 (input)"));
+
+  doc = load_doc("relu_forms");
+  doc["model"]["format"] = "torch.jit";
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.format", "expected \"torch.fx\", got \"torch.jit\""));
+
+  doc = load_doc("relu_forms");
+  doc["model"]["graph"][1]["args"] = json::array({json{{"node", "nowhere"}}});
+  CHECK_THROWS_WITH(decode(doc), Catch::Contains("node \"act\"") && Catch::Contains("input \"nowhere\" is not defined"));
+}
+
+TEST_CASE("pytorch decoder: Linear weights of the wrong shape or missing are errors", "[pytorch]") {
+  // A weight stored as [in, out] (transposed) is refused, never transposed back silently.
+  json doc = load_doc("linear_no_bias");
+  doc["tensors"]["fc.weight"]["shape"] = json::array({2, 3});
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error,
+                       ErrorAt("model.modules.fc.params.weight", "expected shape [out_features, in_features] = [3, 2], got [2, 3]"));
+
+  doc = load_doc("linear_square");
+  doc["model"]["modules"]["0"]["attrs"]["in_features"] = 2;
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error,
+                       ErrorAt("model.modules[\"0\"].params.weight", "expected shape [out_features, in_features] = [3, 2], got [3, 3]"));
+
+  doc = load_doc("linear_square");
+  doc["tensors"]["0.bias"]["shape"] = json::array({1, 3});
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.modules[\"0\"].params.bias", "expected shape [3], got [1, 3]"));
+
+  doc = load_doc("linear_square");
+  doc["model"]["modules"]["0"]["params"]["weight"] = "missing.weight";
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error,
+                       ErrorAt("model.modules[\"0\"].params.weight", "names tensor \"missing.weight\", which is not in \"tensors\""));
+
+  doc = load_doc("linear_square");
+  doc["model"]["modules"]["0"]["params"].erase("weight");
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.modules[\"0\"].params", "Linear has no \"weight\""));
+
+  doc = load_doc("linear_square");
+  doc["model"]["modules"]["0"]["attrs"].erase("out_features");
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.modules[\"0\"].attrs.out_features", "missing required field"));
+}
+
+TEST_CASE("pytorch decoder: Dropout in training mode is an error", "[pytorch]") {
+  json doc = load_doc("relu_forms");
+  doc["model"]["modules"]["act"] = {{"type", "Dropout"}, {"training", true}, {"attrs", {{"p", 0.5}}}};
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error,
+                       ErrorAt("model.modules.act.training", "Dropout in training mode is random; capture the model in eval()"));
+
+  doc = load_doc("relu_forms");
+  doc["model"]["graph"][2]["target"] = "torch.nn.functional.dropout";
+  doc["model"]["graph"][2]["kwargs"] = json::object();  // F.dropout defaults to training=True
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.graph[2]", "F.dropout with training=True is random"));
+}
+
+TEST_CASE("pytorch decoder: placeholders and outputs must match the stream", "[pytorch]") {
+  json doc = load_doc("relu_forms");
+  auto& graph = doc["model"]["graph"];
+  graph.insert(graph.begin() + 1, json{{"name", "y"}, {"op", "placeholder"}, {"target", "y"}});
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error,
+                       ErrorAt("model.graph[1]", "placeholder \"y\" has no matching entry in the stream's \"inputs\""));
+
+  doc = load_doc("relu_forms");
+  doc["inputs"] = json::array({"x", "y"});
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.graph", "has 1 placeholders, the stream has 2 inputs"));
+
+  doc = load_doc("relu_forms");
+  doc["expected"] = json::array({"y", "x"});
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error,
+                       ErrorAt("model.graph", "the output node returns 1 values, the stream has 2 expected outputs"));
+
+  doc = load_doc("relu_forms");
+  doc["model"]["graph"].erase(doc["model"]["graph"].size() - 1);
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.graph", "has no output node"));
+}
