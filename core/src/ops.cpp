@@ -226,31 +226,29 @@ Types infer_flatten(const InferContext& c) {
 
 Types infer_reshape(const InferContext& c) {
   const Shape& in = c.shape(0);
-  Shape out = c.attrs().ints("shape");
+  const Shape& target = c.attrs().ints("shape");
+  Shape out = target;
   int64_t infer_at = -1;
   for (size_t i = 0; i < out.size(); ++i) {
     if (out[i] == 0) {
-      if (i >= in.size()) c.fail("shape " + shape_str(c.attrs().ints("shape")) + ": 0 at dim " + std::to_string(i) + " has no input dim to copy");
+      if (i >= in.size()) c.fail("shape " + shape_str(target) + ": 0 at dim " + std::to_string(i) + " has no input dim to copy");
       out[i] = in[i];
     } else if (out[i] == -1) {
-      if (infer_at >= 0) c.fail("more than one -1 in shape " + shape_str(c.attrs().ints("shape")));
+      if (infer_at >= 0) c.fail("more than one -1 in shape " + shape_str(target));
       infer_at = static_cast<int64_t>(i);
     } else if (out[i] < -1) {
-      c.fail("shape " + shape_str(c.attrs().ints("shape")) + " has a negative size");
+      c.fail("shape " + shape_str(target) + " has a negative size");
     }
   }
   const int64_t total = product(in.begin(), in.end());
-  if (infer_at >= 0) {
-    Shape rest = out;
-    rest.erase(rest.begin() + infer_at);
-    const int64_t k = product(rest.begin(), rest.end());
-    out[infer_at] = known(total) && known(k) && k > 0 && total % k == 0 ? total / k : -1;
-    if (known(total) && known(k) && (k == 0 || total % k != 0))
-      c.fail("cannot reshape " + shape_str(in) + " to " + shape_str(c.attrs().ints("shape")));
-  }
-  const int64_t count = product(out.begin(), out.end());
-  if (known(total) && known(count) && total != count)
-    c.fail("cannot reshape " + shape_str(in) + " to " + shape_str(c.attrs().ints("shape")));
+  Shape rest = out;
+  if (infer_at >= 0) rest.erase(rest.begin() + infer_at);
+  const int64_t k = product(rest.begin(), rest.end());
+  const bool fits = !known(total) || !known(k) || (infer_at >= 0 ? k > 0 && total % k == 0 : total == k);
+  if (!fits)
+    c.fail("cannot reshape " + shape_str(in) + " (" + std::to_string(total) + " elements) to " + shape_str(target) +
+           (out != target ? " = " + shape_str(out) : ""));
+  if (infer_at >= 0) out[infer_at] = known(total) && known(k) ? total / k : -1;
   return {{c.in(0).dtype, out}};
 }
 

@@ -96,7 +96,7 @@ std::string Decoder::as(const std::string& name, Layout layout) {
 Layout Decoder::held(const std::string& name) const {
   const SourceValue& v = value(name);
   if (v.forms.count(planet_layout_) && !v.planet_form_for_tap) return planet_layout_;
-  return v.forms.begin()->first;
+  return planet_layout_ == Layout::ChannelsLast ? Layout::ChannelsFirst : Layout::ChannelsLast;
 }
 
 Layout Decoder::common_layout(const std::vector<std::string>& names) const {

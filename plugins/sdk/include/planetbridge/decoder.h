@@ -119,10 +119,12 @@ class Decoder {
 // ------------------------------------------------------------------ translator tables
 
 // A source type's translator: the attribute keys it understands (any other key is refused,
-// never ignored) and the function. Each planet has one table per vocabulary.
+// never ignored), how many inputs it takes (0: one or more) and the function. Each planet has
+// one table per vocabulary.
 template <typename Source>
 struct Translator {
   std::vector<std::string> attributes;
+  size_t arity = 1;
   std::function<void(Source&)> translate;
 };
 template <typename Source>
