@@ -174,6 +174,21 @@ const SourceValue& Decoder::define(const std::string& name, Layout layout, const
   return values_.at(name);
 }
 
+const SourceValue& Decoder::bind(const std::string& name, const std::string& ir_name, Layout layout) {
+  if (has(name)) where_.fail("\"" + name + "\" is already defined");
+  const ir::TensorType t = ir_type(ir_name);
+  SourceValue& v = values_[name];
+  v.type = t;
+  if (spatial(t) && layout != planet_layout_) {
+    v.type.shape = permuted_shape(t.shape, perm_to(planet_layout_, t.shape.size()));
+    v.forms[layout] = ir_name;
+  } else {
+    v.forms[planet_layout_] = ir_name;
+  }
+  v.origin = origin_;
+  return v;
+}
+
 const ir::TensorType& Decoder::ir_type(const std::string& name) const {
   auto it = types_.find(name);
   if (it == types_.end()) where_.fail("internal: no IR value or weight \"" + name + "\"");

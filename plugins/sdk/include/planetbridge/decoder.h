@@ -77,6 +77,9 @@ class Decoder {
   // layout) and defines the value. A tapped value gets its planet-layout form right away.
   const SourceValue& define(const std::string& value, Layout layout, const std::string& op, std::vector<std::string> inputs,
                             ir::Attrs attrs = {});
+  // Defines source value `value` as an existing IR value or weight (no node), held in `layout`:
+  // a parameter read directly (PyTorch's get_attr), an alias a source model gives a value.
+  const SourceValue& bind(const std::string& value, const std::string& ir_name, Layout layout);
   // The IR type of any value or weight emitted so far.
   const ir::TensorType& ir_type(const std::string& name) const;
 
