@@ -23,37 +23,27 @@ const char* method_of(Role r) {
   return "?";
 }
 
-// The graph under construction.
-struct Builder {
-  const Stream& stream;
-  ir::Graph graph;
+// Nodes and weights go through the shared decoder context (planetbridge/decoder.h). Values
+// are IR values; each node names the estimator part it computes as its origin.
+std::string node(Decoder& d, const std::string& name, const std::string& op, std::vector<std::string> inputs,
+                 const std::string& origin, ir::Attrs attrs = {}) {
+  d.step(name, op, std::move(inputs), std::move(attrs), origin);
+  return name;
+}
 
-  // Adds a node with one output value of the same name; returns the name.
-  std::string node(const std::string& name, const std::string& op, std::vector<std::string> inputs,
-                   const std::string& origin, ir::Attrs attrs = {}) {
-    add_node(graph, name, op, std::move(inputs), std::move(attrs), origin);
-    return name;
+std::string activation(Decoder& d, const std::string& name, const std::string& input, const std::string& function,
+                       const std::string& origin, double alpha = 0, double beta = 0) {
+  ir::Attrs a = attrs_of({{"function", function}});
+  if (function == "linear") {
+    a.set("alpha", alpha);
+    a.set("beta", beta);
   }
-
-  std::string activation(const std::string& name, const std::string& input, const std::string& function,
-                         const std::string& origin, double alpha = 0, double beta = 0) {
-    ir::Attrs a = attrs_of({{"function", function}});
-    if (function == "linear") {
-      a.set("alpha", alpha);
-      a.set("beta", beta);
-    }
-    return node(name, "Activation", {input}, origin, std::move(a));
-  }
-
-  // IR weights are f32 (the kernels compute in f32); the decoder rounds once, here.
-  std::string weight(const std::string& name, const Tensor& t) {
-    graph.weights[name] = t.cast(DType::f32);
-    return name;
-  }
-};
+  return node(d, name, "Activation", {input}, origin, std::move(a));
+}
 
 // One estimator entry of the stream (the model's, or a Pipeline step's).
 struct Estimator {
+  Decoder& d;
   JsonRef json;
   std::string cls;
   std::string prefix;  // "" or "<step>." : IR value names, like the capture's tensor names
@@ -63,27 +53,37 @@ struct Estimator {
   JsonRef attr(const std::string& key) const { return json["attributes"][key]; }
   std::optional<JsonRef> find_attr(const std::string& key) const { return json["attributes"].find(key); }
 
-  // A fitted float array, {"tensor": name}, as f64 (the values scikit-learn computed with).
-  Tensor tensor(const Stream& s, const JsonRef& ref) const {
+  // The stream tensor of a fitted float array, {"tensor": name}; returns its name.
+  std::string tensor_name(const JsonRef& ref) const {
     if (!ref.is_object() || !ref.has("tensor")) ref.fail("expected a tensor reference {\"tensor\": name}");
-    const Tensor& t = s.tensor(ref["tensor"].str(), ref["tensor"].path());
+    const Tensor& t = d.tensor(ref["tensor"].str(), ref["tensor"].path());
     if (!is_float(t.dtype())) ref.fail(std::string("expected a float tensor, got ") + dtype_name(t.dtype()));
-    return t.cast(DType::f64);
+    return ref["tensor"].str();
+  }
+  // Its values as f64 (what scikit-learn computed with).
+  Tensor tensor(const JsonRef& ref) const { return d.stream().tensors.at(tensor_name(ref)).cast(DType::f64); }
+
+  // A fitted attribute scikit-learn keeps but inference never reads (a variance beside its scale).
+  void ignore(const std::string& key) const {
+    if (auto a = find_attr(key); a && a->is_object()) d.ignore(tensor_name(*a));
   }
 
-  // A vector attribute that scikit-learn may also store as a float scalar (intercept_ of a
-  // single target, or 0.0 with fit_intercept=False): scalars broadcast to n.
-  Tensor vector(const Stream& s, const JsonRef& ref, int64_t n) const {
-    Tensor v(DType::f64, {n});
-    if (ref.is_number()) {
-      std::fill(v.data<double>(), v.data<double>() + n, ref.f64());
-      return v;
-    }
-    Tensor t = tensor(s, ref);
-    if (t.shape() == Shape{}) {
-      std::fill(v.data<double>(), v.data<double>() + n, t.data<double>()[0]);
-      return v;
-    }
+  // A vector attribute as an IR weight of n values, named for `owner`. scikit-learn may also
+  // store it as a float scalar (intercept_ of a single target, or 0.0 with fit_intercept=False):
+  // scalars broadcast to n.
+  std::string vector_weight(const JsonRef& ref, int64_t n, const std::string& owner, const std::string& role) const {
+    if (ref.is_number()) return d.constant(owner, role, filled(n, ref.f64()));
+    const std::string name = tensor_name(ref);
+    const Tensor& t = d.stream().tensors.at(name);
+    if (t.shape() == Shape{}) return d.derived(name, "broadcast", filled(n, t.cast(DType::f64).data<double>()[0]));
+    if (t.shape() != Shape{n}) ref.fail("expected shape [" + std::to_string(n) + "], got " + shape_str(t.shape()));
+    return d.weight(name, ref.path());
+  }
+  // The same as plain f64 values (for folding into other weights).
+  Tensor vector(const JsonRef& ref, int64_t n) const {
+    if (ref.is_number()) return filled(n, ref.f64());
+    Tensor t = tensor(ref);
+    if (t.shape() == Shape{}) return filled(n, t.data<double>()[0]);
     if (t.shape() != Shape{n}) ref.fail("expected shape [" + std::to_string(n) + "], got " + shape_str(t.shape()));
     return t;
   }
@@ -99,40 +99,42 @@ struct Estimator {
     if (!c.is_array()) c.fail("expected the list of class labels");
     return c.size();
   }
+
+  static Tensor filled(int64_t n, double v) {
+    Tensor t(DType::f64, {n});
+    std::fill(t.data<double>(), t.data<double>() + n, v);
+    return t;
+  }
 };
 
-// A value in the graph and its feature width (last dimension).
-struct Value {
-  std::string name;
-  int64_t width;
-};
+// A value's feature width (last dimension), from the decoder's inferred types.
+int64_t width(const Decoder& d, const std::string& value) { return d.ir_type(value).shape.back(); }
 
-// Translates `e` fed with x; the estimator's final value is named `out`.
-using Translator = std::function<Value(Builder&, const Estimator&, const Value& x, const std::string& out)>;
+// Translates `e` fed with x; the estimator's final value is named `out` (returned).
+using EstimatorFn = std::function<std::string(const Estimator&, const std::string& x, const std::string& out)>;
 
 struct Entry {
   Role role;
-  Translator fn;
+  std::vector<std::string> params;  // get_params() keys it understands; any other is refused
+  EstimatorFn fn;
 };
 
 // ------------------------------------------------------------------ shared pieces
 
 // predict_proba of a binary model from p = P(classes_[1]) [N, 1]: [1 - p, p], as scikit-learn's
 // np.vstack([1 - p, p]).T.
-Value binary_proba(Builder& b, const Estimator& e, const std::string& p, const std::string& out) {
-  const std::string q = b.activation(e.prefix + "one_minus_p", p, "linear", e.origin + " 1 - p", -1.0, 1.0);
-  b.node(out, "Concat", {q, p}, e.origin + " [1 - p, p]", attrs_of({{"axis", int64_t(-1)}}));
-  return {out, 2};
+std::string binary_proba(const Estimator& e, const std::string& p, const std::string& out) {
+  const std::string q = activation(e.d, e.prefix + "one_minus_p", p, "linear", e.origin + " 1 - p", -1.0, 1.0);
+  return node(e.d, out, "Concat", {q, p}, e.origin + " [1 - p, p]", attrs_of({{"axis", int64_t(-1)}}));
 }
 
-// A Dense from a coef_-style weight that is already [out, in] (linear models).
-// The caller has checked coef is [outputs, x.width].
-Value linear_dense(Builder& b, const Estimator& e, const Value& x, const Tensor& coef, const std::string& name) {
-  const int64_t outputs = coef.shape()[0];
-  const std::string w = b.weight(e.prefix + "coef_", coef);
-  const std::string bias = b.weight(e.prefix + "intercept_", e.vector(b.stream, e.attr("intercept_"), outputs));
-  b.node(name, "Dense", {x.name, w, bias}, e.origin + " coef_, intercept_");
-  return {name, outputs};
+// A Dense from coef_ [outputs, in] (or [in] for one target: a row) and intercept_.
+std::string linear_dense(const Estimator& e, const std::string& x, const JsonRef& coef_ref, const std::string& name) {
+  const std::string coef = e.tensor_name(coef_ref);
+  const Tensor& c = e.d.stream().tensors.at(coef);
+  const std::string w = c.shape().size() == 1 ? e.d.derived(coef, "row", c.reshaped({1, c.numel()})) : e.d.weight(coef, coef_ref.path());
+  const std::string bias = e.vector_weight(e.attr("intercept_"), e.d.ir_type(w).shape[0], name, "intercept");
+  return node(e.d, name, "Dense", {x, w, bias}, e.origin + " coef_, intercept_");
 }
 
 // ------------------------------------------------------------------ MLPRegressor, MLPClassifier
@@ -153,8 +155,8 @@ std::string mlp_activation(const JsonRef& name) {
 
 // coefs_[i] [in, out] -> Dense [out, in] + intercepts_[i] + hidden activation; returns the last
 // layer's value after out_activation_ (logistic / identity; softmax as its own node).
-Value mlp_layers(Builder& b, const Estimator& e, const Value& x) {
-  e.check_width(x.width);
+std::string mlp_layers(const Estimator& e, const std::string& x) {
+  e.check_width(width(e.d, x));
   JsonRef coefs = e.attr("coefs_"), intercepts = e.attr("intercepts_");
   if (!coefs.is_array() || coefs.size() == 0) coefs.fail("expected a non-empty list of tensor references");
   if (!intercepts.is_array() || intercepts.size() != coefs.size())
@@ -169,87 +171,85 @@ Value mlp_layers(Builder& b, const Estimator& e, const Value& x) {
   JsonRef hls = e.param("hidden_layer_sizes");
   std::vector<int64_t> sizes = hls.is_array() ? hls.ints() : std::vector<int64_t>{hls.i64()};
   if (sizes.size() + 1 != coefs.size())
-    coefs.fail("has " + std::to_string(coefs.size()) + " layers, params.hidden_layer_sizes " + hls.raw().dump() +
-               " needs " + std::to_string(sizes.size() + 1));
+    coefs.fail("has " + std::to_string(coefs.size()) + " layers, params.hidden_layer_sizes " + hls.raw().dump() + " needs " +
+               std::to_string(sizes.size() + 1));
   sizes.push_back(e.attr("n_outputs_").i64());
 
-  Value v = x;
+  std::string v = x;
   for (size_t i = 0; i < coefs.size(); ++i) {
     const std::string idx = std::to_string(i);
-    Tensor w = e.tensor(b.stream, coefs[i]);  // [in, out], scikit-learn's layout
+    const std::string coef = e.tensor_name(coefs[i]);
+    const Tensor w = e.tensor(coefs[i]);  // [in, out], scikit-learn's layout
     const int64_t out = sizes[i];
-    if (w.shape() != Shape{v.width, out})
-      coefs[i].fail("expected shape [in, out] = " + shape_str({v.width, out}) + ", got " + shape_str(w.shape()));
+    if (w.shape() != Shape{width(e.d, v), out})
+      coefs[i].fail("expected shape [in, out] = " + shape_str({width(e.d, v), out}) + ", got " + shape_str(w.shape()));
     // Explicit transpose into the IR's [out, in]; the layout is known, never read off the shape.
-    const std::string wname = b.weight(e.prefix + "coefs_." + idx + ".T", permuted(w, {1, 0}));
+    const std::string wname = e.d.derived(coef, "T", permuted(w, {1, 0}));
+    const std::string dense = e.prefix + "dense." + idx;
     // Always applied: the system we rebuild dropped scikit-learn's intercepts.
-    const std::string bname = b.weight(e.prefix + "intercepts_." + idx, e.vector(b.stream, intercepts[i], out));
-    const std::string layer = "layer " + idx;
-    const std::string d = b.node(e.prefix + "dense." + idx, "Dense", {v.name, wname, bname},
-                                 e.origin + " coefs_[" + idx + "], intercepts_[" + idx + "]");
-    const bool last = i + 1 == coefs.size();
-    if (!last) {
-      v = {b.activation(e.prefix + "act." + idx, d, hidden, e.origin + " " + layer + " activation " + e.param("activation").str()), out};
+    const std::string bname = e.vector_weight(intercepts[i], out, dense, "intercept");
+    node(e.d, dense, "Dense", {v, wname, bname}, e.origin + " coefs_[" + idx + "], intercepts_[" + idx + "]");
+    if (i + 1 < coefs.size()) {
+      v = activation(e.d, e.prefix + "act." + idx, dense, hidden, e.origin + " layer " + idx + " activation " + e.param("activation").str());
     } else if (out_name == "softmax") {
-      v = {b.node(e.prefix + "out", "Softmax", {d}, e.origin + " out_activation_ softmax",
-                  attrs_of({{"axis", int64_t(-1)}, {"log", int64_t(0)}})), out};
+      v = node(e.d, e.prefix + "out", "Softmax", {dense}, e.origin + " out_activation_ softmax",
+               attrs_of({{"axis", int64_t(-1)}, {"log", int64_t(0)}}));
     } else {
-      v = {b.activation(e.prefix + "out", d, mlp_activations().at(out_name), e.origin + " out_activation_ " + out_name), out};
+      v = activation(e.d, e.prefix + "out", dense, mlp_activations().at(out_name), e.origin + " out_activation_ " + out_name);
     }
   }
   return v;
 }
 
-Value translate_mlp_regressor(Builder& b, const Estimator& e, const Value& x, const std::string& out) {
-  Value y = mlp_layers(b, e, x);
+std::string translate_mlp_regressor(const Estimator& e, const std::string& x, const std::string& out) {
+  const std::string y = mlp_layers(e, x);
   // MLPRegressor.predict ravels a single output to [N].
-  if (y.width == 1) return {b.node(out, "Reshape", {y.name}, e.origin + " ravel", attrs_of({{"shape", std::vector<int64_t>{-1}}})), 1};
-  return {b.node(out, "Identity", {y.name}, e.origin + " predict"), y.width};
+  if (width(e.d, y) == 1) return node(e.d, out, "Reshape", {y}, e.origin + " ravel", attrs_of({{"shape", std::vector<int64_t>{-1}}}));
+  return node(e.d, out, "Identity", {y}, e.origin + " predict");
 }
 
-Value translate_mlp_classifier(Builder& b, const Estimator& e, const Value& x, const std::string& out) {
-  Value p = mlp_layers(b, e, x);
-  const size_t k = e.classes();
+std::string translate_mlp_classifier(const Estimator& e, const std::string& x, const std::string& out) {
+  const std::string p = mlp_layers(e, x);
+  const int64_t k = static_cast<int64_t>(e.classes());
   // One logistic output is the binary case: predict_proba stacks [1 - p, p].
-  if (p.width == 1) {
+  if (width(e.d, p) == 1) {
     if (k != 2) e.attr("classes_").fail("has " + std::to_string(k) + " labels for a single output unit (expected 2)");
     if (e.attr("out_activation_").str() != "logistic")
-      e.attr("out_activation_").fail("a single output unit must be logistic for predict_proba, got \"" +
-                                     e.attr("out_activation_").str() + "\"");
-    return binary_proba(b, e, p.name, out);
+      e.attr("out_activation_").fail("a single output unit must be logistic for predict_proba, got \"" + e.attr("out_activation_").str() + "\"");
+    return binary_proba(e, p, out);
   }
-  if (static_cast<int64_t>(k) != p.width)
-    e.attr("classes_").fail("has " + std::to_string(k) + " labels, the output layer " + std::to_string(p.width) + " units");
-  return {b.node(out, "Identity", {p.name}, e.origin + " predict_proba"), p.width};
+  if (k != width(e.d, p))
+    e.attr("classes_").fail("has " + std::to_string(k) + " labels, the output layer " + std::to_string(width(e.d, p)) + " units");
+  return node(e.d, out, "Identity", {p}, e.origin + " predict_proba");
 }
 
 // ------------------------------------------------------------------ linear models
 
 // LinearRegression, Ridge: coef_ [n_targets, F], or [F] for a 1-D y (then predict is [N]).
-Value translate_linear_regression(Builder& b, const Estimator& e, const Value& x, const std::string& out) {
-  e.check_width(x.width);
+std::string translate_linear_regression(const Estimator& e, const std::string& x, const std::string& out) {
+  const int64_t f = width(e.d, x);
+  e.check_width(f);
+  e.ignore("singular_");  // LinearRegression's singular values of X: a by-product of the fit
   JsonRef ref = e.attr("coef_");
-  Tensor coef = e.tensor(b.stream, ref);
-  const bool one_d = coef.shape() == Shape{x.width};
-  if (!one_d && (coef.shape().size() != 2 || coef.shape()[1] != x.width))
-    ref.fail("expected shape [n_targets, " + std::to_string(x.width) + "] or [" + std::to_string(x.width) + "], got " +
-             shape_str(coef.shape()));
-  if (one_d) coef = coef.reshaped({1, x.width});
-  Value y = linear_dense(b, e, x, coef, one_d ? e.prefix + "linear" : out);
-  if (one_d) return {b.node(out, "Reshape", {y.name}, e.origin + " 1-D predict", attrs_of({{"shape", std::vector<int64_t>{-1}}})), 1};
+  const Shape coef = e.tensor(ref).shape();
+  const bool one_d = coef == Shape{f};
+  if (!one_d && (coef.size() != 2 || coef[1] != f))
+    ref.fail("expected shape [n_targets, " + std::to_string(f) + "] or [" + std::to_string(f) + "], got " + shape_str(coef));
+  const std::string y = linear_dense(e, x, ref, one_d ? e.prefix + "linear" : out);
+  if (one_d) return node(e.d, out, "Reshape", {y}, e.origin + " 1-D predict", attrs_of({{"shape", std::vector<int64_t>{-1}}}));
   return y;
 }
 
 // LogisticRegression: coef_ [1, F] binary / [K, F] multinomial; predict_proba as scikit-learn 1.2.
-Value translate_logistic_regression(Builder& b, const Estimator& e, const Value& x, const std::string& out) {
-  e.check_width(x.width);
+std::string translate_logistic_regression(const Estimator& e, const std::string& x, const std::string& out) {
+  const int64_t f = width(e.d, x);
+  e.check_width(f);
   const size_t k = e.classes();
   JsonRef ref = e.attr("coef_");
-  Tensor coef = e.tensor(b.stream, ref);
   const int64_t rows = k == 2 ? 1 : static_cast<int64_t>(k);
-  if (coef.shape() != Shape{rows, x.width})
-    ref.fail("expected shape " + shape_str({rows, x.width}) + " for " + std::to_string(k) + " classes, got " + shape_str(coef.shape()));
-  Value d = linear_dense(b, e, x, coef, e.prefix + "decision");
+  if (e.tensor(ref).shape() != Shape{rows, f})
+    ref.fail("expected shape " + shape_str({rows, f}) + " for " + std::to_string(k) + " classes, got " + shape_str(e.tensor(ref).shape()));
+  const std::string d = linear_dense(e, x, ref, e.prefix + "decision");
 
   // scikit-learn's rule: OvR for multi_class="ovr", or "auto" with 2 classes or liblinear /
   // newton-cholesky; multinomial otherwise.
@@ -257,54 +257,66 @@ Value translate_logistic_regression(Builder& b, const Estimator& e, const Value&
   const std::string multi_class = mc.str(), solver = e.param("solver").str();
   if (multi_class != "auto" && multi_class != "ovr" && multi_class != "multinomial")
     mc.fail("unknown multi_class \"" + multi_class + "\" (expected auto, ovr or multinomial)");
-  const bool ovr = multi_class == "ovr" ||
-                   (multi_class == "auto" && (k <= 2 || solver == "liblinear" || solver == "newton-cholesky"));
+  const bool ovr = multi_class == "ovr" || (multi_class == "auto" && (k <= 2 || solver == "liblinear" || solver == "newton-cholesky"));
   if (ovr) {
     if (k > 2)
       mc.fail("one-vs-rest with " + std::to_string(k) + " classes normalizes K sigmoids; that composition is not "
               "supported (fit with multi_class=\"multinomial\")");
-    const std::string p = b.activation(e.prefix + "sigmoid", d.name, "sigmoid", e.origin + " expit");
-    return binary_proba(b, e, p, out);
+    return binary_proba(e, activation(e.d, e.prefix + "sigmoid", d, "sigmoid", e.origin + " expit"), out);
   }
-  std::string logits = d.name;
+  std::string logits = d;
   if (k == 2) {  // multinomial with one decision column: softmax([-d, d])
-    const std::string neg = b.activation(e.prefix + "neg_decision", d.name, "linear", e.origin + " -decision", -1.0, 0.0);
-    logits = b.node(e.prefix + "decision_2d", "Concat", {neg, d.name}, e.origin + " [-d, d]", attrs_of({{"axis", int64_t(-1)}}));
+    const std::string neg = activation(e.d, e.prefix + "neg_decision", d, "linear", e.origin + " -decision", -1.0, 0.0);
+    logits = node(e.d, e.prefix + "decision_2d", "Concat", {neg, d}, e.origin + " [-d, d]", attrs_of({{"axis", int64_t(-1)}}));
   }
-  b.node(out, "Softmax", {logits}, e.origin + " softmax", attrs_of({{"axis", int64_t(-1)}, {"log", int64_t(0)}}));
-  return {out, static_cast<int64_t>(k)};
+  return node(e.d, out, "Softmax", {logits}, e.origin + " softmax", attrs_of({{"axis", int64_t(-1)}, {"log", int64_t(0)}}));
 }
 
 // ------------------------------------------------------------------ preprocessing
 
 // StandardScaler: (x - mean_) / scale_ as an Affine x * (1 / scale_) + (-mean_ / scale_), folded
-// in f64 and rounded once. with_mean / with_std decide (mean_ exists even with with_mean=False).
-Value translate_standard_scaler(Builder& b, const Estimator& e, const Value& x, const std::string& out) {
-  e.check_width(x.width);
+// in f64 and rounded once into two constants of the step. with_mean / with_std decide (mean_
+// exists even with with_mean=False); var_ (scale_²) is not needed.
+std::string translate_standard_scaler(const Estimator& e, const std::string& x, const std::string& out) {
+  const int64_t f = width(e.d, x);
+  e.check_width(f);
   const bool with_mean = e.param("with_mean").boolean(), with_std = e.param("with_std").boolean();
-  if (!with_mean && !with_std) return {b.node(out, "Identity", {x.name}, e.origin + " (no centering, no scaling)"), x.width};
-  Tensor scale(DType::f64, {x.width}), shift(DType::f64, {x.width});
-  std::fill(scale.data<double>(), scale.data<double>() + x.width, 1.0);
+  for (const char* unused : {"var_", with_mean ? "" : "mean_", with_std ? "" : "scale_"})
+    if (*unused) e.ignore(unused);
+  if (!with_mean && !with_std) return node(e.d, out, "Identity", {x}, e.origin + " (no centering, no scaling)");
+  Tensor scale = Estimator::filled(f, 1.0), shift = Estimator::filled(f, 0.0);
   if (with_std) {
-    Tensor s = e.vector(b.stream, e.attr("scale_"), x.width);
-    for (int64_t i = 0; i < x.width; ++i) scale.data<double>()[i] = 1.0 / s.data<double>()[i];
+    const Tensor s = e.vector(e.attr("scale_"), f);
+    for (int64_t i = 0; i < f; ++i) scale.data<double>()[i] = 1.0 / s.data<double>()[i];
   }
   if (with_mean) {
-    Tensor m = e.vector(b.stream, e.attr("mean_"), x.width);
-    for (int64_t i = 0; i < x.width; ++i) shift.data<double>()[i] = -m.data<double>()[i] * scale.data<double>()[i];
+    const Tensor m = e.vector(e.attr("mean_"), f);
+    for (int64_t i = 0; i < f; ++i) shift.data<double>()[i] = -m.data<double>()[i] * scale.data<double>()[i];
   }
-  const std::string sc = b.weight(e.prefix + "affine.scale", scale), sh = b.weight(e.prefix + "affine.shift", shift);
-  return {b.node(out, "Affine", {x.name, sc, sh}, e.origin), x.width};
+  return node(e.d, out, "Affine", {x, e.d.constant(out, "scale", scale.cast(DType::f32)), e.d.constant(out, "shift", shift.cast(DType::f32))},
+              e.origin);
 }
 
+// get_params() of scikit-learn 1.2, per estimator: any other key is refused. Most only shape
+// training; those that change inference are read by the translators.
 const std::map<std::string, Entry>& estimator_table() {
+  static const std::vector<std::string> mlp = {
+      "activation", "alpha", "batch_size", "beta_1", "beta_2", "early_stopping", "epsilon", "hidden_layer_sizes", "learning_rate",
+      "learning_rate_init", "max_fun", "max_iter", "momentum", "n_iter_no_change", "nesterovs_momentum", "power_t", "random_state",
+      "shuffle", "solver", "tol", "validation_fraction", "verbose", "warm_start"};
   static const std::map<std::string, Entry> t = {
-      {"MLPRegressor", {Role::regressor, translate_mlp_regressor}},
-      {"MLPClassifier", {Role::classifier, translate_mlp_classifier}},
-      {"LinearRegression", {Role::regressor, translate_linear_regression}},
-      {"Ridge", {Role::regressor, translate_linear_regression}},
-      {"LogisticRegression", {Role::classifier, translate_logistic_regression}},
-      {"StandardScaler", {Role::transformer, translate_standard_scaler}},
+      {"MLPRegressor", {Role::regressor, mlp, translate_mlp_regressor}},
+      {"MLPClassifier", {Role::classifier, mlp, translate_mlp_classifier}},
+      {"LinearRegression", {Role::regressor, {"copy_X", "fit_intercept", "n_jobs", "positive"}, translate_linear_regression}},
+      {"Ridge",
+       {Role::regressor, {"alpha", "copy_X", "fit_intercept", "max_iter", "positive", "random_state", "solver", "tol"},
+        translate_linear_regression}},
+      {"LogisticRegression",
+       {Role::classifier,
+        {"C", "class_weight", "dual", "fit_intercept", "intercept_scaling", "l1_ratio", "max_iter", "multi_class", "n_jobs", "penalty",
+         "random_state", "solver", "tol", "verbose", "warm_start"},
+        translate_logistic_regression}},
+      {"StandardScaler", {Role::transformer, {"copy", "with_mean", "with_std"}, translate_standard_scaler}},
   };
   return t;
 }
@@ -312,44 +324,42 @@ const std::map<std::string, Entry>& estimator_table() {
 // ------------------------------------------------------------------ estimators and Pipelines
 
 // Translates the estimator at `json` for `role`; non-final Pipeline steps are transformers.
-Value translate(Builder& b, const JsonRef& json, const std::string& prefix, const std::string& step, Role role,
-                const Value& x, const std::string& out) {
+std::string translate(Decoder& d, const JsonRef& json, const std::string& prefix, const std::string& step, Role role,
+                      const std::string& x, const std::string& out) {
   JsonRef cls_ref = json["class"];
   const std::string cls = cls_ref.str();
   const std::string origin = step.empty() ? cls : "step " + step + ": " + cls;
+  d.translating(json, origin);
   if (cls == "passthrough") {
     if (role != Role::transformer) cls_ref.fail("a passthrough step has no " + std::string(method_of(role)));
-    return {b.node(out, "Identity", {x.name}, origin), x.width};
+    return node(d, out, "Identity", {x}, origin);
   }
   if (cls == "Pipeline") {
     JsonRef steps = json["steps"];
     if (!steps.is_array() || steps.size() == 0) steps.fail("expected a non-empty list of steps");
-    Value v = x;
+    check_attributes(json["params"], {"memory", "verbose"}, "Pipeline");
+    std::string v = x;
     for (size_t i = 0; i < steps.size(); ++i) {
       const bool last = i + 1 == steps.size();
       const std::string name = steps[i]["name"].str();
-      v = translate(b, steps[i]["estimator"], prefix + name + ".", prefix + name, last ? role : Role::transformer, v,
-                    last ? out : prefix + name);
+      v = translate(d, steps[i]["estimator"], prefix + name + ".", prefix + name, last ? role : Role::transformer, v, last ? out : prefix + name);
     }
     return v;
   }
   auto it = estimator_table().find(cls);
-  if (it == estimator_table().end()) {
-    std::string known;
-    for (const auto& kv : estimator_table()) known += (known.empty() ? "" : ", ") + kv.first;
-    cls_ref.fail("unsupported estimator class \"" + cls + "\" (supported: " + known + ", Pipeline)");
-  }
+  if (it == estimator_table().end())
+    cls_ref.fail("unsupported estimator class \"" + cls + "\" (supported: " + joined(table_keys(estimator_table())) + ", Pipeline)");
   if (it->second.role != role)
     cls_ref.fail(cls + " cannot " + (role == Role::transformer ? "be a non-final Pipeline step (it is not a transformer)"
-                                                                : std::string("give ") + method_of(role) + " (use " +
-                                                                      method_of(it->second.role) + ")"));
-  return it->second.fn(b, Estimator{json, cls, prefix, origin}, x, out);
+                                                                : std::string("give ") + method_of(role) + " (use " + method_of(it->second.role) + ")"));
+  check_attributes(json["params"], it->second.params, cls);
+  return it->second.fn(Estimator{d, json, cls, prefix, origin}, x, out);
 }
 
 class SklearnDialect : public Dialect {
  public:
   std::string planet() const override { return "sklearn"; }
-  std::string version() const override { return "0.1.0"; }
+  std::string version() const override { return "0.2.0"; }
 
   std::vector<std::string> source_types() const override {
     std::vector<std::string> out = table_keys(estimator_table());
@@ -362,8 +372,8 @@ class SklearnDialect : public Dialect {
   }
 
   ir::Graph decode(const Stream& stream) const override {
-    JsonRef model = model_of(stream, "sklearn.estimator");
-    JsonRef method = model["method"];
+    Decoder d(stream, "sklearn.estimator", Layout::ChannelsFirst);  // no spatial values: the layout never matters
+    JsonRef method = d.model()["method"];
     Role role;
     if (method.str() == "predict") {
       role = Role::regressor;
@@ -374,16 +384,11 @@ class SklearnDialect : public Dialect {
     }
     if (stream.inputs.size() != 1) stream.root()["inputs"].fail("expected one input, X");
     if (stream.expected.size() != 1) stream.root()["expected"].fail("expected one output, the method's result");
-    const Tensor& x = stream.tensor(stream.inputs[0], "inputs[0]");
-    if (x.shape().size() != 2) stream.root()["inputs"][0].fail("X must be [samples, features], got " + shape_str(x.shape()));
-
-    Builder b{stream, {}};
-    b.graph.metadata = stream_metadata(stream);
-    b.graph.inputs.push_back({"X", DType::f32, {-1, x.shape()[1]}});  // batch fixed when compiled
-    Value y = translate(b, model["estimator"], "", "", role, {"X", x.shape()[1]}, method.str());
-    b.graph.outputs = {y.name};
-    b.graph.validate();
-    return std::move(b.graph);
+    if (stream.tensors.at(stream.inputs[0]).shape().size() != 2)
+      stream.root()["inputs"][0].fail("X must be [samples, features], got " + shape_str(stream.tensors.at(stream.inputs[0]).shape()));
+    d.input("X", 0, stream.root()["inputs"][0]);
+    const std::string y = translate(d, d.model()["estimator"], "", "", role, "X", method.str());
+    return d.finish({y}, stream.root()["expected"]);
   }
 };
 

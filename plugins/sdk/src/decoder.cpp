@@ -241,7 +241,7 @@ std::string Decoder::derived(const std::string& source, const std::string& trans
 std::string Decoder::constant(const std::string& owner, const std::string& role, Tensor t) {
   const std::string name = owner + "." + role;
   if (stream_.tensors.count(name)) where_.fail("the constant \"" + name + "\" clashes with a stream tensor of that name");
-  if (!graph_.weights.count(name)) add_weight(name, std::move(t));
+  if (!graph_.weights.count(name)) add_weight(name, t.dtype() == DType::f32 ? std::move(t) : t.cast(DType::f32));
   return name;
 }
 
@@ -251,7 +251,7 @@ ir::Graph Decoder::finish(const std::vector<std::string>& outputs, const JsonRef
   if (outputs.size() != stream_.expected.size())
     where.fail("names " + std::to_string(outputs.size()) + " outputs, the stream has " + std::to_string(stream_.expected.size()) +
                " expected outputs");
-  for (const std::string& o : outputs) graph_.outputs.push_back(planet_form(o));
+  for (const std::string& o : outputs) graph_.outputs.push_back(has(o) ? planet_form(o) : (ir_type(o), o));
   // Nothing silently dropped: every tensor is an input, an output, a tap or something a translator read.
   for (const std::string& n : stream_.inputs) used_.insert(n);
   for (const std::string& n : stream_.expected) used_.insert(n);

@@ -63,12 +63,12 @@ TEST_CASE("sklearn decoder: a square coefs_ [in, out] is transposed explicitly i
   CHECK(g.inputs.at(0).shape == pb::Shape{-1, 3});
   const pb::ir::Node& d0 = node(g, "dense.0");
   CHECK(d0.op == "Dense");
-  CHECK(d0.inputs == std::vector<std::string>{"X", "coefs_.0.T", "intercepts_.0"});
+  CHECK(d0.inputs == std::vector<std::string>{"X", "coefs_.0@T", "intercepts_.0@f32"});
   CHECK(d0.origin == "MLPRegressor coefs_[0], intercepts_[0]");
   CHECK(node(g, "act.0").attrs.s("function") == "relu");
   CHECK(g.outputs == std::vector<std::string>{"predict"});
 
-  const Tensor& w = g.weights.at("coefs_.0.T");
+  const Tensor& w = g.weights.at("coefs_.0@T");
   REQUIRE(w.dtype() == pb::DType::f32);
   REQUIRE(w.shape() == pb::Shape{3, 3});
   const double* src = s.tensors.at("coefs_.0").data<double>();  // [in, out]
@@ -81,7 +81,7 @@ TEST_CASE("sklearn decoder: a square coefs_ [in, out] is transposed explicitly i
 
   // The untransposed weight (what a shape-guessing decoder would use) misses the recording.
   Graph wrong = g;
-  wrong.weights["coefs_.0.T"] = s.tensors.at("coefs_.0").cast(pb::DType::f32);
+  wrong.weights["coefs_.0@T"] = s.tensors.at("coefs_.0").cast(pb::DType::f32);
   CHECK(values(run(s, wrong)) != expected(s));
 }
 
@@ -90,7 +90,7 @@ TEST_CASE("sklearn decoder: intercepts_ are always applied", "[sklearn]") {
   const pb::Stream s = to_stream(doc);
   const Graph g = sklearn().decode(s);
   for (const char* name : {"dense.0", "dense.1"}) CHECK(node(g, name).inputs.size() == 3);
-  CHECK(values(g.weights.at("intercepts_.1")) == std::vector<double>{0.5, -3.0});
+  CHECK(values(g.weights.at("intercepts_.1@f32")) == std::vector<double>{0.5, -3.0});
 
   // Dropping them (what the system we rebuild did) misses the recorded output.
   Graph dropped = g;
@@ -114,11 +114,11 @@ TEST_CASE("sklearn decoder: StandardScaler is an Affine, with_mean and with_std 
   const Graph g = sklearn().decode(s);
   const pb::ir::Node& a = node(g, "standardscaler");
   CHECK(a.op == "Affine");
-  CHECK(a.inputs == std::vector<std::string>{"X", "standardscaler.affine.scale", "standardscaler.affine.shift"});
+  CHECK(a.inputs == std::vector<std::string>{"X", "standardscaler.scale", "standardscaler.shift"});
   CHECK(a.origin == "step standardscaler: StandardScaler");
   // scale_ [2, 0.5, 4], mean_ [1, 2, -1]: x * (1 / scale_) - mean_ / scale_.
-  CHECK(values(g.weights.at("standardscaler.affine.scale")) == std::vector<double>{0.5, 2.0, 0.25});
-  CHECK(values(g.weights.at("standardscaler.affine.shift")) == std::vector<double>{-0.5, -4.0, 0.25});
+  CHECK(values(g.weights.at("standardscaler.scale")) == std::vector<double>{0.5, 2.0, 0.25});
+  CHECK(values(g.weights.at("standardscaler.shift")) == std::vector<double>{-0.5, -4.0, 0.25});
   // LinearRegression with a 1-D coef_ predicts [N], like scikit-learn; intercept_ is a scalar.
   CHECK(node(g, "predict").op == "Reshape");
   const Tensor y = run(s, g);
@@ -128,15 +128,17 @@ TEST_CASE("sklearn decoder: StandardScaler is an Affine, with_mean and with_std 
   json no_mean = doc;
   no_mean["model"]["estimator"]["steps"][0]["estimator"]["params"]["with_mean"] = false;
   const Graph gm = decode(no_mean);
-  CHECK(values(gm.weights.at("standardscaler.affine.scale")) == std::vector<double>{0.5, 2.0, 0.25});
-  CHECK(values(gm.weights.at("standardscaler.affine.shift")) == std::vector<double>{0, 0, 0});
+  CHECK(values(gm.weights.at("standardscaler.scale")) == std::vector<double>{0.5, 2.0, 0.25});
+  CHECK(values(gm.weights.at("standardscaler.shift")) == std::vector<double>{0, 0, 0});
 
   json no_std = doc;
   no_std["model"]["estimator"]["steps"][0]["estimator"]["params"]["with_std"] = false;
-  no_std["model"]["estimator"]["steps"][0]["estimator"]["attributes"].erase("scale_");  // not needed then
+  // scikit-learn has no scale_ then (None): neither attribute nor tensor.
+  no_std["model"]["estimator"]["steps"][0]["estimator"]["attributes"]["scale_"] = nullptr;
+  no_std["tensors"].erase("standardscaler.scale_");
   const Graph gs = decode(no_std);
-  CHECK(values(gs.weights.at("standardscaler.affine.scale")) == std::vector<double>{1, 1, 1});
-  CHECK(values(gs.weights.at("standardscaler.affine.shift")) == std::vector<double>{-1, -2, 1});
+  CHECK(values(gs.weights.at("standardscaler.scale")) == std::vector<double>{1, 1, 1});
+  CHECK(values(gs.weights.at("standardscaler.shift")) == std::vector<double>{-1, -2, 1});
 
   no_std["model"]["estimator"]["steps"][0]["estimator"]["params"]["with_mean"] = false;
   CHECK(node(decode(no_std), "standardscaler").op == "Identity");
@@ -312,6 +314,24 @@ TEST_CASE("sklearn decoder: methods, multi_class and format", "[sklearn]") {
   doc = load_doc("mlp_square");
   doc["model"]["format"] = "sklearn.pickle";
   CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.format", "expected \"sklearn.estimator\", got \"sklearn.pickle\""));
+}
+
+TEST_CASE("sklearn decoder: parameters it does not know and tensors it does not read are errors", "[sklearn]") {
+  // A parameter of a newer scikit-learn might change what predict computes: refused by name.
+  json doc = load_doc("logreg_binary");
+  doc["model"]["estimator"]["params"]["monotonic_cst"] = {1, -1, 0};
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error,
+                       ErrorAt("model.estimator.params.monotonic_cst", "attribute not understood for LogisticRegression"));
+  doc = load_doc("scaler_linreg_1d");
+  doc["model"]["estimator"]["params"]["memory_limit"] = 1;
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.estimator.params.memory_limit", "attribute not understood for Pipeline"));
+
+  // A tensor no estimator reads (here one the stream carries for nothing) is never dropped silently.
+  doc = load_doc("logreg_binary");
+  doc["tensors"]["stray"] = {{"dtype", "f64"}, {"shape", {1}}, {"data", {1.0}}};
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("tensors.stray", "not used by any part of the model"));
+  // StandardScaler's var_ is carried but not needed: read deliberately, so no error.
+  CHECK_NOTHROW(decode(load_doc("scaler_linreg_1d")));
 }
 
 // ------------------------------------------------------------------ live scikit-learn

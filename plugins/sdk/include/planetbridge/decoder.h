@@ -95,13 +95,15 @@ class Decoder {
   // "<name>@f32"). Returns the weight's name.
   std::string weight(const std::string& name, const std::string& where);
   // A weight derived from stream tensor `source` by `transform` ("T", "OIHW"): "<source>@<transform>".
+  // Derived weights and constants are stored as f32 (a double is rounded once, here).
   std::string derived(const std::string& source, const std::string& transform, Tensor t);
   // A constant the decoder makes, owned by value `owner`: "<owner>.<role>".
   std::string constant(const std::string& owner, const std::string& role, Tensor t);
 
   // ---- the end
-  // Outputs in the planet's layout, in the stream's expected order; every stream tensor must be
-  // an input, an expected output, a tap or used. `where` names the model's output list.
+  // Outputs (source values, in the planet's layout, or IR values), in the stream's expected
+  // order; every stream tensor must be an input, an expected output, a tap or used. `where`
+  // names the model's output list.
   ir::Graph finish(const std::vector<std::string>& outputs, const JsonRef& where);
 
  private:
