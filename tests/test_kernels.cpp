@@ -61,7 +61,7 @@ Graph dense_graph(const Tensor& w, const Tensor* b, Shape in_shape, const std::s
     g.weights["fc.bias"] = *b;
     ins.push_back("fc.bias");
   }
-  g.nodes.push_back(make_node("fc", "Dense", ins, attrs({{"in_features", w.shape()[1]}, {"out_features", w.shape()[0]}})));
+  g.nodes.push_back(make_node("fc", "Dense", ins));
   g.outputs = {"fc"};
   if (!activation.empty()) {
     g.nodes.push_back(make_node("act", "Activation", {"fc"}, attrs({{"function", activation}})));
@@ -358,7 +358,7 @@ TEST_CASE("kernels: an unknown op is an error naming the node", "[kernels]") {
   g.inputs = {{"x", DType::f32, {1, 4}}};
   g.nodes.push_back(make_node("c", "Conv9d", {"x"}));
   g.outputs = {"c"};
-  CHECK_THROWS_MATCHES(pb::Network(g, {}), pb::Error, ErrorAt("node \"c\" (Conv9d) from test:c", "no kernel for op \"Conv9d\""));
+  CHECK_THROWS_MATCHES(pb::Network(g, {}), pb::Error, ErrorAt("node \"c\" (Conv9d) from test:c", "unknown op \"Conv9d\""));
 }
 
 TEST_CASE("kernels: Dense with mismatched in-features names the node", "[kernels]") {
@@ -378,7 +378,7 @@ TEST_CASE("kernels: Dense with mismatched in-features names the node", "[kernels
   gv.nodes.push_back(make_node("fc", "Dense", {"x", "x"}));
   gv.outputs = {"fc"};
   CHECK_THROWS_MATCHES(pb::Network(gv, {}), pb::Error,
-                       ErrorAt("node \"fc\" (Dense) from test:fc", "weight \"x\" must be a constant weight (it is a computed value)"));
+                       ErrorAt("node \"fc\" (Dense) from test:fc", "input 1 (weight) \"x\" must be a constant weight, not a computed value"));
 }
 
 TEST_CASE("kernels: input shapes are checked at compile and run time", "[kernels]") {
@@ -405,7 +405,7 @@ TEST_CASE("kernels: malformed graphs and attributes name the node", "[kernels]")
   g.nodes[0].attrs = attrs({{"axis", int64_t(2)}});
   CHECK_THROWS_MATCHES(pb::Network(g, {}), pb::Error, ErrorAt("node \"sm\" (Softmax) from test:sm", "axis 2 is out of range for an input of rank 2"));
   g.nodes[0].attrs = attrs({{"axis", 1.5}});
-  CHECK_THROWS_MATCHES(pb::Network(g, {}), pb::Error, ErrorAt("node \"sm\" (Softmax) from test:sm", "attribute \"axis\" must be an integer, got 1.5"));
+  CHECK_THROWS_MATCHES(pb::Network(g, {}), pb::Error, ErrorAt("node \"sm\" (Softmax) from test:sm", "attribute \"axis\" must be int, got 1.5"));
 
   Graph f;
   f.inputs = {{"x", DType::f32, {2, 3}}};
@@ -419,7 +419,7 @@ TEST_CASE("kernels: malformed graphs and attributes name the node", "[kernels]")
   r.outputs = {"rs"};
   CHECK_THROWS_MATCHES(pb::Network(r, {}), pb::Error, ErrorAt("node \"rs\" (Reshape) from test:rs", "more than one -1"));
   r.nodes[0].attrs = attrs({{"shape", std::vector<int64_t>{4, 2}}});
-  CHECK_THROWS_MATCHES(pb::Network(r, {}), pb::Error, ErrorAt("node \"rs\" (Reshape) from test:rs", "cannot reshape [2, 3] to [4, 2]"));
+  CHECK_THROWS_MATCHES(pb::Network(r, {}), pb::Error, ErrorAt("node \"rs\" (Reshape) from test:rs", "cannot reshape [2, 3] (6 elements) to [4, 2]"));
 
   Graph dup;
   dup.inputs = {{"x", DType::f32, {2, 3}}};

@@ -175,9 +175,11 @@ void need_f32(const InferContext& c, size_t i, const std::string& what) {
 
 // An input whose element count must be n (a per-channel or per-feature parameter).
 void need_count(const InferContext& c, size_t i, int64_t n, const std::string& what) {
-  need_f32(c, i, what);
-  const int64_t count = product(c.shape(i).begin(), c.shape(i).end());
-  if (known(n) && count != n) c.fail(what + " must have " + std::to_string(n) + " elements, got " + shape_str(c.shape(i)));
+  const TensorType& t = c.in(i);
+  const int64_t count = product(t.shape.begin(), t.shape.end());
+  if (t.dtype != DType::f32 || (known(n) && count != n))
+    c.fail(what + " must be f32 with " + std::to_string(n) + " elements, got " +
+           (t.dtype == DType::f32 ? shape_str(t.shape) : type_str(t)));
 }
 
 Types same_as_input(const InferContext& c) { return {c.in(0)}; }
@@ -318,7 +320,7 @@ Types infer_pool(const InferContext& c) {
     y.insert(y.end(), xs.size() - 2, 1);
     return {{DType::f32, y}};
   }
-  if (!c.attrs().has("kernel")) c.fail("a Pool that is not global needs attribute \"kernel\"");
+  if (!c.attrs().has("kernel")) c.fail("missing attribute \"kernel\" (a Pool that is not global needs one)");
   const std::vector<int64_t>& kernel = c.attrs().ints("kernel");
   if (kernel.size() != xs.size() - 2)
     c.fail("kernel " + shape_str(kernel) + " does not match " + std::to_string(xs.size() - 2) + " spatial dims");

@@ -8,14 +8,13 @@ std::unique_ptr<Kernel> build_activation(const ir::Node& node, CompileContext& c
   using dnnl::memory;
   std::vector<EltwiseStep> steps = eltwise_steps(node.attrs.s("function"), node.attrs);
   if (steps.empty()) {  // identity: the output is the input
-    ctx.alias(node.outputs.at(0), node_input(node, 0), ctx.value(node_input(node, 0)).shape());
+    ctx.alias(node.outputs.at(0), node_input(node, 0), ctx.output_shape());
     return nullptr;
   }
   // Element-wise, so any layout will do: work in the input's (blocked after a Conv).
   const auto& eng = ctx.engine();
   const memory x = ctx.memory(node_input(node, 0));
-  if (x.get_desc().data_type() != memory::data_type::f32) throw Error(node_where(node), "Activation computes in f32");
-  const memory y = ctx.define_layout(node.outputs.at(0), ctx.shape(node_input(node, 0)), x.get_desc());
+  const memory y = ctx.define_layout(node.outputs.at(0), ctx.output_shape(), x.get_desc());
   const memory::desc md = x.get_desc();
   auto seq = std::make_unique<SequenceKernel>();
   for (size_t i = 0; i < steps.size(); ++i) {

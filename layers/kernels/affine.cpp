@@ -6,18 +6,13 @@ namespace pb::layers {
 
 std::unique_ptr<Kernel> build_affine(const ir::Node& node, CompileContext& ctx) {
   using dnnl::memory;
-  const std::string where = node_where(node);
   const Tensor& x = ctx.value(node_input(node, 0));
   const Tensor& scale = ctx.weight(node_input(node, 1), "scale");
   const Tensor& shift = ctx.weight(node_input(node, 2), "shift");
-  if (x.dtype() != DType::f32 || x.shape().empty()) throw Error(where, "Affine needs an f32 input of rank >= 1");
-  const int64_t features = x.shape().back();
-  for (const Tensor* t : {&scale, &shift})
-    if (t->dtype() != DType::f32 || t->numel() != features)
-      throw Error(where, "scale and shift must be f32 with " + std::to_string(features) + " elements, got " + shape_str(t->shape()));
-  Tensor& y = ctx.define(node.outputs.at(0), DType::f32, x.shape());
+  Tensor& y = ctx.define_output(node);
 
   const auto& eng = ctx.engine();
+  const int64_t features = x.shape().back();
   const memory::dims dims = {x.numel() / std::max<int64_t>(features, 1), features}, row = {1, features};
   memory::desc md(dims, memory::data_type::f32, memory::format_tag::ab);
   memory::desc row_md(row, memory::data_type::f32, memory::format_tag::ab);

@@ -7,19 +7,6 @@ namespace pb::layers {
 
 namespace {
 
-Shape broadcast_shape(const Shape& a, const Shape& b, const std::string& where) {
-  const size_t rank = std::max(a.size(), b.size());
-  Shape out(rank);
-  for (size_t i = 0; i < rank; ++i) {
-    const int64_t da = i + a.size() >= rank ? a[i + a.size() - rank] : 1;
-    const int64_t db = i + b.size() >= rank ? b[i + b.size() - rank] : 1;
-    if (da != db && da != 1 && db != 1)
-      throw Error(where, "shapes " + shape_str(a) + " and " + shape_str(b) + " do not broadcast");
-    out[i] = da == 1 ? db : da;
-  }
-  return out;
-}
-
 dnnl::memory::dims padded(const Shape& s, size_t rank) {
   dnnl::memory::dims d(rank - s.size(), 1);
   d.insert(d.end(), s.begin(), s.end());
@@ -28,15 +15,13 @@ dnnl::memory::dims padded(const Shape& s, size_t rank) {
 
 std::unique_ptr<Kernel> build_binary(const ir::Node& node, CompileContext& ctx, dnnl::algorithm alg) {
   using dnnl::memory;
-  const std::string where = node_where(node);
   const auto& eng = ctx.engine();
   if (ctx.shape(node_input(node, 0)) == ctx.shape(node_input(node, 1))) {
     // Same shapes (a residual add): work in the first operand's layout, blocked or plain.
     auto seq = std::make_unique<SequenceKernel>();
     const memory a = ctx.memory(node_input(node, 0));
     const memory b = in_layout(eng, ctx.memory(node_input(node, 1)), a.get_desc(), *seq);
-    if (a.get_desc().data_type() != memory::data_type::f32) throw Error(where, node.op + " computes in f32");
-    const memory y = ctx.define_layout(node.outputs.at(0), ctx.shape(node_input(node, 0)), a.get_desc());
+    const memory y = ctx.define_layout(node.outputs.at(0), ctx.output_shape(), a.get_desc());
     dnnl::binary::primitive_desc pd({alg, a.get_desc(), a.get_desc(), a.get_desc()}, ctx.primitive_attr(), eng);
     seq->add(std::make_unique<PrimitiveKernel>(
         dnnl::binary(pd), std::map<int, memory>{{DNNL_ARG_SRC_0, a}, {DNNL_ARG_SRC_1, b}, {DNNL_ARG_DST, y},
@@ -45,17 +30,16 @@ std::unique_ptr<Kernel> build_binary(const ir::Node& node, CompileContext& ctx, 
   }
   const Tensor* a = &ctx.value(node_input(node, 0));
   const Tensor* b = &ctx.value(node_input(node, 1));
-  if (a->dtype() != DType::f32 || b->dtype() != DType::f32) throw Error(where, node.op + " computes in f32");
-  const Shape out = broadcast_shape(a->shape(), b->shape(), where);
-  Tensor& y = ctx.define(node.outputs.at(0), DType::f32, out);
+  const Shape& out = ctx.output_shape();
+  Tensor& y = ctx.define_output(node);
 
   dnnl::primitive_attr attr = ctx.primitive_attr();
   if (a->shape() != out) {
     if (b->shape() != out)
-      throw Error(where, "both operands " + shape_str(a->shape()) + " and " + shape_str(b->shape()) +
-                             " broadcast; one must have the output shape " + shape_str(out));
+      throw Error(ir::node_where(node), "both operands " + shape_str(a->shape()) + " and " + shape_str(b->shape()) +
+                                            " broadcast; one must have the output shape " + shape_str(out));
     std::swap(a, b);
-    if (alg == dnnl::algorithm::binary_div) throw Error(where, "Div with a broadcast dividend is not supported");
+    if (alg == dnnl::algorithm::binary_div) throw Error(ir::node_where(node), "Div with a broadcast dividend is not supported");
     if (alg == dnnl::algorithm::binary_sub) {  // a - b = -(b - a)
       dnnl::post_ops ops;
       ops.append_eltwise(1.f, dnnl::algorithm::eltwise_linear, -1.f, 0.f);

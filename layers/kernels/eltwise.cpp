@@ -62,10 +62,10 @@ std::vector<EltwiseStep> eltwise_steps(const std::string& function, const ir::At
   return it->second(attrs);
 }
 
-std::vector<std::string> activation_names() {
-  std::vector<std::string> out;
-  for (const auto& kv : table()) out.push_back(kv.first);
-  return out;
+dnnl::post_ops eltwise_post_ops(const std::string& function, const ir::Attrs& attrs) {
+  dnnl::post_ops ops;
+  for (const EltwiseStep& s : eltwise_steps(function, attrs)) ops.append_eltwise(1.f, s.algorithm, s.alpha, s.beta);
+  return ops;
 }
 
 }  // namespace pb::layers

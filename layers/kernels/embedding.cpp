@@ -42,15 +42,9 @@ class EmbeddingKernel : public Kernel {
 }  // namespace
 
 std::unique_ptr<Kernel> build_embedding(const ir::Node& node, CompileContext& ctx) {
-  const std::string where = node_where(node);
   const Tensor& ids = ctx.value(node_input(node, 0));
   const Tensor& table = ctx.weight(node_input(node, 1), "table");
-  if (ids.dtype() != DType::i32 && ids.dtype() != DType::i64) throw Error(where, std::string("ids must be i32 or i64, got ") + dtype_name(ids.dtype()));
-  if (table.dtype() != DType::f32 || table.shape().size() != 2) throw Error(where, "table must be f32 [V, D], got " + shape_str(table.shape()));
-  Shape ys = ids.shape();
-  ys.push_back(table.shape()[1]);
-  Tensor& y = ctx.define(node.outputs.at(0), DType::f32, ys);
-  return std::make_unique<EmbeddingKernel>(where, ids, table, y);
+  return std::make_unique<EmbeddingKernel>(ir::node_where(node), ids, table, ctx.define_output(node));
 }
 
 }  // namespace pb::layers

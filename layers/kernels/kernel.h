@@ -1,6 +1,8 @@
 #pragma once
-// What one op's kernel file provides: a builder that checks the node, infers output shapes,
-// allocates outputs through the CompileContext and prepares everything run() needs.
+// What one op's kernel file provides: a builder that creates the op's primitives and allocates
+// its outputs through the CompileContext. The node arrives checked against its op schema
+// (core/include/planetbridge/ops.h): attributes typed with defaults filled in, input shapes
+// fitting, output types inferred; a builder checks only what its implementation cannot do.
 #include <functional>
 #include <map>
 #include <memory>
@@ -11,6 +13,7 @@
 
 #include "planetbridge/error.h"
 #include "planetbridge/ir.h"
+#include "planetbridge/ops.h"
 #include "planetbridge/tensor.h"
 
 namespace pb::layers {
@@ -75,8 +78,15 @@ class CompileContext {
   virtual bool is_weight(const std::string& name) const = 0;
   // A constant from graph.weights; `role` ("weight", "bias") is used in error messages.
   virtual const Tensor& weight(const std::string& name, const std::string& role) const = 0;
+  // The current node's output types, inferred from its op schema.
+  virtual const ir::TensorType& output_type(size_t i = 0) const = 0;
+  const Shape& output_shape(size_t i = 0) const { return output_type(i).shape; }
   // Allocates a node output.
   virtual Tensor& define(const std::string& name, DType dtype, const Shape& shape) = 0;
+  // Allocates the current node's output i, plain, with its inferred type.
+  Tensor& define_output(const ir::Node& node, size_t i = 0) {
+    return define(node.outputs.at(i), output_type(i).dtype, output_type(i).shape);
+  }
   // Declares a node output that shares the bytes of `source` with another shape (no copy).
   virtual void alias(const std::string& name, const std::string& source, const Shape& shape) = 0;
   // Attributes every primitive gets: strict f32 math, user-managed scratchpad.
@@ -87,6 +97,9 @@ class CompileContext {
 
 // A reorder between two memories, as a kernel.
 std::unique_ptr<Kernel> reorder_kernel(const dnnl::memory& from, const dnnl::memory& to);
+// `user` (a weight as stored) reordered once, at compile time, into `desc` (the layout the
+// primitive prefers).
+dnnl::memory packed_weights(const dnnl::engine& eng, const dnnl::memory& user, const dnnl::memory::desc& desc);
 // `mem` in layout `desc`: itself when it already is, else a new memory filled by a reorder
 // appended to `seq`.
 dnnl::memory in_layout(const dnnl::engine& eng, const dnnl::memory& mem, const dnnl::memory::desc& desc, SequenceKernel& seq);
@@ -96,6 +109,9 @@ dnnl::memory in_layout(const dnnl::engine& eng, const dnnl::memory& mem, const d
 dnnl::memory plain_memory(const dnnl::engine& eng, const Tensor& t);
 dnnl::memory plain_memory(const dnnl::engine& eng, const Tensor& t, const dnnl::memory::dims& dims);
 dnnl::memory::format_tag plain_tag(size_t rank);
+dnnl::memory::dims dims_of(const std::vector<int64_t>& v);
+// oneDNN counts dilation from 0 (no dilation), the IR from 1.
+dnnl::memory::dims dnnl_dilations(const ir::Window& w);
 
 // Input i; "" or a missing index is an error unless optional.
 const std::string& node_input(const ir::Node& node, size_t i);

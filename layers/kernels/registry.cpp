@@ -1,52 +1,37 @@
-// The op table: one line per IR op, one kernel file per op (docs/ir.md lists them).
+// The kernel table: one line per IR op (its schema is in core/src/ops.cpp). A builder
+// declared here is defined in the op's kernel file.
 #include "kernel.h"
 
 namespace pb::layers {
 
-std::unique_ptr<Kernel> build_dense(const ir::Node&, CompileContext&);
-std::unique_ptr<Kernel> build_activation(const ir::Node&, CompileContext&);
-std::unique_ptr<Kernel> build_softmax(const ir::Node&, CompileContext&);
-std::unique_ptr<Kernel> build_identity(const ir::Node&, CompileContext&);
-std::unique_ptr<Kernel> build_flatten(const ir::Node&, CompileContext&);
-std::unique_ptr<Kernel> build_reshape(const ir::Node&, CompileContext&);
-std::unique_ptr<Kernel> build_add(const ir::Node&, CompileContext&);
-std::unique_ptr<Kernel> build_sub(const ir::Node&, CompileContext&);
-std::unique_ptr<Kernel> build_mul(const ir::Node&, CompileContext&);
-std::unique_ptr<Kernel> build_div(const ir::Node&, CompileContext&);
-std::unique_ptr<Kernel> build_concat(const ir::Node&, CompileContext&);
-std::unique_ptr<Kernel> build_affine(const ir::Node&, CompileContext&);
-std::unique_ptr<Kernel> build_conv(const ir::Node&, CompileContext&);
-std::unique_ptr<Kernel> build_pool(const ir::Node&, CompileContext&);
-std::unique_ptr<Kernel> build_batchnorm(const ir::Node&, CompileContext&);
-std::unique_ptr<Kernel> build_layernorm(const ir::Node&, CompileContext&);
-std::unique_ptr<Kernel> build_rmsnorm(const ir::Node&, CompileContext&);
-std::unique_ptr<Kernel> build_embedding(const ir::Node&, CompileContext&);
-std::unique_ptr<Kernel> build_transpose(const ir::Node&, CompileContext&);
-std::unique_ptr<Kernel> build_pad(const ir::Node&, CompileContext&);
+#define PB_KERNELS(X)             \
+  X(Dense, build_dense)           \
+  X(Activation, build_activation) \
+  X(Softmax, build_softmax)       \
+  X(Identity, build_view)         \
+  X(Flatten, build_view)          \
+  X(Reshape, build_view)          \
+  X(Add, build_add)               \
+  X(Sub, build_sub)               \
+  X(Mul, build_mul)               \
+  X(Div, build_div)               \
+  X(Concat, build_concat)         \
+  X(Affine, build_affine)         \
+  X(Conv, build_conv)             \
+  X(Pool, build_pool)             \
+  X(BatchNorm, build_batchnorm)   \
+  X(LayerNorm, build_layernorm)   \
+  X(RMSNorm, build_rmsnorm)       \
+  X(Embedding, build_embedding)   \
+  X(Transpose, build_transpose)   \
+  X(Pad, build_pad)
+
+#define PB_DECLARE(op, builder) std::unique_ptr<Kernel> builder(const ir::Node&, CompileContext&);
+#define PB_ENTRY(op, builder) {#op, builder},
+PB_KERNELS(PB_DECLARE)
 
 const std::map<std::string, KernelBuilder>& kernel_table() {
-  static const std::map<std::string, KernelBuilder> table = {
-      {"Dense", build_dense},
-      {"Activation", build_activation},
-      {"Softmax", build_softmax},
-      {"Identity", build_identity},
-      {"Flatten", build_flatten},
-      {"Reshape", build_reshape},
-      {"Add", build_add},
-      {"Sub", build_sub},
-      {"Mul", build_mul},
-      {"Div", build_div},
-      {"Concat", build_concat},
-      {"Affine", build_affine},
-      {"Conv", build_conv},
-      {"Pool", build_pool},
-      {"BatchNorm", build_batchnorm},
-      {"LayerNorm", build_layernorm},
-      {"RMSNorm", build_rmsnorm},
-      {"Embedding", build_embedding},
-      {"Transpose", build_transpose},
-      {"Pad", build_pad},
-  };
+  static const std::map<std::string, KernelBuilder> table = {PB_KERNELS(PB_ENTRY)};
   return table;
 }
 

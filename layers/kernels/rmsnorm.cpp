@@ -43,19 +43,12 @@ class RmsNormKernel : public Kernel {
 }  // namespace
 
 std::unique_ptr<Kernel> build_rmsnorm(const ir::Node& node, CompileContext& ctx) {
-  const std::string where = node_where(node);
   const Tensor& x = ctx.value(node_input(node, 0));
-  if (x.dtype() != DType::f32 || x.shape().empty()) throw Error(where, "RMSNorm needs an f32 input of rank >= 1");
-  if (node.attrs.i("axis", -1) != -1) throw Error(where, "RMSNorm normalises the last axis only (axis -1)");
-  const int64_t inner = x.shape().back();
-  const Tensor* scale = nullptr;
-  if (has_input(node, 1)) {
-    scale = &ctx.weight(node_input(node, 1), "scale");
-    if (scale->dtype() != DType::f32 || scale->numel() != inner)
-      throw Error(where, "scale must be f32 with " + std::to_string(inner) + " elements, got " + shape_str(scale->shape()));
-  }
-  Tensor& y = ctx.define(node.outputs.at(0), DType::f32, x.shape());
-  return std::make_unique<RmsNormKernel>(x, scale, y, inner, static_cast<float>(node.attrs.f("eps")));
+  if (ir::normalize_axis(node, node.attrs.i("axis"), x.shape().size()) + 1 != static_cast<int64_t>(x.shape().size()))
+    throw Error(ir::node_where(node), "RMSNorm normalises the last axis only (axis -1)");
+  const Tensor* scale = has_input(node, 1) ? &ctx.weight(node_input(node, 1), "scale") : nullptr;
+  Tensor& y = ctx.define_output(node);
+  return std::make_unique<RmsNormKernel>(x, scale, y, x.shape().back(), static_cast<float>(node.attrs.f("eps")));
 }
 
 }  // namespace pb::layers

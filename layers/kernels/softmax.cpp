@@ -5,27 +5,19 @@ namespace pb::layers {
 
 std::unique_ptr<Kernel> build_softmax(const ir::Node& node, CompileContext& ctx) {
   using dnnl::memory;
-  const std::string where = node_where(node);
   const Tensor& x = ctx.value(node_input(node, 0));
-  if (x.dtype() != DType::f32) throw Error(where, "Softmax computes in f32");
-  const int64_t rank = static_cast<int64_t>(x.shape().size());
-  int64_t axis = node.attrs.i("axis");
-  if (axis < -rank || axis >= rank)
-    throw Error(where, "axis " + std::to_string(axis) + " is out of range for an input of rank " + std::to_string(rank));
-  if (axis < 0) axis += rank;
-  Tensor& y = ctx.define(node.outputs.at(0), DType::f32, x.shape());
+  const int axis = static_cast<int>(ir::normalize_axis(node, node.attrs.i("axis"), x.shape().size()));
+  Tensor& y = ctx.define_output(node);
 
   const auto& eng = ctx.engine();
-  memory::dims dims(x.shape().begin(), x.shape().end());
-  memory::desc md(dims, memory::data_type::f32, plain_tag(dims.size()));
-  std::map<int, memory> args = {{DNNL_ARG_SRC, plain_memory(eng, x)}, {DNNL_ARG_DST, plain_memory(eng, y)}};
-  const int ax = static_cast<int>(axis);
-  if (node.attrs.i("log", 0)) {
-    dnnl::logsoftmax_forward::primitive_desc pd({dnnl::prop_kind::forward_inference, md, ax}, ctx.primitive_attr(), eng);
+  const memory src = plain_memory(eng, x), dst = plain_memory(eng, y);
+  std::map<int, memory> args = {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}};
+  if (node.attrs.i("log")) {
+    dnnl::logsoftmax_forward::primitive_desc pd({dnnl::prop_kind::forward_inference, src.get_desc(), axis}, ctx.primitive_attr(), eng);
     args[DNNL_ARG_SCRATCHPAD] = ctx.scratchpad(pd.scratchpad_desc());
     return std::make_unique<PrimitiveKernel>(dnnl::logsoftmax_forward(pd), std::move(args));
   }
-  dnnl::softmax_forward::primitive_desc pd({dnnl::prop_kind::forward_inference, md, ax}, ctx.primitive_attr(), eng);
+  dnnl::softmax_forward::primitive_desc pd({dnnl::prop_kind::forward_inference, src.get_desc(), axis}, ctx.primitive_attr(), eng);
   args[DNNL_ARG_SCRATCHPAD] = ctx.scratchpad(pd.scratchpad_desc());
   return std::make_unique<PrimitiveKernel>(dnnl::softmax_forward(pd), std::move(args));
 }

@@ -25,6 +25,14 @@ std::unique_ptr<Kernel> reorder_kernel(const dnnl::memory& from, const dnnl::mem
   return std::make_unique<PrimitiveKernel>(dnnl::reorder(from, to), std::map<int, dnnl::memory>{{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}});
 }
 
+dnnl::memory packed_weights(const dnnl::engine& eng, const dnnl::memory& user, const dnnl::memory::desc& desc) {
+  dnnl::memory packed(desc, eng);
+  dnnl::stream s(eng);
+  dnnl::reorder(user, packed).execute(s, const_cast<dnnl::memory&>(user), packed);
+  s.wait();
+  return packed;
+}
+
 dnnl::memory in_layout(const dnnl::engine& eng, const dnnl::memory& mem, const dnnl::memory::desc& desc, SequenceKernel& seq) {
   if (mem.get_desc() == desc) return mem;
   dnnl::memory converted(desc, eng);
@@ -36,6 +44,14 @@ std::string PrimitiveKernel::implementation() const {
   const char* info = nullptr;
   dnnl_primitive_desc_query(primitive_.get_primitive_desc(), dnnl_query_impl_info_str, 0, &info);
   return info ? info : "?";
+}
+
+dnnl::memory::dims dims_of(const std::vector<int64_t>& v) { return {v.begin(), v.end()}; }
+
+dnnl::memory::dims dnnl_dilations(const ir::Window& w) {
+  dnnl::memory::dims d;
+  for (int64_t v : w.dilations) d.push_back(v - 1);
+  return d;
 }
 
 dnnl::memory::format_tag plain_tag(size_t rank) {
@@ -93,6 +109,13 @@ struct Network::Impl : layers::CompileContext {
   size_t scratch_bytes = 0;
   Tensor scratch;
   std::string current;  // node being compiled, for error messages
+  std::vector<ir::TensorType> current_types;  // its inferred output types
+  std::map<std::string, ir::TensorType> types;  // every value's and weight's type
+
+  const ir::TensorType& output_type(size_t i) const override {
+    if (i >= current_types.size()) throw Error(current, "internal: no output " + std::to_string(i));
+    return current_types[i];
+  }
 
   const dnnl::engine& engine() const override { return eng; }
 
@@ -191,19 +214,33 @@ Network::Network(const ir::Graph& graph, const std::map<std::string, Shape>& inp
     m.input_buffers.push_back(m.define(in.name, in.dtype, shape));
   }
 
+  for (const ir::ValueInfo& in : m.graph.inputs) m.types[in.name] = {in.dtype, m.values.at(in.name).shape()};
+  for (const auto& [name, t] : m.graph.weights) m.types[name] = {t.dtype(), t.shape()};
+  const auto is_weight = [&](const std::string& name) { return m.graph.weights.count(name) != 0; };
   const auto& table = layers::kernel_table();
   for (const ir::Node& node : m.graph.nodes) {
+    // Checked against its schema and typed before its kernel sees it: the builder gets every
+    // attribute with its default and the output types.
     ir::Node n = node;
-    n.attrs.owner = ir::node_where(node);
+    n.attrs = ir::checked_attrs(node);
     m.current = n.attrs.owner;
+    std::vector<const ir::TensorType*> ins;
+    for (const std::string& i : n.inputs) ins.push_back(i.empty() ? nullptr : &m.types.at(i));
+    m.current_types = ir::infer_node(n, ins, is_weight);
     auto builder = table.find(n.op);
     if (builder == table.end()) throw Error(m.current, "no kernel for op \"" + n.op + "\"");
     if (auto kernel = builder->second(n, m)) {
       m.kernels.push_back(std::move(kernel));
       m.kernel_nodes.push_back(n.name);
     }
-    for (const std::string& out : n.outputs)
+    for (size_t i = 0; i < n.outputs.size(); ++i) {
+      const std::string& out = n.outputs[i];
       if (!m.values.count(out) && !m.blocked.count(out)) throw Error(m.current, "kernel did not define output \"" + out + "\"");
+      if (m.shape(out) != m.current_types[i].shape)
+        throw Error(m.current, "internal: the kernel made output \"" + out + "\" " + shape_str(m.shape(out)) + ", the schema infers " +
+                                   ir::type_str(m.current_types[i]));
+      m.types[out] = m.current_types[i];
+    }
   }
   m.current = "graph outputs";
 
