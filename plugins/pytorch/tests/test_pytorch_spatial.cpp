@@ -279,6 +279,10 @@ TEST_CASE("pytorch spatial: Conv -> BatchNorm2d -> ReLU; BatchNorm affine=False 
   CHECK(plain.attrs.f("eps") == 1e-5);
   CHECK(pbtest::values(g.weights.at("bn_plain.scale")) == std::vector<float>{1.f, 1.f, 1.f});
   CHECK(pbtest::values(g.weights.at("bn_plain.shift")) == std::vector<float>{0.f, 0.f, 0.f});
+  // num_batches_tracked is in the stream and deliberately not a weight (inference never reads it).
+  REQUIRE(s.tensors.count("bn.num_batches_tracked") == 1);
+  CHECK(g.weights.count("bn.num_batches_tracked") == 0);
+  CHECK(g.weights.count("bn_plain.num_batches_tracked") == 0);
   check_outputs(s, g);
 }
 
@@ -334,15 +338,20 @@ TEST_CASE("pytorch spatial: LayerNorm over the last two dims, the composed RMSNo
 TEST_CASE("pytorch spatial: LayerNorm without bias and RMSNorm without weight (torch >= 2.4 captures)", "[pytorch]") {
   // LayerNorm(bias=False) (torch >= 2.1) and nn.RMSNorm(elementwise_affine=False) send no such
   // parameter; the results are torch's recorded taps less the bias / over the weight.
+  const pb::Stream full = to_stream(load_doc("norms"));
   json doc = load_doc("norms");
   doc["model"]["modules"]["ln"]["params"].erase("bias");
   doc["model"]["graph"].erase(doc["model"]["graph"].begin() + 2, doc["model"]["graph"].end() - 1);  // x, ln, output
   doc["model"]["graph"].back()["args"] = json::array({json{{"node", "ln"}}});
+  // Every stream tensor must be used: the parameters of what was cut away go too.
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("tensors[\"ln.bias\"]", "not used by any part of the model"));
+  doc["tensors"].erase("ln.bias");
+  doc["tensors"].erase("rms.weight");
   pb::Stream s = to_stream(doc);
   Graph g = pytorch().decode(s);
   CHECK(node(g, "ln").inputs == Names{"x", "ln.weight", ""});
   Tensor want = s.tensors.at("tap.ln").clone();
-  const Tensor& bias = s.tensors.at("ln.bias");
+  const Tensor& bias = full.tensors.at("ln.bias");
   for (int64_t i = 0; i < want.numel(); ++i) want.data<float>()[i] -= bias.data<float>()[i % bias.numel()];
   check_close(run(s, g)[0], want);
 
@@ -351,11 +360,13 @@ TEST_CASE("pytorch spatial: LayerNorm without bias and RMSNorm without weight (t
   doc["model"]["modules"]["rms"]["attrs"]["elementwise_affine"] = false;
   doc["model"]["graph"].erase(doc["model"]["graph"].begin() + 3);  // x, ln, rms, output
   doc["model"]["graph"].back()["args"] = json::array({json{{"node", "rms"}}});
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("tensors[\"rms.weight\"]", "not used by any part of the model"));
+  doc["tensors"].erase("rms.weight");
   s = to_stream(doc);
   g = pytorch().decode(s);
   CHECK(node(g, "rms").inputs == Names{"ln"});
   want = s.tensors.at("tap.rms").clone();
-  const Tensor& weight = s.tensors.at("rms.weight");
+  const Tensor& weight = full.tensors.at("rms.weight");
   for (int64_t i = 0; i < want.numel(); ++i) want.data<float>()[i] /= weight.data<float>()[i % weight.numel()];
   check_close(run(s, g)[0], want, 1e-5, 1e-5);
 }
@@ -458,6 +469,21 @@ TEST_CASE("pytorch spatial: transpose(1, 2), permute (method and function), view
   check_outputs(s, g);
 }
 
+TEST_CASE("pytorch spatial: transpose with negative dims (x.transpose(-1, -2)) runs as the positive dims", "[pytorch]") {
+  // The rank is known when decoding, so a negative dim counts from the end as in torch.
+  for (const json& dims : {json::array({1, -1}), json::array({-2, 2}), json::array({-1, -2})}) {
+    INFO(dims.dump());
+    json doc = load_doc("layout");
+    json args = json::array({json{{"node", "x"}}});
+    for (const json& d : dims) args.push_back(d);
+    fx_node(doc, "transpose")["args"] = args;
+    const pb::Stream s = to_stream(doc);
+    const Graph g = pytorch().decode(s);
+    CHECK(node(g, "transpose").attrs.ints("perm") == Ints{0, 2, 1});
+    check_outputs(s, g);
+  }
+}
+
 TEST_CASE("pytorch spatial: permute with negative dims (torch allows them) runs as the positive perm", "[pytorch]") {
   // h.permute(0, -1, 1) is h.permute(0, 2, 1) in torch; permute names every dim, so the
   // decoder knows the rank and resolves it.
@@ -552,11 +578,24 @@ TEST_CASE("pytorch spatial: Conv configs and weights name their JSON path", "[py
 
   doc = load_doc("conv_groups");
   doc["model"]["modules"]["grouped"]["params"].erase("weight");
-  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.modules.grouped.params", "Conv has no \"weight\""));
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.modules.grouped.params", "Conv2d has no \"weight\""));
 
   doc = load_doc("conv_groups");
   doc["model"]["modules"]["grouped"]["attrs"]["kernel_size"] = json::array({3, 3, 3});
   CHECK_THROWS_WITH(decode(doc), Catch::Contains("model.modules.grouped.attrs.kernel_size"));
+
+  // A transposed convolution computes something else with the same attributes: refused by name.
+  doc = load_doc("conv2d_same_even");
+  doc["model"]["modules"]["a"]["attrs"]["transposed"] = true;
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.modules.a.attrs.transposed", "a transposed convolution (ConvTranspose) is not supported"));
+  doc = load_doc("conv2d_same_even");
+  doc["model"]["modules"]["a"]["attrs"]["output_padding"] = json::array({1, 0});
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.modules.a.attrs.output_padding", "only 0"));
+  // An attribute no Conv has (a subclass's own) is refused, listing those understood.
+  doc = load_doc("conv2d_same_even");
+  doc["model"]["modules"]["a"]["attrs"]["weight_standardization"] = true;
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error,
+                       ErrorAt("model.modules.a.attrs.weight_standardization", "attribute not understood for Conv2d (known: in_channels, "));
 
   // A bias that does not match out_channels.
   doc = load_doc("conv2d_same_even");
@@ -597,6 +636,14 @@ TEST_CASE("pytorch spatial: pooling configs torch has and the IR lacks name thei
   CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.modules.gavg.attrs.output_size", "only output_size 1 (global pooling) is supported"));
 
   doc = load_doc("pools2d");
+  doc["model"]["modules"]["gmax"]["attrs"]["return_indices"] = true;
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.modules.gmax.attrs.return_indices", "return_indices is not supported"));
+
+  doc = load_doc("pools2d");
+  doc["model"]["modules"]["gmax"]["attrs"].erase("output_size");
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.modules.gmax.attrs.output_size", "missing required field"));
+
+  doc = load_doc("pools2d");
   doc["model"]["modules"]["gmax"]["attrs"]["output_size"] = json::array({1, 2});
   CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.modules.gmax.attrs.output_size", "only output_size 1"));
 }
@@ -613,6 +660,13 @@ TEST_CASE("pytorch spatial: BatchNorm in training mode or without running statis
   bn["attrs"]["track_running_stats"] = false;
   bn["buffers"] = json::object();
   CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.modules.bn.buffers", "track_running_stats=False"));
+
+  // momentum (None: a cumulative average) and track_running_stats only steer training.
+  doc = load_doc("conv_bn_relu");
+  doc["model"]["modules"]["bn"]["attrs"]["momentum"] = nullptr;
+  CHECK(node(decode(doc), "bn").op == "BatchNorm");
+  doc["model"]["modules"]["bn"]["attrs"]["virtual_batch"] = 4;
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.modules.bn.attrs.virtual_batch", "attribute not understood for BatchNorm2d"));
 
   doc = load_doc("conv_bn_relu");
   doc["model"]["modules"]["bn_plain"]["buffers"].erase("running_var");
@@ -642,7 +696,7 @@ TEST_CASE("pytorch spatial: Embedding and RMSNorm configs name their path", "[py
                        ErrorAt("model.modules.rms.attrs.normalized_shape", "RMSNorm over more than the last dim is not supported"));
 }
 
-TEST_CASE("pytorch spatial: implicit softmax dim, torch.add alpha and negative transpose dims name the graph node", "[pytorch]") {
+TEST_CASE("pytorch spatial: implicit softmax dim, torch.add alpha and out-of-range transpose dims name the graph node", "[pytorch]") {
   // F.softmax(x) as fx records it: dim=None among the kwargs.
   json doc = load_doc("layout");
   json& t = fx_node(doc, "transpose");
@@ -664,13 +718,31 @@ TEST_CASE("pytorch spatial: implicit softmax dim, torch.add alpha and negative t
   fx_node(doc, "add_1")["kwargs"] = {{"alpha", 1}};  // alpha 1 is the plain sum
   CHECK(node(decode(doc), "add_1").op == "Add");
 
+  // The decoder knows every value's rank: a dim past it is refused at the node.
   doc = load_doc("layout");
-  fx_node(doc, "transpose")["args"] = json::array({json{{"node", "x"}}, 1, -1});
-  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt(graph_path(doc, "transpose"), "transpose with negative dims is not supported"));
-  fx_node(doc, "transpose")["args"] = json::array({json{{"node", "x"}}, -2, 2});
-  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt(graph_path(doc, "transpose"), "negative dims"));
+  fx_node(doc, "transpose")["args"] = json::array({json{{"node", "x"}}, 1, 3});
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt(graph_path(doc, "transpose"), "transpose dim 3 is out of range for rank 3"));
+  fx_node(doc, "transpose")["args"] = json::array({json{{"node", "x"}}, -4, 2});
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt(graph_path(doc, "transpose"), "transpose dim -4 is out of range for rank 3"));
+  fx_node(doc, "transpose")["args"] = json::array({json{{"node", "x"}}, 1});
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt(graph_path(doc, "transpose"), "transpose needs dim0 and dim1"));
+  // permute names every dim of its input, no fewer.
+  doc = load_doc("layout");
+  fx_node(doc, "permute")["args"] = json::array({json{{"node", "fc"}}, 1, 0});
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt(graph_path(doc, "permute"), "permute names 2 dims of an input of rank 3"));
 
   doc = load_doc("shared_input_dag");
   fx_node(doc, "cat")["args"] = json::array({json{{"node", "relu"}}});
   CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt(graph_path(doc, "cat"), "torch.cat needs a list of tensors"));
+
+  // torch.cat(..., axis=1) is torch's alias of dim; a keyword torch.cat lacks is refused, never ignored.
+  doc = load_doc("shared_input_dag");
+  fx_node(doc, "cat")["kwargs"] = {{"axis", 1}};
+  const pb::Stream s = to_stream(doc);
+  const Graph g = pytorch().decode(s);
+  CHECK(node(g, "cat").attrs.i("axis") == 1);
+  check_outputs(s, g);
+  fx_node(doc, "cat")["kwargs"] = {{"dim", 1}, {"out", {{"node", "x"}}}};
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error,
+                       ErrorAt(graph_path(doc, "cat") + ".kwargs.out", "attribute not understood for torch.cat (known: tensors, dim, axis)"));
 }

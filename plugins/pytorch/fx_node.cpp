@@ -1,0 +1,84 @@
+#include "fx_node.h"
+
+namespace pb::pytorch {
+
+FxNode::FxNode(Decoder& d, JsonRef node, std::optional<JsonRef> module)
+    : d_(d), node_(node), module_(std::move(module)), name_(node["name"].str()) {}
+
+std::optional<JsonRef> FxNode::arg(size_t i, const std::string& kw) const {
+  if (auto args = node_.find("args"); args && i < args->size() && !(*args)[i].is_null()) return (*args)[i];
+  return kw.empty() ? std::nullopt : kwarg(kw);
+}
+
+std::optional<JsonRef> FxNode::kwarg(const std::string& kw) const {
+  auto kwargs = node_.find("kwargs");
+  return kwargs ? kwargs->find(kw) : std::nullopt;
+}
+
+std::string FxNode::node_ref(const JsonRef& a) const {
+  if (!a.is_object() || !a.has("node")) a.fail("expected a node reference {\"node\": name}");
+  const std::string value = a["node"].str();
+  if (!d_.has(value)) a.fail("\"" + value + "\" is not defined before node \"" + name_ + "\"");
+  return value;
+}
+
+std::string FxNode::value_arg(size_t i, const std::string& kw) const {
+  auto a = arg(i, kw);
+  if (!a) fail("missing argument " + std::to_string(i) + " (" + kw + ")");
+  return node_ref(*a);
+}
+
+int64_t FxNode::int_arg(size_t i, const std::string& kw, int64_t fallback) const {
+  auto a = arg(i, kw);
+  return a ? a->i64() : fallback;
+}
+
+double FxNode::float_arg(size_t i, const std::string& kw, double fallback) const {
+  auto a = arg(i, kw);
+  return a ? a->f64() : fallback;
+}
+
+Ints FxNode::ints_from(size_t i, const std::string& kw, const std::string& what) const {
+  auto first = arg(i, kw);
+  if (!first) fail(what + " needs " + kw);
+  if (first->is_array()) return first->ints();
+  Ints out;
+  for (size_t k = i; arg(k); ++k) out.push_back(arg(k)->i64());
+  return out;
+}
+
+const JsonRef& FxNode::module() const {
+  if (!module_) fail("internal: a function or method has no module");
+  return *module_;
+}
+
+std::optional<std::string> FxNode::param(const std::string& key, bool buffer) const {
+  auto table = module().find(buffer ? "buffers" : "params");
+  if (!table) return std::nullopt;
+  auto p = table->find(key);
+  if (!p) return std::nullopt;
+  return d_.weight(p->str(), p->path());
+}
+
+std::string FxNode::required_param(const std::string& key) const {
+  if (auto w = param(key)) return *w;
+  module()["params"].fail(module()["type"].str() + " has no \"" + key + "\"");
+}
+
+void FxNode::check_param_shape(const std::string& key, const std::string& weight, const Shape& want, const std::string& what) const {
+  const Shape& got = d_.ir_type(weight).shape;
+  if (got != want) module()["params"][key].fail("expected " + what + shape_str(want) + ", got " + shape_str(got));
+}
+
+void FxNode::require_attr(const std::string& key, int64_t expected, const std::string& why, bool required) const {
+  auto v = required ? std::optional<JsonRef>(attr(key)) : attrs().find(key);
+  if (!v) return;
+  for (int64_t x : v->is_array() ? v->ints() : Ints{v->i64()})
+    if (x != expected) v->fail(why);
+}
+
+void FxNode::refuse_if_true(const std::string& key, const std::string& why) const {
+  if (attrs().boolean(key, false)) attr(key).fail(why);
+}
+
+}  // namespace pb::pytorch

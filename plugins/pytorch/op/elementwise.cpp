@@ -1,0 +1,110 @@
+// Activations, softmax, Dropout / Identity, and + - * / (with Python numbers as constants).
+// Modules and calls read their tensor as argument 0 ("input"); modules take their parameters
+// from the module's attributes, calls from their arguments.
+#include "../fx_node.h"
+
+namespace pb::pytorch {
+
+namespace {
+
+void emit_activation(const FxNode& n, const std::string& function, ir::Attrs a = {}) {
+  a.set("function", function);
+  n.emit("Activation", {n.in(0)}, std::move(a));
+}
+
+std::string gelu_function(const std::optional<JsonRef>& approximate) {
+  if (!approximate) return "gelu_erf";
+  const std::string a = approximate->str();
+  if (a == "none") return "gelu_erf";
+  if (a == "tanh") return "gelu_tanh";
+  approximate->fail("unknown GELU approximation \"" + a + "\" (expected \"none\" or \"tanh\")");
+}
+
+// torch's implicit softmax dim depends on the input rank (a deprecated rule): refused, not guessed.
+void emit_softmax(const FxNode& n, const std::optional<JsonRef>& dim, bool log) {
+  if (!dim) n.fail("softmax without an explicit dim uses torch's deprecated implicit-dim rule; pass dim");
+  n.emit("Softmax", {n.in(0)}, attrs_of({{"axis", dim->i64()}, {"log", int64_t(log)}}));
+}
+
+}  // namespace
+
+Translate activation(const std::string& function) {
+  return [function](const FxNode& n) { emit_activation(n, function); };
+}
+
+// ReLU6 is Hardtanh(0, 6) in torch 1.13: its bounds are attributes.
+void translate_relu6_module(const FxNode& n) {
+  n.require_attr("min_val", 0, "ReLU6 clips to [0, 6]; other bounds are not supported");
+  n.require_attr("max_val", 6, "ReLU6 clips to [0, 6]; other bounds are not supported");
+  emit_activation(n, "relu6");
+}
+
+void translate_gelu_module(const FxNode& n) { emit_activation(n, gelu_function(n.attrs().find("approximate"))); }
+void translate_gelu_call(const FxNode& n) { emit_activation(n, gelu_function(n.kwarg("approximate"))); }  // keyword-only
+
+void translate_leaky_relu_module(const FxNode& n) {
+  emit_activation(n, "leaky_relu", attrs_of({{"alpha", n.attr("negative_slope").f64()}}));
+}
+void translate_leaky_relu_call(const FxNode& n) {
+  emit_activation(n, "leaky_relu", attrs_of({{"alpha", n.float_arg(1, "negative_slope", 0.01)}}));
+}
+void translate_elu_module(const FxNode& n) { emit_activation(n, "elu", attrs_of({{"alpha", n.attr("alpha").f64()}})); }
+void translate_elu_call(const FxNode& n) { emit_activation(n, "elu", attrs_of({{"alpha", n.float_arg(1, "alpha", 1.0)}})); }
+
+// Softplus: log(1 + e^(beta x)) / beta, and torch returns x itself where beta x > threshold.
+// With beta 1 and threshold >= 20 (the defaults) the two agree in f32 (e^-20 is below x's
+// rounding); a lower threshold changes the result between it and 20.
+void translate_softplus_module(const FxNode& n) {
+  const JsonRef a = n.attrs();
+  if (a.f64("beta", 1.0) != 1.0) a["beta"].fail("only beta = 1 is supported");
+  if (a.f64("threshold", 20.0) < 20.0) a["threshold"].fail("only threshold >= 20 is supported (below it torch returns x where log(1 + exp(x)) differs)");
+  emit_activation(n, "softplus");
+}
+
+Translate softmax_module(bool log) {
+  return [log](const FxNode& n) { emit_softmax(n, n.attrs().find("dim"), log); };
+}
+Translate softmax_call(bool log) {
+  return [log](const FxNode& n) { emit_softmax(n, n.arg(1, "dim"), log); };
+}
+
+// Identity, and x.contiguous(): IR values are always contiguous.
+void translate_identity(const FxNode& n) { n.emit("Identity", {n.in(0)}); }
+
+// Dropout (any of them) in eval mode is the identity; p only matters in training.
+void translate_dropout_module(const FxNode& n) {
+  if (n.module().boolean("training", false)) n.module()["training"].fail("Dropout in training mode is random; capture the model in eval()");
+  translate_identity(n);
+}
+
+// F.dropout(input, p=0.5, training=True, inplace=False): the default is training mode.
+void translate_dropout_call(const FxNode& n) {
+  auto training = n.arg(2, "training");
+  if (!training || training->boolean())
+    n.fail("F.dropout with training=True is random; pass training=self.training and capture in eval()");
+  translate_identity(n);
+}
+
+// a (+ - * /) b where either side may be a Python number: a scalar constant "<value>.lhs" / ".rhs".
+Translate binary(const std::string& op) {
+  return [op](const FxNode& n) {
+    if (auto alpha = n.kwarg("alpha"); alpha && alpha->f64() != 1.0) alpha->fail("torch.add/sub with alpha != 1 is not supported");
+    if (auto mode = n.kwarg("rounding_mode")) mode->fail("torch.div with rounding_mode is not supported (plain division only)");
+    std::vector<std::string> ins;
+    for (size_t i = 0; i < 2; ++i) {
+      auto a = n.arg(i, i == 0 ? "input" : "other");
+      if (!a) n.fail("missing operand " + std::to_string(i));
+      if (!a->is_number()) {
+        ins.push_back(n.decoder().planet_form(n.node_ref(*a)));
+        continue;
+      }
+      if (op == "Div" && i == 0) n.fail("a number divided by a tensor is not supported (the IR's Div cannot broadcast its dividend)");
+      Tensor t(DType::f32, {});
+      t.data<float>()[0] = static_cast<float>(a->f64());
+      ins.push_back(n.constant(i == 0 ? "lhs" : "rhs", std::move(t)));
+    }
+    n.emit(op, ins);
+  };
+}
+
+}  // namespace pb::pytorch

@@ -1,0 +1,30 @@
+// nn.Linear and nn.Embedding: PyTorch keeps their weights in the IR's own layouts.
+#include "../fx_node.h"
+
+namespace pb::pytorch {
+
+// Linear.weight is [out_features, in_features], the IR's Dense weight: used as is, never
+// transposed, and never guessed from the shape (a square weight fits both orientations).
+void translate_linear(const FxNode& n) {
+  const int64_t in_f = n.attr("in_features").i64(), out_f = n.attr("out_features").i64();
+  const std::string w = n.required_param("weight");
+  n.check_param_shape("weight", w, {out_f, in_f}, "shape [out_features, in_features] = ");
+  std::vector<std::string> inputs = {n.in(0), w};
+  if (auto b = n.param("bias")) {
+    n.check_param_shape("bias", *b, {out_f}, "shape ");
+    inputs.push_back(*b);
+  }
+  n.emit("Dense", inputs);
+}
+
+// Embedding: rows of weight [num_embeddings, embedding_dim] by i64 id. padding_idx,
+// scale_grad_by_freq and sparse only shape training; max_norm rewrites rows during forward.
+void translate_embedding(const FxNode& n) {
+  if (n.attrs().has("max_norm")) n.attr("max_norm").fail("max_norm renormalises rows during forward; not supported");
+  const std::string w = n.required_param("weight");
+  n.check_param_shape("weight", w, {n.attr("num_embeddings").i64(), n.attr("embedding_dim").i64()},
+                      "[num_embeddings, embedding_dim] = ");
+  n.emit("Embedding", {n.in(0), w});
+}
+
+}  // namespace pb::pytorch

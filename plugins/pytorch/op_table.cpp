@@ -1,0 +1,152 @@
+// The PyTorch dialect's vocabulary: one line per module type (with the module attributes it
+// understands: vars(module) as torch 1.13 fills it), per function and per Tensor method (with
+// the keyword arguments it understands). Anything else in attrs or kwargs is refused by name.
+// An attribute listed here either is read by the translator (and a value it cannot compute is
+// refused there) or does not change inference (inplace, momentum, padding_idx, ...).
+#include "fx_node.h"
+
+namespace pb::pytorch {
+
+namespace {
+
+using Attrs = std::vector<std::string>;
+
+const Attrs kInplace = {"inplace"};
+const Attrs kConv = {"in_channels", "out_channels", "kernel_size", "stride",         "padding",
+                     "dilation",    "transposed",   "output_padding", "groups",      "padding_mode"};
+const Attrs kMaxPool = {"kernel_size", "stride", "padding", "dilation", "return_indices", "ceil_mode"};
+const Attrs kAvgPool = {"kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"};
+// momentum and track_running_stats=True only steer training's updates of the statistics.
+const Attrs kBatchNorm = {"num_features", "eps", "momentum", "affine", "track_running_stats"};
+// p only matters in training; a module in training mode is refused.
+const Attrs kDropout = {"p", "inplace"};
+
+FxTranslator module(Attrs attrs, Translate t) { return {std::move(attrs), 1, std::move(t)}; }
+
+}  // namespace
+
+const FxTable& module_table() {
+  static const FxTable t = {
+      {"Linear", module({"in_features", "out_features"}, translate_linear)},
+      {"ReLU", module(kInplace, activation("relu"))},
+      {"ReLU6", module({"inplace", "min_val", "max_val"}, translate_relu6_module)},
+      {"Tanh", module({}, activation("tanh"))},
+      {"Sigmoid", module({}, activation("sigmoid"))},
+      {"SiLU", module(kInplace, activation("silu"))},
+      {"SELU", module(kInplace, activation("selu"))},
+      {"Mish", module(kInplace, activation("mish"))},
+      {"Hardswish", module(kInplace, activation("hardswish"))},
+      {"GELU", module({"approximate"}, translate_gelu_module)},
+      {"LeakyReLU", module({"negative_slope", "inplace"}, translate_leaky_relu_module)},
+      {"ELU", module({"alpha", "inplace"}, translate_elu_module)},
+      {"Softplus", module({"beta", "threshold"}, translate_softplus_module)},
+      {"Softmax", module({"dim"}, softmax_module(false))},
+      {"LogSoftmax", module({"dim"}, softmax_module(true))},
+      {"Identity", module({}, translate_identity)},
+      {"Dropout", module(kDropout, translate_dropout_module)},
+      {"Dropout1d", module(kDropout, translate_dropout_module)},
+      {"Dropout2d", module(kDropout, translate_dropout_module)},
+      {"Dropout3d", module(kDropout, translate_dropout_module)},
+      {"AlphaDropout", module(kDropout, translate_dropout_module)},
+      {"Conv1d", module(kConv, conv(1))},
+      {"Conv2d", module(kConv, conv(2))},
+      {"Conv3d", module(kConv, conv(3))},
+      {"MaxPool1d", module(kMaxPool, max_pool(1))},
+      {"MaxPool2d", module(kMaxPool, max_pool(2))},
+      {"MaxPool3d", module(kMaxPool, max_pool(3))},
+      {"AvgPool1d", module(kAvgPool, avg_pool(1))},
+      {"AvgPool2d", module(kAvgPool, avg_pool(2))},
+      {"AvgPool3d", module(kAvgPool, avg_pool(3))},
+      {"AdaptiveAvgPool1d", module({"output_size"}, adaptive_pool("avg"))},
+      {"AdaptiveAvgPool2d", module({"output_size"}, adaptive_pool("avg"))},
+      {"AdaptiveAvgPool3d", module({"output_size"}, adaptive_pool("avg"))},
+      {"AdaptiveMaxPool1d", module({"output_size", "return_indices"}, adaptive_pool("max"))},
+      {"AdaptiveMaxPool2d", module({"output_size", "return_indices"}, adaptive_pool("max"))},
+      {"AdaptiveMaxPool3d", module({"output_size", "return_indices"}, adaptive_pool("max"))},
+      {"BatchNorm1d", module(kBatchNorm, translate_batchnorm)},
+      {"BatchNorm2d", module(kBatchNorm, translate_batchnorm)},
+      {"BatchNorm3d", module(kBatchNorm, translate_batchnorm)},
+      {"LayerNorm", module({"normalized_shape", "eps", "elementwise_affine"}, translate_layernorm)},
+      {"RMSNorm", module({"normalized_shape", "eps", "elementwise_affine"}, translate_rmsnorm)},
+      // padding_idx, scale_grad_by_freq and sparse only shape training; norm_type only max_norm.
+      {"Embedding",
+       module({"num_embeddings", "embedding_dim", "padding_idx", "max_norm", "norm_type", "scale_grad_by_freq", "sparse"},
+              translate_embedding)},
+      {"Flatten", module({"start_dim", "end_dim"}, translate_flatten_module)},
+  };
+  return t;
+}
+
+namespace {
+
+// A call's translator: the keyword arguments it understands (besides "input", argument 0).
+FxTranslator call(Attrs kwargs, Translate t) { return {std::move(kwargs), 1, std::move(t)}; }
+
+const Attrs kSoftmax = {"dim", "_stacklevel"};  // F.softmax's dtype (null) is absent; a dtype is refused
+const Attrs kBinary = {"other", "alpha", "rounding_mode"};
+
+}  // namespace
+
+const FxTable& function_table() {
+  static const FxTable t = {
+      {"torch.relu", call({}, activation("relu"))},
+      {"torch.nn.functional.relu", call(kInplace, activation("relu"))},
+      {"torch.nn.functional.relu6", call(kInplace, activation("relu6"))},
+      {"torch.tanh", call({}, activation("tanh"))},
+      {"torch.nn.functional.tanh", call({}, activation("tanh"))},
+      {"torch.sigmoid", call({}, activation("sigmoid"))},
+      {"torch.nn.functional.sigmoid", call({}, activation("sigmoid"))},
+      {"torch.nn.functional.silu", call(kInplace, activation("silu"))},
+      {"torch.nn.functional.selu", call(kInplace, activation("selu"))},
+      {"torch.nn.functional.mish", call(kInplace, activation("mish"))},
+      {"torch.nn.functional.hardswish", call(kInplace, activation("hardswish"))},
+      // F.gelu is a builtin: torch.fx names it torch._C._nn.gelu.
+      {"torch.nn.functional.gelu", call({"approximate"}, translate_gelu_call)},
+      {"torch._C._nn.gelu", call({"approximate"}, translate_gelu_call)},
+      {"torch.nn.functional.leaky_relu", call({"negative_slope", "inplace"}, translate_leaky_relu_call)},
+      {"torch.nn.functional.elu", call({"alpha", "inplace"}, translate_elu_call)},
+      {"torch.softmax", call(kSoftmax, softmax_call(false))},
+      {"torch.nn.functional.softmax", call(kSoftmax, softmax_call(false))},
+      {"torch.log_softmax", call(kSoftmax, softmax_call(true))},
+      {"torch.nn.functional.log_softmax", call(kSoftmax, softmax_call(true))},
+      {"torch.flatten", call({"start_dim", "end_dim"}, translate_flatten_call)},
+      {"torch.nn.functional.dropout", call({"p", "training", "inplace"}, translate_dropout_call)},
+      {"_operator.add", call({}, binary("Add"))},
+      {"torch.add", call(kBinary, binary("Add"))},
+      {"_operator.sub", call({}, binary("Sub"))},
+      {"torch.sub", call(kBinary, binary("Sub"))},
+      {"_operator.mul", call({}, binary("Mul"))},
+      {"torch.mul", call(kBinary, binary("Mul"))},
+      {"_operator.truediv", call({}, binary("Div"))},
+      {"torch.div", call(kBinary, binary("Div"))},
+      {"torch.cat", call({"tensors", "dim", "axis"}, translate_cat)},
+      {"torch.transpose", call({"dim0", "dim1"}, translate_transpose)},
+      {"torch.permute", call({"dims"}, translate_permute)},
+      {"torch.reshape", call({"shape"}, translate_reshape)},
+  };
+  return t;
+}
+
+// Methods share the functions' translators: argument 0 is `self`.
+const FxTable& method_table() {
+  static const FxTable t = {
+      {"relu", call({}, activation("relu"))},
+      {"tanh", call({}, activation("tanh"))},
+      {"sigmoid", call({}, activation("sigmoid"))},
+      {"softmax", call(kSoftmax, softmax_call(false))},
+      {"log_softmax", call(kSoftmax, softmax_call(true))},
+      {"flatten", call({"start_dim", "end_dim"}, translate_flatten_call)},
+      {"add", call(kBinary, binary("Add"))},
+      {"sub", call(kBinary, binary("Sub"))},
+      {"mul", call(kBinary, binary("Mul"))},
+      {"div", call(kBinary, binary("Div"))},
+      {"transpose", call({"dim0", "dim1"}, translate_transpose)},
+      {"permute", call({"dims"}, translate_permute)},
+      {"view", call({"shape"}, translate_reshape)},
+      {"reshape", call({"shape"}, translate_reshape)},
+      {"contiguous", call({"memory_format"}, translate_identity)},  // IR values are always contiguous
+  };
+  return t;
+}
+
+}  // namespace pb::pytorch
