@@ -70,7 +70,8 @@ TEST_CASE("tensorflow decoder: square Dense kernels [in, out] are transposed exa
   REQUIRE(g.nodes.size() == 2);
   const pb::ir::Node& d1 = node(g, "dense_Dense1");
   CHECK(d1.op == "Dense");
-  CHECK(d1.inputs == std::vector<std::string>{"dense_Dense1_input", "dense_Dense1/kernel", "dense_Dense1/bias"});
+  // The kernel moved into the IR's layout is a derived weight: "<stream tensor>@T"; the bias is used as it is.
+  CHECK(d1.inputs == std::vector<std::string>{"dense_Dense1_input", "dense_Dense1/kernel@T", "dense_Dense1/bias"});
   CHECK(d1.attrs.s("activation") == "relu");
   CHECK(d1.origin == "keras:dense_Dense1 (Dense)");
   CHECK(node(g, "dense_Dense2").inputs[0] == "dense_Dense1");
@@ -78,10 +79,11 @@ TEST_CASE("tensorflow decoder: square Dense kernels [in, out] are transposed exa
   CHECK(g.outputs == std::vector<std::string>{"dense_Dense2"});
 
   // The IR weight is [out, in]: element [o, i] is the stream kernel's [i, o].
+  CHECK(g.weights.count("dense_Dense1/kernel") == 0);
   for (const char* name : {"dense_Dense1/kernel", "dense_Dense2/kernel"}) {
     INFO(name);
     const Tensor& k = s.tensors.at(name);
-    const Tensor& w = g.weights.at(name);
+    const Tensor& w = g.weights.at(std::string(name) + "@T");
     REQUIRE(w.shape() == pb::Shape{3, 3});
     for (int64_t i = 0; i < 3; ++i)
       for (int64_t o = 0; o < 3; ++o) CHECK(w.data<float>()[o * 3 + i] == k.data<float>()[i * 3 + o]);
@@ -99,7 +101,7 @@ TEST_CASE("tensorflow decoder: square Dense kernels [in, out] are transposed exa
   // A missed (or doubled) transpose would visibly fail: the kernels are not symmetric.
   Graph untransposed = g;
   for (const char* name : {"dense_Dense1/kernel", "dense_Dense2/kernel"})
-    untransposed.weights[name] = s.tensors.at(name).clone();
+    untransposed.weights[std::string(name) + "@T"] = s.tensors.at(name).clone();
   CHECK(max_diff(run(s, untransposed)[0], s.tensors.at("output.0")) > 0.1);
 }
 
@@ -175,7 +177,7 @@ TEST_CASE("tensorflow decoder: a stream recorded from tfjs (every activation, a 
   CHECK(node(g, "relu6_layer").attrs.s("function") == "relu6");
   CHECK(node(g, "sum/1").op == "Add");  // many inputs fold pairwise
   // The shared layer's second call: its own value, the same weights.
-  CHECK(node(g, "shared@1").inputs == std::vector<std::string>{"pre", "shared/kernel", "shared/bias"});
+  CHECK(node(g, "shared@1").inputs == std::vector<std::string>{"pre", "shared/kernel@T", "shared/bias"});
   CHECK(node(g, "shared").inputs[0] == "x");
   // Taps are keyed by layer name and line up with IR values.
   CHECK(s.taps.size() > 20);
@@ -271,11 +273,11 @@ TEST_CASE("tensorflow decoder: Conv2D's HWIO kernel becomes OIHW by an explicit 
   const Graph g = tensorflow().decode(s);
   CHECK(g.inputs[0].shape == pb::Shape{-1, 5, 6, 2});  // Keras's channels-last input
   // Channels-last in, one explicit Transpose to channels-first, the Conv, one Transpose back.
-  CHECK(node(g, "x/cf").op == "Transpose");
-  CHECK(node(g, "x/cf").attrs.ints("perm") == std::vector<int64_t>{0, 3, 1, 2});
-  const pb::ir::Node& conv = node(g, "conv/cf");
+  CHECK(node(g, "x@NCHW").op == "Transpose");
+  CHECK(node(g, "x@NCHW").attrs.ints("perm") == std::vector<int64_t>{0, 3, 1, 2});
+  const pb::ir::Node& conv = node(g, "conv@NCHW");
   CHECK(conv.op == "Conv");
-  CHECK(conv.inputs == std::vector<std::string>{"x/cf", "conv/kernel", "conv/bias"});
+  CHECK(conv.inputs == std::vector<std::string>{"x@NCHW", "conv/kernel@OIHW", "conv/bias"});
   CHECK(conv.attrs.i("groups") == 1);
   CHECK(conv.attrs.ints("pads_begin") == std::vector<int64_t>{0, 0});
   CHECK(conv.attrs.ints("pads_end") == std::vector<int64_t>{0, 0});
@@ -284,7 +286,7 @@ TEST_CASE("tensorflow decoder: Conv2D's HWIO kernel becomes OIHW by an explicit 
 
   // IR weight [O, I, kh, kw]: element [o, i, h, w] is the Keras kernel's [h, w, i, o].
   const Tensor& k = s.tensors.at("conv/kernel");
-  const Tensor& w = g.weights.at("conv/kernel");
+  const Tensor& w = g.weights.at("conv/kernel@OIHW");
   REQUIRE(k.shape() == pb::Shape{2, 3, 2, 3});
   REQUIRE(w.shape() == pb::Shape{3, 2, 2, 3});
   for (int64_t o = 0; o < 3; ++o)
@@ -298,7 +300,7 @@ TEST_CASE("tensorflow decoder: Conv2D's HWIO kernel becomes OIHW by an explicit 
 
   // The Keras bytes taken as if already [O, I, kh, kw] (a layout inferred from the shape) fail.
   Graph wrong = g;
-  wrong.weights["conv/kernel"] = k.clone().reshaped({3, 2, 2, 3});
+  wrong.weights["conv/kernel@OIHW"] = k.clone().reshaped({3, 2, 2, 3});
   CHECK(max_diff(run(s, wrong)[0], s.tensors.at("output.0")) > 0.1);
 }
 
@@ -306,16 +308,16 @@ TEST_CASE("tensorflow decoder: padding \"same\" puts the odd pad at the end (eve
   const pb::Stream s = to_stream(load_doc("tfjs_same_even"));
   const Graph g = tensorflow().decode(s);
   // kernel 4 on 5: total 3 = 1 before + 2 after (TF's rule; tfjs follows it).
-  CHECK(node(g, "conv_k4/cf").attrs.ints("pads_begin") == std::vector<int64_t>{1, 1});
-  CHECK(node(g, "conv_k4/cf").attrs.ints("pads_end") == std::vector<int64_t>{2, 2});
+  CHECK(node(g, "conv_k4@NCHW").attrs.ints("pads_begin") == std::vector<int64_t>{1, 1});
+  CHECK(node(g, "conv_k4@NCHW").attrs.ints("pads_end") == std::vector<int64_t>{2, 2});
   // kernel 3, stride 2 on 5: out ceil(5/2) = 3, total (3-1)·2 + 3 - 5 = 2.
-  CHECK(node(g, "conv_s2/cf").attrs.ints("strides") == std::vector<int64_t>{2, 2});
-  CHECK(node(g, "conv_s2/cf").attrs.ints("pads_begin") == std::vector<int64_t>{1, 1});
-  CHECK(node(g, "conv_s2/cf").attrs.ints("pads_end") == std::vector<int64_t>{1, 1});
+  CHECK(node(g, "conv_s2@NCHW").attrs.ints("strides") == std::vector<int64_t>{2, 2});
+  CHECK(node(g, "conv_s2@NCHW").attrs.ints("pads_begin") == std::vector<int64_t>{1, 1});
+  CHECK(node(g, "conv_s2@NCHW").attrs.ints("pads_end") == std::vector<int64_t>{1, 1});
   // The layers between chain channels-first: no Transpose between them.
-  CHECK(node(g, "conv_s2/cf").inputs[0] == "conv_k4/cf");
+  CHECK(node(g, "conv_s2@NCHW").inputs[0] == "conv_k4@NCHW");
   // An even average pool on 3: the pad after, never counted in the average.
-  const pb::ir::Node& avg = node(g, "avg_same/cf");
+  const pb::ir::Node& avg = node(g, "avg_same@NCHW");
   CHECK(avg.op == "Pool");
   CHECK(avg.attrs.s("mode") == "avg");
   CHECK(avg.attrs.ints("pads_begin") == std::vector<int64_t>{0, 0});
@@ -332,22 +334,23 @@ TEST_CASE("tensorflow decoder: padding \"same\" puts the odd pad at the end (eve
   // Counting the pad in the average visibly changes the output.
   Graph counted = g;
   for (pb::ir::Node& n : counted.nodes)
-    if (n.name == "avg_same/cf") n.attrs.set("count_include_pad", int64_t(1));
+    if (n.name == "avg_same@NCHW") n.attrs.set("count_include_pad", int64_t(1));
   CHECK(max_diff(run(s, counted)[0], s.tensors.at("output.0")) > 0.05);
 }
 
 TEST_CASE("tensorflow decoder: DepthwiseConv2D output channel c·multiplier + m", "[tensorflow]") {
   const pb::Stream s = to_stream(load_doc("tfjs_depthwise"));
   const Graph g = tensorflow().decode(s);
-  const pb::ir::Node& dw = node(g, "dw/cf");
+  const pb::ir::Node& dw = node(g, "dw@NCHW");
   CHECK(dw.op == "Conv");
   CHECK(dw.attrs.i("groups") == 2);
-  CHECK(dw.inputs == std::vector<std::string>{"x/cf", "dw/depthwise_kernel", "dw/bias"});
+  // [kh, kw, C, M] moved into the IR's grouped conv weight [C·M, 1, kh, kw]: "<tensor>@OIHW".
+  CHECK(dw.inputs == std::vector<std::string>{"x@NCHW", "dw/depthwise_kernel@OIHW", "dw/bias"});
   // kernel 3x2 on 4x4, same: rows 1 + 1, columns 0 + 1.
   CHECK(dw.attrs.ints("pads_begin") == std::vector<int64_t>{1, 0});
   CHECK(dw.attrs.ints("pads_end") == std::vector<int64_t>{1, 1});
   const Tensor& k = s.tensors.at("dw/depthwise_kernel");
-  const Tensor& w = g.weights.at("dw/depthwise_kernel");
+  const Tensor& w = g.weights.at("dw/depthwise_kernel@OIHW");
   REQUIRE(k.shape() == pb::Shape{3, 2, 2, 3});
   REQUIRE(w.shape() == pb::Shape{6, 1, 3, 2});
   for (int64_t c = 0; c < 2; ++c)
@@ -364,24 +367,24 @@ TEST_CASE("tensorflow decoder: DepthwiseConv2D output channel c·multiplier + m"
   for (int64_t c = 0; c < 2; ++c)
     for (int64_t m = 0; m < 3; ++m)
       for (int64_t t = 0; t < 6; ++t) swapped.data<float>()[(m * 2 + c) * 6 + t] = w.data<float>()[(c * 3 + m) * 6 + t];
-  wrong.weights["dw/depthwise_kernel"] = swapped;
+  wrong.weights["dw/depthwise_kernel@OIHW"] = swapped;
   CHECK(max_diff(run(s, wrong)[0], s.tensors.at("output.0")) > 0.1);
 }
 
 TEST_CASE("tensorflow decoder: Flatten after a conv flattens Keras's (H, W, C) order", "[tensorflow]") {
   const pb::Stream s = to_stream(load_doc("tfjs_flatten"));
   const Graph g = tensorflow().decode(s);
-  CHECK(node(g, "conv/cf").attrs.s("activation") == "relu");  // Keras's conv activation, fused
+  CHECK(node(g, "conv@NCHW").attrs.s("activation") == "relu");  // Keras's conv activation, fused
   // The conv's channels-last form is made explicitly, and that is what Flatten reads.
   CHECK(node(g, "conv").op == "Transpose");
-  CHECK(node(g, "conv").inputs == std::vector<std::string>{"conv/cf"});
+  CHECK(node(g, "conv").inputs == std::vector<std::string>{"conv@NCHW"});
   CHECK(node(g, "flat").inputs == std::vector<std::string>{"conv"});
   check_close(run(s, g)[0], s.tensors.at("output.0"));
 
   // Flattening the channels-first value instead (C, H, W) feeds the Dense other features.
   Graph wrong = g;
   for (pb::ir::Node& n : wrong.nodes)
-    if (n.name == "flat") n.inputs = {"conv/cf"};
+    if (n.name == "flat") n.inputs = {"conv@NCHW"};
   CHECK(max_diff(run(s, wrong)[0], s.tensors.at("output.0")) > 0.1);
 }
 
@@ -389,9 +392,9 @@ TEST_CASE("tensorflow decoder: BatchNormalization uses the moving statistics and
   json doc = load_doc("tfjs_batchnorm");
   const pb::Stream s = to_stream(doc);
   const Graph g = tensorflow().decode(s);
-  const pb::ir::Node& bn = node(g, "bn/cf");
+  const pb::ir::Node& bn = node(g, "bn@NCHW");
   CHECK(bn.op == "BatchNorm");  // channels axis -1 in Keras, axis 1 channels-first
-  CHECK(bn.inputs == std::vector<std::string>{"x/cf", "bn/gamma", "bn/beta", "bn/moving_mean", "bn/moving_variance"});
+  CHECK(bn.inputs == std::vector<std::string>{"x@NCHW", "bn/gamma", "bn/beta", "bn/moving_mean", "bn/moving_variance"});
   CHECK(bn.attrs.f("eps") == 0.001);
 
   // By hand: gamma·(x - mean)/sqrt(var + 1e-3) + beta over the last (channels) axis.
@@ -411,17 +414,22 @@ TEST_CASE("tensorflow decoder: BatchNormalization uses the moving statistics and
   // torch's 1e-5 instead: the variances (5e-4 .. 4e-3) make that visible.
   Graph wrong = g;
   for (pb::ir::Node& n : wrong.nodes)
-    if (n.name == "bn/cf") n.attrs.set("eps", 1e-5);
+    if (n.name == "bn@NCHW") n.attrs.set("eps", 1e-5);
   CHECK(max_diff(run(s, wrong)[0], s.tensors.at("output.0")) > 0.1);
 
-  // center/scale False: beta 0 and gamma 1 as constants, and the table must not list them.
+  // center/scale False: beta 0 and gamma 1 as constants "<layer>.<role>", and the table must not list them.
   doc["model"]["topology"]["config"]["layers"][1]["config"]["center"] = false;
   doc["model"]["topology"]["config"]["layers"][1]["config"]["scale"] = false;
   doc["model"]["weights"]["bn"].erase("gamma");
   doc["model"]["weights"]["bn"].erase("beta");
+  // Their stream tensors, now read by no layer, are refused too: nothing is silently dropped.
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("tensors[\"bn/beta\"]", "not used by any part of the model"));
+  doc["tensors"].erase("bn/gamma");
+  doc["tensors"].erase("bn/beta");
   const Graph plain = decode(doc);
-  CHECK(node(plain, "bn/cf").inputs == std::vector<std::string>{"x/cf", "bn/gamma=1", "bn/beta=0", "bn/moving_mean", "bn/moving_variance"});
-  CHECK(plain.weights.at("bn/gamma=1").data<float>()[3] == 1.f);
+  CHECK(node(plain, "bn@NCHW").inputs == std::vector<std::string>{"x@NCHW", "bn.gamma", "bn.beta", "bn/moving_mean", "bn/moving_variance"});
+  CHECK(plain.weights.at("bn.gamma").data<float>()[3] == 1.f);
+  CHECK(plain.weights.at("bn.beta").data<float>()[3] == 0.f);
 }
 
 TEST_CASE("tensorflow decoder: Embedding takes int32 ids - an out-of-range id stops the run naming the node", "[tensorflow]") {
@@ -434,9 +442,9 @@ TEST_CASE("tensorflow decoder: Embedding takes int32 ids - an out-of-range id st
   CHECK(node(g, "embedding").op == "Embedding");
   CHECK(node(g, "embedding").inputs == std::vector<std::string>{"ids", "embedding/embeddings"});
   // [N, T, D] -> [N, D, T] for the Conv1D; an even kernel under "same": the pad after.
-  CHECK(node(g, "embedding/cf").attrs.ints("perm") == std::vector<int64_t>{0, 2, 1});
-  CHECK(node(g, "conv/cf").attrs.ints("pads_begin") == std::vector<int64_t>{0});
-  CHECK(node(g, "conv/cf").attrs.ints("pads_end") == std::vector<int64_t>{1});
+  CHECK(node(g, "embedding@NCW").attrs.ints("perm") == std::vector<int64_t>{0, 2, 1});
+  CHECK(node(g, "conv@NCW").attrs.ints("pads_begin") == std::vector<int64_t>{0});
+  CHECK(node(g, "conv@NCW").attrs.ints("pads_end") == std::vector<int64_t>{1});
   CHECK(node(g, "pool/pool").attrs.i("global") == 1);
   CHECK(node(g, "pool").op == "Flatten");
   check_close(run(s, g)[0], s.tensors.at("output.0"));
@@ -468,13 +476,13 @@ TEST_CASE("tensorflow decoder: a DAG where one input feeds two conv branches tha
   size_t readers = 0;
   for (const pb::ir::Node& n : g.nodes) readers += size_t(std::count(n.inputs.begin(), n.inputs.end(), std::string("x")));
   CHECK(readers == 1);
-  CHECK(node(g, "branch_a/cf").inputs[0] == "x/cf");
-  CHECK(node(g, "branch_b/cf").inputs[0] == "x/cf");
+  CHECK(node(g, "branch_a@NCHW").inputs[0] == "x@NCHW");
+  CHECK(node(g, "branch_b@NCHW").inputs[0] == "x@NCHW");
   // Element-wise layers stay channels-first between spatial layers.
-  CHECK(node(g, "sum/cf").op == "Add");
-  CHECK(node(g, "sum/cf").inputs == std::vector<std::string>{"branch_a/cf", "branch_b/cf"});
-  CHECK(node(g, "relu/cf").inputs == std::vector<std::string>{"sum/cf"});
-  CHECK(node(g, "pool/cf").inputs == std::vector<std::string>{"relu/cf"});
+  CHECK(node(g, "sum@NCHW").op == "Add");
+  CHECK(node(g, "sum@NCHW").inputs == std::vector<std::string>{"branch_a@NCHW", "branch_b@NCHW"});
+  CHECK(node(g, "relu@NCHW").inputs == std::vector<std::string>{"sum@NCHW"});
+  CHECK(node(g, "pool@NCHW").inputs == std::vector<std::string>{"relu@NCHW"});
   CHECK(node(g, "flat").inputs == std::vector<std::string>{"pool"});
   check_close(run(s, g)[0], s.tensors.at("output.0"));
 }
@@ -482,14 +490,16 @@ TEST_CASE("tensorflow decoder: a DAG where one input feeds two conv branches tha
 TEST_CASE("tensorflow decoder: ZeroPadding2D pads zeros, even before a max pool", "[tensorflow]") {
   const pb::Stream s = to_stream(load_doc("tfjs_zero_padding"));
   const Graph g = tensorflow().decode(s);
-  // The IR has no Pad op: a depthwise 1x1 Conv with weight 1 and the pads (exactly x, zeros around).
-  const pb::ir::Node& pad = node(g, "pad/cf");
-  CHECK(pad.op == "Conv");
-  CHECK(pad.attrs.i("groups") == 2);
-  CHECK(pad.attrs.ints("pads_begin") == std::vector<int64_t>{1, 0});
-  CHECK(pad.attrs.ints("pads_end") == std::vector<int64_t>{0, 2});
-  CHECK(g.weights.at("pad/weight=1").shape() == pb::Shape{2, 1, 1, 1});
-  CHECK(node(g, "pool/cf").attrs.ints("pads_end") == std::vector<int64_t>{0, 0});
+  // A Pad in the layout its input is held in (the channels-last input: pads per dim of [N, H, W, C]),
+  // no weights; the pool reads its channels-first form.
+  const pb::ir::Node& pad = node(g, "pad");
+  CHECK(pad.op == "Pad");
+  CHECK(pad.inputs == std::vector<std::string>{"x"});
+  CHECK(pad.attrs.ints("pads_begin") == std::vector<int64_t>{0, 1, 0, 0});
+  CHECK(pad.attrs.ints("pads_end") == std::vector<int64_t>{0, 0, 2, 0});
+  CHECK(g.weights.empty());
+  CHECK(node(g, "pool@NCHW").inputs == std::vector<std::string>{"pad@NCHW"});
+  CHECK(node(g, "pool@NCHW").attrs.ints("pads_end") == std::vector<int64_t>{0, 0});
   const Tensor got = run(s, g)[0];
   check_close(got, s.tensors.at("output.0"), 0.0);
   // The inputs are <= 0: the padded zeros win every window that touches them.
@@ -523,7 +533,7 @@ TEST_CASE("tensorflow decoder: the first diverging node of a spatial model is th
   const pb::host::CaseResult r = ladder(s, "diverging", tmp);
   CHECK(r.verdict == pb::host::Verdict::FAIL);
   INFO(r.first_divergence);
-  CHECK(r.first_divergence.rfind("node \"conv_s2\" (keras:conv_s2 (Conv2D))", 0) == 0);
+  CHECK(r.first_divergence.rfind("node \"conv_s2\" (keras:conv_s2 (Conv2D)", 0) == 0);
 }
 
 TEST_CASE("tensorflow decoder: every recorded spatial stream passes the ladder - every tap lines up", "[tensorflow]") {
@@ -551,7 +561,7 @@ TEST_CASE("tensorflow decoder: an unknown layer class names its path", "[tensorf
   json doc = load_doc("sequential_square");
   doc["model"]["topology"]["config"]["layers"][1]["class_name"] = "SeparableConv2D";
   CHECK_THROWS_MATCHES(decode(doc), pb::Error,
-                       ErrorAt("model.topology.config.layers[1].class_name", "unsupported layer class \"SeparableConv2D\" (layer \"dense_Dense2\")"));
+                       ErrorAt("model.topology.config.layers[1].class_name", "unsupported layer class \"SeparableConv2D\" (layer \"dense_Dense2\"; known: "));
 
   doc = load_doc("sequential_square");
   doc["model"]["topology"]["class_name"] = "Graph";
@@ -624,6 +634,79 @@ TEST_CASE("tensorflow decoder: weights nobody uses are errors, not dropped", "[t
   CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.weights.ghost", "no layer \"ghost\" in the model"));
 }
 
+TEST_CASE("tensorflow decoder: a stream tensor no layer uses is an error naming it", "[tensorflow]") {
+  json doc = load_doc("sequential_square");
+  doc["tensors"]["ghost/kernel"] = {{"dtype", "f32"}, {"shape", {1}}, {"data", {0}}};
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("tensors[\"ghost/kernel\"]", "not used by any part of the model"));
+
+  // f64 weights compute in f32: a weight used as it is rounds once into "<tensor>@f32".
+  doc = load_doc("sequential_square");
+  doc["tensors"]["dense_Dense1/bias"]["dtype"] = "f64";
+  const Graph g = decode(doc);
+  CHECK(node(g, "dense_Dense1").inputs[2] == "dense_Dense1/bias@f32");
+  CHECK(g.weights.at("dense_Dense1/bias@f32").dtype() == pb::DType::f32);
+}
+
+TEST_CASE("tensorflow decoder: config keys a layer does not understand are refused, never ignored", "[tensorflow]") {
+  const std::string dense = "model.topology.config.layers[0].config";
+  auto with = [](const char* stream, size_t layer, const std::string& key, const json& value) {
+    json doc = load_doc(stream);
+    doc["model"]["topology"]["config"]["layers"][layer]["config"][key] = value;
+    return doc;
+  };
+  // An unknown key: refused at its path, naming what the layer understands.
+  CHECK_THROWS_MATCHES(decode(with("sequential_square", 0, "kernel_quantizer", "int8")), pb::Error,
+                       ErrorAt(dense + ".kernel_quantizer", "attribute not understood for Dense (known: units, activation, use_bias"));
+  // A key another layer understands is unknown here.
+  CHECK_THROWS_MATCHES(decode(with("tfjs_conv2d", 1, "depth_multiplier", 2)), pb::Error,
+                       ErrorAt("model.topology.config.layers[1].config.depth_multiplier", "attribute not understood for Conv2D"));
+  CHECK_THROWS_MATCHES(decode(with("keras2_functional", 5, "rate2", 0.5)), pb::Error,
+                       ErrorAt("model.topology.config.layers[5].config.rate2", "attribute not understood for Dropout"));
+  // Informational keys (initializers, regularizers, constraints, trainable) are accepted anywhere.
+  CHECK_NOTHROW(decode(with("sequential_square", 0, "kernel_regularizer", {{"class_name", "L2"}, {"config", {{"l2", 0.01}}}})));
+  CHECK_NOTHROW(decode(with("tfjs_batchnorm", 1, "trainable", false)));
+  CHECK_NOTHROW(decode(with("tfjs_batchnorm", 1, "synchronized", false)));  // Keras 3; training only
+
+  // Keys that change what is computed, understood and refused by name when set.
+  CHECK_THROWS_MATCHES(decode(with("sequential_square", 0, "lora_rank", 4)), pb::Error,
+                       ErrorAt(dense + ".lora_rank", "LoRA-adapted Dense is not supported"));
+  CHECK_NOTHROW(decode(with("sequential_square", 0, "lora_rank", nullptr)));
+  CHECK_THROWS_MATCHES(decode(with("sequential_square", 0, "quantization_config", {{"class_name", "Int8QuantizationConfig"}})),
+                       pb::Error, ErrorAt(dense + ".quantization_config", "a quantized Dense is not supported"));
+  CHECK_THROWS_MATCHES(decode(with("tfjs_conv2d", 1, "dora_rank", 2)), pb::Error,
+                       ErrorAt("model.topology.config.layers[1].config.dora_rank", "DoRA-adapted Conv2D is not supported"));
+  CHECK_THROWS_MATCHES(decode(with("tfjs_depthwise", 1, "groups", 2)), pb::Error,
+                       ErrorAt("model.topology.config.layers[1].config.groups", "only 1"));
+  CHECK_THROWS_MATCHES(decode(with("tfjs_batchnorm", 1, "renorm", true)), pb::Error,
+                       ErrorAt("model.topology.config.layers[1].config.renorm", "renorm true is not supported"));
+  CHECK_THROWS_MATCHES(decode(with("tfjs_embedding", 1, "sparse", true)), pb::Error,
+                       ErrorAt("model.topology.config.layers[1].config.sparse", "not supported"));
+
+  // The InputLayer's config too.
+  CHECK_THROWS_MATCHES(decode(with("functional_add", 0, "sparse", true)), pb::Error,
+                       ErrorAt("model.topology.config.layers[0].config.sparse", "sparse inputs are not supported"));
+  CHECK_THROWS_MATCHES(decode(with("functional_add", 0, "input_tensor", "t")), pb::Error,
+                       ErrorAt("model.topology.config.layers[0].config.input_tensor", "attribute not understood for InputLayer"));
+}
+
+TEST_CASE("tensorflow decoder: a dtype other than float32 is refused, as a name or a dtype policy", "[tensorflow]") {
+  const std::string layer = "model.topology.config.layers[1].config";
+  json doc = load_doc("keras3_functional");  // Keras 3: {"class_name": "DTypePolicy", "config": {"name": "float32"}}
+  doc["model"]["topology"]["config"]["layers"][1]["config"]["dtype"]["config"]["name"] = "mixed_float16";
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt(layer + ".dtype.config.name", "only float32 is supported (the IR computes in f32), got dtype policy \"mixed_float16\""));
+  doc["model"]["topology"]["config"]["layers"][1]["config"]["dtype"] = "float64";
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt(layer + ".dtype", "only float32 is supported (the IR computes in f32), got \"float64\""));
+  // Keras 2's mixed-precision policy object.
+  doc = load_doc("keras2_functional");
+  doc["model"]["topology"]["config"]["layers"][1]["config"]["dtype"] = {{"class_name", "Policy"}, {"config", {{"name", "mixed_bfloat16"}}}};
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt(layer + ".dtype.config.name", "got dtype policy \"mixed_bfloat16\""));
+  doc["model"]["topology"]["config"]["layers"][1]["config"]["dtype"] = {{"class_name", "Policy"}, {"config", {{"name", "float32"}}}};
+  CHECK_NOTHROW(decode(doc));
+  doc = load_doc("sequential_square");  // tfjs writes the name
+  doc["model"]["topology"]["config"]["layers"][0]["config"]["dtype"] = "int32";
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.topology.config.layers[0].config.dtype", "got \"int32\""));
+}
+
 TEST_CASE("tensorflow decoder: malformed functional graphs name their path", "[tensorflow]") {
   json doc = load_doc("functional_add");
   doc["model"]["topology"]["config"]["layers"][3]["inbound_nodes"][0][1][0] = "nowhere";
@@ -643,6 +726,14 @@ TEST_CASE("tensorflow decoder: malformed functional graphs name their path", "[t
   doc["model"]["topology"]["config"]["layers"][0]["config"]["batch_input_shape"] = {nullptr, 5};
   CHECK_THROWS_MATCHES(decode(doc), pb::Error,
                        ErrorAt("model.topology.config.layers[0].config.batch_input_shape", "the model expects [null,5]"));
+
+  // A layer called with a number of inputs its class does not take.
+  doc = load_doc("keras2_functional");
+  doc["model"]["topology"]["config"]["layers"][3]["inbound_nodes"][0].push_back(json::array({"input_1", 0, 0, json::object()}));
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.topology.config.layers[3]", "Subtract takes exactly two inputs, got 3"));
+  doc = load_doc("keras2_functional");
+  doc["model"]["topology"]["config"]["layers"][1]["inbound_nodes"][0].push_back(json::array({"input_1", 0, 0, json::object()}));
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.topology.config.layers[1]", "Dense takes one input, got 2"));
 
   doc = load_doc("keras3_functional");
   doc["model"]["topology"]["config"]["layers"][3]["inbound_nodes"][0]["args"][0][1] = 3;
@@ -668,15 +759,16 @@ TEST_CASE("tensorflow decoder: spatial layer configs name their path", "[tensorf
   CHECK_THROWS_MATCHES(decode(with("tfjs_conv2d", "filters", 4)), pb::Error,
                        ErrorAt("model.weights.conv.kernel", "expected a float kernel of shape [kernel..., in_channels/groups, filters] = [2, 3, 2, 4]"));
   CHECK_THROWS_MATCHES(decode(with("tfjs_conv2d", "use_bias", false)), pb::Error, ErrorAt("model.weights.conv.bias", "weight \"bias\" is not used by Conv2D"));
-  // A (dilated) window larger than the input: (2 - 1)·5 + 1 = 6 rows over 5.
+  // A (dilated) window larger than the input: (2 - 1)·5 + 1 = 6 rows over 5 (the Conv schema says so).
   CHECK_THROWS_MATCHES(decode(with("tfjs_conv2d", "dilation_rate", {5, 1})), pb::Error,
-                       ErrorAt("model.topology.config.layers[1]", "spatial size 5 is smaller than its window 6"));
+                       ErrorAt("model.topology.config.layers[1]", "spatial size 5 (padded 5) is smaller than the window 6"));
+  CHECK_THROWS_MATCHES(decode(with("tfjs_conv2d", "strides", {1, 0})), pb::Error, ErrorAt(conv + ".strides", "expected positive sizes"));
   // A Conv2D fed a rank-3 input.
   json doc = load_doc("tfjs_conv2d");
   doc["model"]["topology"]["config"]["layers"][0]["config"]["batch_input_shape"] = {nullptr, 5, 12};
   doc["tensors"]["input.0"] = {{"dtype", "f32"}, {"shape", {1, 5, 12}}, {"data", std::vector<float>(60, 0.f)}};
   CHECK_THROWS_MATCHES(decode(doc), pb::Error,
-                       ErrorAt("model.topology.config.layers[1]", "needs a float input [batch, 2 spatial dims, channels], got f32 [-1, 5, 12]"));
+                       ErrorAt("model.topology.config.layers[1]", "needs a float input [batch, 2 spatial dims, channels], got f32 [1, 5, 12]"));
 
   CHECK_THROWS_MATCHES(decode(with("tfjs_depthwise", "depth_multiplier", 2)), pb::Error,
                        ErrorAt("model.weights.dw.depthwise_kernel", "[kernel..., channels, depth_multiplier] = [3, 2, 2, 2]"));
@@ -691,8 +783,8 @@ TEST_CASE("tensorflow decoder: spatial layer configs name their path", "[tensorf
 
   // Conv1D "causal" (Keras 2/3; tfjs 4.22 accepts it but cannot run it): (k - 1)·d before, none after.
   const Graph causal = decode(with("tfjs_embedding", "padding", "causal", 2));
-  CHECK(node(causal, "conv/cf").attrs.ints("pads_begin") == std::vector<int64_t>{1});
-  CHECK(node(causal, "conv/cf").attrs.ints("pads_end") == std::vector<int64_t>{0});
+  CHECK(node(causal, "conv@NCW").attrs.ints("pads_begin") == std::vector<int64_t>{1});
+  CHECK(node(causal, "conv@NCW").attrs.ints("pads_end") == std::vector<int64_t>{0});
   CHECK_THROWS_MATCHES(decode(with("tfjs_conv2d", "padding", "causal")), pb::Error, ErrorAt(conv + ".padding", "expected \"valid\" or \"same\""));
 }
 
@@ -743,8 +835,13 @@ TEST_CASE("tensorflow decoder: shapes are tracked through every layer - impossib
   CHECK_THROWS_MATCHES(decode(doc), pb::Error,
                        ErrorAt("model.topology.config.layers[" + std::to_string(cat) + "].config.axis", "axis 0 is not a feature axis"));
   layers[cat]["config"]["axis"] = -1;
+  // Whether the elements fit is the Reshape schema's to say (naming the layer); the batch is the captured one.
   CHECK_THROWS_MATCHES(decode(doc), pb::Error,
-                       ErrorAt("model.topology.config.layers[" + std::to_string(reshape) + "].config.target_shape", "cannot reshape [-1, 8] to [3,4]"));
+                       ErrorAt("model.topology.config.layers[" + std::to_string(reshape) + "]", "cannot reshape [6, 8] (48 elements) to [0, 3, 4] = [6, 3, 4]"));
+  // What Keras allows in target_shape is said at its path (0 would mean "copy" to the IR).
+  layers[reshape]["config"]["target_shape"] = {0, 8};
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error,
+                       ErrorAt("model.topology.config.layers[" + std::to_string(reshape) + "].config.target_shape", "expected positive sizes and at most one -1"));
   layers[reshape]["config"]["target_shape"] = {-1, 4};  // -1 is inferred: 2
   const Graph g = decode(doc);
   CHECK(node(g, "reshape").attrs.ints("shape") == std::vector<int64_t>{0, -1, 4});
@@ -753,5 +850,5 @@ TEST_CASE("tensorflow decoder: shapes are tracked through every layer - impossib
   doc = load_doc("tfjs_depthwise");
   doc["model"]["weights"]["dw"]["kernel"] = doc["model"]["weights"]["dw"]["depthwise_kernel"];
   doc["model"]["weights"]["dw"].erase("depthwise_kernel");
-  CHECK(node(decode(doc), "dw/cf").inputs[1] == "dw/depthwise_kernel");  // the stream tensor's name
+  CHECK(node(decode(doc), "dw@NCHW").inputs[1] == "dw/depthwise_kernel@OIHW");  // the stream tensor's name
 }
