@@ -70,14 +70,10 @@ TEST_CASE("decoder util: layout perms, SAME padding, int-or-list, attrs, nodes",
   CHECK(a.ints("pads_end") == std::vector<int64_t>{1, 0});
   CHECK(pb::attrs_of({{"axis", int64_t(-1)}, {"eps", 1e-5}}).f("eps") == 1e-5);
 
-  pb::ir::Graph g;
-  pb::add_node(g, "y", "Activation", {"x"}, pb::attrs_of({{"function", std::string("relu")}}), "test:y");
-  REQUIRE(g.nodes.size() == 1);
-  CHECK(g.nodes[0].name == "y");
-  CHECK(g.nodes[0].outputs == std::vector<std::string>{"y"});
-  CHECK(g.nodes[0].inputs == std::vector<std::string>{"x"});
-  CHECK(g.nodes[0].origin == "test:y");
-  CHECK(g.nodes[0].attrs.s("function") == "relu");
+  const pb::Tensor ones = pb::filled({2, 3}, 1.0);
+  CHECK(ones.dtype() == pb::DType::f32);
+  CHECK(pbtest::values(ones) == std::vector<float>(6, 1.f));
+  CHECK(pb::filled({2}, 0.25, pb::DType::f64).data<double>()[1] == 0.25);
 
   pb::Stream s;
   s.doc = {{"model", {{"format", "torch.fx"}}}};

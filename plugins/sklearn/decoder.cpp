@@ -72,18 +72,18 @@ struct Estimator {
   // store it as a float scalar (intercept_ of a single target, or 0.0 with fit_intercept=False):
   // scalars broadcast to n.
   std::string vector_weight(const JsonRef& ref, int64_t n, const std::string& owner, const std::string& role) const {
-    if (ref.is_number()) return d.constant(owner, role, filled(n, ref.f64()));
+    if (ref.is_number()) return d.constant(owner, role, filled({n}, ref.f64()));
     const std::string name = tensor_name(ref);
     const Tensor& t = d.stream().tensors.at(name);
-    if (t.shape() == Shape{}) return d.derived(name, "broadcast", filled(n, t.cast(DType::f64).data<double>()[0]));
+    if (t.shape() == Shape{}) return d.derived(name, "broadcast", filled({n}, t.cast(DType::f64).data<double>()[0]));
     if (t.shape() != Shape{n}) ref.fail("expected shape [" + std::to_string(n) + "], got " + shape_str(t.shape()));
     return d.weight(name, ref.path());
   }
   // The same as plain f64 values (for folding into other weights).
   Tensor vector(const JsonRef& ref, int64_t n) const {
-    if (ref.is_number()) return filled(n, ref.f64());
+    if (ref.is_number()) return filled({n}, ref.f64(), DType::f64);
     Tensor t = tensor(ref);
-    if (t.shape() == Shape{}) return filled(n, t.data<double>()[0]);
+    if (t.shape() == Shape{}) return filled({n}, t.data<double>()[0], DType::f64);
     if (t.shape() != Shape{n}) ref.fail("expected shape [" + std::to_string(n) + "], got " + shape_str(t.shape()));
     return t;
   }
@@ -98,12 +98,6 @@ struct Estimator {
     JsonRef c = attr("classes_");
     if (!c.is_array()) c.fail("expected the list of class labels");
     return c.size();
-  }
-
-  static Tensor filled(int64_t n, double v) {
-    Tensor t(DType::f64, {n});
-    std::fill(t.data<double>(), t.data<double>() + n, v);
-    return t;
   }
 };
 
@@ -284,7 +278,7 @@ std::string translate_standard_scaler(const Estimator& e, const std::string& x, 
   for (const char* unused : {"var_", with_mean ? "" : "mean_", with_std ? "" : "scale_"})
     if (*unused) e.ignore(unused);
   if (!with_mean && !with_std) return node(e.d, out, "Identity", {x}, e.origin + " (no centering, no scaling)");
-  Tensor scale = Estimator::filled(f, 1.0), shift = Estimator::filled(f, 0.0);
+  Tensor scale = filled({f}, 1.0, DType::f64), shift = filled({f}, 0.0, DType::f64);
   if (with_std) {
     const Tensor s = e.vector(e.attr("scale_"), f);
     for (int64_t i = 0; i < f; ++i) scale.data<double>()[i] = 1.0 / s.data<double>()[i];

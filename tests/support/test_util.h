@@ -3,10 +3,12 @@
 // error matchers, loading a planet's plugin and running what it decodes, hand-built graphs.
 #include <sys/wait.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iomanip>
 #include <iostream>
 #include <iterator>
 #include <map>
@@ -154,6 +156,13 @@ inline pb::Stream to_stream(const nlohmann::json& doc) {
   return pb::read_stream_bytes(reinterpret_cast<const uint8_t*>(text.data()), text.size());
 }
 
+#ifdef PB_PLANET
+// In a planet's own tests (plugins/<planet>/tests): its dialect, its recorded streams, decoding.
+inline const pb::Dialect& planet() { return dialect(PB_PLANET); }
+inline nlohmann::json load_doc(const std::string& name) { return load_doc(PB_PLANET, name); }
+inline pb::ir::Graph decode(const nlohmann::json& doc) { return planet().decode(to_stream(doc)); }
+#endif
+
 // Compiles the graph for the stream's input shapes, runs it, returns copies of the outputs.
 inline std::vector<pb::Tensor> run(const pb::Stream& s, const pb::ir::Graph& g) {
   std::map<std::string, pb::Shape> shapes;
@@ -171,6 +180,43 @@ inline std::vector<pb::Tensor> run(const pb::Stream& s, const pb::ir::Graph& g) 
 
 // An f32 tensor's values.
 inline std::vector<float> values(const pb::Tensor& t) { return {t.data<float>(), t.data<float>() + t.numel()}; }
+
+// |got - want| <= atol + rtol |want| element-wise (the suite's tolerance rule).
+inline void check_close(const std::vector<double>& got, const std::vector<double>& want, double atol = 1e-5, double rtol = 1e-5) {
+  REQUIRE(got.size() == want.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    INFO("element " << i << ": got " << std::setprecision(9) << got[i] << ", want " << want[i]);
+    CHECK(std::fabs(got[i] - want[i]) <= atol + rtol * std::fabs(want[i]));
+  }
+}
+// The same for tensors of any float dtype (compared in double).
+inline std::vector<double> doubles(const pb::Tensor& t) {
+  const pb::Tensor d = t.cast(pb::DType::f64);
+  return {d.data<double>(), d.data<double>() + d.numel()};
+}
+inline void check_close(const pb::Tensor& got, const pb::Tensor& want, double atol = 1e-5, double rtol = 1e-5) {
+  REQUIRE(got.shape() == want.shape());
+  check_close(doubles(got), doubles(want), atol, rtol);
+}
+
+// The largest element-wise difference (for "a wrong translation would visibly fail" checks).
+inline double max_diff(const pb::Tensor& a, const pb::Tensor& b) {
+  REQUIRE(a.shape() == b.shape());
+  const std::vector<double> x = doubles(a), y = doubles(b);
+  double m = 0;
+  for (size_t i = 0; i < x.size(); ++i) m = std::max(m, std::fabs(x[i] - y[i]));
+  return m;
+}
+
+// Every output of the graph, run on the stream's inputs, against the stream's native ones.
+inline void check_outputs(const pb::Stream& s, const pb::ir::Graph& g, double atol = 1e-5, double rtol = 1e-5) {
+  const std::vector<pb::Tensor> out = run(s, g);
+  REQUIRE(out.size() == s.expected.size());
+  for (size_t i = 0; i < out.size(); ++i) {
+    INFO("output " << i << " (" << g.outputs[i] << ")");
+    check_close(out[i], s.tensors.at(s.expected[i]), atol, rtol);
+  }
+}
 
 // The graph's node `name`; fails the test, showing the graph, when there is none.
 inline const pb::ir::Node& node(const pb::ir::Graph& g, const std::string& name) {

@@ -3,14 +3,6 @@
 
 namespace pb::jax {
 
-namespace {
-Tensor filled(int64_t n, float v) {
-  Tensor t(DType::f32, {n});
-  std::fill(t.data<float>(), t.data<float>() + n, v);
-  return t;
-}
-}  // namespace
-
 // BatchNorm at inference: (x - mean) * rsqrt(var + epsilon) * scale + bias with the
 // batch_stats collection's running statistics.
 void translate_batchnorm(const Module& m) {
@@ -28,7 +20,7 @@ void translate_batchnorm(const Module& m) {
   auto scale = m.optional_var(j.boolean("use_scale", true), "use_scale", "scale", {c}, what);
   auto bias = m.optional_var(j.boolean("use_bias", true), "use_bias", "bias", {c}, what);
   m.emit(Layout::ChannelsFirst, "BatchNorm",
-         {m.first(), scale ? *scale : m.constant("scale", filled(c, 1.f)), bias ? *bias : m.constant("bias", filled(c, 0.f)),
+         {m.first(), scale ? *scale : m.constant("scale", filled({c}, 1.0)), bias ? *bias : m.constant("bias", filled({c}, 0.0)),
           m.var_weight("mean", {c}, what, "batch_stats"), m.var_weight("var", {c}, what, "batch_stats")},
          attrs_of({{"eps", j.f64("epsilon", 1e-5)}}));
 }

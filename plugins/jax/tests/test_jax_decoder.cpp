@@ -20,7 +20,11 @@
 using nlohmann::json;
 using pb::Tensor;
 using pb::ir::Graph;
+using pbtest::check_close;
+using pbtest::check_outputs;
+using pbtest::decode;
 using pbtest::ErrorAt;
+using pbtest::load_doc;
 using pbtest::node;
 using pbtest::run;
 using pbtest::to_stream;
@@ -28,11 +32,7 @@ using pbtest::values;
 
 namespace {
 
-const pb::Dialect& jax() { return pbtest::dialect("jax"); }
-
-json load_doc(const std::string& name) { return pbtest::load_doc("jax", name); }
-
-Graph decode(const json& doc) { return jax().decode(to_stream(doc)); }
+const pb::Dialect& jax() { return pbtest::planet(); }
 
 // The largest |got - want| - (atol + rtol |want|): <= 0 when every element is within tolerance.
 double excess(const Tensor& got, const Tensor& want, double atol, double rtol) {
@@ -43,16 +43,6 @@ double excess(const Tensor& got, const Tensor& want, double atol, double rtol) {
     worst = std::max(worst, std::fabs(g - w) - (atol + rtol * std::fabs(w)));
   }
   return worst;
-}
-
-// Every output within the suite's default tolerance of the stream's native one.
-void check_outputs(const pb::Stream& s, const Graph& g) {
-  const std::vector<Tensor> out = run(s, g);
-  REQUIRE(out.size() == s.expected.size());
-  for (size_t i = 0; i < out.size(); ++i) {
-    INFO("output " << g.outputs[i]);
-    CHECK(excess(out[i], s.tensors.at(s.expected[i]), 1e-5, 1e-5) <= 0);
-  }
 }
 
 // The largest excess over the default tolerance among the outputs of `doc` decoded as is.

@@ -18,11 +18,7 @@ void translate_batchnorm(const FxNode& n) {
   // None (a cumulative average), so inference never reads it.
   if (auto tracked = m["buffers"].find("num_batches_tracked")) n.decoder().ignore(tracked->str());
   const int64_t c = n.attr("num_features").i64();
-  auto implied = [&](const std::string& role, float v) {
-    Tensor t(DType::f32, {c});
-    std::fill_n(t.data<float>(), c, v);
-    return n.constant(role, std::move(t));
-  };
+  auto implied = [&](const std::string& role, double v) { return n.constant(role, filled({c}, v)); };
   const std::string scale = n.param("weight").value_or(""), shift = n.param("bias").value_or("");
   n.emit("BatchNorm", {n.in(0), scale.empty() ? implied("scale", 1.f) : scale, shift.empty() ? implied("shift", 0.f) : shift, *mean, *var},
          attrs_of({{"eps", n.attr("eps").f64()}}));

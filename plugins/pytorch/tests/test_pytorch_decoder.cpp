@@ -12,28 +12,17 @@
 using nlohmann::json;
 using pb::Tensor;
 using pb::ir::Graph;
+using pbtest::check_close;
+using pbtest::decode;
 using pbtest::ErrorAt;
+using pbtest::load_doc;
 using pbtest::run;
 using pbtest::to_stream;
 using pbtest::values;
 
 namespace {
 
-const pb::Dialect& pytorch() { return pbtest::dialect("pytorch"); }
-
-json load_doc(const std::string& name) { return pbtest::load_doc("pytorch", name); }
-
-Graph decode(const json& doc) { return pytorch().decode(to_stream(doc)); }
-
-// |got - want| <= atol + rtol |want| element-wise.
-void check_close(const Tensor& got, const Tensor& want, double atol, double rtol = 1e-5) {
-  REQUIRE(got.shape() == want.shape());
-  for (int64_t i = 0; i < got.numel(); ++i) {
-    const double g = got.data<float>()[i], w = want.data<float>()[i];
-    INFO("element " << i << ": got " << std::setprecision(9) << g << ", want " << w);
-    CHECK(std::fabs(g - w) <= atol + rtol * std::fabs(w));
-  }
-}
+const pb::Dialect& pytorch() { return pbtest::planet(); }
 
 }  // namespace
 

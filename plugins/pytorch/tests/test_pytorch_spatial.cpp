@@ -15,18 +15,19 @@
 using nlohmann::json;
 using pb::Tensor;
 using pb::ir::Graph;
+using pbtest::check_close;
+using pbtest::max_diff;
+using pbtest::check_outputs;
+using pbtest::decode;
 using pbtest::ErrorAt;
+using pbtest::load_doc;
 using pbtest::node;
 using pbtest::run;
 using pbtest::to_stream;
 
 namespace {
 
-const pb::Dialect& pytorch() { return pbtest::dialect("pytorch"); }
-
-json load_doc(const std::string& name) { return pbtest::load_doc("pytorch", name); }
-
-Graph decode(const json& doc) { return pytorch().decode(to_stream(doc)); }
+const pb::Dialect& pytorch() { return pbtest::planet(); }
 
 // "model.graph[i]" of the fx node called `name`.
 std::string graph_path(const json& doc, const std::string& name) {
@@ -43,34 +44,6 @@ json& fx_node(json& doc, const std::string& name) {
     if (n["name"] == name) return n;
   FAIL("no fx node \"" << name << "\"");
   throw std::logic_error("unreachable");
-}
-
-// |got - want| <= atol + rtol |want| element-wise (torch and oneDNN sum in other orders).
-void check_close(const Tensor& got, const Tensor& want, double atol = 1e-5, double rtol = 1e-5) {
-  REQUIRE(got.shape() == want.shape());
-  for (int64_t i = 0; i < got.numel(); ++i) {
-    const double g = got.data<float>()[i], w = want.data<float>()[i];
-    INFO("element " << i << ": got " << std::setprecision(9) << g << ", want " << w);
-    CHECK(std::fabs(g - w) <= atol + rtol * std::fabs(w));
-  }
-}
-
-// The largest element-wise difference (for "a wrong translation would visibly fail" checks).
-double max_diff(const Tensor& a, const Tensor& b) {
-  REQUIRE(a.shape() == b.shape());
-  double m = 0;
-  for (int64_t i = 0; i < a.numel(); ++i) m = std::max(m, double(std::fabs(a.data<float>()[i] - b.data<float>()[i])));
-  return m;
-}
-
-// Every output of the graph run on the stream's inputs against the stream's expected (torch's).
-void check_outputs(const pb::Stream& s, const Graph& g) {
-  const std::vector<Tensor> out = run(s, g);
-  REQUIRE(out.size() == s.expected.size());
-  for (size_t i = 0; i < out.size(); ++i) {
-    INFO("output " << i << " (" << g.outputs[i] << ")");
-    check_close(out[i], s.tensors.at(s.expected[i]));
-  }
 }
 
 using Ints = std::vector<int64_t>;

@@ -128,7 +128,9 @@ std::vector<ir::TensorType> Decoder::emit(ir::Node node) {
     where_.fail(e.what());
   }
   for (size_t i = 0; i < out.size(); ++i)
-    if (!types_.emplace(node.outputs[i], out[i]).second) where_.fail("internal: IR value \"" + node.outputs[i] + "\" is defined twice");
+    if (!types_.emplace(node.outputs[i], out[i]).second)
+      where_.fail("\"" + node.outputs[i] + "\" would name two things in the graph (" +
+                  (graph_.weights.count(node.outputs[i]) ? "a weight" : "another value") + " has that name)");
   graph_.nodes.push_back(std::move(node));
   return out;
 }
@@ -216,6 +218,7 @@ void Decoder::add_weight(const std::string& name, Tensor t) {
     if (it->second.raw() != t.raw()) where_.fail("two different weights are named \"" + name + "\"");
     return;  // a shared module's second use
   }
+  if (types_.count(name)) where_.fail("weight \"" + name + "\" has the name of a value of the model");
   types_[name] = {t.dtype(), t.shape()};
   graph_.weights.emplace(name, std::move(t));
 }

@@ -14,16 +14,15 @@ ir::Attrs attrs_of(AttrList kv) {
   return a;
 }
 
-void add_node(ir::Graph& g, const std::string& name, const std::string& op, std::vector<std::string> inputs,
-              ir::Attrs attrs, const std::string& origin) {
-  ir::Node n;
-  n.name = name;
-  n.op = op;
-  n.inputs = std::move(inputs);
-  n.outputs = {name};
-  n.attrs = std::move(attrs);
-  n.origin = origin;
-  g.nodes.push_back(std::move(n));
+Tensor filled(const Shape& shape, double value, DType dtype) {
+  Tensor t(dtype, shape);
+  switch (dtype) {
+    case DType::f32: std::fill(t.data<float>(), t.data<float>() + t.numel(), static_cast<float>(value)); break;
+    case DType::f64: std::fill(t.data<double>(), t.data<double>() + t.numel(), value); break;
+    case DType::i32: std::fill(t.data<int32_t>(), t.data<int32_t>() + t.numel(), static_cast<int32_t>(value)); break;
+    case DType::i64: std::fill(t.data<int64_t>(), t.data<int64_t>() + t.numel(), static_cast<int64_t>(value)); break;
+  }
+  return t;
 }
 
 JsonRef model_of(const Stream& stream, const std::string& format) {

@@ -16,17 +16,16 @@
 using nlohmann::json;
 using pb::Tensor;
 using pb::ir::Graph;
+using pbtest::check_close;
+using pbtest::decode;
 using pbtest::ErrorAt;
+using pbtest::load_doc;
 using pbtest::node;
 using pbtest::to_stream;
 
 namespace {
 
-const pb::Dialect& sklearn() { return pbtest::dialect("sklearn"); }
-
-json load_doc(const std::string& name) { return pbtest::load_doc("sklearn", name); }
-
-Graph decode(const json& doc) { return sklearn().decode(to_stream(doc)); }
+const pb::Dialect& sklearn() { return pbtest::planet(); }
 
 // Compiles the graph for the stream's input, runs it, returns a copy of the one output.
 Tensor run(const pb::Stream& s, const Graph& g) {
@@ -42,14 +41,6 @@ std::vector<double> values(const Tensor& t) {
 
 // The recorded native output, as doubles.
 std::vector<double> expected(const pb::Stream& s) { return values(s.tensors.at(s.expected.at(0))); }
-
-void check_close(const std::vector<double>& got, const std::vector<double>& want, double tol) {
-  REQUIRE(got.size() == want.size());
-  for (size_t i = 0; i < got.size(); ++i) {
-    INFO("element " << i << ": " << got[i] << " vs " << want[i]);
-    CHECK(std::fabs(got[i] - want[i]) <= tol);
-  }
-}
 
 }  // namespace
 

@@ -19,10 +19,7 @@ void translate_batchnorm(const Layer& L) {
   refuse_unless(c, "renorm", !c.boolean("renorm", false), "renorm true is not supported");
   const int64_t ch = xs.back();
   auto param = [&](const std::string& short_name, bool present, float fallback) {
-    if (present) return L.weight(short_name, {ch}, "[channels]");
-    Tensor t(DType::f32, {ch});
-    std::fill(t.data<float>(), t.data<float>() + ch, fallback);
-    return L.constant(short_name, std::move(t));
+    return present ? L.weight(short_name, {ch}, "[channels]") : L.constant(short_name, filled({ch}, fallback));
   };
   const std::string gamma = param("gamma", c.boolean("scale", true), 1.f), beta = param("beta", c.boolean("center", true), 0.f);
   const std::string mean = param("moving_mean", true, 0.f), var = param("moving_variance", true, 1.f);

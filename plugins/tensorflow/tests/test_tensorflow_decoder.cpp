@@ -15,34 +15,18 @@
 using nlohmann::json;
 using pb::Tensor;
 using pb::ir::Graph;
+using pbtest::check_close;
+using pbtest::max_diff;
+using pbtest::decode;
 using pbtest::ErrorAt;
+using pbtest::load_doc;
 using pbtest::node;
 using pbtest::run;
 using pbtest::to_stream;
 
 namespace {
 
-const pb::Dialect& tensorflow() { return pbtest::dialect("tensorflow"); }
-
-json load_doc(const std::string& name) { return pbtest::load_doc("tensorflow", name); }
-
-Graph decode(const json& doc) { return tensorflow().decode(to_stream(doc)); }
-
-void check_close(const Tensor& got, const Tensor& want, double tol = 1e-5) {
-  REQUIRE(got.shape() == want.shape());
-  for (int64_t i = 0; i < got.numel(); ++i) {
-    INFO("element " << i);
-    CHECK(std::fabs(got.data<float>()[i] - want.data<float>()[i]) <= tol);
-  }
-}
-
-// The largest element-wise difference (for "this would visibly fail" checks).
-double max_diff(const Tensor& a, const Tensor& b) {
-  REQUIRE(a.shape() == b.shape());
-  double m = 0;
-  for (int64_t i = 0; i < a.numel(); ++i) m = std::max(m, double(std::fabs(a.data<float>()[i] - b.data<float>()[i])));
-  return m;
-}
+const pb::Dialect& tensorflow() { return pbtest::planet(); }
 
 // x [rows, in] · K [in, out] + b: the Keras definition, by hand.
 std::vector<float> keras_dense(const Tensor& x, const Tensor& k, const Tensor* b) {

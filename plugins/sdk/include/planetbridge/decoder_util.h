@@ -1,6 +1,6 @@
 #pragma once
-// Generic mechanics that every planet decoder (plugins/<planet>/decoder.cpp) needs: building
-// Attrs and nodes, the graph's metadata, the capture command, int-or-list attributes, window
+// Generic mechanics that every planet decoder needs beside the decoder context (decoder.h):
+// building Attrs, the graph's metadata, the capture command, int-or-list attributes, window
 // attributes and "SAME" padding arithmetic, and copying a tensor with permuted axes. None of
 // it knows a planet: which layout a planet's weights and values have, and so which
 // permutation or padding rule applies, stays in its plugin (docs/writing-a-plugin.md).
@@ -24,9 +24,8 @@ using AttrList = std::initializer_list<std::pair<const std::string, ir::AttrValu
 // Attrs from a list: attrs_of({{"axis", int64_t(-1)}, {"eps", 1e-5}}).
 ir::Attrs attrs_of(AttrList kv);
 
-// Appends a node named `name` whose one output value is also named `name`.
-void add_node(ir::Graph& g, const std::string& name, const std::string& op, std::vector<std::string> inputs,
-              ir::Attrs attrs, const std::string& origin);
+// A new tensor of `shape` with every element `value` (BatchNorm's implied ones and zeros).
+Tensor filled(const Shape& shape, double value, DType dtype = DType::f32);
 
 // The stream's "model", whose "format" must be `format` (else an error naming model.format).
 JsonRef model_of(const Stream& stream, const std::string& format);
