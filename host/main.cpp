@@ -14,6 +14,7 @@
 
 #include "ladder.h"
 #include "planetbridge/entity.h"
+#include "planetbridge/ops.h"
 #include "plugin_loader.h"
 #include "report.h"
 #include "run_store.h"
@@ -46,11 +47,12 @@ struct Common {
 
 int cmd_plugins(const Common& common) {
   PluginRegistry reg = common.plugins();
-  std::cout << "search path:\n";
+  std::cout << "this host: " << host_abi_description() << "\n\nsearch path:\n";
   for (const auto& d : reg.searched()) std::cout << "  " << d << "\n";
   std::cout << "\nplugins (" << reg.plugins().size() << "):\n";
   for (const auto& p : reg.plugins()) {
     std::cout << "  " << p.dialect->planet() << " " << p.dialect->version() << "  " << p.file << "\n";
+    std::cout << "    built with planetbridge " << p.sdk_version << ", " << p.toolchain << "\n";
     std::string line = "    translates:";
     for (const auto& t : p.dialect->source_types()) {
       if (line.size() + t.size() > 100) {
@@ -65,6 +67,14 @@ int cmd_plugins(const Common& common) {
     std::cout << "\nrefused (" << reg.refused().size() << "):\n";
     for (const auto& r : reg.refused()) std::cout << "  " << r.file << ": " << r.reason << "\n";
   }
+  return 0;
+}
+
+// ---------------------------------------------------------------- ops
+
+// The IR's op table and activation functions, as docs/ir.md holds them.
+int cmd_ops() {
+  std::cout << ir::ops_markdown() << "\n" << ir::activations_markdown();
   return 0;
 }
 
@@ -250,6 +260,8 @@ int main(int argc, char** argv) {
 
   CLI::App* plugins_cmd = app.add_subcommand("plugins", "List the plugins found and any refused, with the reason");
 
+  CLI::App* ops_cmd = app.add_subcommand("ops", "Print the IR's op table (inputs, attributes, defaults) and activation functions");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -261,6 +273,7 @@ int main(int argc, char** argv) {
     if (*serve_cmd) return cmd_serve(common, serve);
     if (*inspect_cmd) return cmd_inspect(inspect_path);
     if (*plugins_cmd) return cmd_plugins(common);
+    if (*ops_cmd) return cmd_ops();
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
     return kExitUsage;

@@ -242,14 +242,18 @@ Types infer_reshape(const InferContext& c) {
       c.fail("shape " + shape_str(target) + " has a negative size");
     }
   }
-  const int64_t total = product(in.begin(), in.end());
-  Shape rest = out;
-  if (infer_at >= 0) rest.erase(rest.begin() + infer_at);
-  const int64_t k = product(rest.begin(), rest.end());
+  // Dims copied by 0 appear on both sides and cancel: an unknown batch copied through still
+  // lets the -1 be inferred.
+  Shape in_rest, rest;
+  for (size_t i = 0; i < in.size(); ++i)
+    if (i >= target.size() || target[i] != 0) in_rest.push_back(in[i]);
+  for (size_t i = 0; i < out.size(); ++i)
+    if (target[i] != 0 && int64_t(i) != infer_at) rest.push_back(out[i]);
+  const int64_t total = product(in_rest.begin(), in_rest.end()), k = product(rest.begin(), rest.end());
   const bool fits = !known(total) || !known(k) || (infer_at >= 0 ? k > 0 && total % k == 0 : total == k);
   if (!fits)
-    c.fail("cannot reshape " + shape_str(in) + " (" + std::to_string(total) + " elements) to " + shape_str(target) +
-           (out != target ? " = " + shape_str(out) : ""));
+    c.fail("cannot reshape " + shape_str(in) + " (" + std::to_string(product(in.begin(), in.end())) + " elements) to " +
+           shape_str(target) + (out != target ? " = " + shape_str(out) : ""));
   if (infer_at >= 0) out[infer_at] = known(total) && known(k) ? total / k : -1;
   return {{c.in(0).dtype, out}};
 }
@@ -613,6 +617,17 @@ std::string ops_markdown() {
       if (!a.doc.empty()) o << ": " << a.doc;
     }
     o << " | " << s.summary << " | " << s.notes << " |\n";
+  }
+  return o.str();
+}
+
+std::string activations_markdown() {
+  std::ostringstream o;
+  o << "| function | definition | needs |\n|---|---|---|\n";
+  for (const ActivationInfo& a : activation_functions()) {
+    std::string needs;
+    for (const std::string& r : a.required) needs += (needs.empty() ? "`" : ", `") + r + "`";
+    o << "| `" << a.name << "` | " << a.definition << " | " << (needs.empty() ? "—" : needs) << " |\n";
   }
   return o.str();
 }

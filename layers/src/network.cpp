@@ -93,6 +93,12 @@ const std::string& node_input(const ir::Node& node, size_t i) {
 
 // ------------------------------------------------------------------ Network
 
+std::vector<std::string> kernel_ops() {
+  std::vector<std::string> out;
+  for (const auto& kv : layers::kernel_table()) out.push_back(kv.first);
+  return out;
+}
+
 struct Network::Impl : layers::CompileContext {
   ir::Graph graph;
   CompileOptions options;

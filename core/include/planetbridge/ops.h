@@ -120,7 +120,8 @@ Shape broadcast_shapes(const Node& node, const Shape& a, const Shape& b);
 // axis in [-rank, rank) made non-negative; errors name the node and `what`.
 int64_t normalize_axis(const Node& node, int64_t axis, size_t rank, const std::string& what = "axis");
 
-// The op table as markdown rows for docs/ir.md.
+// The op table and the activation functions as markdown tables, as docs/ir.md holds them.
 std::string ops_markdown();
+std::string activations_markdown();
 
 }  // namespace pb::ir

@@ -18,6 +18,9 @@ struct CompileOptions {
                                 // off, every value is plain and readable with value()
 };
 
+// The ops this build has kernels for (layers/kernels/registry.cpp), sorted.
+std::vector<std::string> kernel_ops();
+
 class Network {
  public:
   // input_shapes: concrete shapes for graph inputs whose shape has -1 dimensions.
