@@ -596,10 +596,7 @@ TEST_CASE("jax decoder: errors in conv, pool, norm, reduction and Embed fields n
 // ------------------------------------------------------------------ live: jax-js under Node
 
 TEST_CASE("live jax: the jax-js capture serves dense, residual, conv and batchnorm fixtures that pass the ladder", "[jax][live]") {
-  if (std::system("node --version >/dev/null 2>&1") != 0) {
-    WARN("SKIP: no node on PATH (the live jax-js test needs Node 20)");
-    return;
-  }
+  PBTEST_SKIP_IF(std::string(std::system("node --version >/dev/null 2>&1") != 0 ? "no node on PATH" : ""), "the live jax-js test needs Node 20");
   pbtest::TempDir tmp;
   const pb::host::Suite suite = pb::host::parse_suite(R"(
 suite: jax-live
@@ -618,10 +615,8 @@ fixtures:
   opt.out_dir = tmp.file("out");
   const std::vector<pb::host::CaseResult> results = pb::host::run_suite(suite, plugins, opt);
   REQUIRE(results.size() == 6);
-  if (results[0].verdict == pb::host::Verdict::SKIP) {  // node without the npm packages
-    WARN("SKIP: " << results[0].message);
-    return;
-  }
+  // Node without the npm packages: the capture says so.
+  PBTEST_SKIP_IF(std::string(results[0].verdict == pb::host::Verdict::SKIP ? results[0].message : ""), "the live jax-js test needs npm ci");
   const std::vector<size_t> composed = {1, 1, 1, 1, 2};  // Dense; Conv; Conv and BatchNorm
   for (size_t i = 0; i < 5; ++i) {
     const auto& r = results[i];
