@@ -11,9 +11,11 @@ install(TARGETS planetbridge EXPORT planetbridgeTargets RUNTIME DESTINATION bin)
 install(TARGETS pb_core pb_sdk EXPORT planetbridgeTargets LIBRARY DESTINATION lib ARCHIVE DESTINATION lib)
 install(DIRECTORY core/include/ plugins/sdk/include/ DESTINATION include FILES_MATCHING PATTERN "*.h")
 install(FILES ${PROJECT_BINARY_DIR}/include/planetbridge/version.h DESTINATION include/planetbridge)
+# Every planet built, but not the template: it is source to copy (plugins/template/), built
+# here only to be tested, and an installed "template" planet would serve nothing.
 foreach(dir ${PB_PLANET_DIRS})
   get_filename_component(planet ${dir} NAME)
-  if(TARGET planet_${planet})
+  if(TARGET planet_${planet} AND NOT planet STREQUAL "template")
     set_target_properties(planet_${planet} PROPERTIES INSTALL_RPATH "$ORIGIN/../..")
     install(TARGETS planet_${planet} LIBRARY DESTINATION lib/planetbridge/plugins)
   endif()
