@@ -26,6 +26,7 @@
 #include "planetbridge/network.h"
 #include "planetbridge/stream.h"
 #include "planetbridge/tensor.h"
+#include "ladder.h"
 #include "plugin_loader.h"
 
 namespace pbtest {
@@ -215,6 +216,30 @@ inline void check_outputs(const pb::Stream& s, const pb::ir::Graph& g, double at
   for (size_t i = 0; i < out.size(); ++i) {
     INFO("output " << i << " (" << g.outputs[i] << ")");
     check_close(out[i], s.tensors.at(s.expected[i]), atol, rtol);
+  }
+}
+
+// The three-way ladder on one stream (native -> bridged -> reloaded), its checkpoint in a
+// temporary directory.
+inline pb::host::CaseResult ladder(const pb::Stream& s, const pb::Dialect& d, double atol = 1e-5, double rtol = 1e-5) {
+  TempDir tmp;
+  pb::host::LadderOptions opt;
+  opt.tolerance = {atol, rtol};
+  opt.entity_path = tmp.file("model.entity");
+  return pb::host::run_ladder(s, d, opt);
+}
+
+// EXACT or PASS, reloaded bit-identically, and every tap the stream carries compared (it lined
+// up with an IR value of its layout) and within tolerance.
+inline void check_passes(const pb::host::CaseResult& r, const pb::Stream& s) {
+  INFO(r.message << " " << r.worst << " " << r.tap_error);
+  CHECK((r.verdict == pb::host::Verdict::EXACT || r.verdict == pb::host::Verdict::PASS));
+  CHECK(r.reload_identical);
+  CHECK(r.tap_error.empty());
+  CHECK(r.taps.size() == s.taps.size());
+  for (const auto& t : r.taps) {
+    INFO(t.value);
+    CHECK(t.vs_native.within);
   }
 }
 

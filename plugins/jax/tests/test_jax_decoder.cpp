@@ -195,17 +195,10 @@ TEST_CASE("jax decoder: every function maps by its Flax name and matches jax-js"
 }
 
 TEST_CASE("jax decoder: every test stream passes the ladder", "[jax]") {
-  pbtest::TempDir tmp;
   for (const char* name : {"dense_square", "mlp_no_bias", "residual", "functions", "conv", "norms_pools", "embed_conv1d"}) {
     INFO(name);
     const pb::Stream s = to_stream(load_doc(name));
-    pb::host::LadderOptions opt;
-    opt.tolerance = {1e-5, 1e-5};
-    opt.entity_path = tmp.file(std::string("entities/") + name + ".entity");
-    const pb::host::CaseResult r = pb::host::run_ladder(s, jax(), opt);
-    INFO(r.message);
-    CHECK((r.verdict == pb::host::Verdict::EXACT || r.verdict == pb::host::Verdict::PASS));
-    CHECK(r.reload_identical);
+    pbtest::check_passes(pbtest::ladder(s, jax()), s);
   }
 }
 
@@ -355,11 +348,7 @@ TEST_CASE("jax decoder: every tap lines up with a value of its module's name, in
       previous = at;
     }
     // The ladder's own tap check compares every one of them.
-    pbtest::TempDir tmp;
-    pb::host::LadderOptions opt;
-    opt.tolerance = {1e-5, 1e-5};
-    opt.entity_path = tmp.file("model.entity");
-    const pb::host::CaseResult r = pb::host::run_ladder(s, jax(), opt);
+    const pb::host::CaseResult r = pbtest::ladder(s, jax());
     INFO(r.message << r.tap_error);
     CHECK(r.tap_error.empty());
     CHECK(r.taps.size() == tap_count);
@@ -416,11 +405,7 @@ TEST_CASE("jax decoder: a corrupted Conv kernel is reported at that Conv", "[jax
   json doc = load_doc("norms_pools");
   for (json& v : doc["tensors"]["params/Conv_0/kernel"]["data"]) v = v.get<double>() + 0.5;
   const pb::Stream s = to_stream(doc);
-  pbtest::TempDir tmp;
-  pb::host::LadderOptions opt;
-  opt.tolerance = {1e-5, 1e-5};
-  opt.entity_path = tmp.file("model.entity");
-  const pb::host::CaseResult r = pb::host::run_ladder(s, jax(), opt);
+  const pb::host::CaseResult r = pbtest::ladder(s, jax());
   INFO(r.message << " / " << r.first_divergence);
   CHECK(r.verdict == pb::host::Verdict::FAIL);
   REQUIRE(!r.taps.empty());

@@ -164,18 +164,10 @@ TEST_CASE("pytorch decoder: Dropout and Identity in eval mode are identities", "
 }
 
 TEST_CASE("pytorch decoder: every hand-written stream passes the ladder", "[pytorch]") {
-  pbtest::TempDir tmp;
   for (const char* name : {"linear_square", "linear_no_bias", "relu_forms", "gelu_tanh", "softmax_dim", "flatten"}) {
     INFO(name);
     const pb::Stream s = to_stream(load_doc(name));
-    pb::host::LadderOptions opt;
-    opt.tolerance = {1e-6, 1e-5};  // oneDNN's log-softmax is ~2e-6 relative off in f32
-    opt.entity_path = tmp.file(std::string("entities/") + name + ".entity");
-    const pb::host::CaseResult r = pb::host::run_ladder(s, pytorch(), opt);
-    INFO(r.message);
-    CHECK((r.verdict == pb::host::Verdict::EXACT || r.verdict == pb::host::Verdict::PASS));
-    CHECK(r.reload_identical);
-    CHECK(std::filesystem::exists(opt.entity_path));
+    pbtest::check_passes(pbtest::ladder(s, pytorch(), 1e-6, 1e-5), s);
   }
 }
 

@@ -503,24 +503,10 @@ TEST_CASE("pytorch spatial: torch.div with rounding_mode=None is the true divisi
 // ------------------------------------------------------------------ the ladder
 
 TEST_CASE("pytorch spatial: every recorded stream passes the ladder - every tap lines up", "[pytorch]") {
-  pbtest::TempDir tmp;
   for (const char* name : kRecorded) {
     INFO(name);
     const pb::Stream s = to_stream(load_doc(name));
-    pb::host::LadderOptions opt;
-    opt.tolerance = {1e-5, 1e-5};
-    opt.entity_path = tmp.file(std::string("entities/") + name + ".entity");
-    const pb::host::CaseResult r = pb::host::run_ladder(s, pytorch(), opt);
-    INFO(r.message << " " << r.worst << " " << r.tap_error);
-    CHECK((r.verdict == pb::host::Verdict::EXACT || r.verdict == pb::host::Verdict::PASS));
-    CHECK(r.reload_identical);
-    CHECK(r.tap_error.empty());
-    // Every fx node torch tapped met the IR value of the same name, within tolerance.
-    CHECK(r.taps.size() == s.taps.size());
-    for (const auto& t : r.taps) {
-      INFO(t.value);
-      CHECK(t.vs_native.within);
-    }
+    pbtest::check_passes(pbtest::ladder(s, pytorch()), s);
   }
 }
 

@@ -92,11 +92,7 @@ TEST_CASE("sklearn decoder: intercepts_ are always applied", "[sklearn]") {
   // And through the ladder: a stream whose intercepts were lost on the way FAILs.
   for (auto& name : {"intercepts_.0", "intercepts_.1"})
     for (auto& v : doc["tensors"][name]["data"]) v = 0.0;
-  pbtest::TempDir tmp;
-  pb::host::LadderOptions opt;
-  opt.tolerance = {1e-5, 1e-5};
-  opt.entity_path = tmp.file("dropped.entity");
-  CHECK(pb::host::run_ladder(to_stream(doc), sklearn(), opt).verdict == pb::host::Verdict::FAIL);
+  CHECK(pbtest::ladder(to_stream(doc), sklearn()).verdict == pb::host::Verdict::FAIL);
 }
 
 TEST_CASE("sklearn decoder: StandardScaler is an Affine, with_mean and with_std honoured", "[sklearn]") {
@@ -172,17 +168,10 @@ TEST_CASE("sklearn decoder: binary predict_proba is [1 - p, p]", "[sklearn]") {
 }
 
 TEST_CASE("sklearn decoder: every recorded stream passes the ladder", "[sklearn]") {
-  pbtest::TempDir tmp;
   for (const char* name : {"mlp_square", "mlp_classifier_binary", "logreg_binary", "scaler_linreg_1d"}) {
     INFO(name);
     const pb::Stream s = to_stream(load_doc(name));
-    pb::host::LadderOptions opt;
-    opt.tolerance = {1e-6, 1e-6};
-    opt.entity_path = tmp.file(std::string("entities/") + name + ".entity");
-    const pb::host::CaseResult r = pb::host::run_ladder(s, sklearn(), opt);
-    INFO(r.message);
-    CHECK((r.verdict == pb::host::Verdict::EXACT || r.verdict == pb::host::Verdict::PASS));
-    CHECK(r.reload_identical);
+    pbtest::check_passes(pbtest::ladder(s, sklearn(), 1e-6, 1e-6), s);
   }
 }
 

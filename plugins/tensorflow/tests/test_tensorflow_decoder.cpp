@@ -169,27 +169,14 @@ TEST_CASE("tensorflow decoder: a stream recorded from tfjs (every activation, a 
     INFO(layer);
     CHECK(g.find_node(layer) != nullptr);
   }
-  pbtest::TempDir tmp;
-  pb::host::LadderOptions opt;
-  opt.tolerance = {1e-5, 1e-5};
-  opt.entity_path = tmp.file("tfjs_functional.entity");
-  const pb::host::CaseResult r = pb::host::run_ladder(s, tensorflow(), opt);
-  INFO(r.message);
-  CHECK((r.verdict == pb::host::Verdict::EXACT || r.verdict == pb::host::Verdict::PASS));
-  CHECK(r.reload_identical);
+  pbtest::check_passes(pbtest::ladder(s, tensorflow()), s);
 }
 
 TEST_CASE("tensorflow decoder: every hand-written stream passes the ladder", "[tensorflow]") {
-  pbtest::TempDir tmp;
   for (const char* name : {"sequential_square", "functional_add", "keras2_functional", "keras3_functional"}) {
     INFO(name);
-    pb::host::LadderOptions opt;
-    opt.tolerance = {1e-5, 1e-5};
-    opt.entity_path = tmp.file(std::string("entities/") + name + ".entity");
-    const pb::host::CaseResult r = pb::host::run_ladder(to_stream(load_doc(name)), tensorflow(), opt);
-    INFO(r.message);
-    CHECK((r.verdict == pb::host::Verdict::EXACT || r.verdict == pb::host::Verdict::PASS));
-    CHECK(r.reload_identical);
+    const pb::Stream s = to_stream(load_doc(name));
+    pbtest::check_passes(pbtest::ladder(s, tensorflow()), s);
   }
 }
 
@@ -241,13 +228,6 @@ Tensor keras_conv2d(const Tensor& x, const Tensor& k, const Tensor* b, int64_t s
           y.data<float>()[((b0 * oh + i) * ow + j) * out_c + o] = float(acc);
         }
   return y;
-}
-
-pb::host::CaseResult ladder(const pb::Stream& s, const std::string& name, pbtest::TempDir& tmp) {
-  pb::host::LadderOptions opt;
-  opt.tolerance = {1e-5, 1e-5};
-  opt.entity_path = tmp.file("entities/" + name + ".entity");
-  return pb::host::run_ladder(s, tensorflow(), opt);
 }
 
 }  // namespace
@@ -513,29 +493,19 @@ TEST_CASE("tensorflow decoder: the first diverging node of a spatial model is th
   Tensor bias = s.tensors.at("conv_s2/bias").clone();
   bias.data<float>()[1] += 1.f;
   s.tensors["conv_s2/bias"] = bias;
-  pbtest::TempDir tmp;
-  const pb::host::CaseResult r = ladder(s, "diverging", tmp);
+  const pb::host::CaseResult r = pbtest::ladder(s, tensorflow());
   CHECK(r.verdict == pb::host::Verdict::FAIL);
   INFO(r.first_divergence);
   CHECK(r.first_divergence.rfind("node \"conv_s2\" (keras:conv_s2 (Conv2D)", 0) == 0);
 }
 
 TEST_CASE("tensorflow decoder: every recorded spatial stream passes the ladder - every tap lines up", "[tensorflow]") {
-  pbtest::TempDir tmp;
   for (const char* name : {"tfjs_conv2d", "tfjs_same_even", "tfjs_depthwise", "tfjs_flatten", "tfjs_batchnorm", "tfjs_embedding", "tfjs_shared_input",
                            "tfjs_zero_padding", "tfjs_norms"}) {
     INFO(name);
     const pb::Stream s = to_stream(load_doc(name));
-    const pb::host::CaseResult r = ladder(s, name, tmp);
-    INFO(r.message);
-    CHECK((r.verdict == pb::host::Verdict::EXACT || r.verdict == pb::host::Verdict::PASS));
-    CHECK(r.reload_identical);
-    // Each tap (a channels-last Keras value) met an IR value of the same layout, within tolerance.
-    CHECK(r.taps.size() == s.taps.size());
-    for (const auto& t : r.taps) {
-      INFO(t.value);
-      CHECK(t.vs_native.within);
-    }
+    // Each tap (a channels-last Keras value) meets an IR value of the same layout, within tolerance.
+    pbtest::check_passes(pbtest::ladder(s, tensorflow()), s);
   }
 }
 
