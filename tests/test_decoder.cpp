@@ -127,6 +127,18 @@ TEST_CASE("decoder: weights - one naming rule, used tensors tracked, nothing dro
   CHECK_THROWS_MATCHES(d.finish({"y"}, d.model()), pb::Error, ErrorAt("tensors.stray", "not used by any part of the model"));
 }
 
+TEST_CASE("decoder: a node of several outputs names them after the schema", "[decoder]") {
+  const pb::Stream s = pbtest::to_stream(doc_with({{"W", f32({1, 8, 3}, 0.1)}, {"R", f32({1, 8, 2}, 0.1)}}));
+  Decoder d(s, "test.model", Layout::ChannelsFirst);
+  d.input("x", 0, d.model());
+  d.step("seq", "Reshape", {"x"}, pb::attrs_of({{"shape", std::vector<int64_t>{0, 16, 3}}}));
+  const std::vector<std::string> out = d.steps("lstm", "LSTM", {"seq", d.weight("W", "tensors.W"), d.weight("R", "tensors.R")});
+  CHECK(out == std::vector<std::string>{"lstm", "lstm:h_n", "lstm:c_n"});
+  CHECK(d.ir_type("lstm").shape == pb::Shape{2, 16, 2});
+  CHECK(d.ir_type("lstm:c_n").shape == pb::Shape{1, 16, 2});
+  CHECK_THROWS_MATCHES(d.steps("x2", "Mystery", {"x"}), pb::Error, ErrorAt("model", "unknown op \"Mystery\""));
+}
+
 TEST_CASE("decoder: outputs are counted against the stream's expected ones", "[decoder]") {
   const pb::Stream s = pbtest::to_stream(doc_with());
   Decoder d(s, "test.model", Layout::ChannelsFirst);

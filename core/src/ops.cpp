@@ -127,6 +127,20 @@ std::vector<int64_t> window_output(const Node& node, const Shape& in, const Wind
   return out;
 }
 
+SliceRange slice_range(int64_t n, int64_t start, int64_t end, int64_t step) {
+  auto clamp = [&](int64_t v, int64_t lo, int64_t hi) { return std::max(lo, std::min(v, hi)); };
+  if (start < 0) start += n;
+  if (end < 0) end += n;
+  if (step > 0) {
+    start = clamp(start, 0, n);
+    end = clamp(end, 0, n);
+    return {start, end > start ? (end - start + step - 1) / step : 0};
+  }
+  start = clamp(start, -1, n - 1);
+  end = clamp(end, -1, n - 1);
+  return {start, start > end ? (start - end - step - 1) / -step : 0};
+}
+
 Shape broadcast_shapes(const Node& node, const Shape& a, const Shape& b) {
   const size_t rank = std::max(a.size(), b.size());
   Shape out(rank);
@@ -180,6 +194,14 @@ void need_count(const InferContext& c, size_t i, int64_t n, const std::string& w
   if (t.dtype != DType::f32 || (known(n) && count != n))
     c.fail(what + " must be f32 with " + std::to_string(n) + " elements, got " +
            (t.dtype == DType::f32 ? shape_str(t.shape) : type_str(t)));
+}
+
+// An f32 input of exactly `shape` (-1 matches anything).
+void need_shape(const InferContext& c, size_t i, const Shape& shape, const std::string& what) {
+  const TensorType& t = c.in(i);
+  bool ok = t.dtype == DType::f32 && t.shape.size() == shape.size();
+  for (size_t d = 0; ok && d < shape.size(); ++d) ok = fits(t.shape[d], shape[d]);
+  if (!ok) c.fail(what + " must be f32" + shape_str(shape) + ", got " + type_str(t));
 }
 
 Types same_as_input(const InferContext& c) { return {c.in(0)}; }
@@ -399,6 +421,75 @@ Types infer_pad(const InferContext& c) {
   return {{DType::f32, y}};
 }
 
+// RNN, LSTM, GRU: one layer, one or two directions. x [T, N, I] ([N, T, I] with batch_first),
+// W [D, G·H, I], R [D, G·H, H], B and RB [D, G·H], h0 (and LSTM's c0) [D, N, H]; gates stacked
+// in the IR's order (docs/ir.md). Outputs y [T, N, D·H] (merge "sum": H), then h_n (and c_n) [D, N, H].
+std::function<Types(const InferContext&)> infer_recurrent(int64_t gates, bool lstm) {
+  return [gates, lstm](const InferContext& c) -> Types {
+    need_f32(c, 0, "x");
+    const Shape& x = c.shape(0);
+    if (x.size() != 3) c.fail("x must be [T, N, I] ([N, T, I] with batch_first), got " + shape_str(x));
+    const bool batch_first = c.attrs().i("batch_first") != 0;
+    const int64_t t = batch_first ? x[1] : x[0], n = batch_first ? x[0] : x[1], in = x[2];
+    const std::string direction = c.attrs().s("direction"), merge = c.attrs().s("merge");
+    if (direction != "forward" && direction != "reverse" && direction != "bidirectional")
+      c.fail("direction must be forward, reverse or bidirectional, got \"" + direction + "\"");
+    if (merge != "concat" && merge != "sum") c.fail("merge must be concat or sum, got \"" + merge + "\"");
+    if (c.attrs().has("activation") && c.attrs().s("activation") != "tanh" && c.attrs().s("activation") != "relu")
+      c.fail("activation must be tanh or relu, got \"" + c.attrs().s("activation") + "\"");
+    const int64_t d = direction == "bidirectional" ? 2 : 1;
+    need_f32(c, 1, "W");
+    need_f32(c, 2, "R");
+    const Shape& w = c.shape(1);
+    const Shape& r = c.shape(2);
+    if (r.size() != 3 || r[0] != d || r[1] % gates || r[1] / gates != r[2])
+      c.fail("R must be [" + std::to_string(d) + ", " + std::to_string(gates) + "·H, H], got " + shape_str(r));
+    const int64_t h = r[2];
+    if (w.size() != 3 || w[0] != d || w[1] != gates * h || !fits(w[2], in))
+      c.fail("W must be [" + std::to_string(d) + ", " + std::to_string(gates * h) + ", " + std::to_string(in) + "] (directions, " +
+             std::to_string(gates) + " gates · hidden, input), got " + shape_str(w));
+    for (size_t i : {size_t(3), size_t(4)})
+      if (c.has(i)) need_shape(c, i, {d, gates * h}, i == 3 ? "B" : "RB");
+    for (size_t i = 5; i < (lstm ? 7u : 6u); ++i)
+      if (c.has(i)) need_shape(c, i, {d, n, h}, i == 5 ? "h0" : "c0");
+    const int64_t features = merge == "sum" ? h : d * h;
+    const Shape y = batch_first ? Shape{n, t, features} : Shape{t, n, features};
+    Types out = {{DType::f32, y}, {DType::f32, {d, n, h}}};
+    if (lstm) out.push_back({DType::f32, {d, n, h}});
+    return out;
+  };
+}
+
+// Slice: ONNX's semantics. starts/ends per listed axis (negative counts from the end, clamped to
+// the dim), steps (negative walks backwards), axes default 0, 1, ...
+Types infer_slice(const InferContext& c) {
+  const Shape& x = c.shape(0);
+  const std::vector<int64_t>& starts = c.attrs().ints("starts");
+  const std::vector<int64_t>& ends = c.attrs().ints("ends");
+  std::vector<int64_t> axes = c.attrs().ints("axes", {});
+  std::vector<int64_t> steps = c.attrs().ints("steps", {});
+  if (axes.empty())
+    for (size_t i = 0; i < starts.size(); ++i) axes.push_back(int64_t(i));
+  if (steps.empty()) steps.assign(starts.size(), 1);
+  if (ends.size() != starts.size() || axes.size() != starts.size() || steps.size() != starts.size())
+    c.fail("starts, ends, axes and steps need one value each per sliced axis");
+  Shape y = x;
+  std::vector<bool> seen(x.size(), false);
+  for (size_t i = 0; i < axes.size(); ++i) {
+    const int64_t a = normalize_axis(c.node(), axes[i], x.size());
+    if (seen[a]) c.fail("axis " + std::to_string(axes[i]) + " is sliced twice");
+    seen[a] = true;
+    if (steps[i] == 0) c.fail("a step of 0");
+    if (!known(x[a])) {
+      y[a] = -1;
+      continue;
+    }
+    const SliceRange range = slice_range(x[a], starts[i], ends[i], steps[i]);
+    y[a] = range.count;
+  }
+  return {{c.in(0).dtype, y}};
+}
+
 // ------------------------------------------------------------------ the table
 
 InputSchema value(const std::string& name, const std::string& doc = "") { return {name, InputKind::Value, false, false, doc}; }
@@ -421,6 +512,26 @@ OpSchema binary_op(const std::string& name, const std::string& what) {
           {"y"}, {}, infer_binary,
           "one operand must have the output shape (oneDNN broadcasts only its second source: Add/Mul swap, Sub swaps and "
           "negates, Div cannot)"};
+}
+
+// The recurrent ops' common schema: one layer, one or two directions.
+OpSchema recurrent_op(const std::string& name, int64_t gates, bool lstm, const std::string& summary, std::vector<AttrSchema> extra) {
+  const std::string g = std::to_string(gates) + "·H";
+  std::vector<InputSchema> inputs = {value("x", "[T, N, I] or [N, T, I]"), weight("W", "[D, " + g + ", I]"), weight("R", "[D, " + g + ", H]"),
+                                     weight("B", "[D, " + g + "]", true), weight("RB", "[D, " + g + "]", true),
+                                     {"h0", InputKind::Any, true, false, "[D, N, H]"}};
+  std::vector<std::string> outputs = {"y", "h_n"};
+  if (lstm) {
+    inputs.push_back({"c0", InputKind::Any, true, false, "[D, N, H]"});
+    outputs.push_back("c_n");
+  }
+  std::vector<AttrSchema> attrs = {with_default("direction", AttrType::String, std::string("forward"), "forward | reverse | bidirectional"),
+                                   with_default("merge", AttrType::String, std::string("concat"), "bidirectional outputs: concat | sum"),
+                                   with_default("batch_first", AttrType::Int, int64_t(0), "1: x and y are [N, T, ·]")};
+  attrs.insert(attrs.end(), extra.begin(), extra.end());
+  return {name, summary, inputs, outputs, attrs, infer_recurrent(gates, lstm),
+          "oneDNN " + std::string(name == "RNN" ? "vanilla_rnn" : name == "LSTM" ? "lstm" : "gru / lbr_gru") +
+              "; weights reordered once into the primitive's layout; B and RB folded (kept apart for the n gate of linear_before_reset)"};
 }
 
 std::map<std::string, OpSchema> make_table() {
@@ -493,6 +604,17 @@ std::map<std::string, OpSchema> make_table() {
        {required("pads_begin", AttrType::Ints, "one count per dim"), required("pads_end", AttrType::Ints, "one count per dim"),
         with_default("value", AttrType::Float, 0.0, "")},
        infer_pad, "the border is written once; each run copies x into the interior"},
+      {"Slice", "elements start:end:step along some axes (ONNX semantics)",
+       {{"x", InputKind::Any, false, false, ""}}, {"y"},
+       {required("starts", AttrType::Ints, "negative counts from the end; clamped"), required("ends", AttrType::Ints, "exclusive; clamped"),
+        {"axes", AttrType::Ints, std::nullopt, true, "default 0, 1, ..."}, {"steps", AttrType::Ints, std::nullopt, true, "default 1; negative walks backwards"}},
+       infer_slice, "a strided copy"},
+      recurrent_op("RNN", 1, false, "Elman RNN: h = act(W x + R h + b)",
+                   {with_default("activation", AttrType::String, std::string("tanh"), "tanh | relu")}),
+      recurrent_op("LSTM", 4, true, "LSTM, gates i, f, g, o; c = f·c + i·g, h = o·tanh(c)", {}),
+      recurrent_op("GRU", 3, false, "GRU, gates z, r, n; h = (1 − z)·n + z·h",
+                   {with_default("linear_before_reset", AttrType::Int, int64_t(0),
+                                 "1: n = tanh(W_n x + B_n + r·(R_n h + RB_n)) (PyTorch, Flax, Keras reset_after)")}),
   };
   std::map<std::string, OpSchema> table;
   for (OpSchema& s : ops) table.emplace(s.name, std::move(s));

@@ -24,7 +24,11 @@ namespace pb::layers {
   X(RMSNorm, build_rmsnorm)       \
   X(Embedding, build_embedding)   \
   X(Transpose, build_transpose)   \
-  X(Pad, build_pad)
+  X(Pad, build_pad)               \
+  X(Slice, build_slice)           \
+  X(RNN, build_rnn)               \
+  X(LSTM, build_lstm)             \
+  X(GRU, build_gru)
 
 #define PB_DECLARE(op, builder) std::unique_ptr<Kernel> builder(const ir::Node&, CompileContext&);
 #define PB_ENTRY(op, builder) {#op, builder},

@@ -115,6 +115,13 @@ Window read_window(const Node& node, const Attrs& attrs, std::vector<int64_t> ke
 // floor((in + pb + pe - d·(k-1) - 1) / s) + 1 per spatial dim (-1 stays unknown).
 std::vector<int64_t> window_output(const Node& node, const Shape& in_spatial, const Window& w);
 
+// The elements a Slice takes along one dim of size n: the first index and how many (ONNX's
+// clamping: negative start/end count from the end; a negative step walks backwards).
+struct SliceRange {
+  int64_t first = 0, count = 0;
+};
+SliceRange slice_range(int64_t n, int64_t start, int64_t end, int64_t step);
+
 // Numpy broadcasting (-1 matches anything); errors name the node.
 Shape broadcast_shapes(const Node& node, const Shape& a, const Shape& b);
 // axis in [-rank, rank) made non-negative; errors name the node and `what`.

@@ -147,6 +147,26 @@ ir::TensorType Decoder::step(const std::string& name, const std::string& op, std
   return emit(std::move(n)).at(0);
 }
 
+std::vector<std::string> Decoder::steps(const std::string& name, const std::string& op, std::vector<std::string> inputs,
+                                        ir::Attrs attrs) {
+  ir::Node n;
+  n.name = name;
+  n.op = op;
+  n.inputs = std::move(inputs);
+  n.attrs = std::move(attrs);
+  n.origin = origin_;
+  const ir::OpSchema* schema = nullptr;  // it names the outputs
+  try {
+    schema = &ir::schema_of(n);
+  } catch (const Error& e) {
+    where_.fail(e.what());
+  }
+  for (size_t i = 0; i < schema->outputs.size(); ++i) n.outputs.push_back(i == 0 ? name : name + ":" + schema->outputs[i]);
+  std::vector<std::string> names = n.outputs;
+  emit(std::move(n));
+  return names;
+}
+
 const SourceValue& Decoder::define(const std::string& name, Layout layout, const std::string& op, std::vector<std::string> inputs,
                                    ir::Attrs attrs) {
   if (has(name)) where_.fail("\"" + name + "\" is already defined");

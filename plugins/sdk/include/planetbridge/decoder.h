@@ -9,6 +9,7 @@
 //   <value>/<step>          an intermediate node of one translation (Dense before its softmax)
 //   <tensor>@<transform>    a weight derived from a stream tensor (kernel@T, kernel@OIHW, coef_@f32)
 //   <value>.<role>          a constant the decoder makes (BatchNorm's ones when it has no scale)
+//   <node>:<output>         output i > 0 of a node with several (lstm:h_n)
 // docs/writing-a-plugin.md shows a translator end to end.
 #include <functional>
 #include <map>
@@ -73,6 +74,10 @@ class Decoder {
   // Emits IR node `name` (one output of the same name) and returns its inferred type.
   ir::TensorType step(const std::string& name, const std::string& op, std::vector<std::string> inputs, ir::Attrs attrs = {},
                       const std::string& origin = "");
+  // A node of several outputs (a recurrent layer's y, h_n, c_n): the node is named `name`, its
+  // first output too, output i > 0 "<name>:<its schema name>". Returns the output names; their
+  // types are ir_type(name). Bind them to source values as the planet needs.
+  std::vector<std::string> steps(const std::string& name, const std::string& op, std::vector<std::string> inputs, ir::Attrs attrs = {});
   // Emits the node computing source value `value` in `layout` (IR name: the value's form in that
   // layout) and defines the value. A tapped value gets its planet-layout form right away.
   const SourceValue& define(const std::string& value, Layout layout, const std::string& op, std::vector<std::string> inputs,
