@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iomanip>
@@ -236,12 +238,21 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--out,--data", run.out, "Run store directory: every case goes to DIR/runs/<id>/ (default .planetbridge)");
   run_cmd->add_option("--capture-timeout", run.capture_timeout, "Seconds to wait for each reply of a capture process");
 
+  // A tolerance is a finite number >= 0 (NaN would let everything pass).
+  const CLI::Validator tolerance(
+      [](std::string& v) -> std::string {
+        char* end = nullptr;
+        const double d = std::strtod(v.c_str(), &end);
+        return end != v.c_str() && *end == '\0' && std::isfinite(d) && d >= 0 ? "" : "must be a finite number >= 0, got " + v;
+      },
+      "TOL >= 0");
+
   CheckArgs check;
   CLI::App* check_cmd = app.add_subcommand("check", "Decode, run, compare, checkpoint and reload one stream");
   check_cmd->add_option("stream", check.stream, "Stream file, or - for stdin")->required();
   check_cmd->add_option("--entity", check.entity, "Where to write the .entity checkpoint");
-  check_cmd->add_option("--atol", check.atol, "Absolute tolerance (default 1e-5)");
-  check_cmd->add_option("--rtol", check.rtol, "Relative tolerance (default 1e-5)");
+  check_cmd->add_option("--atol", check.atol, "Absolute tolerance (default 1e-5)")->check(tolerance);
+  check_cmd->add_option("--rtol", check.rtol, "Relative tolerance (default 1e-5)")->check(tolerance);
   check_cmd->add_option("--json", check.json, "Write the result as JSON here");
   check_cmd->add_option("--data", check.data, "Run store directory (default .planetbridge)");
 

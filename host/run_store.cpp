@@ -13,6 +13,7 @@
 #include <fstream>
 #include <thread>
 
+#include "planetbridge/files.h"
 #include "report.h"
 
 namespace pb::host {
@@ -65,6 +66,9 @@ RunStore::RunStore(std::string data_dir) : data_dir_(std::move(data_dir)), runs_
   std::error_code ec;
   fs::create_directories(runs_dir_, ec);
   if (ec || !fs::is_directory(runs_dir_)) throw Error(runs_dir_, "cannot create the run store: " + ec.message());
+  // Private folders of runs whose process died (killed mid-run) are removed; a living
+  // process's are left alone.
+  remove_abandoned_temporaries(runs_dir_, ".");
 }
 
 RunStore::Pending::~Pending() {
@@ -116,8 +120,9 @@ std::unique_ptr<RunStore::Pending> RunStore::begin() {
       if (errno != EEXIST) fail_errno(dir, "cannot create the run directory");
     }
   }
-  // Hidden (leading '.') and not a valid id, so listings never see it.
-  p->temp_dir_ = runs_dir_ + "/." + p->id_ + ".tmp";
+  // Hidden (leading '.') and not a valid id, so listings never see it; the pid lets a later
+  // store remove it if this process dies before commit().
+  p->temp_dir_ = temporary_name(runs_dir_ + "/." + p->id_);
   std::error_code ec;
   fs::remove_all(p->temp_dir_, ec);
   if (::mkdir(p->temp_dir_.c_str(), 0755) != 0) fail_errno(p->temp_dir_, "cannot create the run directory");

@@ -1,5 +1,6 @@
 #include "suite.h"
 
+#include <cmath>
 #include <fstream>
 #include <iterator>
 #include <set>
@@ -12,9 +13,28 @@ namespace pb::host {
 
 namespace {
 
+// What a suite's YAML may expand to (docs/security.md): aliases repeat what they point to, so a
+// few hundred bytes can expand exponentially ("billion laughs") or refer to themselves.
+constexpr int kMaxDepth = 64;
+constexpr size_t kMaxValues = 100000;
+
 class Ctx {
  public:
   Ctx(std::string file) : file_(std::move(file)) {}
+
+  // A mapping's entries: keys are plain strings, each at most once.
+  std::vector<std::pair<std::string, YAML::Node>> entries(const YAML::Node& n, const std::string& path) const {
+    if (!n.IsMap()) fail(n, path, "expected a mapping");
+    std::vector<std::pair<std::string, YAML::Node>> out;
+    std::set<std::string> seen;
+    for (const auto& kv : n) {
+      if (!kv.first.IsScalar()) fail(kv.first, path, "a mapping key must be a plain string, not a " + kind(kv.first));
+      const std::string key = kv.first.Scalar();
+      if (!seen.insert(key).second) fail(kv.first, path + "." + key, "duplicate key");
+      out.emplace_back(key, kv.second);
+    }
+    return out;
+  }
 
   [[noreturn]] void fail(const YAML::Node& n, const std::string& path, const std::string& msg) const {
     std::string where = file_;
@@ -23,13 +43,11 @@ class Ctx {
   }
 
   void only_keys(const YAML::Node& n, const std::string& path, const std::set<std::string>& allowed) const {
-    if (!n.IsMap()) fail(n, path, "expected a mapping");
-    for (const auto& kv : n) {
-      const std::string key = kv.first.as<std::string>();
+    for (const auto& [key, value] : entries(n, path)) {
       if (!allowed.count(key)) {
         std::string list;
         for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-        fail(kv.first, path + "." + key, "unknown key (expected one of: " + list + ")");
+        fail(value, path + "." + key, "unknown key (expected one of: " + list + ")");
       }
     }
   }
@@ -41,10 +59,13 @@ class Ctx {
 
   double number(const YAML::Node& n, const std::string& path) const {
     try {
-      if (n.IsScalar()) return n.as<double>();
+      if (n.IsScalar()) {
+        const double v = n.as<double>();
+        if (std::isfinite(v)) return v;
+      }
     } catch (const YAML::Exception&) {
     }
-    fail(n, path, "expected a number");
+    fail(n, path, "expected a finite number");
   }
 
   int64_t integer(const YAML::Node& n, const std::string& path) const {
@@ -59,25 +80,27 @@ class Ctx {
     only_keys(n, path, {"atol", "rtol"});
     if (n["atol"]) base.atol = number(n["atol"], path + ".atol");
     if (n["rtol"]) base.rtol = number(n["rtol"], path + ".rtol");
-    if (base.atol < 0 || base.rtol < 0) fail(n, path, "tolerances must be >= 0");
+    if (!(base.atol >= 0) || !(base.rtol >= 0)) fail(n, path, "tolerances must be >= 0");
     return base;
   }
 
-  // YAML -> JSON, typing plain scalars (quoted scalars stay strings).
-  nlohmann::json to_json(const YAML::Node& n, const std::string& path) const {
+  // YAML -> JSON, typing plain scalars (quoted scalars stay strings), within kMaxDepth levels
+  // and kMaxValues values for the whole file.
+  nlohmann::json to_json(const YAML::Node& n, const std::string& path, int depth = 0) const {
+    if (depth > kMaxDepth)
+      fail(n, path, "nested deeper than " + std::to_string(kMaxDepth) + " levels (an alias that contains itself?)");
+    if (++values_ > kMaxValues)
+      fail(n, path, "expands to more than " + std::to_string(kMaxValues) + " values (aliases repeating aliases?)");
     switch (n.Type()) {
       case YAML::NodeType::Null: return nullptr;
       case YAML::NodeType::Sequence: {
         nlohmann::json a = nlohmann::json::array();
-        for (size_t i = 0; i < n.size(); ++i) a.push_back(to_json(n[i], path + "[" + std::to_string(i) + "]"));
+        for (size_t i = 0; i < n.size(); ++i) a.push_back(to_json(n[i], path + "[" + std::to_string(i) + "]", depth + 1));
         return a;
       }
       case YAML::NodeType::Map: {
         nlohmann::json o = nlohmann::json::object();
-        for (const auto& kv : n) {
-          const std::string key = kv.first.as<std::string>();
-          o[key] = to_json(kv.second, path + "." + key);
-        }
+        for (const auto& [key, value] : entries(n, path)) o[key] = to_json(value, path + "." + key, depth + 1);
         return o;
       }
       case YAML::NodeType::Scalar: {
@@ -97,7 +120,12 @@ class Ctx {
   }
 
  private:
+  static std::string kind(const YAML::Node& n) {
+    return n.IsMap() ? "mapping" : n.IsSequence() ? "list" : n.IsNull() ? "null" : "scalar";
+  }
+
   std::string file_;
+  mutable size_t values_ = 0;
 };
 
 }  // namespace
@@ -132,7 +160,7 @@ Suite parse_suite(const std::string& text, const std::string& file) {
 
   YAML::Node fixtures = root["fixtures"];
   if (!fixtures) c.fail(root, "fixtures", "missing required key");
-  if (!fixtures.IsSequence()) c.fail(fixtures, "fixtures", "expected a list of fixtures");
+  if (!fixtures.IsSequence() || fixtures.size() == 0) c.fail(fixtures, "fixtures", "expected a non-empty list of fixtures");
   std::set<std::string> ids;
   for (size_t i = 0; i < fixtures.size(); ++i) {
     const YAML::Node f = fixtures[i];
@@ -152,17 +180,13 @@ Suite parse_suite(const std::string& text, const std::string& file) {
     if (f["tolerance"]) fx.tolerance = c.tolerance(f["tolerance"], path + ".tolerance", fx.tolerance);
     if (const YAML::Node pt = f["planet_tolerance"]) {
       if (!pt.IsMap()) c.fail(pt, path + ".planet_tolerance", "expected a mapping of planet -> {atol, rtol}");
-      for (const auto& kv : pt) {
-        const std::string planet = kv.first.as<std::string>();
-        fx.planet_tolerance[planet] = c.tolerance(kv.second, path + ".planet_tolerance." + planet, fx.tolerance);
-      }
+      for (const auto& [planet, tol] : c.entries(pt, path + ".planet_tolerance"))
+        fx.planet_tolerance[planet] = c.tolerance(tol, path + ".planet_tolerance." + planet, fx.tolerance);
     }
     if (const YAML::Node na = f["not_applicable"]) {
       if (!na.IsMap()) c.fail(na, path + ".not_applicable", "expected a mapping of planet -> reason");
-      for (const auto& kv : na) {
-        const std::string planet = kv.first.as<std::string>();
-        fx.not_applicable[planet] = c.str(kv.second, path + ".not_applicable." + planet);
-      }
+      for (const auto& [planet, reason] : c.entries(na, path + ".not_applicable"))
+        fx.not_applicable[planet] = c.str(reason, path + ".not_applicable." + planet);
     }
     if (f["samples"]) fx.samples = c.integer(f["samples"], path + ".samples");
     if (f["seed"]) fx.seed = c.integer(f["seed"], path + ".seed");

@@ -261,6 +261,31 @@ TEST_CASE("entity: every single bit flip is rejected with the file name", "[enti
   CHECK(flips.size() == 4);
 }
 
+TEST_CASE("entity: a forged list size with a valid header CRC is refused before anything is allocated", "[entity]") {
+  // Anyone can recompute the header's CRC: a size claiming 10^12 entries once made `inspect`
+  // allocate gigabytes. Every size in the header must fit in the bytes that remain.
+  const std::vector<uint8_t> good = serialized();
+  uint64_t header_len = 0;
+  for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | good[16 + i];
+  auto forged = [&](size_t at, uint64_t value) {
+    std::vector<uint8_t> b = good;
+    for (int i = 0; i < 8; ++i) b[40 + at + i] = uint8_t(value >> (8 * i));
+    const uint32_t crc = pb::entity::crc32(b.data() + 40, header_len);
+    for (int i = 0; i < 4; ++i) b[32 + i] = uint8_t(crc >> (8 * i));
+    return b;
+  };
+  for (uint64_t claim : {uint64_t(1) << 40, uint64_t(1) << 62, ~uint64_t(0), header_len}) {
+    INFO(claim);
+    const std::vector<uint8_t> b = forged(1, claim);  // the metadata's entry count, after the endianness byte
+    CHECK_THROWS_MATCHES(pb::entity::deserialize(b.data(), b.size(), "forged.entity"), pb::Error,
+                         ErrorAt("forged.entity", "header does not decode: a header list claims"));
+  }
+  // The first metadata key's length, the same way.
+  const std::vector<uint8_t> b = forged(9, uint64_t(1) << 50);
+  CHECK_THROWS_MATCHES(pb::entity::deserialize(b.data(), b.size(), "forged.entity"), pb::Error,
+                       ErrorAt("forged.entity", "header does not decode"));
+}
+
 TEST_CASE("entity: a reloaded checkpoint runs bit-identically", "[entity]") {
   pbtest::TempDir tmp;
   // Only the attributes the op schemas know: the others are there for the format's round trip.

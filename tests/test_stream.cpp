@@ -367,6 +367,9 @@ TEST_CASE("stream: invalid JSON text is reported, not misread", "[stream]") {
   CHECK_THROWS_MATCHES(from_text("{\"format\": \"planetbridge.stream\", "), pb::Error, ErrorAt("(document)", "invalid JSON"));
   CHECK_THROWS_MATCHES(from_text("not json at all"), pb::Error, ErrorAt("(document)", "invalid JSON"));
   CHECK_THROWS_MATCHES(from_text("[1, 2]"), pb::Error, ErrorAt("(document)", "expected a JSON object"));
+  // A number that overflows a double is invalid JSON too, reported as such (it once escaped).
+  CHECK_THROWS_MATCHES(from_text("{\"format\": \"planetbridge.stream\", \"version\": 1e400}"), pb::Error,
+                       ErrorAt("(document)", "invalid JSON"));
 
   // Invalid JSON inside a well-formed frame.
   std::vector<uint8_t> bytes(pb::kStreamMagic, pb::kStreamMagic + 8);

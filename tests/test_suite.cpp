@@ -189,7 +189,12 @@ TEST_CASE("suite: duplicate ids are errors at the second id", "[suite]") {
 TEST_CASE("suite: tolerances must be non-negative numbers", "[suite]") {
   pb::Error e = suite_error("suite: x\nfixtures:\n  - id: a\n    layer: dense\n    planets: [pytorch]\n    tolerance:\n      atol: abc\n");
   CHECK(e.where() == "s.yaml:7: fixtures[0].tolerance.atol");
-  CHECK(e.message() == "expected a number");
+  CHECK(e.message() == "expected a finite number");
+  for (const char* v : {".nan", ".inf", "-.inf"}) {
+    e = suite_error(std::string("suite: x\nfixtures:\n  - {id: a, layer: dense, planets: [pytorch], tolerance: {rtol: ") + v + "}}\n");
+    CHECK(e.where() == "s.yaml:3: fixtures[0].tolerance.rtol");
+    CHECK(e.message() == "expected a finite number");
+  }
 
   e = suite_error("suite: x\nfixtures:\n  - id: a\n    layer: dense\n    planets: [pytorch]\n    tolerance: {atol: [1]}\n");
   CHECK(e.where() == "s.yaml:6: fixtures[0].tolerance.atol");
@@ -201,7 +206,7 @@ TEST_CASE("suite: tolerances must be non-negative numbers", "[suite]") {
   e = suite_error("suite: x\nfixtures:\n  - id: a\n    layer: dense\n    planets: [pytorch]\n    planet_tolerance:\n      jax: {rtol: -1}\n");
   CHECK(e.where() == "s.yaml:7: fixtures[0].planet_tolerance.jax");
 
-  e = suite_error("suite: x\ndefaults: {samples: many}\nfixtures: []\n");
+  e = suite_error("suite: x\ndefaults: {samples: many}\nfixtures: [{id: a}]\n");
   CHECK(e.where() == "s.yaml:2: defaults.samples");
   CHECK(e.message() == "expected an integer");
 
@@ -222,6 +227,42 @@ TEST_CASE("suite: invalid YAML is reported with its line", "[suite]") {
   e = suite_error("- just\n- a list\n");
   CHECK(e.where() == "s.yaml:1: (suite)");
   CHECK(e.message() == "expected a mapping");
+}
+
+TEST_CASE("suite: aliases that contain themselves or expand exponentially are refused, fast", "[suite]") {
+  // A self-referencing alias once crashed the loader with a stack overflow.
+  pb::Error e = suite_error("suite: x\nfixtures:\n  - &f {id: f1, layer: dense, planets: [x], spec: {self: *f}}\n");
+  CHECK_THAT(e.where(), Catch::StartsWith("s.yaml:3: fixtures[0].spec.self"));
+  CHECK_THAT(e.message(), Catch::Contains("nested deeper than 64 levels"));
+  // "Billion laughs" in a spec: ten levels of ten aliases each would be 10^10 values.
+  std::string yaml = "suite: x\nfixtures:\n  - id: a\n    layer: dense\n    planets: [x]\n    spec:\n";
+  yaml += "      l0: &l0 [a, a, a, a, a, a, a, a, a, a]\n";
+  for (int i = 1; i < 10; ++i) {
+    const std::string prev = "*l" + std::to_string(i - 1);
+    yaml += "      l" + std::to_string(i) + ": &l" + std::to_string(i) + " [" + prev;
+    for (int k = 1; k < 10; ++k) yaml += ", " + prev;
+    yaml += "]\n";
+  }
+  e = suite_error(yaml);
+  CHECK_THAT(e.where(), Catch::Contains("fixtures[0].spec"));
+  CHECK_THAT(e.message(), Catch::Contains("expands to more than 100000 values"));
+}
+
+TEST_CASE("suite: keys are plain strings, each once; fixtures is not empty", "[suite]") {
+  pb::Error e = suite_error("suite: x\nfixtures:\n  - {id: a, layer: dense, planets: [x], spec: {[1, 2]: v}}\n");
+  CHECK(e.where() == "s.yaml:3: fixtures[0].spec");
+  CHECK(e.message() == "a mapping key must be a plain string, not a list");
+  e = suite_error("suite: x\nfixtures:\n  - {id: a, layer: dense, planets: [x], samples: 3, samples: 4}\n");
+  CHECK(e.where() == "s.yaml:3: fixtures[0].samples");
+  CHECK(e.message() == "duplicate key");
+  e = suite_error("suite: x\nfixtures:\n  - {id: a, layer: dense, planets: [x], spec: {units: [3], units: [4]}}\n");
+  CHECK(e.where() == "s.yaml:3: fixtures[0].spec.units");
+  e = suite_error("suite: x\nsuite: y\nfixtures: [{id: a}]\n");
+  CHECK(e.where() == "s.yaml:2: (suite).suite");
+  CHECK(e.message() == "duplicate key");
+  e = suite_error("suite: x\nfixtures: []\n");
+  CHECK(e.where() == "s.yaml:2: fixtures");
+  CHECK(e.message() == "expected a non-empty list of fixtures");
 }
 
 // ------------------------------------------------------------------ planning

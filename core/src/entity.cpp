@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -19,6 +20,7 @@
 #include <cereal/types/vector.hpp>
 
 #include "planetbridge/error.h"
+#include "planetbridge/files.h"
 
 namespace pb {
 namespace ir {
@@ -58,6 +60,66 @@ std::string hex(uint32_t v) {
   std::snprintf(buf, sizeof buf, "0x%08x", v);
   return buf;
 }
+
+// cereal's portable binary reads a container's size and allocates before it reads the elements,
+// so a forged size (with a recomputed header CRC, which anyone can compute) could ask for
+// gigabytes. This walk over the header's layout checks that every size fits in the bytes that
+// remain, allocating nothing, before cereal reads it. The layout is cereal's: a byte for
+// endianness, sizes as u64, strings and arithmetic vectors as a size and their bytes, maps as a
+// size and key/value pairs, variants as an i32 index and the value, enums as their u8.
+class HeaderWalk {
+ public:
+  HeaderWalk(const uint8_t* p, size_t n, std::string where) : p_(p), end_(p + n), where_(std::move(where)) {}
+
+  void header() {
+    skip(1);  // endianness
+    for (uint64_t i = count(16); i-- > 0;) string(), string();                          // metadata
+    for (uint64_t i = count(17); i-- > 0;) string(), skip(1), ints();                   // inputs
+    for (uint64_t i = count(8); i-- > 0;) string();                                     // outputs
+    for (uint64_t i = count(48); i-- > 0;) node();                                      // nodes
+    for (uint64_t i = count(37); i-- > 0;) string(), skip(1), ints(), skip(8 + 8 + 4);  // tensors
+  }
+  size_t used(const uint8_t* start) const { return size_t(p_ - start); }
+
+ private:
+  void node() {
+    string(), string();  // name, op
+    for (int list = 0; list < 2; ++list)
+      for (uint64_t i = count(8); i-- > 0;) string();  // inputs, outputs
+    for (uint64_t i = count(20); i-- > 0;) {           // attributes
+      string();
+      skip(4);
+      const uint32_t index = get_u32(p_ - 4);
+      if (index <= 1) skip(8);
+      else if (index == 2) string();
+      else if (index <= 4) skip(count(8) * 8);
+      else fail("attribute of unknown kind " + std::to_string(index));
+    }
+    string();  // origin
+  }
+  // A size of elements taking at least `min_bytes` each: no more than the bytes left hold.
+  uint64_t count(uint64_t min_bytes) {
+    const uint64_t n = u64();
+    if (n > uint64_t(end_ - p_) / min_bytes) fail("a header list claims " + std::to_string(n) + " entries, the header holds at most " +
+                                                 std::to_string(uint64_t(end_ - p_) / min_bytes));
+    return n;
+  }
+  void string() { skip(count(1)); }
+  void ints() { skip(count(8) * 8); }
+  uint64_t u64() {
+    skip(8);
+    return get_u64(p_ - 8);
+  }
+  void skip(uint64_t n) {
+    if (n > uint64_t(end_ - p_)) fail("header ends inside a field");
+    p_ += n;
+  }
+  [[noreturn]] void fail(const std::string& msg) const { throw Error(where_, "header does not decode: " + msg); }
+
+  const uint8_t* p_;
+  const uint8_t* end_;
+  std::string where_;
+};
 
 }  // namespace
 
@@ -108,7 +170,10 @@ std::vector<uint8_t> serialize(const ir::Graph& graph) {
 
 void save(const ir::Graph& graph, const std::string& path) {
   const std::vector<uint8_t> bytes = serialize(graph);
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  // A temporary a killed save left beside the checkpoint goes first (never a living one's).
+  const std::filesystem::path target(path);
+  remove_abandoned_temporaries(target.parent_path().string(), target.filename().string() + ".tmp.");
+  const std::string tmp = temporary_name(path);
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) throw Error(path, std::string("cannot write checkpoint: ") + std::strerror(errno));
   size_t done = 0;
@@ -157,6 +222,9 @@ Loaded deserialize(const uint8_t* bytes, size_t size, const std::string& where) 
   if (!all_zero(bytes + kPrefixBytes + header_len, data_start - kPrefixBytes - header_len))
     throw fail("header padding is not zero (corrupted)");
 
+  HeaderWalk walk(bytes + kPrefixBytes, header_len, where);
+  walk.header();
+  if (walk.used(bytes + kPrefixBytes) != header_len) throw fail("header does not decode: trailing bytes after the tensor table");
   Header h;
   try {
     std::istringstream hs(std::string(reinterpret_cast<const char*>(bytes + kPrefixBytes), header_len));

@@ -89,7 +89,7 @@ void put_u64le(std::vector<uint8_t>& out, uint64_t v) {
 nlohmann::json parse_json(const char* begin, size_t size) {
   try {
     return nlohmann::json::parse(begin, begin + size);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // syntax, and numbers that overflow a double
     throw Error("(document)", std::string("invalid JSON: ") + e.what());
   }
 }

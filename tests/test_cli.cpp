@@ -1,0 +1,28 @@
+// The planetbridge command line: usage errors exit 2 and name the option.
+#include "test_util.h"
+
+using pbtest::quote;
+using pbtest::shell;
+
+TEST_CASE("cli: check refuses a tolerance that is not a finite number >= 0", "[cli]") {
+  pbtest::TempDir tmp;
+  const std::string stream = PB_SOURCE_DIR "/plugins/pytorch/tests/streams/linear_square.json";
+  for (const char* bad : {"nan", "-1", "inf", "abc", "1e-5x"}) {
+    INFO(bad);
+    const std::string out = tmp.file("out.txt");
+    const int rc = shell(std::string(PB_CLI) + " check " + quote(stream) + " --atol " + bad + " --data " + quote(tmp.file("d")) + " >" +
+                         quote(out) + " 2>&1");
+    CHECK(rc == 2);
+    CHECK_THAT(pbtest::read_text(out), Catch::Contains("--atol") && Catch::Contains("must be a finite number >= 0"));
+  }
+  CHECK(shell(std::string(PB_CLI) + " check " + quote(stream) + " --atol 0 --rtol 1e-6 --data " + quote(tmp.file("d")) + " >/dev/null 2>&1") ==
+        0);
+}
+
+TEST_CASE("cli: a suite with no fixtures names the file, not --fixture", "[cli]") {
+  pbtest::TempDir tmp;
+  pbtest::write_text(tmp.file("empty.yaml"), "suite: x\nfixtures: []\n");
+  const std::string out = tmp.file("out.txt");
+  CHECK(shell(std::string(PB_CLI) + " run " + quote(tmp.file("empty.yaml")) + " >" + quote(out) + " 2>&1") == 2);
+  CHECK_THAT(pbtest::read_text(out), Catch::Contains("empty.yaml:2: fixtures: expected a non-empty list of fixtures"));
+}
