@@ -134,10 +134,10 @@ struct CheckArgs {
 
 int cmd_check(const Common& common, const CheckArgs& a) {
   // The whole input, kept as bytes: the run store records the stream as received.
-  const std::vector<uint8_t> bytes = pb::read_stream_input(a.stream);
+  const Bytes bytes = pb::read_stream_input(a.stream);  // a file is mapped: its tensors are used in place
   Stream stream;
   try {
-    stream = read_stream_bytes(bytes.data(), bytes.size());
+    stream = read_stream(bytes);
   } catch (const Error& e) {
     throw Error(a.stream == "-" ? "(stdin)" : a.stream, e.what());
   }
@@ -201,9 +201,10 @@ std::string hex32(uint32_t v) {
   return o.str();
 }
 
-int cmd_inspect(const std::string& path) {
-  entity::Loaded e = entity::load(path);
-  std::cout << path << ": .entity format " << e.version << ", " << e.file_bytes << " bytes\n\nmetadata\n";
+int cmd_inspect(const std::string& path, bool verify) {
+  entity::Loaded e = entity::load(path, verify);
+  std::cout << path << ": .entity format " << e.version << ", " << e.file_bytes << " bytes, "
+            << (verify ? "every tensor's checksum verified" : "checksums not verified (--no-verify)") << "\n\nmetadata\n";
   for (const auto& [k, v] : e.graph.metadata) std::cout << "  " << k << " = " << v << "\n";
   std::cout << "\ngraph\n";
   std::istringstream lines(e.graph.summary());
@@ -266,8 +267,10 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--threads", serve.threads, "Worker threads (default: httplib's, at least 8)")->check(CLI::Range(1, 1024));
 
   std::string inspect_path;
+  bool no_verify = false;
   CLI::App* inspect_cmd = app.add_subcommand("inspect", "Print a .entity checkpoint: graph, tensors, checksums");
   inspect_cmd->add_option("file", inspect_path, ".entity file")->required();
+  inspect_cmd->add_flag("--no-verify", no_verify, "Read the header and tensor table only, not the data (no checksums checked)");
 
   CLI::App* plugins_cmd = app.add_subcommand("plugins", "List the plugins found and any refused, with the reason");
 
@@ -282,7 +285,7 @@ int main(int argc, char** argv) {
     if (*run_cmd) return cmd_run(common, run);
     if (*check_cmd) return cmd_check(common, check);
     if (*serve_cmd) return cmd_serve(common, serve);
-    if (*inspect_cmd) return cmd_inspect(inspect_path);
+    if (*inspect_cmd) return cmd_inspect(inspect_path, !no_verify);
     if (*plugins_cmd) return cmd_plugins(common);
     if (*ops_cmd) return cmd_ops();
   } catch (const std::exception& e) {

@@ -142,9 +142,8 @@ class PlanetRun {
     lo.entity_path = run->entity_path();
     CaseResult r = run_ladder(stream, dialect, lo);
     r.layer = c.fixture->layer;
-    // The frame's bytes are gone once decoded; the stream re-encodes to an equivalent frame.
-    const std::vector<uint8_t> bytes = write_framed(stream.doc, stream.tensors);
-    store_.commit(*run, r, info_, bytes.data(), bytes.size());
+    // The frame exactly as the capture sent it (its tensors were used in place).
+    store_.commit(*run, r, info_, stream.raw.data(), stream.raw.size());
     return r;
   }
 

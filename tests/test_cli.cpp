@@ -1,4 +1,5 @@
 // The planetbridge command line: usage errors exit 2 and name the option.
+#include "planetbridge/entity.h"
 #include "test_util.h"
 
 using pbtest::quote;
@@ -25,4 +26,23 @@ TEST_CASE("cli: a suite with no fixtures names the file, not --fixture", "[cli]"
   const std::string out = tmp.file("out.txt");
   CHECK(shell(std::string(PB_CLI) + " run " + quote(tmp.file("empty.yaml")) + " >" + quote(out) + " 2>&1") == 2);
   CHECK_THAT(pbtest::read_text(out), Catch::Contains("empty.yaml:2: fixtures: expected a non-empty list of fixtures"));
+}
+
+TEST_CASE("cli: inspect verifies every checksum unless --no-verify, which reads no data", "[cli]") {
+  pbtest::TempDir tmp;
+  pb::ir::Graph g;
+  g.inputs.push_back({"x", pb::DType::f32, {-1, 2}});
+  g.weights["w"] = pb::filled({3, 2}, 0.5);
+  g.nodes.push_back(pbtest::make_node("y", "Dense", {"x", "w"}));
+  g.outputs = {"y"};
+  const std::string path = tmp.file("m.entity");
+  pb::entity::save(g, path);
+  std::vector<uint8_t> bytes = pbtest::read_bytes(path);
+  bytes[bytes.size() - 64] ^= 0x40;  // the first byte of w (24 bytes, padded to 64: the last section)
+  pbtest::write_bytes(path, bytes.data(), bytes.size());
+  const std::string out = tmp.file("out.txt");
+  CHECK(shell(std::string(PB_CLI) + " inspect " + quote(path) + " >" + quote(out) + " 2>&1") == 2);
+  CHECK_THAT(pbtest::read_text(out), Catch::Contains("tensor \"w\": checksum mismatch"));
+  CHECK(shell(std::string(PB_CLI) + " inspect --no-verify " + quote(path) + " >" + quote(out) + " 2>&1") == 0);
+  CHECK_THAT(pbtest::read_text(out), Catch::Contains("checksums not verified (--no-verify)") && Catch::Contains("w "));
 }

@@ -1,10 +1,14 @@
-// The stream reader (plugins/sdk/include/planetbridge/stream.h, docs/stream-format.md):
+// The stream reader (core/include/planetbridge/stream.h, docs/stream-format.md):
 // good documents in every encoding, and every malformed input rejected with its JSON path.
+#include <sys/stat.h>
+
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <random>
 #include <sstream>
+
+#include <thread>
 
 #include "planetbridge/stream.h"
 #include "test_util.h"
@@ -472,6 +476,43 @@ TEST_CASE("stream: read_stream_file names the file", "[stream]") {
   const std::string plain = tmp.file("plain.json");
   pbtest::write_text(plain, base_doc().dump(2));
   CHECK(pb::read_stream_file(plain).model_id == "tiny");
+}
+
+TEST_CASE("stream: tensors of a framed stream alias its bytes - a file is mapped, not copied", "[stream]") {
+  pbtest::TempDir tmp;
+  const std::string good = tmp.file("good.pbstream");
+  const auto bytes = pb::write_framed(framed_doc(), sample_tensors());
+  pbtest::write_bytes(good, bytes.data(), bytes.size());
+  const pb::Stream s = pb::read_stream_file(good);
+  REQUIRE(s.raw.size() == bytes.size());
+  CHECK(std::memcmp(s.raw.data(), bytes.data(), bytes.size()) == 0);  // kept as received
+  CHECK(reinterpret_cast<uintptr_t>(s.raw.data()) % 4096 == 0);        // the file's mapping
+  for (const auto& [name, t] : s.tensors) {
+    INFO(name);
+    const auto* p = static_cast<const uint8_t*>(t.raw());
+    CHECK((p >= s.raw.data() && p + t.nbytes() <= s.raw.data() + s.raw.size()));
+    CHECK(reinterpret_cast<uintptr_t>(p) % 64 == 0);
+    CHECK(t.bit_equal(sample_tensors().at(name)));
+  }
+  // The mapping lives as long as a tensor does, after the stream is gone.
+  pb::Tensor kept;
+  {
+    const pb::Stream s2 = pb::read_stream_file(good);
+    kept = s2.tensors.begin()->second;
+  }
+  CHECK(kept.bit_equal(sample_tensors().begin()->second));
+}
+
+TEST_CASE("stream: a fifo is read through, stdin too", "[stream]") {
+  pbtest::TempDir tmp;
+  const std::string fifo = tmp.file("in.fifo");
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  const auto bytes = pb::write_framed(framed_doc(), sample_tensors());
+  std::thread writer([&] { pbtest::write_bytes(fifo, bytes.data(), bytes.size()); });
+  const pb::Stream s = pb::read_stream_file(fifo);
+  writer.join();
+  CHECK(s.raw.size() == bytes.size());
+  CHECK(s.tensors.size() == sample_tensors().size());
 }
 
 // A corrupt header on a pipe must not make the reader allocate what it claims.

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -135,59 +136,89 @@ uint32_t crc32(const void* data, size_t size) {
   return static_cast<uint32_t>(c);
 }
 
-std::vector<uint8_t> serialize(const ir::Graph& graph) {
+namespace {
+
+// A checkpoint is written in order: the prefix and the header (which hold every tensor's CRC,
+// so the tensors are read once for them first), then each tensor straight from its memory.
+void write_checkpoint(const ir::Graph& graph, const std::function<void(const void*, size_t)>& write) {
   Header h{graph.metadata, graph.inputs, graph.outputs, graph.nodes, {}};
   uint64_t offset = 0;
   for (const auto& [name, t] : graph.weights) {
     h.tensors.push_back({name, t.dtype(), t.shape(), offset, t.nbytes(), crc32(t.raw(), t.nbytes())});
     offset = align_up(offset + t.nbytes());
   }
-  const uint64_t data_len = offset;
   std::ostringstream hs;
   {
     cereal::PortableBinaryOutputArchive ar(hs);
     ar(h);
   }
   const std::string header = hs.str();
-
-  std::vector<uint8_t> out(kMagic, kMagic + 8);
-  put_u32(out, kFormatVersion);
-  put_u32(out, 0);  // flags
-  put_u64(out, header.size());
-  put_u64(out, data_len);
-  put_u32(out, crc32(header.data(), header.size()));
-  put_u32(out, 0);  // reserved
-  out.insert(out.end(), header.begin(), header.end());
-  out.resize(align_up(out.size()), 0);
-  const size_t data_start = out.size();
-  out.resize(data_start + data_len, 0);
+  std::vector<uint8_t> prefix(kMagic, kMagic + 8);
+  put_u32(prefix, kFormatVersion);
+  put_u32(prefix, 0);  // flags
+  put_u64(prefix, header.size());
+  put_u64(prefix, offset);  // the data section's length
+  put_u32(prefix, crc32(header.data(), header.size()));
+  put_u32(prefix, 0);  // reserved
+  static const uint8_t zeros[kAlignment] = {};
+  write(prefix.data(), prefix.size());
+  write(header.data(), header.size());
+  write(zeros, align_up(kPrefixBytes + header.size()) - kPrefixBytes - header.size());
   for (const TensorEntry& e : h.tensors) {
-    const Tensor& t = graph.weights.at(e.name);
-    if (e.length) std::memcpy(out.data() + data_start + e.offset, t.raw(), e.length);
+    write(graph.weights.at(e.name).raw(), e.length);
+    write(zeros, align_up(e.length) - e.length);
   }
+}
+
+}  // namespace
+
+std::vector<uint8_t> serialize(const ir::Graph& graph) {
+  std::vector<uint8_t> out;
+  write_checkpoint(graph, [&](const void* p, size_t n) {
+    out.insert(out.end(), static_cast<const uint8_t*>(p), static_cast<const uint8_t*>(p) + n);
+  });
   return out;
 }
 
 void save(const ir::Graph& graph, const std::string& path) {
-  const std::vector<uint8_t> bytes = serialize(graph);
   // A temporary a killed save left beside the checkpoint goes first (never a living one's).
   const std::filesystem::path target(path);
   remove_abandoned_temporaries(target.parent_path().string(), target.filename().string() + ".tmp.");
   const std::string tmp = temporary_name(path);
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) throw Error(path, std::string("cannot write checkpoint: ") + std::strerror(errno));
-  size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      int err = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      throw Error(path, std::string("cannot write checkpoint: ") + std::strerror(err));
+  // Written through a buffer: the tensors go from their memory to the file, never a whole
+  // checkpoint in memory.
+  std::vector<uint8_t> buffer;
+  buffer.reserve(size_t(1) << 20);
+  auto flush = [&](const uint8_t* p, size_t n) {
+    for (size_t done = 0; done < n;) {
+      const ssize_t w = ::write(fd, p + done, n - done);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) {
+        const int err = errno;
+        ::close(fd);
+        ::unlink(tmp.c_str());
+        throw Error(path, std::string("cannot write checkpoint: ") + std::strerror(err));
+      }
+      done += size_t(w);
     }
-    done += static_cast<size_t>(n);
-  }
+  };
+  write_checkpoint(graph, [&](const void* p, size_t n) {
+    const auto* b = static_cast<const uint8_t*>(p);
+    if (n >= buffer.capacity()) {  // a large tensor: straight from its memory
+      flush(buffer.data(), buffer.size());
+      buffer.clear();
+      flush(b, n);
+    } else {
+      if (buffer.size() + n > buffer.capacity()) {
+        flush(buffer.data(), buffer.size());
+        buffer.clear();
+      }
+      buffer.insert(buffer.end(), b, b + n);
+    }
+  });
+  flush(buffer.data(), buffer.size());
   if (::fsync(fd) != 0 || ::close(fd) != 0) {
     ::unlink(tmp.c_str());
     throw Error(path, std::string("cannot flush checkpoint: ") + std::strerror(errno));
@@ -199,7 +230,9 @@ void save(const ir::Graph& graph, const std::string& path) {
   }
 }
 
-Loaded deserialize(const uint8_t* bytes, size_t size, const std::string& where) {
+Loaded deserialize(const Bytes& file, const std::string& where, bool verify) {
+  const uint8_t* bytes = file.data();
+  const size_t size = file.size();
   auto fail = [&](const std::string& msg) -> Error { return Error(where, msg); };
   if (size < kPrefixBytes) throw fail("truncated: " + std::to_string(size) + " bytes, a checkpoint has at least 40");
   if (std::memcmp(bytes, kMagic, 8) != 0) throw fail("not a .entity checkpoint (bad magic)");
@@ -250,13 +283,15 @@ Loaded deserialize(const uint8_t* bytes, size_t size, const std::string& where) 
     if (e.length != want)
       throw fail(tw + ": length " + std::to_string(e.length) + " does not match shape " + shape_str(e.shape));
     if (e.offset + e.length > data_len) throw fail(tw + ": lies past the end of the data section");
-    const uint32_t crc = crc32(data + e.offset, e.length);
-    if (crc != e.crc32) throw fail(tw + ": checksum mismatch (stored " + hex(e.crc32) + ", computed " + hex(crc) + ")");
+    if (verify) {
+      const uint32_t crc = crc32(data + e.offset, e.length);
+      if (crc != e.crc32) throw fail(tw + ": checksum mismatch (stored " + hex(e.crc32) + ", computed " + hex(crc) + ")");
+    }
     const uint64_t end = align_up(e.offset + e.length);
     if (!all_zero(data + e.offset + e.length, std::min(end, data_len) - e.offset - e.length))
       throw fail(tw + ": padding is not zero (corrupted)");
-    Tensor t(e.dtype, e.shape);
-    if (e.length) std::memcpy(t.raw(), data + e.offset, e.length);
+    // In place: the tensor aliases the checkpoint's bytes (a mapped file is not read until used).
+    const Tensor t = Tensor::view(e.dtype, e.shape, data + e.offset, file.owner());
     if (!out.graph.weights.emplace(e.name, t).second) throw fail(tw + ": appears twice");
     expected_offset = end;
   }
@@ -276,12 +311,11 @@ Loaded deserialize(const uint8_t* bytes, size_t size, const std::string& where) 
   return out;
 }
 
-Loaded load(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error(path, std::string("cannot open checkpoint: ") + std::strerror(errno));
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  return deserialize(bytes.data(), bytes.size(), path);
+Loaded deserialize(const uint8_t* bytes, size_t size, const std::string& where) {
+  return deserialize(Bytes::copy_of(bytes, size), where, true);
 }
+
+Loaded load(const std::string& path, bool verify) { return deserialize(Bytes::read_file(path, "checkpoint"), path, verify); }
 
 }  // namespace entity
 }  // namespace pb

@@ -96,8 +96,11 @@ nlohmann::json parse_json(const char* begin, size_t size) {
 
 }  // namespace
 
-Frame parse_frame(const uint8_t* bytes, size_t size) {
+Frame parse_frame(Bytes input) {
+  const uint8_t* bytes = input.data();
+  const size_t size = input.size();
   Frame f;
+  f.input = input;
   if (size >= 8 && std::memcmp(bytes, kStreamMagic, 6) == 0) {
     if (bytes[6] != 0) throw Error("(framing)", "bad magic: expected \"PBSTRM\\0\\1\"");
     if (bytes[7] != kStreamMagic[7])
@@ -114,13 +117,15 @@ Frame parse_frame(const uint8_t* bytes, size_t size) {
                                    std::to_string(data_start) + ", the input has " + std::to_string(size) +
                                    " bytes in all");
     f.doc = parse_json(reinterpret_cast<const char*>(bytes) + kStreamHeaderBytes, json_len);
-    f.data.assign(bytes + data_start, bytes + size);
+    f.data = input.slice(data_start, data_len);
     f.framed = true;
     return f;
   }
   f.doc = parse_json(reinterpret_cast<const char*>(bytes), size);
   return f;
 }
+
+Frame parse_frame(const uint8_t* bytes, size_t size) { return parse_frame(Bytes::copy_of(bytes, size)); }
 
 std::optional<Frame> read_frame(std::istream& in) {
   uint8_t header[kStreamHeaderBytes];
@@ -133,28 +138,31 @@ std::optional<Frame> read_frame(std::istream& in) {
   uint64_t json_len = read_u64le(header + 8), data_len = read_u64le(header + 16);
   if (json_len == 0 || json_len > kMaxStreamJsonBytes)
     throw Error("(framing)", "implausible JSON length " + std::to_string(json_len));
-  uint64_t padded = align_up(kStreamHeaderBytes + json_len) - kStreamHeaderBytes;
-  std::string json(padded, '\0');
-  in.read(json.data(), static_cast<std::streamsize>(padded));
-  if (static_cast<uint64_t>(in.gcount()) != padded)
-    throw Error("(framing)", "input ended inside the JSON document (" + std::to_string(in.gcount()) + " of " +
-                                 std::to_string(padded) + " bytes)");
   if (data_len > kMaxStreamDataBytes)
     throw Error("(framing)", "data section of " + std::to_string(data_len) + " bytes is above the limit of " +
                                  std::to_string(kMaxStreamDataBytes));
-  Frame f;
-  f.doc = parse_json(json.data(), json_len);
-  // Grow as bytes arrive, so a lying header cannot make us allocate what never comes.
+  // The whole frame in one reservation, kept as received; pages appear only as bytes arrive,
+  // so a lying header cannot make us hold what never comes.
+  const uint64_t data_start = align_up(kStreamHeaderBytes + json_len);
+  Bytes frame = Bytes::allocate(data_start + data_len);
+  std::memcpy(frame.writable(), header, sizeof header);
   constexpr uint64_t kChunk = uint64_t(64) << 20;
-  for (uint64_t done = 0; done < data_len;) {
-    const uint64_t n = std::min(kChunk, data_len - done);
-    f.data.resize(done + n);
-    in.read(reinterpret_cast<char*>(f.data.data() + done), static_cast<std::streamsize>(n));
+  for (uint64_t done = kStreamHeaderBytes; done < frame.size();) {
+    const uint64_t n = std::min(kChunk, frame.size() - done);
+    in.read(reinterpret_cast<char*>(frame.writable() + done), static_cast<std::streamsize>(n));
     done += static_cast<uint64_t>(in.gcount());
-    if (static_cast<uint64_t>(in.gcount()) != n)
-      throw Error("(framing)", "input ended inside the data section (" + std::to_string(done) + " of " +
+    if (static_cast<uint64_t>(in.gcount()) != n) {
+      if (done < data_start)
+        throw Error("(framing)", "input ended inside the JSON document (" + std::to_string(done - kStreamHeaderBytes) + " of " +
+                                     std::to_string(data_start - kStreamHeaderBytes) + " bytes)");
+      throw Error("(framing)", "input ended inside the data section (" + std::to_string(done - data_start) + " of " +
                                    std::to_string(data_len) + " bytes)");
+    }
   }
+  Frame f;
+  f.doc = parse_json(reinterpret_cast<const char*>(frame.data()) + kStreamHeaderBytes, json_len);
+  f.data = frame.slice(data_start, data_len);
+  f.input = frame;
   f.framed = true;
   return f;
 }
@@ -263,8 +271,7 @@ Tensor decode_tensor(const JsonRef& spec, const Frame& frame) {
     if (static_cast<uint64_t>(o) + static_cast<uint64_t>(n) > frame.data.size())
       off.fail("bytes [" + std::to_string(o) + ", " + std::to_string(o + n) + ") lie past the end of the " +
                std::to_string(frame.data.size()) + "-byte data section");
-    t = Tensor(dtype, shape);
-    if (want) std::memcpy(t.raw(), frame.data.data() + o, want);
+    t = Tensor::view(dtype, shape, frame.data.data() + o, frame.data.owner());  // no copy: the frame's bytes
   }
   if (!spec.boolean("allow_nonfinite", false)) {
     if (dtype == DType::f32) check_finite<float>(t, spec.path());
@@ -347,30 +354,25 @@ Stream decode_stream(Frame frame) {
   read_header(s, root);
   s.tensors = decode_tensors(root["tensors"], frame);
   read_refs(s, root);
-  frame.data.clear();
+  s.raw = frame.input;
   s.doc = std::move(frame.doc);
   return s;
 }
 
-Stream read_stream_bytes(const uint8_t* bytes, size_t size) { return decode_stream(parse_frame(bytes, size)); }
-
-std::vector<uint8_t> read_stream_input(const std::string& path) {
-  std::vector<uint8_t> bytes;
-  if (path == "-") {
-    bytes.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
-  } else {
-    std::ifstream f(path, std::ios::binary);
-    if (!f) throw Error(path, "cannot open stream file: " + std::string(std::strerror(errno)));
-    bytes.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-  }
-  if (bytes.empty()) throw Error(path == "-" ? "(stdin)" : path, "empty input, expected a stream");
-  return bytes;
+Stream read_stream(Bytes input) {
+  if (input.empty()) throw Error("(input)", "empty input, expected a stream");
+  return decode_stream(parse_frame(std::move(input)));
 }
 
-Stream read_stream_file(const std::string& path) {
-  const std::vector<uint8_t> bytes = read_stream_input(path);
-  return read_stream_bytes(bytes.data(), bytes.size());
+Stream read_stream_bytes(const uint8_t* bytes, size_t size) { return read_stream(Bytes::copy_of(bytes, size)); }
+
+Bytes read_stream_input(const std::string& path) {
+  Bytes input = Bytes::read_file(path, "stream file");
+  if (input.empty()) throw Error(path == "-" ? "(stdin)" : path, "empty input, expected a stream");
+  return input;
 }
+
+Stream read_stream_file(const std::string& path) { return read_stream(read_stream_input(path)); }
 
 const Tensor& Stream::tensor(const std::string& name, const std::string& where) const {
   auto it = tensors.find(name);

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "planetbridge/bytes.h"
 #include "planetbridge/ir.h"
 
 namespace pb::entity {
@@ -30,13 +31,19 @@ struct Loaded {
   uint64_t file_bytes = 0;
 };
 
+// The bytes save() writes (for tests and tools; save() never holds them all).
 std::vector<uint8_t> serialize(const ir::Graph& graph);
-// Writes atomically: a temporary file beside `path`, flushed, then renamed over it.
+// Writes atomically: a temporary file beside `path`, the tensors streamed from their memory,
+// flushed, then renamed over it.
 void save(const ir::Graph& graph, const std::string& path);
 
-// `where` names the source (a file name) in errors.
-Loaded deserialize(const uint8_t* bytes, size_t size, const std::string& where);
-Loaded load(const std::string& path);
+// Checks and reads a checkpoint; its tensors alias `file` (no copy). `verify` checks every
+// tensor's CRC (one pass at memory speed); without it only the prefix, header and table are
+// checked and the data is not read. `where` names the source (a file name) in errors.
+Loaded deserialize(const Bytes& file, const std::string& where, bool verify = true);
+Loaded deserialize(const uint8_t* bytes, size_t size, const std::string& where);  // copies once
+// The file mapped read-only: opening a checkpoint reads its header and table, not its data.
+Loaded load(const std::string& path, bool verify = true);
 
 uint32_t crc32(const void* data, size_t size);
 

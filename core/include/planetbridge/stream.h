@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "planetbridge/bytes.h"
 #include "planetbridge/json.h"
 #include "planetbridge/tensor.h"
 
@@ -23,6 +24,7 @@ inline constexpr uint64_t kMaxStreamDataBytes = uint64_t(1) << 40;  // 1 TiB: a 
 // One decoded stream: the document plus every tensor it declares, validated.
 struct Stream {
   nlohmann::json doc;
+  Bytes raw;                     // the input as received (frame or JSON text); framed tensors alias it
   std::string planet;
   std::string planet_version;
   std::string engine;            // e.g. "torch", "tfjs"; defaults to the planet name
@@ -50,11 +52,14 @@ enum class FrameKind { stream, capture_event };
 // A decoded frame before stream validation.
 struct Frame {
   nlohmann::json doc;
-  std::vector<uint8_t> data;  // the binary section (empty for JSON-only input)
-  bool framed = false;        // true when it came in the binary framing
+  Bytes input;          // the whole input as received
+  Bytes data;           // its binary section (empty for JSON-only input); tensors alias it
+  bool framed = false;  // true when it came in the binary framing
 };
 
 // Reads one whole input: binary framing when it starts with the magic, else a JSON document.
+// The frame shares `input` (no copy); the pointer form copies borrowed memory once.
+Frame parse_frame(Bytes input);
 Frame parse_frame(const uint8_t* bytes, size_t size);
 // Reads one framed document from a pipe. Returns nullopt on a clean end of input
 // (nothing read); a partial frame is an error.
@@ -68,10 +73,11 @@ std::map<std::string, Tensor> decode_tensors(const JsonRef& tensors, const Frame
 // A stream from a document (whose "tensors" member, if any, is not read) and its tensors:
 // checks the header fields and that inputs, expected and taps name tensors.
 Stream make_stream(nlohmann::json doc, std::map<std::string, Tensor> tensors);
-Stream read_stream_bytes(const uint8_t* bytes, size_t size);
-Stream read_stream_file(const std::string& path);  // "-" reads stdin
-// The whole input of read_stream_file as bytes, not yet decoded (for keeping it as received).
-std::vector<uint8_t> read_stream_input(const std::string& path);
+Stream read_stream(Bytes input);
+Stream read_stream_bytes(const uint8_t* bytes, size_t size);  // copies borrowed memory once
+Stream read_stream_file(const std::string& path);  // a file is mapped, not read; "-" reads stdin
+// The input read_stream_file decodes, as received (errors name the file or "(stdin)").
+Bytes read_stream_input(const std::string& path);
 
 // Writing (used by tests, tools, the run store and the C++ side of captures). Each tensor's
 // entry in doc["tensors"] becomes {dtype, shape, offset, nbytes} (keeping "allow_nonfinite").
