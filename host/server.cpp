@@ -144,7 +144,7 @@ struct Server::Impl {
   int listen_fd = -1;
 
   struct Body {
-    std::string bytes;
+    Bytes bytes;  // what was kept: tensors of the stream alias it
     uint64_t size = 0;      // bytes received, kept or not
     bool complete = false;  // the whole body arrived (and was not cut at the drain limit)
   };
@@ -196,13 +196,17 @@ std::optional<json> Server::Impl::run_document(const std::string& id) const {
 // would otherwise get a connection reset instead of the answer. Past that it stops.
 Server::Impl::Body Server::Impl::read_body(const httplib::ContentReader& read, bool keep, uint64_t expected) const {
   Body b;
-  if (keep) b.bytes.reserve(std::min(expected, opt.max_body));  // one allocation for a large stream
+  // One reservation (pages appear as bytes arrive): the declared length, or the limit for a
+  // chunked body. The stream's tensors will alias it, no further copy.
+  Bytes kept = keep ? Bytes::allocate(expected ? std::min(expected, opt.max_body) : opt.max_body) : Bytes();
   b.complete = read([&](const char* data, size_t n) {
+    const uint64_t at = b.size;
     b.size += n;
     if (b.size > drain_limit()) return false;
-    if (keep && b.size <= opt.max_body) b.bytes.append(data, n);
+    if (keep && b.size <= kept.size()) std::memcpy(kept.writable() + at, data, n);
     return true;
   });
+  if (keep && b.size <= kept.size()) b.bytes = kept.slice(0, b.size);
   return b;
 }
 
@@ -238,7 +242,8 @@ void Server::Impl::post_stream(const httplib::Request& req, httplib::Response& r
     return refuse(res, 413, "(body)", too_big(opt.max_body));
   }
   if (!b.complete) return refuse(res, 400, "(body)", "the request body ended early");
-  const std::string& body = b.bytes;
+  if (b.size > b.bytes.size()) return send_error(res, 400, "(body)", "the body is longer than its Content-Length");
+  const Bytes& body = b.bytes;
   if (body.empty()) return send_error(res, 400, "(body)", "empty body, expected a stream");
   const bool magic = body.size() >= 6 && std::memcmp(body.data(), kStreamMagic, 6) == 0;
   if (framed && !magic)
@@ -250,7 +255,7 @@ void Server::Impl::post_stream(const httplib::Request& req, httplib::Response& r
   const auto t0 = std::chrono::steady_clock::now();
   Stream stream;
   try {
-    stream = read_stream_bytes(reinterpret_cast<const uint8_t*>(body.data()), body.size());
+    stream = read_stream(body);
   } catch (const Error& e) {
     return send_error(res, 400, e.where(), e.message());
   }
@@ -264,7 +269,7 @@ void Server::Impl::post_stream(const httplib::Request& req, httplib::Response& r
   lo.entity_path = run->entity_path();
   CaseResult r = run_ladder(stream, *dialect, lo);
   r.stage_ms.insert(r.stage_ms.begin(), {"parse", parse_ms});
-  json j = store.commit(*run, r, {"serve", ""}, reinterpret_cast<const uint8_t*>(body.data()), body.size());
+  json j = store.commit(*run, r, {"serve", ""}, body.data(), body.size());
   j["links"] = links(run->id(), j);
   send_json(res, 200, j);
 }

@@ -9,15 +9,14 @@ every planet can import it.
 
 import argparse
 import fnmatch
+import http.client
 import json
 import math
 import os
 import struct
 import sys
 import traceback
-import urllib.error
 import urllib.parse
-import urllib.request
 
 import numpy as np
 
@@ -62,42 +61,61 @@ def finite_or_repr(x):
     return x if math.isfinite(x) else {"repr": repr(x)}
 
 
-def _tensor_bytes(name, array):
+def _tensor_view(name, array):
+    """The tensor's dtype code, shape and its bytes as a C-ordered little-endian view (a copy
+    only when the array is not already one)."""
     a = np.asarray(array)
     code = _DTYPES.get((a.dtype.kind, a.dtype.itemsize))
     if code is None:
         raise ValueError(f'tensor "{name}": unsupported dtype {a.dtype} (expected float32, float64, int32 or int64)')
     # Not np.ascontiguousarray: it turns a scalar (shape []) into shape [1].
     a = a.astype(a.dtype.newbyteorder("<"), order="C", copy=False)
-    return code, [int(d) for d in a.shape], a.tobytes(order="C")
+    return code, [int(d) for d in a.shape], memoryview(a.reshape(-1)).cast("B") if a.size else memoryview(b"")
+
+
+class _Frame:
+    """One binary frame, planned before a byte is written (a bad tensor fails here, not halfway
+    through the output): the header and JSON, then each tensor's bytes from its own memory."""
+
+    def __init__(self, doc, tensors=None):
+        doc = dict(doc)
+        self.views = []
+        offset = 0
+        if tensors is not None:
+            table = dict(doc.get("tensors") or {})
+            for name in sorted(tensors):
+                code, shape, view = _tensor_view(name, tensors[name])
+                table[name] = {"dtype": code, "shape": shape, "offset": offset, "nbytes": view.nbytes}
+                self.views.append(view)
+                offset = align_up(offset + view.nbytes)
+            doc["tensors"] = table
+        text = dumps(doc)
+        self.head = MAGIC + struct.pack("<QQ", len(text), offset) + text
+        self.head += bytes(align_up(len(self.head)) - len(self.head))
+        self.size = len(self.head) + offset
+
+    def chunks(self):
+        """The frame's bytes in order: no copy of the data."""
+        yield self.head
+        for view in self.views:
+            yield view
+            if view.nbytes % ALIGN:
+                yield bytes(ALIGN - view.nbytes % ALIGN)
+
+    def write(self, fp):
+        for chunk in self.chunks():
+            fp.write(chunk)
 
 
 def encode_frame(doc, tensors=None):
-    """One binary frame: `doc` with `tensors` (name -> numpy array) in the data section.
+    """One binary frame as bytes: `doc` with `tensors` (name -> numpy array) in the data section.
 
     `doc` is not modified: a copy gets doc["tensors"][name] = {dtype, shape, offset, nbytes}
     for every tensor, in sorted-name order (deterministic output, same layout as the C++
-    writer). With tensors=None the document is framed as is (events).
+    writer). With tensors=None the document is framed as is (events). For large models use
+    Stream.write / Stream.post, which stream the tensors instead of building the frame.
     """
-    doc = dict(doc)
-    blobs = []
-    offset = 0
-    if tensors is not None:
-        table = dict(doc.get("tensors") or {})
-        for name in sorted(tensors):
-            code, shape, raw = _tensor_bytes(name, tensors[name])
-            table[name] = {"dtype": code, "shape": shape, "offset": offset, "nbytes": len(raw)}
-            blobs.append((offset, raw))
-            offset = align_up(offset + len(raw))
-        doc["tensors"] = table
-    text = dumps(doc)
-    data_start = align_up(HEADER_BYTES + len(text))
-    out = bytearray(data_start + offset)
-    out[0:HEADER_BYTES] = MAGIC + struct.pack("<QQ", len(text), offset)
-    out[HEADER_BYTES:HEADER_BYTES + len(text)] = text
-    for off, raw in blobs:
-        out[data_start + off:data_start + off + len(raw)] = raw
-    return bytes(out)
+    return b"".join(bytes(c) for c in _Frame(doc, tensors).chunks())
 
 
 def event_frame(event, **fields):
@@ -163,7 +181,10 @@ def serve(planet, engine, engine_version, build_fn, stdin=None, stdout=None):
         sys.stdout = sys.stderr
 
     def send(frame):
-        stdout.write(frame)
+        if isinstance(frame, _Frame):
+            frame.write(stdout)  # tensors straight from their memory
+        else:
+            stdout.write(frame)
         stdout.flush()
 
     try:
@@ -187,7 +208,7 @@ def serve(planet, engine, engine_version, build_fn, stdin=None, stdout=None):
         fid = fx["id"]
         try:
             doc, tensors = build_fn(fx)
-            frame = encode_frame(doc, tensors)
+            frame = _Frame(doc, tensors)
         except NotApplicable as e:
             print(f"{planet} capture: {fid}: not applicable: {e}", file=sys.stderr)
             frame = event_frame("not_applicable", model_id=fid, reason=str(e))
@@ -202,34 +223,47 @@ def serve(planet, engine, engine_version, build_fn, stdin=None, stdout=None):
 STREAM_CONTENT_TYPE = "application/x-planetbridge-stream"
 
 
-def post(url, frame_bytes, planet, timeout=600, atol=None, rtol=None):
-    """POSTs one framed stream to a `planetbridge serve` and returns its JSON result.
+def post(url, frame, planet, timeout=600, atol=None, rtol=None):
+    """POSTs one framed stream (bytes, or a Stream's planned frame, sent piece by piece from the
+    tensors' memory under its Content-Length) to a `planetbridge serve`; returns its JSON result.
 
     url is the server ("http://127.0.0.1:9876"); the stream goes to
     /api/v1/loom/stream/<planet>. atol/rtol override the server's tolerance. The result has
     "verdict", "id", per-output errors, timings and "links" (docs/http-api.md). Raises PostError
     when the server refuses the stream (with the JSON path it names) or cannot be reached.
     """
-    endpoint = url.rstrip("/") + "/api/v1/loom/stream/" + urllib.parse.quote(planet, safe="")
+    parts = urllib.parse.urlsplit(url)
+    path = parts.path.rstrip("/") + "/api/v1/loom/stream/" + urllib.parse.quote(planet, safe="")
     query = {k: repr(float(v)) for k, v in (("atol", atol), ("rtol", rtol)) if v is not None}
     if query:
-        endpoint += "?" + urllib.parse.urlencode(query)
-    req = urllib.request.Request(endpoint, data=bytes(frame_bytes), method="POST",
-                                 headers={"Content-Type": STREAM_CONTENT_TYPE})
+        path += "?" + urllib.parse.urlencode(query)
+    chunks, size = (frame.chunks(), frame.size) if isinstance(frame, _Frame) else ([bytes(frame)], len(frame))
+    conn_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    conn = conn_class(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return json.loads(resp.read())
-    except urllib.error.HTTPError as e:
-        body = e.read()
+        conn.putrequest("POST", path)
+        conn.putheader("Content-Type", STREAM_CONTENT_TYPE)
+        conn.putheader("Content-Length", str(size))
+        conn.endheaders()
         try:
-            err = json.loads(body)["error"]
-            path, message = str(err.get("path", "")), str(err.get("message", ""))
-        except (ValueError, KeyError, TypeError, AttributeError):
-            path, message = "", body.decode("utf-8", "replace").strip() or e.reason
-        raise PostError(e.code, path, f"HTTP {e.code}: {message}") from None
-    except (urllib.error.URLError, OSError) as e:
-        reason = getattr(e, "reason", e)
-        raise PostError(None, "", f"cannot reach {url}: {reason}") from None
+            for chunk in chunks:
+                conn.send(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered before reading it all (a refusal): its answer follows
+        resp = conn.getresponse()
+        body = resp.read()
+    except (OSError, http.client.HTTPException) as e:
+        raise PostError(None, "", f"cannot reach {url}: {e}") from None
+    finally:
+        conn.close()
+    if resp.status == 200:
+        return json.loads(body)
+    try:
+        err = json.loads(body)["error"]
+        path_, message = str(err.get("path", "")), str(err.get("message", ""))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        path_, message = "", body.decode("utf-8", "replace").strip() or resp.reason
+    raise PostError(resp.status, path_, f"HTTP {resp.status}: {message}")
 
 
 def verdict_line(result):
@@ -257,14 +291,16 @@ class Stream:
         return encode_frame(self.doc, self.tensors)
 
     def write(self, path):
+        """Writes the frame to `path`: the header, then each tensor from its own memory."""
+        frame = _Frame(self.doc, self.tensors)
         with open(path, "wb") as f:
-            f.write(self.to_bytes())
+            frame.write(f)
 
     def post(self, url, **kwargs):
         """Streams it to a `planetbridge serve` at url; returns the result (verdict, errors, run id).
 
         kwargs go to pbstream.post (timeout, atol, rtol); raises pbstream.PostError on refusal."""
-        return post(url, self.to_bytes(), self.doc["planet"], **kwargs)
+        return post(url, _Frame(self.doc, self.tensors), self.doc["planet"], **kwargs)
 
 
 class Spec:
@@ -384,7 +420,7 @@ def run_suite(planet, load_engine, build_fn, suite, pattern="*", out=None, post_
     failed = 0
     for fx in selected:
         try:
-            frame = encode_frame(*build_fn(fx))
+            frame = _Frame(*build_fn(fx))
         except NotApplicable as e:
             print(f"{fx['id']}: not applicable: {e}", file=sys.stderr)
             continue
@@ -407,12 +443,12 @@ def run_suite(planet, load_engine, build_fn, suite, pattern="*", out=None, post_
         elif out:
             path = os.path.join(out, fx["id"] + ".pbstream")
             with open(path, "wb") as f:
-                f.write(frame)
-            print(f"{fx['id']}: {path} ({len(frame)} bytes)", file=sys.stderr)
+                frame.write(f)
+            print(f"{fx['id']}: {path} ({frame.size} bytes)", file=sys.stderr)
         else:
-            sys.stdout.buffer.write(frame)
+            frame.write(sys.stdout.buffer)
             sys.stdout.buffer.flush()
-            print(f"{fx['id']}: {len(frame)} bytes", file=sys.stderr)
+            print(f"{fx['id']}: {frame.size} bytes", file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -1,0 +1,47 @@
+"""The Python capture SDK's writer: frames stream tensors from their own memory."""
+
+import os
+import sys
+import tempfile
+import unittest
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pbstream  # noqa: E402
+
+
+class WriterTest(unittest.TestCase):
+    def setUp(self):
+        rng = np.random.default_rng(3)
+        self.doc = {"format": "planetbridge.stream", "version": 1, "planet": "p", "model_id": "m"}
+        self.tensors = {"w": rng.standard_normal((3, 5)).astype(np.float32),
+                        "t": rng.standard_normal((4, 3)).astype(np.float32).T,  # not C-ordered
+                        "ids": np.arange(7, dtype=np.int64),
+                        "s": np.float64(2.5)}
+
+    def test_write_gives_the_bytes_encode_frame_gives(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "m.pbstream")
+            pbstream.Stream(self.doc, self.tensors).write(path)
+            with open(path, "rb") as f:
+                written = f.read()
+        self.assertEqual(written, pbstream.encode_frame(self.doc, self.tensors))
+        self.assertEqual(len(written) % pbstream.ALIGN, 0)
+
+    def test_contiguous_tensors_are_sent_from_their_own_memory(self):
+        frame = pbstream._Frame(self.doc, self.tensors)
+        views = {name: view for name, view in zip(sorted(self.tensors), frame.views)}
+        self.assertTrue(np.shares_memory(np.frombuffer(views["w"], np.float32), self.tensors["w"]))
+        self.assertTrue(np.shares_memory(np.frombuffer(views["ids"], np.int64), self.tensors["ids"]))
+        # A transposed view needs one C-ordered copy.
+        self.assertFalse(np.shares_memory(np.frombuffer(views["t"], np.float32), self.tensors["t"]))
+        self.assertEqual(frame.size, sum(len(bytes(c)) for c in frame.chunks()))
+
+    def test_a_bad_tensor_fails_before_anything_is_written(self):
+        with self.assertRaisesRegex(ValueError, 'tensor "b": unsupported dtype bool'):
+            pbstream._Frame(self.doc, {"a": np.zeros(2, np.float32), "b": np.zeros(2, bool)})
+
+
+if __name__ == "__main__":
+    unittest.main()
