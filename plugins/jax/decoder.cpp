@@ -1,7 +1,8 @@
 // JAX dialect: a Flax (linen) module list in call order + the flattened variables pytree -> IR
-// (docs/planets/jax.md). One translator per Flax module type and per function, registered in
-// op_table.cpp; the translators are in op/*.cpp. Flax's values are channels-last; the decoder
-// context (planetbridge/decoder.h) holds each in the layouts the IR's ops need.
+// (docs/planets/jax.md). One translator per Flax module type (nn.RNN and nn.Bidirectional with
+// their cells among them) and per function, registered in op_table.cpp; the translators are in
+// op/*.cpp. Flax's values are channels-last; the decoder context (planetbridge/decoder.h) holds
+// each in the layouts the IR's ops need.
 #include <cstdlib>
 
 #include "module.h"
@@ -11,16 +12,21 @@ namespace pb::jax {
 
 namespace {
 
+// nn.RNN and nn.Bidirectional read a sequence and, optionally, an initial carry: Sequential
+// order gives them the previous value.
+bool recurrent(const std::string& type) { return type == "RNN" || type == "Bidirectional"; }
+
 class JaxDialect : public Dialect {
  public:
   std::string planet() const override { return "jax"; }
-  std::string version() const override { return "0.3.0"; }
+  std::string version() const override { return "0.4.0"; }
 
   std::vector<std::string> source_types() const override {
     std::vector<std::string> out;
     for (const auto& kv : module_table())
       if (kv.first != "fn") out.push_back(kv.first);
     for (const auto& kv : function_table()) out.push_back(kv.first);
+    for (const std::string& c : cell_types()) out.push_back(c);  // the cells an RNN scans
     return out;
   }
 
@@ -70,7 +76,7 @@ class JaxDialect : public Dialect {
         }
         if (tr->arity ? inputs.size() != tr->arity : inputs.empty())
           in->fail(what + " takes " + (tr->arity ? std::to_string(tr->arity) : "one or more") + " inputs, got " + std::to_string(inputs.size()));
-      } else if (tr->arity == 1 && !previous.empty()) {
+      } else if ((tr->arity == 1 || recurrent(type)) && !previous.empty()) {
         inputs = {previous};
       } else {
         mj.fail(what + " \"" + name + "\" needs \"inputs\" (only a one-input module after a single value defaults to it)");

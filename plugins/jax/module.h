@@ -108,5 +108,9 @@ JaxTranslator binary(const std::string& op);
 JaxTranslator activation(const std::string& function, std::vector<std::string> attributes = {},
                          std::function<ir::Attrs(const JsonRef&)> params = nullptr);
 JaxTranslator softmax(bool log);
+// flax.linen.RNN / Bidirectional over the cells of cell_types() (op/recurrent.cpp).
+void translate_rnn(const Module& m);
+void translate_bidirectional(const Module& m);
+std::vector<std::string> cell_types();  // SimpleCell, LSTMCell, OptimizedLSTMCell, GRUCell
 
 }  // namespace pb::jax

@@ -23,6 +23,10 @@ const JaxTable& module_table() {
         [](const Module& m) { translate_norm(m, true); }}},
       {"Embed", {{"num_embeddings", "features", "dtype", "param_dtype"}, 1, translate_embed}},
       {"Dropout", {{"rate", "deterministic", "broadcast_dims"}, 1, translate_dropout}},
+      // Recurrent scans: inputs the sequence, then optionally the initial carry's leaves (arity 0;
+      // without "inputs" they read the previous value, as a one-input module).
+      {"RNN", {{"cell", "time_major", "return_carry", "reverse", "keep_order", "unroll"}, 0, translate_rnn}},
+      {"Bidirectional", {{"forward_rnn", "backward_rnn", "merge_fn", "time_major", "return_carry"}, 0, translate_bidirectional}},
       // jnp operators between module outputs (residual connections): numpy broadcasting, as the IR.
       {"add", binary("Add")},
       {"subtract", binary("Sub")},

@@ -9,12 +9,6 @@ namespace pb::pytorch {
 
 namespace {
 
-// The output node's argument: a node or (nested) tuples/lists of nodes, flattened in order.
-void collect_outputs(const FxNode& n, const JsonRef& a, std::vector<std::string>& out) {
-  if (!a.is_array()) return out.push_back(n.node_ref(a));
-  for (const JsonRef& e : a.items()) collect_outputs(n, e, out);
-}
-
 // get_attr: a parameter or buffer read directly (not through a module), stored under the
 // target's qualified name. Float tensors are weights as is (f64: "<target>@f32"); an integer
 // buffer computes as f32 like torch's type promotion: "<target>@f32" too.
@@ -26,7 +20,7 @@ void translate_get_attr(Decoder& d, const FxNode& n) {
 }
 
 // call_module, call_function, call_method: the table's translator after its attributes.
-void translate_call(Decoder& d, const JsonRef& node, const std::optional<JsonRef>& modules) {
+void translate_call(Decoder& d, FxTuples& tuples, const JsonRef& node, const std::optional<JsonRef>& modules) {
   const std::string op = node["op"].str();
   const std::string target = node["target"].str();
   const FxTranslator* tr = nullptr;
@@ -39,15 +33,18 @@ void translate_call(Decoder& d, const JsonRef& node, const std::optional<JsonRef
     tr = &find_translator(module_table(), type, node, "module type");
     check_attributes((*module)["attrs"], tr->attributes, type);
     if (auto args = node.find("args"); args && args->size() > tr->arity)
-      args->fail(type + " takes " + std::to_string(tr->arity) + " input, got " + std::to_string(args->size()) + " arguments");
+      args->fail(type + " takes " + std::to_string(tr->arity) + (tr->arity == 1 ? " input" : " inputs") + ", got " +
+                  std::to_string(args->size()) + " arguments");
   } else {
     tr = &find_translator(op == "call_function" ? function_table() : method_table(), target, node,
                           op == "call_function" ? "function" : "method");
   }
-  // A module's call passes its tensor only; a function's or method's keywords are its own.
-  if (auto kwargs = node.find("kwargs")) check_attributes(*kwargs, module ? std::vector<std::string>{} : tr->attributes, type, {"input"});
+  // A module's call passes its tensor only (a recurrent module's also its initial state hx, the
+  // only modules taking two arguments); a function's or method's keywords are its own.
+  const std::vector<std::string> module_keywords = tr->arity > 1 ? std::vector<std::string>{"hx"} : std::vector<std::string>{};
+  if (auto kwargs = node.find("kwargs")) check_attributes(*kwargs, module ? module_keywords : tr->attributes, type, {"input"});
   d.translating(node, "fx:" + node["name"].str() + " (" + type + ")");
-  tr->translate(FxNode(d, node, module));
+  tr->translate(FxNode(d, tuples, node, module));
 }
 
 class PytorchDialect : public Dialect {
@@ -70,14 +67,15 @@ class PytorchDialect : public Dialect {
     Decoder d(stream, "torch.fx", Layout::ChannelsFirst);
     const JsonRef model = d.model();
     const std::optional<JsonRef> modules = model.find("modules");
+    FxTuples tuples;  // the nodes returning tuples (recurrent modules)
     size_t placeholders = 0;
     std::optional<std::vector<std::string>> outputs;
     std::optional<JsonRef> output_arg;
     for (const JsonRef& node : model["graph"].items()) {
       const std::string op = node["op"].str();
-      const FxNode n(d, node, std::nullopt);
+      const FxNode n(d, tuples, node, std::nullopt);
       if (op == "call_module" || op == "call_function" || op == "call_method") {
-        translate_call(d, node, modules);
+        translate_call(d, tuples, node, modules);
         continue;
       }
       d.translating(node, "fx:" + n.name());
@@ -88,8 +86,10 @@ class PytorchDialect : public Dialect {
       } else if (op == "output") {
         output_arg = n.arg(0);
         if (!output_arg) node.fail("output node has no argument");
+        // A node or (nested) tuples/lists of nodes, flattened in order; a node returning a
+        // tuple (an RNN module's) stands for all its elements.
         outputs.emplace();
-        collect_outputs(n, *output_arg, *outputs);
+        n.flat_values(*output_arg, *outputs);
       } else {
         node["op"].fail("unsupported fx op \"" + op + "\"");
       }

@@ -2,8 +2,8 @@
 
 namespace pb::pytorch {
 
-FxNode::FxNode(Decoder& d, JsonRef node, std::optional<JsonRef> module)
-    : d_(d), node_(node), module_(std::move(module)), name_(node["name"].str()) {}
+FxNode::FxNode(Decoder& d, FxTuples& tuples, JsonRef node, std::optional<JsonRef> module)
+    : d_(d), tuples_(tuples), node_(node), module_(std::move(module)), name_(node["name"].str()) {}
 
 std::optional<JsonRef> FxNode::arg(size_t i, const std::string& kw) const {
   if (auto args = node_.find("args"); args && i < args->size() && !(*args)[i].is_null()) return (*args)[i];
@@ -18,8 +18,45 @@ std::optional<JsonRef> FxNode::kwarg(const std::string& kw) const {
 std::string FxNode::node_ref(const JsonRef& a) const {
   if (!a.is_object() || !a.has("node")) a.fail("expected a node reference {\"node\": name}");
   const std::string value = a["node"].str();
+  if (tuples_.count(value))
+    a.fail("\"" + value + "\" is a tuple (" + std::to_string(tuples_.at(value).items.size()) +
+           " elements), not a tensor: select an element first (y, h = ... or [i])");
   if (!d_.has(value)) a.fail("\"" + value + "\" is not defined before node \"" + name_ + "\"");
   return value;
+}
+
+const FxTuple* FxNode::tuple_ref(const JsonRef& a) const {
+  if (!a.is_object() || !a.has("node")) return nullptr;
+  auto it = tuples_.find(a["node"].str());
+  return it == tuples_.end() ? nullptr : &it->second;
+}
+
+FxTuple FxNode::tuple_arg(const JsonRef& a) const {
+  if (const FxTuple* t = tuple_ref(a)) return *t;
+  if (!a.is_array()) a.fail("expected a tuple (a tuple literal or a node returning one)");
+  FxTuple t;
+  for (const JsonRef& e : a.items()) t.items.push_back(e.is_array() || tuple_ref(e) ? tuple_arg(e) : FxTuple{d_.planet_form(node_ref(e)), {}});
+  return t;
+}
+
+void FxNode::flat_values(const JsonRef& a, std::vector<std::string>& out) const {
+  if (a.is_array()) {
+    for (const JsonRef& e : a.items()) flat_values(e, out);
+    return;
+  }
+  if (const FxTuple* t = tuple_ref(a)) {
+    std::function<void(const FxTuple&)> leaves = [&](const FxTuple& u) {
+      if (!u.is_tuple()) return out.push_back(u.value);
+      for (const FxTuple& e : u.items) leaves(e);
+    };
+    return leaves(*t);
+  }
+  out.push_back(node_ref(a));
+}
+
+void FxNode::define_tuple(FxTuple t) const {
+  if (tuples_.count(name_) || d_.has(name_)) fail("\"" + name_ + "\" is already defined");
+  tuples_.emplace(name_, std::move(t));
 }
 
 std::string FxNode::value_arg(size_t i, const std::string& kw) const {

@@ -4,6 +4,7 @@
 // the IR's own (channels-first, Linear.weight [out, in]): every value and weight is used as
 // the stream has it. Translators live in op/*.cpp, registered in op_table.cpp.
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -14,10 +15,23 @@ namespace pb::pytorch {
 
 using Ints = std::vector<int64_t>;
 
+// A Python tuple the fx graph passes around: a recurrent module's (y, h_n) or (y, (h_n, c_n)),
+// a tuple literal argument ((h0, c0)). fx has no tuple values of its own: a node returning one
+// is indexed by _operator.getitem nodes, and such a node stands for all of it in the output.
+// Each element is an IR value or a nested tuple.
+struct FxTuple {
+  std::string value;           // a leaf: the IR value
+  std::vector<FxTuple> items;  // a tuple: its elements
+  bool is_tuple() const { return value.empty(); }
+};
+// The tuples the graph's nodes return, by fx node name; kept beside the decoder context, whose
+// source values are tensors.
+using FxTuples = std::map<std::string, FxTuple>;
+
 class FxNode {
  public:
   // `module`: the model.modules entry of a call_module node (absent for functions and methods).
-  FxNode(Decoder& d, JsonRef node, std::optional<JsonRef> module);
+  FxNode(Decoder& d, FxTuples& tuples, JsonRef node, std::optional<JsonRef> module);
 
   Decoder& decoder() const { return d_; }
   const JsonRef& json() const { return node_; }
@@ -34,8 +48,16 @@ class FxNode {
   // That value's IR name and type.
   std::string in(size_t i, const std::string& kw = "input") const { return d_.planet_form(value_arg(i, kw)); }
   const ir::TensorType& type(size_t i, const std::string& kw = "input") const { return d_.type(value_arg(i, kw)); }
-  // The value a reference {"node": name} names, defined before this node.
+  // The value a reference {"node": name} names, defined before this node (a tuple is refused:
+  // index it first).
   std::string node_ref(const JsonRef& a) const;
+  // The tuple a reference {"node": name} names, or nullptr when it names none.
+  const FxTuple* tuple_ref(const JsonRef& a) const;
+  // An argument that is a tuple: a tuple literal ([{"node": a}, {"node": b}], nested) or a
+  // reference to a node returning one.
+  FxTuple tuple_arg(const JsonRef& a) const;
+  // The IR values argument `a` stands for, nested tuples flattened in order (the output node).
+  void flat_values(const JsonRef& a, std::vector<std::string>& out) const;
   int64_t int_arg(size_t i, const std::string& kw, int64_t fallback) const;
   double float_arg(size_t i, const std::string& kw, double fallback) const;
   // A list given as one argument ([a, b] or (a, b)) or as the remaining positional ones (x.view(a, b)).
@@ -66,9 +88,17 @@ class FxNode {
   void emit(const std::string& op, std::vector<std::string> inputs, ir::Attrs attrs = {}) const {
     d_.define(name_, Layout::ChannelsFirst, op, std::move(inputs), std::move(attrs));
   }
+  // An intermediate IR node of this translation, "<node>/<step>"; returns its name.
+  std::string step(const std::string& step, const std::string& op, std::vector<std::string> inputs, ir::Attrs attrs = {}) const {
+    d_.step(name_ + "/" + step, op, std::move(inputs), std::move(attrs));
+    return name_ + "/" + step;
+  }
+  // This node returns a tuple (no IR value of its own).
+  void define_tuple(FxTuple t) const;
 
  private:
   Decoder& d_;
+  FxTuples& tuples_;
   JsonRef node_;
   std::optional<JsonRef> module_;
   std::string name_;
@@ -121,7 +151,14 @@ void translate_dropout_module(const FxNode& n);
 void translate_dropout_call(const FxNode& n);
 Translate binary(const std::string& op);
 
+// op/recurrent.cpp: nn.RNN, nn.LSTM, nn.GRU; torch.nn.utils.rnn's packed sequences (refused)
+void translate_rnn(const FxNode& n);
+void translate_lstm(const FxNode& n);
+void translate_gru(const FxNode& n);
+void translate_packed_sequence(const FxNode& n);
+
 // op/shape.cpp
+void translate_getitem(const FxNode& n);
 void translate_flatten_module(const FxNode& n);
 void translate_flatten_call(const FxNode& n);
 void translate_reshape(const FxNode& n);

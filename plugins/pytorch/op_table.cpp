@@ -20,8 +20,16 @@ const Attrs kAvgPool = {"kernel_size", "stride", "padding", "ceil_mode", "count_
 const Attrs kBatchNorm = {"num_features", "eps", "momentum", "affine", "track_running_stats"};
 // p only matters in training; a module in training mode is refused.
 const Attrs kDropout = {"p", "inplace"};
+// nn.RNN / LSTM / GRU (nn.RNNBase): mode names the cell torch runs; dropout acts in training only.
+const Attrs kRecurrent = {"mode", "input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout", "bidirectional", "proj_size"};
 
 FxTranslator module(Attrs attrs, Translate t) { return {std::move(attrs), 1, std::move(t)}; }
+// A recurrent module takes its input and the initial state hx.
+FxTranslator recurrent(Attrs attrs, Translate t) { return {std::move(attrs), 2, std::move(t)}; }
+Attrs plus(Attrs a, const Attrs& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
 
 }  // namespace
 
@@ -73,6 +81,9 @@ const FxTable& module_table() {
        module({"num_embeddings", "embedding_dim", "padding_idx", "max_norm", "norm_type", "scale_grad_by_freq", "sparse"},
               translate_embedding)},
       {"Flatten", module({"start_dim", "end_dim"}, translate_flatten_module)},
+      {"RNN", recurrent(plus(kRecurrent, {"nonlinearity"}), translate_rnn)},
+      {"LSTM", recurrent(kRecurrent, translate_lstm)},
+      {"GRU", recurrent(kRecurrent, translate_gru)},
   };
   return t;
 }
@@ -84,6 +95,7 @@ FxTranslator call(Attrs kwargs, Translate t) { return {std::move(kwargs), 1, std
 
 const Attrs kSoftmax = {"dim", "_stacklevel"};  // F.softmax's dtype (null) is absent; a dtype is refused
 const Attrs kBinary = {"other", "alpha", "rounding_mode"};
+const Attrs kPacked = {"lengths", "batch_first", "enforce_sorted", "sequences", "sequence", "padding_value", "total_length"};
 
 }  // namespace
 
@@ -123,6 +135,12 @@ const FxTable& function_table() {
       {"torch.transpose", call({"dim0", "dim1"}, translate_transpose)},
       {"torch.permute", call({"dims"}, translate_permute)},
       {"torch.reshape", call({"shape"}, translate_reshape)},
+      {"_operator.getitem", call({}, translate_getitem)},
+      // Packed sequences: refused by name (the capture records them as leaf functions), whatever
+      // keywords they are given.
+      {"torch.nn.utils.rnn.pack_padded_sequence", call(kPacked, translate_packed_sequence)},
+      {"torch.nn.utils.rnn.pack_sequence", call(kPacked, translate_packed_sequence)},
+      {"torch.nn.utils.rnn.pad_packed_sequence", call(kPacked, translate_packed_sequence)},
   };
   return t;
 }

@@ -12,9 +12,10 @@ namespace pb::tensorflow {
 
 namespace {
 
-// One application of a layer: its translator, with the layer's config checked first.
-void translate(Decoder& d, KerasModel& m, const JsonRef& layer_json, const std::string& name, const std::string& out,
-               std::vector<std::string> inputs) {
+// One application of a layer: its translator, with the layer's config checked first. Returns
+// the application's outputs (out, then "<out>:1", ... for a layer with several).
+std::vector<std::string> translate(Decoder& d, KerasModel& m, const JsonRef& layer_json, const std::string& name, const std::string& out,
+                                   std::vector<std::string> inputs) {
   const JsonRef cls = layer_json["class_name"];
   const std::string type = cls.str();
   auto it = layer_table().find(type);
@@ -34,6 +35,9 @@ void translate(Decoder& d, KerasModel& m, const JsonRef& layer_json, const std::
   if (!d.has(out)) L.fail("internal: the " + type + " translator produced no output");
   L.check_all_weights_used();
   m.translated.insert(name);
+  std::vector<std::string> outputs;
+  while (d.has(L.output(outputs.size()))) outputs.push_back(L.output(outputs.size()));
+  return outputs;
 }
 
 std::string layer_name(const JsonRef& layer) {
@@ -78,7 +82,8 @@ std::vector<std::string> decode_sequential(Decoder& d, KerasModel& m, const Json
     JsonRef layer = layers[i];
     if (layer["class_name"].str() == "InputLayer") layer["class_name"].fail("InputLayer is only allowed as the first layer of a Sequential model");
     const std::string name = layer_name(layer);
-    translate(d, m, layer, name, name, {value});
+    if (translate(d, m, layer, name, name, {value}).size() != 1)
+      layer.fail("layer \"" + name + "\" has several outputs (return_state?): a Sequential model's layers have one");
     value = name;
   }
   return {value};
@@ -109,13 +114,19 @@ void collect_keras3(const JsonRef& a, std::vector<TensorRef>& out) {
 }
 
 // One inbound node -> the tensors it consumes, in order. tfjs and Keras 2 write
-// [[name, node, tensor, kwargs], ...]; Keras 3 writes {"args": [...], "kwargs": {...}}.
-std::vector<TensorRef> inbound_refs(const JsonRef& node) {
+// [[name, node, tensor, kwargs], ...] (a recurrent layer's initial states are further refs);
+// Keras 3 writes {"args": [...], "kwargs": {...}}, an RNN's initial states as the keyword
+// argument initial_state (taken as further inputs when `initial_state` says the layer has them).
+std::vector<TensorRef> inbound_refs(const JsonRef& node, bool initial_state) {
   std::vector<TensorRef> refs;
   if (node.is_object()) {
     collect_keras3(node["args"], refs);
-    if (auto kw = node.find("kwargs"); kw && !kw->keys().empty())
-      kw->fail("call keyword arguments are not supported (they may change what the layer computes)");
+    if (auto kw = node.find("kwargs")) {
+      for (const std::string& k : kw->keys()) {
+        if (k == "initial_state" && initial_state) collect_keras3((*kw)[k], refs);
+        else if (!(*kw)[k].is_null()) (*kw)[k].fail("call keyword argument \"" + k + "\" is not supported (it may change what the layer computes)");
+      }
+    }
     return refs;
   }
   for (const JsonRef& e : node.items()) {
@@ -136,13 +147,26 @@ std::vector<TensorRef> ref_list(const JsonRef& j) {
 
 std::string value_key(const std::string& layer, int64_t node) { return layer + "#" + std::to_string(node); }
 
+// Layers Keras calls with initial_state=[...].
+bool takes_initial_state(const std::string& cls) {
+  return cls == "SimpleRNN" || cls == "LSTM" || cls == "GRU" || cls == "Bidirectional";
+}
+
+// The value a ref's tensor index names among a layer application's outputs.
+const std::string& output_of(const TensorRef& r, const std::vector<std::string>& outputs) {
+  if (r.tensor < 0 || r.tensor >= int64_t(outputs.size()))
+    throw Error(r.path, "tensor index " + std::to_string(r.tensor) + ": layer \"" + r.layer + "\" has " + std::to_string(outputs.size()) +
+                            (outputs.size() == 1 ? " output" : " outputs"));
+  return outputs[size_t(r.tensor)];
+}
+
 std::vector<std::string> decode_functional(Decoder& d, KerasModel& m, const JsonRef& config) {
   JsonRef layers = config["layers"];
   std::map<std::string, JsonRef> by_name;
   for (const JsonRef& l : layers.items())
     if (!by_name.emplace(layer_name(l), l).second) l.fail("duplicate layer name \"" + layer_name(l) + "\"");
 
-  std::map<std::string, std::string> values;  // value_key(layer, node) -> Keras value
+  std::map<std::string, std::vector<std::string>> values;  // value_key(layer, node) -> its Keras values, by tensor index
   JsonRef input_layers = config["input_layers"];
   std::vector<TensorRef> ins = ref_list(input_layers);
   if (ins.size() != d.stream().inputs.size())
@@ -152,7 +176,7 @@ std::vector<std::string> decode_functional(Decoder& d, KerasModel& m, const Json
     if (it == by_name.end() || it->second["class_name"].str() != "InputLayer")
       input_layers[i].fail("\"" + ins[i].layer + "\" is not an InputLayer of this model");
     add_input(d, i, ins[i].layer, it->second, true);
-    values[value_key(ins[i].layer, 0)] = ins[i].layer;
+    values[value_key(ins[i].layer, 0)] = {ins[i].layer};
   }
 
   // Every (layer, inbound node) is one application. Config order is not always a topological
@@ -169,7 +193,8 @@ std::vector<std::string> decode_functional(Decoder& d, KerasModel& m, const Json
     if (l["class_name"].str() == "InputLayer") continue;
     auto nodes = l.find("inbound_nodes");
     if (!nodes || nodes->size() == 0) l.fail("layer \"" + name + "\" has no inbound_nodes (it is never called)");
-    for (size_t k = 0; k < nodes->size(); ++k) pending.push_back({l, name, int64_t(k), inbound_refs((*nodes)[k])});
+    const bool states = takes_initial_state(l["class_name"].str());
+    for (size_t k = 0; k < nodes->size(); ++k) pending.push_back({l, name, int64_t(k), inbound_refs((*nodes)[k], states)});
   }
   while (!pending.empty()) {
     std::vector<Pending> later;
@@ -177,10 +202,9 @@ std::vector<std::string> decode_functional(Decoder& d, KerasModel& m, const Json
       std::vector<std::string> inputs;
       bool ready = true;
       for (const TensorRef& r : p.refs) {
-        if (r.tensor != 0) throw Error(r.path, "tensor index " + std::to_string(r.tensor) + ": every supported layer has one output");
         auto v = values.find(value_key(r.layer, r.node));
         if (v == values.end()) ready = false;
-        else inputs.push_back(v->second);
+        else inputs.push_back(output_of(r, v->second));
       }
       if (!ready) {
         later.push_back(std::move(p));
@@ -188,8 +212,7 @@ std::vector<std::string> decode_functional(Decoder& d, KerasModel& m, const Json
       }
       // A shared layer's second call gets its own value name; its first keeps the layer name.
       const std::string out = p.node == 0 ? p.name : p.name + "@" + std::to_string(p.node);
-      translate(d, m, p.layer, p.name, out, inputs);
-      values[value_key(p.name, p.node)] = out;
+      values[value_key(p.name, p.node)] = translate(d, m, p.layer, p.name, out, inputs);
     }
     if (later.size() == pending.size()) {
       const Pending& p = later.front();
@@ -204,7 +227,7 @@ std::vector<std::string> decode_functional(Decoder& d, KerasModel& m, const Json
   for (const TensorRef& r : ref_list(config["output_layers"])) {
     auto v = values.find(value_key(r.layer, r.node));
     if (v == values.end()) throw Error(r.path, "names output " + std::to_string(r.node) + " of layer \"" + r.layer + "\", which no layer produces");
-    outputs.push_back(v->second);
+    outputs.push_back(output_of(r, v->second));
   }
   return outputs;
 }

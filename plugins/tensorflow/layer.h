@@ -35,6 +35,9 @@ class Layer {
   const std::string& name() const { return name_; }          // the layer's name
   const std::string& class_name() const { return class_; }
   const std::string& out() const { return out_; }            // this application's value (taps line up)
+  // Its output i: out() for 0, "<out>:<i>" for the others of a layer with several (an RNN's
+  // return_state), as a functional config's [layer, node, i] refers to them.
+  std::string output(size_t i) const { return i == 0 ? out_ : out_ + ":" + std::to_string(i); }
   size_t arity() const { return inputs_.size(); }
   [[noreturn]] void fail(const std::string& message) const { json_.fail(message); }
 
@@ -70,6 +73,12 @@ class Layer {
   void emit(Layout layout, const std::string& op, std::vector<std::string> inputs, ir::Attrs attrs = {}) const {
     d_.define(out_, layout, op, std::move(inputs), std::move(attrs));
   }
+  // Emits the node computing output i (channels-last, as Keras holds it).
+  void emit_output(size_t i, const std::string& op, std::vector<std::string> inputs, ir::Attrs attrs = {}) const {
+    d_.define(output(i), Layout::ChannelsLast, op, std::move(inputs), std::move(attrs));
+  }
+  // Output i is an IR value already emitted (an output of a node of several).
+  void bind_output(size_t i, const std::string& ir_name) const { d_.bind(output(i), ir_name, Layout::ChannelsLast); }
   // An intermediate node of this application ("<value>/<step>"); returns its IR name.
   std::string emit_step(const std::string& step, const std::string& op, std::vector<std::string> inputs, ir::Attrs attrs = {}) const {
     d_.step(out_ + "/" + step, op, std::move(inputs), std::move(attrs));
@@ -157,6 +166,11 @@ KerasTranslator concatenate();
 // op/shape.cpp
 KerasTranslator flatten();
 KerasTranslator reshape();
+// op/recurrent.cpp: SimpleRNN, LSTM, GRU (one IR RNN / LSTM / GRU node each) and the Bidirectional wrapper
+KerasTranslator simple_rnn();
+KerasTranslator lstm();
+KerasTranslator gru();
+KerasTranslator bidirectional();
 // op/activation.cpp: activation layers, and the layers that are identities at inference
 KerasTranslator activation_layer();
 KerasTranslator relu_layer();

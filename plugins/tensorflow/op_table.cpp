@@ -64,6 +64,10 @@ const KerasTable& layer_table() {
       {"LayerNormalization", layer_normalization()},
       {"RMSNorm", rms_norm()},  // the capture's composed layer
       {"Embedding", embedding()},
+      {"SimpleRNN", simple_rnn()},
+      {"LSTM", lstm()},
+      {"GRU", gru()},
+      {"Bidirectional", bidirectional()},
   };
   return t;
 }

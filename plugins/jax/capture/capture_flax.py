@@ -16,10 +16,13 @@ Understood: ``nn.Sequential`` (nested too) of ``nn.Dense``, ``nn.Conv``, ``nn.Ba
 ``nn.Dropout`` (``deterministic=True``), activation functions (``nn.relu``,
 ``functools.partial(nn.gelu, approximate=False)``, ...), pooling as
 ``functools.partial(nn.max_pool / nn.avg_pool, window_shape=..., strides=..., padding=...)`` and
-global pooling as ``functools.partial(jnp.mean / jnp.max, axis=(1, 2))``. For anything else
-(``@nn.compact`` modules, residual connections, reshapes), pass ``modules=`` (the dialect's
-module list, written by hand to describe what the model computes); module names and taps then
-come from the recorded calls, the native outputs still from ``model.apply``.
+global pooling as ``functools.partial(jnp.mean / jnp.max, axis=(1, 2))``, and ``nn.RNN`` /
+``nn.Bidirectional`` over ``SimpleCell``, ``LSTMCell``, ``OptimizedLSTMCell``, ``GRUCell``
+(without ``return_carry`` inside a Sequential). For anything else (``@nn.compact`` modules,
+residual connections, reshapes), pass ``modules=`` (the dialect's module list describing what
+the model computes; an entry giving only type, name and inputs takes its attributes from the
+recorded Flax module at that path); module names and taps then come from the recorded calls,
+the native outputs still from ``model.apply``.
 
 CLI (the shared one of every Python capture, pbstream.main):
   capture_flax.py --serve          the host's capture protocol, with real Flax fixtures
@@ -34,8 +37,8 @@ Flax layouts: Dense kernel [in, out], Conv kernel [k..., in/groups, out], channe
 activations); inputs "input.N"; outputs "output.N"; taps "tap.<module name>".
 
 Suite fixtures from real Flax: layers dense, cnn1/2/3, pool, batchnorm, layernorm, rmsnorm and
-embedding (all Sequentials); residual and model need non-Sequential modules and are served by
-the jax-js capture only.
+embedding (all Sequentials), rnn, lstm and gru (compact modules, wired as the jax-js fixtures);
+residual and model are served by the jax-js capture only.
 """
 
 import functools
@@ -268,35 +271,189 @@ def _window_function(layer, where):
     return None
 
 
+# ------------------------------------------------------------------ recurrent modules (flax/linen/recurrent.py)
+
+CELL_TYPES = ("SimpleCell", "LSTMCell", "OptimizedLSTMCell", "GRUCell")
+# nn.RNN's scan settings: only Flax's defaults (the cell's params broadcast over time, no other
+# collection scanned or carried).
+_SCAN_DEFAULTS = {"variable_axes": {}, "variable_broadcast": "params", "variable_carry": False, "split_rngs": {"params": False}}
+
+
+def _fn_name(fn, where):
+    """The dialect name of a cell's gate_fn / activation_fn: nn.sigmoid, nn.tanh, nn.relu, ..."""
+    import flax.linen as nn
+    for name, (attr, _) in FUNCTIONS.items():
+        if getattr(nn, attr, None) is fn:
+            return name
+    raise ValueError(f"{where}: function {fn!r} is not understood (known: {', '.join(FUNCTIONS)})")
+
+
+def _carry_init_name(init):
+    """"zeros" for an initializer that gives zeros (Flax's default zeros_init()), else its name
+    (written as is: the decoder refuses it, the carry would start elsewhere)."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    try:
+        if not np.any(np.asarray(init(jax.random.PRNGKey(0), (2, 3), jnp.float32))):
+            return "zeros"
+    except Exception:  # noqa: BLE001 - any initializer that cannot say is not zeros
+        pass
+    return str(getattr(init, "__name__", type(init).__name__))
+
+
+def _cell_entry(cell, where):
+    """The dialect description of a bound cell. Its "name" is its Flax path, where its params are:
+    adopted by the RNN as "<rnn>/cell" when passed in from outside (or made in setup), the
+    compact parent's "LSTMCell_0" when made inline in a compact method."""
+    import flax.linen as nn
+    kind = next((k for k in CELL_TYPES if getattr(nn, k, None) is not None and type(cell) is getattr(nn, k)), None)
+    if kind is None:
+        raise ValueError(f"{where}: cell {type(cell).__name__} is not understood (known: {', '.join(CELL_TYPES)})")
+    e = {"type": kind, "name": "/".join(cell.scope.path), "features": int(cell.features)}
+    if kind != "SimpleCell":
+        e["gate_fn"] = _fn_name(cell.gate_fn, f"{where}.gate_fn")
+    e["activation_fn"] = _fn_name(cell.activation_fn, f"{where}.activation_fn")
+    if kind == "SimpleCell":
+        e["residual"] = bool(cell.residual)
+    e["carry_init"] = _carry_init_name(cell.carry_init)
+    e.update(_dtypes(cell))
+    return e
+
+
+def _scan_unroll(module, where):
+    for attr, want in _SCAN_DEFAULTS.items():
+        got = getattr(module, attr, want)
+        if (dict(got) if hasattr(got, "items") else got) != want:
+            raise ValueError(f"{where}: nn.RNN with {attr}={got!r} is not understood (only Flax's default {want!r})")
+    return int(module.unroll)
+
+
+def _effective(kwargs, key, module):
+    """A flag nn.RNN / Bidirectional takes at construction and may override at call time."""
+    v = (kwargs or {}).get(key)
+    return bool(getattr(module, key) if v is None else v)
+
+
+def _check_call(kwargs, where, carry_inputs):
+    kwargs = kwargs or {}
+    if kwargs.get("seq_lengths") is not None:
+        raise ValueError(f"{where}: seq_lengths (variable-length sequences) is not understood")
+    if carry_inputs is not None and (kwargs.get("initial_carry") is not None) != carry_inputs:
+        raise ValueError(f"{where}: the module's inputs and its call's initial_carry disagree")
+
+
+def _rnn_entry(module, name, where, kwargs=None, carry_inputs=None):
+    """nn.RNN(cell): its effective time_major, return_carry, reverse, keep_order (call overrides)."""
+    _check_call(kwargs, where, carry_inputs)
+    unroll = _scan_unroll(module, where)
+    return {"type": "RNN", "name": name, "cell": _cell_entry(module.cell, f"{where}.cell"),
+            "time_major": _effective(kwargs, "time_major", module), "return_carry": _effective(kwargs, "return_carry", module),
+            "reverse": _effective(kwargs, "reverse", module), "keep_order": _effective(kwargs, "keep_order", module),
+            "unroll": unroll}
+
+
+def _merge_fn_name(fn, where):
+    import jax.numpy as jnp
+    from flax.linen import recurrent
+    if fn is getattr(recurrent, "_concatenate", None):
+        return "concatenate"
+    if fn is jnp.add:
+        return "add"
+    raise ValueError(f"{where}: merge_fn {fn!r} is not understood (Flax's default concatenation, or jnp.add)")
+
+
+def _bidirectional_entry(module, name, where, kwargs=None, carry_inputs=None):
+    """nn.Bidirectional(forward_rnn, backward_rnn): it sets its RNNs' reverse / keep_order itself."""
+    import flax.linen as nn
+    _check_call(kwargs, where, carry_inputs)
+    e = {"type": "Bidirectional", "name": name}
+    for d in ("forward_rnn", "backward_rnn"):
+        r = getattr(module, d)
+        if type(r) is not nn.RNN:
+            raise ValueError(f"{where}.{d}: {type(r).__name__} is not understood (an nn.RNN)")
+        e[d] = {"type": "RNN", "cell": _cell_entry(r.cell, f"{where}.{d}.cell"), "unroll": _scan_unroll(r, f"{where}.{d}")}
+    e.update({"merge_fn": _merge_fn_name(module.merge_fn, where), "time_major": _effective(kwargs, "time_major", module),
+              "return_carry": _effective(kwargs, "return_carry", module)})
+    return e
+
+
+def _recurrent_entries():
+    import flax.linen as nn
+    return {nn.RNN: _rnn_entry, nn.Bidirectional: _bidirectional_entry}
+
+
+def _carry_values(prefix, cell, carry):
+    """A final carry's leaves as dialect values: LSTM cells carry (c, h), the others h."""
+    if cell["type"] in ("LSTMCell", "OptimizedLSTMCell"):
+        return {f"{prefix}/c": carry[0], f"{prefix}/h": carry[1]}
+    return {prefix: carry}
+
+
+def _recurrent_values(entry, out, bound, recorded):
+    """The values a recurrent module defines (its output; a Bidirectional's directions; with
+    return_carry its final carry's leaves), from its call's output `out` and, for a
+    Bidirectional's directions, the recorded calls of its RNNs (wherever they live)."""
+    name = entry["name"]
+    carry, y = out if entry["return_carry"] else (None, out)
+    values = {name: y}
+    if entry["type"] == "RNN":
+        if carry is not None:
+            values.update(_carry_values(f"{name}:carry", entry["cell"], carry))
+        return values
+    for i, d in enumerate(("forward_rnn", "backward_rnn")):
+        sub = recorded.get("/".join(getattr(bound, d).scope.path))
+        if sub is not None:
+            values[f"{name}/{d}"] = sub[1]  # Bidirectional calls its RNNs with return_carry=True
+        if carry is not None:
+            values.update(_carry_values(f"{name}:carry/{d}", entry[d]["cell"], carry[i]))
+    return values
+
+
 class _Describer:
     """Walks a Sequential's layers against the recorded module calls (pre-order, call order)."""
 
     def __init__(self, calls):
         self.calls = list(calls)
+        self.recorded = {"/".join(path): out for path, _, out, _ in self.calls if path}
         self.pos = 0
         self.modules, self.taps, self.counts = [], {}, {}
 
-    def call(self, module, where):
+    def call(self, module, where, inside=False):
+        """The next recorded call, of `module`'s type; `inside`: skip the calls made within it."""
         if self.pos >= len(self.calls):
             raise ValueError(f"{where}: {type(module).__name__} was never called")
-        path, bound, out = self.calls[self.pos]
+        path, bound, out, kwargs = self.calls[self.pos]
         self.pos += 1
         if type(bound) is not type(module):
             raise ValueError(f"{where}: expected a call of {type(module).__name__}, recorded {type(bound).__name__}")
-        return "/".join(path), bound, out
+        while inside and self.pos < len(self.calls) and self.calls[self.pos][0][:len(path)] == path \
+                and len(self.calls[self.pos][0]) > len(path):
+            self.pos += 1  # a recurrent module's RNNs and cells (traced inside its scan)
+        return "/".join(path), bound, out, kwargs
 
     def layer(self, layer, value, where, prefix):
         import flax.linen as nn
         if isinstance(layer, nn.Sequential):
-            _, bound, out = self.call(layer, where)
+            _, bound, out, _ = self.call(layer, where)
             for i, sub in enumerate(layer.layers):
                 value = self.layer(sub, value, f"{where}.layers[{i}]", self._prefix(bound))
             return out
         for cls, entry in _module_entries().items():
             if type(layer) is cls:
-                name, bound, out = self.call(layer, where)
+                name, bound, out, _ = self.call(layer, where)
                 self.modules.append(entry(bound, name, where))
                 self.taps[name] = out
+                return out
+        for cls, entry in _recurrent_entries().items():
+            if type(layer) is cls:
+                name, bound, out, kwargs = self.call(layer, where, inside=True)
+                e = entry(bound, name, where, kwargs, carry_inputs=False)
+                if e["return_carry"]:
+                    raise ValueError(f"{where}: {cls.__name__} with return_carry hands (carry, outputs) to the next layer of the "
+                                     "Sequential; describe the model with modules=[...]")
+                self.modules.append(e)
+                self.taps.update(_recurrent_values(e, out, bound, self.recorded))
                 return out
         if isinstance(layer, nn.Module):
             raise ValueError(f"{where}: module type {type(layer).__name__} is not understood; pass modules=[...]")
@@ -328,14 +485,15 @@ class _Describer:
 
 
 def _record_calls(model, variables, inputs):
-    """Runs model.apply eagerly, recording every module __call__ as (path, bound module, output)."""
+    """Runs model.apply eagerly, recording every module __call__ as (path, bound module, output,
+    keyword arguments)."""
     import flax.linen as nn
     calls = []
 
     def interceptor(next_fun, args, kwargs, context):
         if context.method_name != "__call__":
             return next_fun(*args, **kwargs)
-        entry = [tuple(context.module.scope.path), context.module, None]
+        entry = [tuple(context.module.scope.path), context.module, None, dict(kwargs)]
         calls.append(entry)
         entry[2] = next_fun(*args, **kwargs)
         return entry[2]
@@ -343,6 +501,27 @@ def _record_calls(model, variables, inputs):
     with nn.intercept_methods(interceptor):
         model.apply(variables, *inputs)
     return [tuple(c) for c in calls]
+
+
+def _complete(m, bound, kwargs, where):
+    """A hand-written module entry as written, or, when it gives only type, name and inputs, the
+    entry of the recorded Flax module at that path (its attributes from Flax itself)."""
+    if set(m) - {"type", "name", "inputs"} or bound is None:
+        return m
+    e = None
+    for cls, entry in _module_entries().items():
+        if type(bound) is cls:
+            e = entry(bound, m["name"], where)
+    for cls, entry in _recurrent_entries().items():
+        if type(bound) is cls:
+            e = entry(bound, m["name"], where, kwargs, carry_inputs=len(m.get("inputs", [])) > 1)
+    if e is None:
+        raise ValueError(f"{where}: {type(bound).__name__} at {m['name']!r} cannot be described from Flax; write its attributes")
+    if e["type"] != m["type"]:
+        raise ValueError(f"{where}: type {m['type']!r}, but Flax's module at {m['name']!r} is {type(bound).__name__}")
+    if "inputs" in m:
+        e["inputs"] = list(m["inputs"])
+    return e
 
 
 def _flatten_variables(variables):
@@ -355,7 +534,10 @@ def capture(model, variables, inputs, model_id, taps=True, modules=None, input_n
     """Runs `model` (jit-compiled) on `inputs` and returns the Stream of docs/planets/jax.md.
 
     modules / input_names / output_names describe a model that is not a Sequential or Dense,
-    in the dialect (docs/planets/jax.md); they default to ["x"] and the last module.
+    in the dialect (docs/planets/jax.md); they default to ["x"] and the last module. An entry of
+    `modules` that gives only "type", "name" (its Flax path) and "inputs" takes its attributes
+    from the recorded Flax module of that path (nn.RNN / nn.Bidirectional with their cells, and
+    the layers of the Sequential describer): {"type": "RNN", "name": "RNN_0", "inputs": ["x"]}.
     """
     import flax
     import flax.linen as nn
@@ -375,8 +557,20 @@ def capture(model, variables, inputs, model_id, taps=True, modules=None, input_n
         d.layer(model, inputs[0], "model", "")
         modules, tap_values = d.modules, d.taps
     else:
-        recorded = {"/".join(path): out for path, _, out in calls if path}
-        tap_values = {m["name"]: recorded[m["name"]] for m in modules if m.get("name") in recorded}
+        recorded = {"/".join(path): out for path, _, out, _ in calls if path}
+        bound = {"/".join(path): b for path, b, _, _ in calls if path}
+        call_kwargs = {"/".join(path): k for path, _, _, k in calls if path}
+        modules = [_complete(m, bound.get(m.get("name")), call_kwargs.get(m.get("name")), f"modules[{i}]")
+                   for i, m in enumerate(modules)]
+        tap_values = {}
+        for m in modules:
+            name = m.get("name")
+            if name not in recorded:
+                continue
+            if m.get("type") in ("RNN", "Bidirectional"):
+                tap_values.update(_recurrent_values(m, recorded[name], bound[name], recorded))
+            else:
+                tap_values[name] = recorded[name]
     input_names = list(input_names or ["x"])
     output_names = list(output_names or [modules[-1]["name"]])
 
@@ -439,7 +633,6 @@ def _train(model, variables, key, inputs, outputs):
     """Full-batch Adam (written in JAX, the step jit-compiled) on target = tanh(X @ A) @ B."""
     import jax
     import jax.numpy as jnp
-    tree_map = jax.tree_util.tree_map
     hidden = max(outputs, 8)
     kx, ka, kb = jax.random.split(key, 3)
     x = jax.random.normal(kx, (TRAIN_ROWS, inputs))
@@ -450,6 +643,15 @@ def _train(model, variables, key, inputs, outputs):
     def loss(params):
         return jnp.mean((model.apply({"params": params}, x) - y) ** 2)
 
+    return {"params": _adam(loss, variables["params"], TRAIN_STEPS)}
+
+
+def _adam(loss, params, steps):
+    """`steps` full-batch Adam steps on loss(params), the step jit-compiled (as optax under jax.jit)."""
+    import jax
+    import jax.numpy as jnp
+    tree_map = jax.tree_util.tree_map
+
     @jax.jit
     def step(params, m, s, t):
         g = jax.grad(loss)(params)
@@ -459,12 +661,11 @@ def _train(model, variables, key, inputs, outputs):
         params = tree_map(lambda p, mi, si: p - LEARNING_RATE * mi * c1 / (jnp.sqrt(si * c2) + ADAM_EPS), params, m, s)
         return params, m, s
 
-    params = variables["params"]
     m = tree_map(jnp.zeros_like, params)
     s = tree_map(jnp.zeros_like, params)
-    for t in range(1, TRAIN_STEPS + 1):
+    for t in range(1, steps + 1):
         params, m, s = step(params, m, s, jnp.float32(t))
-    return {"params": params}
+    return params
 
 
 # ------------------------------------------------------------------ layers of issue #4 (Sequentials)
@@ -610,17 +811,253 @@ def _fit_random_target(make, variables, key, x):
     return {"params": params}
 
 
+# ------------------------------------------------------------------ recurrent layers (issue #11)
+
+RECURRENT_LAYERS = ("rnn", "lstm", "gru")
+RECURRENT_KEYS = {"input", "hidden", "seq", "layers", "bidirectional", "merge", "activation", "reset_after", "initial_state",
+                  "output", "head"}
+ARCH_KEYS = {"text_classifier": {"arch", "vocab", "embed", "hidden", "seq", "classes"},
+             "seq2seq": {"arch", "input", "hidden", "seq", "targets"}}
+RNN_TRAIN_ROWS, RNN_TRAIN_STEPS, BIAS_SCALE = 128, 10, 0.2  # as the jax-js fixtures (fixtures.js)
+
+
+def _recurrent_classes():
+    """The recurrent fixtures' models, written as Flax users write them: compact methods making
+    their cells inline (so each cell's params are the parent's LSTMCell_k, GRUCell_k, ...: the
+    streams' cell "name"s say so), nn.RNN per layer or nn.Bidirectional."""
+    import flax.linen as nn
+    import jax.numpy as jnp
+
+    class RecurrentStack(nn.Module):
+        layer: str
+        hidden: int
+        layers: int = 1
+        bidirectional: bool = False
+        merge: str = "concat"
+        activation: str = "tanh"
+        initial_state: bool = False
+        output: str = "sequence"
+        head: int = 0
+
+        @nn.compact
+        def __call__(self, x, *carries):
+            lstm = self.layer == "lstm"
+            leaves = 2 if lstm else 1
+
+            def cell():
+                if self.layer == "rnn":
+                    return nn.SimpleCell(self.hidden, activation_fn=nn.relu if self.activation == "relu" else nn.tanh)
+                return nn.LSTMCell(self.hidden) if lstm else nn.GRUCell(self.hidden)
+
+            def carry_of(arrays):  # Flax's carry: (c, h) for LSTMCell, h for the others
+                return tuple(arrays) if lstm else arrays[0]
+
+            directions = 2 if self.bidirectional else 1
+            y, finals, used = x, [], 0
+            for k in range(self.layers):
+                rc = self.output == "states" or (self.output == "last" and k == self.layers - 1)
+                init = None
+                if self.initial_state:
+                    per = [carry_of(carries[used + d * leaves:used + (d + 1) * leaves]) for d in range(directions)]
+                    used += directions * leaves
+                    init = tuple(per) if self.bidirectional else per[0]
+                if self.bidirectional:
+                    extra = {"merge_fn": jnp.add} if self.merge == "sum" else {}
+                    out = nn.Bidirectional(nn.RNN(cell()), nn.RNN(cell()), return_carry=rc, **extra)(y, initial_carry=init)
+                else:
+                    out = nn.RNN(cell(), return_carry=rc)(y, initial_carry=init)
+                if rc:
+                    carry, y = out
+                    finals.extend(carry if self.bidirectional else (carry,))
+                else:
+                    y = out
+            if self.output == "sequence":
+                return y
+            hs = [c[1] if lstm else c for c in finals]
+            if self.output == "last":
+                return nn.Dense(self.head)(hs[-1]) if self.head else hs[-1]
+            return (y, *hs, *([c[0] for c in finals] if lstm else []))
+
+    class TextClassifier(nn.Module):
+        vocab: int
+        embed: int
+        hidden: int
+        classes: int
+
+        @nn.compact
+        def __call__(self, ids):
+            x = nn.Embed(self.vocab, self.embed)(ids)
+            (_, h), _ = nn.RNN(nn.OptimizedLSTMCell(self.hidden), return_carry=True)(x)
+            return nn.Dense(self.classes)(h)
+
+    class Seq2Seq(nn.Module):
+        hidden: int
+        targets: int
+
+        @nn.compact
+        def __call__(self, x):
+            return nn.Dense(self.targets)(nn.RNN(nn.GRUCell(self.hidden))(x))
+
+    return RecurrentStack, TextClassifier, Seq2Seq
+
+
+def _carry_value(module, direction, leaf, lstm):
+    """The dialect's name of a final carry leaf: RNN_0:carry/h, Bidirectional_0:carry/forward_rnn."""
+    return f"{module}:carry" + (f"/{direction}" if direction else "") + (f"/{leaf}" if lstm else "")
+
+
+def recurrent_fixture(layer, spec, n):
+    """The rnn / lstm / gru fixture of docs/suites.md, wired as the jax-js capture wires it: {make
+    (() -> the Flax model), inputs [(shape, vocab)], input_names, modules (entries of type, name
+    and inputs: the capture takes their attributes from Flax), output_names, task (key -> (x, y,
+    loss)) or None}. Checking the spec and the wiring needs no JAX."""
+    arch = spec.get("arch") if isinstance(spec, dict) else None
+    if arch is not None:
+        if arch not in ARCH_KEYS:
+            raise ValueError(f"spec.arch: expected one of {', '.join(ARCH_KEYS)}, got {arch!r}")
+        s = pbstream.Spec(spec, ARCH_KEYS[arch])
+        if arch == "text_classifier":
+            if layer != "lstm":
+                raise ValueError(f"spec.arch: text_classifier is an lstm fixture, not {layer}")
+            vocab, classes, seq = s.int("vocab"), s.int("classes"), s.int("seq")
+            embed, hidden = s.int("embed"), s.int("hidden")
+            return {"make": lambda: _recurrent_classes()[1](vocab, embed, hidden, classes), "inputs": [((n, seq), vocab)],
+                    "input_names": ["x"], "output_names": ["Dense_0"],
+                    "modules": [{"type": "Embed", "name": "Embed_0"}, {"type": "RNN", "name": "RNN_0"},
+                                {"type": "Dense", "name": "Dense_0", "inputs": ["RNN_0:carry/h"]}],
+                    "task": lambda key: _text_task(key, vocab, seq, classes)}
+        if layer != "gru":
+            raise ValueError(f"spec.arch: seq2seq is a gru fixture, not {layer}")
+        inp, seq, targets, hidden = s.int("input"), s.int("seq"), s.int("targets"), s.int("hidden")
+        return {"make": lambda: _recurrent_classes()[2](hidden, targets), "inputs": [((n, seq, inp), None)], "input_names": ["x"],
+                "output_names": ["Dense_0"], "modules": [{"type": "RNN", "name": "RNN_0"}, {"type": "Dense", "name": "Dense_0"}],
+                "task": lambda key: _seq2seq_task(key, inp, seq, targets)}
+
+    s = pbstream.Spec(spec, RECURRENT_KEYS)
+    inp, hidden, seq, layers = s.int("input"), s.int("hidden"), s.int("seq"), s.int("layers", 1)
+    bidirectional = s.bool("bidirectional", False)
+    merge = s.choice("merge", ("concat", "sum"), "concat")
+    if not bidirectional and "merge" in spec:
+        raise ValueError("spec.merge: only for bidirectional layers")
+    if layer != "rnn" and "activation" in spec:
+        raise ValueError(f"spec.activation: only for layer rnn, not {layer}")
+    if layer != "gru" and "reset_after" in spec:
+        raise ValueError(f"spec.reset_after: only for layer gru, not {layer}")
+    activation = s.choice("activation", ("tanh", "relu"), "tanh")
+    if layer == "gru" and not s.bool("reset_after", True):
+        raise pbstream.NotApplicable("Flax's GRUCell applies the reset gate after the recurrent product (reset_after) only")
+    initial_state = s.bool("initial_state", False)
+    output = s.choice("output", ("sequence", "last", "states"), "sequence")
+    if "head" in spec and output != "last":
+        raise ValueError("spec.head: only with output last")
+    head = s.int("head") if "head" in spec else 0
+    if output == "last" and bidirectional:
+        raise ValueError("spec.output: last reads the last layer's final carry, which is its last step only for a unidirectional layer")
+
+    lstm = layer == "lstm"
+    leaves = ("c", "h") if lstm else ("h",)
+    directions = ("forward_rnn", "backward_rnn") if bidirectional else ("",)
+    inputs, input_names, modules, carries, previous = [((n, seq, inp), None)], ["x"], [], [], "x"
+    for k in range(layers):
+        name = f"Bidirectional_{k}" if bidirectional else f"RNN_{k}"
+        carry_inputs = [f"{leaf}0_{k * len(directions) + d}" for d in range(len(directions)) for leaf in leaves] if initial_state else []
+        input_names += carry_inputs
+        inputs += [((n, hidden), None)] * len(carry_inputs)
+        modules.append({"type": "Bidirectional" if bidirectional else "RNN", "name": name, "inputs": [previous, *carry_inputs]})
+        carries += [(name, d) for d in directions]
+        previous = name
+    if output == "last":
+        h = _carry_value(previous, "", "h", lstm)
+        if head:
+            modules.append({"type": "Dense", "name": "Dense_0", "inputs": [h]})
+        outputs = ["Dense_0" if head else h]
+    else:
+        outputs = [previous]
+        if output == "states":
+            outputs += [_carry_value(m, d, leaf, lstm) for leaf in ("h", "c") if leaf in leaves for m, d in carries]
+    def make():
+        return _recurrent_classes()[0](layer, hidden, layers, bidirectional, merge, activation, initial_state, output, head)
+    return {"make": make, "inputs": inputs, "input_names": input_names, "modules": modules, "output_names": outputs, "task": None}
+
+
+def _text_task(key, vocab, seq, classes):
+    """ids -> the vocabulary part (of `classes` equal parts) holding most of them (one-hot)."""
+    import jax
+    import jax.numpy as jnp
+    ids = jax.random.randint(key, (RNN_TRAIN_ROWS, seq), 0, vocab, dtype=jnp.int32)
+    counts = jax.nn.one_hot(jnp.floor(ids.astype(jnp.float32) * (classes / vocab)).astype(jnp.int32), classes).sum(1)
+    return ids, jax.nn.one_hot(jnp.argmax(counts, 1), classes), "softmax_cross_entropy"
+
+
+def _seq2seq_task(key, inp, seq, targets):
+    """x -> tanh(cumsum(x) A / sqrt(t)) on every step."""
+    import jax
+    import jax.numpy as jnp
+    kx, ka = jax.random.split(key)
+    x = jax.random.normal(kx, (RNN_TRAIN_ROWS, seq, inp), jnp.float32)
+    a = jax.random.normal(ka, (inp, targets), jnp.float32) / inp ** 0.5
+    steps = jnp.arange(1, seq + 1, dtype=jnp.float32).reshape(1, seq, 1)
+    return x, jnp.tanh((jnp.cumsum(x, 1) / jnp.sqrt(steps)) @ a), "mse"
+
+
+def _fit_task(model, variables, x, y, loss_name):
+    """RNN_TRAIN_STEPS Adam steps on softmax cross-entropy (one-hot y) or MSE."""
+    import jax
+    import jax.numpy as jnp
+
+    def loss(params):
+        out = model.apply({"params": params}, x)
+        if loss_name == "softmax_cross_entropy":
+            return -jnp.mean(jnp.sum(jax.nn.log_softmax(out, -1) * y, -1))
+        return jnp.mean((out - y) ** 2)
+
+    return {"params": _adam(loss, variables["params"], RNN_TRAIN_STEPS)}
+
+
+def _perturb_biases(variables, key):
+    """Every bias + N(0, BIAS_SCALE²) (Flax initialises them to zeros)."""
+    import jax
+    from flax import traverse_util
+    from flax.core import unfreeze
+    flat = traverse_util.flatten_dict(unfreeze(variables["params"]), sep="/")
+    names = sorted(k for k in flat if k.split("/")[-1] == "bias")
+    keys = jax.random.split(key, max(len(names), 1))
+    for i, k in enumerate(names):
+        flat[k] = flat[k] + BIAS_SCALE * jax.random.normal(keys[i], flat[k].shape, flat[k].dtype)
+    return {"params": traverse_util.unflatten_dict(flat, sep="/")}
+
+
+def _build_recurrent(fixture, samples):
+    import jax
+    f = recurrent_fixture(fixture["layer"], fixture.get("spec"), samples)
+    f["model"] = f["make"]()
+    keys = jax.random.split(jax.random.PRNGKey(_seed(fixture)), 3 + len(f["inputs"]))
+    k_init, k_train, k_init_x, k_x = keys[0], keys[1], keys[2], keys[3:]
+    init_keys = jax.random.split(k_init_x, len(f["inputs"]))
+    variables = f["model"].init(k_init, *(_draw(init_keys[i], shape, vocab) for i, (shape, vocab) in enumerate(f["inputs"])))
+    if f["task"]:
+        x, y, loss = f["task"](k_train)
+        variables = _fit_task(f["model"], variables, x, y, loss)
+    else:
+        variables = _perturb_biases(variables, k_train)
+    xs = tuple(_draw(k_x[i], shape, vocab) for i, (shape, vocab) in enumerate(f["inputs"]))  # never seen in training
+    return capture(f["model"], variables, xs, fixture["id"], taps=True, modules=f["modules"], input_names=f["input_names"],
+                   output_names=f["output_names"])
+
+
 def build(fixture):
     """The Stream for one fixture {id, layer, samples, seed, spec}, from real Flax."""
     import jax
     import jax.numpy as jnp
     layer = fixture.get("layer")
-    if layer != "dense" and layer not in BUILDERS:
-        raise ValueError(f"layer {layer!r} is not supported by the real-Flax capture (known: dense, {', '.join(BUILDERS)}; "
-                         "residual and model need the jax-js capture)")
+    if layer != "dense" and layer not in BUILDERS and layer not in RECURRENT_LAYERS:
+        raise ValueError(f"layer {layer!r} is not supported by the real-Flax capture (known: dense, {', '.join(BUILDERS)}, "
+                         f"{', '.join(RECURRENT_LAYERS)}; residual and model need the jax-js capture)")
     samples = fixture.get("samples")
     if not isinstance(samples, int) or isinstance(samples, bool) or samples <= 0:
         raise ValueError(f"samples: expected a positive integer, got {samples!r}")
+    if layer in RECURRENT_LAYERS:
+        return _build_recurrent(fixture, samples)
     if layer in BUILDERS:
         make, shape, vocab = BUILDERS[layer](fixture.get("spec"), samples)
         model = make(False)

@@ -16,6 +16,9 @@
  * forward passes so the running statistics are 39% of the way to the batch's (not the initial
  * (0, 1)); evaluated on fresh inputs.
  *
+ * Layers rnn / lstm / gru: nn.RNN (or nn.Bidirectional) of SimpleCell / LSTMCell / GRUCell per
+ * layer, every bias perturbed by N(0, 0.2²); arch text_classifier and seq2seq trained 10 Adam steps.
+ *
  * Everything is initialised as Flax does (lecun_normal kernels, zero biases, Embed N(0, 1/D))
  * and every random draw comes from one jax-js PRNG key derived from (fixture seed, fixture id).
  */
@@ -26,7 +29,7 @@ const { NotApplicable, Spec, denseSpec } = require(path.join(__dirname, '..', '.
 const flax = require('./flax.js');
 
 const { jax } = flax;
-const { numpy: np, random, tree } = jax;
+const { numpy: np, nn, random, tree } = jax;
 
 // Suite activation names (shared by every planet) -> the Flax function and its attributes.
 // "gelu" is the exact erf form in every planet (torch's default), "gelu_tanh" the approximation.
@@ -217,6 +220,154 @@ function wholeModel(spec, n) {
   };
 }
 
+// ------------------------------------------------------------------ recurrent layers (issue #11)
+
+const RECURRENT_KEYS = ['input', 'hidden', 'seq', 'layers', 'bidirectional', 'merge', 'activation', 'reset_after', 'initial_state', 'output', 'head'];
+const ARCH_KEYS = {
+  text_classifier: ['arch', 'vocab', 'embed', 'hidden', 'seq', 'classes'],
+  seq2seq: ['arch', 'input', 'hidden', 'seq', 'targets'],
+};
+const BIAS_SCALE = 0.2; // perturbed biases ~ N(0, 0.2²): torch's own init spans ±1/sqrt(H) (0.25 at H 16)
+const RNN_TRAIN_ROWS = 128;
+const RNN_TRAIN_STEPS = 10;
+
+// The carry leaves of a cell in Flax's order (LSTM cells (c, h), the others h) and the value
+// of the final carry's leaf `leaf` of a module that returns its carry.
+const carryOf = (cell) => (cell.type === 'LSTMCell' || cell.type === 'OptimizedLSTMCell' ? ['c', 'h'] : ['h']);
+const carryValue = (module, dir, cell, leaf) =>
+  `${module}:carry${dir ? `/${dir}` : ''}${carryOf(cell).length > 1 ? `/${leaf}` : ''}`;
+
+/**
+ * Layers rnn / lstm / gru (docs/suites.md): the cell (SimpleCell / LSTMCell / GRUCell) scanned
+ * by nn.RNN, per layer RNN_k or Bidirectional_k (merge_fn concatenate or add). initial_state:
+ * the initial carries are model inputs, per layer (and direction) in Flax's order, named
+ * c0_i / h0_i with i = layer·directions + direction (PyTorch's index). output last: the last
+ * layer's final carry h (= its last step; return_carry=True), then Dense(head); output states:
+ * the sequence, then every layer's final h, then (LSTM) every final c, in Flax's [N, hidden].
+ */
+function recurrentModel(layer, spec, n) {
+  const arch = spec && typeof spec === 'object' && !Array.isArray(spec) ? spec.arch : undefined;
+  if (arch !== undefined && arch !== null) return archModel(layer, spec, n);
+  const s = specOf(spec, RECURRENT_KEYS);
+  const input = s.int('input'), hidden = s.int('hidden'), seq = s.int('seq'), layers = s.int('layers', 1);
+  const bidirectional = s.bool('bidirectional', false);
+  const merge = s.choice('merge', ['concat', 'sum'], 'concat');
+  if (!bidirectional && spec.merge != null) throw new Error('spec.merge: only for bidirectional layers');
+  if (layer !== 'rnn' && spec.activation != null) throw new Error(`spec.activation: only for layer rnn, not ${layer}`);
+  if (layer !== 'gru' && spec.reset_after != null) throw new Error(`spec.reset_after: only for layer gru, not ${layer}`);
+  const activation = s.choice('activation', ['tanh', 'relu'], 'tanh');
+  if (layer === 'gru' && !s.bool('reset_after', true))
+    throw new NotApplicable("Flax's GRUCell applies the reset gate after the recurrent product (reset_after) only");
+  const initialState = s.bool('initial_state', false);
+  const output = s.choice('output', ['sequence', 'last', 'states'], 'sequence');
+  if (spec.head != null && output !== 'last') throw new Error('spec.head: only with output last');
+  const head = spec.head != null ? s.int('head') : null;
+  if (output === 'last' && bidirectional)
+    throw new Error("spec.output: last reads the last layer's final carry, which is its last step only for a unidirectional layer");
+
+  const cell = () => (layer === 'rnn' ? flax.SimpleCell(hidden, { activationFn: `nn.${activation}` })
+    : layer === 'lstm' ? flax.LSTMCell(hidden) : flax.GRUCell(hidden));
+  const leaves = carryOf(cell());
+  const dirs = bidirectional ? ['forward_rnn', 'backward_rnn'] : [''];
+  const inputNames = ['x'];
+  const inputs = [{ shape: [n, seq, input] }];
+  const modules = [];
+  const carries = []; // [{layer index i, module, dir}] of every final carry, in PyTorch's order
+  const returnCarry = output === 'states' || output === 'last';
+  let previous = 'x';
+  for (let k = 0; k < layers; k++) {
+    const name = bidirectional ? `Bidirectional_${k}` : `RNN_${k}`;
+    const carryInputs = [];
+    if (initialState)
+      dirs.forEach((_, d) => leaves.forEach((leaf) => {
+        const v = `${leaf}0_${k * dirs.length + d}`;
+        inputNames.push(v);
+        inputs.push({ shape: [n, hidden] });
+        carryInputs.push(v);
+      }));
+    const opts = { inputs: [previous, ...carryInputs], returnCarry: returnCarry && (output === 'states' || k === layers - 1) };
+    modules.push(bidirectional
+      ? flax.Bidirectional(flax.RNN(cell()), flax.RNN(cell()), { ...opts, mergeFn: merge === 'sum' ? 'add' : 'concatenate' })
+      : flax.RNN(cell(), opts));
+    dirs.forEach((dir) => carries.push({ module: name, dir }));
+    previous = name;
+  }
+  const outputs = [];
+  if (output === 'last') {
+    const h = carryValue(previous, '', cell(), 'h');
+    if (head) modules.push(flax.Dense(head, { inputs: [h] }));
+    outputs.push(head ? 'Dense_0' : h);
+  } else {
+    outputs.push(previous);
+    if (output === 'states')
+      for (const leaf of ['h', 'c'].filter((l) => leaves.includes(l))) carries.forEach(({ module, dir }) => outputs.push(carryValue(module, dir, cell(), leaf)));
+  }
+  return { model: new flax.Model(modules, { inputs: inputNames, outputs }), inputs };
+}
+
+/**
+ * arch text_classifier: Embed(vocab, embed) -> nn.RNN(OptimizedLSTMCell(hidden),
+ * return_carry=True) -> Dense(classes) on the final h, trained on ids -> the vocabulary third
+ * most of them fall in (softmax cross-entropy). arch seq2seq: nn.RNN(GRUCell(hidden)) ->
+ * Dense(targets) on every step, trained on tanh(cumsum(x) A / sqrt(t)) (MSE).
+ */
+function archModel(layer, spec, n) {
+  const arch = specOf({ arch: spec.arch }, ['arch']).choice('arch', Object.keys(ARCH_KEYS));
+  const s = specOf(spec, ARCH_KEYS[arch]);
+  if (arch === 'text_classifier') {
+    if (layer !== 'lstm') throw new Error(`spec.arch: text_classifier is an lstm fixture, not ${layer}`);
+    const vocab = s.int('vocab'), classes = s.int('classes'), seq = s.int('seq');
+    const model = new flax.Model([
+      flax.Embed(vocab, s.int('embed')),
+      flax.RNN(flax.OptimizedLSTMCell(s.int('hidden')), { returnCarry: true }),
+      flax.Dense(classes, { inputs: ['RNN_0:carry/h'] }),
+    ]);
+    return {
+      model, inputs: [{ shape: [n, seq], vocab }],
+      task: (key) => {
+        const ids = random.randint(key, { minval: 0, maxval: vocab, shape: [RNN_TRAIN_ROWS, seq], dtype: np.int32 });
+        // label: the vocabulary third (of `classes` equal parts) holding most of the ids
+        const part = np.floor(ids.ref.astype(np.float32).mul(classes / vocab)).astype(np.int32);
+        const counts = np.sum(nn.oneHot(part, classes), 1);
+        return { x: ids, y: nn.oneHot(np.argmax(counts, 1).astype(np.int32), classes), loss: 'softmax_cross_entropy' };
+      },
+    };
+  }
+  if (layer !== 'gru') throw new Error(`spec.arch: seq2seq is a gru fixture, not ${layer}`);
+  const input = s.int('input'), seq = s.int('seq'), targets = s.int('targets');
+  return {
+    model: new flax.Model([flax.RNN(flax.GRUCell(s.int('hidden'))), flax.Dense(targets)]),
+    inputs: [{ shape: [n, seq, input] }],
+    task: (key) => {
+      const keys = random.split(key, 2);
+      const [kx, ka] = [0, 1].map((i) => keys.ref.slice(i));
+      keys.dispose();
+      const x = random.normal(kx, [RNN_TRAIN_ROWS, seq, input]);
+      const a = random.normal(ka, [input, targets]).div(Math.sqrt(input));
+      const steps = np.arange(1, seq + 1).astype(np.float32).reshape([1, seq, 1]);
+      const y = np.tanh(np.matmul(np.cumsum(x.ref, 1).div(np.sqrt(steps)), a));
+      return { x, y, loss: 'mse' };
+    },
+  };
+}
+
+/** Every bias of the params pytree plus N(0, BIAS_SCALE²) (Flax initialises them to zeros). */
+function perturbBiases(variables, key) {
+  const leaves = flax.flattenVariables(variables.params).filter(([name]) => name.endsWith('/bias') || name === 'bias');
+  const keys = random.split(key, Math.max(leaves.length, 1));
+  leaves.forEach(([name], i) => {
+    const parts = name.split('/');
+    let o = variables.params;
+    for (const q of parts.slice(0, -1)) o = o[q];
+    const b = o[parts[parts.length - 1]];
+    o[parts[parts.length - 1]] = b.add(random.normal(keys.ref.slice(i), b.shape).mul(BIAS_SCALE));
+  });
+  keys.dispose();
+  return variables;
+}
+
+const RECURRENT = { rnn: recurrentModel, lstm: recurrentModel, gru: recurrentModel };
+
 // layer -> (spec, samples) -> {model, input: {shape, vocab?}}: moved towards a random target.
 const BUILDERS = {
   cnn1: (spec, n) => convModel(1, spec, n),
@@ -285,13 +436,15 @@ async function fitRandomTarget(model, variables, key, x) {
  * in Flax's training mode: BatchNorm normalises with the batch and its batch_stats move.
  * Consumes `variables`, `x` and `y`; returns the trained variables.
  */
-async function fit(model, variables, x, y, steps) {
+async function fit(model, variables, x, y, steps, { loss: lossName = 'mse' } = {}) {
   // jax-js is lazy: realise the data once, and each step before the next, or every step
   // re-dispatches a growing chain of pending work (measured: ~10x slower).
   await jax.blockUntilReady([x, y]);
   const loss = (p, bs, xs, ys) => {
     const [out, updates] = model.applyTrain({ params: p, ...(bs ? { batch_stats: bs } : {}) }, xs);
-    return [np.mean(np.square(out.sub(ys))), updates.batch_stats];
+    // optax.softmax_cross_entropy over one-hot labels, or the mean squared error.
+    const l = lossName === 'softmax_cross_entropy' ? np.mean(np.sum(nn.logSoftmax(out, -1).mul(ys), -1)).mul(-1) : np.mean(np.square(out.sub(ys)));
+    return [l, updates.batch_stats];
   };
   // c1 = 1/(1 - b1^t), c2 = 1/(1 - b2^t): Adam's bias corrections for step t.
   const stepFn = (p, bs, m, s, xs, ys, c1, c2) => {
@@ -309,8 +462,14 @@ async function fit(model, variables, x, y, steps) {
   };
   // jax-js 0.1.25 cannot jit the gradient of jnp.take (a scatter) when the cotangent comes
   // straight from a matmul or conv ("jit: routine primitive scatter input is not imm"): models
-  // with an Embed train eagerly (same arithmetic, slower dispatch).
-  const step = model.modules.some((l) => l.type === 'Embed') ? Object.assign(stepFn, { dispose() {} }) : jax.jit(stepFn);
+  // with an Embed train eagerly (same arithmetic, slower dispatch), unless only recurrent
+  // modules read it (their scan unstacks the time steps first: that gradient jit compiles).
+  const scanned = (e) => {
+    const readers = model.modules.filter((l) => l._inputs.includes(e.name));
+    return readers.length > 0 && readers.every((l) => l.type === 'RNN' || l.type === 'Bidirectional');
+  };
+  const eager = model.modules.some((l) => l.type === 'Embed' && !scanned(l));
+  const step = eager ? Object.assign(stepFn, { dispose() {} }) : jax.jit(stepFn);
   let { params, batch_stats: stats = {} } = variables;
   const hasStats = 'batch_stats' in variables;
   let m = tree.map((p) => np.zerosLike(p.ref), params);
@@ -325,11 +484,42 @@ async function fit(model, variables, x, y, steps) {
   return hasStats ? { params, batch_stats: stats } : { params };
 }
 
+/**
+ * A recurrent fixture: initialised as Flax does, then trained (arch fixtures) or its biases
+ * perturbed; captured on fresh draws (sequences and initial carries N(0, 1), ids uniform).
+ */
+async function buildRecurrent(fixture, recurrent) {
+  const samples = intField(fixture, 'samples');
+  const { model, inputs, task } = recurrent(fixture.layer, fixture.spec, samples);
+  const keys = random.split(random.key(fixtureSeed(fixture)), 3 + inputs.length);
+  const [kInit, kTrain, ...kx] = Array.from({ length: 3 + inputs.length }, (_, i) => keys.ref.slice(i));
+  keys.dispose();
+  const kInitX = kx.pop();
+  const initKeys = random.split(kInitX, inputs.length);
+  let variables = await jax.blockUntilReady(model.init(kInit, ...inputs.map((d, i) => draw(initKeys.ref.slice(i), d))));
+  initKeys.dispose();
+  if (task) {
+    const { x, y, loss } = task(kTrain);
+    variables = await fit(model, variables, x, y, RNN_TRAIN_STEPS, { loss });
+  } else {
+    variables = await jax.blockUntilReady(perturbBiases(variables, kTrain));
+  }
+  const xs = inputs.map((d, i) => draw(kx[i], d)); // inputs the training never saw
+  try {
+    return await flax.capture({ model, variables, inputs: xs, modelId: fixture.id, taps: true });
+  } finally {
+    tree.dispose([variables, xs]);
+  }
+}
+
 /** The Stream for one fixture {id, layer, samples, seed, spec}. */
 async function build(fixture) {
   const layer = LAYERS[fixture.layer];
   const builder = BUILDERS[fixture.layer];
-  if (!layer && !builder) throw new Error(`layer ${JSON.stringify(fixture.layer)} is not supported by the jax capture (known: ${[...Object.keys(LAYERS), ...Object.keys(BUILDERS)].join(', ')})`);
+  const recurrent = RECURRENT[fixture.layer];
+  if (!layer && !builder && !recurrent)
+    throw new Error(`layer ${JSON.stringify(fixture.layer)} is not supported by the jax capture (known: ${[...Object.keys(LAYERS), ...Object.keys(BUILDERS), ...Object.keys(RECURRENT)].join(', ')})`);
+  if (recurrent) return buildRecurrent(fixture, recurrent);
   const samples = intField(fixture, 'samples');
   let model, x, variables;
   const keys = random.split(random.key(fixtureSeed(fixture)), 3);
@@ -360,6 +550,6 @@ async function build(fixture) {
 }
 
 module.exports = {
-  ACTIVATIONS, LAYERS, BUILDERS, denseModel, residualModel, convModel, poolModel, batchnormModel, wholeModel,
+  ACTIVATIONS, LAYERS, BUILDERS, RECURRENT, recurrentModel, perturbBiases, denseModel, residualModel, convModel, poolModel, batchnormModel, wholeModel,
   train, fit, build, fixtureSeed,
 };

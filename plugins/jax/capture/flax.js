@@ -168,6 +168,84 @@ const subtract = (inputs, { name } = {}) => layer({ type: 'subtract' }, name, in
 const multiply = (inputs, { name } = {}) => layer({ type: 'multiply' }, name, inputs);
 const concatenate = (inputs, axis, { name } = {}) => layer({ type: 'concatenate', axis }, name, inputs);
 
+// ------------------------------------------------------------------ recurrent cells and their scans
+
+// flax.linen.SimpleCell / LSTMCell / OptimizedLSTMCell / GRUCell (flax/linen/recurrent.py):
+// descriptions of the cell an RNN scans, with Flax's attribute names and defaults (gate_fn
+// sigmoid, activation_fn tanh, carry_init zeros_init(); SimpleCell residual false). Functions
+// are named as the function table spells them ("nn.tanh"); carry_init "zeros" is Flax's
+// default, the only one the captures write.
+function cellFn(what, name) {
+  if (!FUNCTIONS[name]) throw new Error(`${what}: unknown function ${JSON.stringify(name)} (known: ${Object.keys(FUNCTIONS).join(', ')})`);
+  return name;
+}
+function cell(type, features, attrs) {
+  if (!Number.isInteger(features) || features <= 0) throw new Error(`${type}: features must be a positive integer, got ${features}`);
+  return { type, features, ...attrs, carry_init: 'zeros' };
+}
+const SimpleCell = (features, { activationFn = 'nn.tanh', residual = false } = {}) =>
+  cell('SimpleCell', features, { activation_fn: cellFn('SimpleCell activation_fn', activationFn), residual: !!residual });
+const LSTMCell = (features, { gateFn = 'nn.sigmoid', activationFn = 'nn.tanh' } = {}) =>
+  cell('LSTMCell', features, { gate_fn: cellFn('LSTMCell gate_fn', gateFn), activation_fn: cellFn('LSTMCell activation_fn', activationFn) });
+const OptimizedLSTMCell = (features, { gateFn = 'nn.sigmoid', activationFn = 'nn.tanh' } = {}) =>
+  cell('OptimizedLSTMCell', features, { gate_fn: cellFn('OptimizedLSTMCell gate_fn', gateFn), activation_fn: cellFn('OptimizedLSTMCell activation_fn', activationFn) });
+const GRUCell = (features, { gateFn = 'nn.sigmoid', activationFn = 'nn.tanh' } = {}) =>
+  cell('GRUCell', features, { gate_fn: cellFn('GRUCell gate_fn', gateFn), activation_fn: cellFn('GRUCell activation_fn', activationFn) });
+
+const CELLS = ['SimpleCell', 'LSTMCell', 'OptimizedLSTMCell', 'GRUCell'];
+const checkCell = (c, what) => {
+  if (!c || !CELLS.includes(c.type)) throw new Error(`${what}: expected a cell (${CELLS.join(', ')}), got ${JSON.stringify(c)}`);
+  return JSON.parse(JSON.stringify(c));
+};
+
+// flax.linen.RNN(cell, time_major=False, return_carry=False, reverse=False, keep_order=False):
+// scans the cell over the time axis. Its module inputs are the sequence, then (optionally) the
+// initial carry's leaves in Flax's order (LSTM cells (c, h), the others h); without them the
+// carry starts as the cell's carry_init (zeros). With return_carry the final carry's leaves are
+// values too: "<name>:carry/c", "<name>:carry/h" (LSTM cells) or "<name>:carry".
+function RNN(cell_, { timeMajor = false, returnCarry = false, reverse = false, keepOrder = false, name, inputs } = {}) {
+  return layer({ type: 'RNN', cell: checkCell(cell_, 'RNN cell'), time_major: !!timeMajor, return_carry: !!returnCarry,
+    reverse: !!reverse, keep_order: !!keepOrder, unroll: 1 }, name, inputs);
+}
+
+// flax.linen.Bidirectional(forward_rnn, backward_rnn, merge_fn=_concatenate, time_major=False,
+// return_carry=False): forward_rnn with reverse=False, backward_rnn with reverse=True and
+// keep_order=True (Bidirectional sets them, and time_major, at call time), merged by merge_fn:
+// "concatenate" (Flax's default, [forward, backward] on the last axis) or "add" (jnp.add). The
+// directions' outputs are values "<name>/forward_rnn" and "<name>/backward_rnn"; inputs: the
+// sequence, then the initial carries' leaves (forward's, then backward's); with return_carry
+// the final carries "<name>:carry/forward_rnn[/c|/h]", "<name>:carry/backward_rnn[/c|/h]".
+const MERGE_FNS = { concatenate: (a, b) => np.concatenate([a, b], -1), add: (a, b) => np.add(a, b) };
+function Bidirectional(forwardRnn, backwardRnn, { mergeFn = 'concatenate', timeMajor = false, returnCarry = false, name, inputs } = {}) {
+  if (!MERGE_FNS[mergeFn]) throw new Error(`Bidirectional merge_fn: expected ${Object.keys(MERGE_FNS).join(' or ')}, got ${JSON.stringify(mergeFn)}`);
+  const nested = (r, what) => {
+    if (!r || r.type !== 'RNN') throw new Error(`Bidirectional ${what}: expected an RNN(...), got ${JSON.stringify(r)}`);
+    return { type: 'RNN', cell: checkCell(r.cell, `Bidirectional ${what}.cell`), unroll: r.unroll ?? 1 };
+  };
+  return layer({ type: 'Bidirectional', forward_rnn: nested(forwardRnn, 'forward_rnn'), backward_rnn: nested(backwardRnn, 'backward_rnn'),
+    merge_fn: mergeFn, time_major: !!timeMajor, return_carry: !!returnCarry }, name, inputs);
+}
+
+// A recurrent module's cells get their Flax path as "name": a cell passed to nn.RNN (or made in
+// setup) is adopted as the RNN's attribute "cell" ("RNN_0/cell", "Bidirectional_0/forward_rnn/
+// cell"), where its params live. (Real Flax names a cell made inline in a compact method after
+// that method's module, "LSTMCell_0"; jax-js keeps the adopted layout.)
+function nameCells(l) {
+  const named = (c, path) => {
+    if (c.name !== undefined && c.name !== path) throw new Error(`${l.name}: jax-js keeps a cell's params at its adopted path ${path}, not ${c.name}`);
+    const { type, name: _n, ...rest } = c;
+    return { type, name: path, ...rest };
+  };
+  if (l.type === 'RNN') l.cell = named(l.cell, `${l.name}/cell`);
+  if (l.type === 'Bidirectional')
+    for (const d of ['forward_rnn', 'backward_rnn']) l[d] = { ...l[d], cell: named(l[d].cell, `${l.name}/${d}/cell`) };
+  return l;
+}
+
+// The carry's leaves of a cell, in Flax's pytree order: LSTM cells carry (c, h).
+const carryLeaves = (c) => (c.type === 'LSTMCell' || c.type === 'OptimizedLSTMCell' ? ['c', 'h'] : ['']);
+const leafName = (prefix, leaf) => (leaf ? `${prefix}/${leaf}` : prefix);
+
 function layer(attrs, name, inputs) {
   const l = { ...attrs };
   if (name !== undefined) l.name = name;
@@ -198,6 +276,29 @@ function lecunNormal(key, shape) {
 
 // Embed's default: variance_scaling(1.0, "fan_in", "normal", out_axis=0) on [V, D]: N(0, 1/D).
 const embedInit = (key, [v, d]) => random.normal(key, [v, d]).mul(Math.sqrt(1 / d));
+
+// initializers.orthogonal() (the recurrent kernels' default): Q of the QR decomposition of a
+// normal draw, signs fixed so diag(R) > 0 (the unique such Q: Flax's Q * sign(diag(R))). jax-js
+// has no QR: modified Gram-Schmidt in float64 over the draw's columns gives that Q. Shape
+// [rows, cols] with the draw [max, min] as Flax's, transposed back when rows < cols.
+function orthogonal(key, [rows, cols]) {
+  const [m, n] = rows < cols ? [cols, rows] : [rows, cols];
+  const draw = random.normal(key, [m, n]);
+  const a = Float64Array.from(draw.dataSync()); // row-major [m, n]
+  for (let j = 0; j < n; j++) {
+    for (let k = 0; k < j; k++) {
+      let d = 0;
+      for (let i = 0; i < m; i++) d += a[i * n + k] * a[i * n + j];
+      for (let i = 0; i < m; i++) a[i * n + j] -= d * a[i * n + k];
+    }
+    let norm = 0;
+    for (let i = 0; i < m; i++) norm += a[i * n + j] ** 2;
+    norm = Math.sqrt(norm);
+    for (let i = 0; i < m; i++) a[i * n + j] /= norm;
+  }
+  const q = rows < cols ? Array.from({ length: rows * cols }, (_, t) => a[(t % cols) * n + Math.floor(t / cols)]) : Array.from(a);
+  return np.array(q, { shape: [rows, cols] });
+}
 
 // ------------------------------------------------------------------ layout helpers
 
@@ -343,6 +444,156 @@ const MODULES = {
   reshape: { apply: (l, v, [x]) => np.reshape(x, l.shape) },
 };
 
+// ---- recurrent cells (flax/linen/recurrent.py): one time step, Flax's arithmetic in Flax's order.
+// A cell's params are {<dense name>: {kernel [in, features], bias? [features]}}; the carry is
+// the list of its leaves (LSTM cells [c, h], the others [h]). step(cell, p, carry, x) consumes
+// carry and x, references p, and returns [new carry, output].
+
+// flax.linen.Dense(features, use_bias) applied to x: dot(x, kernel) then + bias.
+const denseOf = (x, d, useBias) => {
+  const y = np.matmul(x, d.kernel.ref);
+  return useBias ? y.add(d.bias.ref) : y;
+};
+const fnOf = (name) => (x) => FUNCTIONS[name][0](x, FUNCTIONS[name][1]);
+
+const CELL_STEPS = {
+  // new = act(i(x) + h(carry) [+ carry]); i has the bias, h none.
+  SimpleCell: (c, p, [h], x) => {
+    let y = denseOf(x, p.i, true).add(denseOf(h.ref, p.h, false));
+    if (c.residual) y = y.add(h.ref);
+    h.dispose();
+    y = fnOf(c.activation_fn)(y);
+    return [[y.ref], y];
+  },
+  // gate k = fn(i<k>(x) + h<k>(h)): input denses without bias, hidden ones with it.
+  LSTMCell: (c, p, [cPrev, h], x) => {
+    const gate = (k, fn) => fnOf(fn)(denseOf(x.ref, p[`i${k}`], false).add(denseOf(h.ref, p[`h${k}`], true)));
+    const i = gate('i', c.gate_fn), f = gate('f', c.gate_fn), g = gate('g', c.activation_fn), o = gate('o', c.gate_fn);
+    tree.dispose([x, h]);
+    const newC = f.mul(cPrev).add(i.mul(g));
+    const newH = o.mul(fnOf(c.activation_fn)(newC.ref));
+    return [[newC, newH.ref], newH];
+  },
+  // The same parameters, the four kernels concatenated into one matmul per side, split back:
+  // gate k = fn(dense_h[k] + dense_i[k]).
+  OptimizedLSTMCell: (c, p, [cPrev, h], x) => {
+    const ks = ['i', 'f', 'g', 'o'];
+    const dh = np.matmul(h.ref, np.concatenate(ks.map((k) => p[`h${k}`].kernel.ref), -1)).add(np.concatenate(ks.map((k) => p[`h${k}`].bias.ref), -1));
+    const di = np.matmul(x, np.concatenate(ks.map((k) => p[`i${k}`].kernel.ref), -1));
+    h.dispose();
+    const [hi, hf, hg, ho] = np.split(dh, 4, -1);
+    const [ii, if_, ig, io] = np.split(di, 4, -1);
+    const gf = fnOf(c.gate_fn), af = fnOf(c.activation_fn);
+    const i = gf(hi.add(ii)), f = gf(hf.add(if_)), g = af(hg.add(ig)), o = gf(ho.add(io));
+    const newC = f.mul(cPrev).add(i.mul(g));
+    const newH = o.mul(af(newC.ref));
+    return [[newC, newH.ref], newH];
+  },
+  // r, z = gate(i<k>(x) + h<k>(h)) (ir, iz with bias, hr, hz without);
+  // n = act(in(x) + r * hn(h)) (hn with its bias: inside the reset product); h' = (1 - z) n + z h.
+  GRUCell: (c, p, [h], x) => {
+    const gf = fnOf(c.gate_fn);
+    const r = gf(denseOf(x.ref, p.ir, true).add(denseOf(h.ref, p.hr, false)));
+    const z = gf(denseOf(x.ref, p.iz, true).add(denseOf(h.ref, p.hz, false)));
+    const n = fnOf(c.activation_fn)(denseOf(x, p.in, true).add(r.mul(denseOf(h.ref, p.hn, true))));
+    const newH = np.subtract(1.0, z.ref).mul(n).add(z.mul(h));
+    return [[newH.ref], newH];
+  },
+};
+
+// A cell's params as Flax initialises them: input kernels lecun_normal [in, features],
+// recurrent kernels orthogonal [features, features], biases zeros.
+function cellInit(key, c, inFeatures) {
+  const H = c.features;
+  const specs = { // dense name -> [recurrent?, use_bias]
+    SimpleCell: { i: [false, true], h: [true, false] },
+    LSTMCell: { ii: [false, false], if: [false, false], ig: [false, false], io: [false, false], hi: [true, true], hf: [true, true], hg: [true, true], ho: [true, true] },
+    GRUCell: { ir: [false, true], iz: [false, true], in: [false, true], hr: [true, false], hz: [true, false], hn: [true, true] },
+  };
+  const spec = specs[c.type === 'OptimizedLSTMCell' ? 'LSTMCell' : c.type];
+  const names = Object.keys(spec);
+  const keys = random.split(key, names.length);
+  const p = {};
+  names.forEach((n, i) => {
+    const [recurrent, useBias] = spec[n];
+    const k = keys.ref.slice(i);
+    p[n] = { kernel: recurrent ? orthogonal(k, [H, H]) : lecunNormal(k, [inFeatures, H]) };
+    if (useBias) p[n].bias = np.zeros([H]);
+  });
+  keys.dispose();
+  return p;
+}
+
+// flax.linen.RNN's scan over x [N, T, F] ([T, N, F] time-major): the cell stepped over the
+// time steps (reversed when `reverse`), outputs stacked in processing order (flipped back with
+// keep_order). Consumes x, the carry leaves and the params; returns [outputs, final carry].
+function scan(c, params, x, carry, { timeMajor, reverse, keepOrder }) {
+  if (x.ndim !== 3) throw new Error(`RNN: expected a sequence [batch, time, features] (time-major [time, batch, features]), got shape [${x.shape}]`);
+  const axis = timeMajor ? 0 : 1;
+  const batch = x.shape[1 - axis];
+  const leaves = carryLeaves(c);
+  if (carry && carry.length !== leaves.length) throw new Error(`RNN: ${c.type} carries ${leaves.length} arrays, got ${carry.length}`);
+  // carry_init zeros_init(), as the cell's initialize_carry.
+  let state = carry ?? leaves.map(() => np.zeros([batch, c.features]));
+  const xs = np.unstack(x, axis);
+  if (reverse) xs.reverse(); // flip_sequences without seq_lengths: jnp.flip on the time axis
+  const ys = [];
+  for (const xt of xs) {
+    const [next, y] = CELL_STEPS[c.type](c, params, state, xt);
+    state = next;
+    ys.push(y);
+  }
+  tree.dispose(params);
+  if (reverse && keepOrder) ys.reverse();
+  return [np.stack(ys, axis), state];
+}
+
+const rnnCarryNames = (l) => (l.return_carry ? carryLeaves(l.cell).map((leaf) => leafName(`${l.name}:carry`, leaf)) : []);
+const biCarryNames = (l) => (l.return_carry
+  ? ['forward_rnn', 'backward_rnn'].flatMap((d) => carryLeaves(l[d].cell).map((leaf) => leafName(`${l.name}:carry/${d}`, leaf)))
+  : []);
+const inFeatures = (x) => x.shape[x.ndim - 1];
+
+// Recurrent modules: apply returns [output, ...the values named by values(l)].
+Object.assign(MODULES, {
+  RNN: {
+    values: rnnCarryNames,
+    init: (key, l, [x]) => ({ params: { cell: cellInit(key, l.cell, inFeatures(x)) } }),
+    apply: (l, { params: p }, [x, ...carry]) => {
+      const [y, state] = scan(l.cell, p.cell, x, carry.length ? carry : null,
+        { timeMajor: l.time_major, reverse: l.reverse, keepOrder: l.keep_order });
+      if (l.return_carry) return [y, ...state];
+      tree.dispose(state);
+      return [y];
+    },
+  },
+  Bidirectional: {
+    values: (l) => [`${l.name}/forward_rnn`, `${l.name}/backward_rnn`, ...biCarryNames(l)],
+    init: (key, l, [x]) => {
+      const keys = random.split(key, 2);
+      const v = { params: {
+        forward_rnn: { cell: cellInit(keys.ref.slice(0), l.forward_rnn.cell, inFeatures(x)) },
+        backward_rnn: { cell: cellInit(keys.ref.slice(1), l.backward_rnn.cell, inFeatures(x)) },
+      } };
+      keys.dispose();
+      return v;
+    },
+    apply: (l, { params: p }, [x, ...carry]) => {
+      const nf = carryLeaves(l.forward_rnn.cell).length;
+      if (carry.length && carry.length !== nf + carryLeaves(l.backward_rnn.cell).length)
+        throw new Error(`Bidirectional ${l.name}: expected the initial carries of both directions, got ${carry.length} arrays`);
+      const [yf, cf] = scan(l.forward_rnn.cell, p.forward_rnn.cell, x.ref, carry.length ? carry.slice(0, nf) : null,
+        { timeMajor: l.time_major, reverse: false, keepOrder: false });
+      const [yb, cb] = scan(l.backward_rnn.cell, p.backward_rnn.cell, x, carry.length ? carry.slice(nf) : null,
+        { timeMajor: l.time_major, reverse: true, keepOrder: true });
+      const merged = MERGE_FNS[l.merge_fn](yf.ref, yb.ref);
+      if (l.return_carry) return [merged, yf, yb, ...cf, ...cb];
+      tree.dispose([cf, cb]);
+      return [merged, yf, yb];
+    },
+  },
+});
+
 // Conv passes Flax's padding to lax as is; jax-js takes "SAME"/"VALID"/"SAME_LOWER" or pairs.
 function explicitPadsFor(l, x) {
   if (typeof l.padding === 'string') {
@@ -364,7 +615,20 @@ const COMPOSED = {
   Dropout: 'Dropout: jax-js has no Flax; deterministic flax.linen.Dropout is the identity',
   'nn.max_pool': 'max_pool: jax-js has no Flax; flax.linen.max_pool is composed as lax.reduce_window(max) over an explicitly -inf-padded channels-first view',
   'nn.avg_pool': 'avg_pool: jax-js has no Flax; flax.linen.avg_pool is composed as lax.reduce_window(sum) / window size over a zero-padded channels-first view',
+  RNN: 'RNN: jax-js has no Flax and no lax.scan; flax.linen.RNN is composed as a JavaScript loop stepping the cell over the time axis (unrolled when jit-traced)',
+  Bidirectional: 'Bidirectional: jax-js has no Flax; flax.linen.Bidirectional is composed as a forward and a reversed (keep_order) RNN merged by merge_fn',
+  SimpleCell: 'SimpleCell: jax-js has no Flax; flax.linen.SimpleCell is composed as act(Dense i(x) + Dense h(carry)) with Flax\'s parameters',
+  LSTMCell: 'LSTMCell: jax-js has no Flax; flax.linen.LSTMCell is composed from its eight Dense (ii..io without bias, hi..ho with) and jax-js\'s sigmoid/tanh',
+  OptimizedLSTMCell: 'OptimizedLSTMCell: jax-js has no Flax; flax.linen.OptimizedLSTMCell is composed as one matmul per side over the concatenated LSTMCell kernels, split into gates',
+  GRUCell: 'GRUCell: jax-js has no Flax; flax.linen.GRUCell is composed from its six Dense (ir, iz, in, hn with bias; hr, hz without), n = tanh(in(x) + r * hn(h))',
 };
+
+// The cells a recurrent module scans (for the composed notes).
+const cellsOf = (l) => (l.type === 'RNN' ? [l.cell.type] : l.type === 'Bidirectional' ? [l.forward_rnn.cell.type, l.backward_rnn.cell.type] : []);
+
+// The values a module defines besides its output (an RNN's final carry, a Bidirectional's
+// directions).
+const extraValues = (l) => (MODULES[l.type].values ? MODULES[l.type].values(l) : []);
 
 // "nn.relu" -> "relu", "Dense" -> "Dense": the stem of Flax-style auto names.
 const stem = (l) => (l.type === 'fn' ? l.fn.replace(/^.*\./, '') : l.type);
@@ -390,9 +654,13 @@ class Model {
       if (!ins) throw new Error(`layers[${i}] (${name}): give its inputs (the model has ${inputs.length} inputs)`);
       for (const n of ins) if (!defined.has(n)) throw new Error(`layers[${i}] (${name}): input ${JSON.stringify(n)} is not defined before it`);
       defined.add(name);
+      for (const v of extraValues({ ...l, name })) {
+        if (defined.has(v)) throw new Error(`layers[${i}]: value ${JSON.stringify(v)} is already defined`);
+        defined.add(v);
+      }
       previous = name;
       const { type, name: _name, inputs: _ins, ...attrs } = l;
-      return { type, name, ...attrs, ...(l.inputs ? { inputs: [...l.inputs] } : {}), _inputs: ins };
+      return nameCells({ type, name, ...attrs, ...(l.inputs ? { inputs: [...l.inputs] } : {}), _inputs: ins });
     });
     this.inputNames = [...inputs];
     this.outputNames = outputs ? [...outputs] : [this.modules[this.modules.length - 1].name];
@@ -454,7 +722,7 @@ class Model {
     const use = (n) => uses.set(n, (uses.get(n) ?? 0) + 1);
     for (const l of this.modules) l._inputs.forEach(use);
     this.outputNames.forEach(use);
-    if (intermediates) this.modules.forEach((l) => use(l.name));
+    if (intermediates) this.modules.forEach((l) => [l.name, ...extraValues(l)].forEach(use));
 
     const values = new Map();
     const put = (n, v) => {
@@ -477,6 +745,10 @@ class Model {
         const [y, stats] = M.train(l, v, xs);
         setPath(updates, l.name, stats);
         put(l.name, y);
+      } else if (M.values) {
+        const [y, ...extra] = M.apply(l, v ?? {}, xs);
+        put(l.name, y);
+        M.values(l).forEach((n, j) => put(n, extra[j]));
       } else {
         put(l.name, M.apply(l, v ?? {}, xs));
       }
@@ -484,7 +756,7 @@ class Model {
     const outs = this.outputNames.map(take);
     if (!intermediates) return { outs, updates };
     const inter = {};
-    for (const l of this.modules) inter[l.name] = take(l.name);
+    for (const l of this.modules) for (const n of [l.name, ...extraValues(l)]) inter[n] = take(n);
     return { outs, inter, updates };
   }
 }
@@ -568,14 +840,14 @@ async function capture({ model, variables, inputs, modelId, taps = true }) {
     model: { format: 'flax.linen', modules, inputs: [...model.inputNames], outputs: [...model.outputNames] },
     inputs: inputNames, expected: outputNames, taps: tapMap,
   });
-  const composed = [...new Set(modules.map((l) => COMPOSED[l.type === 'fn' ? l.fn : l.type]).filter(Boolean))];
+  const composed = [...new Set(modules.flatMap((l) => [l.type === 'fn' ? l.fn : l.type, ...cellsOf(l)]).map((t) => COMPOSED[t]).filter(Boolean))];
   if (composed.length) doc.composed = composed;
   return new Stream(doc, tensors);
 }
 
 module.exports = {
   PLANET, ENGINE, PLANET_VERSION, FUNCTIONS, MODULES, COMPOSED,
-  ready, Dense, Conv, BatchNorm, LayerNorm, RMSNorm, Embed, Dropout, maxPool, avgPool, mean, max, reshape,
+  ready, Dense, Conv, SimpleCell, LSTMCell, OptimizedLSTMCell, GRUCell, RNN, Bidirectional, orthogonal, BatchNorm, LayerNorm, RMSNorm, Embed, Dropout, maxPool, avgPool, mean, max, reshape,
   fn, add, subtract, multiply, concatenate, Model, lecunNormal, truncatedNormal, explicitPads,
   capture, Stream, flattenVariables, jax,
 };

@@ -6,6 +6,7 @@ Run: python3 -m unittest discover -s plugins/jax/capture -p 'test_*.py'
 """
 
 import functools
+import json
 import os
 import subprocess
 import sys
@@ -29,6 +30,7 @@ except ImportError as e:  # the reason the skip reports
     HAVE_FLAX, WHY = False, f"needs jax and flax: {e}"
 
 CAPTURE = os.path.join(HERE, "capture_flax.py")
+SUITE = os.path.normpath(os.path.join(HERE, "..", "..", "..", "config", "suites", "bedrock.yaml"))
 NOWHERE = "http://127.0.0.1:9"  # never reached: these runs stop before posting
 
 
@@ -76,6 +78,64 @@ class CliTest(unittest.TestCase):
                 self.assertIn(message, r.stderr.decode())
 
 
+def _node_ok():
+    try:
+        return subprocess.run(["node", "-e", "require(process.argv[1])", os.path.join(HERE, "fixtures.js")],
+                              capture_output=True, timeout=60).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+class RecurrentWiringTest(unittest.TestCase):
+    """The real-Flax recurrent fixtures are wired as the jax-js ones: module types, names and
+    inputs, model inputs and outputs (the dialect's value names), for every rnn / lstm / gru
+    fixture of the suite. Needs no JAX; compares with the jax-js capture where Node has it."""
+
+    def recurrent_fixtures(self):
+        return [f for f in pbstream.suite_fixtures(SUITE, "jax") if f["layer"] in capture_flax.RECURRENT_LAYERS]
+
+    def test_spec_errors_and_not_applicable_need_no_engine(self):
+        with self.assertRaises(pbstream.NotApplicable):
+            capture_flax.recurrent_fixture("gru", {"input": 3, "hidden": 4, "seq": 5, "reset_after": False}, 2)
+        for layer, spec, field in (("lstm", {"input": 3, "hidden": 4, "seq": 5, "activation": "relu"}, r"spec\.activation"),
+                                   ("rnn", {"input": 3, "hidden": 4, "seq": 5, "merge": "sum"}, r"spec\.merge"),
+                                   ("lstm", {"input": 3, "hidden": 4, "seq": 5, "head": 2}, r"spec\.head"),
+                                   ("lstm", {"input": 3, "hidden": 4, "seq": 5, "bidirectional": True, "output": "last"},
+                                    r"spec\.output"),
+                                   ("gru", {"arch": "text_classifier"}, r"spec\.arch"),
+                                   ("gru", {"input": 3, "hidden": 4, "seq": 5, "dropout": 0.1}, r"spec\.dropout")):
+            with self.subTest(spec=spec), self.assertRaisesRegex(ValueError, field):
+                capture_flax.recurrent_fixture(layer, spec, 2)
+
+    @unittest.skipUnless(_node_ok(), "needs Node with the npm packages (the jax-js capture)")
+    def test_wired_as_the_jax_js_fixtures(self):
+        fixtures = self.recurrent_fixtures()
+        self.assertGreaterEqual(len(fixtures), 16)
+        script = ("const fx = require(process.argv[1]); const out = {};"
+                  "for (const f of JSON.parse(process.argv[2])) { try { const { model, inputs } = fx.recurrentModel(f.layer, f.spec, 3);"
+                  " out[f.id] = { modules: model.describe().map((m) => [m.type, m.name, m.inputs ?? null]),"
+                  " inputs: model.inputNames, outputs: model.outputNames, shapes: inputs.map((i) => i.shape) };"
+                  " } catch (e) { out[f.id] = { error: e.name }; } } console.log(JSON.stringify(out));")
+        r = subprocess.run(["node", "-e", script, os.path.join(HERE, "fixtures.js"), json.dumps(fixtures)],
+                           capture_output=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        js = json.loads(r.stdout)
+        for f in fixtures:
+            with self.subTest(fixture=f["id"]):
+                try:
+                    py = capture_flax.recurrent_fixture(f["layer"], f["spec"], 3)
+                except pbstream.NotApplicable:
+                    self.assertEqual(js[f["id"]], {"error": "NotApplicable"})
+                    continue
+                want = js[f["id"]]
+                # jax-js lists every module (an Embed too) with its inputs where they are not Sequential order
+                mods = [[m["type"], m["name"], m.get("inputs")] for m in py["modules"]]
+                self.assertEqual(mods, want["modules"])
+                self.assertEqual(py["input_names"], want["inputs"])
+                self.assertEqual(py["output_names"], want["outputs"])
+                self.assertEqual([list(shape) for shape, _ in py["inputs"]], want["shapes"])
+
+
 @unittest.skipUnless(HAVE_FLAX, WHY)
 class CaptureFlaxTest(unittest.TestCase):
     def test_sequential_dialect_layouts_and_taps(self):
@@ -104,6 +164,55 @@ class CaptureFlaxTest(unittest.TestCase):
         np.testing.assert_allclose(y, t["output.0"], rtol=1e-5, atol=1e-5)
         self.assertEqual(set(doc["taps"]), {"layers_0", "relu_0", "layers_2", "gelu_0", "layers_4"})
         np.testing.assert_allclose(t["tap.layers_4"], t["output.0"], rtol=1e-5, atol=1e-5)
+
+    def test_recurrent_modules_in_a_sequential(self):
+        model = nn.Sequential([nn.RNN(nn.LSTMCell(4)), nn.Bidirectional(nn.RNN(nn.GRUCell(3)), nn.RNN(nn.GRUCell(3))),
+                               nn.Dense(2)])
+        x = jax.random.normal(jax.random.PRNGKey(0), (2, 5, 3))
+        doc, t = read_frames(capture_flax.capture(model, model.init(jax.random.PRNGKey(1), x), (x,), "rnn").to_bytes())[0]
+        mods = doc["model"]["modules"]
+        self.assertEqual([m["name"] for m in mods], ["layers_0", "layers_1", "layers_2"])
+        self.assertEqual(mods[0], {"type": "RNN", "name": "layers_0",
+                                   "cell": {"type": "LSTMCell", "name": "layers_0/cell", "features": 4, "gate_fn": "nn.sigmoid",
+                                            "activation_fn": "nn.tanh", "carry_init": "zeros", "dtype": None,
+                                            "param_dtype": "float32"},
+                                   "time_major": False, "return_carry": False, "reverse": False, "keep_order": False, "unroll": 1})
+        self.assertEqual(mods[1]["forward_rnn"]["cell"]["name"], "layers_1/forward_rnn/cell")  # adopted cells
+        self.assertEqual(mods[1]["merge_fn"], "concatenate")
+        self.assertEqual(t["params/layers_0/cell/ii/kernel"].shape, (3, 4))
+        self.assertNotIn("params/layers_0/cell/ii/bias", t)  # LSTMCell's input denses have no bias
+        self.assertIn("params/layers_1/backward_rnn/cell/hn/bias", t)
+        self.assertNotIn("params/layers_1/backward_rnn/cell/hr/bias", t)
+        self.assertEqual(set(doc["taps"]), {"layers_0", "layers_1", "layers_1/forward_rnn", "layers_1/backward_rnn", "layers_2"})
+        self.assertEqual(t["tap.layers_1/backward_rnn"].shape, (2, 5, 3))
+        bad = nn.Sequential([nn.RNN(nn.LSTMCell(4), return_carry=True)])
+        with self.assertRaisesRegex(ValueError, r"model\.layers\[0\]: RNN with return_carry"):
+            capture_flax.capture(bad, bad.init(jax.random.PRNGKey(1), x), (x,), "bad")
+
+    def test_recurrent_fixtures_cells_named_by_their_compact_parent(self):
+        fx = {"layer": "lstm", "samples": 3, "seed": 1}
+        doc, t = read_frames(capture_flax.build({**fx, "id": "states", "spec": {"input": 4, "hidden": 5, "seq": 6,
+                                                                             "initial_state": True, "output": "states"}}).to_bytes())[0]
+        m = doc["model"]
+        self.assertEqual((m["inputs"], m["outputs"]), (["x", "c0_0", "h0_0"], ["RNN_0", "RNN_0:carry/h", "RNN_0:carry/c"]))
+        self.assertEqual(m["modules"][0]["inputs"], ["x", "c0_0", "h0_0"])
+        self.assertEqual(m["modules"][0]["cell"]["name"], "LSTMCell_0")  # made inline in a compact method
+        self.assertIn("params/LSTMCell_0/hi/bias", t)
+        self.assertTrue(np.all(t["params/LSTMCell_0/hi/bias"] != 0))
+        self.assertEqual(t["output.1"].shape, (3, 5))
+        doc, t = read_frames(capture_flax.build({**fx, "layer": "gru", "id": "bi", "spec": {
+            "input": 4, "hidden": 5, "seq": 6, "layers": 2, "bidirectional": True}}).to_bytes())[0]
+        mods = doc["model"]["modules"]
+        self.assertEqual([e["name"] for e in mods], ["Bidirectional_0", "Bidirectional_1"])
+        self.assertEqual(mods[1]["backward_rnn"]["cell"]["name"], "GRUCell_3")
+        self.assertIn("Bidirectional_1/backward_rnn", doc["taps"])
+        self.assertEqual(t["output.0"].shape, (3, 6, 10))
+        doc, t = read_frames(capture_flax.build({**fx, "id": "tc", "samples": 4, "spec": {
+            "arch": "text_classifier", "vocab": 20, "embed": 4, "hidden": 5, "seq": 6, "classes": 3}}).to_bytes())[0]
+        self.assertEqual([e["type"] for e in doc["model"]["modules"]], ["Embed", "RNN", "Dense"])
+        self.assertEqual(doc["model"]["modules"][1]["cell"]["type"], "OptimizedLSTMCell")
+        self.assertEqual(doc["model"]["modules"][2]["inputs"], ["RNN_0:carry/h"])
+        self.assertEqual(t["output.0"].shape, (4, 3))
 
     def test_nested_sequential_paths(self):
         model = nn.Sequential([nn.Sequential([nn.Dense(3), nn.tanh]), nn.Dense(2)])

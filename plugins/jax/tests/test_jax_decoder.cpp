@@ -1,7 +1,8 @@
 // The jax decoder (plugins/jax/decoder.cpp), loaded as a plugin, on small streams in
 // plugins/jax/tests/streams/: hand-written ones with values checked by hand, and functions.json,
-// conv.json, norms_pools.json and embed_conv1d.json recorded from jax-js by record.js there (no
-// Node needed here). Error cases mutate those documents.
+// conv.json, norms_pools.json, embed_conv1d.json and the recurrent rnn_lstm.json, rnn_gru.json and
+// rnn_simple.json recorded from jax-js by record.js there (no Node needed here). Error cases
+// mutate those documents.
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -195,7 +196,8 @@ TEST_CASE("jax decoder: every function maps by its Flax name and matches jax-js"
 }
 
 TEST_CASE("jax decoder: every test stream passes the ladder", "[jax]") {
-  for (const char* name : {"dense_square", "mlp_no_bias", "residual", "functions", "conv", "norms_pools", "embed_conv1d"}) {
+  for (const char* name :
+       {"dense_square", "mlp_no_bias", "residual", "functions", "conv", "norms_pools", "embed_conv1d", "rnn_lstm", "rnn_gru", "rnn_simple"}) {
     INFO(name);
     const pb::Stream s = to_stream(load_doc(name));
     pbtest::check_passes(pbtest::ladder(s, jax()), s);
@@ -726,4 +728,309 @@ TEST_CASE("jax decoder: module inputs, names and model outputs are checked", "[j
   bad = doc;
   bad["model"].erase("outputs");
   CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.outputs", "missing required field"));
+}
+
+// ------------------------------------------------------------------ recurrent: nn.RNN, nn.Bidirectional
+
+namespace {
+
+// Flax Dense kernel [in, h] of stream tensor `name`, read at [i, j].
+float kernel_at(const pb::Stream& s, const std::string& name, int64_t i, int64_t j) {
+  const Tensor& k = s.tensors.at(name);
+  return k.data<float>()[i * k.shape()[1] + j];
+}
+
+// Checks that IR weight `w` [1, G·H, in] stacks, per IR gate g, the transpose of Flax kernel
+// `<prefix>/<dense[g]>/kernel` [in, H].
+void check_stacked(const Graph& g, const pb::Stream& s, const std::string& w, const std::string& prefix,
+                   const std::vector<std::string>& dense) {
+  INFO(w);
+  const Tensor& t = g.weights.at(w);
+  const int64_t h = t.shape()[1] / int64_t(dense.size()), in = t.shape()[2];
+  REQUIRE(t.shape() == pb::Shape{1, int64_t(dense.size()) * h, in});
+  for (size_t gate = 0; gate < dense.size(); ++gate) {
+    const std::string k = prefix + "/" + dense[gate] + "/kernel";
+    REQUIRE(s.tensors.at(k).shape() == pb::Shape{in, h});
+    for (int64_t j = 0; j < h; ++j)
+      for (int64_t i = 0; i < in; ++i) CHECK(t.data<float>()[(gate * h + j) * in + i] == kernel_at(s, k, i, j));
+  }
+}
+
+// Checks that IR bias `b` [1, G·H] holds, per IR gate, `<prefix>/<dense>/bias` or zeros ("").
+void check_bias(const Graph& g, const pb::Stream& s, const std::string& b, const std::string& prefix, const std::vector<std::string>& dense) {
+  INFO(b);
+  const std::vector<float> got = values(g.weights.at(b));
+  const size_t h = got.size() / dense.size();
+  for (size_t gate = 0; gate < dense.size(); ++gate) {
+    const std::vector<float> want =
+        dense[gate].empty() ? std::vector<float>(h, 0.f) : values(s.tensors.at(prefix + "/" + dense[gate] + "/bias"));
+    REQUIRE(want.size() == h);
+    if (!dense[gate].empty()) CHECK(std::any_of(want.begin(), want.end(), [](float v) { return v != 0.f; }));  // a real test
+    CHECK(std::vector<float>(got.begin() + gate * h, got.begin() + (gate + 1) * h) == want);
+  }
+}
+
+void rename_tensor(json& doc, const std::string& from, const std::string& to) {
+  doc["tensors"][to] = doc["tensors"][from];
+  doc["tensors"].erase(from);
+}
+
+void swap_tensors(json& doc, const std::string& a, const std::string& b) { std::swap(doc["tensors"][a], doc["tensors"][b]); }
+
+}  // namespace
+
+TEST_CASE("jax decoder: LSTMCell gates i, f, g, o from ii..io (no bias) and hi..ho (bias in RB); carry (c, h); reverse without keep_order", "[jax]") {
+  json doc = load_doc("rnn_lstm");
+  const pb::Stream s = to_stream(doc);
+  const Graph g = jax().decode(s);
+  const std::string cell = "params/RNN_0/cell";
+  const pb::ir::Node& rnn = node(g, "RNN_0");
+  CHECK(rnn.op == "LSTM");
+  CHECK(rnn.origin == "flax:RNN_0 (RNN(LSTMCell))");
+  // x, W, R, no B (Flax's input denses have no bias), RB, h0, c0.
+  CHECK(rnn.inputs == std::vector<std::string>{"x", cell + "@W", cell + "@R", "", cell + "@RB", "RNN_0/h0", "RNN_0/c0"});
+  CHECK(rnn.outputs == std::vector<std::string>{"RNN_0", "RNN_0:h_n", "RNN_0:c_n"});
+  CHECK(rnn.attrs.s("direction") == "forward");
+  CHECK(rnn.attrs.i("batch_first") == 1);
+  check_stacked(g, s, cell + "@W", cell, {"ii", "if", "ig", "io"});
+  check_stacked(g, s, cell + "@R", cell, {"hi", "hf", "hg", "ho"});
+  check_bias(g, s, cell + "@RB", cell, {"hi", "hf", "hg", "ho"});
+  CHECK(g.weights.count(cell + "@B") == 0);
+  // Flax's carry is (c, h): the module's inputs [x, c0, h0] give the IR's c0 and h0 [1, N, H].
+  CHECK(node(g, "RNN_0/c0").inputs == std::vector<std::string>{"c0"});
+  CHECK(node(g, "RNN_0/h0").inputs == std::vector<std::string>{"h0"});
+  CHECK(node(g, "RNN_0/h0").op == "Reshape");
+  CHECK(node(g, "RNN_0/h0").attrs.ints("shape") == std::vector<int64_t>{1, -1, 4});
+  // return_carry: the final carry's leaves, [N, H].
+  CHECK(node(g, "RNN_0:carry/c").op == "Flatten");
+  CHECK(node(g, "RNN_0:carry/c").inputs == std::vector<std::string>{"RNN_0:c_n"});
+  CHECK(node(g, "RNN_0:carry/h").inputs == std::vector<std::string>{"RNN_0:h_n"});
+  CHECK(node(g, "Dense_0").inputs[0] == "RNN_0:carry/h");
+  // reverse without keep_order: the reverse scan, then its outputs in processing order.
+  CHECK(node(g, "RNN_1/scan").attrs.s("direction") == "reverse");
+  CHECK(node(g, "RNN_1/scan").origin == "flax:RNN_1 (RNN(OptimizedLSTMCell))");
+  const pb::ir::Node& flip = node(g, "RNN_1");
+  CHECK(flip.op == "Slice");
+  CHECK(flip.inputs == std::vector<std::string>{"RNN_1/scan"});
+  CHECK(flip.attrs.ints("axes") == std::vector<int64_t>{1});
+  CHECK(flip.attrs.ints("steps") == std::vector<int64_t>{-1});
+  CHECK(flip.attrs.ints("starts") == std::vector<int64_t>{-1});
+  // OptimizedLSTMCell has LSTMCell's parameters (same names, layouts and arithmetic).
+  check_stacked(g, s, "params/RNN_1/cell@W", "params/RNN_1/cell", {"ii", "if", "ig", "io"});
+  check_outputs(s, g);
+
+  // Each fact changes the result when violated: the carry read as (h, c), the outputs kept in
+  // order, two gates swapped, a hidden bias on the input side.
+  json bad = doc;
+  bad["model"]["modules"][0]["inputs"] = {"x", "h0", "c0"};
+  CHECK(worst_excess(bad) > 1e-3);
+  bad = doc;
+  bad["model"]["modules"][1]["keep_order"] = true;
+  CHECK(worst_excess(bad) > 1e-3);
+  bad = doc;
+  swap_tensors(bad, cell + "/if/kernel", cell + "/ig/kernel");
+  CHECK(worst_excess(bad) > 1e-3);
+  bad = doc;
+  swap_tensors(bad, cell + "/hf/kernel", cell + "/ho/kernel");
+  CHECK(worst_excess(bad) > 1e-3);
+  bad = doc;
+  swap_tensors(bad, cell + "/hi/bias", cell + "/hg/bias");
+  CHECK(worst_excess(bad) > 1e-3);
+  // LSTMCell in place of OptimizedLSTMCell: the same graph.
+  bad = doc;
+  bad["model"]["modules"][1]["cell"]["type"] = "LSTMCell";
+  CHECK(worst_excess(bad) <= 0);
+
+  // The params live at the cell's Flax path, its "name": a cell made inline in a compact method
+  // is the parent's "LSTMCell_0", not the adopted "RNN_0/cell".
+  CHECK(doc["model"]["modules"][0]["cell"]["name"] == "RNN_0/cell");
+  bad = doc;
+  std::vector<std::string> keys;
+  for (const auto& kv : bad["tensors"].items())
+    if (kv.key().rfind(cell + "/", 0) == 0) keys.push_back(kv.key());
+  REQUIRE(keys.size() == 12);  // 8 kernels, 4 biases
+  for (const std::string& k : keys) rename_tensor(bad, k, "params/LSTMCell_0/" + k.substr(cell.size() + 1));
+  bad["model"]["modules"][0]["cell"]["name"] = "LSTMCell_0";
+  CHECK(worst_excess(bad) <= 0);
+  CHECK(decode(bad).weights.count("params/LSTMCell_0@W") == 1);
+  bad["model"]["modules"][0]["cell"].erase("name");  // absent: the adopted path
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.modules[0]", "missing param \"params/RNN_0/cell/ii/kernel\""));
+}
+
+TEST_CASE("jax decoder: GRUCell gates z, r, n from iz, ir, in (biases in B) and hz, hr, hn (hn's bias inside the reset product); time-major; Bidirectional", "[jax]") {
+  json doc = load_doc("rnn_gru");
+  const pb::Stream s = to_stream(doc);
+  const Graph g = jax().decode(s);
+  const std::string cell = "params/RNN_0/cell";
+  const pb::ir::Node& gru = node(g, "RNN_0");
+  CHECK(gru.op == "GRU");
+  CHECK(gru.inputs == std::vector<std::string>{"x", cell + "@W", cell + "@R", cell + "@B", cell + "@RB"});
+  CHECK(gru.attrs.i("linear_before_reset") == 1);  // n = tanh(in(x) + r * hn(h)), hn's bias inside
+  CHECK(gru.attrs.s("direction") == "reverse");    // reverse with keep_order: aligned with the input steps
+  CHECK(gru.attrs.i("batch_first") == 0);          // time_major
+  check_stacked(g, s, cell + "@W", cell, {"iz", "ir", "in"});
+  check_stacked(g, s, cell + "@R", cell, {"hz", "hr", "hn"});
+  check_bias(g, s, cell + "@B", cell, {"iz", "ir", "in"});
+  check_bias(g, s, cell + "@RB", cell, {"", "", "hn"});  // hr and hz have no bias in Flax
+
+  // Bidirectional: one node per direction (each tapped), then [forward, backward] features.
+  const pb::ir::Node& fwd = node(g, "Bidirectional_0/forward_rnn");
+  const pb::ir::Node& bwd = node(g, "Bidirectional_0/backward_rnn");
+  CHECK(fwd.op == "GRU");
+  CHECK(fwd.attrs.s("direction") == "forward");
+  CHECK(bwd.attrs.s("direction") == "reverse");  // Bidirectional: reverse=True, keep_order=True
+  CHECK(fwd.attrs.i("batch_first") == 0);
+  CHECK(bwd.attrs.i("batch_first") == 0);
+  CHECK(fwd.origin == "flax:Bidirectional_0/forward_rnn (RNN(GRUCell))");
+  CHECK(fwd.inputs[1] == "params/Bidirectional_0/forward_rnn/cell@W");
+  CHECK(bwd.inputs[1] == "params/Bidirectional_0/backward_rnn/cell@W");
+  check_bias(g, s, "params/Bidirectional_0/backward_rnn/cell@RB", "params/Bidirectional_0/backward_rnn/cell", {"", "", "hn"});
+  const pb::ir::Node& merge = node(g, "Bidirectional_0");
+  CHECK(merge.op == "Concat");
+  CHECK(merge.attrs.i("axis") == -1);
+  CHECK(merge.inputs == std::vector<std::string>{"Bidirectional_0/forward_rnn", "Bidirectional_0/backward_rnn"});
+  CHECK(node(g, "Bidirectional_0:carry/backward_rnn").inputs == std::vector<std::string>{"Bidirectional_0/backward_rnn:h_n"});
+  check_outputs(s, g);
+
+  json bad = doc;
+  swap_tensors(bad, cell + "/ir/kernel", cell + "/iz/kernel");
+  CHECK(worst_excess(bad) > 1e-3);
+  bad = doc;
+  swap_tensors(bad, cell + "/in/bias", cell + "/hn/bias");  // B_n and RB_n are not interchangeable
+  CHECK(worst_excess(bad) > 1e-3);
+  bad = doc;
+  bad["model"]["modules"][0]["keep_order"] = false;
+  CHECK(worst_excess(bad) > 1e-3);
+  bad = doc;
+  bad["model"]["modules"][1]["merge_fn"] = "add";
+  CHECK(node(decode(bad), "Bidirectional_0").op == "Add");
+}
+
+TEST_CASE("jax decoder: SimpleCell i (bias in B) and h (no bias); relu; residual adds the identity to R; mixed-cell Bidirectional; merge add", "[jax]") {
+  json doc = load_doc("rnn_simple");
+  const pb::Stream s = to_stream(doc);
+  const Graph g = jax().decode(s);
+  const pb::ir::Node& r0 = node(g, "RNN_0");
+  CHECK(r0.op == "RNN");
+  CHECK(r0.attrs.s("activation") == "tanh");
+  CHECK(r0.inputs == std::vector<std::string>{"x", "params/RNN_0/cell@W", "params/RNN_0/cell@R", "params/RNN_0/cell@B"});
+  check_stacked(g, s, "params/RNN_0/cell@W", "params/RNN_0/cell", {"i"});
+  check_stacked(g, s, "params/RNN_0/cell@R", "params/RNN_0/cell", {"h"});
+  check_bias(g, s, "params/RNN_0/cell@B", "params/RNN_0/cell", {"i"});
+  // residual: act(i(x) + h(carry) + carry) = act(i(x) + (Wh + I) carry).
+  const pb::ir::Node& r1 = node(g, "RNN_1");
+  CHECK(r1.attrs.s("activation") == "relu");
+  const Tensor& R = g.weights.at("params/RNN_1/cell@R");
+  for (int64_t j = 0; j < 4; ++j)
+    for (int64_t i = 0; i < 4; ++i)
+      CHECK(R.data<float>()[j * 4 + i] == kernel_at(s, "params/RNN_1/cell/h/kernel", i, j) + (i == j ? 1.f : 0.f));
+  // Each direction has its own cell: SimpleCell(3) forward, LSTMCell(2) backward, 5 features.
+  CHECK(node(g, "Bidirectional_0/forward_rnn").op == "RNN");
+  CHECK(node(g, "Bidirectional_0/backward_rnn").op == "LSTM");
+  CHECK(node(g, "Bidirectional_0").op == "Concat");
+  CHECK(node(g, "Bidirectional_1").op == "Add");
+  check_outputs(s, g);
+
+  json bad = doc;
+  bad["model"]["modules"][1]["cell"]["residual"] = false;
+  CHECK(worst_excess(bad) > 1e-3);
+  bad = doc;
+  bad["model"]["modules"][1]["cell"]["activation_fn"] = "nn.tanh";
+  CHECK(worst_excess(bad) > 1e-3);
+  bad = doc;
+  bad["model"]["modules"][3]["merge_fn"] = "concatenate";
+  CHECK(run(to_stream(bad), decode(bad))[0].shape() == pb::Shape{2, 5, 6});  // Flax's add gives [2, 5, 3]
+}
+
+TEST_CASE("jax decoder: the recurrent streams' taps name each layer and direction", "[jax]") {
+  for (const char* name : {"rnn_lstm", "rnn_gru", "rnn_simple"}) {
+    INFO(name);
+    const pb::Stream s = to_stream(load_doc(name));
+    const pb::host::CaseResult r = pbtest::ladder(s, jax());
+    pbtest::check_passes(r, s);
+    std::vector<std::string> tapped;
+    for (const auto& t : r.taps) tapped.push_back(t.value);
+    if (std::string(name) == "rnn_gru")
+      CHECK(tapped == std::vector<std::string>{"RNN_0", "Bidirectional_0/forward_rnn", "Bidirectional_0:carry/forward_rnn",
+                                               "Bidirectional_0/backward_rnn", "Bidirectional_0:carry/backward_rnn", "Bidirectional_0"});
+  }
+  const std::vector<std::string> types = jax().source_types();
+  for (const char* t : {"RNN", "Bidirectional", "SimpleCell", "LSTMCell", "OptimizedLSTMCell", "GRUCell"})
+    CHECK(std::find(types.begin(), types.end(), t) != types.end());
+}
+
+TEST_CASE("jax decoder: recurrent refusals name the JSON path", "[jax]") {
+  struct Case {
+    const char* stream;
+    std::function<void(json&)> mutate;
+    const char* where;
+    const char* what;
+  };
+  const std::string lstm = "params/RNN_0/cell";
+  const std::vector<Case> cases = {
+      // Cell functions the IR does not compute, and a carry_init other than zeros.
+      {"rnn_lstm", [](json& d) { d["model"]["modules"][0]["cell"]["gate_fn"] = "nn.hard_sigmoid"; }, "model.modules[0].cell.gate_fn",
+       "only nn.sigmoid (Flax's default) is supported: the IR's LSTM gates are sigmoids, got \"nn.hard_sigmoid\""},
+      {"rnn_lstm", [](json& d) { d["model"]["modules"][0]["cell"]["activation_fn"] = "nn.relu"; }, "model.modules[0].cell.activation_fn",
+       "only nn.tanh (Flax's default)"},
+      {"rnn_gru", [](json& d) { d["model"]["modules"][0]["cell"]["gate_fn"] = "nn.relu"; }, "model.modules[0].cell.gate_fn",
+       "the IR's GRU gates are sigmoids"},
+      {"rnn_simple", [](json& d) { d["model"]["modules"][0]["cell"]["activation_fn"] = "nn.gelu"; }, "model.modules[0].cell.activation_fn",
+       "only nn.tanh (Flax's default) and nn.relu are supported, got \"nn.gelu\""},
+      {"rnn_simple", [](json& d) { d["model"]["modules"][0]["cell"]["gate_fn"] = "nn.sigmoid"; }, "model.modules[0].cell.gate_fn",
+       "not understood for SimpleCell"},
+      {"rnn_lstm", [](json& d) { d["model"]["modules"][0]["cell"]["carry_init"] = "ones"; }, "model.modules[0].cell.carry_init",
+       "only \"zeros\" (Flax's zeros_init()) is supported"},
+      {"rnn_lstm", [](json& d) { d["model"]["modules"][0]["cell"]["type"] = "MGUCell"; }, "model.modules[0].cell.type",
+       "unsupported cell \"MGUCell\" (known: GRUCell, LSTMCell, OptimizedLSTMCell, SimpleCell)"},
+      {"rnn_lstm", [](json& d) { d["model"]["modules"][0]["cell"]["kernel_init"] = "orthogonal"; }, "model.modules[0].cell.kernel_init",
+       "not understood for LSTMCell"},
+      {"rnn_lstm", [](json& d) { d["model"]["modules"][0]["cell"]["param_dtype"] = "bfloat16"; }, "model.modules[0].cell.param_dtype",
+       "only float32"},
+      {"rnn_lstm", [](json& d) { d["model"]["modules"][0]["cell"] = "LSTMCell"; }, "model.modules[0].cell", "expected a cell description"},
+      {"rnn_lstm", [](json& d) { d["model"]["modules"][0]["cell"]["name"] = ""; }, "model.modules[0].cell.name", "expected the cell's Flax path"},
+      {"rnn_lstm", [](json& d) { d["model"]["modules"][0]["cell"]["name"] = "LSTMCell_0"; }, "model.modules[0]",
+       "RNN \"RNN_0\": missing param \"params/LSTMCell_0/ii/kernel\" of its LSTMCell \"LSTMCell_0\""},
+      // Parameters: Flax's layouts and names, nothing missing, nothing extra.
+      {"rnn_lstm", [](json& d) { d["model"]["modules"][0]["cell"]["features"] = 5; }, "tensors[\"params/RNN_0/cell/ii/kernel\"].shape",
+       "expected [in, features] = [3, 5] (Flax's Dense layout), got [3, 4]"},
+      {"rnn_lstm", [&](json& d) { d["tensors"][lstm + "/ii/kernel"]["shape"] = {4, 3}; }, "tensors[\"params/RNN_0/cell/ii/kernel\"].shape",
+       "expected [in, features] = [3, 4] (Flax's Dense layout), got [4, 3]"},
+      {"rnn_lstm", [&](json& d) { d["tensors"].erase(lstm + "/hg/bias"); }, "model.modules[0]",
+       "RNN \"RNN_0\": missing param \"params/RNN_0/cell/hg/bias\""},
+      {"rnn_lstm", [&](json& d) { d["tensors"][lstm + "/ii/bias"] = d["tensors"][lstm + "/hi/bias"]; }, "tensors[\"params/RNN_0/cell/ii/bias\"]",
+       "Flax's LSTMCell creates no bias for its Dense \"ii\""},
+      {"rnn_gru", [](json& d) { rename_tensor(d, "params/RNN_0/cell/hn/bias", "params/RNN_0/cell/hr/bias"); }, "tensors[\"params/RNN_0/cell/hr/bias\"]",
+       "Flax's GRUCell creates no bias for its Dense \"hr\""},
+      {"rnn_lstm", [&](json& d) { d["tensors"][lstm + "/hi/bias"]["shape"] = {1, 4}; }, "tensors[\"params/RNN_0/cell/hi/bias\"].shape",
+       "expected [features] = [4], got [1, 4]"},
+      // Inputs: a sequence [N, T, F], then the whole initial carry in Flax's order.
+      {"rnn_lstm", [](json& d) { d["model"]["modules"][0]["inputs"] = {"x", "c0"}; }, "model.modules[0].inputs",
+       "nn.RNN reads the sequence and, optionally, the initial carry's 2 arrays (Flax's order), got 2 inputs"},
+      {"rnn_lstm", [](json& d) { d["model"]["modules"][0]["inputs"] = {"x", "c0", "x"}; }, "model.modules[0].inputs[2]",
+       "the initial carry leaf h must be [batch, features] = [2, 4], got [2, 5, 3]"},
+      {"rnn_lstm", [](json& d) { d["model"]["modules"][1]["inputs"] = {"RNN_0:carry/h"}; }, "model.modules[1]",
+       "nn.RNN needs a sequence [batch, time, features] (time_major false), got [2, 4]"},
+      {"rnn_lstm", [](json& d) { d["model"]["modules"][0]["return_carry"] = false; }, "model.modules[2].inputs[0]",
+       "\"RNN_0:carry/h\" is not defined before this module"},
+      {"rnn_lstm", [](json& d) { d["model"]["modules"][0]["seq_lengths"] = {5, 3}; }, "model.modules[0].seq_lengths", "not understood for RNN"},
+      {"rnn_lstm", [](json& d) { d["model"]["modules"][0]["unroll"] = 0; }, "model.modules[0].unroll", "expected a positive integer"},
+      // Bidirectional: merge_fn, and the settings it makes itself.
+      {"rnn_gru", [](json& d) { d["model"]["modules"][1]["merge_fn"] = "multiply"; }, "model.modules[1].merge_fn",
+       "expected \"concatenate\" (Flax's default: forward then backward features) or \"add\" (jnp.add), got \"multiply\""},
+      {"rnn_gru", [](json& d) { d["model"]["modules"][1]["forward_rnn"]["reverse"] = true; }, "model.modules[1].forward_rnn.reverse",
+       "nn.Bidirectional sets its RNNs' reverse itself at call time"},
+      {"rnn_gru", [](json& d) { d["model"]["modules"][1]["backward_rnn"]["type"] = "Bidirectional"; }, "model.modules[1].backward_rnn",
+       "expected an nn.RNN"},
+      {"rnn_gru", [](json& d) { d["model"]["modules"][1]["backward_rnn"]["cell"]["features"] = 2; },
+       "tensors[\"params/Bidirectional_0/backward_rnn/cell/iz/kernel\"].shape", "expected [in, features] = [4, 2]"},
+      {"rnn_gru", [](json& d) { d["model"]["modules"][1]["inputs"] = {"RNN_0", "RNN_0"}; }, "model.modules[1].inputs",
+       "nn.Bidirectional reads the sequence and, optionally, the initial carry's 2 arrays"},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    INFO("case " << i << ": " << cases[i].where);
+    json bad = load_doc(cases[i].stream);
+    cases[i].mutate(bad);
+    CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt(cases[i].where, cases[i].what));
+  }
 }

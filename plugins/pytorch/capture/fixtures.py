@@ -7,9 +7,10 @@ The model is trained for a few Adam steps on a fixed synthetic regression task, 
 are non-zero and weights are not just their initialisation.
 
 The other layer keys (cnn1/2/3, pool, batchnorm, layernorm, rmsnorm, embedding, residual,
-model) and their specs are defined in docs/suites.md; each model is built from stock torch
-modules (RMSNorm, which torch 1.13 lacks, is composed from torch ops and labelled so) and
-moved off its initialisation by a few Adam steps towards a fixed random target.
+model, rnn, lstm, gru) and their specs are defined in docs/suites.md; each model is built from
+stock torch modules (RMSNorm, which torch 1.13 lacks, is composed from torch ops and labelled
+so) and moved off its initialisation by a few Adam steps towards a fixed random target (the
+recurrent archs, text_classifier and seq2seq, by a few steps on a synthetic task).
 """
 
 import zlib
@@ -276,6 +277,164 @@ def realistic_model(spec, n):
     return TextConv1d(vocab=100, dim=16, filters=32, classes=4), torch.randint(0, 100, (n, 20))
 
 
+# ---------------------------------------------------------------- rnn / lstm / gru (issue #11)
+
+RECURRENT = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+_RECURRENT_KEYS = {"input", "hidden", "seq", "layers", "bidirectional", "merge", "initial_state", "output", "head"}
+
+
+class Recurrent(nn.Module):
+    """A stock recurrent layer and the suite's output modes (docs/suites.md): "sequence" (the
+    last layer's outputs), "last" (their last step, then Linear(head) when the spec has a head)
+    or "states" (the sequence, then h_n (and c_n)). The subclasses differ in the initial state
+    they take: none (zeros), h0, or an LSTM's h0 and c0."""
+
+    def __init__(self, rnn, output, head=None):
+        super().__init__()
+        self.rnn = rnn
+        self.output = output
+        self.head = head
+
+    def result(self, y, state):
+        if self.output == "last":
+            y = y[:, -1]
+            return y if self.head is None else self.head(y)
+        if self.output == "states":
+            if isinstance(self.rnn, nn.LSTM):
+                h, c = state
+                return y, h, c
+            return y, state
+        return y
+
+
+class RecurrentZeroState(Recurrent):
+    def forward(self, x):
+        y, state = self.rnn(x)
+        return self.result(y, state)
+
+
+class RecurrentH0(Recurrent):
+    def forward(self, x, h0):
+        y, state = self.rnn(x, h0)
+        return self.result(y, state)
+
+
+class RecurrentH0C0(Recurrent):
+    def forward(self, x, h0, c0):
+        y, state = self.rnn(x, (h0, c0))
+        return self.result(y, state)
+
+
+class TextClassifier(nn.Module):
+    """Embedding -> LSTM -> the last step -> Linear: a tuple output unpacked, then indexed."""
+
+    def __init__(self, vocab, embed, hidden, classes):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, embed)
+        self.lstm = nn.LSTM(embed, hidden, batch_first=True)
+        self.head = nn.Linear(hidden, classes)
+
+    def forward(self, ids):
+        out, _ = self.lstm(self.embed(ids))
+        return self.head(out[:, -1])
+
+
+class Seq2Seq(nn.Module):
+    """GRU -> Linear on every step."""
+
+    def __init__(self, inputs, hidden, targets):
+        super().__init__()
+        self.gru = nn.GRU(inputs, hidden, batch_first=True)
+        self.head = nn.Linear(hidden, targets)
+
+    def forward(self, x):
+        out, _ = self.gru(x)
+        return self.head(out)
+
+
+def _fit_outputs(model, inputs, steps=5):
+    """A few Adam steps of every output of `model` towards a fixed random target of its shape,
+    so every weight and both biases of each layer move off torch's initialisation."""
+    with torch.no_grad():
+        targets = [torch.randn_like(y) for y in _flat(model.eval()(*inputs))]
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = sum(nn.functional.mse_loss(y, t) for y, t in zip(_flat(model(*inputs)), targets))
+        loss.backward()
+        opt.step()
+    model.eval()
+
+
+def _flat(v):
+    return [leaf for x in v for leaf in _flat(x)] if isinstance(v, (tuple, list)) else [v]
+
+
+def _recurrent_arch(layer, s, n):
+    """arch text_classifier (lstm) and seq2seq (gru), each trained a few steps on a synthetic task."""
+    archs = {"lstm": ("text_classifier",), "gru": ("seq2seq",)}
+    if layer not in archs:
+        raise ValueError(f"spec.arch: layer {layer} has no arch (lstm: text_classifier, gru: seq2seq)")
+    arch = s.choice("arch", archs[layer])
+    if arch == "text_classifier":
+        s = pbstream.Spec(s.spec, {"arch", "vocab", "embed", "hidden", "seq", "classes"})
+        vocab, seq, classes = s.int("vocab"), s.int("seq"), s.int("classes")
+        model = TextClassifier(vocab, s.int("embed"), s.int("hidden"), classes)
+        ids = torch.randint(0, vocab, (TRAIN_ROWS, seq))
+        labels = (ids < vocab // 2).sum(1) * classes // (seq + 1)  # how many "low" ids, in `classes` bins
+        model.train()
+        opt = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
+        for _ in range(TRAIN_STEPS):
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(ids), labels).backward()
+            opt.step()
+        return model.eval(), (torch.randint(0, vocab, (n, seq)),)
+    s = pbstream.Spec(s.spec, {"arch", "input", "hidden", "seq", "targets"})
+    inputs, seq, targets = s.int("input"), s.int("seq"), s.int("targets")
+    model = Seq2Seq(inputs, s.int("hidden"), targets)
+    x = torch.randn(TRAIN_ROWS, seq, inputs)
+    y = torch.cumsum(x[..., :targets], 1) / torch.arange(1, seq + 1).view(1, seq, 1)  # the running mean
+    _fit(model, x, y)
+    return model, (torch.randn(n, seq, inputs),)
+
+
+def recurrent_model(layer):
+    def build_model(spec, n):
+        """layer rnn / lstm / gru: nn.RNN/LSTM/GRU, batch-first; returns (model, inputs)."""
+        if isinstance(spec, dict) and "arch" in spec:
+            return _recurrent_arch(layer, pbstream.Spec(spec, set(spec)), n)
+        extra = {"rnn": {"activation"}, "gru": {"reset_after"}}.get(layer, set())
+        s = pbstream.Spec(spec, _RECURRENT_KEYS | extra)
+        inputs, hidden, seq, layers = s.int("input"), s.int("hidden"), s.int("seq"), s.int("layers", 1)
+        bidirectional = s.bool("bidirectional", False)
+        merge = s.choice("merge", ("concat", "sum"), "concat")
+        if "merge" in spec and not bidirectional:
+            raise ValueError("spec.merge: only for a bidirectional layer")
+        if merge == "sum":
+            raise pbstream.NotApplicable("torch's bidirectional layers always concatenate the two directions")
+        kw = {}
+        if layer == "rnn":
+            kw["nonlinearity"] = s.choice("activation", ("tanh", "relu"), "tanh")
+        if layer == "gru" and not s.bool("reset_after", True):
+            raise pbstream.NotApplicable("torch's GRU applies the reset gate after the recurrent product (reset_after) only")
+        output = s.choice("output", ("sequence", "last", "states"), "sequence")
+        if "head" in spec and output != "last":
+            raise ValueError("spec.head: only with output: last")
+        rnn = RECURRENT[layer](inputs, hidden, num_layers=layers, bidirectional=bidirectional, batch_first=True, **kw)
+        directions = 2 if bidirectional else 1
+        head = nn.Linear(directions * hidden, s.int("head")) if "head" in spec else None
+        x = torch.randn(n, seq, inputs)
+        if not s.bool("initial_state", False):
+            model, states = RecurrentZeroState(rnn, output, head), ()
+        else:
+            states = tuple(torch.randn(layers * directions, n, hidden) for _ in range(2 if layer == "lstm" else 1))
+            model = (RecurrentH0C0 if layer == "lstm" else RecurrentH0)(rnn, output, head)
+        _fit_outputs(model, (x,) + states)
+        return model, (torch.randn_like(x),) + tuple(torch.randn_like(h) for h in states)
+    return build_model
+
+
 BUILDERS = {
     "cnn1": lambda spec, n: conv_model(1, spec, n),
     "cnn2": lambda spec, n: conv_model(2, spec, n),
@@ -287,11 +446,16 @@ BUILDERS = {
     "embedding": embedding_model,
     "residual": residual_model,
     "model": realistic_model,
+    "rnn": recurrent_model("rnn"),
+    "lstm": recurrent_model("lstm"),
+    "gru": recurrent_model("gru"),
 }
+RECURRENT_LAYERS = frozenset(RECURRENT)
 
 
 def model_and_input(fixture):
-    """The trained torch model and its evaluation input for one fixture (also used by bench/)."""
+    """The trained torch model and its evaluation input for one fixture (also used by bench/);
+    for the recurrent layers a tuple of inputs (x, then h0 (and c0) with initial_state)."""
     layer = fixture.get("layer")
     samples = _int_field(fixture, "samples")
     torch.manual_seed(_seed(fixture))  # model init and all draws come from this seed, in fixed order
@@ -300,6 +464,9 @@ def model_and_input(fixture):
         spec = fixture["spec"]
         _train(model, spec["input"], spec["units"][-1])
         return model.eval(), torch.randn(samples, spec["input"])
+    if layer in RECURRENT_LAYERS:
+        model, inputs = BUILDERS[layer](fixture.get("spec"), samples)
+        return model.eval(), inputs
     if layer in BUILDERS:
         model, x = BUILDERS[layer](fixture.get("spec"), samples)
         _fit_random_target(model, x)
@@ -312,6 +479,7 @@ def model_and_input(fixture):
 def build(fixture, taps=True):
     """The Stream for one fixture {id, layer, samples, seed, spec}."""
     model, x = model_and_input(fixture)
+    inputs = x if isinstance(x, tuple) else (x,)
     leaves = tuple(COMPOSED_NOTES)
     composed = sorted({note for cls, note in COMPOSED_NOTES.items() if any(isinstance(m, cls) for m in model.modules())})
-    return pb_torch.capture(model, (x,), fixture["id"], taps=taps, leaf_modules=leaves, composed=composed)
+    return pb_torch.capture(model, inputs, fixture["id"], taps=taps, leaf_modules=leaves, composed=composed)

@@ -9,18 +9,30 @@ Tensor names in the stream:
 - get_attr nodes: the fetched tensor under the node's target (also a qualified name, so a
   parameter read by get_attr and by its module shares one tensor);
 - taps:    "tap.<fx node name>" for every call_module / call_function / call_method node whose
-  output is a tensor, listed in doc["taps"] as {node name: tensor name}.
+  output is a tensor, listed in doc["taps"] as {node name: tensor name}; a getitem that only
+  selects an element of a tuple computes nothing and is not tapped. A recurrent module
+  (nn.RNN/LSTM/GRU) returns a tuple, so it is tapped per layer under the IR values the decoder
+  gives each layer: "<node>/l<k>" (the layer's output sequence), "<node>/l<k>:h_n" and, for an
+  LSTM, "<node>/l<k>:c_n" (that layer's final states, [directions, N, H]).
 
 Float tensors are sent as f32 (float64 stays f64); int64 stays i64, narrower ints go as i32.
-capture() leaves the module in eval() mode.
+capture() leaves the module in eval() mode. A root module that is itself an nn.RNN/LSTM/GRU is
+wrapped so that it is one call_module node (fx would otherwise trace into its forward).
 """
 
+import contextlib
+import dis
+import inspect
+import operator
 import os
 import sys
 
 import torch
 import torch.fx
+import torch.nn.utils.rnn
+from torch import nn
 from torch.fx.node import Node, _get_qualified_name
+from torch.fx.proxy import Proxy
 
 # The library works without capture.py's path setup.
 _SDK = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "capture", "python"))
@@ -93,6 +105,21 @@ def _flatten(value):
     return [value]
 
 
+def _output_leaves(traced, native):
+    """How many tensors the fx output argument `traced` stands for, paired with the module's
+    `native` result: a node stands for everything its value holds (an RNN node returned as is
+    is its whole (y, h_n) tuple, which the decoder flattens the same way); None when the two
+    structures differ."""
+    if isinstance(traced, Node):
+        return len(_flatten(native))
+    if isinstance(traced, (tuple, list)):
+        if not isinstance(native, (tuple, list)) or len(native) != len(traced):
+            return None
+        counts = [_output_leaves(t, v) for t, v in zip(traced, native)]
+        return None if None in counts else sum(counts)
+    return None
+
+
 def _module_entry(path, mod, tensors):
     attrs = {k: _json_value(v) for k, v in vars(mod).items()
              if not k.startswith("_") and k != "training" and _plain(v)}
@@ -111,7 +138,8 @@ def _module_entry(path, mod, tensors):
 
 
 class _Tapper(torch.fx.Interpreter):
-    """Runs the traced graph, keeping a copy of every traced node's tensor output."""
+    """Runs the traced graph, keeping a copy of every traced node's tensor output (and a
+    recurrent module's per-layer outputs, _recurrent_layer_taps)."""
 
     def __init__(self, gm):
         super().__init__(gm)
@@ -119,32 +147,203 @@ class _Tapper(torch.fx.Interpreter):
 
     def run_node(self, n):
         result = super().run_node(n)
-        if n.op in _TRACED_OPS and isinstance(result, torch.Tensor):
+        if n.op not in _TRACED_OPS:
+            return result
+        if n.op == "call_module" and isinstance(self.module.get_submodule(n.target), nn.RNNBase):
+            args, kwargs = self.fetch_args_kwargs_from_env(n)
+            self.outputs.update(_recurrent_layer_taps(n.name, self.module.get_submodule(n.target), args, kwargs))
+        elif isinstance(result, torch.Tensor) and not _selects_from_tuple(n, self.env):
             # Copy now: a later in-place op (ReLU(inplace=True)) would rewrite the tensor.
             self.outputs[n.name] = _to_numpy(result)
         return result
 
 
+def _selects_from_tuple(n, env):
+    """Whether fx node n is a getitem picking an element of a tuple (an RNN's (y, h_n)): it
+    computes nothing, and the decoder binds it to the element's own IR value."""
+    return (n.op == "call_function" and n.target is operator.getitem and isinstance(n.args[0], Node)
+            and isinstance(env.get(n.args[0]), (tuple, list)))
+
+
+# ---------------------------------------------------------------- recurrent modules
+
+_CELLS = {"LSTM": nn.LSTM, "GRU": nn.GRU, "RNN_TANH": nn.RNN, "RNN_RELU": nn.RNN}
+
+
+def _recurrent_layer_taps(name, module, args, kwargs):
+    """Each layer's native outputs of a recurrent module called as fx node `name`, keyed by the
+    IR values the decoder gives that layer: "<name>/l<k>" (its output sequence),
+    "<name>/l<k>:h_n" and "<name>/l<k>:c_n" ([directions, N, H]).
+
+    torch runs a multi-layer module as one call and returns only the last layer's sequence, so
+    each layer is run here by a stock single-layer module of the same kind holding exactly that
+    layer's weights, fed the previous layer's output and its slice of the initial state (dropout
+    between layers is inactive in eval). These are diagnostics that say which layer diverges
+    first; the verdict compares the real module's own outputs. Nothing is tapped for what the
+    decoder refuses (packed sequences, proj_size, unbatched input)."""
+    x = args[0] if args else kwargs.get("input")
+    hx = args[1] if len(args) > 1 else kwargs.get("hx")
+    if not isinstance(x, torch.Tensor) or x.dim() != 3 or module.proj_size or module.mode not in _CELLS:
+        return {}
+    lstm = module.mode == "LSTM"
+    directions = 2 if module.bidirectional else 1
+    taps = {}
+    for k in range(module.num_layers):
+        kw = {"nonlinearity": module.nonlinearity} if module.mode.startswith("RNN_") else {}
+        layer = _CELLS[module.mode](x.shape[-1], module.hidden_size, num_layers=1, bias=module.bias,
+                                    batch_first=module.batch_first, bidirectional=module.bidirectional, **kw)
+        layer = layer.to(dtype=x.dtype).eval()
+        with torch.no_grad():
+            for suffix in ("", "_reverse")[:directions]:
+                for p in ("weight_ih", "weight_hh") + (("bias_ih", "bias_hh") if module.bias else ()):
+                    getattr(layer, f"{p}_l0{suffix}").copy_(getattr(module, f"{p}_l{k}{suffix}"))
+            part = slice(k * directions, (k + 1) * directions)
+            state = None if hx is None else (hx[0][part], hx[1][part]) if lstm else hx[part]
+            x, state = layer(x, state)
+        taps[f"{name}/l{k}"] = _to_numpy(x)
+        taps[f"{name}/l{k}:h_n"] = _to_numpy(state[0] if lstm else state)
+        if lstm:
+            taps[f"{name}/l{k}:c_n"] = _to_numpy(state[1])
+    return taps
+
+
+class _RecurrentRoot(nn.Module):
+    """A recurrent module passed as the root: fx would trace into its forward (control flow on
+    the input's type and rank) and fail. Held as a child named after its class ("lstm"), it is
+    one call_module node like any recurrent child; its weights are "<child>.weight_ih_l0", ...
+    The initial state, if any, comes as tensors: h0 (and an LSTM's c0)."""
+
+    def __init__(self, module):
+        super().__init__()
+        self.child_name = type(module).__name__.lower()
+        self.add_module(self.child_name, module)
+
+
+class _RecurrentRoot1(_RecurrentRoot):
+    def forward(self, x):
+        return getattr(self, self.child_name)(x)
+
+
+class _RecurrentRoot2(_RecurrentRoot):
+    def forward(self, x, h0):
+        return getattr(self, self.child_name)(x, h0)
+
+
+class _RecurrentRoot3(_RecurrentRoot):
+    def forward(self, x, h0, c0):
+        return getattr(self, self.child_name)(x, (h0, c0))
+
+
+def _wrap_recurrent_root(module, example_inputs, model_id):
+    """(wrapper, flat example inputs) for a root nn.RNN/LSTM/GRU: inputs (x,), (x, h0), and for
+    an LSTM (x, (h0, c0)) or (x, h0, c0)."""
+    flat = tuple(_flatten(example_inputs))
+    lstm = isinstance(module, nn.LSTM)
+    wrappers = {1: _RecurrentRoot1, 3 if lstm else 2: _RecurrentRoot3 if lstm else _RecurrentRoot2}
+    if len(flat) not in wrappers:
+        raise ValueError(f"{model_id}: a root {type(module).__name__} takes the input"
+                         f"{' and (h0, c0)' if lstm else ' and h0'}, got {len(flat)} example tensors")
+    return wrappers[len(flat)](module), flat
+
+
+# ---------------------------------------------------------------- tracing
+
+# torch.nn.utils.rnn's packed-sequence functions: traced into they fail deep inside torch, so
+# while tracing they are leaf functions (fx call_function nodes under their own names), which
+# the decoder refuses by name.
+_PACKED_FUNCTIONS = ("pack_padded_sequence", "pack_sequence", "pad_packed_sequence")
+
+
+def _proxy_iter_needs_fix():
+    """torch 1.13's Proxy.__iter__ finds the bytecode instruction that is unpacking a proxy as
+    list(dis.get_instructions(code))[frame.f_lasti // 2]: right while every instruction is one
+    2-byte code unit (Python 3.8-3.10), wrong from Python 3.11 on, whose inline caches
+    get_instructions leaves out (the index runs past the list, or lands on another
+    instruction). Then `y, _ = self.lstm(x)`, `B, T, C = x.size()` or `a, b = x.chunk(2)` fail
+    to trace with IndexError or "Proxy object cannot be iterated"."""
+    if sys.version_info < (3, 11):
+        return False
+    try:
+        return "f_lasti // 2" in inspect.getsource(Proxy.__iter__)
+    except (OSError, TypeError):
+        return True  # no source to tell: the fixed lookup is right on every version
+
+
+def _proxy_iter(self):
+    """Proxy.__iter__ with the unpacking instruction looked up by its offset (f_lasti is the
+    byte offset of the instruction being executed, on every Python version)."""
+    calling_frame = inspect.currentframe().f_back
+    inst = next((i for i in dis.get_instructions(calling_frame.f_code) if i.offset == calling_frame.f_lasti), None)
+    if inst is not None and inst.opname == "UNPACK_SEQUENCE":
+        return (self[i] for i in range(inst.argval))
+    return self.tracer.iter(self)
+
+
+def _leaf_function(fn):
+    """fn, recorded as one call_function node when called on a proxy."""
+    def wrapper(*args, **kwargs):
+        proxy = next((a for a in _flatten(list(args) + list(kwargs.values())) if isinstance(a, Proxy)), None)
+        if proxy is None:
+            return fn(*args, **kwargs)
+        return proxy.tracer.create_proxy("call_function", fn, args, kwargs)
+    return wrapper
+
+
+@contextlib.contextmanager
+def _tracing():
+    """What tracing needs patched, only while it runs (restored afterwards, also on errors):
+    Proxy.__iter__ where the installed torch has the Python 3.11 bug, and the packed-sequence
+    functions as leaves."""
+    saved = [(Proxy, "__iter__", Proxy.__dict__["__iter__"])]
+    saved += [(torch.nn.utils.rnn, f, getattr(torch.nn.utils.rnn, f)) for f in _PACKED_FUNCTIONS]
+    try:
+        if _proxy_iter_needs_fix():
+            Proxy.__iter__ = _proxy_iter
+        for f in _PACKED_FUNCTIONS:
+            setattr(torch.nn.utils.rnn, f, _leaf_function(getattr(torch.nn.utils.rnn, f)))
+        yield
+    finally:
+        for owner, attr, value in saved:
+            setattr(owner, attr, value)
+
+
 class _LeafTracer(torch.fx.Tracer):
-    """Keeps modules of the given classes as single call_module nodes (not traced through)."""
+    """Keeps modules of the given classes as single call_module nodes (not traced through), as
+    torch.fx does its own (nn.LSTM, nn.Linear, ...); traces under _tracing()."""
 
     def __init__(self, leaf_modules):
-        super().__init__()
+        # A packed-sequence function imported by name (from torch.nn.utils.rnn import ...) is a
+        # global of the traced code: autowrap makes it a leaf too.
+        super().__init__(autowrap_functions=tuple(getattr(torch.nn.utils.rnn, f) for f in _PACKED_FUNCTIONS))
         self.leaf_modules = tuple(leaf_modules)
 
     def is_leaf_module(self, m, qualname):
         return isinstance(m, self.leaf_modules) or super().is_leaf_module(m, qualname)
 
+    def trace(self, root, concrete_args=None):
+        with _tracing():
+            graph = super().trace(root, concrete_args)
+        # An autowrapped function's node is marked so that the GraphModule's code re-registers
+        # it with torch.fx.wrap under its dotted name, which breaks every later trace in the
+        # process (KeyError in _patch_wrapped_functions); the capture never re-traces its code.
+        for n in graph.nodes:
+            n.meta.pop("is_wrapped", None)
+        return graph
+
 
 def capture(module, example_inputs, model_id, taps=False, leaf_modules=(), composed=()):
     """Traces `module` with torch.fx, runs it on `example_inputs` and returns the Stream.
 
+    A root nn.RNN/LSTM/GRU takes example_inputs (x,), (x, h0), and for an LSTM (x, (h0, c0)) or
+    (x, h0, c0); it is captured as a child named "rnn", "lstm" or "gru" (_RecurrentRoot).
     leaf_modules: module classes kept whole (one call_module node, type = class name), e.g. a
     composed RMSNorm the decoder knows by name. composed: notes naming layers the planet has
     no stock module for, built here from the planet's own ops; they go in doc["composed"]."""
     if isinstance(example_inputs, torch.Tensor):
         example_inputs = (example_inputs,)
     example_inputs = tuple(example_inputs)
+    if isinstance(module, nn.RNNBase):
+        module, example_inputs = _wrap_recurrent_root(module, example_inputs, model_id)
     for i, x in enumerate(example_inputs):
         if not isinstance(x, torch.Tensor):
             raise ValueError(f"{model_id}: example input {i} is a {type(x).__name__}, expected a tensor")
@@ -195,9 +394,9 @@ def capture(module, example_inputs, model_id, taps=False, leaf_modules=(), compo
             raise ValueError(f"{model_id}: output {i} is a {type(y).__name__}; expected tensors "
                              "or (nested) tuples/lists of tensors")
     output_node = next(n for n in nodes if n.op == "output")
-    traced_outputs = _flatten(output_node.args[0])
-    if len(traced_outputs) != len(outputs):
-        raise ValueError(f"{model_id}: the fx output node lists {len(traced_outputs)} values, "
+    traced_count = _output_leaves(output_node.args[0], native)
+    if traced_count != len(outputs):
+        raise ValueError(f"{model_id}: the fx output node lists {traced_count} values, "
                          f"the module returned {len(outputs)} tensors")
     output_names = [f"output.{i}" for i in range(len(outputs))]
     for name, y in zip(output_names, outputs):

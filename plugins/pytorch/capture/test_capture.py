@@ -17,6 +17,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
+from torch.nn.utils.rnn import pack_padded_sequence  # noqa: E402
 
 import fixtures  # noqa: E402
 import pb_torch  # noqa: E402
@@ -188,6 +189,200 @@ class FixtureTest(unittest.TestCase):
         self.assertIsNone(m[0].bias)
 
 
+class Unpacking(nn.Module):
+    """What torch 1.13's Proxy.__iter__ cannot trace on Python 3.11: unpacking a leaf module's
+    tuple output (nested), a size and a chunk."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(4, 6, batch_first=True)
+
+    def forward(self, x):
+        y, (h, c) = self.lstm(x)
+        n, t, f = y.size()
+        a, b = y.chunk(2, dim=-1)
+        return (a * b).reshape(n, t * f // 2), h + c
+
+
+class RecurrentCaptureTest(unittest.TestCase):
+    def setUp(self):
+        torch.manual_seed(0)
+
+    def test_unpacking_traces_and_the_fix_is_scoped_to_tracing(self):
+        original = pb_torch.Proxy.__dict__["__iter__"]
+        seen = []
+
+        class Spy(Unpacking):
+            def forward(self, x):
+                seen.append(pb_torch.Proxy.__dict__["__iter__"])
+                return super().forward(x)
+
+        m = Spy()
+        x = torch.randn(3, 5, 4)
+        doc, tensors = read_one(pb_torch.capture(m, (x,), "unpack").to_bytes())
+        self.assertIs(pb_torch.Proxy.__dict__["__iter__"], original, "Proxy.__iter__ is restored after tracing")
+        self.assertEqual(pb_torch._proxy_iter_needs_fix(), sys.version_info >= (3, 11))
+        self.assertIs(seen[0], pb_torch._proxy_iter if pb_torch._proxy_iter_needs_fix() else original)
+        getitems = [n["args"] for n in doc["model"]["graph"] if n["target"] == "_operator.getitem"]
+        self.assertEqual(getitems[:4], [[{"node": "lstm"}, 0], [{"node": "lstm"}, 1], [{"node": "getitem_1"}, 0],
+                                        [{"node": "getitem_1"}, 1]])
+        self.assertIn([{"node": "size"}, 2], getitems)
+        self.assertIn([{"node": "chunk"}, 1], getitems)
+        y0, y1 = m(x)
+        np.testing.assert_allclose(tensors["output.0"], y0.detach().numpy(), rtol=1e-6)
+        np.testing.assert_allclose(tensors["output.1"], y1.detach().numpy(), rtol=1e-6)
+
+    def test_tracing_is_unchanged_where_the_bug_does_not_bite(self):
+        # No unpacking: the same graph as torch.fx's own tracer.
+        m = Residual()
+        ours = pb_torch._LeafTracer(()).trace(m)
+        self.assertEqual(str(ours), str(torch.fx.Tracer().trace(m)))
+        # Iterating a proxy other than by unpacking is still fx's error.
+        class Loop(nn.Module):
+            def forward(self, x):
+                return [v for v in x]
+        with self.assertRaisesRegex(torch.fx.proxy.TraceError, "Proxy object cannot be iterated"):
+            pb_torch._LeafTracer(()).trace(Loop())
+        self.assertIs(pb_torch.Proxy.__dict__["__iter__"], torch.fx.proxy.Proxy.__dict__["__iter__"])
+
+    def test_a_recurrent_root_is_one_call_module_node(self):
+        gru = nn.GRU(3, 4, num_layers=2, batch_first=True)
+        x, h0 = torch.randn(2, 5, 3), torch.randn(2, 2, 4)
+        doc, tensors = read_one(pb_torch.capture(gru, (x, h0), "gru").to_bytes())
+        graph = doc["model"]["graph"]
+        self.assertEqual([(n["name"], n["op"]) for n in graph],
+                         [("x", "placeholder"), ("h0", "placeholder"), ("gru", "call_module"), ("output", "output")])
+        self.assertEqual(graph[2]["args"], [{"node": "x"}, {"node": "h0"}])
+        self.assertEqual(graph[3]["args"], [{"node": "gru"}])  # the tuple (y, h_n) itself
+        self.assertEqual(doc["model"]["modules"]["gru"]["type"], "GRU")
+        self.assertEqual(doc["expected"], ["output.0", "output.1"])
+        y, h = gru(x, h0)
+        np.testing.assert_array_equal(tensors["output.1"], h.detach().numpy())
+        np.testing.assert_array_equal(tensors["gru.weight_hh_l1"], gru.weight_hh_l1.detach().numpy())
+
+        lstm = nn.LSTM(3, 4)
+        x, h0, c0 = torch.randn(5, 2, 3), torch.randn(1, 2, 4), torch.randn(1, 2, 4)
+        for inputs in ((x, (h0, c0)), (x, h0, c0)):
+            doc, tensors = read_one(pb_torch.capture(lstm, inputs, "lstm").to_bytes())
+            self.assertEqual(doc["inputs"], ["input.0", "input.1", "input.2"])
+            self.assertEqual(doc["model"]["graph"][3]["args"], [{"node": "x"}, [{"node": "h0"}, {"node": "c0"}]])
+            np.testing.assert_array_equal(tensors["output.2"], lstm(x, (h0, c0))[1][1].detach().numpy())
+        with self.assertRaisesRegex(ValueError, r"a root LSTM takes the input and \(h0, c0\), got 2 example tensors"):
+            pb_torch.capture(lstm, (x, h0), "lstm")
+
+    def test_recurrent_layers_are_tapped_per_layer(self):
+        class Stack(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.lstm = nn.LSTM(3, 4, num_layers=2, bidirectional=True, batch_first=True)
+
+            def forward(self, x, h0, c0):
+                y, (h, c) = self.lstm(x, (h0, c0))
+                return y[:, -1], h, c
+
+        m = Stack()
+        x, h0, c0 = torch.randn(2, 5, 3), torch.randn(4, 2, 4), torch.randn(4, 2, 4)
+        doc, tensors = read_one(pb_torch.capture(m, (x, h0, c0), "stack", taps=True).to_bytes())
+        self.assertEqual(sorted(doc["taps"]), ["getitem_4", "lstm/l0", "lstm/l0:c_n", "lstm/l0:h_n", "lstm/l1", "lstm/l1:c_n",
+                                               "lstm/l1:h_n"])  # the getitems selecting from tuples are not tapped
+        self.assertEqual(tensors["tap.lstm/l0"].shape, (2, 5, 8))
+        self.assertEqual(tensors["tap.lstm/l0:h_n"].shape, (2, 2, 4))
+        with torch.no_grad():
+            y, (h, c) = m.lstm(x, (h0, c0))
+        # The last layer's own run is the module's sequence; the layers' states are its h_n, c_n.
+        np.testing.assert_allclose(tensors["tap.lstm/l1"], y.numpy(), atol=1e-6)
+        np.testing.assert_allclose(np.concatenate([tensors["tap.lstm/l0:h_n"], tensors["tap.lstm/l1:h_n"]]), h.numpy(), atol=1e-6)
+        np.testing.assert_allclose(np.concatenate([tensors["tap.lstm/l0:c_n"], tensors["tap.lstm/l1:c_n"]]), c.numpy(), atol=1e-6)
+        # Layer 0's sequence is what layer 1 reads: running layer 1 alone on it gives y.
+        layer1 = nn.LSTM(8, 4, bidirectional=True, batch_first=True)
+        with torch.no_grad():
+            for suffix in ("", "_reverse"):
+                for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                    getattr(layer1, f"{p}_l0{suffix}").copy_(getattr(m.lstm, f"{p}_l1{suffix}"))
+            y1, _ = layer1(torch.from_numpy(tensors["tap.lstm/l0"].copy()), (h0[2:], c0[2:]))
+        np.testing.assert_allclose(y1.numpy(), y.numpy(), atol=1e-6)
+
+    def test_packed_sequences_are_leaf_functions(self):
+        class Packed(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.gru = nn.GRU(3, 4, batch_first=True)
+
+            def forward(self, x, lengths):
+                # A global of this module's code (imported by name): autowrapped.
+                y, h = self.gru(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
+                out, _ = nn.utils.rnn.pad_packed_sequence(y, batch_first=True)  # an attribute: patched while tracing
+                return out, h
+
+        original = nn.utils.rnn.pad_packed_sequence
+        registered = len(torch.fx._symbolic_trace._wrapped_fns_to_patch)
+        doc, _ = read_one(pb_torch.capture(Packed(), (torch.randn(2, 5, 3), torch.tensor([5, 3])), "packed").to_bytes())
+        # The autowrapped function left nothing registered that would break later traces.
+        self.assertEqual(len(torch.fx._symbolic_trace._wrapped_fns_to_patch), registered)
+        pb_torch.capture(Residual(), (torch.randn(2, 6),), "after")
+        targets = [n["target"] for n in doc["model"]["graph"] if n["op"] == "call_function"]
+        self.assertIn("torch.nn.utils.rnn.pack_padded_sequence", targets)
+        self.assertIn("torch.nn.utils.rnn.pad_packed_sequence", targets)
+        self.assertIs(nn.utils.rnn.pad_packed_sequence, original)
+
+
+class RecurrentFixtureTest(unittest.TestCase):
+    SUITE = os.path.normpath(os.path.join(HERE, "..", "..", "..", "config", "suites", "bedrock.yaml"))
+
+    def fixtures(self):
+        return [f for f in pbstream.suite_fixtures(self.SUITE, "pytorch") if f["layer"] in ("rnn", "lstm", "gru")]
+
+    def test_every_recurrent_fixture_builds_with_both_biases_non_zero(self):
+        fxs = self.fixtures()
+        self.assertEqual(len(fxs), 17)
+        for fx in fxs:
+            with self.subTest(fx["id"]):
+                if fx["id"] in ("lstm_8_16_12_bi_sum", "gru_8_16_12_reset_before"):
+                    with self.assertRaises(pbstream.NotApplicable):
+                        fixtures.build(fx)
+                    continue
+                model, inputs = fixtures.model_and_input(fx)
+                rnns = [m for m in model.modules() if isinstance(m, nn.RNNBase)]
+                self.assertEqual(len(rnns), 1)
+                rnn = rnns[0]
+                self.assertEqual(type(rnn), {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[fx["layer"]])  # stock
+                for name, p in rnn.named_parameters():
+                    if name.startswith("bias"):
+                        self.assertTrue(torch.all(p != 0), name)
+                self.assertEqual(inputs[0].shape[:2], (fx["samples"], fx["spec"]["seq"]))
+
+    def test_every_layer_changes_the_output(self):
+        for fx in self.fixtures():
+            spec = fx["spec"]
+            if spec.get("layers", 1) < 2:
+                continue
+            with self.subTest(fx["id"]):
+                model, inputs = fixtures.model_and_input(fx)
+                with torch.no_grad():
+                    before = model(*inputs)
+                    for suffix in ("", "_reverse") if spec.get("bidirectional") else ("",):
+                        getattr(model.rnn, f"weight_hh_l0{suffix}").mul_(1.5)
+                    after = model(*inputs)
+                self.assertGreater((before - after).abs().max().item(), 1e-3)
+
+    def test_spec_modes(self):
+        fx = {"id": "s", "layer": "lstm", "samples": 3, "seed": 1,
+              "spec": {"input": 2, "hidden": 3, "seq": 4, "layers": 2, "initial_state": True, "output": "states"}}
+        model, inputs = fixtures.model_and_input(fx)
+        self.assertEqual([tuple(t.shape) for t in inputs], [(3, 4, 2), (2, 3, 3), (2, 3, 3)])
+        self.assertEqual([tuple(t.shape) for t in model(*inputs)], [(3, 4, 3), (2, 3, 3), (2, 3, 3)])
+        fx = {**fx, "layer": "gru", "spec": {"input": 2, "hidden": 3, "seq": 4, "output": "last", "head": 5, "bidirectional": True}}
+        model, inputs = fixtures.model_and_input(fx)
+        self.assertEqual(tuple(model(*inputs).shape), (3, 5))
+        for spec, field in (({"input": 2, "hidden": 3, "seq": 4, "activation": "relu"}, "spec.activation"),
+                            ({"input": 2, "hidden": 3, "seq": 4, "merge": "sum"}, "spec.merge"),
+                            ({"input": 2, "hidden": 3, "seq": 4, "head": 2}, "spec.head"),
+                            ({"input": 2, "hidden": 3, "seq": 4, "output": "all"}, "spec.output"),
+                            ({"arch": "text_classifier"}, "spec.arch")):
+            with self.subTest(field), self.assertRaisesRegex(ValueError, field):
+                fixtures.model_and_input({**fx, "layer": "gru", "spec": spec})
+
+
 class ServeTest(unittest.TestCase):
     def serve(self, request, *args):
         return run_serve(CAPTURE, request, *args)
@@ -209,7 +404,7 @@ class ServeTest(unittest.TestCase):
         self.assertEqual(frames[1][1]["input.0"].shape, (7, 4))
         err = frames[3][0]
         self.assertEqual(err["event"], "error")
-        self.assertEqual(err["message"], "ValueError: layer 'conv2' is not supported by the pytorch capture (known: dense, cnn1, cnn2, cnn3, pool, batchnorm, layernorm, rmsnorm, embedding, residual, model)")
+        self.assertEqual(err["message"], "ValueError: layer 'conv2' is not supported by the pytorch capture (known: dense, cnn1, cnn2, cnn3, pool, batchnorm, layernorm, rmsnorm, embedding, residual, model, rnn, lstm, gru)")
 
     # A stand-in planet: argv[1] == "missing" makes its engine fail to import.
     FAKE_PLANET = (

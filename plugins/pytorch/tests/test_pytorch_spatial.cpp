@@ -10,6 +10,7 @@
 #include "ladder.h"
 #include "planetbridge/network.h"
 #include "plugin_loader.h"
+#include "fx_doc.h"
 #include "test_util.h"
 
 using nlohmann::json;
@@ -24,27 +25,12 @@ using pbtest::load_doc;
 using pbtest::node;
 using pbtest::run;
 using pbtest::to_stream;
+using pytorch_test::fx_node;
+using pytorch_test::graph_path;
 
 namespace {
 
 const pb::Dialect& pytorch() { return pbtest::planet(); }
-
-// "model.graph[i]" of the fx node called `name`.
-std::string graph_path(const json& doc, const std::string& name) {
-  const json& graph = doc["model"]["graph"];
-  for (size_t i = 0; i < graph.size(); ++i)
-    if (graph[i]["name"] == name) return "model.graph[" + std::to_string(i) + "]";
-  FAIL("no fx node \"" << name << "\"");
-  return "";
-}
-
-// The fx node called `name`, for editing.
-json& fx_node(json& doc, const std::string& name) {
-  for (json& n : doc["model"]["graph"])
-    if (n["name"] == name) return n;
-  FAIL("no fx node \"" << name << "\"");
-  throw std::logic_error("unreachable");
-}
 
 using Ints = std::vector<int64_t>;
 using Names = std::vector<std::string>;

@@ -199,6 +199,74 @@ test('fixtures: issue-4 layers are channels-last, trained, deterministic; ids ar
     (e) => e instanceof pb.NotApplicable && /ZeroPadding1D/.test(e.message));
 });
 
+test('fixtures: recurrent layers - sigmoid gates, non-zero biases, distinct directions, Keras states, reset_after composed', needsTfjs, async () => {
+  const fixtures = require('./fixtures.js');
+  await tfjs.useWasm();
+  const fx = (layer, spec, id = layer) => ({ id, layer, samples: 3, seed: 42, spec });
+  const read = async (f) => pb.readFrames((await fixtures.build(f)).toBytes())[0];
+  const lstm = fx('lstm', { input: 4, hidden: 3, seq: 5, bidirectional: true });
+  const bytes = (await fixtures.build(lstm)).toBytes();
+  assert.deepEqual(bytes, (await fixtures.build(lstm)).toBytes());
+  let { doc, tensors } = pb.readFrames(bytes)[0];
+  const bi = doc.model.topology.config.layers[1];
+  assert.deepEqual([bi.class_name, bi.config.merge_mode, bi.config.layer.class_name], ['Bidirectional', 'concat', 'LSTM']);
+  assert.equal(bi.config.layer.config.recurrent_activation, 'sigmoid'); // tfjs's default would be hardSigmoid
+  assert.deepEqual(doc.tensors['bi_lstm/forward_lstm/kernel'].shape, [4, 12]); // Keras [input, 4·units]
+  assert.ok(tensors['bi_lstm/forward_lstm/bias'].data.every((v) => v !== 0));
+  // Both directions drawn apart (tfjs would clone the forward layer's seeded initialisers).
+  const fk = tensors['bi_lstm/forward_lstm/kernel'].data, bk = tensors['bi_lstm/backward_lstm/kernel'].data;
+  assert.ok(fk.some((v, i) => v !== bk[i]));
+  assert.deepEqual(doc.tensors['output.0'].shape, [3, 5, 6]);
+  assert.equal(doc.composed, undefined);
+
+  // States: Keras's own [N, hidden] per state, as inputs after x and as outputs after the sequence.
+  ({ doc, tensors } = await read(fx('lstm', { input: 4, hidden: 3, seq: 5, initial_state: true, output: 'states' })));
+  assert.deepEqual(doc.inputs.map((n) => doc.tensors[n].shape), [[3, 5, 4], [3, 3], [3, 3]]);
+  assert.deepEqual(doc.expected.map((n) => doc.tensors[n].shape), [[3, 5, 3], [3, 3], [3, 3]]);
+  assert.deepEqual(Object.keys(doc.taps), ['lstm', 'lstm:1', 'lstm:2']);
+  assert.deepEqual(doc.model.topology.config.output_layers, [['lstm', 0, 0], ['lstm', 0, 1], ['lstm', 0, 2]]);
+
+  // GRU reset_after (Keras's default): tfjs's GRUCell refuses it; composed, bias [2, 3H], both rows non-zero.
+  ({ doc, tensors } = await read(fx('gru', { input: 4, hidden: 3, seq: 5 })));
+  assert.equal(doc.model.topology.config.layers[1].config.reset_after, true);
+  assert.match(doc.composed[0], /^GRU\(reset_after=True\)/);
+  const b = tensors['gru/bias'];
+  assert.deepEqual(doc.tensors['gru/bias'].shape, [2, 9]);
+  assert.ok(b.data.slice(0, 9).some((v) => v !== 0) && b.data.slice(9).some((v) => v !== 0));
+  // Its output is Keras's reset_after cell (h' = z·h + (1 − z)·tanh(x_h + r·(h·U_h + b_rh))), checked on step 1.
+  const x = tensors['input.0'].data, k = tensors['gru/kernel'].data, y = tensors['output.0'].data;
+  const sig = (v) => 1 / (1 + Math.exp(-v));
+  for (let r = 0; r < 3; r++)
+    for (let j = 0; j < 3; j++) {
+      const gate = (g) => b.data[g * 3 + j] + [0, 1, 2, 3].reduce((a, i) => a + x[r * 20 + i] * k[i * 9 + g * 3 + j], 0);
+      const z = sig(gate(0) + b.data[9 + j]), rr = sig(gate(1) + b.data[12 + j]);
+      const h = (1 - z) * Math.tanh(gate(2) + rr * b.data[15 + j]);
+      assert.ok(Math.abs(h - y[r * 15 + j]) <= 1e-5, `row ${r} unit ${j}: ${h} vs ${y[r * 15 + j]}`);
+    }
+  ({ doc } = await read(fx('gru', { input: 4, hidden: 3, seq: 5, reset_after: false })));
+  assert.equal(doc.model.topology.config.layers[1].config.reset_after, false);
+  assert.equal(doc.composed, undefined);
+
+  // Trained whole models: a text classifier on int32 ids, a GRU regressor on every step.
+  ({ doc, tensors } = await read(fx('lstm', { arch: 'text_classifier', vocab: 10, embed: 4, hidden: 3, seq: 5, classes: 2 })));
+  assert.deepEqual(doc.model.topology.config.layers.map((l) => l.class_name), ['InputLayer', 'Embedding', 'LSTM', 'Dense']);
+  assert.equal(doc.tensors['input.0'].dtype, 'i32');
+  assert.ok(tensors['head/bias'].data.every((v) => v !== 0)); // trained from zeros
+
+  for (const [layer, spec, field] of [
+    ['lstm', { input: 4, hidden: 3, seq: 5, activation: 'relu' }, 'spec.activation'],
+    ['rnn', { input: 4, hidden: 3, seq: 5, activation: 'sigmoid' }, 'spec.activation'],
+    ['lstm', { input: 4, hidden: 3, seq: 5, reset_after: false }, 'spec.reset_after'],
+    ['lstm', { input: 4, hidden: 3, seq: 5, merge: 'sum' }, 'spec.merge'],
+    ['lstm', { input: 4, hidden: 3, seq: 5, bidirectional: true, merge: 'max' }, 'spec.merge'],
+    ['lstm', { input: 4, hidden: 3, seq: 5, output: 'all' }, 'spec.output'],
+    ['lstm', { input: 4, hidden: 3, seq: 5, head: 2 }, 'spec.head'],
+    ['gru', { arch: 'text_classifier', vocab: 10, embed: 4, hidden: 3, seq: 5, classes: 2 }, 'spec.arch'],
+    ['rnn', { input: 4, hidden: 3, seq: 5, dropout: 0.1 }, 'spec.dropout'],
+  ])
+    await assert.rejects(fixtures.build(fx(layer, spec)), new RegExp(field.replace('.', '\\.')));
+});
+
 // ------------------------------------------------------------------ the protocol
 
 test('--serve: hello, then one frame per fixture in request order, errors as events', needsTfjs, () => {
@@ -214,7 +282,7 @@ test('--serve: hello, then one frame per fixture in request order, errors as eve
   assert.deepEqual(frames[1].doc.tensors['input.0'].shape, [7, 4]);
   assert.deepEqual(frames[3].doc, {
     format: 'planetbridge.capture', version: 1, event: 'error', model_id: 'conv',
-    message: 'Error: layer "conv2" is not supported by the tensorflow capture (known: dense, cnn1, cnn2, cnn3, pool, batchnorm, layernorm, rmsnorm, embedding, residual, model)',
+    message: 'Error: layer "conv2" is not supported by the tensorflow capture (known: dense, cnn1, cnn2, cnn3, pool, batchnorm, layernorm, rmsnorm, embedding, residual, model, rnn, lstm, gru)',
   });
 });
 

@@ -15,9 +15,14 @@
  * few Adam steps towards a fixed random target. RMSNorm, which tfjs lacks, is a custom layer
  * built from tfjs ops and labelled "composed" in the stream. Layer names are explicit: tfjs's
  * automatic names carry a process-wide counter, which would change a fixture's bytes.
+ *
+ * The recurrent keys (rnn, lstm, gru) are built in recurrent.js: stock simpleRNN / lstm / gru /
+ * bidirectional with seeded non-zero biases (not trained, except the text_classifier and seq2seq
+ * archs), and a composed GRU for reset_after, which tfjs 4.22 lacks.
  */
 
 const pbtf = require('./pb_tfjs.js');
+const recurrent = require('./recurrent.js');
 const { NotApplicable, Spec, denseSpec } = require('../../../capture/js/pbstream.js'); // Spec: typed, strict access to a fixture spec
 
 const { tf } = pbtf;
@@ -161,6 +166,7 @@ function seeds(seed, name) {
     name,
     kernel: () => tf.initializers.glorotNormal({ seed: next++ }),
     uniform: () => tf.initializers.randomUniform({ minval: -0.05, maxval: 0.05, seed: next++ }), // tfjs's Embedding default, seeded
+    orthogonal: () => tf.initializers.orthogonal({ seed: next++ }), // tfjs's recurrent kernel default, seeded
     bias: () => tf.initializers.randomNormal({ stddev: 0.5, seed: next++ }),
   };
 }
@@ -332,6 +338,9 @@ const BUILDERS = {
   embedding: embeddingModel,
   residual: residualModel,
   model: wholeModel,
+  rnn: recurrent.recurrentModel('rnn'),
+  lstm: recurrent.recurrentModel('lstm'),
+  gru: recurrent.recurrentModel('gru'),
 };
 
 // Inputs: N(0, 1) floats, or uniform int32 ids in [0, vocab).
@@ -405,10 +414,11 @@ async function fitRandomTarget(model, x, seed) {
   const backend = tf.getBackend();
   await tf.setBackend('cpu');
   try {
-    const y = tf.tidy(() => tf.randomNormal(model.predict(x).shape, 0, 1, 'float32', seed));
+    const xs = Array.isArray(x) ? x : [x];
+    const ys = tf.tidy(() => [model.predict(xs.length === 1 ? xs[0] : xs)].flat().map((o, i) => tf.randomNormal(o.shape, 0, 1, 'float32', seed + i)));
     model.compile({ optimizer: tf.train.adam(LEARNING_RATE), loss: 'meanSquaredError' });
-    await withFastConvGrad(() => model.fit(x, y, { epochs: FIT_STEPS, batchSize: x.shape[0], shuffle: false, verbose: 0 }));
-    y.dispose();
+    await withFastConvGrad(() => model.fit(x, ys.length === 1 ? ys[0] : ys, { epochs: FIT_STEPS, batchSize: xs[0].shape[0], shuffle: false, verbose: 0 }));
+    tf.dispose(ys);
   } finally {
     await tf.setBackend(backend);
   }
@@ -422,16 +432,23 @@ async function build(fixture) {
   const samples = intField(fixture, 'samples');
   const seed = fixtureSeed(fixture);
   if (layer === 'dense') return buildDense(fixture, samples, seed);
-  const { model, inputShape, vocab, fit = true } = BUILDERS[layer](fixture.spec, seeds(seed, fixture.id));
+  const built = BUILDERS[layer](fixture.spec, seeds(seed, fixture.id));
+  const { model, vocab, fit = true } = built;
+  // One input shape, or (recurrent states) one per model input: the first may be ids, the rest are floats.
+  const inputShapes = built.inputShapes || [built.inputShape];
   const tensors = [];
+  const drawAll = (rows, s) => inputShapes.map((shape, i) => draw(rows, shape, i === 0 ? vocab : undefined, s + 1000 * i));
   try {
-    const xTrain = draw(Math.min(samples, FIT_ROWS), inputShape, vocab, seed + 101);
-    tensors.push(xTrain);
-    if (fit) await fitRandomTarget(model, xTrain, seed + 102);
-    const x = draw(samples, inputShape, vocab, seed + 201); // inputs the training never saw
-    tensors.push(x);
+    if (fit) {
+      const xTrain = drawAll(Math.min(samples, FIT_ROWS), seed + 101);
+      tensors.push(...xTrain);
+      await fitRandomTarget(model, xTrain.length === 1 ? xTrain[0] : xTrain, seed + 102);
+    }
+    const x = drawAll(samples, seed + 201); // inputs the training never saw
+    tensors.push(...x);
     const composed = [...COMPOSED_NOTES].filter(([cls]) => model.layers.some((l) => l instanceof cls)).map(([, note]) => note);
-    return pbtf.capture(model, x, fixture.id, { taps: true, composed });
+    composed.push(...(built.composed || []));
+    return pbtf.capture(model, x.length === 1 ? x[0] : x, fixture.id, { taps: true, composed });
   } finally {
     tf.dispose(tensors);
     model.dispose();

@@ -17,7 +17,8 @@
  * - inputs:  "input.0", "input.1", ... in model.inputs order;
  * - outputs: "output.0", ... in model.outputs order, from model.predict();
  * - taps:    "tap.<layer name>" for every non-input layer called exactly once (its output is
- *   then well defined), listed in doc.taps as {layer name: tensor name}.
+ *   then well defined), listed in doc.taps as {layer name: tensor name}; a layer with several
+ *   outputs (an RNN's returnState) gets "<layer name>:<i>" for its output i > 0.
  *
  * Weights and inputs are sent as f32 (int32 stays i32). `tf` is this package's
  * require('@tensorflow/tfjs'); pass {tf} to capture() when the model was built with another copy.
@@ -74,18 +75,18 @@ function layerWeights(model, tensors) {
   return table;
 }
 
-// Layers whose output is one well-defined tensor of this model: called exactly once.
+// The outputs of every layer called exactly once (its outputs are then well defined): "<layer>"
+// for its output 0 and "<layer>:<i>" for output i of a layer with several (an RNN's returnState,
+// the decoder's names for them).
 function tapLayers(model) {
   const out = [];
   for (const layer of model.layers) {
     if (layer.getClassName() === 'InputLayer' || layer.inboundNodes.length !== 1) continue;
-    try {
-      out.push([layer.name, layer.output]);
-    } catch (e) {
-      // layer.output throws when a layer has several outputs; such a layer gets no tap.
-    }
+    const o = layer.output;
+    if (Array.isArray(o)) o.forEach((t, i) => out.push([i ? `${layer.name}:${i}` : layer.name, t]));
+    else out.push([layer.name, o]);
   }
-  return out.filter(([, o]) => !Array.isArray(o));
+  return out;
 }
 
 function predict(m, xs) {

@@ -19,6 +19,19 @@
  *                    LayerNorm and RMSNorm (no epsilon: 1e-6). Taps included.
  *   embed_conv1d.json ids [2, 6] (i32) -> Embed -> Conv([3], SAME) over [N, T, D] -> relu ->
  *                    jnp.max(axis=1) -> Dense.
+ *   rnn_lstm.json    x [2, 5, 3] and an initial carry (c0, h0) [2, 4] (Flax's order) into
+ *                    RNN_0 = nn.RNN(LSTMCell(4), return_carry) (I 3 != H 4), RNN_1 =
+ *                    nn.RNN(OptimizedLSTMCell(2), reverse, keep_order false: outputs in
+ *                    processing order), Dense_0 on RNN_0's final h. Outputs RNN_1, the final
+ *                    carry (c, h) of RNN_0, Dense_0. Taps included.
+ *   rnn_gru.json     time-major x [5, 2, 3]: RNN_0 = nn.RNN(GRUCell(4), time_major, reverse,
+ *                    keep_order) and Bidirectional_0 (GRUCell(3) both ways, return_carry,
+ *                    time_major, concatenated). Taps included.
+ *   rnn_simple.json  x [2, 5, 3]: RNN_0 = SimpleCell(4) (tanh), RNN_1 = SimpleCell(4, relu,
+ *                    residual), Bidirectional_0 of SimpleCell(3) forward and LSTMCell(2)
+ *                    backward (concatenated: 5 features), Bidirectional_1 of GRUCell(3) both
+ *                    ways merged by jnp.add. Taps included.
+ * Every bias is set non-zero (a bias in the wrong place, or one missing, shows).
  *
  * Run from anywhere: node plugins/jax/tests/streams/record.js
  */
@@ -128,6 +141,44 @@ async function recordEmbedConv1d() {
   write('embed_conv1d', await flax.capture({ model, variables, inputs: [ids], modelId: 'embed_conv1d', taps: false }));
 }
 
+async function recordRnnLstm() {
+  const { random } = flax.jax;
+  const model = new flax.Model([
+    flax.RNN(flax.LSTMCell(4), { returnCarry: true, inputs: ['x', 'c0', 'h0'] }),
+    flax.RNN(flax.OptimizedLSTMCell(2), { reverse: true, keepOrder: false }),
+    flax.Dense(3, { inputs: ['RNN_0:carry/h'] }),
+  ], { inputs: ['x', 'c0', 'h0'], outputs: ['RNN_1', 'RNN_0:carry/c', 'RNN_0:carry/h', 'Dense_0'] });
+  const x = random.normal(random.key(41), [2, 5, 3]);
+  const c0 = random.normal(random.key(42), [2, 4]);
+  const h0 = random.normal(random.key(43), [2, 4]).mul(0.5);
+  const variables = initWithBiases(model, random.key(44), x.ref, c0.ref, h0.ref);
+  write('rnn_lstm', await flax.capture({ model, variables, inputs: [x, c0, h0], modelId: 'rnn_lstm', taps: true }));
+}
+
+async function recordRnnGru() {
+  const { random } = flax.jax;
+  const model = new flax.Model([
+    flax.RNN(flax.GRUCell(4), { timeMajor: true, reverse: true, keepOrder: true }),
+    flax.Bidirectional(flax.RNN(flax.GRUCell(3)), flax.RNN(flax.GRUCell(3)), { timeMajor: true, returnCarry: true }),
+  ], { outputs: ['Bidirectional_0', 'Bidirectional_0:carry/forward_rnn', 'Bidirectional_0:carry/backward_rnn'] });
+  const x = random.normal(random.key(51), [5, 2, 3]);
+  const variables = initWithBiases(model, random.key(52), x.ref);
+  write('rnn_gru', await flax.capture({ model, variables, inputs: [x], modelId: 'rnn_gru', taps: true }));
+}
+
+async function recordRnnSimple() {
+  const { random } = flax.jax;
+  const model = new flax.Model([
+    flax.RNN(flax.SimpleCell(4)),
+    flax.RNN(flax.SimpleCell(4, { activationFn: 'nn.relu', residual: true })),
+    flax.Bidirectional(flax.RNN(flax.SimpleCell(3)), flax.RNN(flax.LSTMCell(2))),
+    flax.Bidirectional(flax.RNN(flax.GRUCell(3)), flax.RNN(flax.GRUCell(3)), { mergeFn: 'add' }),
+  ]);
+  const x = random.normal(random.key(61), [2, 5, 3]);
+  const variables = initWithBiases(model, random.key(62), x.ref);
+  write('rnn_simple', await flax.capture({ model, variables, inputs: [x], modelId: 'rnn_simple', taps: true }));
+}
+
 async function main() {
   await flax.ready();
   const { numpy: np } = flax.jax;
@@ -139,6 +190,9 @@ async function main() {
   await recordConv();
   await recordNormsPools();
   await recordEmbedConv1d();
+  await recordRnnLstm();
+  await recordRnnGru();
+  await recordRnnSimple();
 }
 
 main().then(

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
-"""Records the small spatial/normalisation/layout pytorch test streams in this folder
-(read by tests/test_pytorch_spatial.cpp; no torch needed there).
+"""Records the small spatial/normalisation/layout and recurrent pytorch test streams in this
+folder (read by tests/test_pytorch_spatial.cpp and tests/test_pytorch_recurrent.cpp; no torch
+needed there).
 
 Each model is a real torch module captured with pb_torch.capture (taps on), so the graph,
 the module table and every expected output and tap are torch 1.13's own. Parameters and
@@ -36,12 +37,12 @@ def grid(*shape, lo=-1.0, hi=1.0):
     return torch.randint(int(lo * 32), int(hi * 32) + 1, shape).float() / 32
 
 
-def randomise(module):
-    """Every parameter of `module` drawn afresh on the 1/32 grid in [-1, 1], none exactly zero
-    (so no norm scale or shift sits at its initial 1 or 0, and no bias vanishes)."""
+def randomise(module, scale=1.0):
+    """Every parameter of `module` drawn afresh on the 1/32 grid in [-scale, scale], none exactly
+    zero (so no norm scale or shift sits at its initial 1 or 0, and no bias vanishes)."""
     with torch.no_grad():
         for p in module.parameters():
-            q = grid(*p.shape)
+            q = grid(*p.shape, lo=-scale, hi=scale)
             q[q == 0] = 1 / 32
             p.copy_(q)
     return module
@@ -214,6 +215,78 @@ class BareParameter(nn.Module):
         return self.fc(x.contiguous()) * self.scale
 
 
+class LstmStates(nn.Module):
+    """A 2-layer batch-first LSTM from a given (h0, c0), its outputs unpacked (nested), then
+    indexed: the last step y[:, -1], the last layer's state h[-1], and h_n, c_n themselves."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(3, 4, num_layers=2, batch_first=True)
+
+    def forward(self, x, h0, c0):  # x [2, 5, 3], h0 and c0 [2, 2, 4]
+        y, (h, c) = self.lstm(x, (h0, c0))
+        return y[:, -1], h, c, h[-1]
+
+
+class GruBidirectional(nn.Module):
+    """A 2-layer bidirectional time-major GRU from a given h0, its (y, h_n) returned as is."""
+
+    def __init__(self):
+        super().__init__()
+        self.gru = nn.GRU(3, 4, num_layers=2, bidirectional=True)
+
+    def forward(self, x, h0):  # x [5, 2, 3], h0 [4, 2, 4]
+        y, h = self.gru(x, h0)
+        return y, h
+
+
+class RnnSelect(nn.Module):
+    """A bidirectional tanh RNN whose output is taken as rnn(x)[0], then sliced with a step and
+    indexed on the batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.RNN(3, 4, batch_first=True, bidirectional=True)
+
+    def forward(self, x):  # [2, 5, 3]
+        y = self.rnn(x)[0]
+        return y[:, 1:4:2], y[0]
+
+
+class GruLast(nn.Module):
+    """The usual classifier head on a unidirectional GRU: out, _ = gru(x); fc(out[:, -1])."""
+
+    def __init__(self):
+        super().__init__()
+        self.gru = nn.GRU(3, 4, batch_first=True)
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):  # [2, 5, 3]
+        out, _ = self.gru(x)
+        return self.fc(out[:, -1])
+
+
+def lstm_states():
+    return randomise(LstmStates(), 0.5), (grid(2, 5, 3), grid(2, 2, 4), grid(2, 2, 4)), {}
+
+
+def gru_bidirectional():
+    return randomise(GruBidirectional(), 0.5), (grid(5, 2, 3), grid(4, 2, 4)), {}
+
+
+def rnn_relu_root():
+    """nn.RNN(relu, bias=False) passed as the root module (the capture wraps it)."""
+    return randomise(nn.RNN(3, 4, nonlinearity="relu", bias=False, batch_first=True), 0.5), (grid(2, 5, 3),), {}
+
+
+def rnn_select():
+    return randomise(RnnSelect(), 0.5), (grid(2, 5, 3),), {}
+
+
+def gru_last():
+    return randomise(GruLast(), 0.5), (grid(2, 5, 3),), {}
+
+
 def conv2d_same_even():
     return randomise(Conv2dSameEven()), (grid(2, 2, 5, 6),), {}
 
@@ -287,7 +360,8 @@ def bare_parameter():
 
 
 MODELS = (conv2d_same_even, conv_groups, conv1d_pools, conv3d_pools, pools2d, conv_bn_relu, batchnorms, norms,
-          embedding, shared_input_dag, layout, bare_parameter)
+          embedding, shared_input_dag, layout, bare_parameter, lstm_states, gru_bidirectional, rnn_relu_root, rnn_select,
+          gru_last)
 
 
 # ---------------------------------------------------------------- writing
@@ -336,8 +410,10 @@ def as_json(stream):
     return body[:-2] + ',\n "tensors": {\n' + tensors + "\n }\n}\n"
 
 
-def main():
+def main(names=None):
     for make in MODELS:
+        if names and make.__name__ not in names:
+            continue
         name = make.__name__
         torch.manual_seed(sum(map(ord, name)))
         module, inputs, options = make()
@@ -353,4 +429,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])  # optionally only the named models
