@@ -159,14 +159,17 @@ CaseResult run_ladder(const Stream& stream, const Dialect& dialect, const Ladder
     if (!dir.empty()) std::filesystem::create_directories(dir);
     sw.time("save", [&] { entity::save(graph, r.entity_path); });
     // The bridged outputs are all the reload is compared with: the first network (its packed
-    // weights) is released before the second is built, so a large model is held once.
+    // weights) is released, and the stream's mapped pages with it, before the second is built,
+    // so a large model is held about twice (its bytes and its packed weights), never more.
     std::vector<Tensor> bridged;
     for (size_t i = 0; i < net->output_count(); ++i) bridged.push_back(net->output(i).clone());
     net.reset();
+    stream.raw.evict();
     auto reloaded = sw.time("reload", [&] {
       entity::Loaded loaded = entity::load(r.entity_path);
       r.entity_bytes = loaded.file_bytes;
       auto n = std::make_unique<Network>(loaded.graph, input_shapes(loaded.graph, stream));
+      loaded.file.evict();  // packed now: the checkpoint's pages are no longer needed resident
       n->run(inputs);
       return n;
     });

@@ -146,11 +146,12 @@ int cmd_check(const Common& common, const CheckArgs& a) {
   if (!dialect) throw Error("planet", "no plugin for planet \"" + stream.planet + "\" (see `planetbridge plugins`)");
   RunStore store(a.data);
   auto run = store.begin();
+  run->keep_stream(bytes.data(), bytes.size());  // as received; flushed while the ladder runs
   LadderOptions opt;
   opt.tolerance = {a.atol, a.rtol};
   opt.entity_path = a.entity.empty() ? run->entity_path() : a.entity;  // with --entity the store keeps a copy
   CaseResult r = run_ladder(stream, *dialect, opt);
-  store.commit(*run, r, {"check", ""}, bytes.data(), bytes.size());
+  store.commit(*run, r, {"check", ""});
   print_case_detail(std::cout, r, common.color());
   std::cout << "run       " << r.run_id << " (" << store.run_dir(r.run_id) << ")\n";
   if (!a.json.empty()) write_file(a.json, case_json(r).dump(2) + "\n");

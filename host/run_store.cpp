@@ -43,8 +43,9 @@ void fsync_path(const std::string& path, int flags) {
   if (rc != 0) fail_errno(path, "fsync failed");
 }
 
-// Written and flushed to disk before the run folder is renamed into place.
-void write_synced(const std::string& path, const void* data, size_t size) {
+// Writes a new file; `sync` flushes it to disk now, else its writeback is only started (the
+// caller fsyncs it before the run folder is renamed into place).
+void write_new(const std::string& path, const void* data, size_t size, bool sync) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) fail_errno(path, "cannot create");
   const char* p = static_cast<const char*>(data);
@@ -57,7 +58,8 @@ void write_synced(const std::string& path, const void* data, size_t size) {
     }
     done += static_cast<size_t>(n);
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) fail_errno(path, "cannot write");
+  if (!sync) ::sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);  // a hint: failure only delays
+  if ((sync && ::fsync(fd) != 0) || ::close(fd) != 0) fail_errno(path, "cannot write");
 }
 
 }  // namespace
@@ -129,7 +131,26 @@ std::unique_ptr<RunStore::Pending> RunStore::begin() {
   return p;
 }
 
-nlohmann::json RunStore::commit(Pending& run, CaseResult& r, const RunInfo& info, const uint8_t* stream, size_t stream_bytes) {
+std::string RunStore::body_file() { return temporary_name(runs_dir_ + "/.body-" + std::to_string(bodies_++)); }
+
+void RunStore::Pending::keep_stream(const uint8_t* data, size_t size) {
+  if (has_stream_) throw Error(id_, "the run already has a stream");
+  write_new(stream_path(), data, size, false);
+  has_stream_ = true;
+  stream_bytes_ = size;
+}
+
+void RunStore::Pending::adopt_stream(const std::string& file) {
+  if (has_stream_) throw Error(id_, "the run already has a stream");
+  std::error_code ec;
+  const uint64_t size = fs::file_size(file, ec);
+  if (ec) throw Error(file, "the received stream is gone: " + ec.message());
+  if (::rename(file.c_str(), stream_path().c_str()) != 0) fail_errno(file, "cannot move the stream into the run");
+  has_stream_ = true;
+  stream_bytes_ = size;
+}
+
+nlohmann::json RunStore::commit(Pending& run, CaseResult& r, const RunInfo& info) {
   if (run.committed_) throw Error(run.id_, "run already recorded");
   bool stored_entity = false;
   std::error_code ec;
@@ -137,13 +158,15 @@ nlohmann::json RunStore::commit(Pending& run, CaseResult& r, const RunInfo& info
     stored_entity = fs::exists(r.entity_path, ec);  // absent when the ladder stopped before saving
     r.entity_path = stored_entity ? run.dir_ + "/model.entity" : "";
   } else if (!r.entity_path.empty() && fs::is_regular_file(r.entity_path, ec)) {
-    // Written where the user asked (check --entity): the store keeps its own copy.
-    fs::copy_file(r.entity_path, run.entity_path(), ec);
-    if (ec) throw Error(run.entity_path(), "cannot copy the checkpoint " + r.entity_path + ": " + ec.message());
-    fsync_path(run.entity_path(), O_RDONLY);
+    // Written where the user asked (check --entity), already flushed by entity::save.
+    if (::link(r.entity_path.c_str(), run.entity_path().c_str()) != 0) {
+      fs::copy_file(r.entity_path, run.entity_path(), ec);  // another file system
+      if (ec) throw Error(run.entity_path(), "cannot copy the checkpoint " + r.entity_path + ": " + ec.message());
+      fsync_path(run.entity_path(), O_RDONLY);
+    }
     stored_entity = true;
   }
-  if (stream_bytes) write_synced(run.temp_dir_ + "/stream.pbstream", stream, stream_bytes);
+  if (run.has_stream_) fsync_path(run.stream_path(), O_RDONLY);
 
   r.run_id = run.id_;
   nlohmann::json j = case_json(r);
@@ -151,11 +174,11 @@ nlohmann::json RunStore::commit(Pending& run, CaseResult& r, const RunInfo& info
   j["time"] = run.time_;
   j["source"] = info.source;
   j["suite"] = info.suite;
-  j["stream_bytes"] = stream_bytes;
+  j["stream_bytes"] = run.stream_bytes_;
   j["stored_entity"] = stored_entity;
   // A capture's stderr tail in a message may hold any bytes: never fail the run on bad UTF-8.
   const std::string text = j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-  write_synced(run.temp_dir_ + "/result.json", text.data(), text.size());
+  write_new(run.temp_dir_ + "/result.json", text.data(), text.size(), true);
   // rename(2) replaces the reserved folder only while it is empty: a completed run can never
   // be overwritten. The files are on disk first, so a crash never leaves a half-written run
   // under its id; the folders are not fsynced (each costs a journal commit, ~4 ms here): a

@@ -2,6 +2,7 @@
 // The run store: every case run by `serve`, `run` or `check` is kept as
 // <data>/runs/<id>/{result.json, stream.pbstream, model.entity} and never overwritten
 // (docs/http-api.md, "Run store").
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -38,23 +39,37 @@ class RunStore {
     const std::string& time() const { return time_; }
     // Where the ladder should write the checkpoint (inside the private folder).
     std::string entity_path() const { return temp_dir_ + "/model.entity"; }
+    // The stream as received, written into the run now, before the ladder runs: its flush to
+    // disk proceeds in the background and commit() only waits for what is left of it.
+    void keep_stream(const uint8_t* data, size_t size);
+    // A stream already written to a file of this store (RunStore::body_file()): moved into
+    // the run, not copied.
+    void adopt_stream(const std::string& file);
 
    private:
     friend class RunStore;
     Pending() = default;
+    std::string stream_path() const { return temp_dir_ + "/stream.pbstream"; }
     std::string id_, time_, dir_, temp_dir_;
-    bool committed_ = false;
+    bool committed_ = false, has_stream_ = false;
+    uint64_t stream_bytes_ = 0;
   };
 
   // Reserves a new run id: "<UTC yyyymmddThhmmssZ>-<6-digit sequence>", increasing in the order
   // runs begin, across threads and processes sharing the store.
   std::unique_ptr<Pending> begin();
 
-  // Writes result.json (case_json + id, time, source, suite), the stream bytes as
-  // stream.pbstream (when any) and keeps the checkpoint as model.entity: the one the ladder
-  // wrote to run.entity_path(), or a copy of r.entity_path when it was written elsewhere.
-  // Sets r.run_id and, for a checkpoint in the store, r.entity_path. Returns the document.
-  nlohmann::json commit(Pending& run, CaseResult& r, const RunInfo& info, const uint8_t* stream, size_t stream_bytes);
+  // Writes result.json (case_json + id, time, source, suite), flushes the kept stream, and
+  // keeps the checkpoint as model.entity: the one the ladder wrote to run.entity_path(), or
+  // r.entity_path when it was written elsewhere (check --entity): hard-linked when on the same
+  // file system (a checkpoint is only ever replaced by rename, so the link keeps this run's
+  // version), else copied. Sets r.run_id and, for a checkpoint in the store, r.entity_path.
+  // Returns the document.
+  nlohmann::json commit(Pending& run, CaseResult& r, const RunInfo& info);
+
+  // A fresh temporary path in the store for a request body (removed by a later store if this
+  // process dies); hand it to Pending::adopt_stream().
+  std::string body_file();
 
   // Ids of the completed runs, newest first.
   std::vector<std::string> ids() const;
@@ -74,6 +89,7 @@ class RunStore {
   std::string existing_file(const std::string& id, const char* name) const;
   std::string data_dir_, runs_dir_;
   std::mutex mu_;        // guards the id sequence
+  std::atomic<uint64_t> bodies_{0};
   int64_t last_second_ = 0;
   int next_seq_ = 0;
   mutable std::mutex cache_mu_;

@@ -137,13 +137,13 @@ class PlanetRun {
     if (stream.planet != c.planet)
       return blank(c, Verdict::ERROR, "capture sent a \"" + stream.planet + "\" stream for planet \"" + c.planet + "\"");
     std::unique_ptr<RunStore::Pending> run = store_.begin();
+    run->keep_stream(stream.raw.data(), stream.raw.size());  // the frame exactly as the capture sent it
     LadderOptions lo;
     lo.tolerance = c.fixture->tolerance_for(c.planet);
     lo.entity_path = run->entity_path();
     CaseResult r = run_ladder(stream, dialect, lo);
     r.layer = c.fixture->layer;
-    // The frame exactly as the capture sent it (its tensors were used in place).
-    store_.commit(*run, r, info_, stream.raw.data(), stream.raw.size());
+    store_.commit(*run, r, info_);
     return r;
   }
 
@@ -154,7 +154,7 @@ class PlanetRun {
   // Every case is a run, whatever its verdict: one without a stream is recorded here. A store
   // that cannot be written stops the suite (pb::Error): results nobody can find help no one.
   void emit(CaseResult r) {
-    if (r.run_id.empty()) store_.commit(*store_.begin(), r, info_, nullptr, 0);
+    if (r.run_id.empty()) store_.commit(*store_.begin(), r, info_);
     results_.push_back(std::move(r));
     if (opt_.on_result) opt_.on_result(results_.back());
   }

@@ -1,5 +1,8 @@
 #include "server.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <sys/socket.h>
 
 #include <httplib.h>
@@ -144,12 +147,12 @@ struct Server::Impl {
   int listen_fd = -1;
 
   struct Body {
-    Bytes bytes;  // what was kept: tensors of the stream alias it
+    std::string file;  // where the kept body was written (a temporary of the store), or ""
     uint64_t size = 0;      // bytes received, kept or not
     bool complete = false;  // the whole body arrived (and was not cut at the drain limit)
   };
   uint64_t drain_limit() const { return opt.max_body > UINT64_MAX / 2 ? UINT64_MAX : 2 * opt.max_body; }
-  Body read_body(const httplib::ContentReader& read, bool keep, uint64_t expected = 0) const;
+  Body read_body(const httplib::ContentReader& read, bool keep);
 
   void routes();
   void post_stream(const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& read);
@@ -194,19 +197,47 @@ std::optional<json> Server::Impl::run_document(const std::string& id) const {
 // Reads the request body, keeping it (keep) up to max_body bytes. Beyond that, and for
 // bodies not kept, bytes are read and dropped up to twice the limit: a client still sending
 // would otherwise get a connection reset instead of the answer. Past that it stops.
-Server::Impl::Body Server::Impl::read_body(const httplib::ContentReader& read, bool keep, uint64_t expected) const {
+Server::Impl::Body Server::Impl::read_body(const httplib::ContentReader& read, bool keep) {
   Body b;
-  // One reservation (pages appear as bytes arrive): the declared length, or the limit for a
-  // chunked body. The stream's tensors will alias it, no further copy.
-  Bytes kept = keep ? Bytes::allocate(expected ? std::min(expected, opt.max_body) : opt.max_body) : Bytes();
+  // A kept body goes straight to a file in the store as it arrives (buffered, never whole in
+  // memory); the stream is then mapped from it and the run takes the file over, no copy.
+  int fd = -1;
+  if (keep) {
+    b.file = store.body_file();
+    fd = ::open(b.file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) throw Error(b.file, std::string("cannot store the request body: ") + std::strerror(errno));
+  }
+  std::vector<char> buffer;
+  buffer.reserve(size_t(4) << 20);
+  bool write_failed = false;
+  auto flush = [&] {
+    for (size_t done = 0; done < buffer.size() && !write_failed;) {
+      const ssize_t n = ::write(fd, buffer.data() + done, buffer.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) write_failed = true;
+      else done += size_t(n);
+    }
+    buffer.clear();
+  };
   b.complete = read([&](const char* data, size_t n) {
-    const uint64_t at = b.size;
     b.size += n;
     if (b.size > drain_limit()) return false;
-    if (keep && b.size <= kept.size()) std::memcpy(kept.writable() + at, data, n);
+    if (keep && b.size <= opt.max_body) {
+      if (buffer.size() + n > buffer.capacity()) flush();
+      buffer.insert(buffer.end(), data, data + n);
+    }
     return true;
   });
-  if (keep && b.size <= kept.size()) b.bytes = kept.slice(0, b.size);
+  if (keep) {
+    flush();
+    // Its writeback starts now; the run's commit waits for what is left of it.
+    if (!write_failed) ::sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+    if (::close(fd) != 0) write_failed = true;
+    if (write_failed) {
+      ::unlink(b.file.c_str());
+      throw Error(b.file, "cannot store the request body: " + std::string(std::strerror(errno)));
+    }
+  }
   return b;
 }
 
@@ -236,14 +267,30 @@ void Server::Impl::post_stream(const httplib::Request& req, httplib::Response& r
     return drain_and_refuse(415, "Content-Type", "unsupported content type \"" + type + "\"; send application/json or " + kStreamType);
 
   // Read by hand rather than into req.body: the limit then holds for chunked bodies too.
-  const Body b = read_body(read, true, declared.value_or(0));
+  Body b;
+  try {
+    b = read_body(read, true);
+  } catch (const Error& e) {
+    return send_error(res, 500, e.where(), e.message());
+  }
+  // The body file is the run's stream once committed; until then it is removed on any refusal.
+  struct Remove {
+    std::string path;
+    ~Remove() {
+      if (!path.empty()) ::unlink(path.c_str());
+    }
+  } remove{b.file};
   if (b.size > opt.max_body) {
     if (b.complete) return send_error(res, 413, "(body)", too_big(opt.max_body));
     return refuse(res, 413, "(body)", too_big(opt.max_body));
   }
   if (!b.complete) return refuse(res, 400, "(body)", "the request body ended early");
-  if (b.size > b.bytes.size()) return send_error(res, 400, "(body)", "the body is longer than its Content-Length");
-  const Bytes& body = b.bytes;
+  Bytes body;
+  try {
+    body = Bytes::read_file(b.file, "received body");  // mapped: the stream's tensors alias it
+  } catch (const Error& e) {
+    return send_error(res, 500, e.where(), e.message());
+  }
   if (body.empty()) return send_error(res, 400, "(body)", "empty body, expected a stream");
   const bool magic = body.size() >= 6 && std::memcmp(body.data(), kStreamMagic, 6) == 0;
   if (framed && !magic)
@@ -264,12 +311,14 @@ void Server::Impl::post_stream(const httplib::Request& req, httplib::Response& r
     return send_error(res, 400, "planet", "the stream is for planet \"" + stream.planet + "\", posted to /api/v1/loom/stream/" + planet);
 
   std::unique_ptr<RunStore::Pending> run = store.begin();
+  run->adopt_stream(b.file);
+  remove.path.clear();  // now the run's
   LadderOptions lo;
   lo.tolerance = tol;
   lo.entity_path = run->entity_path();
   CaseResult r = run_ladder(stream, *dialect, lo);
   r.stage_ms.insert(r.stage_ms.begin(), {"parse", parse_ms});
-  json j = store.commit(*run, r, {"serve", ""}, body.data(), body.size());
+  json j = store.commit(*run, r, {"serve", ""});
   j["links"] = links(run->id(), j);
   send_json(res, 200, j);
 }

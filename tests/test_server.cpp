@@ -595,7 +595,8 @@ TEST_CASE("serve: a run store that cannot be written is a 500 naming it, and the
   INFO(r.dump());
   CHECK(status == 500);
   CHECK_THAT(r["error"]["path"].get<std::string>(), Catch::StartsWith(live.opt.data_dir + "/runs/"));
-  CHECK_THAT(r["error"]["message"].get<std::string>(), Catch::Contains("cannot create the run directory"));
+  // The body is received straight into the store, so that is where it first fails.
+  CHECK_THAT(r["error"]["message"].get<std::string>(), Catch::Contains("cannot store the request body"));
   fs::create_directories(live.opt.data_dir + "/runs");
   auto [status2, r2] = live.post("pytorch", pbtest::read_text(kLinear), "application/json");
   CHECK(status2 == 200);
@@ -683,7 +684,7 @@ TEST_CASE("run store: ids are unique and ordered across threads and stores on on
         pb::host::CaseResult r;
         r.fixture = "m" + std::to_string(t);
         r.verdict = pb::host::Verdict::SKIP;
-        s.commit(*run, r, {"run", "unit"}, nullptr, 0);
+        s.commit(*run, r, {"run", "unit"});
         std::lock_guard<std::mutex> lock(mu);
         ids.push_back(run->id());
       }
@@ -700,12 +701,15 @@ TEST_CASE("run store: ids are unique and ordered across threads and stores on on
   auto run = a.begin();
   pb::host::CaseResult r;
   r.fixture = "first";
-  const json first = a.commit(*run, r, {"check", ""}, reinterpret_cast<const uint8_t*>("abc"), 3);
+  run->keep_stream(reinterpret_cast<const uint8_t*>("abc"), 3);
+  CHECK_THROWS_MATCHES(run->keep_stream(reinterpret_cast<const uint8_t*>("x"), 1), pb::Error,
+                       pbtest::ErrorAt(run->id(), "already has a stream"));
+  const json first = a.commit(*run, r, {"check", ""});
   CHECK(first["source"] == "check");
   CHECK(first["stream_bytes"] == 3);
   CHECK(r.run_id == run->id());
   r.fixture = "second";
-  CHECK_THROWS_AS(a.commit(*run, r, {"check", ""}, nullptr, 0), pb::Error);
+  CHECK_THROWS_AS(a.commit(*run, r, {"check", ""}), pb::Error);
   CHECK(a.result(run->id()).value()["fixture"] == "first");
   CHECK(pbtest::read_text(a.stream_file(run->id())) == "abc");
 
@@ -714,7 +718,7 @@ TEST_CASE("run store: ids are unique and ordered across threads and stores on on
   pb::host::CaseResult e;
   e.verdict = pb::host::Verdict::ERROR;
   e.message = "capture died: \xff\xfe";
-  a.commit(*odd, e, {"run", "unit"}, nullptr, 0);
+  a.commit(*odd, e, {"run", "unit"});
   CHECK_THAT(a.result(odd->id()).value()["message"].get<std::string>(), Catch::StartsWith("capture died: "));
 
   // An abandoned run leaves no result and no listing entry; its id is not reused.
@@ -810,7 +814,7 @@ fixtures:
   CHECK(first[0].entity_path != second[0].entity_path);
 }
 
-TEST_CASE("run store: planetbridge check records its run and keeps a copy of --entity", "[serve][store][cli]") {
+TEST_CASE("run store: planetbridge check records its run and keeps its own --entity", "[serve][store][cli]") {
   pbtest::TempDir tmp;
   const std::string cmd = std::string(PB_CLI) + " check " + quote(kLinear) + " --data " + quote(tmp.file("data")) + " --entity " +
                           quote(tmp.file("mine.entity")) + " >" + quote(tmp.file("out.txt")) + " 2>&1";
@@ -826,6 +830,13 @@ TEST_CASE("run store: planetbridge check records its run and keeps a copy of --e
   CHECK(doc["entity"] == tmp.file("mine.entity"));
   CHECK(pbtest::read_bytes(store.entity_file(id)) == pbtest::read_bytes(tmp.file("mine.entity")));
   CHECK(pbtest::read_text(store.stream_file(id)) == pbtest::read_text(kLinear));
+  // The store's checkpoint may be a hard link to the user's; a later check saving another
+  // model to the same path replaces the user's file, never the run's.
+  const auto kept = pbtest::read_bytes(store.entity_file(id));
+  CHECK(shell(std::string(PB_CLI) + " check " + quote(kSource + "/plugins/pytorch/tests/streams/batchnorms.json") + " --data " +
+              quote(tmp.file("data2")) + " --entity " + quote(tmp.file("mine.entity")) + " >/dev/null 2>&1") == 0);
+  CHECK(pbtest::read_bytes(tmp.file("mine.entity")) != kept);
+  CHECK(pbtest::read_bytes(store.entity_file(id)) == kept);
   // Without --entity the checkpoint lives in the store only; a second check is a second run.
   CHECK(shell(std::string(PB_CLI) + " check " + quote(kLinear) + " --data " + quote(tmp.file("data")) + " >/dev/null 2>&1") == 0);
   REQUIRE(store.ids().size() == 2);

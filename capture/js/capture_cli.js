@@ -157,7 +157,7 @@ async function runStandalone({ planet, loadEngine, build, timings = false }, a) 
       if (['FAIL', 'ERROR'].includes(result.verdict)) failed++;
     } else if (a.out) {
       const file = path.join(a.out, `${fx.id}.pbstream`);
-      fs.writeFileSync(file, frame);
+      pbstream.writeWhole(file, frame);
       process.stderr.write(`${fx.id}: ${file} (${frame.length} bytes${took})\n`);
     } else {
       await new Promise((res, rej) => realWrite(frame, (err) => (err ? rej(err) : res())));

@@ -286,7 +286,28 @@ class Stream {
     return encodeFrame(this.doc, this.tensors);
   }
   write(file) {
-    require('fs').writeFileSync(file, this.toBytes());
+    writeWhole(file, this.toBytes());
+  }
+}
+
+// A file is replaced whole (a temporary beside it, then renamed): a reader that has the old
+// one mapped (planetbridge maps streams) keeps it intact. A fifo or device is written through.
+function writeWhole(file, bytes) {
+  const fs = require('fs');
+  let st = null;
+  try {
+    st = fs.statSync(file);
+  } catch (e) {
+    if (e.code !== 'ENOENT') throw e;
+  }
+  if (st && !st.isFile()) return fs.writeFileSync(file, bytes);
+  const tmp = `${file}.tmp.${process.pid}`;
+  try {
+    fs.writeFileSync(tmp, bytes);
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw e;
   }
 }
 
@@ -403,5 +424,5 @@ module.exports = {
   MAGIC, ALIGN, HEADER_BYTES, STREAM_CONTENT_TYPE,
   NotApplicable, RequestError, PostError, Stream, Spec, denseSpec,
   encodeFrame, encodeJson, eventFrame, streamDoc, serve, readFrames, finiteOrRepr, parseRequest,
-  post, verdictLine,
+  post, verdictLine, writeWhole,
 };

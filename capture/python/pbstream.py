@@ -291,10 +291,25 @@ class Stream:
         return encode_frame(self.doc, self.tensors)
 
     def write(self, path):
-        """Writes the frame to `path`: the header, then each tensor from its own memory."""
+        """Writes the frame to `path`: the header, then each tensor from its own memory.
+
+        A file is replaced whole (a temporary beside it, then renamed): a reader that has the
+        old one mapped (planetbridge maps streams) keeps it intact. A fifo or device is written
+        through."""
         frame = _Frame(self.doc, self.tensors)
-        with open(path, "wb") as f:
-            frame.write(f)
+        if os.path.exists(path) and not os.path.isfile(path):
+            with open(path, "wb") as f:
+                frame.write(f)
+            return
+        tmp = f"{path}.tmp.{os.getpid()}"
+        try:
+            with open(tmp, "wb") as f:
+                frame.write(f)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
 
     def post(self, url, **kwargs):
         """Streams it to a `planetbridge serve` at url; returns the result (verdict, errors, run id).

@@ -29,6 +29,35 @@ class WriterTest(unittest.TestCase):
         self.assertEqual(written, pbstream.encode_frame(self.doc, self.tensors))
         self.assertEqual(len(written) % pbstream.ALIGN, 0)
 
+    def test_write_replaces_a_file_whole_and_leaves_a_mapped_reader_intact(self):
+        import mmap
+        import threading
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "m.pbstream")
+            pbstream.Stream(self.doc, self.tensors).write(path)
+            with open(path, "rb") as f:
+                old = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
+            before = bytes(old)
+            small = dict(self.doc, model_id="other")
+            pbstream.Stream(small, {"w": np.zeros(1, np.float32)}).write(path)
+            self.assertEqual(bytes(old), before)  # a truncation in place would fault this read
+            old.close()
+            with open(path, "rb") as f:
+                self.assertEqual(f.read(), pbstream.encode_frame(small, {"w": np.zeros(1, np.float32)}))
+            # A failed write leaves the old file and no temporary.
+            with self.assertRaisesRegex(ValueError, "unsupported dtype"):
+                pbstream.Stream(self.doc, {"b": np.zeros(2, np.complex64)}).write(path)
+            self.assertEqual(sorted(os.listdir(tmp)), ["m.pbstream"])
+            # A fifo is written through, not replaced.
+            fifo = os.path.join(tmp, "f.fifo")
+            os.mkfifo(fifo)
+            got = []
+            reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()))
+            reader.start()
+            pbstream.Stream(self.doc, self.tensors).write(fifo)
+            reader.join()
+            self.assertEqual(got[0], pbstream.encode_frame(self.doc, self.tensors))
+
     def test_contiguous_tensors_are_sent_from_their_own_memory(self):
         frame = pbstream._Frame(self.doc, self.tensors)
         views = {name: view for name, view in zip(sorted(self.tensors), frame.views)}

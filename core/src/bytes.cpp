@@ -76,6 +76,16 @@ Bytes Bytes::slice(size_t offset, size_t size) const {
   return b;
 }
 
+void Bytes::evict() const {
+  if (!mapped_file_ || size_ == 0) return;
+  // Whole pages inside [data_, data_ + size_): a slice's edges may share pages with bytes
+  // still in use elsewhere, which only costs a fault.
+  const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = (uintptr_t(data_) + page - 1) & ~(page - 1);
+  const uintptr_t end = (uintptr_t(data_) + size_) & ~(page - 1);
+  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
 Bytes Bytes::read_file(const std::string& path, const std::string& what) {
   if (path == "-") return read_all(STDIN_FILENO, "(stdin)");
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -104,6 +114,7 @@ Bytes Bytes::read_file(const std::string& path, const std::string& what) {
   if (b.size_ && p == MAP_FAILED) throw Error(path, std::string("cannot map: ") + std::strerror(err));
   b.owner_ = std::make_shared<Mapping>(p, b.size_);
   b.data_ = b.size_ ? static_cast<uint8_t*>(p) : nullptr;
+  b.mapped_file_ = true;
   return b;
 }
 

@@ -237,6 +237,7 @@ Loaded deserialize(const Bytes& file, const std::string& where, bool verify) {
   if (size < kPrefixBytes) throw fail("truncated: " + std::to_string(size) + " bytes, a checkpoint has at least 40");
   if (std::memcmp(bytes, kMagic, 8) != 0) throw fail("not a .entity checkpoint (bad magic)");
   Loaded out;
+  out.file = file;
   out.version = get_u32(bytes + 8);
   if (out.version != kFormatVersion)
     throw fail("format version " + std::to_string(out.version) + " is not supported (this build reads " +

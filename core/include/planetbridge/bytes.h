@@ -28,11 +28,16 @@ class Bytes {
   const std::shared_ptr<void>& owner() const { return owner_; }
   // `size` bytes from `offset`, sharing these (clamped to what there is).
   Bytes slice(size_t offset, size_t size) const;
+  // For a mapped file: drops its pages from this process's resident set (the page cache keeps
+  // them, and a later read faults them back in), once they have been consumed, e.g. packed
+  // into a kernel's layout. Memory of our own is left alone: it has no other copy.
+  void evict() const;
 
  private:
   std::shared_ptr<void> owner_;
   uint8_t* data_ = nullptr;
   size_t size_ = 0;
+  bool mapped_file_ = false;
 };
 
 }  // namespace pb

@@ -25,6 +25,7 @@ struct TensorEntry {
 };
 
 struct Loaded {
+  Bytes file;  // what the graph's tensors alias
   ir::Graph graph;
   std::vector<TensorEntry> tensors;
   uint32_t version = 0;
