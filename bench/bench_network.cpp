@@ -1,7 +1,7 @@
 // pb_bench: times one stream's model on planetbridge's oneDNN Network.
 //   pb_bench STREAM [--iters N] [--warmup W] [--plugin-dir DIR]
 // Prints one JSON line: compile time and per-run wall times (median, p10, p90) in ms.
-// bench/compare_torch.py drives it against PyTorch on the same model and input.
+// bench/compare.py drives it against ONNX Runtime and PyTorch on the same model and input.
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
