@@ -180,10 +180,12 @@ nlohmann::json RunStore::commit(Pending& run, CaseResult& r, const RunInfo& info
   const std::string text = j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   write_new(run.temp_dir_ + "/result.json", text.data(), text.size(), true);
   // rename(2) replaces the reserved folder only while it is empty: a completed run can never
-  // be overwritten. The files are on disk first, so a crash never leaves a half-written run
-  // under its id; the folders are not fsynced (each costs a journal commit, ~4 ms here): a
-  // crash may lose the newest runs, never corrupt one.
+  // be overwritten. The files and their folder entries are on disk first, so a crash never
+  // leaves a half-written run under its id; the rename itself is flushed after, so a run
+  // reported is a run kept.
+  sync_directory(run.temp_dir_);
   if (::rename(run.temp_dir_.c_str(), run.dir_.c_str()) != 0) fail_errno(run.dir_, "cannot move the run into place");
+  sync_directory(runs_dir_);
   run.committed_ = true;
   return j;
 }

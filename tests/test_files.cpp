@@ -1,6 +1,11 @@
 // Temporaries left by killed writers (planetbridge/files.h): the run store and checkpoint saves
 // remove them once their process is gone, never a living process's.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <random>
 
 #include "planetbridge/entity.h"
 #include "planetbridge/files.h"
@@ -56,4 +61,49 @@ TEST_CASE("files: a checkpoint save removes what a killed save left beside it", 
   CHECK(fs::exists(path));
   CHECK_FALSE(fs::exists(path + ".tmp." + kDeadPid));
   CHECK(fs::exists(tmp.file("other.entity.tmp." + kDeadPid)));  // another file's: left alone
+}
+
+// Issue 14: a check killed at any point leaves either a complete run or nothing listed, and
+// the next start leaves no temporary behind.
+TEST_CASE("files: checks killed at random points leave only complete runs", "[files][store][cli]") {
+  pbtest::TempDir tmp;
+  const std::string stream = std::string(PB_SOURCE_DIR) + "/plugins/pytorch/tests/streams/linear_square.json";
+  const std::string data = tmp.file("data"), entity = tmp.file("m.entity");
+  std::mt19937 rng(14);
+  std::uniform_int_distribution<int> delay_us(0, 80000);
+  int killed = 0;
+  for (int i = 0; i < 50; ++i) {
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      const int null = ::open("/dev/null", O_WRONLY);
+      ::dup2(null, 1);
+      ::dup2(null, 2);
+      ::execl(PB_CLI, PB_CLI, "check", stream.c_str(), "--data", data.c_str(), "--entity", entity.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    ::usleep(useconds_t(delay_us(rng)));
+    killed += ::kill(pid, SIGKILL) == 0;
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    REQUIRE((WIFSIGNALED(status) || WEXITSTATUS(status) == 0));  // killed, or finished cleanly
+  }
+  INFO(killed << " of 50 killed");
+  const pb::host::RunStore store(data);  // a start: removes what dead processes left
+  for (const std::string& id : store.ids()) {
+    INFO(id);
+    const auto doc = store.result(id);
+    REQUIRE(doc.has_value());
+    CHECK(doc->at("verdict") == "EXACT");
+    CHECK(fs::file_size(store.stream_file(id)) == doc->at("stream_bytes").get<uint64_t>());
+    CHECK(pb::entity::load(store.entity_file(id)).graph.outputs.size() == 1);
+  }
+  for (const auto& e : fs::directory_iterator(data + "/runs")) CHECK_FALSE(pb::abandoned_temporary(e.path().filename().string()));
+  // The checkpoint beside --entity: the next save there removes a killed save's temporary.
+  pb::ir::Graph g;
+  g.inputs.push_back({"x", pb::DType::f32, {-1, 2}});
+  g.nodes.push_back(pbtest::make_node("y", "Identity", {"x"}));
+  g.outputs = {"y"};
+  pb::entity::save(g, entity);
+  for (const auto& e : fs::directory_iterator(tmp.path())) CHECK_FALSE(pb::abandoned_temporary(e.path().filename().string()));
 }

@@ -301,6 +301,10 @@ TEST_CASE("stream: tensor declarations are checked", "[stream]") {
   CHECK_THROWS_MATCHES(from_json(d), pb::Error, ErrorAt(W + ".shape[1]", "dimension must be >= 0"));
 
   d = base_doc();
+  d["tensors"]["0.weight"]["shape"] = json::array({1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1});
+  CHECK_THROWS_MATCHES(from_json(d), pb::Error, ErrorAt(W + ".shape", "rank 13 exceeds the limit of 12"));
+
+  d = base_doc();
   d["tensors"]["0.weight"]["shape"] = json::array({2, 2.5});
   CHECK_THROWS_MATCHES(from_json(d), pb::Error, ErrorAt(W + ".shape[1]", "expected an integer"));
 

@@ -228,6 +228,7 @@ void save(const ir::Graph& graph, const std::string& path) {
     ::unlink(tmp.c_str());
     throw Error(path, std::string("cannot move checkpoint into place: ") + std::strerror(err));
   }
+  sync_directory(std::filesystem::path(path).parent_path().string());  // the rename, durable
 }
 
 Loaded deserialize(const Bytes& file, const std::string& where, bool verify) {

@@ -1,11 +1,15 @@
 #include "planetbridge/files.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
+
+#include "planetbridge/error.h"
 
 namespace pb {
 
@@ -26,6 +30,16 @@ void remove_abandoned_temporaries(const std::string& dir, const std::string& pre
     const std::string name = entry.path().filename().string();
     if (name.rfind(prefix, 0) == 0 && abandoned_temporary(name)) std::filesystem::remove_all(entry.path(), ec);
   }
+}
+
+void sync_directory(const std::string& dir) {
+  const std::string path = dir.empty() ? "." : dir;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) throw Error(path, std::string("cannot open the folder to flush it: ") + std::strerror(errno));
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0 && err != EINVAL && err != EROFS) throw Error(path, std::string("cannot flush the folder: ") + std::strerror(err));
 }
 
 }  // namespace pb

@@ -237,6 +237,7 @@ Tensor decode_tensor(const JsonRef& spec, const Frame& frame) {
   if (!parse_dtype(dt.str(), &dtype)) dt.fail("unknown dtype \"" + dt.str() + "\" (expected f32, f64, i32 or i64)");
   JsonRef shape_ref = spec["shape"];
   Shape shape = shape_ref.ints();
+  if (shape.size() > kMaxRank) shape_ref.fail("rank " + std::to_string(shape.size()) + " exceeds the limit of " + std::to_string(kMaxRank));
   for (size_t i = 0; i < shape.size(); ++i)
     if (shape[i] < 0) shape_ref[i].fail("dimension must be >= 0");
   int64_t count = 0;

@@ -12,5 +12,8 @@ std::string temporary_name(const std::string& path);
 bool abandoned_temporary(const std::string& name);
 // Removes the abandoned temporaries in `dir` whose names start with `prefix`.
 void remove_abandoned_temporaries(const std::string& dir, const std::string& prefix);
+// Flushes a folder's entries to disk, so that a rename into it survives a crash. Throws
+// pb::Error naming the folder; a file system that cannot sync folders is not an error.
+void sync_directory(const std::string& dir);
 
 }  // namespace pb

@@ -20,6 +20,7 @@ inline constexpr char kStreamMagic[8] = {'P', 'B', 'S', 'T', 'R', 'M', '\0', '\1
 inline constexpr uint64_t kStreamHeaderBytes = 24;  // magic, u64 json length, u64 data length
 inline constexpr uint64_t kMaxStreamJsonBytes = uint64_t(1) << 31;
 inline constexpr uint64_t kMaxStreamDataBytes = uint64_t(1) << 40;  // 1 TiB: a sanity bound
+inline constexpr size_t kMaxRank = 12;  // oneDNN's DNNL_MAX_NDIMS: no kernel takes more
 
 // One decoded stream: the document plus every tensor it declares, validated.
 struct Stream {
