@@ -162,8 +162,9 @@ int cmd_check(const Common& common, const CheckArgs& a) {
 
 struct ServeArgs {
   std::string host = "127.0.0.1", data = ".planetbridge";
-  int port = 9876, threads = 0;
+  int port = 9876, jobs = 0;
   uint64_t max_body = uint64_t(1) << 30;
+  ConnectionLimits limits;
 };
 
 int cmd_serve(const Common& common, const ServeArgs& a) {
@@ -179,7 +180,8 @@ int cmd_serve(const Common& common, const ServeArgs& a) {
   ServerOptions opt;
   opt.data_dir = a.data;
   opt.max_body = a.max_body;
-  opt.threads = a.threads;
+  opt.jobs = a.jobs;
+  opt.limits = a.limits;
   opt.version = PB_VERSION;
   Server server(plugins, opt);
   const int port = server.start(a.host, a.port);
@@ -265,7 +267,19 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--data", serve.data, "Run store directory, shared with run and check (default .planetbridge)");
   serve_cmd->add_option("--max-body", serve.max_body, "Largest request body in bytes, e.g. 1G or 512M (default 1 GiB)")
       ->transform(CLI::AsSizeValue(false));
-  serve_cmd->add_option("--threads", serve.threads, "Worker threads (default: httplib's, at least 8)")->check(CLI::Range(1, 1024));
+  serve_cmd->add_option("--jobs", serve.jobs, "Checks run at once; more wait, other requests never do (default: one per CPU)")
+      ->check(CLI::Range(1, 1024));
+  serve_cmd->add_option("--max-connections", serve.limits.max_connections, "Open connections in all; beyond, 503 (default 512)")
+      ->check(CLI::Range(1, 65536));
+  serve_cmd->add_option("--max-client-connections", serve.limits.max_per_client,
+                        "Open connections from one address; beyond, 503 (default 256)")
+      ->check(CLI::Range(1, 65536));
+  serve_cmd->add_option("--min-rate", serve.limits.min_rate,
+                        "Bytes/s a request or reply must keep after the grace, e.g. 256K (default 256 KiB/s)")
+      ->transform(CLI::AsSizeValue(false))
+      ->check(CLI::Range(1.0, 1e12));
+  serve_cmd->add_option("--grace", serve.limits.grace_s, "Seconds a request or reply gets before --min-rate applies (default 10)")
+      ->check(CLI::Range(0.1, 3600.0));
 
   std::string inspect_path;
   bool no_verify = false;

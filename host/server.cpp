@@ -8,6 +8,7 @@
 #include <httplib.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cctype>
 #include <chrono>
 #include <csignal>
@@ -79,6 +80,7 @@ double number_param(const httplib::Request& req, const char* key, double fallbac
 std::string reason_phrase(int status) {
   switch (status) {
     case 400: return "bad request";
+    case 408: return "request timeout";
     case 413: return "request body too large";
     case 414: return "request URI too long";
     case 415: return "unsupported media type";
@@ -135,13 +137,42 @@ std::string too_big(uint64_t max_body) {
 
 }  // namespace
 
+// Bounds the checks running at once: they take CPU and memory; every other request (health,
+// listings, downloads, bodies still arriving) goes on without waiting for them.
+class JobSlots {
+ public:
+  explicit JobSlots(int n) : free_(n > 0 ? unsigned(n) : std::max(1u, std::thread::hardware_concurrency())) {}
+  struct Held {
+    JobSlots* slots;
+    ~Held() {
+      std::lock_guard<std::mutex> lock(slots->mutex_);
+      ++slots->free_;
+      slots->changed_.notify_one();
+    }
+  };
+  Held take() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    changed_.wait(lock, [&] { return free_ > 0; });
+    --free_;
+    return Held{this};
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  unsigned free_;
+};
+
 struct Server::Impl {
-  Impl(const PluginRegistry& p, ServerOptions o) : plugins(p), opt(std::move(o)), store(opt.data_dir) { routes(); }
+  Impl(const PluginRegistry& p, ServerOptions o) : plugins(p), opt(std::move(o)), store(opt.data_dir), http(opt.limits), jobs(opt.jobs) {
+    routes();
+  }
 
   const PluginRegistry& plugins;
   const ServerOptions opt;
   RunStore store;
-  httplib::Server http;
+  GuardedServer http;
+  JobSlots jobs;
   std::thread thread;
   std::atomic<bool> thread_done{false};
   int listen_fd = -1;
@@ -284,7 +315,12 @@ void Server::Impl::post_stream(const httplib::Request& req, httplib::Response& r
     if (b.complete) return send_error(res, 413, "(body)", too_big(opt.max_body));
     return refuse(res, 413, "(body)", too_big(opt.max_body));
   }
-  if (!b.complete) return refuse(res, 400, "(body)", "the request body ended early");
+  if (!b.complete) {
+    if (GuardedServer::current_request_timed_out())
+      return refuse(res, 408, "(body)", "the request body arrived slower than " + std::to_string(int64_t(opt.limits.min_rate)) +
+                                            " bytes/s after a " + shortest(opt.limits.grace_s) + " s grace (--min-rate)");
+    return refuse(res, 400, "(body)", "the request body ended early");
+  }
   Bytes body;
   try {
     body = Bytes::read_file(b.file, "received body");  // mapped: the stream's tensors alias it
@@ -310,6 +346,7 @@ void Server::Impl::post_stream(const httplib::Request& req, httplib::Response& r
   if (stream.planet != planet)
     return send_error(res, 400, "planet", "the stream is for planet \"" + stream.planet + "\", posted to /api/v1/loom/stream/" + planet);
 
+  const JobSlots::Held slot = jobs.take();
   std::unique_ptr<RunStore::Pending> run = store.begin();
   run->adopt_stream(b.file);
   remove.path.clear();  // now the run's
@@ -324,7 +361,6 @@ void Server::Impl::post_stream(const httplib::Request& req, httplib::Response& r
 }
 
 void Server::Impl::routes() {
-  if (opt.threads > 0) http.new_task_queue = [n = opt.threads] { return new httplib::ThreadPool(static_cast<size_t>(n)); };
   http.set_payload_max_length(drain_limit());  // post_stream applies max_body itself
   // Like httplib's default but without SO_REUSEPORT, which would let a second server share
   // (and silently split) a port in use.

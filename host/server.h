@@ -1,10 +1,11 @@
 #pragma once
 // `planetbridge serve`: the HTTP stream API, run history and dashboard (docs/http-api.md) on
-// cpp-httplib's thread pool.
+// cpp-httplib, a thread per connection guarded by deadlines and caps (http_guard.h).
 #include <cstdint>
 #include <memory>
 #include <string>
 
+#include "http_guard.h"
 #include "plugin_loader.h"
 #include "suite.h"
 
@@ -14,7 +15,8 @@ struct ServerOptions {
   std::string data_dir = ".planetbridge";  // the run store, shared with `run` and `check`
   uint64_t max_body = uint64_t(1) << 30;   // larger request bodies get 413
   Tolerance tolerance;                     // default for posted streams (?atol=&rtol= override)
-  int threads = 0;                         // worker threads; 0: httplib's default (>= 8)
+  int jobs = 0;                            // checks run at once (others wait); 0: one per CPU
+  ConnectionLimits limits;                 // connection caps, deadlines, head size
   std::string version;                     // reported by /health
 };
 

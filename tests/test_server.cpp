@@ -180,8 +180,15 @@ bool passed(const json& r) { return r["verdict"] == "EXACT" || r["verdict"] == "
 // A raw TCP connection, for what httplib::Client never sends.
 class RawSocket {
  public:
-  explicit RawSocket(int port) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
+  // `from`: the loopback address to connect from (all of 127/8 is this machine's).
+  explicit RawSocket(int port, const char* from = nullptr) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
     REQUIRE(fd_ >= 0);
+    if (from) {
+      sockaddr_in self{};
+      self.sin_family = AF_INET;
+      REQUIRE(::inet_pton(AF_INET, from, &self.sin_addr) == 1);
+      REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&self), sizeof self) == 0);
+    }
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(static_cast<uint16_t>(port));
@@ -192,6 +199,15 @@ class RawSocket {
   }
   ~RawSocket() { close(); }
   void send(const std::string& s) { REQUIRE(::send(fd_, s.data(), s.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(s.size())); }
+  // Sends `s` one byte every `gap` until done or the server closes; false once it closed.
+  bool trickle(const std::string& s, std::chrono::milliseconds gap) {
+    for (char c : s) {
+      if (::send(fd_, &c, 1, MSG_NOSIGNAL) != 1) return false;
+      std::this_thread::sleep_for(gap);
+    }
+    return true;
+  }
+  void shut_write() { ::shutdown(fd_, SHUT_WR); }
   // Everything until the server closes; `closed` is false when the wait timed out instead.
   std::string read_all(bool* closed) {
     std::string out;
@@ -496,6 +512,108 @@ TEST_CASE("serve: a client cut off mid-body, or refused on its headers, never st
   CHECK(r["verdict"] == "EXACT");
 }
 
+TEST_CASE("serve: a client that half-closes mid-body gets 400, not silence", "[serve]") {
+  Live live;
+  RawSocket s(live.port);
+  s.send("POST /api/v1/loom/stream/pytorch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"a\":");
+  s.shut_write();  // no more bytes will come, but the client still listens
+  bool closed = false;
+  CHECK_THAT(s.read_all(&closed), Catch::StartsWith("HTTP/1.1 400") && Catch::Contains("the request body ended early"));
+  CHECK(closed);
+}
+
+TEST_CASE("serve: 200 slow connections hold no worker: /health and a post are answered meanwhile", "[serve]") {
+  Live live;
+  std::vector<std::unique_ptr<RawSocket>> slow;
+  const std::string head = "POST /api/v1/loom/stream/pytorch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n";
+  for (int i = 0; i < 200; ++i) {  // half a head, a whole head, or a head and some body: then nothing
+    slow.push_back(std::make_unique<RawSocket>(live.port));
+    slow.back()->send(i % 3 == 0 ? head.substr(0, 30) : i % 3 == 1 ? head : head + "\r\n{\"version\": 1");
+  }
+  // Before connections got their own threads, these waited for the pool's 8 workers, each held
+  // by a slow client until its per-byte timeout: minutes.
+  httplib::Client c("127.0.0.1", live.port);
+  c.set_read_timeout(5, 0);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto health = c.Get("/health");
+  const double health_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  REQUIRE(health);
+  CHECK(health->status == 200);
+  auto post = c.Post("/api/v1/loom/stream/pytorch", pbtest::read_text(kLinear), "application/json");
+  const double total_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  REQUIRE(post);
+  INFO(post->body);
+  CHECK(post->status == 200);
+  CHECK(json::parse(post->body)["verdict"] == "EXACT");
+  WARN("with 200 slow connections open: /health in " << health_s << " s, health and a post in " << total_s << " s");
+}
+
+TEST_CASE("serve: a request or body trickled below the minimum rate is cut at its deadline (408 for a body)", "[serve]") {
+  pb::host::ServerOptions o;
+  o.limits.grace_s = 0.5;
+  o.limits.min_rate = 1000;  // bytes/s after the grace; the clients below send 50 bytes/s
+  Live live(o);
+  {  // An endless head, a byte at a time: each byte used to restart the read timeout.
+    RawSocket s(live.port);
+    const auto t0 = std::chrono::steady_clock::now();
+    CHECK_FALSE(s.trickle("GET /health HTTP/1.1\r\nX-Pad: " + std::string(500, 'a'), std::chrono::milliseconds(20)));
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));
+  }
+  {  // A body trickled: 408 naming the option, and the connection is closed.
+    RawSocket s(live.port);
+    s.send("POST /api/v1/loom/stream/pytorch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n");
+    std::thread slow([&] { s.trickle(std::string(250, ' '), std::chrono::milliseconds(20)); });
+    bool closed = false;
+    const std::string reply = s.read_all(&closed);
+    slow.join();
+    CHECK_THAT(reply, Catch::StartsWith("HTTP/1.1 408") && Catch::Contains("--min-rate") && Catch::Contains("Connection: close"));
+    CHECK(closed);
+  }
+  // A head over the size limit is refused however fast it comes.
+  RawSocket s(live.port);
+  s.send("GET /health HTTP/1.1\r\n" + std::string(70000, 'X'));
+  bool closed = false;
+  CHECK_THAT(s.read_all(&closed), !Catch::Contains("200 OK"));
+  CHECK(closed);
+  CHECK(live.get_json("/health").first == 200);
+}
+
+TEST_CASE("serve: connections beyond the per-address and total caps get 503 with Retry-After", "[serve]") {
+  pb::host::ServerOptions o;
+  o.limits.max_per_client = 2;
+  o.limits.max_connections = 3;
+  Live live(o);
+  auto held = std::make_unique<RawSocket>(live.port, "127.0.0.1");
+  RawSocket other(live.port, "127.0.0.1");
+  held->send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+  CHECK_THAT(held->read_reply(), Catch::StartsWith("HTTP/1.1 200"));  // kept alive, still counted
+  {
+    RawSocket third(live.port, "127.0.0.1");
+    bool closed = false;
+    CHECK_THAT(third.read_all(&closed), Catch::StartsWith("HTTP/1.1 503") && Catch::Contains("Retry-After: 1") &&
+                                            Catch::Contains("--max-client-connections"));
+    CHECK(closed);
+  }
+  RawSocket elsewhere(live.port, "127.0.0.2");  // another address is still let in
+  elsewhere.send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+  CHECK_THAT(elsewhere.read_reply(), Catch::StartsWith("HTTP/1.1 200"));
+  {
+    RawSocket fourth(live.port, "127.0.0.3");
+    bool closed = false;
+    CHECK_THAT(fourth.read_all(&closed), Catch::StartsWith("HTTP/1.1 503") && Catch::Contains("--max-connections"));
+  }
+  held.reset();  // a closed connection frees its place at once
+  std::string reply;
+  for (int tries = 0; tries < 50 && !Catch::StartsWith("HTTP/1.1 200").match(reply); ++tries) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    RawSocket again(live.port, "127.0.0.1");
+    again.send("GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    bool closed = false;
+    reply = again.read_all(&closed);
+  }
+  CHECK_THAT(reply, Catch::StartsWith("HTTP/1.1 200"));
+}
+
 TEST_CASE("serve: 16 concurrent posts are all answered, with 16 distinct recorded runs", "[serve]") {
   Live live;
   // A live capture when torch is here (the dense MLP the latency is quoted for), else the
@@ -626,7 +744,7 @@ TEST_CASE("serve: the planetbridge serve command answers, and stops cleanly on S
     ::dup2(::open("/dev/null", O_WRONLY), 2);  // nothing of ours stays open in the server
     ::close(out[0]);
     ::execl(PB_CLI, PB_CLI, "--plugin-dir", fs::path(PB_PYTORCH_PLUGIN).parent_path().c_str(), "serve", "--port", "0", "--data",
-            tmp.file("data").c_str(), "--max-body", "1M", "--threads", "4", static_cast<char*>(nullptr));
+            tmp.file("data").c_str(), "--max-body", "1M", "--jobs", "4", static_cast<char*>(nullptr));
     ::_exit(127);
   }
   ::close(out[1]);
@@ -666,6 +784,8 @@ TEST_CASE("serve: the planetbridge serve command answers, and stops cleanly on S
   // Usage errors exit 2.
   CHECK(shell(std::string(PB_CLI) + " serve --port 70000 2>/dev/null") == 2);
   CHECK(shell(std::string(PB_CLI) + " serve --max-body lots 2>/dev/null") == 2);
+  CHECK(shell(std::string(PB_CLI) + " serve --min-rate 0 2>/dev/null") == 2);
+  CHECK(shell(std::string(PB_CLI) + " serve --max-connections 0 2>/dev/null") == 2);
 }
 
 // ------------------------------------------------------------------ the run store
