@@ -333,7 +333,8 @@ TEST_CASE("kernels: an unknown activation is an error naming the node", "[kernel
   CHECK_THROWS_MATCHES(pb::Network(g, {}), pb::Error,
                        ErrorAt("node \"act\" (Activation) from test:act", "unknown activation \"swishy\" (known: "));
 
-  // The same when it is fused into a Dense, and when it is not.
+  // The same when it would be fused into a Dense, and when it is not: the graph is typed before
+  // the passes, so the error names the Activation node either way.
   Graph d = dense_graph(pbtest::f32({2, 4}, {1, 2, 3, 4, 5, 6, 7, 8}), nullptr, {1, 4}, "swishy");
   for (bool fuse : {true, false}) {
     INFO("fuse " << fuse);
@@ -342,7 +343,7 @@ TEST_CASE("kernels: an unknown activation is an error naming the node", "[kernel
       FAIL("compiled an unknown activation");
     } catch (const pb::Error& e) {
       CHECK_THAT(e.what(), Catch::Contains("unknown activation \"swishy\""));
-      CHECK_THAT(e.where(), Catch::Contains(fuse ? "node \"fc\" (Dense)" : "node \"act\" (Activation)"));
+      CHECK_THAT(e.where(), Catch::Contains("node \"act\" (Activation)"));
     }
   }
 

@@ -1080,6 +1080,105 @@ TEST_CASE("kernels: remove_unused drops dead nodes, and fusion sees through them
   }
 }
 
+TEST_CASE("kernels: a residual block folds to convolutions: BatchNorm into weights, Add and ReLU into post-ops", "[kernels]") {
+  // x -> c0 -> h -> c1 -> bn1 -> relu -> c2 -> bn2 -> add(.., h) -> out (relu). With the passes:
+  // c0, c1 (bn1 folded, relu fused) and c2 (bn2 folded, the add and the relu fused), whose sum
+  // accumulates in h's own memory -- unless h is also a graph output.
+  std::mt19937 rng(31);
+  const int64_t c = 8;
+  const Tensor x = random_tensor({2, c, 6, 6}, rng), w0 = random_tensor({c, c, 1, 1}, rng, -0.5f, 0.5f), w1 = random_tensor({c, c, 3, 3}, rng, -0.3f, 0.3f),
+               b1 = random_tensor({c}, rng), w2 = random_tensor({c, c, 3, 3}, rng, -0.3f, 0.3f);
+  Tensor bn[2][4];
+  for (auto& set : bn) {
+    set[0] = random_tensor({c}, rng, 0.5f, 1.5f);
+    set[1] = random_tensor({c}, rng);
+    set[2] = random_tensor({c}, rng);
+    set[3] = random_tensor({c}, rng, 0.05f, 2.f);
+  }
+  const Tensor w1_before = w1.clone();
+  for (bool residual_is_output : {false, true}) {
+    INFO("h is also a graph output: " << residual_is_output);
+    GraphBuilder gb;
+    gb.input("x", x).weight("w0", w0).weight("w1", w1).weight("b1", b1).weight("w2", w2);
+    for (int k = 0; k < 2; ++k)
+      for (int j = 0; j < 4; ++j) gb.weight("bn" + std::to_string(k) + "_" + std::to_string(j), bn[k][j]);
+    const auto bn_inputs = [](const std::string& in, int k) {
+      std::vector<std::string> v = {in};
+      for (int j = 0; j < 4; ++j) v.push_back("bn" + std::to_string(k) + "_" + std::to_string(j));
+      return v;
+    };
+    const Attrs pad1 = attrs({{"pads_begin", Ints{1, 1}}, {"pads_end", Ints{1, 1}}});
+    gb.node("h", "Conv", {"x", "w0"});
+    gb.node("c1", "Conv", {"h", "w1", "b1"}, pad1);
+    gb.node("bn1", "BatchNorm", bn_inputs("c1", 0), attrs({{"eps", 1e-5}}));
+    gb.node("r1", "Activation", {"bn1"}, attrs({{"function", std::string("relu")}}));
+    gb.node("c2", "Conv", {"r1", "w2"}, pad1);
+    gb.node("bn2", "BatchNorm", bn_inputs("c2", 1), attrs({{"eps", 1e-3}}));
+    gb.node("add", "Add", {"h", "bn2"});
+    gb.node("out", "Activation", {"add"}, attrs({{"function", std::string("relu")}}));
+    gb.g.outputs = residual_is_output ? std::vector<std::string>{"out", "h"} : std::vector<std::string>{"out"};
+
+    Shape ys;
+    const Ref hd = conv_ref(to_double(x), x.shape(), w0, nullptr, {}, 1, &ys);
+    Ref y = relu_ref(batchnorm_ref(conv_ref(hd, ys, w1, &b1, {{}, {}, {1, 1}, {1, 1}}, 1, &ys), ys, bn[0][0], bn[0][1],
+                                   bn[0][2], bn[0][3], 1e-5));
+    Ref want = batchnorm_ref(conv_ref(y, ys, w2, nullptr, {{}, {}, {1, 1}, {1, 1}}, 1, &ys), ys, bn[1][0], bn[1][1], bn[1][2], bn[1][3], 1e-3);
+    for (size_t i = 0; i < want.size(); ++i) want[i] = std::max(0.0, want[i] + hd[i]);
+
+    for (const auto& [label, options] : kAllOptions) {
+      INFO("options: " << label);
+      pb::Network net(gb.g, {}, options);
+      net.run(gb.feed_ptrs());
+      CHECK(mismatch(net.output(0), want) == "");
+      if (residual_is_output) CHECK(mismatch(net.output(1), hd) == "");  // never overwritten
+      const Graph& eg = net.executed_graph();
+      if (!options.optimize) {
+        CHECK(eg.nodes.size() == 8);
+        continue;
+      }
+      REQUIRE(eg.nodes.size() == 3);
+      CHECK(eg.nodes[1].inputs == std::vector<std::string>{"h", "w1@bn:bn1", "b1@bn:bn1"});
+      CHECK(eg.nodes[1].attrs.s("activation") == "relu");
+      CHECK(eg.nodes[2].inputs == std::vector<std::string>{"r1", "w2@bn:bn2", "bn1_1@bn:bn2", "h"});
+      CHECK(eg.nodes[2].attrs.s("activation") == "relu");
+      CHECK(eg.nodes[2].outputs == std::vector<std::string>{"out"});
+      CHECK(eg.nodes[2].origin == "test:c2 + test:bn2 + test:add + test:out");
+    }
+  }
+  CHECK(mismatch(w1, to_double(w1_before), 0, 0) == "");  // the stream's weights are untouched
+}
+
+TEST_CASE("kernels: fusion leaves what it cannot fold: a broadcast Add, a shared output, a BatchNorm after an activation", "[kernels]") {
+  std::mt19937 rng(32);
+  const Tensor x = random_tensor({1, 4, 5, 5}, rng), w = random_tensor({4, 4, 1, 1}, rng), bias4 = random_tensor({1, 4, 1, 1}, rng);
+  Tensor bn[4] = {random_tensor({4}, rng, 0.5f, 1.5f), random_tensor({4}, rng), random_tensor({4}, rng), random_tensor({4}, rng, 0.1f, 1.f)};
+  GraphBuilder gb;
+  gb.input("x", x).weight("w", w).weight("bias4", bias4).weight("s", bn[0]).weight("t", bn[1]).weight("m", bn[2]).weight("v", bn[3]);
+  gb.node("c1", "Conv", {"x", "w"});
+  gb.node("add", "Add", {"c1", "bias4"});  // broadcast: not a residual
+  gb.node("c2", "Conv", {"add", "w"}, attrs({{"activation", std::string("tanh")}}));
+  gb.node("bn", "BatchNorm", {"c2", "s", "t", "m", "v"}, attrs({{"eps", 1e-5}}));  // after tanh: not foldable
+  gb.node("c3", "Conv", {"bn", "w"});
+  gb.node("bn3", "BatchNorm", {"c3", "s", "t", "m", "v"}, attrs({{"eps", 1e-5}}));  // c3 is also an output
+  gb.g.outputs = {"bn3", "c3"};
+  pb::Network net(gb.g, {});
+  std::vector<std::string> ops;
+  for (const Node& n : net.executed_graph().nodes) ops.push_back(n.op);
+  CHECK(ops == std::vector<std::string>{"Conv", "Add", "Conv", "BatchNorm", "Conv", "BatchNorm"});
+  pb::Network plain(gb.g, {}, kPlain);
+  net.run(gb.feed_ptrs());
+  plain.run(gb.feed_ptrs());
+  for (size_t i = 0; i < 2; ++i) CHECK(mismatch(net.output(i), to_double(plain.output(i))) == "");
+}
+
+TEST_CASE("kernels: a Conv's add input must have the output's shape", "[kernels]") {
+  std::mt19937 rng(33);
+  GraphBuilder gb;
+  gb.input("x", random_tensor({1, 2, 4, 4}, rng)).input("r", random_tensor({1, 3, 4, 4}, rng)).weight("w", random_tensor({3, 2, 3, 3}, rng));
+  gb.node("n", "Conv", {"x", "w", "", "r"});
+  CHECK_THROWS_MATCHES(pb::Network(gb.g, {}), pb::Error, ErrorAt(where("n", "Conv"), "add [1, 3, 4, 4] must have the output's shape [1, 3, 2, 2]"));
+}
+
 // ------------------------------------------------------------------ attribute errors
 
 TEST_CASE("kernels: bad attributes of spatial and layout ops name the node", "[kernels]") {

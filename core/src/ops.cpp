@@ -333,6 +333,7 @@ Types infer_conv(const InferContext& c) {
   const std::vector<int64_t> sp = window_output(c.node(), {xs.begin() + 2, xs.end()}, w);
   Shape y = {xs[0], out_c};
   y.insert(y.end(), sp.begin(), sp.end());
+  if (c.has(3) && c.shape(3) != y) c.fail("add " + shape_str(c.shape(3)) + " must have the output's shape " + shape_str(y));
   return {{DType::f32, y}};
 }
 
@@ -492,7 +493,9 @@ Types infer_slice(const InferContext& c) {
 
 // ------------------------------------------------------------------ the table
 
-InputSchema value(const std::string& name, const std::string& doc = "") { return {name, InputKind::Value, false, false, doc}; }
+InputSchema value(const std::string& name, const std::string& doc = "", bool optional = false) {
+  return {name, InputKind::Value, optional, false, doc};
+}
 InputSchema weight(const std::string& name, const std::string& doc = "", bool optional = false) {
   return {name, InputKind::Weight, optional, false, doc};
 }
@@ -570,11 +573,12 @@ std::map<std::string, OpSchema> make_table() {
        {value("x", "[..., F]"), weight("scale", "[F]"), weight("shift", "[F]")}, {"y"}, {}, infer_affine,
        "one binary primitive with a fused add"},
       {"Conv", "convolution over 1-3 spatial dims",
-       {value("x", "[N, C, spatial...]"), weight("weight", "[O, C/groups, k...]"), weight("bias", "[O]", true)}, {"y"},
-       join(join(window_attrs(), {with_default("groups", AttrType::Int, int64_t(1), "")}), fused_activation_attrs()),
+       {value("x", "[N, C, spatial...]"), weight("weight", "[O, C/groups, k...]"), weight("bias", "[O]", true),
+        value("add", "y's shape: a residual added before the activation, set by the fusion pass", true)},
+       {"y"}, join(join(window_attrs(), {with_default("groups", AttrType::Int, int64_t(1), "")}), fused_activation_attrs()),
        infer_conv,
        "oneDNN convolution; pads explicit per spatial dim (decoders resolve \"same\"); weights reordered once into the "
-       "primitive's layout"},
+       "primitive's layout; `add` is a sum post-op, written in place over it when nothing reads it later"},
       {"Pool", "max or average pooling over windows",
        {value("x", "[N, C, spatial...]")}, {"y"},
        join({required("mode", AttrType::String, "max | avg"), {"kernel", AttrType::Ints, std::nullopt, true, "one per spatial dim (unless global)"}},
@@ -655,7 +659,8 @@ Attrs checked_attrs(const Node& node) {
   Attrs out = node.attrs;
   out.owner = node_where(node);
   for (const auto& [key, v] : node.attrs.all()) {
-    auto it = std::find_if(s.attrs.begin(), s.attrs.end(), [&](const AttrSchema& a) { return a.name == key; });
+    const std::string& name = key;  // a lambda may not capture a structured binding before C++20 (clang)
+    auto it = std::find_if(s.attrs.begin(), s.attrs.end(), [&](const AttrSchema& a) { return a.name == name; });
     if (it == s.attrs.end()) {
       std::vector<std::string> names;
       for (const auto& a : s.attrs) names.push_back(a.name);

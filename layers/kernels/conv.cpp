@@ -1,6 +1,9 @@
-// Conv (1-D, 2-D, 3-D): x [N, C, spatial...], weight [O, C/groups, k...], optional bias [O];
-// attrs strides, dilations, pads_begin, pads_end, groups, activation (fused post-op).
-// Weights are reordered once into the layout oneDNN prefers.
+// Conv (1-D, 2-D, 3-D): x [N, C, spatial...], weight [O, C/groups, k...], optional bias [O],
+// optional add (y's shape: a residual summed before the activation); attrs strides, dilations,
+// pads_begin, pads_end, groups, activation (fused post-op). Weights are reordered once into the
+// layout oneDNN prefers. The sum post-op accumulates into the destination: it is the residual's
+// own memory when nothing reads the residual later (the conv's source included) and its layout
+// fits, else a copy of it.
 #include "eltwise.h"
 #include "kernel.h"
 
@@ -32,7 +35,10 @@ std::unique_ptr<Kernel> build_conv(const ir::Node& node, CompileContext& ctx) {
   memory::desc bias_md({out_c}, memory::data_type::f32, memory::format_tag::a);
 
   dnnl::primitive_attr attr = ctx.primitive_attr();
-  attr.set_post_ops(eltwise_post_ops(node.attrs.s("activation"), node.attrs));
+  const bool has_add = has_input(node, 3);
+  dnnl::post_ops ops;
+  if (has_add) ops.append_sum(1.f);
+  attr.set_post_ops(eltwise_post_ops(node.attrs.s("activation"), node.attrs, ops));
   const memory::dims strides = dims_of(win.strides), pl = dims_of(win.pads_begin), pr = dims_of(win.pads_end);
   const auto prop = dnnl::prop_kind::forward_inference;
   const auto alg = dnnl::algorithm::convolution_direct;
@@ -44,9 +50,21 @@ std::unique_ptr<Kernel> build_conv(const ir::Node& node, CompileContext& ctx) {
   std::map<int, memory> args = {
       {DNNL_ARG_SRC, in_layout(eng, ctx.memory(node_input(node, 0)), pd.src_desc(), *seq)},
       {DNNL_ARG_WEIGHTS, packed_weights(eng, memory({wdims, memory::data_type::f32, wtag}, eng, const_cast<void*>(w.raw())), pd.weights_desc())},
-      {DNNL_ARG_DST, ctx.define_layout(node.outputs.at(0), ys, pd.dst_desc())},
       {DNNL_ARG_SCRATCHPAD, ctx.scratchpad(pd.scratchpad_desc())},
   };
+  if (!has_add) {
+    args[DNNL_ARG_DST] = ctx.define_layout(node.outputs.at(0), ys, pd.dst_desc());
+  } else {
+    const std::string& residual = node_input(node, 3);
+    const memory r = ctx.memory(residual);
+    // In place only when the convolution does not also read it (its source cannot be its destination).
+    if (!ctx.read_later(residual) && residual != node_input(node, 0) && r.get_desc() == pd.dst_desc()) {
+      args[DNNL_ARG_DST] = ctx.define_in_place(node.outputs.at(0), residual);
+    } else {
+      args[DNNL_ARG_DST] = ctx.define_layout(node.outputs.at(0), ys, pd.dst_desc());
+      seq->add(reorder_kernel(r, args[DNNL_ARG_DST]));
+    }
+  }
   if (has_bias) args[DNNL_ARG_BIAS] = plain_memory(eng, ctx.weight(node_input(node, 2), "bias"));
   seq->add(std::make_unique<PrimitiveKernel>(dnnl::convolution_forward(pd), std::move(args)));
   return seq;

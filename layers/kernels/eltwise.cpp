@@ -62,8 +62,7 @@ std::vector<EltwiseStep> eltwise_steps(const std::string& function, const ir::At
   return it->second(attrs);
 }
 
-dnnl::post_ops eltwise_post_ops(const std::string& function, const ir::Attrs& attrs) {
-  dnnl::post_ops ops;
+dnnl::post_ops eltwise_post_ops(const std::string& function, const ir::Attrs& attrs, dnnl::post_ops ops) {
   for (const EltwiseStep& s : eltwise_steps(function, attrs)) ops.append_eltwise(1.f, s.algorithm, s.alpha, s.beta);
   return ops;
 }

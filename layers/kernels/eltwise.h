@@ -20,7 +20,7 @@ struct EltwiseStep {
 // Throws for an unknown name: nothing is ever silently linear.
 std::vector<EltwiseStep> eltwise_steps(const std::string& function, const ir::Attrs& attrs);
 
-// The activation as post-ops of another primitive (Dense and Conv fuse it).
-dnnl::post_ops eltwise_post_ops(const std::string& function, const ir::Attrs& attrs);
+// The activation as post-ops of another primitive (Dense and Conv fuse it), appended to `ops`.
+dnnl::post_ops eltwise_post_ops(const std::string& function, const ir::Attrs& attrs, dnnl::post_ops ops = {});
 
 }  // namespace pb::layers

@@ -89,6 +89,11 @@ class CompileContext {
   }
   // Declares a node output that shares the bytes of `source` with another shape (no copy).
   virtual void alias(const std::string& name, const std::string& source, const Shape& shape) = 0;
+  // Whether a node after the current one (or the graph's outputs) reads `name`.
+  virtual bool read_later(const std::string& name) const = 0;
+  // Declares a node output held in `source`'s memory, layout and shape (the node overwrites
+  // it in place: only when nothing reads `source` later).
+  virtual dnnl::memory define_in_place(const std::string& name, const std::string& source) = 0;
   // Attributes every primitive gets: strict f32 math, user-managed scratchpad.
   virtual dnnl::primitive_attr primitive_attr() const = 0;
   // Registers a primitive's scratchpad need; returns the shared scratchpad memory.

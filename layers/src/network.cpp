@@ -115,6 +115,8 @@ struct Network::Impl : layers::CompileContext {
   size_t scratch_bytes = 0;
   Tensor scratch;
   std::string current;  // node being compiled, for error messages
+  size_t current_index = 0;
+  std::map<std::string, size_t> last_reader;  // value -> index of the last node reading it (SIZE_MAX: kept)
   std::vector<ir::TensorType> current_types;  // its inferred output types
   std::map<std::string, ir::TensorType> types;  // every value's and weight's type
 
@@ -175,6 +177,20 @@ struct Network::Impl : layers::CompileContext {
     return values.emplace(name, Tensor(dtype, shape)).first->second;
   }
 
+  bool read_later(const std::string& name) const override {
+    auto it = last_reader.find(name);
+    return it != last_reader.end() && it->second > current_index;
+  }
+
+  dnnl::memory define_in_place(const std::string& name, const std::string& source) override {
+    if (values.count(name) || blocked.count(name)) throw Error(current, "value \"" + name + "\" is defined twice");
+    if (auto it = blocked.find(source); it != blocked.end()) {
+      blocked_shapes[name] = blocked_shapes.at(source);
+      return blocked.emplace(name, it->second).first->second;
+    }
+    return layers::plain_memory(eng, values.emplace(name, value(source)).first->second);
+  }
+
   void alias(const std::string& name, const std::string& source, const Shape& shape) override {
     Tensor view = value(source).reshaped(shape);
     if (values.count(name)) throw Error(current, "value \"" + name + "\" is defined twice");
@@ -202,9 +218,8 @@ Network::Network(const ir::Graph& graph, const std::map<std::string, Shape>& inp
   Impl& m = *impl_;
   m.options = options;
   graph.validate();
-  m.graph = options.optimize ? layers::fuse_activations(layers::remove_unused(graph)) : graph;
 
-  for (const ir::ValueInfo& in : m.graph.inputs) {
+  for (const ir::ValueInfo& in : graph.inputs) {
     Shape shape = in.shape;
     auto given = input_shapes.find(in.name);
     if (given != input_shapes.end()) {
@@ -219,12 +234,19 @@ Network::Network(const ir::Graph& graph, const std::map<std::string, Shape>& inp
       if (d < 0) throw Error("input \"" + in.name + "\"", "shape " + shape_str(in.shape) + " needs a concrete size");
     m.input_buffers.push_back(m.define(in.name, in.dtype, shape));
   }
+  m.graph = options.optimize ? layers::optimize(graph, input_shapes) : graph;
+  for (size_t i = 0; i < m.graph.nodes.size(); ++i)
+    for (const std::string& in : m.graph.nodes[i].inputs) m.last_reader[in] = i;
+  // Graph inputs and outputs are the caller's: never overwritten in place.
+  for (const std::string& out : m.graph.outputs) m.last_reader[out] = SIZE_MAX;
+  for (const ir::ValueInfo& in : m.graph.inputs) m.last_reader[in.name] = SIZE_MAX;
 
   for (const ir::ValueInfo& in : m.graph.inputs) m.types[in.name] = {in.dtype, m.values.at(in.name).shape()};
   for (const auto& [name, t] : m.graph.weights) m.types[name] = {t.dtype(), t.shape()};
   const auto is_weight = [&](const std::string& name) { return m.graph.weights.count(name) != 0; };
   const auto& table = layers::kernel_table();
   for (const ir::Node& node : m.graph.nodes) {
+    m.current_index = static_cast<size_t>(&node - m.graph.nodes.data());
     // Checked against its schema and typed before its kernel sees it: the builder gets every
     // attribute with its default and the output types.
     ir::Node n = node;

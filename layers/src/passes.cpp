@@ -1,7 +1,10 @@
 #include "passes.h"
 
+#include <cmath>
 #include <map>
 #include <set>
+
+#include "planetbridge/ops.h"
 
 namespace pb::layers {
 
@@ -10,7 +13,58 @@ namespace {
 bool fusable_producer(const ir::Node& n) {
   return (n.op == "Dense" || n.op == "Conv") && n.attrs.s("activation", "identity") == "identity";
 }
+
+// How many nodes read each value; a graph output counts as a reader.
+std::map<std::string, int> readers(const ir::Graph& graph) {
+  std::map<std::string, int> uses;
+  for (const ir::Node& n : graph.nodes)
+    for (const std::string& in : n.inputs) ++uses[in];
+  for (const std::string& out : graph.outputs) ++uses[out];
+  return uses;
+}
+
+// Rewrites nodes in order: `fold(node, producer_of, g)` may merge `node` into the node (already
+// kept) that produced one of its inputs and return it; producer_of(value) is that node or
+// nullptr. The merged node moves to `node`'s place: its other inputs (a residual computed after
+// the producer) are ready there, and nothing between read the producer's old output.
+template <typename Fold>
+ir::Graph merge_into_producers(const ir::Graph& graph, Fold fold) {
+  ir::Graph g = graph;
+  g.nodes.clear();
+  std::vector<bool> moved;                 // g.nodes[i] was merged and moved on
+  std::map<std::string, size_t> producer;  // value -> index in g.nodes
+  auto producer_of = [&](const std::string& value) -> ir::Node* {
+    auto it = producer.find(value);
+    return it == producer.end() ? nullptr : &g.nodes[it->second];
+  };
+  for (const ir::Node& n : graph.nodes) {
+    if (ir::Node* merged = fold(n, producer_of, g)) {
+      const size_t at = static_cast<size_t>(merged - g.nodes.data());
+      g.nodes.push_back(g.nodes[at]);
+      moved[at] = true;
+    } else {
+      g.nodes.push_back(n);
+    }
+    moved.push_back(false);
+    for (const std::string& out : g.nodes.back().outputs) producer[out] = g.nodes.size() - 1;
+  }
+  std::vector<ir::Node> kept;
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    if (!moved[i]) kept.push_back(std::move(g.nodes[i]));
+  g.nodes = std::move(kept);
+  return g;
+}
+
+bool is_f32_weight(const ir::Graph& g, const std::string& name, int64_t count) {
+  auto it = g.weights.find(name);
+  return it != g.weights.end() && it->second.dtype() == DType::f32 && (count < 0 || it->second.numel() == count);
+}
 }  // namespace
+
+ir::Graph optimize(const ir::Graph& graph, const std::map<std::string, Shape>& input_shapes) {
+  ir::Graph g = fold_batchnorm(remove_unused(graph));
+  return fuse_activations(fuse_residual_add(g, ir::infer_graph(g, input_shapes)));
+}
 
 ir::Graph remove_unused(const ir::Graph& graph) {
   std::set<std::string> needed(graph.outputs.begin(), graph.outputs.end());
@@ -27,33 +81,79 @@ ir::Graph remove_unused(const ir::Graph& graph) {
   return g;
 }
 
-ir::Graph fuse_activations(const ir::Graph& graph) {
-  std::map<std::string, int> uses;
-  for (const ir::Node& n : graph.nodes)
-    for (const std::string& in : n.inputs) ++uses[in];
-  for (const std::string& out : graph.outputs) ++uses[out];
-
-  ir::Graph g = graph;
-  g.nodes.clear();
-  std::map<std::string, size_t> producer;  // value -> index in g.nodes
-  for (const ir::Node& n : graph.nodes) {
-    if (n.op == "Activation" && !n.inputs.empty() && n.attrs.has("function")) {
-      auto it = producer.find(n.inputs[0]);
-      if (it != producer.end() && uses[n.inputs[0]] == 1 && fusable_producer(g.nodes[it->second])) {
-        ir::Node& producer_node = g.nodes[it->second];
-        producer_node.attrs.set("activation", n.attrs.s("function"));
-        for (const char* key : {"alpha", "beta"})
-          if (n.attrs.has(key)) producer_node.attrs.set(key, n.attrs.all().at(key));
-        producer_node.outputs = n.outputs;
-        producer_node.origin += " + " + n.origin;
-        for (const std::string& out : n.outputs) producer[out] = it->second;
-        continue;
-      }
+ir::Graph fold_batchnorm(const ir::Graph& graph) {
+  std::map<std::string, int> uses = readers(graph);
+  return merge_into_producers(graph, [&](const ir::Node& bn, auto producer_of, ir::Graph& g) -> ir::Node* {
+    if (bn.op != "BatchNorm" || bn.inputs.size() != 5) return nullptr;
+    ir::Node* conv = producer_of(bn.inputs[0]);
+    if (!conv || conv->op != "Conv" || uses[bn.inputs[0]] != 1 || !fusable_producer(*conv) || conv->inputs.size() < 2 ||
+        conv->inputs.size() > 3 || !is_f32_weight(g, conv->inputs[1], -1))
+      return nullptr;
+    const Tensor& w = g.weights.at(conv->inputs[1]);
+    const int64_t out_c = w.shape()[0], per_out = w.numel() / out_c;
+    const bool has_bias = conv->inputs.size() == 3 && !conv->inputs[2].empty();
+    if (has_bias && !is_f32_weight(g, conv->inputs[2], out_c)) return nullptr;
+    for (size_t i = 1; i < 5; ++i)
+      if (!is_f32_weight(g, bn.inputs[i], out_c)) return nullptr;
+    const float* scale = g.weights.at(bn.inputs[1]).data<float>();
+    const float* shift = g.weights.at(bn.inputs[2]).data<float>();
+    const float* mean = g.weights.at(bn.inputs[3]).data<float>();
+    const float* var = g.weights.at(bn.inputs[4]).data<float>();
+    const double eps = bn.attrs.f("eps");
+    Tensor folded_w(DType::f32, w.shape()), folded_b(DType::f32, {out_c});
+    for (int64_t o = 0; o < out_c; ++o) {
+      const double s = double(scale[o]) / std::sqrt(double(var[o]) + eps);
+      const float* src = w.data<float>() + o * per_out;
+      float* dst = folded_w.data<float>() + o * per_out;
+      for (int64_t k = 0; k < per_out; ++k) dst[k] = static_cast<float>(double(src[k]) * s);
+      const double b = has_bias ? double(g.weights.at(conv->inputs[2]).data<float>()[o]) : 0.0;
+      folded_b.data<float>()[o] = static_cast<float>((b - double(mean[o])) * s + double(shift[o]));
     }
-    for (const std::string& out : n.outputs) producer[out] = g.nodes.size();
-    g.nodes.push_back(n);
-  }
-  return g;
+    const std::string suffix = "@bn:" + bn.name;
+    conv->inputs.resize(3);
+    conv->inputs[1] += suffix;
+    conv->inputs[2] = (has_bias ? conv->inputs[2] : bn.inputs[2]) + suffix;
+    g.weights[conv->inputs[1]] = std::move(folded_w);
+    g.weights[conv->inputs[2]] = std::move(folded_b);
+    conv->outputs = bn.outputs;
+    conv->origin += " + " + bn.origin;
+    return conv;
+  });
+}
+
+ir::Graph fuse_residual_add(const ir::Graph& graph, const std::map<std::string, ir::TensorType>& types) {
+  std::map<std::string, int> uses = readers(graph);
+  return merge_into_producers(graph, [&](const ir::Node& add, auto producer_of, ir::Graph&) -> ir::Node* {
+    if (add.op != "Add" || add.inputs.size() != 2) return nullptr;
+    for (size_t i = 0; i < 2; ++i) {
+      ir::Node* conv = producer_of(add.inputs[i]);
+      const std::string& other = add.inputs[1 - i];
+      if (!conv || conv->op != "Conv" || uses[add.inputs[i]] != 1 || !fusable_producer(*conv) || conv->inputs.size() > 3 ||
+          other == add.inputs[i] || !types.count(other) || !(types.at(other) == types.at(add.inputs[i])))
+        continue;
+      conv->inputs.resize(3);
+      conv->inputs.push_back(other);
+      conv->outputs = add.outputs;
+      conv->origin += " + " + add.origin;
+      return conv;
+    }
+    return nullptr;
+  });
+}
+
+ir::Graph fuse_activations(const ir::Graph& graph) {
+  std::map<std::string, int> uses = readers(graph);
+  return merge_into_producers(graph, [&](const ir::Node& n, auto producer_of, ir::Graph&) -> ir::Node* {
+    if (n.op != "Activation" || n.inputs.empty() || !n.attrs.has("function")) return nullptr;
+    ir::Node* producer = producer_of(n.inputs[0]);
+    if (!producer || uses[n.inputs[0]] != 1 || !fusable_producer(*producer)) return nullptr;
+    producer->attrs.set("activation", n.attrs.s("function"));
+    for (const char* key : {"alpha", "beta"})
+      if (n.attrs.has(key)) producer->attrs.set(key, n.attrs.all().at(key));
+    producer->outputs = n.outputs;
+    producer->origin += " + " + n.origin;
+    return producer;
+  });
 }
 
 }  // namespace pb::layers

@@ -12,8 +12,9 @@
 namespace pb {
 
 struct CompileOptions {
-  bool optimize = true;         // graph passes: drop nodes nothing uses, fold an Activation into
-                                // the Dense/Conv before it (post-op)
+  bool optimize = true;         // graph passes (layers/src/passes.h): drop nodes nothing uses, fold
+                                // BatchNorm into Conv, fuse a residual Add and an Activation into
+                                // the Conv/Dense before them (post-ops)
   bool blocked_layouts = true;  // keep activations in oneDNN's preferred layouts between ops;
                                 // off, every value is plain and readable with value()
 };
