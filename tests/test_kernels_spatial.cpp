@@ -1171,6 +1171,25 @@ TEST_CASE("kernels: fusion leaves what it cannot fold: a broadcast Add, a shared
   for (size_t i = 0; i < 2; ++i) CHECK(mismatch(net.output(i), to_double(plain.output(i))) == "");
 }
 
+TEST_CASE("kernels: BatchNorm1d after a Dense folds into it; over a sequence it does not", "[kernels]") {
+  std::mt19937 rng(34);
+  const Tensor w = random_tensor({6, 5}, rng), b = random_tensor({6}, rng);
+  Tensor bn[4] = {random_tensor({6}, rng, 0.5f, 1.5f), random_tensor({6}, rng), random_tensor({6}, rng), random_tensor({6}, rng, 0.1f, 1.f)};
+  for (const Shape& xs : {Shape{4, 5}, Shape{4, 6, 5}}) {  // [N, out]: folds; [N, T=6, out=6]: BatchNorm normalises T
+    INFO("x " << pb::shape_str(xs));
+    GraphBuilder gb;
+    gb.input("x", random_tensor(xs, rng)).weight("w", w).weight("b", b);
+    gb.weight("s", bn[0]).weight("t", bn[1]).weight("m", bn[2]).weight("v", bn[3]);
+    gb.node("fc", "Dense", {"x", "w", "b"});
+    gb.node("bn", "BatchNorm", {"fc", "s", "t", "m", "v"}, attrs({{"eps", 1e-5}}));
+    pb::Network net(gb.g, {}), plain(gb.g, {}, kPlain);
+    net.run(gb.feed_ptrs());
+    plain.run(gb.feed_ptrs());
+    CHECK(mismatch(net.output(0), to_double(plain.output(0))) == "");
+    CHECK(net.executed_graph().nodes.size() == (xs.size() == 2 ? 1u : 2u));
+  }
+}
+
 TEST_CASE("kernels: a Conv's add input must have the output's shape", "[kernels]") {
   std::mt19937 rng(33);
   GraphBuilder gb;

@@ -62,8 +62,9 @@ bool is_f32_weight(const ir::Graph& g, const std::string& name, int64_t count) {
 }  // namespace
 
 ir::Graph optimize(const ir::Graph& graph, const std::map<std::string, Shape>& input_shapes) {
-  ir::Graph g = fold_batchnorm(remove_unused(graph));
-  return fuse_activations(fuse_residual_add(g, ir::infer_graph(g, input_shapes)));
+  ir::Graph g = remove_unused(graph);
+  const std::map<std::string, ir::TensorType> types = ir::infer_graph(g, input_shapes);  // folding keeps every value's type
+  return fuse_activations(fuse_residual_add(fold_batchnorm(g, types), types));
 }
 
 ir::Graph remove_unused(const ir::Graph& graph) {
@@ -81,18 +82,20 @@ ir::Graph remove_unused(const ir::Graph& graph) {
   return g;
 }
 
-ir::Graph fold_batchnorm(const ir::Graph& graph) {
+ir::Graph fold_batchnorm(const ir::Graph& graph, const std::map<std::string, ir::TensorType>& types) {
   std::map<std::string, int> uses = readers(graph);
   return merge_into_producers(graph, [&](const ir::Node& bn, auto producer_of, ir::Graph& g) -> ir::Node* {
     if (bn.op != "BatchNorm" || bn.inputs.size() != 5) return nullptr;
-    ir::Node* conv = producer_of(bn.inputs[0]);
-    if (!conv || conv->op != "Conv" || uses[bn.inputs[0]] != 1 || !fusable_producer(*conv) || conv->inputs.size() < 2 ||
-        conv->inputs.size() > 3 || !is_f32_weight(g, conv->inputs[1], -1))
+    ir::Node* producer = producer_of(bn.inputs[0]);  // a Conv, or a Dense whose [N, out] output BatchNorm1d normalises
+    const bool foldable = producer && (producer->op == "Conv" || (producer->op == "Dense" && types.count(bn.inputs[0]) &&
+                                                          types.at(bn.inputs[0]).shape.size() == 2));
+    if (!foldable || uses[bn.inputs[0]] != 1 || !fusable_producer(*producer) || producer->inputs.size() < 2 || producer->inputs.size() > 3 ||
+        !is_f32_weight(g, producer->inputs[1], -1))
       return nullptr;
-    const Tensor& w = g.weights.at(conv->inputs[1]);
+    const Tensor& w = g.weights.at(producer->inputs[1]);
     const int64_t out_c = w.shape()[0], per_out = w.numel() / out_c;
-    const bool has_bias = conv->inputs.size() == 3 && !conv->inputs[2].empty();
-    if (has_bias && !is_f32_weight(g, conv->inputs[2], out_c)) return nullptr;
+    const bool has_bias = producer->inputs.size() == 3 && !producer->inputs[2].empty();
+    if (has_bias && !is_f32_weight(g, producer->inputs[2], out_c)) return nullptr;
     for (size_t i = 1; i < 5; ++i)
       if (!is_f32_weight(g, bn.inputs[i], out_c)) return nullptr;
     const float* scale = g.weights.at(bn.inputs[1]).data<float>();
@@ -106,18 +109,18 @@ ir::Graph fold_batchnorm(const ir::Graph& graph) {
       const float* src = w.data<float>() + o * per_out;
       float* dst = folded_w.data<float>() + o * per_out;
       for (int64_t k = 0; k < per_out; ++k) dst[k] = static_cast<float>(double(src[k]) * s);
-      const double b = has_bias ? double(g.weights.at(conv->inputs[2]).data<float>()[o]) : 0.0;
+      const double b = has_bias ? double(g.weights.at(producer->inputs[2]).data<float>()[o]) : 0.0;
       folded_b.data<float>()[o] = static_cast<float>((b - double(mean[o])) * s + double(shift[o]));
     }
     const std::string suffix = "@bn:" + bn.name;
-    conv->inputs.resize(3);
-    conv->inputs[1] += suffix;
-    conv->inputs[2] = (has_bias ? conv->inputs[2] : bn.inputs[2]) + suffix;
-    g.weights[conv->inputs[1]] = std::move(folded_w);
-    g.weights[conv->inputs[2]] = std::move(folded_b);
-    conv->outputs = bn.outputs;
-    conv->origin += " + " + bn.origin;
-    return conv;
+    producer->inputs.resize(3);
+    producer->inputs[1] += suffix;
+    producer->inputs[2] = (has_bias ? producer->inputs[2] : bn.inputs[2]) + suffix;
+    g.weights[producer->inputs[1]] = std::move(folded_w);
+    g.weights[producer->inputs[2]] = std::move(folded_b);
+    producer->outputs = bn.outputs;
+    producer->origin += " + " + bn.origin;
+    return producer;
   });
 }
 

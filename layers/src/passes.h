@@ -17,11 +17,12 @@ ir::Graph optimize(const ir::Graph& graph, const std::map<std::string, Shape>& i
 // line up); the tap-checking compile runs without passes and keeps them.
 ir::Graph remove_unused(const ir::Graph& graph);
 
-// Folds an inference BatchNorm into the Conv that feeds it, when the Conv's output has no other
-// reader and the Conv has no activation: per output channel o, s = scale[o] / sqrt(var[o] + eps),
-// w'[o] = w[o]·s, b'[o] = (b[o] − mean[o])·s + shift[o] (in double, rounded once). The folded
-// weights are new tensors "<weight>@bn:<batchnorm node>"; the stream's stay untouched.
-ir::Graph fold_batchnorm(const ir::Graph& graph);
+// Folds an inference BatchNorm into the Conv (or the Dense with a [N, out] output) that feeds
+// it, when that output has no other reader and the producer has no activation: per output
+// channel o, s = scale[o] / sqrt(var[o] + eps), w'[o] = w[o]·s, b'[o] = (b[o] − mean[o])·s +
+// shift[o] (in double, rounded once). The folded weights are new tensors
+// "<weight>@bn:<batchnorm node>"; the stream's stay untouched. `types`: every value's type.
+ir::Graph fold_batchnorm(const ir::Graph& graph, const std::map<std::string, ir::TensorType>& types);
 
 // Folds Add(conv, r) into the Conv as its input "add" (a oneDNN sum post-op), when r has the
 // Conv output's shape, the Conv's output has no other reader and the Conv has no activation.
