@@ -49,6 +49,13 @@ class JaxDialect : public Dialect {
       input_names.fail("names " + std::to_string(input_names.size()) + " inputs, the stream has " + std::to_string(stream.inputs.size()));
     for (size_t i = 0; i < stream.inputs.size(); ++i) d.input(input_names[i].str(), i, input_names[i]);
 
+    UnsupportedTypes unsupported;  // every missing module type and function, as one error
+    for (const JsonRef& mj : model["modules"].items()) {
+      if (mj["type"].str() == "fn") unsupported.check(function_table(), mj["fn"].str(), "function", mj["fn"]);
+      else unsupported.check(module_table(), mj["type"].str(), "module type", mj["type"]);
+    }
+    unsupported.fail_if_any(model["modules"]);
+
     // Sequential by default: a module without "inputs" takes the previous module's output.
     std::string previous = stream.inputs.size() == 1 ? input_names[0].str() : "";
     for (const JsonRef& mj : model["modules"].items()) {

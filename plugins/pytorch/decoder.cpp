@@ -47,6 +47,19 @@ void translate_call(Decoder& d, FxTuples& tuples, const JsonRef& node, const std
   tr->translate(FxNode(d, tuples, node, module));
 }
 
+// Every module type, function and method the graph calls that no table has, as one error.
+void check_supported(const JsonRef& graph, const std::optional<JsonRef>& modules) {
+  UnsupportedTypes unsupported;
+  for (const JsonRef& node : graph.items()) {
+    const std::string op = node["op"].str();
+    if (op == "call_module" && modules && modules->has(node["target"].str()))
+      unsupported.check(module_table(), (*modules)[node["target"].str()]["type"].str(), "module type", node);
+    else if (op == "call_function") unsupported.check(function_table(), node["target"].str(), "function", node);
+    else if (op == "call_method") unsupported.check(method_table(), node["target"].str(), "method", node);
+  }
+  unsupported.fail_if_any(graph);
+}
+
 class PytorchDialect : public Dialect {
  public:
   std::string planet() const override { return "pytorch"; }
@@ -67,6 +80,7 @@ class PytorchDialect : public Dialect {
     Decoder d(stream, "torch.fx", Layout::ChannelsFirst);
     const JsonRef model = d.model();
     const std::optional<JsonRef> modules = model.find("modules");
+    check_supported(model["graph"], modules);
     FxTuples tuples;  // the nodes returning tuples (recurrent modules)
     size_t placeholders = 0;
     std::optional<std::vector<std::string>> outputs;

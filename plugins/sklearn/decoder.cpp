@@ -350,6 +350,17 @@ std::string translate(Decoder& d, const JsonRef& json, const std::string& prefix
   return it->second.fn(Estimator{d, json, cls, prefix, origin}, x, out);
 }
 
+// Every estimator class of a (nested) Pipeline the table lacks, as one error.
+void find_unsupported(const JsonRef& json, UnsupportedTypes& unsupported) {
+  const std::string cls = json["class"].str();
+  if (cls == "Pipeline") {
+    if (auto steps = json.find("steps"); steps && steps->is_array())
+      for (const JsonRef& step : steps->items()) find_unsupported(step["estimator"], unsupported);
+  } else if (cls != "passthrough") {
+    unsupported.check(estimator_table(), cls, "estimator class", json["class"]);
+  }
+}
+
 class SklearnDialect : public Dialect {
  public:
   std::string planet() const override { return "sklearn"; }
@@ -381,6 +392,9 @@ class SklearnDialect : public Dialect {
     if (stream.tensors.at(stream.inputs[0]).shape().size() != 2)
       stream.root()["inputs"][0].fail("X must be [samples, features], got " + shape_str(stream.tensors.at(stream.inputs[0]).shape()));
     d.input("X", 0, stream.root()["inputs"][0]);
+    UnsupportedTypes unsupported;
+    find_unsupported(d.model()["estimator"], unsupported);
+    unsupported.fail_if_any(d.model()["estimator"]);
     const std::string y = translate(d, d.model()["estimator"], "", "", role, "X", method.str());
     return d.finish({y}, stream.root()["expected"]);
   }

@@ -67,6 +67,11 @@ class TemplateDialect : public Dialect {
     if (stream.inputs.size() != 1) stream.root()["inputs"].fail("expected one input");
     d.input("x", 0, stream.root()["inputs"][0]);
 
+    // Every layer type this planet cannot translate, named in one error before translating any.
+    UnsupportedTypes unsupported;
+    for (const JsonRef& lj : d.model()["layers"].items()) unsupported.check(layer_table(), lj["type"].str(), "layer type", lj["type"]);
+    unsupported.fail_if_any(d.model()["layers"]);
+
     std::string previous = "x";
     for (const JsonRef& lj : d.model()["layers"].items()) {
       const std::string type = lj["type"].str(), name = lj["name"].str();

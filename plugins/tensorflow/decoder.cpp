@@ -232,6 +232,18 @@ std::vector<std::string> decode_functional(Decoder& d, KerasModel& m, const Json
   return outputs;
 }
 
+// Every layer class the model uses that the table lacks (wrapped layers included), as one error.
+void check_supported(const JsonRef& config) {
+  UnsupportedTypes unsupported;
+  for (const JsonRef& l : config["layers"].items()) {
+    if (l["class_name"].str() == "InputLayer") continue;
+    unsupported.check(layer_table(), l["class_name"].str(), "layer class", l["class_name"]);
+    if (auto inner = l["config"].find("layer"); inner && inner->is_object() && inner->has("class_name"))
+      unsupported.check(layer_table(), (*inner)["class_name"].str(), "layer class", (*inner)["class_name"]);
+  }
+  unsupported.fail_if_any(config["layers"]);
+}
+
 class TensorflowDialect : public Dialect {
  public:
   std::string planet() const override { return "tensorflow"; }
@@ -256,6 +268,7 @@ class TensorflowDialect : public Dialect {
 
     const JsonRef cls = topology["class_name"];
     const std::string kind = cls.str();
+    if (kind == "Sequential" || kind == "Functional" || kind == "Model") check_supported(topology["config"]);
     std::vector<std::string> outputs;
     if (kind == "Sequential") outputs = decode_sequential(d, m, topology["config"]);
     else if (kind == "Functional" || kind == "Model") outputs = decode_functional(d, m, topology["config"]);

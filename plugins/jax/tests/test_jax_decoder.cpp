@@ -622,10 +622,11 @@ TEST_CASE("jax decoder: unknown module types and functions name the path", "[jax
   json doc = load_doc("mlp_no_bias");
   json bad = doc;
   bad["model"]["modules"][2]["type"] = "ConvTranspose";
-  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.modules[2].type", "unsupported module type \"ConvTranspose\""));
-  bad = doc;
-  bad["model"]["modules"][1]["fn"] = "nn.foo";
-  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.modules[1].fn", "unsupported function \"nn.foo\""));
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.modules", "module type \"ConvTranspose\" (model.modules[2].type)"));
+  bad["model"]["modules"][1]["fn"] = "nn.foo";  // both at once
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error,
+                       ErrorAt("model.modules", "2 nodes use what this planet cannot translate: function \"nn.foo\" (model.modules[1].fn), "
+                                                "module type \"ConvTranspose\" (model.modules[2].type)"));
   bad = doc;
   bad["model"]["modules"][1].erase("fn");
   CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.modules[1].fn", "missing required field"));

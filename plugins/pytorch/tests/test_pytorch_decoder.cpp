@@ -177,18 +177,29 @@ TEST_CASE("pytorch decoder: an unsupported module type names the graph node", "[
   json doc = load_doc("linear_square");
   // A user-defined module (fx leaves those it cannot trace through as call_module).
   doc["model"]["modules"]["0"]["type"] = "MyCustomBlock";
-  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.graph[1]", "unsupported module type \"MyCustomBlock\" (known: "));
-  CHECK_THROWS_WITH(decode(doc), Catch::Contains("model.graph[") && Catch::Contains("MyCustomBlock"));
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error,
+                       ErrorAt("model.graph", "1 node uses what this planet cannot translate: module type \"MyCustomBlock\" (model.graph[1]); "
+                                              "known module types: "));
 }
 
 TEST_CASE("pytorch decoder: unsupported functions, methods and fx ops", "[pytorch]") {
   json doc = load_doc("relu_forms");
   doc["model"]["graph"][2]["target"] = "torch.fft.fft";
-  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.graph[2]", "unsupported function \"torch.fft.fft\""));
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.graph", "function \"torch.fft.fft\" (model.graph[2])"));
 
   doc = load_doc("relu_forms");
   doc["model"]["graph"][4]["target"] = "numpy";
-  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.graph[4]", "unsupported method \"numpy\""));
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.graph", "method \"numpy\" (model.graph[4])"));
+
+  // Everything missing is named at once, with each vocabulary's known types.
+  doc = load_doc("relu_forms");
+  doc["model"]["graph"][2]["target"] = "torch.fft.fft";
+  doc["model"]["graph"][3]["target"] = "torch.fft.fft";
+  doc["model"]["graph"][4]["target"] = "numpy";
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error,
+                       ErrorAt("model.graph", "3 nodes use what this planet cannot translate: function \"torch.fft.fft\" (model.graph[2] and 1 more), "
+                                              "method \"numpy\" (model.graph[4]); known functions: "));
+  CHECK_THROWS_WITH(decode(doc), Catch::Contains("; known methods: "));
 
   doc = load_doc("relu_forms");
   doc["model"]["graph"][1]["op"] = "call_magic";

@@ -35,6 +35,27 @@ std::string joined(const std::vector<std::string>& names) {
   return s;
 }
 
+void UnsupportedTypes::add(const std::string& what, const std::string& type, const std::string& path, std::vector<std::string> known) {
+  missing_[what][type].push_back(path);
+  known_[what] = std::move(known);
+  ++count_;
+}
+
+void UnsupportedTypes::fail_if_any(const JsonRef& where) const {
+  if (missing_.empty()) return;
+  std::string listed, vocabularies;
+  for (const auto& [what, types] : missing_) {
+    for (const auto& [type, paths] : types) {
+      listed += (listed.empty() ? "" : ", ") + what + " \"" + type + "\" (" + paths.front();
+      if (paths.size() > 1) listed += " and " + std::to_string(paths.size() - 1) + " more";
+      listed += ")";
+    }
+    vocabularies += "; known " + what + (what.back() == 's' ? "es: " : "s: ") + joined(known_.at(what));
+  }
+  where.fail(std::to_string(count_) + (count_ == 1 ? " node uses what this planet cannot translate: " : " nodes use what this planet cannot translate: ") +
+             listed + vocabularies);
+}
+
 void check_attributes(const JsonRef& object, const std::vector<std::string>& understood, const std::string& what,
                       const std::set<std::string>& common) {
   for (const std::string& key : object.keys()) {

@@ -186,12 +186,15 @@ TEST_CASE("sklearn decoder: source types", "[sklearn]") {
 TEST_CASE("sklearn decoder: an unknown estimator class names its path", "[sklearn]") {
   json doc = load_doc("mlp_square");
   doc["model"]["estimator"]["class"] = "SVC";
-  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.estimator.class", "unsupported estimator class \"SVC\""));
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.estimator", "estimator class \"SVC\" (model.estimator.class)"));
 
-  doc = load_doc("scaler_linreg_1d");
+  doc = load_doc("scaler_linreg_1d");  // every step that cannot be translated, at once
   doc["model"]["estimator"]["steps"][0]["estimator"]["class"] = "MinMaxScaler";
+  doc["model"]["estimator"]["steps"][1]["estimator"]["class"] = "SVR";
   CHECK_THROWS_MATCHES(decode(doc), pb::Error,
-                       ErrorAt("model.estimator.steps[0].estimator.class", "unsupported estimator class \"MinMaxScaler\""));
+                       ErrorAt("model.estimator", "2 nodes use what this planet cannot translate: estimator class \"MinMaxScaler\" "
+                                                  "(model.estimator.steps[0].estimator.class), estimator class \"SVR\" "
+                                                  "(model.estimator.steps[1].estimator.class); known estimator classes: "));
 
   doc = load_doc("scaler_linreg_1d");
   doc["model"]["estimator"]["steps"][0] = doc["model"]["estimator"]["steps"][1];

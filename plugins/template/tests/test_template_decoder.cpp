@@ -53,7 +53,9 @@ TEST_CASE("template decoder: refusals name the JSON path", "[template]") {
   }
   SECTION("an unknown layer type") {
     doc["model"]["layers"][1]["type"] = "softmax";
-    CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.layers[1].type", "unsupported layer type \"softmax\" (known: dense, relu)"));
+    CHECK_THROWS_MATCHES(decode(doc), pb::Error,
+                         ErrorAt("model.layers", "1 node uses what this planet cannot translate: layer type \"softmax\" (model.layers[1].type); "
+                                                 "known layer types: dense, relu"));
   }
   SECTION("a stream tensor no layer uses (the bias the model forgot)") {
     doc["model"]["layers"][0].erase("bias");

@@ -515,7 +515,8 @@ TEST_CASE("tensorflow decoder: an unknown layer class names its path", "[tensorf
   json doc = load_doc("sequential_square");
   doc["model"]["topology"]["config"]["layers"][1]["class_name"] = "SeparableConv2D";
   CHECK_THROWS_MATCHES(decode(doc), pb::Error,
-                       ErrorAt("model.topology.config.layers[1].class_name", "unsupported layer class \"SeparableConv2D\" (layer \"dense_Dense2\"; known: "));
+                       ErrorAt("model.topology.config.layers", "1 node uses what this planet cannot translate: layer class \"SeparableConv2D\" "
+                                                               "(model.topology.config.layers[1].class_name); known layer classes: "));
 
   doc = load_doc("sequential_square");
   doc["model"]["topology"]["class_name"] = "Graph";

@@ -159,6 +159,26 @@ const Translator<Source>& find_translator(const TranslatorTable<Source>& table, 
   return it->second;
 }
 
+// Every source type a model uses that its planet's tables lack, found before anything is
+// translated, so one error names all the blockers (a user fixes them all, then reruns once).
+class UnsupportedTypes {
+ public:
+  // Records `type` (a `what`, e.g. "module type") used at `where` when `known` lacks it.
+  template <typename Table>
+  void check(const Table& known, const std::string& type, const std::string& what, const JsonRef& where) {
+    if (!known.count(type)) add(what, type, where.path(), table_keys(known));
+  }
+  // Throws at `where` when anything was recorded: every missing type, where it is used, and
+  // what each vocabulary knows.
+  void fail_if_any(const JsonRef& where) const;
+
+ private:
+  void add(const std::string& what, const std::string& type, const std::string& path, std::vector<std::string> known);
+  std::map<std::string, std::map<std::string, std::vector<std::string>>> missing_;  // what -> type -> paths
+  std::map<std::string, std::vector<std::string>> known_;                          // what -> known types
+  size_t count_ = 0;
+};
+
 // Refuses the first key of `object` that is neither in `understood` nor in `common`, naming it
 // and what understands which keys.
 void check_attributes(const JsonRef& object, const std::vector<std::string>& understood, const std::string& what,
