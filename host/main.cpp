@@ -97,6 +97,7 @@ int cmd_run(const Common& common, const RunArgs& a) {
   opt.fixture_glob = a.fixture;
   opt.out_dir = a.out;
   opt.capture_timeout_s = a.capture_timeout;
+  opt.host_version = PB_VERSION;
   const std::vector<PlannedCase> plan = plan_cases(suite, opt);
   if (plan.empty()) throw Error("--fixture", "no fixture matches \"" + a.fixture + "\"");
 
@@ -116,10 +117,13 @@ int cmd_run(const Common& common, const RunArgs& a) {
     console.row(r);
   };
   auto t0 = std::chrono::steady_clock::now();
-  std::vector<CaseResult> results = run_suite(suite, plugins, opt);
+  std::string batch;
+  std::vector<CaseResult> results = run_suite(suite, plugins, opt, &batch);
   const Summary s = summarize(results, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   console.summary(s);
-  if (!results.empty()) std::cout << "runs " << results.front().run_id << " to " << results.back().run_id << " in " << a.out << "/runs/\n";
+  if (!results.empty())
+    std::cout << "batch " << batch << " · runs " << results.front().run_id << " to " << results.back().run_id << " in " << a.out
+              << "/runs/\n";
   if (!a.junit.empty()) write_file(a.junit, junit_xml(suite.name, results, s));
   if (!a.json.empty()) write_file(a.json, results_json(suite.name, results, s).dump(2) + "\n");
   return s.ok() ? 0 : kExitFailures;
@@ -151,7 +155,7 @@ int cmd_check(const Common& common, const CheckArgs& a) {
   opt.tolerance = {a.atol, a.rtol};
   opt.entity_path = a.entity.empty() ? run->entity_path() : a.entity;  // with --entity the store keeps a copy
   CaseResult r = run_ladder(stream, *dialect, opt);
-  store.commit(*run, r, {"check", ""});
+  store.commit(*run, r, {"check", "", ""});
   print_case_detail(std::cout, r, common.color());
   std::cout << "run       " << r.run_id << " (" << store.run_dir(r.run_id) << ")\n";
   if (!a.json.empty()) write_file(a.json, case_json(r).dump(2) + "\n");
@@ -193,6 +197,48 @@ int cmd_serve(const Common& common, const ServeArgs& a) {
   sigwait(&stop_signals, &sig);
   std::cout << "stopping (" << strsignal(sig) << ")" << std::endl;
   server.stop();
+  return 0;
+}
+
+// ---------------------------------------------------------------- runs
+
+struct RunsArgs {
+  std::string data = ".planetbridge";
+  RunFilter filter;
+  bool json = false;
+};
+
+std::string cell(const nlohmann::json& s, const char* key) {
+  if (!s.contains(key) || s[key].is_null()) return "-";
+  if (s[key].is_number_float()) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.2e", s[key].get<double>());
+    return buf;
+  }
+  return s[key].is_string() ? s[key].get<std::string>() : s[key].dump();
+}
+
+int cmd_runs(const RunsArgs& a) {
+  RunStore store(a.data);
+  const std::vector<nlohmann::json> runs = store.catalog().runs(a.filter);
+  std::optional<nlohmann::json> batch;
+  if (!a.filter.batch.empty() && !(batch = store.catalog().batch(a.filter.batch)))
+    throw Error("--batch", "no batch \"" + a.filter.batch + "\" in " + store.catalog().path());
+  if (a.json) {
+    nlohmann::json out = {{"runs", runs}, {"catalog", store.catalog().path()}};
+    if (batch) out["batch"] = *batch;
+    std::cout << out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    return 0;
+  }
+  if (batch)
+    std::cout << "batch " << (*batch)["id"].get<std::string>() << " · suite " << (*batch)["suite"].get<std::string>() << " · "
+              << (*batch)["started"].get<std::string>() << " · " << (*batch)["counts"].dump() << "\n\n";
+  std::printf("%-23s %-7s %-10s %-36s %-9s %s\n", "run", "verdict", "planet", "fixture", "max|diff|", "batch");
+  for (const auto& s : runs)
+    std::printf("%-23s %-7s %-10s %-36s %-9s %s\n", cell(s, "id").c_str(), cell(s, "verdict").c_str(), cell(s, "planet").c_str(),
+                cell(s, "fixture").c_str(), cell(s, "max_abs").c_str(), cell(s, "batch").c_str());
+  std::cout << runs.size() << (runs.size() == a.filter.limit ? " runs (--limit reached)" : " runs") << " of "
+            << store.catalog().count_runs() << " in " << store.catalog().path() << "\n";
   return 0;
 }
 
@@ -287,6 +333,17 @@ int main(int argc, char** argv) {
   inspect_cmd->add_option("file", inspect_path, ".entity file")->required();
   inspect_cmd->add_flag("--no-verify", no_verify, "Read the header and tensor table only, not the data (no checksums checked)");
 
+  RunsArgs runs;
+  CLI::App* runs_cmd = app.add_subcommand("runs", "List recorded runs from the run catalog, newest first (docs/nightly.md)");
+  runs_cmd->add_option("--data", runs.data, "Run store directory (default .planetbridge)");
+  runs_cmd->add_option("--batch", runs.filter.batch, "Only this suite run's cases (its id, printed by run)");
+  runs_cmd->add_option("--fixture", runs.filter.fixture_glob, "Only fixtures matching this glob");
+  runs_cmd->add_option("--verdict", runs.filter.verdict, "Only this verdict")->check(CLI::IsMember({"EXACT", "PASS", "FAIL", "ERROR", "SKIP"}));
+  runs_cmd->add_option("--planet", runs.filter.planet, "Only this planet");
+  runs_cmd->add_option("--since", runs.filter.since, "Only runs at or after this UTC time, e.g. 2026-12-01 or 2026-12-01T18:00");
+  runs_cmd->add_option("--limit", runs.filter.limit, "At most this many (default 100)")->check(CLI::Range(1, 100000000));
+  runs_cmd->add_flag("--json", runs.json, "Print JSON");
+
   CLI::App* plugins_cmd = app.add_subcommand("plugins", "List the plugins found and any refused, with the reason");
 
   CLI::App* ops_cmd = app.add_subcommand("ops", "Print the IR's op table (inputs, attributes, defaults) and activation functions");
@@ -301,6 +358,7 @@ int main(int argc, char** argv) {
     if (*check_cmd) return cmd_check(common, check);
     if (*serve_cmd) return cmd_serve(common, serve);
     if (*inspect_cmd) return cmd_inspect(inspect_path, !no_verify);
+    if (*runs_cmd) return cmd_runs(runs);
     if (*plugins_cmd) return cmd_plugins(common);
     if (*ops_cmd) return cmd_ops();
   } catch (const std::exception& e) {

@@ -71,6 +71,7 @@ RunStore::RunStore(std::string data_dir) : data_dir_(std::move(data_dir)), runs_
   // Private folders of runs whose process died (killed mid-run) are removed; a living
   // process's are left alone.
   remove_abandoned_temporaries(runs_dir_, ".");
+  catalog_ = std::make_unique<Catalog>(data_dir_);
 }
 
 RunStore::Pending::~Pending() {
@@ -174,6 +175,7 @@ nlohmann::json RunStore::commit(Pending& run, CaseResult& r, const RunInfo& info
   j["time"] = run.time_;
   j["source"] = info.source;
   j["suite"] = info.suite;
+  if (!info.batch.empty()) j["batch"] = info.batch;
   j["stream_bytes"] = run.stream_bytes_;
   j["stored_entity"] = stored_entity;
   // A capture's stderr tail in a message may hold any bytes: never fail the run on bad UTF-8.
@@ -187,6 +189,8 @@ nlohmann::json RunStore::commit(Pending& run, CaseResult& r, const RunInfo& info
   if (::rename(run.temp_dir_.c_str(), run.dir_.c_str()) != 0) fail_errno(run.dir_, "cannot move the run into place");
   sync_directory(runs_dir_);
   run.committed_ = true;
+  // After the folder: a run whose row is lost (a crash right here) is indexed at the next open.
+  catalog_->add_run(j);
   return j;
 }
 
@@ -233,7 +237,7 @@ std::optional<nlohmann::json> RunStore::summary(const std::string& id) const {
     for (const auto& [stage, t] : (*r)["ms"].items())
       if (t.is_number()) total_ms += t.get<double>();
   nlohmann::json s = nlohmann::json::object();
-  for (const char* key : {"id", "time", "source", "suite", "planet", "engine", "fixture", "native", "layer", "verdict",
+  for (const char* key : {"id", "time", "source", "suite", "batch", "planet", "engine", "fixture", "native", "layer", "verdict",
                           "message", "max_abs", "max_rel", "reload_identical", "first_divergence", "stored_entity"})
     if (r->contains(key)) s[key] = (*r)[key];
   s["total_ms"] = total_ms;

@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "catalog.h"
 #include "ladder.h"
 
 namespace pb::host {
@@ -20,11 +21,13 @@ namespace pb::host {
 struct RunInfo {
   std::string source;  // "serve", "run" or "check"
   std::string suite;   // the suite's name for `run`, else ""
+  std::string batch;   // the suite run's batch id for `run`, else ""
 };
 
 class RunStore {
  public:
-  // Creates <data_dir>/runs when missing; throws pb::Error naming the directory if it cannot.
+  // Creates <data_dir>/runs when missing and opens the catalog (catalog.h), which indexes any
+  // run folder it lacks; throws pb::Error naming the directory or file if it cannot.
   explicit RunStore(std::string data_dir);
 
   // A run being recorded. Its id is reserved by creating the empty <runs>/<id>/ exclusively;
@@ -59,12 +62,12 @@ class RunStore {
   // runs begin, across threads and processes sharing the store.
   std::unique_ptr<Pending> begin();
 
-  // Writes result.json (case_json + id, time, source, suite), flushes the kept stream, and
+  // Writes result.json (case_json + id, time, source, suite, batch), flushes the kept stream, and
   // keeps the checkpoint as model.entity: the one the ladder wrote to run.entity_path(), or
   // r.entity_path when it was written elsewhere (check --entity): hard-linked when on the same
   // file system (a checkpoint is only ever replaced by rename, so the link keeps this run's
   // version), else copied. Sets r.run_id and, for a checkpoint in the store, r.entity_path.
-  // Returns the document.
+  // Indexes the run in the catalog. Returns the document.
   nlohmann::json commit(Pending& run, CaseResult& r, const RunInfo& info);
 
   // A fresh temporary path in the store for a request body (removed by a later store if this
@@ -82,12 +85,14 @@ class RunStore {
   std::string stream_file(const std::string& id) const;
 
   const std::string& data_dir() const { return data_dir_; }
+  Catalog& catalog() const { return *catalog_; }
   std::string run_dir(const std::string& id) const { return runs_dir_ + "/" + id; }
   static bool valid_id(const std::string& id);
 
  private:
   std::string existing_file(const std::string& id, const char* name) const;
   std::string data_dir_, runs_dir_;
+  std::unique_ptr<Catalog> catalog_;
   std::mutex mu_;        // guards the id sequence
   std::atomic<uint64_t> bodies_{0};
   int64_t last_second_ = 0;

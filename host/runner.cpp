@@ -10,6 +10,10 @@
 #include "capture_process.h"
 #include "run_store.h"
 
+#include <zlib.h>
+
+#include <fstream>
+
 namespace pb::host {
 
 namespace {
@@ -42,6 +46,19 @@ nlohmann::json capture_request(const std::vector<const PlannedCase*>& cases) {
   return {{"format", "planetbridge.capture-request"}, {"version", 1}, {"fixtures", fixtures}};
 }
 
+// "crc32:<hex>" of a file's bytes ("" when it cannot be read): which suite a batch ran.
+std::string file_crc32(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return "";
+  uLong crc = ::crc32(0L, Z_NULL, 0);
+  std::vector<char> buf(1 << 16);
+  while (in.read(buf.data(), static_cast<std::streamsize>(buf.size())) || in.gcount() > 0)
+    crc = ::crc32(crc, reinterpret_cast<const Bytef*>(buf.data()), static_cast<uInt>(in.gcount()));
+  char hex[16];
+  std::snprintf(hex, sizeof hex, "%08lx", crc);
+  return std::string("crc32:") + hex;
+}
+
 std::string event_field(const nlohmann::json& doc, const char* key) {
   auto it = doc.find(key);
   return it != doc.end() && it->is_string() ? it->get<std::string>() : "";
@@ -49,9 +66,9 @@ std::string event_field(const nlohmann::json& doc, const char* key) {
 
 class PlanetRun {
  public:
-  PlanetRun(const PluginRegistry& plugins, const RunOptions& opt, RunStore& store, const std::string& suite,
-            std::vector<CaseResult>& results, size_t total)
-      : plugins_(plugins), opt_(opt), store_(store), info_{"run", suite}, results_(results), total_(total) {}
+  PlanetRun(const PluginRegistry& plugins, const RunOptions& opt, RunStore& store, RunInfo info, std::vector<CaseResult>& results,
+            size_t total)
+      : plugins_(plugins), opt_(opt), store_(store), info_(std::move(info)), results_(results), total_(total) {}
 
   void run(const std::string& planet, const std::vector<const PlannedCase*>& cases) {
     std::vector<const PlannedCase*> asked, not_applicable;
@@ -202,11 +219,19 @@ std::vector<PlannedCase> plan_cases(const Suite& suite, const RunOptions& opt) {
   return cases;
 }
 
-std::vector<CaseResult> run_suite(const Suite& suite, const PluginRegistry& plugins, const RunOptions& opt) {
+std::vector<CaseResult> run_suite(const Suite& suite, const PluginRegistry& plugins, const RunOptions& opt, std::string* batch_id_out) {
   const std::vector<PlannedCase> cases = plan_cases(suite, opt);
   std::vector<CaseResult> results;
   RunStore store(opt.out_dir);
-  PlanetRun run(plugins, opt, store, suite.name, results, cases.size());
+  BatchInfo batch;
+  batch.suite = suite.name;
+  batch.suite_file = suite.file;
+  batch.suite_hash = file_crc32(suite.file);
+  batch.filters = {{"planets", opt.planets}, {"layers", opt.layers}, {"fixture", opt.fixture_glob}};
+  batch.host_version = opt.host_version;
+  batch.machine = machine_info();
+  const std::string batch_id = store.catalog().begin_batch(batch);
+  PlanetRun run(plugins, opt, store, RunInfo{"run", suite.name, batch_id}, results, cases.size());
   for (size_t i = 0; i < cases.size();) {
     size_t j = i;
     std::vector<const PlannedCase*> group;
@@ -214,6 +239,8 @@ std::vector<CaseResult> run_suite(const Suite& suite, const PluginRegistry& plug
     run.run(cases[i].planet, group);
     i = j;
   }
+  store.catalog().end_batch(batch_id);
+  if (batch_id_out) *batch_id_out = batch_id;
   return results;
 }
 

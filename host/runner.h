@@ -15,6 +15,7 @@ struct RunOptions {
   std::vector<std::string> layers;   // empty: every layer
   std::string fixture_glob;          // empty: every fixture (fnmatch pattern otherwise)
   std::string out_dir = ".planetbridge";  // the run store (--out/--data): <out_dir>/runs/<id>/
+  std::string host_version;          // recorded with the batch
   double capture_timeout_s = 900;    // per reply from a capture process
   std::function<void(const std::string& planet, const std::string& fixture, size_t done, size_t total)> on_start;
   std::function<void(const CaseResult&)> on_result;
@@ -30,8 +31,10 @@ struct PlannedCase {
 std::vector<PlannedCase> plan_cases(const Suite& suite, const RunOptions& options);
 
 // Every case, whatever its verdict, is recorded as a run in the store at options.out_dir
-// (source "run", the suite's name); CaseResult::run_id names it. Throws pb::Error when the
-// store cannot be written.
-std::vector<CaseResult> run_suite(const Suite& suite, const PluginRegistry& plugins, const RunOptions& options);
+// (source "run", the suite's name) and belongs to one batch for the whole suite run, recorded
+// in the catalog (its id in *batch when given); CaseResult::run_id names each run. Throws
+// pb::Error when the store cannot be written.
+std::vector<CaseResult> run_suite(const Suite& suite, const PluginRegistry& plugins, const RunOptions& options,
+                                  std::string* batch = nullptr);
 
 }  // namespace pb::host

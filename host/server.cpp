@@ -199,13 +199,12 @@ struct Server::Impl {
     if (result.value("stream_bytes", 0) > 0) l["stream"] = "/api/v1/streams/" + id;
     return l;
   }
+  // The newest runs, from the catalog's index (no folder walk, however many runs there are).
   std::vector<json> summaries(size_t limit, size_t* total) const {
-    const std::vector<std::string> ids = store.ids();
-    *total = ids.size();
-    std::vector<json> out;
-    for (size_t i = 0; i < ids.size() && out.size() < limit; ++i)
-      if (auto s = store.summary(ids[i])) out.push_back(*s);
-    return out;
+    *total = store.catalog().count_runs();
+    RunFilter f;
+    f.limit = limit;
+    return store.catalog().runs(f);
   }
 };
 
@@ -355,7 +354,7 @@ void Server::Impl::post_stream(const httplib::Request& req, httplib::Response& r
   lo.entity_path = run->entity_path();
   CaseResult r = run_ladder(stream, *dialect, lo);
   r.stage_ms.insert(r.stage_ms.begin(), {"parse", parse_ms});
-  json j = store.commit(*run, r, {"serve", ""});
+  json j = store.commit(*run, r, {"serve", "", ""});
   j["links"] = links(run->id(), j);
   send_json(res, 200, j);
 }

@@ -8,7 +8,7 @@ APT_PACKAGES=(
   g++ cmake make pkg-config                                     # toolchain
   libboost-dev libyaml-cpp-dev libdnnl-dev libcereal-dev        # plugins, suites, kernels, .entity
   nlohmann-json3-dev libcli11-dev zlib1g-dev catch2             # JSON, CLI, crc32, tests
-  libcpp-httplib-dev                                            # planetbridge serve
+  libcpp-httplib-dev libsqlite3-dev                             # planetbridge serve, the run catalog
   python3 python3-numpy python3-yaml python3-torch python3-sklearn   # the Python planets
   libopenblas0-openmp                                           # fast BLAS for Debian's torch
 )

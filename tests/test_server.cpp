@@ -804,7 +804,7 @@ TEST_CASE("run store: ids are unique and ordered across threads and stores on on
         pb::host::CaseResult r;
         r.fixture = "m" + std::to_string(t);
         r.verdict = pb::host::Verdict::SKIP;
-        s.commit(*run, r, {"run", "unit"});
+        s.commit(*run, r, {"run", "unit", ""});
         std::lock_guard<std::mutex> lock(mu);
         ids.push_back(run->id());
       }
@@ -824,12 +824,12 @@ TEST_CASE("run store: ids are unique and ordered across threads and stores on on
   run->keep_stream(reinterpret_cast<const uint8_t*>("abc"), 3);
   CHECK_THROWS_MATCHES(run->keep_stream(reinterpret_cast<const uint8_t*>("x"), 1), pb::Error,
                        pbtest::ErrorAt(run->id(), "already has a stream"));
-  const json first = a.commit(*run, r, {"check", ""});
+  const json first = a.commit(*run, r, {"check", "", ""});
   CHECK(first["source"] == "check");
   CHECK(first["stream_bytes"] == 3);
   CHECK(r.run_id == run->id());
   r.fixture = "second";
-  CHECK_THROWS_AS(a.commit(*run, r, {"check", ""}), pb::Error);
+  CHECK_THROWS_AS(a.commit(*run, r, {"check", "", ""}), pb::Error);
   CHECK(a.result(run->id()).value()["fixture"] == "first");
   CHECK(pbtest::read_text(a.stream_file(run->id())) == "abc");
 
@@ -838,7 +838,7 @@ TEST_CASE("run store: ids are unique and ordered across threads and stores on on
   pb::host::CaseResult e;
   e.verdict = pb::host::Verdict::ERROR;
   e.message = "capture died: \xff\xfe";
-  a.commit(*odd, e, {"run", "unit"});
+  a.commit(*odd, e, {"run", "unit", ""});
   CHECK_THAT(a.result(odd->id()).value()["message"].get<std::string>(), Catch::StartsWith("capture died: "));
 
   // An abandoned run leaves no result and no listing entry; its id is not reused.

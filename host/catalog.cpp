@@ -1,0 +1,308 @@
+#include "catalog.h"
+
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include "planetbridge/error.h"
+
+namespace pb::host {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+// Schema migrations, in order: migration i takes the schema from version i to i + 1.
+const char* const kMigrations[] = {
+    R"(CREATE TABLE batches(
+         id TEXT PRIMARY KEY, suite TEXT, suite_file TEXT, suite_hash TEXT, filters TEXT, host_version TEXT,
+         machine TEXT, started TEXT NOT NULL, ended TEXT,
+         total INTEGER, exact INTEGER, pass INTEGER, fail INTEGER, error INTEGER, skip INTEGER);
+       CREATE TABLE runs(
+         id TEXT PRIMARY KEY, batch TEXT, time TEXT NOT NULL, source TEXT, suite TEXT, planet TEXT, engine TEXT,
+         fixture TEXT, layer TEXT, verdict TEXT, max_abs REAL, max_rel REAL, total_ms REAL, stream_bytes INTEGER,
+         stored_entity INTEGER, summary TEXT NOT NULL);
+       CREATE INDEX runs_by_time ON runs(time);
+       CREATE INDEX runs_by_batch ON runs(batch, time);
+       CREATE INDEX runs_by_fixture ON runs(fixture, time);
+       CREATE INDEX runs_by_verdict ON runs(verdict, time);)",
+};
+
+std::string utc_now() {
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const std::time_t t = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char buf[40];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  char millis[8];
+  std::snprintf(millis, sizeof millis, ".%03dZ", static_cast<int>(ms % 1000));
+  return std::string(buf) + millis;
+}
+
+// A prepared statement, finalised on scope exit; errors name the catalog file.
+class Statement {
+ public:
+  Statement(sqlite3* db, const std::string& path, const char* sql) : db_(db), path_(path) {
+    if (sqlite3_prepare_v2(db, sql, -1, &st_, nullptr) != SQLITE_OK) fail("cannot prepare a query");
+  }
+  ~Statement() { sqlite3_finalize(st_); }
+  Statement& bind(int i, const std::string& v) {
+    sqlite3_bind_text(st_, i, v.c_str(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Statement& bind(int i, double v) {
+    sqlite3_bind_double(st_, i, v);
+    return *this;
+  }
+  Statement& bind(int i, int64_t v) {
+    sqlite3_bind_int64(st_, i, v);
+    return *this;
+  }
+  Statement& bind_null(int i) {
+    sqlite3_bind_null(st_, i);
+    return *this;
+  }
+  // One step: true while a row is available.
+  bool step() {
+    const int rc = sqlite3_step(st_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc != SQLITE_DONE) fail("query failed");
+    return false;
+  }
+  std::string text(int col) const {
+    const unsigned char* t = sqlite3_column_text(st_, col);
+    return t ? reinterpret_cast<const char*>(t) : "";
+  }
+  int64_t integer(int col) const { return sqlite3_column_int64(st_, col); }
+
+ private:
+  [[noreturn]] void fail(const std::string& what) const { throw Error(path_, what + ": " + sqlite3_errmsg(db_)); }
+  sqlite3* db_;
+  const std::string& path_;
+  sqlite3_stmt* st_ = nullptr;
+};
+
+double number_or_nan(const json& j, const char* key) {
+  return j.contains(key) && j[key].is_number() ? j[key].get<double>() : std::nan("");
+}
+
+// RunStore::summary's shape, from a result document.
+json summary_of(const json& r) {
+  double total_ms = 0;
+  if (r.contains("ms") && r["ms"].is_object())
+    for (const auto& [stage, t] : r["ms"].items())
+      if (t.is_number()) total_ms += t.get<double>();
+  json s = json::object();
+  for (const char* key : {"id", "time", "source", "suite", "batch", "planet", "engine", "fixture", "native", "layer", "verdict",
+                          "message", "max_abs", "max_rel", "reload_identical", "first_divergence", "stored_entity"})
+    if (r.contains(key)) s[key] = r[key];
+  s["total_ms"] = total_ms;
+  return s;
+}
+
+std::string str(const json& j, const char* key) { return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : ""; }
+
+}  // namespace
+
+Catalog::Catalog(const std::string& data_dir) : path_(data_dir + "/catalog.sqlite") {
+  std::error_code ec;
+  fs::create_directories(data_dir, ec);
+  if (sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK) {
+    const std::string why = db_ ? sqlite3_errmsg(db_) : "out of memory";
+    sqlite3_close(db_);
+    db_ = nullptr;
+    throw Error(path_, "cannot open the run catalog: " + why);
+  }
+  try {
+    sqlite3_busy_timeout(db_, 30000);  // another process writing: wait for it, do not fail
+    exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
+    migrate();
+    index_folders(data_dir + "/runs");
+  } catch (...) {
+    sqlite3_close(db_);
+    db_ = nullptr;
+    throw;
+  }
+}
+
+Catalog::~Catalog() { sqlite3_close(db_); }
+
+void Catalog::exec(const std::string& sql) const {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+    const std::string why = err ? err : sqlite3_errmsg(db_);
+    sqlite3_free(err);
+    throw Error(path_, "the run catalog: " + why);
+  }
+}
+
+void Catalog::migrate() {
+  // BEGIN IMMEDIATE: two processes opening a new catalog at once migrate it once.
+  exec("BEGIN IMMEDIATE");
+  try {
+    Statement v(db_, path_, "PRAGMA user_version");
+    v.step();
+    const int64_t version = v.integer(0);
+    if (version > kSchemaVersion)
+      throw Error(path_, "the run catalog has schema version " + std::to_string(version) + "; this planetbridge reads up to " +
+                             std::to_string(kSchemaVersion) + " (a newer planetbridge wrote it)");
+    for (int64_t i = version; i < kSchemaVersion; ++i) exec(kMigrations[i]);
+    exec("PRAGMA user_version = " + std::to_string(kSchemaVersion));
+    exec("COMMIT");
+  } catch (...) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
+
+void Catalog::index_folders(const std::string& runs_dir) {
+  std::set<std::string> indexed;
+  {
+    Statement q(db_, path_, "SELECT id FROM runs");
+    while (q.step()) indexed.insert(q.text(0));
+  }
+  std::vector<json> missing;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(runs_dir, ec)) {
+    const std::string id = e.path().filename().string();
+    if (id.empty() || id[0] == '.' || indexed.count(id)) continue;
+    std::ifstream in(e.path() / "result.json");
+    if (!in) continue;  // reserved and still running, or abandoned
+    try {
+      json r = json::parse(in);
+      if (r.is_object() && str(r, "id") == id) missing.push_back(std::move(r));
+    } catch (const json::exception&) {
+      // A damaged result.json is left to `runs`/the dashboard to report; it is not indexed.
+    }
+  }
+  if (missing.empty()) return;
+  exec("BEGIN IMMEDIATE");
+  try {
+    for (const json& r : missing) add_run(r);
+    exec("COMMIT");
+  } catch (...) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
+
+void Catalog::add_run(const json& r) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement st(db_, path_,
+               "INSERT OR IGNORE INTO runs(id, batch, time, source, suite, planet, engine, fixture, layer, verdict, max_abs, max_rel, "
+               "total_ms, stream_bytes, stored_entity, summary) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)");
+  const json s = summary_of(r);
+  st.bind(1, str(r, "id"));
+  if (str(r, "batch").empty()) st.bind_null(2);
+  else st.bind(2, str(r, "batch"));
+  st.bind(3, str(r, "time")).bind(4, str(r, "source")).bind(5, str(r, "suite")).bind(6, str(r, "planet")).bind(7, str(r, "engine"));
+  st.bind(8, str(r, "fixture")).bind(9, str(r, "layer")).bind(10, str(r, "verdict"));
+  for (int i : {11, 12}) {
+    const double v = number_or_nan(r, i == 11 ? "max_abs" : "max_rel");
+    if (std::isnan(v)) st.bind_null(i);
+    else st.bind(i, v);
+  }
+  st.bind(13, s["total_ms"].get<double>());
+  st.bind(14, static_cast<int64_t>(r.value("stream_bytes", uint64_t(0))));
+  st.bind(15, static_cast<int64_t>(r.value("stored_entity", false)));
+  st.bind(16, s.dump(-1, ' ', false, json::error_handler_t::replace));
+  st.step();
+}
+
+std::string Catalog::begin_batch(const BatchInfo& info) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const std::string started = utc_now();
+  // yyyymmddThhmmssZ-b<pid>: a batch per process at a time, so this is unique.
+  std::string id = started.substr(0, 4) + started.substr(5, 2) + started.substr(8, 2) + "T" + started.substr(11, 2) +
+                   started.substr(14, 2) + started.substr(17, 2) + "Z-b" + std::to_string(::getpid());
+  Statement st(db_, path_,
+               "INSERT INTO batches(id, suite, suite_file, suite_hash, filters, host_version, machine, started) "
+               "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+  st.bind(1, id).bind(2, info.suite).bind(3, info.suite_file).bind(4, info.suite_hash).bind(5, info.filters.dump());
+  st.bind(6, info.host_version).bind(7, info.machine.dump()).bind(8, started);
+  st.step();
+  return id;
+}
+
+json Catalog::end_batch(const std::string& batch) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Statement st(db_, path_,
+                 "UPDATE batches SET ended = ?2, "
+                 "total = (SELECT COUNT(*) FROM runs WHERE batch = ?1), "
+                 "exact = (SELECT COUNT(*) FROM runs WHERE batch = ?1 AND verdict = 'EXACT'), "
+                 "pass = (SELECT COUNT(*) FROM runs WHERE batch = ?1 AND verdict = 'PASS'), "
+                 "fail = (SELECT COUNT(*) FROM runs WHERE batch = ?1 AND verdict = 'FAIL'), "
+                 "error = (SELECT COUNT(*) FROM runs WHERE batch = ?1 AND verdict = 'ERROR'), "
+                 "skip = (SELECT COUNT(*) FROM runs WHERE batch = ?1 AND verdict = 'SKIP') WHERE id = ?1");
+    st.bind(1, batch).bind(2, utc_now());
+    st.step();
+  }
+  return this->batch(batch).value_or(json::object());
+}
+
+std::optional<json> Catalog::batch(const std::string& id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement q(db_, path_,
+              "SELECT id, suite, suite_file, suite_hash, filters, host_version, machine, started, ended, total, exact, pass, fail, "
+              "error, skip FROM batches WHERE id = ?1");
+  q.bind(1, id);
+  if (!q.step()) return std::nullopt;
+  json b = {{"id", q.text(0)}, {"suite", q.text(1)}, {"suite_file", q.text(2)}, {"suite_hash", q.text(3)},
+            {"filters", json::parse(q.text(4), nullptr, false)}, {"host_version", q.text(5)},
+            {"machine", json::parse(q.text(6), nullptr, false)}, {"started", q.text(7)}, {"ended", q.text(8)}};
+  const char* counts[] = {"total", "exact", "pass", "fail", "error", "skip"};
+  for (int i = 0; i < 6; ++i) b["counts"][counts[i]] = q.integer(9 + i);
+  return b;
+}
+
+std::vector<json> Catalog::runs(const RunFilter& f) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  // Each filter is "(?n = '' OR column ...)": one statement, the indexes still apply.
+  Statement q(db_, path_,
+              "SELECT summary FROM runs WHERE (?1 = '' OR batch = ?1) AND (?2 = '' OR fixture GLOB ?2) AND (?3 = '' OR verdict = ?3) "
+              "AND (?4 = '' OR planet = ?4) AND (?5 = '' OR time >= ?5) ORDER BY time DESC, id DESC LIMIT ?6");
+  q.bind(1, f.batch).bind(2, f.fixture_glob).bind(3, f.verdict).bind(4, f.planet).bind(5, f.since);
+  q.bind(6, static_cast<int64_t>(f.limit));
+  std::vector<json> out;
+  while (q.step()) out.push_back(json::parse(q.text(0), nullptr, false));
+  return out;
+}
+
+size_t Catalog::count_runs() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement q(db_, path_, "SELECT COUNT(*) FROM runs");
+  q.step();
+  return static_cast<size_t>(q.integer(0));
+}
+
+json machine_info() {
+  std::string cpu;
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; cpu.empty() && std::getline(in, line);)
+    if (line.rfind("model name", 0) == 0 && line.find(':') != std::string::npos) cpu = line.substr(line.find(':') + 2);
+  std::string isa;
+  switch (dnnl::get_effective_cpu_isa()) {
+    case dnnl::cpu_isa::avx512_core_amx: isa = "avx512_core_amx"; break;
+    case dnnl::cpu_isa::avx512_core_bf16: isa = "avx512_core_bf16"; break;
+    case dnnl::cpu_isa::avx512_core_vnni: isa = "avx512_core_vnni"; break;
+    case dnnl::cpu_isa::avx512_core: isa = "avx512_core"; break;
+    case dnnl::cpu_isa::avx2_vnni: isa = "avx2_vnni"; break;
+    case dnnl::cpu_isa::avx2: isa = "avx2"; break;
+    default: isa = "other"; break;
+  }
+  return {{"cpu", cpu}, {"isa", isa}, {"threads", std::thread::hardware_concurrency()}};
+}
+
+}  // namespace pb::host

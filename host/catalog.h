@@ -1,0 +1,74 @@
+#pragma once
+// The run catalog: an SQLite index of the run store (<data>/catalog.sqlite; docs/nightly.md).
+// The run folders stay the record (result.json, stream, checkpoint); the catalog indexes them
+// (one row per case run, one per suite run, "batch") so lists and histories are queries, not
+// folder walks. Opening it indexes any run folder it lacks: a store made before the catalog,
+// or a run whose process died between writing its folder and its row.
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+struct sqlite3;
+
+namespace pb::host {
+
+// What a suite run records about itself.
+struct BatchInfo {
+  std::string suite, suite_file, suite_hash;  // name, path, "crc32:<hex>" of the file's bytes
+  nlohmann::json filters = nlohmann::json::object();  // planets, layers, fixture glob
+  std::string host_version;
+  nlohmann::json machine = nlohmann::json::object();  // cpu, isa, threads
+};
+
+struct RunFilter {
+  std::string batch;         // "" any
+  std::string fixture_glob;  // "" any; SQLite GLOB (*, ?, [...])
+  std::string verdict;       // "" any
+  std::string planet;        // "" any
+  std::string since;         // "" any; runs at or after this UTC time ("2026-12-01" or a run id's time)
+  size_t limit = 100;
+};
+
+class Catalog {
+ public:
+  // Opens (creating or migrating) <data_dir>/catalog.sqlite and indexes the run folders of
+  // <data_dir>/runs it lacks. Throws pb::Error naming the file.
+  explicit Catalog(const std::string& data_dir);
+  ~Catalog();
+  Catalog(const Catalog&) = delete;
+  Catalog& operator=(const Catalog&) = delete;
+
+  static constexpr int kSchemaVersion = 1;
+  const std::string& path() const { return path_; }
+
+  // A run's row from its result document (as RunStore::commit writes it); an id already
+  // indexed is left as it is.
+  void add_run(const nlohmann::json& result);
+  std::string begin_batch(const BatchInfo& info);
+  // Closes the batch with its verdict counts (counted from its rows).
+  nlohmann::json end_batch(const std::string& batch);
+
+  // Summaries (RunStore::summary's shape) of the runs matching `f`, newest first.
+  std::vector<nlohmann::json> runs(const RunFilter& f) const;
+  size_t count_runs() const;
+  std::optional<nlohmann::json> batch(const std::string& id) const;
+
+ private:
+  void exec(const std::string& sql) const;
+  void migrate();
+  void index_folders(const std::string& runs_dir);
+
+  std::string path_;
+  sqlite3* db_ = nullptr;
+  mutable std::mutex mu_;  // one connection per process; SQLite's WAL orders the processes
+};
+
+// The machine a batch ran on: CPU model, the ISA oneDNN dispatches, hardware threads.
+nlohmann::json machine_info();
+
+}  // namespace pb::host
