@@ -97,19 +97,22 @@ double number_or_nan(const json& j, const char* key) {
   return j.contains(key) && j[key].is_number() ? j[key].get<double>() : std::nan("");
 }
 
-// RunStore::summary's shape, from a result document.
-json summary_of(const json& r) {
+}  // namespace
+
+json run_summary(const json& r) {
   double total_ms = 0;
   if (r.contains("ms") && r["ms"].is_object())
     for (const auto& [stage, t] : r["ms"].items())
       if (t.is_number()) total_ms += t.get<double>();
   json s = json::object();
   for (const char* key : {"id", "time", "source", "suite", "batch", "planet", "engine", "fixture", "native", "layer", "verdict",
-                          "message", "max_abs", "max_rel", "reload_identical", "first_divergence", "stored_entity"})
+                          "message", "tolerance", "max_abs", "max_rel", "reload_identical", "first_divergence", "stored_entity"})
     if (r.contains(key)) s[key] = r[key];
   s["total_ms"] = total_ms;
   return s;
 }
+
+namespace {
 
 std::string str(const json& j, const char* key) { return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : ""; }
 
@@ -202,7 +205,7 @@ void Catalog::add_run(const json& r) {
   Statement st(db_, path_,
                "INSERT OR IGNORE INTO runs(id, batch, time, source, suite, planet, engine, fixture, layer, verdict, max_abs, max_rel, "
                "total_ms, stream_bytes, stored_entity, summary) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)");
-  const json s = summary_of(r);
+  const json s = run_summary(r);
   st.bind(1, str(r, "id"));
   if (str(r, "batch").empty()) st.bind_null(2);
   else st.bind(2, str(r, "batch"));
@@ -223,9 +226,9 @@ void Catalog::add_run(const json& r) {
 std::string Catalog::begin_batch(const BatchInfo& info) {
   std::lock_guard<std::mutex> lock(mu_);
   const std::string started = utc_now();
-  // yyyymmddThhmmssZ-b<pid>: a batch per process at a time, so this is unique.
+  // yyyymmddThhmmss.mmmZ-b<pid>: unique unless one process begins two batches within a millisecond.
   std::string id = started.substr(0, 4) + started.substr(5, 2) + started.substr(8, 2) + "T" + started.substr(11, 2) +
-                   started.substr(14, 2) + started.substr(17, 2) + "Z-b" + std::to_string(::getpid());
+                   started.substr(14, 2) + started.substr(17, 6) + "Z-b" + std::to_string(::getpid());
   Statement st(db_, path_,
                "INSERT INTO batches(id, suite, suite_file, suite_hash, filters, host_version, machine, started) "
                "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
@@ -278,6 +281,14 @@ std::vector<json> Catalog::runs(const RunFilter& f) const {
   std::vector<json> out;
   while (q.step()) out.push_back(json::parse(q.text(0), nullptr, false));
   return out;
+}
+
+std::optional<std::string> Catalog::latest_batch(const std::string& suite, const std::string& excluding) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement q(db_, path_, "SELECT id FROM batches WHERE suite = ?1 AND id != ?2 AND ended IS NOT NULL ORDER BY started DESC LIMIT 1");
+  q.bind(1, suite).bind(2, excluding);
+  if (!q.step()) return std::nullopt;
+  return q.text(0);
 }
 
 size_t Catalog::count_runs() const {

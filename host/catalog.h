@@ -57,6 +57,8 @@ class Catalog {
   std::vector<nlohmann::json> runs(const RunFilter& f) const;
   size_t count_runs() const;
   std::optional<nlohmann::json> batch(const std::string& id) const;
+  // The newest finished batch of `suite` other than `excluding`.
+  std::optional<std::string> latest_batch(const std::string& suite, const std::string& excluding) const;
 
  private:
   void exec(const std::string& sql) const;
@@ -67,6 +69,11 @@ class Catalog {
   sqlite3* db_ = nullptr;
   mutable std::mutex mu_;  // one connection per process; SQLite's WAL orders the processes
 };
+
+// A run's summary, the row lists show: its result document's id, time, source, suite, batch,
+// planet, engine, fixture, native, layer, verdict, message, tolerance, errors, reload,
+// first divergence, whether a checkpoint was kept, and total_ms (every stage summed).
+nlohmann::json run_summary(const nlohmann::json& result);
 
 // The machine a batch ran on: CPU model, the ISA oneDNN dispatches, hardware threads.
 nlohmann::json machine_info();

@@ -19,6 +19,7 @@
 #include "planetbridge/ops.h"
 #include "plugin_loader.h"
 #include "report.h"
+#include "diff.h"
 #include "run_store.h"
 #include "runner.h"
 #include "server.h"
@@ -87,7 +88,17 @@ struct RunArgs {
   std::vector<std::string> planets, layers;
   std::string fixture, junit, json, out = ".planetbridge";
   double capture_timeout = 900;
+  std::string baseline, diff_json, diff_markdown;
 };
+
+// Prints (and writes where asked) the comparison; true when it found a regression.
+bool report_diff(const nlohmann::json& d, const std::string& before, const std::string& after, const std::string& json_file,
+                 const std::string& markdown_file) {
+  std::cout << "\n" << diff_text(d, before, after);
+  if (!json_file.empty()) write_file(json_file, d.dump(2) + "\n");
+  if (!markdown_file.empty()) write_file(markdown_file, diff_markdown(d, before, after));
+  return d["regressed"].get<bool>();
+}
 
 int cmd_run(const Common& common, const RunArgs& a) {
   Suite suite = load_suite(a.suite);
@@ -126,7 +137,27 @@ int cmd_run(const Common& common, const RunArgs& a) {
               << "/runs/\n";
   if (!a.junit.empty()) write_file(a.junit, junit_xml(suite.name, results, s));
   if (!a.json.empty()) write_file(a.json, results_json(suite.name, results, s).dump(2) + "\n");
-  return s.ok() ? 0 : kExitFailures;
+  if (a.baseline.empty()) return s.ok() ? 0 : kExitFailures;
+  // Against a baseline the question is "is it worse?": the exit status says regressions only.
+  RunStore store(a.out);
+  std::string label, ignored;
+  const std::vector<nlohmann::json> before = diff_side(store.catalog(), a.baseline, suite.name, batch, &label);
+  const std::vector<nlohmann::json> after = diff_side(store.catalog(), batch, suite.name, "", &ignored);
+  return report_diff(diff_runs(before, after), label, "batch " + batch, a.diff_json, a.diff_markdown) ? kExitFailures : 0;
+}
+
+// ---------------------------------------------------------------- diff
+
+struct DiffArgs {
+  std::string before, after, data = ".planetbridge", json, markdown;
+};
+
+int cmd_diff(const DiffArgs& a) {
+  RunStore store(a.data);
+  std::string before_label, after_label;
+  const std::vector<nlohmann::json> before = diff_side(store.catalog(), a.before, "", "", &before_label);
+  const std::vector<nlohmann::json> after = diff_side(store.catalog(), a.after, "", "", &after_label);
+  return report_diff(diff_runs(before, after), before_label, after_label, a.json, a.markdown) ? kExitFailures : 0;
 }
 
 // ---------------------------------------------------------------- check
@@ -287,6 +318,11 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--json", run.json, "Write the results as JSON here");
   run_cmd->add_option("--out,--data", run.out, "Run store directory: every case goes to DIR/runs/<id>/ (default .planetbridge)");
   run_cmd->add_option("--capture-timeout", run.capture_timeout, "Seconds to wait for each reply of a capture process");
+  run_cmd->add_option("--baseline", run.baseline,
+                      "Compare with a baseline: latest (the suite's previous batch), a batch id, or a --json report; "
+                      "exit 1 on regressions only (docs/nightly.md)");
+  run_cmd->add_option("--diff-json", run.diff_json, "With --baseline: write the comparison as JSON here");
+  run_cmd->add_option("--diff-markdown", run.diff_markdown, "With --baseline: write the comparison as Markdown here (a CI job summary)");
 
   // A tolerance is a finite number >= 0 (NaN would let everything pass).
   const CLI::Validator tolerance(
@@ -344,6 +380,14 @@ int main(int argc, char** argv) {
   runs_cmd->add_option("--limit", runs.filter.limit, "At most this many (default 100)")->check(CLI::Range(1, 100000000));
   runs_cmd->add_flag("--json", runs.json, "Print JSON");
 
+  DiffArgs diff;
+  CLI::App* diff_cmd = app.add_subcommand("diff", "Compare two suite runs case by case: regressions, fixes, new, removed (docs/nightly.md)");
+  diff_cmd->add_option("before", diff.before, "Batch id, or a run --json report, or a runs --json listing")->required();
+  diff_cmd->add_option("after", diff.after, "The same kinds")->required();
+  diff_cmd->add_option("--data", diff.data, "Run store directory holding the batches (default .planetbridge)");
+  diff_cmd->add_option("--json", diff.json, "Write the comparison as JSON here");
+  diff_cmd->add_option("--markdown", diff.markdown, "Write the comparison as Markdown here (a CI job summary)");
+
   CLI::App* plugins_cmd = app.add_subcommand("plugins", "List the plugins found and any refused, with the reason");
 
   CLI::App* ops_cmd = app.add_subcommand("ops", "Print the IR's op table (inputs, attributes, defaults) and activation functions");
@@ -359,6 +403,7 @@ int main(int argc, char** argv) {
     if (*serve_cmd) return cmd_serve(common, serve);
     if (*inspect_cmd) return cmd_inspect(inspect_path, !no_verify);
     if (*runs_cmd) return cmd_runs(runs);
+    if (*diff_cmd) return cmd_diff(diff);
     if (*plugins_cmd) return cmd_plugins(common);
     if (*ops_cmd) return cmd_ops();
   } catch (const std::exception& e) {

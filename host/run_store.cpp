@@ -225,25 +225,9 @@ std::optional<nlohmann::json> RunStore::result(const std::string& id) const {
 }
 
 std::optional<nlohmann::json> RunStore::summary(const std::string& id) const {
-  {
-    std::lock_guard<std::mutex> lock(cache_mu_);
-    auto it = summaries_.find(id);
-    if (it != summaries_.end()) return it->second;
-  }
   std::optional<nlohmann::json> r = result(id);
   if (!r) return std::nullopt;
-  double total_ms = 0;
-  if (r->contains("ms") && (*r)["ms"].is_object())
-    for (const auto& [stage, t] : (*r)["ms"].items())
-      if (t.is_number()) total_ms += t.get<double>();
-  nlohmann::json s = nlohmann::json::object();
-  for (const char* key : {"id", "time", "source", "suite", "batch", "planet", "engine", "fixture", "native", "layer", "verdict",
-                          "message", "max_abs", "max_rel", "reload_identical", "first_divergence", "stored_entity"})
-    if (r->contains(key)) s[key] = (*r)[key];
-  s["total_ms"] = total_ms;
-  std::lock_guard<std::mutex> lock(cache_mu_);
-  summaries_[id] = s;
-  return s;
+  return run_summary(*r);
 }
 
 }  // namespace pb::host

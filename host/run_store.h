@@ -78,7 +78,7 @@ class RunStore {
   std::vector<std::string> ids() const;
   // The run's result.json, or nullopt for an unknown (or malformed) id.
   std::optional<nlohmann::json> result(const std::string& id) const;
-  // A short line for lists (cached: a completed run never changes).
+  // The run's summary (run_summary of its result.json); lists come from the catalog.
   std::optional<nlohmann::json> summary(const std::string& id) const;
   // Paths of the run's files, or "" when the run has none.
   std::string entity_file(const std::string& id) const;
@@ -97,8 +97,6 @@ class RunStore {
   std::atomic<uint64_t> bodies_{0};
   int64_t last_second_ = 0;
   int next_seq_ = 0;
-  mutable std::mutex cache_mu_;
-  mutable std::map<std::string, nlohmann::json> summaries_;
 };
 
 }  // namespace pb::host

@@ -6,10 +6,13 @@
 
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "catalog.h"
+#include "diff.h"
 #include "run_store.h"
 #include "test_util.h"
 
@@ -159,4 +162,70 @@ TEST_CASE("catalog: a newer schema or a file that is not a catalog is refused, n
   fs::create_directories(other);
   std::ofstream(other + "/catalog.sqlite") << std::string(4096, 'x');
   CHECK_THROWS_MATCHES(RunStore(other), pb::Error, pbtest::ErrorAt(other + "/catalog.sqlite", "not a database"));
+}
+
+TEST_CASE("diff: regressions, fixes, new, removed, newly skipped, error growth, slower and engine changes", "[catalog]") {
+  auto row = [](const std::string& fixture, const std::string& verdict, double max_abs = 1e-7, double ms = 10, const std::string& engine = "torch 1") {
+    return json{{"planet", "pytorch"}, {"fixture", fixture},   {"verdict", verdict}, {"max_abs", max_abs},
+                {"total_ms", ms},      {"engine", engine},     {"tolerance", {{"atol", 1e-5}, {"rtol", 1e-5}}}};
+  };
+  const std::vector<json> before = {row("same", "PASS"),  row("breaks", "EXACT"), row("heals", "FAIL"), row("gone", "PASS"),
+                                    row("skips", "PASS"), row("drifts", "PASS", 1e-7), row("tiny", "PASS", 1e-9),
+                                    row("slow", "PASS", 1e-7, 100), row("upgraded", "PASS")};
+  const std::vector<json> after = {row("same", "PASS"),   row("breaks", "ERROR"), row("heals", "PASS"), row("skips", "SKIP"),
+                                   row("drifts", "PASS", 5e-6), row("tiny", "PASS", 5e-7),  // 500x, but below 10% of atol
+                                   row("slow", "PASS", 1e-7, 400), row("upgraded", "PASS", 1e-7, 10, "torch 2"),
+                                   row("fresh", "PASS"), row("fresh_bad", "FAIL")};
+  const json d = pb::host::diff_runs(before, after);
+  auto fixtures = [&](const char* key) {
+    std::vector<std::string> out;
+    for (const json& r : d[key]) out.push_back(r["fixture"]);
+    return out;
+  };
+  CHECK(fixtures("regressions") == std::vector<std::string>{"breaks", "drifts", "fresh_bad"});
+  CHECK(fixtures("fixed") == std::vector<std::string>{"heals"});
+  CHECK(fixtures("new") == std::vector<std::string>{"fresh", "fresh_bad"});
+  CHECK(fixtures("removed") == std::vector<std::string>{"gone"});
+  CHECK(fixtures("new_skip") == std::vector<std::string>{"skips"});
+  CHECK(fixtures("slower") == std::vector<std::string>{"slow"});
+  CHECK(fixtures("engine_changes") == std::vector<std::string>{"upgraded"});
+  CHECK(d["unchanged"] == 2);  // same, tiny
+  CHECK(d["regressed"] == true);
+  CHECK_THAT(pb::host::diff_text(d, "A", "B"), Catch::Contains("REGRESSION  pytorch breaks: EXACT -> ERROR"));
+  CHECK_THAT(pb::host::diff_markdown(d, "A", "B"), Catch::Contains("**3 regressions**") && Catch::Contains("| | pytorch | heals | FAIL -> PASS |"));
+  CHECK(pb::host::diff_runs(before, before)["regressed"] == false);
+}
+
+TEST_CASE("diff: sides are batches (latest of a suite), run --json reports or runs --json listings; anything else is refused", "[catalog]") {
+  pbtest::TempDir tmp;
+  RunStore store(tmp.file("data"));
+  pb::host::BatchInfo info;
+  info.suite = "nightly";
+  const std::string first = store.catalog().begin_batch(info);
+  commit(store, "a", Verdict::PASS, first);
+  store.catalog().end_batch(first);
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));  // batch ids and start times have a millisecond's resolution
+  const std::string second = store.catalog().begin_batch(info);
+  commit(store, "a", Verdict::FAIL, second);
+  store.catalog().end_batch(second);
+
+  std::string label;
+  const auto latest = pb::host::diff_side(store.catalog(), "latest", "nightly", second, &label);
+  CHECK(label == "batch " + first);
+  REQUIRE(latest.size() == 1);
+  CHECK(latest[0]["verdict"] == "PASS");
+  CHECK(pb::host::diff_runs(latest, pb::host::diff_side(store.catalog(), second, "", "", &label))["regressions"].size() == 1);
+  CHECK_THROWS_MATCHES(pb::host::diff_side(store.catalog(), "latest", "other-suite", "", &label), pb::Error,
+                       pbtest::ErrorAt("--baseline", "no earlier finished batch of suite \"other-suite\""));
+
+  const std::string report = tmp.file("report.json");
+  std::ofstream(report) << json({{"cases", {{{"planet", "pytorch"}, {"fixture", "a"}, {"verdict", "EXACT"}, {"run_id", "r1"}}}}}).dump();
+  const auto from_file = pb::host::diff_side(store.catalog(), report, "", "", &label);
+  REQUIRE(from_file.size() == 1);
+  CHECK(from_file[0]["id"] == "r1");
+  std::ofstream(tmp.file("bad.json")) << R"({"cases": [{"planet": "pytorch"}]})";
+  CHECK_THROWS_MATCHES(pb::host::diff_side(store.catalog(), tmp.file("bad.json"), "", "", &label), pb::Error,
+                       pbtest::ErrorAt(tmp.file("bad.json") + ": cases[0]", "expected an object with planet, fixture and verdict"));
+  CHECK_THROWS_MATCHES(pb::host::diff_side(store.catalog(), tmp.file("none.json"), "", "", &label), pb::Error,
+                       pbtest::ErrorAt(tmp.file("none.json"), "neither a batch"));
 }
