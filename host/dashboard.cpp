@@ -255,9 +255,11 @@ std::string dashboard_run(const json& r) {
     std::vector<std::pair<std::string, double>> stages;
     for (const char* known : {"parse", "decode", "compile", "run", "taps", "save", "reload"})
       if (r["ms"].contains(known)) stages.emplace_back(known, num(r["ms"], known));
-    for (const auto& [stage, ms] : r["ms"].items())
-      if (std::none_of(stages.begin(), stages.end(), [&](const auto& st) { return st.first == stage; }))
-        stages.emplace_back(stage, ms.is_number() ? ms.get<double>() : 0.0);
+    for (const auto& [stage, ms] : r["ms"].items()) {
+      const std::string name = stage;  // a lambda may not capture a structured binding before C++20 (clang)
+      if (std::none_of(stages.begin(), stages.end(), [&](const auto& st) { return st.first == name; }))
+        stages.emplace_back(name, ms.is_number() ? ms.get<double>() : 0.0);
+    }
     double max_ms = 0;
     for (const auto& st : stages) max_ms = std::max(max_ms, st.second);
     b += "<h2>Timings</h2><table><tbody>\n";

@@ -47,6 +47,7 @@ struct CaseResult {
   std::vector<TapCheck> taps;    // every tapped node in execution order (streams with taps)
   std::string tap_error;         // why the taps could not be compared ("" when they were)
   std::string run_id;            // the run store's id, once recorded
+  size_t plan_index = 0;         // `run`: the case's position in the whole suite run's plan (shards merge by it)
   std::vector<std::pair<std::string, double>> stage_ms;  // decode, compile, run, taps, save, reload
   double total_ms() const;
   std::string name() const { return planet + "." + fixture; }

@@ -39,6 +39,12 @@ void write_file(const std::string& path, const std::string& content) {
   if (!f.flush()) throw Error(path, "cannot write report file");
 }
 
+std::string read_text_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw Error(path, "cannot read the file");
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
 struct Common {
   std::string plugin_dir;
   bool no_color = false;
@@ -89,7 +95,17 @@ struct RunArgs {
   std::string fixture, junit, json, out = ".planetbridge";
   double capture_timeout = 900;
   std::string baseline, diff_json, diff_markdown;
+  std::string shard;  // "I/N"
 };
+
+// "I/N" -> {I, N}, 1 <= I <= N.
+std::pair<size_t, size_t> parse_shard(const std::string& s) {
+  size_t i = 0, n = 0;
+  char extra = 0;
+  if (std::sscanf(s.c_str(), "%zu/%zu%c", &i, &n, &extra) != 2 || n < 1 || i < 1 || i > n || n > 100000)
+    throw Error("--shard", "expected I/N with 1 <= I <= N (e.g. 2/4), got \"" + s + "\"");
+  return {i, n};
+}
 
 // Prints (and writes where asked) the comparison; true when it found a regression.
 bool report_diff(const nlohmann::json& d, const std::string& before, const std::string& after, const std::string& json_file,
@@ -109,16 +125,18 @@ int cmd_run(const Common& common, const RunArgs& a) {
   opt.out_dir = a.out;
   opt.capture_timeout_s = a.capture_timeout;
   opt.host_version = PB_VERSION;
-  const std::vector<PlannedCase> plan = plan_cases(suite, opt);
-  if (plan.empty()) throw Error("--fixture", "no fixture matches \"" + a.fixture + "\"");
+  if (!a.shard.empty()) std::tie(opt.shard, opt.shards) = parse_shard(a.shard);
+  size_t planned = 0;
+  const std::vector<PlannedCase> plan = plan_cases(suite, opt, &planned);
+  if (planned == 0) throw Error("--fixture", "no fixture matches \"" + a.fixture + "\"");
 
   PluginRegistry plugins = common.plugins();
   size_t width = 0;
   for (const auto& c : plan) width = std::max(width, c.fixture->id.size());
   const bool tty = ::isatty(STDERR_FILENO);
   ConsoleReport console(std::cout, width, common.color());
-  std::cout << "planetbridge " << PB_VERSION << " · suite " << suite.name << " (" << suite.file << ") · " << plan.size()
-            << " cases\n\n";
+  std::cout << "planetbridge " << PB_VERSION << " · suite " << suite.name << " (" << suite.file << ") · " << plan.size() << " cases"
+            << (opt.shards > 1 ? " (shard " + a.shard + " of " + std::to_string(planned) + ")" : std::string()) << "\n\n";
   console.header();
   opt.on_start = [&](const std::string& planet, const std::string& fixture, size_t done, size_t total) {
     if (tty) std::cerr << "\r\033[K[" << done + 1 << "/" << total << "] " << planet << " " << fixture << std::flush;
@@ -136,7 +154,12 @@ int cmd_run(const Common& common, const RunArgs& a) {
     std::cout << "batch " << batch << " · runs " << results.front().run_id << " to " << results.back().run_id << " in " << a.out
               << "/runs/\n";
   if (!a.junit.empty()) write_file(a.junit, junit_xml(suite.name, results, s));
-  if (!a.json.empty()) write_file(a.json, results_json(suite.name, results, s).dump(2) + "\n");
+  if (!a.json.empty()) {
+    nlohmann::json report = results_json(suite.name, results, s);
+    report["planned"] = planned;  // the whole plan: `merge` checks the shards cover it
+    if (opt.shards > 1) report["shard"] = a.shard;
+    write_file(a.json, report.dump(2) + "\n");
+  }
   if (a.baseline.empty()) return s.ok() ? 0 : kExitFailures;
   // Against a baseline the question is "is it worse?": the exit status says regressions only.
   RunStore store(a.out);
@@ -144,6 +167,59 @@ int cmd_run(const Common& common, const RunArgs& a) {
   const std::vector<nlohmann::json> before = diff_side(store.catalog(), a.baseline, suite.name, batch, &label);
   const std::vector<nlohmann::json> after = diff_side(store.catalog(), batch, suite.name, "", &ignored);
   return report_diff(diff_runs(before, after), label, "batch " + batch, a.diff_json, a.diff_markdown) ? kExitFailures : 0;
+}
+
+// ---------------------------------------------------------------- merge
+
+struct MergeArgs {
+  std::vector<std::string> reports;
+  std::string json, junit;
+};
+
+// The shards' --json reports as one report, as a single run would have written it.
+int cmd_merge(const MergeArgs& a) {
+  std::string suite;
+  size_t planned = 0;
+  double seconds = 0;
+  std::vector<CaseResult> results;
+  std::map<size_t, std::string> seen;  // plan index -> the report holding it
+  for (const std::string& file : a.reports) {
+    nlohmann::json doc;
+    try {
+      doc = nlohmann::json::parse(read_text_file(file));
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(file, std::string("not JSON: ") + e.what());
+    }
+    if (!doc.is_object() || !doc.contains("cases") || !doc["cases"].is_array() || !doc.contains("planned"))
+      throw Error(file, "not a run --json report (expected \"cases\" and \"planned\")");
+    const std::string s = doc.value("suite", "");
+    if (suite.empty()) suite = s, planned = doc["planned"].get<size_t>();
+    if (s != suite || doc["planned"].get<size_t>() != planned)
+      throw Error(file, "is a report of suite \"" + s + "\" with " + doc["planned"].dump() + " planned cases; " + a.reports[0] +
+                            " has \"" + suite + "\" with " + std::to_string(planned));
+    seconds = std::max(seconds, doc["summary"].value("seconds", 0.0));
+    for (size_t i = 0; i < doc["cases"].size(); ++i) {
+      CaseResult r = case_from_json(doc["cases"][i], file + ": cases[" + std::to_string(i) + "]");
+      if (!seen.emplace(r.plan_index, file).second)
+        throw Error(file + ": cases[" + std::to_string(i) + "]", "case " + std::to_string(r.plan_index) + " (" + r.name() + ") is also in " +
+                                                                     seen[r.plan_index]);
+      results.push_back(std::move(r));
+    }
+  }
+  std::string missing;
+  for (size_t i = 0; i < planned; ++i)
+    if (!seen.count(i)) missing += (missing.empty() ? "" : ", ") + std::to_string(i);
+  if (!missing.empty()) throw Error("merge", "the reports do not cover planned cases " + missing + " (a shard is missing)");
+  std::sort(results.begin(), results.end(), [](const CaseResult& x, const CaseResult& y) { return x.plan_index < y.plan_index; });
+  const Summary s = summarize(results, seconds);
+  ConsoleReport(std::cout, 0, false).summary(s);
+  if (!a.json.empty()) {
+    nlohmann::json report = results_json(suite, results, s);
+    report["planned"] = planned;
+    write_file(a.json, report.dump(2) + "\n");
+  }
+  if (!a.junit.empty()) write_file(a.junit, junit_xml(suite, results, s));
+  return s.ok() ? 0 : kExitFailures;
 }
 
 // ---------------------------------------------------------------- diff
@@ -318,6 +394,7 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--json", run.json, "Write the results as JSON here");
   run_cmd->add_option("--out,--data", run.out, "Run store directory: every case goes to DIR/runs/<id>/ (default .planetbridge)");
   run_cmd->add_option("--capture-timeout", run.capture_timeout, "Seconds to wait for each reply of a capture process");
+  run_cmd->add_option("--shard", run.shard, "Run shard I of N (e.g. 2/4): every Nth planned case; merge the --json reports with merge");
   run_cmd->add_option("--baseline", run.baseline,
                       "Compare with a baseline: latest (the suite's previous batch), a batch id, or a --json report; "
                       "exit 1 on regressions only (docs/nightly.md)");
@@ -380,6 +457,12 @@ int main(int argc, char** argv) {
   runs_cmd->add_option("--limit", runs.filter.limit, "At most this many (default 100)")->check(CLI::Range(1, 100000000));
   runs_cmd->add_flag("--json", runs.json, "Print JSON");
 
+  MergeArgs merge;
+  CLI::App* merge_cmd = app.add_subcommand("merge", "Merge the --json reports of a sharded run into one (and JUnit), as one run would write it");
+  merge_cmd->add_option("reports", merge.reports, "The shards' run --json reports")->required();
+  merge_cmd->add_option("--json", merge.json, "Write the merged report here");
+  merge_cmd->add_option("--junit", merge.junit, "Write the merged JUnit XML here");
+
   DiffArgs diff;
   CLI::App* diff_cmd = app.add_subcommand("diff", "Compare two suite runs case by case: regressions, fixes, new, removed (docs/nightly.md)");
   diff_cmd->add_option("before", diff.before, "Batch id, or a run --json report, or a runs --json listing")->required();
@@ -404,6 +487,7 @@ int main(int argc, char** argv) {
     if (*inspect_cmd) return cmd_inspect(inspect_path, !no_verify);
     if (*runs_cmd) return cmd_runs(runs);
     if (*diff_cmd) return cmd_diff(diff);
+    if (*merge_cmd) return cmd_merge(merge);
     if (*plugins_cmd) return cmd_plugins(common);
     if (*ops_cmd) return cmd_ops();
   } catch (const std::exception& e) {

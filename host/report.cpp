@@ -1,5 +1,7 @@
 #include "report.h"
 
+#include <algorithm>
+
 #include <cstdio>
 #include <iomanip>
 #include <sstream>
@@ -178,6 +180,71 @@ nlohmann::json case_json(const CaseResult& r) {
   return j;
 }
 
+CaseResult case_from_json(const nlohmann::json& j, const std::string& where) {
+  try {
+    CaseResult r;
+    r.planet = j.at("planet").get<std::string>();
+    r.fixture = j.at("fixture").get<std::string>();
+    r.engine = j.value("engine", "");
+    r.layer = j.value("layer", "");
+    r.composed = j.value("composed", std::vector<std::string>{});
+    const std::string v = j.at("verdict").get<std::string>();
+    bool known = false;
+    for (Verdict candidate : {Verdict::EXACT, Verdict::PASS, Verdict::FAIL, Verdict::ERROR, Verdict::SKIP})
+      if (v == verdict_name(candidate)) r.verdict = candidate, known = true;
+    if (!known) throw Error(where + ".verdict", "unknown verdict \"" + v + "\"");
+    r.message = j.value("message", "");
+    if (j.contains("tolerance")) r.tolerance = {j["tolerance"].at("atol").get<double>(), j["tolerance"].at("rtol").get<double>()};
+    r.max_abs = j.value("max_abs", 0.0);
+    r.max_rel = j.value("max_rel", 0.0);
+    r.worst = j.value("worst", "");
+    r.reload_identical = j.value("reload_identical", false);
+    r.entity_path = j.value("entity", "");
+    r.entity_bytes = j.value("entity_bytes", uint64_t(0));
+    r.first_divergence = j.value("first_divergence", "");
+    r.tap_error = j.value("tap_error", "");
+    r.run_id = j.value("run_id", "");
+    r.plan_index = j.value("plan_index", size_t(0));
+    // Stages in the ladder's order (a JSON object sorts its keys), then any others.
+    const nlohmann::json ms = j.value("ms", nlohmann::json::object());
+    for (const char* stage : {"parse", "decode", "compile", "run", "taps", "save", "reload"})
+      if (ms.contains(stage)) r.stage_ms.emplace_back(stage, ms[stage].get<double>());
+    for (const auto& [stage, t] : ms.items())
+      if (std::none_of(r.stage_ms.begin(), r.stage_ms.end(), [&, name = stage](const auto& s) { return s.first == name; }))
+        r.stage_ms.emplace_back(stage, t.get<double>());
+    for (const auto& o : j.value("outputs", nlohmann::json::array())) {
+      OutputCheck c;
+      c.name = o.at("name").get<std::string>();
+      c.vs_native.exact = o.value("exact", false);
+      c.vs_native.within = o.value("within_tolerance", false);
+      c.vs_native.max_abs = o.value("max_abs", 0.0);
+      c.vs_native.max_rel = o.value("max_rel", 0.0);
+      c.vs_native.violations = o.value("violations", int64_t(0));
+      c.vs_native.worst_index = o.value("worst_index", "");
+      c.vs_native.worst_native = o.value("worst_native", 0.0);
+      c.vs_native.worst_bridged = o.value("worst_bridged", 0.0);
+      c.reload_identical = o.value("reload_identical", false);
+      r.outputs.push_back(std::move(c));
+    }
+    for (const auto& t : j.value("taps", nlohmann::json::array())) {
+      TapCheck c;
+      c.node = t.at("node").get<std::string>();
+      c.origin = t.value("origin", "");
+      c.value = t.value("value", "");
+      c.vs_native.max_abs = t.value("max_abs", 0.0);
+      c.vs_native.max_rel = t.value("max_rel", 0.0);
+      c.vs_native.within = t.value("within", false);
+      c.vs_native.exact = t.value("exact", false);
+      c.vs_native.violations = t.value("violations", int64_t(0));
+      c.vs_native.mismatch = t.value("mismatch", "");
+      r.taps.push_back(std::move(c));
+    }
+    return r;
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(where, std::string("not a case of a run --json report: ") + e.what());
+  }
+}
+
 nlohmann::json results_json(const std::string& suite, const std::vector<CaseResult>& results, const Summary& s) {
   nlohmann::json j = {{"suite", suite},
                       {"summary",
@@ -187,6 +254,7 @@ nlohmann::json results_json(const std::string& suite, const std::vector<CaseResu
   for (const CaseResult& r : results) {
     j["cases"].push_back(case_json(r));
     if (!r.run_id.empty()) j["cases"].back()["run_id"] = r.run_id;
+    j["cases"].back()["plan_index"] = r.plan_index;
   }
   return j;
 }

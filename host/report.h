@@ -36,6 +36,8 @@ class ConsoleReport {
 void print_case_detail(std::ostream& out, const CaseResult& r, bool color);
 
 nlohmann::json case_json(const CaseResult& r);
+// The inverse of case_json (a report's case read back, for `merge`); errors name `where`.
+CaseResult case_from_json(const nlohmann::json& j, const std::string& where);
 nlohmann::json results_json(const std::string& suite, const std::vector<CaseResult>& results, const Summary& s);
 std::string junit_xml(const std::string& suite, const std::vector<CaseResult>& results, const Summary& s);
 

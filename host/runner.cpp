@@ -32,6 +32,7 @@ CaseResult blank(const PlannedCase& c, Verdict v, const std::string& message, co
   r.tolerance = c.fixture->tolerance_for(c.planet);
   r.verdict = v;
   r.message = message;
+  r.plan_index = c.index;
   return r;
 }
 
@@ -160,6 +161,7 @@ class PlanetRun {
     lo.entity_path = run->entity_path();
     CaseResult r = run_ladder(stream, dialect, lo);
     r.layer = c.fixture->layer;
+    r.plan_index = c.index;
     store_.commit(*run, r, info_);
     return r;
   }
@@ -187,7 +189,7 @@ class PlanetRun {
 
 }  // namespace
 
-std::vector<PlannedCase> plan_cases(const Suite& suite, const RunOptions& opt) {
+std::vector<PlannedCase> plan_cases(const Suite& suite, const RunOptions& opt, size_t* planned) {
   std::vector<std::string> planet_order;
   std::set<std::string> all_planets, all_layers;
   for (const Fixture& f : suite.fixtures) {
@@ -213,10 +215,18 @@ std::vector<PlannedCase> plan_cases(const Suite& suite, const RunOptions& opt) {
       if (std::find(f.planets.begin(), f.planets.end(), planet) == f.planets.end()) continue;
       if (!selected(opt.layers, f.layer)) continue;
       if (!opt.fixture_glob.empty() && fnmatch(opt.fixture_glob.c_str(), f.id.c_str(), 0) != 0) continue;
-      cases.push_back({&f, planet});
+      cases.push_back({&f, planet, cases.size()});
     }
   }
-  return cases;
+  if (planned) *planned = cases.size();
+  if (opt.shards <= 1) return cases;
+  if (opt.shard < 1 || opt.shard > opt.shards)
+    throw Error("--shard", "shard " + std::to_string(opt.shard) + " of " + std::to_string(opt.shards) + " does not exist (1 to " +
+                               std::to_string(opt.shards) + ")");
+  std::vector<PlannedCase> mine;
+  for (const PlannedCase& c : cases)
+    if (c.index % opt.shards == opt.shard - 1) mine.push_back(c);
+  return mine;
 }
 
 std::vector<CaseResult> run_suite(const Suite& suite, const PluginRegistry& plugins, const RunOptions& opt, std::string* batch_id_out) {
@@ -227,7 +237,8 @@ std::vector<CaseResult> run_suite(const Suite& suite, const PluginRegistry& plug
   batch.suite = suite.name;
   batch.suite_file = suite.file;
   batch.suite_hash = file_crc32(suite.file);
-  batch.filters = {{"planets", opt.planets}, {"layers", opt.layers}, {"fixture", opt.fixture_glob}};
+  batch.filters = {{"planets", opt.planets}, {"layers", opt.layers}, {"fixture", opt.fixture_glob},
+                   {"shard", std::to_string(opt.shard) + "/" + std::to_string(opt.shards)}};
   batch.host_version = opt.host_version;
   batch.machine = machine_info();
   const std::string batch_id = store.catalog().begin_batch(batch);
@@ -241,6 +252,9 @@ std::vector<CaseResult> run_suite(const Suite& suite, const PluginRegistry& plug
   }
   store.catalog().end_batch(batch_id);
   if (batch_id_out) *batch_id_out = batch_id;
+  // Rows were shown as they came (a planet's not-applicable cases after its captured ones);
+  // the report is in plan order, which merged shards reproduce.
+  std::stable_sort(results.begin(), results.end(), [](const CaseResult& a, const CaseResult& b) { return a.plan_index < b.plan_index; });
   return results;
 }
 

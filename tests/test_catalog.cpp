@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <regex>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -228,4 +229,56 @@ TEST_CASE("diff: sides are batches (latest of a suite), run --json reports or ru
                        pbtest::ErrorAt(tmp.file("bad.json") + ": cases[0]", "expected an object with planet, fixture and verdict"));
   CHECK_THROWS_MATCHES(pb::host::diff_side(store.catalog(), tmp.file("none.json"), "", "", &label), pb::Error,
                        pbtest::ErrorAt(tmp.file("none.json"), "neither a batch"));
+}
+
+namespace {
+// The report with what differs between runs of the same cases removed: times, run ids, paths.
+json comparable(const std::string& file) {
+  json d = json::parse(pbtest::read_text(file));
+  d["summary"].erase("seconds");
+  for (json& c : d["cases"])
+    for (const char* k : {"run_id", "entity", "ms"}) c.erase(k);
+  return d;
+}
+std::string comparable_junit(const std::string& x) {
+  static const std::regex varying(R"(time="[^"]*"|(entity|timing|run) +[^\n]*\n)");
+  return std::regex_replace(x, varying, "");
+}
+}  // namespace
+
+TEST_CASE("catalog: four shards merged give the report and JUnit of one run; a run against its own baseline has no regression", "[catalog][cli]") {
+  PBTEST_SKIP_IF(pbtest::python_missing("sklearn"), "the live sharding test runs the sklearn planet");
+  pbtest::TempDir tmp;
+  const std::string run = std::string(PB_CLI) + " --plugin-dir " + pbtest::quote(fs::path(PB_SKLEARN_PLUGIN).parent_path().string()) +
+                          " run " + pbtest::quote(PB_SOURCE_DIR "/config/suites/bedrock.yaml") + " --planet sklearn --layer sklearn --data " +
+                          pbtest::quote(tmp.file("data"));
+  REQUIRE(pbtest::shell(run + " --json " + tmp.file("full.json") + " --junit " + tmp.file("full.xml") + " >/dev/null 2>&1") == 0);
+  std::string shards;
+  for (int i = 1; i <= 4; ++i) {
+    const std::string report = tmp.file("s" + std::to_string(i) + ".json");
+    REQUIRE(pbtest::shell(run + " --shard " + std::to_string(i) + "/4 --json " + report + " >/dev/null 2>&1") == 0);
+    shards += " " + report;
+  }
+  const std::string merge = std::string(PB_CLI) + " merge" + shards;
+  REQUIRE(pbtest::shell(merge + " --json " + tmp.file("merged.json") + " --junit " + tmp.file("merged.xml") + " >/dev/null 2>&1") == 0);
+  const json full = comparable(tmp.file("full.json")), merged = comparable(tmp.file("merged.json"));
+  CHECK(full["cases"].size() > 4);
+  CHECK(full == merged);
+  CHECK(comparable_junit(pbtest::read_text(tmp.file("full.xml"))) == comparable_junit(pbtest::read_text(tmp.file("merged.xml"))));
+
+  // A shard missing, or given twice, is an error naming the cases.
+  const std::string out = tmp.file("merge.out");
+  CHECK(pbtest::shell(std::string(PB_CLI) + " merge " + tmp.file("s1.json") + " " + tmp.file("s2.json") + " >" + out + " 2>&1") == 2);
+  CHECK_THAT(pbtest::read_text(out), Catch::Contains("the reports do not cover planned cases 2, 3, 6, 7, 10"));
+  CHECK(pbtest::shell(std::string(PB_CLI) + " merge " + tmp.file("s1.json") + " " + tmp.file("s1.json") + " >" + out + " 2>&1") == 2);
+  CHECK_THAT(pbtest::read_text(out), Catch::Contains("is also in"));
+  CHECK(pbtest::shell(run + " --shard 5/4 >" + out + " 2>&1") == 2);
+  CHECK_THAT(pbtest::read_text(out), Catch::Contains("--shard: expected I/N with 1 <= I <= N"));
+
+  // The same cases again, against the latest batch (a shard's): the cases in both are unchanged.
+  CHECK(pbtest::shell(run + " --baseline " + tmp.file("full.json") + " --diff-json " + tmp.file("diff.json") + " >/dev/null 2>&1") == 0);
+  const json d = json::parse(pbtest::read_text(tmp.file("diff.json")));
+  CHECK(d["regressions"].empty());
+  CHECK(d["new"].empty());
+  CHECK(d["unchanged"].get<size_t>() + d["slower"].size() == full["cases"].size());
 }
