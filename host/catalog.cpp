@@ -170,7 +170,7 @@ void Catalog::migrate() {
 }
 
 void Catalog::index_folders(const std::string& runs_dir) {
-  std::set<std::string> indexed;
+  std::set<std::string> indexed, on_disk;
   {
     Statement q(db_, path_, "SELECT id FROM runs");
     while (q.step()) indexed.insert(q.text(0));
@@ -179,6 +179,7 @@ void Catalog::index_folders(const std::string& runs_dir) {
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(runs_dir, ec)) {
     const std::string id = e.path().filename().string();
+    on_disk.insert(id);
     if (id.empty() || id[0] == '.' || indexed.count(id)) continue;
     std::ifstream in(e.path() / "result.json");
     if (!in) continue;  // reserved and still running, or abandoned
@@ -189,6 +190,10 @@ void Catalog::index_folders(const std::string& runs_dir) {
       // A damaged result.json is left to `runs`/the dashboard to report; it is not indexed.
     }
   }
+  std::vector<std::string> gone;
+  for (const std::string& id : indexed)
+    if (!on_disk.count(id)) gone.push_back(id);
+  if (!gone.empty()) forget(gone);
   if (missing.empty()) return;
   exec("BEGIN IMMEDIATE");
   try {
@@ -289,6 +294,34 @@ std::optional<std::string> Catalog::latest_batch(const std::string& suite, const
   q.bind(1, suite).bind(2, excluding);
   if (!q.step()) return std::nullopt;
   return q.text(0);
+}
+
+std::vector<std::string> Catalog::collectable(const std::string& before, size_t keep_last) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement q(db_, path_,
+              "SELECT id FROM runs WHERE time < ?1 AND id NOT IN (SELECT id FROM runs ORDER BY time DESC, id DESC LIMIT ?2) "
+              "ORDER BY time, id");
+  q.bind(1, before).bind(2, static_cast<int64_t>(keep_last));
+  std::vector<std::string> out;
+  while (q.step()) out.push_back(q.text(0));
+  return out;
+}
+
+void Catalog::forget(const std::vector<std::string>& run_ids) {
+  std::lock_guard<std::mutex> lock(mu_);
+  exec("BEGIN IMMEDIATE");
+  try {
+    for (const std::string& id : run_ids) {
+      Statement d(db_, path_, "DELETE FROM runs WHERE id = ?1");
+      d.bind(1, id);
+      d.step();
+    }
+    exec("DELETE FROM batches WHERE ended IS NOT NULL AND id NOT IN (SELECT batch FROM runs WHERE batch IS NOT NULL)");
+    exec("COMMIT");
+  } catch (...) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
 }
 
 size_t Catalog::count_runs() const {

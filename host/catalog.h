@@ -2,8 +2,9 @@
 // The run catalog: an SQLite index of the run store (<data>/catalog.sqlite; docs/nightly.md).
 // The run folders stay the record (result.json, stream, checkpoint); the catalog indexes them
 // (one row per case run, one per suite run, "batch") so lists and histories are queries, not
-// folder walks. Opening it indexes any run folder it lacks: a store made before the catalog,
-// or a run whose process died between writing its folder and its row.
+// folder walks. Opening it reconciles the two: it indexes any run folder it lacks (a store made
+// before the catalog, or a run whose process died between writing its folder and its row) and
+// forgets rows whose folder is gone (a gc interrupted between the two).
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -56,6 +57,10 @@ class Catalog {
   // Summaries (RunStore::summary's shape) of the runs matching `f`, newest first.
   std::vector<nlohmann::json> runs(const RunFilter& f) const;
   size_t count_runs() const;
+  // Ids of the runs older than `before` (a UTC time) except the `keep_last` newest, oldest first.
+  std::vector<std::string> collectable(const std::string& before, size_t keep_last) const;
+  // Drops the rows of runs whose folders are gone, and batches left with no runs.
+  void forget(const std::vector<std::string>& run_ids);
   std::optional<nlohmann::json> batch(const std::string& id) const;
   // The newest finished batch of `suite` other than `excluding`.
   std::optional<std::string> latest_batch(const std::string& suite, const std::string& excluding) const;

@@ -169,6 +169,26 @@ int cmd_run(const Common& common, const RunArgs& a) {
   return report_diff(diff_runs(before, after), label, "batch " + batch, a.diff_json, a.diff_markdown) ? kExitFailures : 0;
 }
 
+// ---------------------------------------------------------------- gc
+
+struct GcArgs {
+  std::string data = ".planetbridge";
+  double keep_days = 30;
+  size_t keep_last = 1000;
+  bool dry_run = false;
+};
+
+int cmd_gc(const GcArgs& a) {
+  RunStore store(a.data);
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::vector<std::string> ids = store.gc(a.keep_days, a.keep_last, a.dry_run);
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::cout << (a.dry_run ? "would remove " : "removed ") << ids.size() << " runs"
+            << (ids.empty() ? std::string() : " (" + ids.front() + " to " + ids.back() + ")") << " in " << s << " s; "
+            << store.catalog().count_runs() << " runs kept in " << a.data << "\n";
+  return 0;
+}
+
 // ---------------------------------------------------------------- merge
 
 struct MergeArgs {
@@ -457,6 +477,13 @@ int main(int argc, char** argv) {
   runs_cmd->add_option("--limit", runs.filter.limit, "At most this many (default 100)")->check(CLI::Range(1, 100000000));
   runs_cmd->add_flag("--json", runs.json, "Print JSON");
 
+  GcArgs gc;
+  CLI::App* gc_cmd = app.add_subcommand("gc", "Remove old runs from the run store and its catalog (docs/nightly.md)");
+  gc_cmd->add_option("--data", gc.data, "Run store directory (default .planetbridge)");
+  gc_cmd->add_option("--keep-days", gc.keep_days, "Keep runs newer than this many days (default 30)")->check(CLI::Range(0.0, 1e6));
+  gc_cmd->add_option("--keep-last", gc.keep_last, "Always keep this many newest runs (default 1000)")->check(CLI::Range(0, 1000000000));
+  gc_cmd->add_flag("--dry-run", gc.dry_run, "Only say what would be removed");
+
   MergeArgs merge;
   CLI::App* merge_cmd = app.add_subcommand("merge", "Merge the --json reports of a sharded run into one (and JUnit), as one run would write it");
   merge_cmd->add_option("reports", merge.reports, "The shards' run --json reports")->required();
@@ -488,6 +515,7 @@ int main(int argc, char** argv) {
     if (*runs_cmd) return cmd_runs(runs);
     if (*diff_cmd) return cmd_diff(diff);
     if (*merge_cmd) return cmd_merge(merge);
+    if (*gc_cmd) return cmd_gc(gc);
     if (*plugins_cmd) return cmd_plugins(common);
     if (*ops_cmd) return cmd_ops();
   } catch (const std::exception& e) {

@@ -194,6 +194,27 @@ nlohmann::json RunStore::commit(Pending& run, CaseResult& r, const RunInfo& info
   return j;
 }
 
+std::vector<std::string> RunStore::gc(double keep_days, size_t keep_last, bool dry_run) {
+  const int64_t ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count() -
+                     static_cast<int64_t>(keep_days * 86400e3);
+  char millis[8];
+  std::snprintf(millis, sizeof millis, ".%03dZ", static_cast<int>(ms % 1000));
+  const std::string before = utc(ms / 1000, "%Y-%m-%dT%H:%M:%S") + millis;  // as run times are written
+  const std::vector<std::string> ids = catalog_->collectable(before, keep_last);
+  if (dry_run) return ids;
+  for (const std::string& id : ids) {
+    // Out of the listing in one step; a crash before the removal leaves an abandoned
+    // temporary the next store removes, and a row the next catalog open forgets.
+    const std::string doomed = temporary_name(runs_dir_ + "/." + id + ".gc");
+    if (::rename(run_dir(id).c_str(), doomed.c_str()) != 0 && errno != ENOENT) fail_errno(run_dir(id), "cannot remove the run");
+    std::error_code ec;
+    fs::remove_all(doomed, ec);
+    if (ec) throw Error(doomed, "cannot remove the run: " + ec.message());
+  }
+  catalog_->forget(ids);
+  return ids;
+}
+
 std::vector<std::string> RunStore::ids() const {
   std::vector<std::string> out;
   std::error_code ec;

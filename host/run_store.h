@@ -70,6 +70,10 @@ class RunStore {
   // Indexes the run in the catalog. Returns the document.
   nlohmann::json commit(Pending& run, CaseResult& r, const RunInfo& info);
 
+  // Removes the runs older than `keep_days` days except the `keep_last` newest: each folder
+  // (renamed out of the listing first, then deleted), then the catalog rows. Returns the ids
+  // removed, or with dry_run those it would remove.
+  std::vector<std::string> gc(double keep_days, size_t keep_last, bool dry_run);
   // A fresh temporary path in the store for a request body (removed by a later store if this
   // process dies); hand it to Pending::adopt_stream().
   std::string body_file();

@@ -282,3 +282,36 @@ TEST_CASE("catalog: four shards merged give the report and JUnit of one run; a r
   CHECK(d["new"].empty());
   CHECK(d["unchanged"].get<size_t>() + d["slower"].size() == full["cases"].size());
 }
+
+TEST_CASE("catalog: gc removes old runs but the newest, their rows and emptied batches; a row without a folder is forgotten", "[catalog]") {
+  pbtest::TempDir tmp;
+  const std::string data = tmp.file("data");
+  std::vector<std::string> ids;
+  std::string old_batch;
+  {
+    RunStore store(data);
+    pb::host::BatchInfo info;
+    info.suite = "old";
+    old_batch = store.catalog().begin_batch(info);
+    for (int i = 0; i < 6; ++i) ids.push_back(commit(store, "f" + std::to_string(i), Verdict::PASS, i < 3 ? old_batch : ""));
+    store.catalog().end_batch(old_batch);
+  }
+  // The first four ran 40 days ago (as far as the catalog knows).
+  for (int i = 0; i < 4; ++i) sql(data + "/catalog.sqlite", "UPDATE runs SET time = '2000-01-0" + std::to_string(i + 1) + "T00:00:00.000Z' WHERE id = '" + ids[i] + "'");
+  RunStore store(data);
+  CHECK(store.gc(30, 3, true) == std::vector<std::string>{ids[0], ids[1], ids[2]});  // ids[3] is among the 3 newest
+  CHECK(store.catalog().count_runs() == 6);  // a dry run removes nothing
+  CHECK(store.gc(30, 3, false) == std::vector<std::string>{ids[0], ids[1], ids[2]});
+  CHECK(store.catalog().count_runs() == 3);
+  CHECK(store.ids() == std::vector<std::string>{ids[5], ids[4], ids[3]});
+  CHECK_FALSE(store.catalog().batch(old_batch));  // every run of it is gone
+  for (int i = 0; i < 3; ++i) CHECK_FALSE(fs::exists(store.run_dir(ids[i])));
+  CHECK(store.gc(0, 0, false).size() == 3);
+  CHECK(store.catalog().count_runs() == 0);
+
+  // A gc interrupted between removing a folder and its row: the next open forgets the row.
+  const std::string id = commit(store, "again", Verdict::PASS);
+  fs::remove_all(store.run_dir(id));
+  RunStore reopened(data);
+  CHECK(reopened.catalog().count_runs() == 0);
+}
