@@ -277,12 +277,19 @@ std::optional<json> Catalog::batch(const std::string& id) const {
 
 std::vector<json> Catalog::runs(const RunFilter& f) const {
   std::lock_guard<std::mutex> lock(mu_);
-  // Each filter is "(?n = '' OR column ...)": one statement, the indexes still apply.
-  Statement q(db_, path_,
-              "SELECT summary FROM runs WHERE (?1 = '' OR batch = ?1) AND (?2 = '' OR fixture GLOB ?2) AND (?3 = '' OR verdict = ?3) "
-              "AND (?4 = '' OR planet = ?4) AND (?5 = '' OR time >= ?5) ORDER BY time DESC, id DESC LIMIT ?6");
-  q.bind(1, f.batch).bind(2, f.fixture_glob).bind(3, f.verdict).bind(4, f.planet).bind(5, f.since);
-  q.bind(6, static_cast<int64_t>(f.limit));
+  // Only the filters given go into the query, so SQLite can pick the index that fits.
+  std::string sql = "SELECT summary FROM runs WHERE 1";
+  std::vector<std::string> values;
+  for (const auto& [value, clause] : {std::pair<const std::string&, const char*>{f.batch, " AND batch = ?"},
+                                      {f.fixture_glob, " AND fixture GLOB ?"},
+                                      {f.verdict, " AND verdict = ?"},
+                                      {f.planet, " AND planet = ?"},
+                                      {f.since, " AND time >= ?"}})
+    if (!value.empty()) sql += clause, values.push_back(value);
+  sql += " ORDER BY time DESC, id DESC LIMIT ?";
+  Statement q(db_, path_, sql.c_str());
+  for (size_t i = 0; i < values.size(); ++i) q.bind(static_cast<int>(i + 1), values[i]);
+  q.bind(static_cast<int>(values.size() + 1), static_cast<int64_t>(f.limit));
   std::vector<json> out;
   while (q.step()) out.push_back(json::parse(q.text(0), nullptr, false));
   return out;

@@ -202,16 +202,20 @@ std::vector<std::string> RunStore::gc(double keep_days, size_t keep_last, bool d
   const std::string before = utc(ms / 1000, "%Y-%m-%dT%H:%M:%S") + millis;  // as run times are written
   const std::vector<std::string> ids = catalog_->collectable(before, keep_last);
   if (dry_run) return ids;
+  // Out of the listing first, each in one step; then the rows, in one transaction; then the
+  // files. A crash in between leaves abandoned temporaries the next store removes, and rows
+  // the next catalog open forgets.
+  std::vector<std::string> doomed;
   for (const std::string& id : ids) {
-    // Out of the listing in one step; a crash before the removal leaves an abandoned
-    // temporary the next store removes, and a row the next catalog open forgets.
-    const std::string doomed = temporary_name(runs_dir_ + "/." + id + ".gc");
-    if (::rename(run_dir(id).c_str(), doomed.c_str()) != 0 && errno != ENOENT) fail_errno(run_dir(id), "cannot remove the run");
-    std::error_code ec;
-    fs::remove_all(doomed, ec);
-    if (ec) throw Error(doomed, "cannot remove the run: " + ec.message());
+    doomed.push_back(temporary_name(runs_dir_ + "/." + id + ".gc"));
+    if (::rename(run_dir(id).c_str(), doomed.back().c_str()) != 0 && errno != ENOENT) fail_errno(run_dir(id), "cannot remove the run");
   }
   catalog_->forget(ids);
+  for (const std::string& d : doomed) {
+    std::error_code ec;
+    fs::remove_all(d, ec);
+    if (ec) throw Error(d, "cannot remove the run: " + ec.message());
+  }
   return ids;
 }
 
