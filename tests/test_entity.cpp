@@ -286,6 +286,21 @@ TEST_CASE("entity: a forged list size with a valid header CRC is refused before 
                        ErrorAt("forged.entity", "header does not decode"));
 }
 
+TEST_CASE("entity: a header that says big-endian is refused before cereal reads a size", "[entity]") {
+  // Found by fuzz_entity (tests/fuzz/regressions/entity/): with cereal's endianness byte at 0,
+  // cereal byte-swaps every size it reads, so the sizes the header walk had checked were not
+  // the ones it allocated (a 1 became 2^56: a multi-petabyte string).
+  std::vector<uint8_t> b = serialized();
+  uint64_t header_len = 0;
+  for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | b[16 + i];
+  REQUIRE(b[40] == 1);
+  b[40] = 0;
+  const uint32_t crc = pb::entity::crc32(b.data() + 40, header_len);
+  for (int i = 0; i < 4; ++i) b[32 + i] = uint8_t(crc >> (8 * i));
+  CHECK_THROWS_MATCHES(pb::entity::deserialize(b.data(), b.size(), "forged.entity"), pb::Error,
+                       ErrorAt("forged.entity", "header does not decode: the header is not little-endian"));
+}
+
 TEST_CASE("entity: a reloaded checkpoint runs bit-identically", "[entity]") {
   pbtest::TempDir tmp;
   // Only the attributes the op schemas know: the others are there for the format's round trip.

@@ -65,6 +65,66 @@ TEST_CASE("ops: shapes infer through unknown batch dims", "[ops]") {
   CHECK(infer(make_node("e", "Embedding", {"ids", "t"}), {ids, f32({10, 4})}, {"t"})[0].shape == Shape{-1, 7, 4});
 }
 
+TEST_CASE("ops: a value above 2^34 elements or 2^31 - 1 per dimension is refused by shape inference, naming the node", "[ops]") {
+  // Found by fuzz_entity (tests/fuzz/regressions/entity/conv-padding-4e11): a Conv1d padding of
+  // 4*10^11 inferred a 3 TB output that oneDNN then failed to allocate, with no name on it.
+  // Window attributes are bounded on their own (< 2^31, what oneDNN holds in an int)...
+  const pb::ir::Node conv = make_node("conv", "Conv", {"x", "k"},
+                                      pbtest::attrs({{"pads_end", std::vector<int64_t>{399431958530}}}));
+  CHECK_THROWS_MATCHES(infer(conv, {f32({-1, 3, 8}), f32({2, 3, 4})}, {"k"}), pb::Error,
+                       ErrorAt("node \"conv\" (Conv) from test:conv", "pads must be < 2^31, got 399431958530"));
+  // ... and so is every output: 17 channels of 2^30 is just over 2^34.
+  const pb::ir::Node wide = make_node("conv", "Conv", {"x", "k"});
+  CHECK_THROWS_MATCHES(infer(wide, {f32({1, 1, int64_t(1) << 30}), f32({17, 1, 1})}, {"k"}), pb::Error,
+                       ErrorAt("node \"conv\" (Conv) from test:conv", "elements are above the limit of 2^34 per value"));
+  CHECK(infer(make_node("c", "Conv", {"x", "k"}, pbtest::attrs({{"pads_end", std::vector<int64_t>{3}}})),
+              {f32({-1, 3, 8}), f32({2, 3, 4})}, {"k"})[0]
+            .shape == Shape{-1, 2, 8});
+  // A window that would see padding alone: pads beyond dilation·(kernel − 1) (fuzz_entity: a
+  // Conv padded by 67 million took oneDNN a minute and 8 GB to create).
+  CHECK_THROWS_MATCHES(infer(make_node("c", "Conv", {"x", "k"}, pbtest::attrs({{"pads_end", std::vector<int64_t>{4}}})),
+                             {f32({-1, 3, 8}), f32({2, 3, 4})}, {"k"}),
+                       pb::Error, ErrorAt("node \"c\" (Conv) from test:c", "pads 0 and 4 of spatial dim 0 must be smaller than the window 4"));
+  // Inputs too (a graph input's shape comes from the file): a Reshape of [2^43, 2^46] multiplied
+  // its dims past int64 (UBSan: signed overflow; fuzz_entity).
+  const pb::ir::Node reshape = make_node("r", "Reshape", {"x"}, pbtest::attrs({{"shape", std::vector<int64_t>{-1}}}));
+  CHECK_THROWS_MATCHES(infer(reshape, {f32({int64_t(1) << 43, int64_t(1) << 46})}), pb::Error,
+                       ErrorAt("node \"r\" (Reshape) from test:r", "input \"x\" is f32[8796093022208, 70368744177664]: dimension 8796093022208 is above the limit of 2^31 - 1"));
+  // A dim over the limit next to a 0 (no elements) is refused all the same.
+  CHECK_THROWS_AS(infer(reshape, {f32({0, int64_t(1) << 31})}), pb::Error);
+  // A value without elements too: oneDNN 2.6 died of SIGFPE creating the matmul of a Dense over an
+  // empty batch (fuzz_entity; tests/fuzz/regressions/stream/empty-batch-dense.json by `check`).
+  CHECK_THROWS_MATCHES(infer(make_node("d", "Dense", {"x", "w"}), {f32({0, 2}), f32({3, 2})}, {"w"}), pb::Error,
+                       ErrorAt("node \"d\" (Dense) from test:d", "input \"x\" is f32[0, 2]: a dimension of 0: values without elements are not supported"));
+  // Window attributes: a dilation of 2^62 with a kernel of 5 would overflow the span.
+  CHECK_THROWS_MATCHES(infer(make_node("c", "Conv", {"x", "k"}, pbtest::attrs({{"dilations", std::vector<int64_t>{int64_t(1) << 62}}})),
+                             {f32({1, 3, 8}), f32({2, 3, 5})}, {"k"}),
+                       pb::Error, ErrorAt("node \"c\" (Conv) from test:c", "must be < 2^31"));
+  // A stride of 2^32 (< 2^34 elements, but no int for oneDNN) threw oneDNN's own error (fuzz_entity).
+  CHECK_THROWS_MATCHES(infer(make_node("c", "Conv", {"x", "k"}, pbtest::attrs({{"strides", std::vector<int64_t>{int64_t(1) << 32}}})),
+                             {f32({1, 3, 8}), f32({2, 3, 2})}, {"k"}),
+                       pb::Error, ErrorAt("node \"c\" (Conv) from test:c", "must be < 2^31, got 4294967296"));
+  // Slice steps and bounds of any int64 count without overflow.
+  CHECK(pb::ir::slice_range(10, 0, 10, INT64_MAX).count == 1);
+  CHECK(pb::ir::slice_range(10, INT64_MAX, INT64_MIN, INT64_MIN).count == 1);
+  CHECK(pb::ir::slice_range(10, 1, 10, 3).count == 3);
+  CHECK(pb::ir::slice_range(10, 9, -11, -4).count == 3);
+}
+
+TEST_CASE("ops: a pool's or a convolution's pads must be smaller than its window", "[ops]") {
+  // Found by fuzz_entity (tests/fuzz/regressions/entity/avgpool-pads-beyond-window): an AvgPool
+  // with pads_end 117506049 passed shape inference and oneDNN then threw its own dnnl::error.
+  auto pool = [](int64_t pad, int64_t dilation) {
+    return make_node("p", "Pool", {"x"}, pbtest::attrs({{"mode", std::string("avg")}, {"kernel", std::vector<int64_t>{2}},
+                                                        {"pads_end", std::vector<int64_t>{pad}}, {"dilations", std::vector<int64_t>{dilation}}}));
+  };
+  CHECK_THROWS_MATCHES(infer(pool(117506049, 1), {f32({1, 4, 8})}), pb::Error,
+                       ErrorAt("node \"p\" (Pool) from test:p", "pads 0 and 117506049 of spatial dim 0 must be smaller than the window 2"));
+  CHECK_THROWS_AS(infer(pool(2, 1), {f32({1, 4, 8})}), pb::Error);
+  CHECK(infer(pool(1, 1), {f32({1, 4, 8})})[0].shape == Shape{1, 4, 8});
+  CHECK(infer(pool(2, 3), {f32({1, 4, 8})})[0].shape == Shape{1, 4, 7});  // a dilated window of 4 takes a pad of 2
+}
+
 TEST_CASE("ops: attributes are typed, defaulted and never unknown", "[ops]") {
   const pb::ir::Node pool = make_node("p", "Pool", {"x"}, pbtest::attrs({{"mode", std::string("max")}, {"kernel", std::vector<int64_t>{2}}}));
   const pb::ir::Attrs a = pb::ir::checked_attrs(pool);

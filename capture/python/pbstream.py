@@ -85,7 +85,8 @@ class _Frame:
             table = dict(doc.get("tensors") or {})
             for name in sorted(tensors):
                 code, shape, view = _tensor_view(name, tensors[name])
-                table[name] = {"dtype": code, "shape": shape, "offset": offset, "nbytes": view.nbytes}
+                # Flags the capture set on the entry beforehand (allow_nonfinite) are kept.
+                table[name] = {**table.get(name, {}), "dtype": code, "shape": shape, "offset": offset, "nbytes": view.nbytes}
                 self.views.append(view)
                 offset = align_up(offset + view.nbytes)
             doc["tensors"] = table

@@ -91,6 +91,16 @@ std::vector<uint8_t> encode_graph(const ir::Graph& g, const Stream& stream) {
   }
   doc["stream_weights"] = by_name;
   doc["tensors"] = json::object();
+  // An attention mask is -inf where it masks (torch's own masks, and a bool mask made additive):
+  // such a weight says so; NaN and +inf stay refused.
+  for (const auto& [name, t] : data)
+    if (t.dtype() == DType::f32) {
+      const float* p = t.data<float>();
+      bool minus_inf = false, other = false;
+      for (int64_t i = 0; i < t.numel(); ++i)
+        if (!std::isfinite(p[i])) (p[i] < 0 ? minus_inf : other) = true;
+      if (minus_inf && !other) doc["tensors"][name]["allow_nonfinite"] = true;
+    }
   return write_framed(doc, data);
 }
 

@@ -73,7 +73,10 @@ class HeaderWalk {
   HeaderWalk(const uint8_t* p, size_t n, std::string where) : p_(p), end_(p + n), where_(std::move(where)) {}
 
   void header() {
-    skip(1);  // endianness
+    // cereal's endianness byte: 1, little-endian, as written. With 0 cereal would byte-swap every
+    // size it reads, so the sizes this walk checks would not be the ones it allocates.
+    skip(1);
+    if (p_[-1] != 1) fail("the header is not little-endian (cereal's endianness byte is " + std::to_string(p_[-1]) + ", expected 1)");
     for (uint64_t i = count(16); i-- > 0;) string(), string();                          // metadata
     for (uint64_t i = count(17); i-- > 0;) string(), skip(1), ints();                   // inputs
     for (uint64_t i = count(8); i-- > 0;) string();                                     // outputs

@@ -35,14 +35,34 @@ namespace {
 
 bool known(int64_t d) { return d >= 0; }
 
-// Product of dims; unknown when any is.
+// Product of dims; unknown when any is; INT64_MAX when it overflows (a count that large is then
+// refused by infer_node's limit on every value).
 int64_t product(Shape::const_iterator begin, Shape::const_iterator end) {
   int64_t n = 1;
+  bool overflow = false;
   for (auto it = begin; it != end; ++it) {
     if (!known(*it)) return -1;
-    n *= *it;
+    overflow |= __builtin_mul_overflow(n, *it, &n);
   }
-  return n;
+  return overflow ? INT64_MAX : n;
+}
+
+// Empty when every known dim is in [1, kMaxDim] and the product of the known dims within
+// kMaxValueElements, else why not. A dim is checked on its own: a 0 elsewhere must not let a
+// 2^62 through. A 0 itself is refused: oneDNN 2.6 divides by it (SIGFPE creating a matmul for
+// an empty batch), and a value without elements compares nothing.
+std::string shape_problem(const Shape& shape) {
+  int64_t n = 1;
+  bool overflow = false;
+  for (int64_t d : shape) {
+    if (!known(d)) continue;
+    if (d > kMaxDim) return "dimension " + std::to_string(d) + " is above the limit of 2^31 - 1";
+    if (d == 0) return "a dimension of 0: values without elements are not supported";
+    overflow |= __builtin_mul_overflow(n, d, &n);
+  }
+  if (overflow || n > kMaxValueElements)
+    return (overflow ? std::string("more than 2^63") : std::to_string(n)) + " elements are above the limit of 2^34 per value";
+  return "";
 }
 
 // Equal, or either unknown.
@@ -104,9 +124,21 @@ Window read_window(const Node& node, const Attrs& attrs, std::vector<int64_t> ke
     if (v->size() != rank)
       throw Error(node_where(node), "window attributes need " + std::to_string(rank) + " values per list (one per spatial dim), got " +
                                         shape_str(*v));
-  for (size_t i = 0; i < rank; ++i)
+  for (size_t i = 0; i < rank; ++i) {
     if (w.kernel[i] < 1 || w.strides[i] < 1 || w.dilations[i] < 1 || w.pads_begin[i] < 0 || w.pads_end[i] < 0)
       throw Error(node_where(node), "kernel, strides and dilations must be >= 1 and pads >= 0");
+    for (int64_t v : {w.kernel[i], w.strides[i], w.dilations[i], w.pads_begin[i], w.pads_end[i]})
+      if (v > kMaxDim)
+        throw Error(node_where(node), "kernel, strides, dilations and pads must be < 2^31, got " + std::to_string(v));
+    // Every window must see at least one input element: pads no larger than the window's reach
+    // dilation·(kernel − 1), as torch's pools require and every padding mode ("same", "full",
+    // causal) gives. Beyond it an output sees padding alone (an average of nothing), and oneDNN
+    // 2.6 spends minutes and gigabytes creating a convolution padded by 67 million.
+    const int64_t reach = w.dilations[i] * (w.kernel[i] - 1);  // both < 2^31: no overflow
+    if (w.pads_begin[i] > reach || w.pads_end[i] > reach)
+      throw Error(node_where(node), "pads " + std::to_string(w.pads_begin[i]) + " and " + std::to_string(w.pads_end[i]) + " of spatial dim " +
+                                        std::to_string(i) + " must be smaller than the window " + std::to_string(reach + 1));
+  }
   return w;
 }
 
@@ -117,9 +149,12 @@ std::vector<int64_t> window_output(const Node& node, const Shape& in, const Wind
       out[i] = -1;
       continue;
     }
-    const int64_t span = w.dilations[i] * (w.kernel[i] - 1) + 1;
+    // Each term < 2^31 (read_window, infer_node's input check): the span cannot overflow.
+    int64_t span = 0;
+    const bool huge = __builtin_mul_overflow(w.dilations[i], w.kernel[i] - 1, &span) || span > INT64_MAX / 2;
+    span += 1;
     const int64_t padded = in[i] + w.pads_begin[i] + w.pads_end[i];
-    if (padded < span)
+    if (huge || padded < span)
       throw Error(node_where(node), "spatial size " + std::to_string(in[i]) + " (padded " + std::to_string(padded) +
                                         ") is smaller than the window " + std::to_string(span));
     out[i] = (padded - span) / w.strides[i] + 1;
@@ -131,14 +166,15 @@ SliceRange slice_range(int64_t n, int64_t start, int64_t end, int64_t step) {
   auto clamp = [&](int64_t v, int64_t lo, int64_t hi) { return std::max(lo, std::min(v, hi)); };
   if (start < 0) start += n;
   if (end < 0) end += n;
+  // Written so that no step, start or end (any int64 an attribute holds) overflows.
   if (step > 0) {
     start = clamp(start, 0, n);
     end = clamp(end, 0, n);
-    return {start, end > start ? (end - start + step - 1) / step : 0};
+    return {start, end > start ? (end - start - 1) / step + 1 : 0};
   }
   start = clamp(start, -1, n - 1);
   end = clamp(end, -1, n - 1);
-  return {start, start > end ? (start - end - step - 1) / -step : 0};
+  return {start, start > end ? (step == INT64_MIN ? 1 : (start - end - 1) / -step + 1) : 0};
 }
 
 Shape broadcast_shapes(const Node& node, const Shape& a, const Shape& b) {
@@ -218,6 +254,25 @@ Types infer_dense(const InferContext& c) {
   check_activation(c.node(), c.attrs().s("activation"), c.attrs());
   Shape y = x;
   y.back() = w[0];
+  return {{DType::f32, y}};
+}
+
+// a [..., M, K] · b [..., K, N] (b [..., N, K] with transpose_b): the leading (batch) dims
+// broadcast like numpy, so a [N, H, L, K] meets a weight [K, N] or a [1, H, K, N].
+Types infer_matmul(const InferContext& c) {
+  need_f32(c, 0, "a");
+  need_f32(c, 1, "b");
+  const Shape& a = c.shape(0);
+  const Shape& b = c.shape(1);
+  if (a.size() < 2 || b.size() < 2) c.fail("a and b need rank >= 2, got " + shape_str(a) + " and " + shape_str(b));
+  const bool tb = c.attrs().i("transpose_b") != 0;
+  const int64_t k_b = tb ? b.back() : b[b.size() - 2], n = tb ? b[b.size() - 2] : b.back();
+  if (!fits(a.back(), k_b))
+    c.fail("a " + shape_str(a) + " has " + std::to_string(a.back()) + " columns, b " + shape_str(b) + (tb ? " (transposed)" : "") +
+           " has " + std::to_string(k_b) + " rows");
+  Shape y = broadcast_shapes(c.node(), {a.begin(), a.end() - 2}, {b.begin(), b.end() - 2});
+  y.push_back(a[a.size() - 2]);
+  y.push_back(n);
   return {{DType::f32, y}};
 }
 
@@ -417,6 +472,7 @@ Types infer_pad(const InferContext& c) {
   Shape y(xs.size());
   for (size_t d = 0; d < xs.size(); ++d) {
     if (pb[d] < 0 || pe[d] < 0) c.fail("pads must be >= 0");
+    if (pb[d] > kMaxDim || pe[d] > kMaxDim) c.fail("pads must be < 2^31");
     y[d] = known(xs[d]) ? xs[d] + pb[d] + pe[d] : -1;
   }
   return {{DType::f32, y}};
@@ -543,6 +599,14 @@ std::map<std::string, OpSchema> make_table() {
        {value("x", "[..., in]"), weight("weight", "[out, in]"), weight("bias", "[out]", true)}, {"y"},
        fused_activation_attrs(), infer_dense,
        "oneDNN matmul; weights reordered once at compile time; bias and activation fused as post-ops"},
+      {"MatMul", "y = scale · (a · b) over the last two dims; the leading dims broadcast like numpy",
+       {{"a", InputKind::Any, false, false, "[..., M, K]"}, {"b", InputKind::Any, false, false, "[..., K, N], or [..., N, K] with transpose_b"}},
+       {"y"},
+       {with_default("transpose_b", AttrType::Int, int64_t(0), "1: b is [..., N, K], used transposed"),
+        with_default("scale", AttrType::Float, 1.0, "multiplies the product")},
+       infer_matmul,
+       "oneDNN matmul; a batch dim of 1 broadcasts inside the primitive; a transposed b is read through its strides (no copy); "
+       "scale is the primitive's output scale"},
       {"Activation", "an element-wise function",
        {value("x")}, {"y"},
        {required("function", AttrType::String, "a canonical name (table below)"),
@@ -699,8 +763,24 @@ std::vector<TensorType> infer_node(const Node& node, const std::vector<const Ten
   }
   if (node.outputs.size() != s.outputs.size())
     throw Error(where, "has " + std::to_string(node.outputs.size()) + " outputs, " + node.op + " has " + std::to_string(s.outputs.size()));
+  // Inputs within the limit too (a graph input's shape comes from a file), so that no infer
+  // function's arithmetic on dims can overflow.
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (!inputs[i]) continue;
+    const std::string why = shape_problem(inputs[i]->shape);
+    if (!why.empty())
+      throw Error(where, "input \"" + (i < node.inputs.size() ? node.inputs[i] : std::to_string(i)) + "\" is " + type_str(*inputs[i]) +
+                             ": " + why);
+  }
   const Attrs attrs = checked_attrs(node);
-  return s.infer(InferContext(node, inputs, attrs));
+  std::vector<TensorType> out = s.infer(InferContext(node, inputs, attrs));
+  for (size_t i = 0; i < out.size(); ++i) {
+    const std::string why = shape_problem(out[i].shape);
+    if (!why.empty())
+      throw Error(where, "output \"" + (i < node.outputs.size() ? node.outputs[i] : std::to_string(i)) + "\" would be " +
+                             type_str(out[i]) + ": " + why);
+  }
+  return out;
 }
 
 std::map<std::string, TensorType> infer_graph(const Graph& graph, const std::map<std::string, Shape>& input_shapes) {

@@ -6,6 +6,7 @@ namespace pb::layers {
 
 #define PB_KERNELS(X)             \
   X(Dense, build_dense)           \
+  X(MatMul, build_matmul)         \
   X(Activation, build_activation) \
   X(Softmax, build_softmax)       \
   X(Identity, build_view)         \

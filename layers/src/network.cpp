@@ -257,7 +257,14 @@ Network::Network(const ir::Graph& graph, const std::map<std::string, Shape>& inp
     m.current_types = ir::infer_node(n, ins, is_weight);
     auto builder = table.find(n.op);
     if (builder == table.end()) throw Error(m.current, "no kernel for op \"" + n.op + "\"");
-    if (auto kernel = builder->second(n, m)) {
+    // oneDNN refusing a shape the schemas allowed is an error at this node, never its own exception.
+    std::unique_ptr<layers::Kernel> kernel;
+    try {
+      kernel = builder->second(n, m);
+    } catch (const dnnl::error& e) {
+      throw Error(m.current, std::string("oneDNN cannot build this node: ") + e.what());
+    }
+    if (kernel) {
       m.kernels.push_back(std::move(kernel));
       m.kernel_nodes.push_back(n.name);
     }

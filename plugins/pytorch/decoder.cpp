@@ -39,10 +39,10 @@ void translate_call(Decoder& d, FxTuples& tuples, const JsonRef& node, const std
     tr = &find_translator(op == "call_function" ? function_table() : method_table(), target, node,
                           op == "call_function" ? "function" : "method");
   }
-  // A module's call passes its tensor only (a recurrent module's also its initial state hx, the
-  // only modules taking two arguments); a function's or method's keywords are its own.
-  const std::vector<std::string> module_keywords = tr->arity > 1 ? std::vector<std::string>{"hx"} : std::vector<std::string>{};
-  if (auto kwargs = node.find("kwargs")) check_attributes(*kwargs, module ? module_keywords : tr->attributes, type, {"input"});
+  // A module's call passes its tensor only, but for the keywords its type lists (a recurrent
+  // module's initial state hx, an attention module's masks); a function's or method's keywords
+  // are its own.
+  if (auto kwargs = node.find("kwargs")) check_attributes(*kwargs, module ? module_keywords(type) : tr->attributes, type, {"input"});
   d.translating(node, "fx:" + node["name"].str() + " (" + type + ")");
   tr->translate(FxNode(d, tuples, node, module));
 }

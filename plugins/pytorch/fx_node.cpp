@@ -114,6 +114,12 @@ void FxNode::require_attr(const std::string& key, int64_t expected, const std::s
     if (x != expected) v->fail(why);
 }
 
+FxNode FxNode::child(const std::string& name) const {
+  auto children = module().find("children");
+  if (!children || !children->has(name)) (children ? *children : module()).fail(module()["type"].str() + " has no submodule \"" + name + "\"");
+  return FxNode(d_, tuples_, node_, (*children)[name]);
+}
+
 void FxNode::refuse_if_true(const std::string& key, const std::string& why) const {
   if (attrs().boolean(key, false)) attr(key).fail(why);
 }

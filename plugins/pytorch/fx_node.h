@@ -79,6 +79,10 @@ class FxNode {
   // the only value whose computation the IR has; absent or null passes unless `required`.
   void require_attr(const std::string& key, int64_t expected, const std::string& why, bool required = false) const;
   void refuse_if_true(const std::string& key, const std::string& why) const;
+  // The module's submodule `name` (model.modules.<m>.children.<name>, an nn.MultiheadAttention's
+  // out_proj) seen as this node's module: its attributes and parameters; steps still belong to
+  // this node. Missing: an error naming the module's children.
+  FxNode child(const std::string& name) const;
 
   // ---- emission
   // A constant the source writes as a literal (a scalar operand, BatchNorm's implied ones):
@@ -111,6 +115,9 @@ using FxTable = TranslatorTable<const FxNode>;
 // capture sends them), its arity how many positional inputs the call takes; a function or method
 // translator's `attributes` are the keyword arguments it understands.
 const FxTable& module_table();    // call_module: the module's class name
+// The keyword arguments a module type's call understands (an LSTM's hx, an attention module's
+// masks); none for most.
+const std::vector<std::string>& module_keywords(const std::string& type);
 const FxTable& function_table();  // call_function: the qualified name torch.fx prints
 const FxTable& method_table();    // call_method: the Tensor method
 
@@ -121,6 +128,7 @@ using Translate = std::function<void(const FxNode&)>;
 // op/linear.cpp
 void translate_linear(const FxNode& n);
 void translate_embedding(const FxNode& n);
+void translate_matmul(const FxNode& n);
 
 // op/conv.cpp: Conv1d-3d and the pools over `rank` spatial dims
 Translate conv(size_t rank);
@@ -156,6 +164,11 @@ void translate_rnn(const FxNode& n);
 void translate_lstm(const FxNode& n);
 void translate_gru(const FxNode& n);
 void translate_packed_sequence(const FxNode& n);
+
+// op/attention.cpp: nn.MultiheadAttention, nn.TransformerEncoderLayer, nn.TransformerEncoder
+void translate_multihead_attention(const FxNode& n);
+void translate_encoder_layer(const FxNode& n);
+void translate_encoder(const FxNode& n);
 
 // op/shape.cpp
 void translate_getitem(const FxNode& n);

@@ -23,7 +23,19 @@ const Attrs kDropout = {"p", "inplace"};
 // nn.RNN / LSTM / GRU (nn.RNNBase): mode names the cell torch runs; dropout acts in training only.
 const Attrs kRecurrent = {"mode", "input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout", "bidirectional", "proj_size"};
 
+// nn.MultiheadAttention (vars as torch 1.13 fills them): bias_k / bias_v are null unless
+// add_bias_kv (then parameters, refused); dropout acts in training only; _qkv_same_embed_dim is
+// private (the parameters present say it).
+const Attrs kMultiheadAttention = {"embed_dim", "kdim", "vdim", "num_heads", "dropout", "batch_first", "head_dim", "bias_k", "bias_v", "add_zero_attn"};
+// activation: a function ({"function": name}) or, when a module, the child "activation".
+const Attrs kEncoderLayer = {"norm_first", "activation_relu_or_gelu", "activation"};
+// norm: null without a final norm (a LayerNorm is the child "norm"); enable_nested_tensor and
+// mask_check steer torch's padding fast path, which the translation reproduces.
+const Attrs kEncoder = {"num_layers", "norm", "enable_nested_tensor", "mask_check"};
+
 FxTranslator module(Attrs attrs, Translate t) { return {std::move(attrs), 1, std::move(t)}; }
+// A module called with up to `arity` positional arguments (inputs, masks, flags).
+FxTranslator module_n(size_t arity, Attrs attrs, Translate t) { return {std::move(attrs), arity, std::move(t)}; }
 // A recurrent module takes its input and the initial state hx.
 FxTranslator recurrent(Attrs attrs, Translate t) { return {std::move(attrs), 2, std::move(t)}; }
 Attrs plus(Attrs a, const Attrs& b) {
@@ -84,8 +96,26 @@ const FxTable& module_table() {
       {"RNN", recurrent(plus(kRecurrent, {"nonlinearity"}), translate_rnn)},
       {"LSTM", recurrent(kRecurrent, translate_lstm)},
       {"GRU", recurrent(kRecurrent, translate_gru)},
+      // forward(query, key, value, key_padding_mask, need_weights, attn_mask, average_attn_weights)
+      {"MultiheadAttention", module_n(7, kMultiheadAttention, translate_multihead_attention)},
+      {"TransformerEncoderLayer", module_n(3, kEncoderLayer, translate_encoder_layer)},  // (src, src_mask, src_key_padding_mask)
+      {"TransformerEncoder", module_n(3, kEncoder, translate_encoder)},                  // (src, mask, src_key_padding_mask)
   };
   return t;
+}
+
+const std::vector<std::string>& module_keywords(const std::string& type) {
+  static const std::map<std::string, std::vector<std::string>> t = {
+      {"RNN", {"hx"}},
+      {"LSTM", {"hx"}},
+      {"GRU", {"hx"}},
+      {"MultiheadAttention", {"query", "key", "value", "key_padding_mask", "need_weights", "attn_mask", "average_attn_weights"}},
+      {"TransformerEncoderLayer", {"src", "src_mask", "src_key_padding_mask"}},
+      {"TransformerEncoder", {"src", "mask", "src_key_padding_mask"}},
+  };
+  static const std::vector<std::string> none;
+  auto it = t.find(type);
+  return it == t.end() ? none : it->second;
 }
 
 namespace {
@@ -131,6 +161,9 @@ const FxTable& function_table() {
       {"torch.mul", call(kBinary, binary("Mul"))},
       {"_operator.truediv", call({}, binary("Div"))},
       {"torch.div", call(kBinary, binary("Div"))},
+      {"_operator.matmul", call({}, translate_matmul)},
+      {"torch.matmul", call({"other"}, translate_matmul)},
+      {"torch.bmm", call({"mat2"}, translate_matmul)},
       {"torch.cat", call({"tensors", "dim", "axis"}, translate_cat)},
       {"torch.transpose", call({"dim0", "dim1"}, translate_transpose)},
       {"torch.permute", call({"dims"}, translate_permute)},
@@ -158,6 +191,8 @@ const FxTable& method_table() {
       {"sub", call(kBinary, binary("Sub"))},
       {"mul", call(kBinary, binary("Mul"))},
       {"div", call(kBinary, binary("Div"))},
+      {"matmul", call({"other"}, translate_matmul)},
+      {"bmm", call({"mat2"}, translate_matmul)},
       {"transpose", call({"dim0", "dim1"}, translate_transpose)},
       {"permute", call({"dims"}, translate_permute)},
       {"view", call({"shape"}, translate_reshape)},

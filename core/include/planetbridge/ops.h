@@ -21,6 +21,13 @@ struct TensorType {
   bool operator==(const TensorType& o) const { return dtype == o.dtype && shape == o.shape; }
 };
 std::string type_str(const TensorType& t);  // "f32[-1, 8]"
+// The most elements one value may have (docs/security.md): far above what any model here needs,
+// low enough that a size an attribute decides (a padding of 10^11) is refused with the node's
+// name by shape inference instead of failing in a kernel's allocation.
+inline constexpr int64_t kMaxValueElements = int64_t(1) << 34;
+// The largest dimension, and the largest window attribute (kernel, stride, dilation, pad): what
+// oneDNN's kernels hold in an int.
+inline constexpr int64_t kMaxDim = (int64_t(1) << 31) - 1;
 
 enum class AttrType { Int, Float, String, Ints, Floats };
 const char* attr_type_name(AttrType t);

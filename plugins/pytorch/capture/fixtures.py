@@ -7,7 +7,7 @@ The model is trained for a few Adam steps on a fixed synthetic regression task, 
 are non-zero and weights are not just their initialisation.
 
 The other layer keys (cnn1/2/3, pool, batchnorm, layernorm, rmsnorm, embedding, residual,
-model, rnn, lstm, gru) and their specs are defined in docs/suites.md; each model is built from
+model, rnn, lstm, gru, mha, transformer) and their specs are defined in docs/suites.md; each model is built from
 stock torch modules (RMSNorm, which torch 1.13 lacks, is composed from torch ops and labelled
 so) and moved off its initialisation by a few Adam steps towards a fixed random target (the
 recurrent archs, text_classifier and seq2seq, by a few steps on a synthetic task).
@@ -435,6 +435,150 @@ def recurrent_model(layer):
     return build_model
 
 
+# ---------------------------------------------------------------- mha / transformer (issue #12)
+
+_MHA_KEYS = {"d_model", "heads", "seq", "batch_first", "need_weights", "average_weights", "kdim", "vdim", "kv_seq", "mask", "bias", "root"}
+_TRANSFORMER_KEYS = {"d_model", "heads", "ff", "seq", "batch_first", "norm_first", "activation", "layers", "final_norm", "mask", "root"}
+
+
+def _causal_mask(seq, float_mask):
+    """torch's causal mask: True (or -inf, Transformer.generate_square_subsequent_mask) above
+    the diagonal, where a query would see a later key."""
+    above = torch.triu(torch.ones(seq, seq, dtype=torch.bool), diagonal=1)
+    return torch.zeros(seq, seq).masked_fill(above, float("-inf")) if float_mask else above
+
+
+def _padding_mask(n, seq):
+    """[n, seq] bool, True at the padded end of each row. Every row keeps at least one key, and
+    the first none (torch's nested-tensor encoder path returns only as many positions as the
+    longest row keeps)."""
+    lengths = torch.randint(1, seq + 1, (n,))
+    lengths[0] = seq
+    return torch.arange(seq).unsqueeze(0) >= lengths.unsqueeze(1)
+
+
+class Attention(nn.Module):
+    """A stock nn.MultiheadAttention as a child: self-attention on x (Attention), or attention
+    from query to key/value inputs (CrossAttention); a causal attn_mask buffer, or a
+    key_padding_mask input (the *Padded forms)."""
+
+    def __init__(self, attn, need_weights, average_weights, mask, seq):
+        super().__init__()
+        self.attn = attn
+        self.need_weights, self.average_weights = need_weights, average_weights
+        if mask in ("causal", "causal_float"):
+            self.register_buffer("mask", _causal_mask(seq, mask == "causal_float"))
+        else:
+            self.mask = None
+
+    def attend(self, q, k, v, padding=None):
+        out, weights = self.attn(q, k, v, key_padding_mask=padding, need_weights=self.need_weights,
+                                 attn_mask=self.mask, average_attn_weights=self.average_weights)
+        return (out, weights) if self.need_weights else out
+
+    def forward(self, x):
+        return self.attend(x, x, x)
+
+
+class AttentionPadded(Attention):
+    def forward(self, x, padding):
+        return self.attend(x, x, x, padding)
+
+
+class CrossAttention(Attention):
+    def forward(self, query, key, value):
+        return self.attend(query, key, value)
+
+
+class CrossAttentionPadded(Attention):
+    def forward(self, query, key, value, padding):
+        return self.attend(query, key, value, padding)
+
+
+class Encoder(nn.Module):
+    """A stock nn.TransformerEncoderLayer or nn.TransformerEncoder as a child, with a causal
+    mask buffer (-inf above the diagonal, as Transformer.generate_square_subsequent_mask
+    makes it) or a key padding mask input (EncoderPadded)."""
+
+    def __init__(self, encoder, mask, seq):
+        super().__init__()
+        self.encoder = encoder
+        if mask == "causal":
+            self.register_buffer("mask", _causal_mask(seq, True))
+        else:
+            self.mask = None
+
+    def forward(self, x):
+        return self.encoder(x, self.mask)
+
+
+class EncoderPadded(Encoder):
+    def forward(self, x, padding):
+        return self.encoder(x, src_key_padding_mask=padding)
+
+
+def _sequence_shape(batch_first, n, seq, features):
+    return (n, seq, features) if batch_first else (seq, n, features)
+
+
+def mha_model(spec, n):
+    """layer mha: nn.MultiheadAttention (docs/suites.md); returns (model, inputs)."""
+    s = pbstream.Spec(spec, _MHA_KEYS)
+    d, heads, seq = s.int("d_model"), s.int("heads"), s.int("seq")
+    batch_first = s.bool("batch_first", True)
+    kdim, vdim = s.int("kdim", d), s.int("vdim", d)
+    cross = "kdim" in spec or "vdim" in spec or "kv_seq" in spec
+    kv_seq = s.int("kv_seq", seq)
+    mask = s.choice("mask", ("none", "causal", "causal_float", "padding"), "none")
+    if mask.startswith("causal") and kv_seq != seq:
+        raise ValueError("spec.mask: a causal mask needs kv_seq = seq")
+    attn = nn.MultiheadAttention(d, heads, kdim=kdim, vdim=vdim, bias=s.bool("bias", True), batch_first=batch_first)
+    need_weights, average = s.bool("need_weights", True), s.bool("average_weights", True)
+    if s.bool("root", False):
+        if cross or mask != "none" or not need_weights or not average:
+            raise ValueError("spec.root: a root nn.MultiheadAttention is called as attn(x, x, x) only")
+        model = attn  # the capture calls a root attention module as attn(x, x, x)
+        _fit_outputs(Attention(attn, True, True, "none", seq), (torch.randn(*_sequence_shape(batch_first, n, seq, d)),))
+        return model, (torch.randn(*_sequence_shape(batch_first, n, seq, d)),)
+    else:
+        cls = {(False, False): Attention, (False, True): AttentionPadded, (True, False): CrossAttention,
+               (True, True): CrossAttentionPadded}[(cross, mask == "padding")]
+        model = cls(attn, need_weights, average, mask, seq)
+    inputs = (torch.randn(*_sequence_shape(batch_first, n, seq, d)),)
+    if cross:
+        inputs += (torch.randn(*_sequence_shape(batch_first, n, kv_seq, kdim)), torch.randn(*_sequence_shape(batch_first, n, kv_seq, vdim)))
+    fresh = lambda: tuple(torch.randn_like(x) for x in inputs) + ((_padding_mask(n, kv_seq),) if mask == "padding" else ())
+    _fit_outputs(model, fresh())
+    return model, fresh()
+
+
+def transformer_model(spec, n):
+    """layer transformer: nn.TransformerEncoderLayer, or nn.TransformerEncoder of `layers` of
+    them (docs/suites.md); returns (model, inputs)."""
+    s = pbstream.Spec(spec, _TRANSFORMER_KEYS)
+    d, heads, ff, seq = s.int("d_model"), s.int("heads"), s.int("ff"), s.int("seq")
+    batch_first = s.bool("batch_first", True)
+    layer = nn.TransformerEncoderLayer(d, heads, ff, activation=s.choice("activation", ("relu", "gelu"), "relu"),
+                                       batch_first=batch_first, norm_first=s.bool("norm_first", False))
+    if "layers" in spec:
+        encoder = nn.TransformerEncoder(layer, s.int("layers"), norm=nn.LayerNorm(d) if s.bool("final_norm", False) else None)
+    elif "final_norm" in spec:
+        raise ValueError("spec.final_norm: only for a stack (spec.layers)")
+    else:
+        encoder = layer
+    mask = s.choice("mask", ("none", "causal", "padding"), "none")
+    if s.bool("root", False):
+        if mask != "none":
+            raise ValueError("spec.root: a root encoder is called on its input only")
+        model = encoder
+    else:
+        model = (EncoderPadded if mask == "padding" else Encoder)(encoder, mask, seq)
+    shape = _sequence_shape(batch_first, n, seq, d)
+    fresh = lambda: (torch.randn(*shape),) + ((_padding_mask(n, seq),) if mask == "padding" else ())
+    _fit_outputs(model, fresh())
+    return model, fresh()
+
+
 BUILDERS = {
     "cnn1": lambda spec, n: conv_model(1, spec, n),
     "cnn2": lambda spec, n: conv_model(2, spec, n),
@@ -449,13 +593,17 @@ BUILDERS = {
     "rnn": recurrent_model("rnn"),
     "lstm": recurrent_model("lstm"),
     "gru": recurrent_model("gru"),
+    "mha": mha_model,
+    "transformer": transformer_model,
 }
-RECURRENT_LAYERS = frozenset(RECURRENT)
+# Layers whose builders train the model themselves and return a tuple of inputs.
+TUPLE_INPUT_LAYERS = frozenset(RECURRENT) | {"mha", "transformer"}
 
 
 def model_and_input(fixture):
     """The trained torch model and its evaluation input for one fixture (also used by bench/);
-    for the recurrent layers a tuple of inputs (x, then h0 (and c0) with initial_state)."""
+    for the recurrent layers a tuple of inputs (x, then h0 (and c0) with initial_state), for mha and
+    transformer (x, then key and value, then a key padding mask, as the spec asks)."""
     layer = fixture.get("layer")
     samples = _int_field(fixture, "samples")
     torch.manual_seed(_seed(fixture))  # model init and all draws come from this seed, in fixed order
@@ -464,7 +612,7 @@ def model_and_input(fixture):
         spec = fixture["spec"]
         _train(model, spec["input"], spec["units"][-1])
         return model.eval(), torch.randn(samples, spec["input"])
-    if layer in RECURRENT_LAYERS:
+    if layer in TUPLE_INPUT_LAYERS:
         model, inputs = BUILDERS[layer](fixture.get("spec"), samples)
         return model.eval(), inputs
     if layer in BUILDERS:

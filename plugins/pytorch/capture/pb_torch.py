@@ -13,11 +13,14 @@ Tensor names in the stream:
   selects an element of a tuple computes nothing and is not tapped. A recurrent module
   (nn.RNN/LSTM/GRU) returns a tuple, so it is tapped per layer under the IR values the decoder
   gives each layer: "<node>/l<k>" (the layer's output sequence), "<node>/l<k>:h_n" and, for an
-  LSTM, "<node>/l<k>:c_n" (that layer's final states, [directions, N, H]).
+  LSTM, "<node>/l<k>:c_n" (that layer's final states, [directions, N, H]). Attention modules
+  are tapped per sub-layer likewise (_attention_taps).
 
-Float tensors are sent as f32 (float64 stays f64); int64 stays i64, narrower ints go as i32.
-capture() leaves the module in eval() mode. A root module that is itself an nn.RNN/LSTM/GRU is
-wrapped so that it is one call_module node (fx would otherwise trace into its forward).
+Float tensors are sent as f32 (float64 stays f64); int64 stays i64, narrower ints and bools go
+as i32. A buffer, input or tap holding -inf (an attention mask) says "allow_nonfinite".
+capture() leaves the module in eval() mode. A root module that is itself an nn.RNN/LSTM/GRU,
+nn.MultiheadAttention, nn.TransformerEncoderLayer or nn.TransformerEncoder is wrapped so that it
+is one call_module node (fx would otherwise trace into its forward).
 """
 
 import contextlib
@@ -27,6 +30,7 @@ import operator
 import os
 import sys
 
+import numpy as np
 import torch
 import torch.fx
 import torch.nn.utils.rnn
@@ -57,8 +61,8 @@ def _to_numpy(t):
     t = t.detach().cpu()
     if t.is_floating_point() and t.dtype != torch.float64:
         t = t.float()
-    elif t.dtype in (torch.int8, torch.uint8, torch.int16):
-        t = t.int()
+    elif t.dtype in (torch.bool, torch.int8, torch.uint8, torch.int16):
+        t = t.int()  # the stream has no bool: a mask travels as i32 0/1
     return t.contiguous().numpy().copy()
 
 
@@ -120,9 +124,29 @@ def _output_leaves(traced, native):
     return None
 
 
+def _function_attr(v):
+    """A function-valued attribute (nn.TransformerEncoderLayer's activation=F.relu) as
+    {"function": its qualified name}, or None for anything else."""
+    if inspect.isfunction(v) or inspect.isbuiltin(v):
+        try:
+            return {"function": _get_qualified_name(v)}
+        except Exception:  # noqa: BLE001 - a builtin fx cannot name: its repr, which no decoder knows
+            return {"function": repr(v)}
+    return None
+
+
 def _module_entry(path, mod, tensors):
-    attrs = {k: _json_value(v) for k, v in vars(mod).items()
-             if not k.startswith("_") and k != "training" and _plain(v)}
+    """The module's entry in model.modules; a module with submodules (nn.MultiheadAttention's
+    out_proj, nn.TransformerEncoderLayer's self_attn, linear1, norm1, ...) carries their entries
+    under "children", by name, recursively, their tensors under their qualified names."""
+    attrs = {}
+    for k, v in vars(mod).items():
+        if k.startswith("_") or k == "training":
+            continue
+        if _plain(v):
+            attrs[k] = _json_value(v)
+        elif _function_attr(v) is not None:
+            attrs[k] = _function_attr(v)
     prefix = path + "." if path else ""
     entry = {"type": type(mod).__name__,
              "class": f"{type(mod).__module__}.{type(mod).__qualname__}",
@@ -134,6 +158,9 @@ def _module_entry(path, mod, tensors):
                 continue
             entry[kind][name] = prefix + name
             tensors[prefix + name] = _to_numpy(t)
+    children = {name: _module_entry(prefix + name, child, tensors) for name, child in mod.named_children()}
+    if children:
+        entry["children"] = children
     return entry
 
 
@@ -152,7 +179,11 @@ class _Tapper(torch.fx.Interpreter):
         if n.op == "call_module" and isinstance(self.module.get_submodule(n.target), nn.RNNBase):
             args, kwargs = self.fetch_args_kwargs_from_env(n)
             self.outputs.update(_recurrent_layer_taps(n.name, self.module.get_submodule(n.target), args, kwargs))
-        elif isinstance(result, torch.Tensor) and not _selects_from_tuple(n, self.env):
+            return result
+        if n.op == "call_module" and type(self.module.get_submodule(n.target)) in _ATTENTION_CHILD:
+            args, kwargs = self.fetch_args_kwargs_from_env(n)
+            self.outputs.update(_attention_taps(n.name, self.module.get_submodule(n.target), args, kwargs, result))
+        if isinstance(result, torch.Tensor) and not _selects_from_tuple(n, self.env):
             # Copy now: a later in-place op (ReLU(inplace=True)) would rewrite the tensor.
             self.outputs[n.name] = _to_numpy(result)
         return result
@@ -207,6 +238,71 @@ def _recurrent_layer_taps(name, module, args, kwargs):
     return taps
 
 
+def _call_args(names, args, kwargs):
+    """A module call's arguments by forward()'s parameter names."""
+    bound = dict(zip(names, args))
+    bound.update(kwargs)
+    return bound
+
+
+def _attention_taps(name, module, args, kwargs, result):
+    """Sub-layer taps of an attention module called as fx node `name`, keyed by the IR values
+    the decoder gives them: "<name>/out" (an attention's output projection); an encoder layer's
+    "<prefix>attn/out", "<prefix>norm1" (post-norm) or "<prefix>add1" (norm_first) and
+    "<prefix>linear2" (the feed-forward output); an encoder stack's layers "<name>/l<k>" with
+    their sub-layer taps under "<name>/l<k>/". torch runs a layer as one fused call, so the
+    parts are recomputed here from its own submodules (torch's unfused path, on the dense
+    batch: the stack's padded positions are not zeroed until its end, as in the IR). Diagnostics
+    that say which step diverges first; the verdict compares the module's own outputs."""
+    if isinstance(module, nn.MultiheadAttention):
+        return {f"{name}/out": _to_numpy(result[0])} if isinstance(result, tuple) and isinstance(result[0], torch.Tensor) else {}
+    if isinstance(module, nn.TransformerEncoderLayer):
+        a = _call_args(("src", "src_mask", "src_key_padding_mask"), args, kwargs)
+        return _encoder_layer_taps(f"{name}/", module, a.get("src"), a.get("src_mask"), a.get("src_key_padding_mask"))[0]
+    a = _call_args(("src", "mask", "src_key_padding_mask"), args, kwargs)
+    x, taps = a.get("src"), {}
+    if not isinstance(x, torch.Tensor) or x.dim() != 3:
+        return {}
+    for k, layer in enumerate(module.layers):
+        layer_taps, x = _encoder_layer_taps(f"{name}/l{k}/", layer, x, a.get("mask"), a.get("src_key_padding_mask"))
+        taps.update(layer_taps)
+        taps[f"{name}/l{k}"] = _to_numpy(x)
+    return taps
+
+
+def _encoder_layer_taps(prefix, layer, x, src_mask, padding):
+    """(taps, output) of one nn.TransformerEncoderLayer on x, step by step (see _attention_taps)."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 3:
+        return {}, x
+    taps = {}
+
+    def attend(h):
+        out = layer.self_attn(h, h, h, attn_mask=src_mask, key_padding_mask=padding, need_weights=False)[0]
+        taps[f"{prefix}attn/out"] = _to_numpy(out)
+        return out
+
+    # torch's fused kernel (_transformer_encoder_layer_fwd, taken under the conditions below)
+    # computes the exact gelu for any GELU, nn.GELU(approximate="tanh") included.
+    fused = (not layer.training and layer.self_attn.batch_first and layer.self_attn._qkv_same_embed_dim
+             and layer.norm1.eps == layer.norm2.eps and src_mask is None and layer.self_attn.num_heads % 2 == 0)
+    activation = nn.functional.gelu if fused and layer.activation_relu_or_gelu == 2 else layer.activation
+
+    def feed_forward(h):
+        out = layer.linear2(activation(layer.linear1(h)))
+        taps[f"{prefix}linear2"] = _to_numpy(out)
+        return out
+
+    if layer.norm_first:
+        x = x + attend(layer.norm1(x))
+        taps[f"{prefix}add1"] = _to_numpy(x)
+        x = x + feed_forward(layer.norm2(x))
+    else:
+        x = layer.norm1(x + attend(x))
+        taps[f"{prefix}norm1"] = _to_numpy(x)
+        x = layer.norm2(x + feed_forward(x))
+    return taps, x
+
+
 class _RecurrentRoot(nn.Module):
     """A recurrent module passed as the root: fx would trace into its forward (control flow on
     the input's type and rank) and fail. Held as a child named after its class ("lstm"), it is
@@ -243,6 +339,57 @@ def _wrap_recurrent_root(module, example_inputs, model_id):
     if len(flat) not in wrappers:
         raise ValueError(f"{model_id}: a root {type(module).__name__} takes the input"
                          f"{' and (h0, c0)' if lstm else ' and h0'}, got {len(flat)} example tensors")
+    return wrappers[len(flat)](module), flat
+
+
+# ---------------------------------------------------------------- attention modules
+
+# Translated whole by the decoder, so always one call_module node each: kept as leaves while
+# tracing (fx would trace into their forward's fast-path branches), and wrapped as a child when
+# passed as the root, named as below ("attn.in_proj_weight", "layer.linear1.weight", ...).
+_ATTENTION_CHILD = {nn.MultiheadAttention: "attn", nn.TransformerEncoderLayer: "layer", nn.TransformerEncoder: "encoder"}
+
+
+class _AttentionRoot(nn.Module):
+    def __init__(self, module):
+        super().__init__()
+        self.child_name = _ATTENTION_CHILD[type(module)]
+        self.add_module(self.child_name, module)
+
+
+class _AttentionRoot1(_AttentionRoot):
+    """nn.MultiheadAttention's self-attention (query, key and value are the one input x), or
+    an encoder layer / stack on its input."""
+
+    def forward(self, x):
+        child = getattr(self, self.child_name)
+        return child(x, x, x) if isinstance(child, nn.MultiheadAttention) else child(x)
+
+
+class _AttentionRoot2(_AttentionRoot):
+    """nn.MultiheadAttention attending from query to one key/value sequence (cross-attention)."""
+
+    def forward(self, query, memory):
+        return getattr(self, self.child_name)(query, memory, memory)
+
+
+class _AttentionRoot3(_AttentionRoot):
+    def forward(self, query, key, value):
+        return getattr(self, self.child_name)(query, key, value)
+
+
+def _wrap_attention_root(module, example_inputs, model_id):
+    """(wrapper, flat example inputs) for a root attention module: an nn.MultiheadAttention takes
+    (x,) (self-attention), (query, key_value) or (query, key, value); an encoder layer or stack
+    takes (src,). Masks need a module of the user's own that passes them."""
+    flat = tuple(_flatten(example_inputs))
+    wrappers = {1: _AttentionRoot1}
+    if isinstance(module, nn.MultiheadAttention):
+        wrappers.update({2: _AttentionRoot2, 3: _AttentionRoot3})
+    if len(flat) not in wrappers:
+        raise ValueError(f"{model_id}: a root {type(module).__name__} takes "
+                         f"{'(x,), (query, key_value) or (query, key, value)' if len(wrappers) > 1 else '(src,)'}, "
+                         f"got {len(flat)} example tensors; pass masks from a module of your own")
     return wrappers[len(flat)](module), flat
 
 
@@ -318,7 +465,8 @@ class _LeafTracer(torch.fx.Tracer):
         self.leaf_modules = tuple(leaf_modules)
 
     def is_leaf_module(self, m, qualname):
-        return isinstance(m, self.leaf_modules) or super().is_leaf_module(m, qualname)
+        return (isinstance(m, self.leaf_modules) or isinstance(m, tuple(_ATTENTION_CHILD))
+                or super().is_leaf_module(m, qualname))
 
     def trace(self, root, concrete_args=None):
         with _tracing():
@@ -344,6 +492,8 @@ def capture(module, example_inputs, model_id, taps=False, leaf_modules=(), compo
     example_inputs = tuple(example_inputs)
     if isinstance(module, nn.RNNBase):
         module, example_inputs = _wrap_recurrent_root(module, example_inputs, model_id)
+    elif type(module) in _ATTENTION_CHILD:
+        module, example_inputs = _wrap_attention_root(module, example_inputs, model_id)
     for i, x in enumerate(example_inputs):
         if not isinstance(x, torch.Tensor):
             raise ValueError(f"{model_id}: example input {i} is a {type(x).__name__}, expected a tensor")
@@ -411,6 +561,15 @@ def capture(module, example_inputs, model_id, taps=False, leaf_modules=(), compo
     model = {"format": "torch.fx", "graph": graph, "modules": modules}
     doc = pbstream.stream_doc(PLANET, PLANET_VERSION, ENGINE, model_id, model,
                               input_names, output_names, tap_map if taps else None)
+    # Attention masks hold -inf where a position is masked (torch's own convention, e.g.
+    # Transformer.generate_square_subsequent_mask): such a tensor may be non-finite. Never a
+    # parameter, and never NaN or +inf.
+    params = {prefix + ("." if prefix else "") + name for prefix, m in gm.named_modules(remove_duplicate=False)
+              for name, _ in m.named_parameters(recurse=False)}
+    for name, a in tensors.items():
+        if (name not in params and a.dtype.kind == "f" and not np.isfinite(a).all()
+                and not np.isnan(a).any() and not np.isposinf(a).any()):
+            doc["tensors"][name] = {"allow_nonfinite": True}
     if composed:
         doc["composed"] = list(composed)
     return Stream(doc, tensors)

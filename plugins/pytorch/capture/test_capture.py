@@ -383,6 +383,141 @@ class RecurrentFixtureTest(unittest.TestCase):
                 fixtures.model_and_input({**fx, "layer": "gru", "spec": spec})
 
 
+class AttentionCaptureTest(unittest.TestCase):
+    def test_roots_are_one_call_module_node_with_their_submodules(self):
+        cross = nn.MultiheadAttention(8, 2, kdim=6, vdim=6).eval()
+        q, kv = torch.randn(4, 2, 8), torch.randn(5, 2, 6)
+        for attn, inputs, args in ((nn.MultiheadAttention(8, 2).eval(), (q,), [{"node": "x"}] * 3),
+                                   (cross, (q, kv), [{"node": "query"}, {"node": "memory"}, {"node": "memory"}]),
+                                   (cross, (q, kv, kv), [{"node": "query"}, {"node": "key"}, {"node": "value"}])):
+            doc, tensors = read_one(pb_torch.capture(attn, inputs, "attn").to_bytes())
+            graph = doc["model"]["graph"]
+            calls = [n for n in graph if n["op"] == "call_module"]
+            self.assertEqual(len(calls), 1)
+            self.assertEqual((calls[0]["target"], calls[0]["args"]), ("attn", args))
+            self.assertEqual(graph[-1]["args"], [{"node": "attn"}])  # the tuple (out, weights) itself
+            self.assertEqual(doc["expected"], ["output.0", "output.1"])
+            with torch.no_grad():
+                out, weights = attn(*(inputs * 3 if len(inputs) == 1 else inputs if len(inputs) == 3 else (q, kv, kv)))
+            np.testing.assert_array_equal(tensors["output.1"], weights.numpy())
+            # Submodules travel under "children", their tensors under qualified names.
+            entry = doc["model"]["modules"]["attn"]
+            self.assertEqual(entry["children"]["out_proj"]["params"], {"weight": "attn.out_proj.weight", "bias": "attn.out_proj.bias"})
+            np.testing.assert_array_equal(tensors["attn.out_proj.weight"], attn.out_proj.weight.detach().numpy())
+        self.assertEqual(set(entry["params"]), {"q_proj_weight", "k_proj_weight", "v_proj_weight", "in_proj_bias"})
+        with self.assertRaisesRegex(ValueError, r"a root MultiheadAttention takes \(x,\), \(query, key_value\) or \(query, key, value\), "
+                                                r"got 4 example tensors"):
+            pb_torch.capture(attn, (q, kv, kv, kv), "attn")
+
+        layer = nn.TransformerEncoderLayer(8, 2, 12, activation="gelu", batch_first=True)
+        doc, _ = read_one(pb_torch.capture(layer, (torch.randn(2, 3, 8),), "layer").to_bytes())
+        entry = doc["model"]["modules"]["layer"]
+        self.assertEqual(entry["type"], "TransformerEncoderLayer")
+        # The activation function travels by its qualified name (F.gelu is a builtin: fx's name).
+        self.assertEqual(entry["attrs"]["activation"], {"function": "torch._C._nn.gelu"})
+        self.assertEqual(sorted(entry["children"]), ["dropout", "dropout1", "dropout2", "linear1", "linear2", "norm1", "norm2", "self_attn"])
+        self.assertEqual(entry["children"]["self_attn"]["children"]["out_proj"]["params"]["weight"], "layer.self_attn.out_proj.weight")
+        encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, 12), 2, norm=nn.LayerNorm(8))
+        doc, _ = read_one(pb_torch.capture(encoder, (torch.randn(3, 2, 8),), "encoder").to_bytes())
+        entry = doc["model"]["modules"]["encoder"]
+        self.assertEqual(sorted(entry["children"]), ["layers", "norm"])
+        self.assertEqual(entry["children"]["layers"]["children"]["1"]["children"]["linear2"]["params"]["bias"],
+                         "encoder.layers.1.linear2.bias")
+        with self.assertRaisesRegex(ValueError, r"a root TransformerEncoder takes \(src,\)"):
+            pb_torch.capture(encoder, (torch.randn(3, 2, 8), torch.randn(3, 2, 8)), "encoder")
+
+    def test_masks_bools_and_minus_infinity(self):
+        class Masked(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+                self.register_buffer("causal", nn.Transformer.generate_square_subsequent_mask(4))  # -inf above the diagonal
+                self.scale = nn.Parameter(torch.ones(8))
+
+            def forward(self, x, padding):
+                out, _ = self.attn(x, x, x, key_padding_mask=padding, attn_mask=self.causal)
+                return out * self.scale
+
+        padding = torch.tensor([[False, False, True, True], [False, False, False, False]])
+        stream = pb_torch.capture(Masked(), (torch.randn(2, 4, 8), padding), "masked")
+        doc, tensors = read_one(stream.to_bytes())
+        self.assertEqual(tensors["input.1"].dtype, np.int32)  # the stream has no bool: 0/1
+        np.testing.assert_array_equal(tensors["input.1"], padding.numpy().astype(np.int32))
+        self.assertTrue(np.isneginf(tensors["causal"]).any())
+        self.assertEqual(doc["tensors"]["causal"]["allow_nonfinite"], True)
+        self.assertNotIn("allow_nonfinite", doc["tensors"]["input.0"])
+        # Never a parameter: a non-finite weight is still refused by the host.
+        m = Masked()
+        with torch.no_grad():
+            m.scale[0] = float("-inf")
+        doc, _ = read_one(pb_torch.capture(m, (torch.randn(2, 4, 8), padding), "masked").to_bytes())
+        self.assertNotIn("allow_nonfinite", doc["tensors"]["scale"])
+
+    def test_encoder_layers_are_tapped_per_sub_layer(self):
+        encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, 12, batch_first=True), 2).eval()
+        x = torch.randn(2, 3, 8)
+        doc, tensors = read_one(pb_torch.capture(encoder, (x,), "encoder", taps=True).to_bytes())
+        self.assertEqual(sorted(doc["taps"]), sorted(["encoder"] + [f"encoder/l{k}{part}" for k in range(2)
+                                                                    for part in ("", "/attn/out", "/norm1", "/linear2")]))
+        with torch.no_grad():
+            y = encoder(x)
+            l0 = encoder.layers[0](x)
+        np.testing.assert_allclose(tensors["tap.encoder/l1"], y.numpy(), atol=1e-5)  # the fused kernel's own result
+        np.testing.assert_allclose(tensors["tap.encoder/l0"], l0.numpy(), atol=1e-5)
+
+
+class AttentionFixtureTest(unittest.TestCase):
+    SUITE = RecurrentFixtureTest.SUITE
+
+    def fixtures(self):
+        return [f for f in pbstream.suite_fixtures(self.SUITE, "pytorch") if f["layer"] in ("mha", "transformer")]
+
+    def test_every_fixture_builds_stock_modules_moved_off_their_initialisation(self):
+        fxs = self.fixtures()
+        self.assertEqual(len(fxs), 14)
+        for fx in fxs:
+            with self.subTest(fx["id"]):
+                model, inputs = fixtures.model_and_input(fx)
+                attns = [m for m in model.modules() if isinstance(m, nn.MultiheadAttention)]
+                self.assertTrue(attns)
+                for attn in attns:
+                    self.assertIs(type(attn), nn.MultiheadAttention)  # stock
+                    if attn.in_proj_bias is not None:  # torch initialises both biases to zero
+                        self.assertTrue(torch.all(attn.in_proj_bias != 0))
+                        self.assertTrue(torch.all(attn.out_proj.bias != 0))
+                batch = 0 if fx["spec"].get("batch_first", True) else 1
+                self.assertEqual(inputs[0].shape[batch], fx["samples"])
+                if fx["spec"].get("mask") == "padding":
+                    self.assertEqual(inputs[-1].dtype, torch.bool)
+                    self.assertFalse(inputs[-1][0].any())  # one row unpadded
+
+    def test_every_layer_changes_the_output(self):
+        for fx in self.fixtures():
+            if fx["spec"].get("layers", 1) < 2:
+                continue
+            with self.subTest(fx["id"]):
+                model, inputs = fixtures.model_and_input(fx)
+                encoder = model if isinstance(model, nn.TransformerEncoder) else model.encoder
+                for layer in encoder.layers:
+                    with torch.no_grad():
+                        before = model(*inputs)
+                        layer.linear2.weight.mul_(1.5)
+                        after = model(*inputs)
+                        layer.linear2.weight.div_(1.5)
+                    self.assertGreater((before - after).abs().max().item(), 1e-3)
+
+    def test_spec_errors_name_the_field(self):
+        fx = {"id": "s", "layer": "mha", "samples": 2, "seed": 1, "spec": {"d_model": 8, "heads": 2, "seq": 3}}
+        for layer, spec, field in (("mha", {"d_model": 8, "heads": 2, "seq": 3, "mask": "random"}, "spec.mask"),
+                                   ("mha", {"d_model": 8, "heads": 2, "seq": 3, "kv_seq": 4, "mask": "causal"}, "spec.mask"),
+                                   ("mha", {"d_model": 8, "heads": 2, "seq": 3, "root": True, "mask": "padding"}, "spec.root"),
+                                   ("transformer", {"d_model": 8, "heads": 2, "ff": 4, "seq": 3, "final_norm": True}, "spec.final_norm"),
+                                   ("transformer", {"d_model": 8, "heads": 2, "ff": 4, "seq": 3, "activation": "silu"}, "spec.activation"),
+                                   ("transformer", {"d_model": 8, "heads": 2, "seq": 3}, "ff")):
+            with self.subTest(field), self.assertRaisesRegex(ValueError, field):
+                fixtures.model_and_input({**fx, "layer": layer, "spec": spec})
+
+
 class ServeTest(unittest.TestCase):
     def serve(self, request, *args):
         return run_serve(CAPTURE, request, *args)
@@ -404,7 +539,7 @@ class ServeTest(unittest.TestCase):
         self.assertEqual(frames[1][1]["input.0"].shape, (7, 4))
         err = frames[3][0]
         self.assertEqual(err["event"], "error")
-        self.assertEqual(err["message"], "ValueError: layer 'conv2' is not supported by the pytorch capture (known: dense, cnn1, cnn2, cnn3, pool, batchnorm, layernorm, rmsnorm, embedding, residual, model, rnn, lstm, gru)")
+        self.assertEqual(err["message"], "ValueError: layer 'conv2' is not supported by the pytorch capture (known: dense, cnn1, cnn2, cnn3, pool, batchnorm, layernorm, rmsnorm, embedding, residual, model, rnn, lstm, gru, mha, transformer)")
 
     # A stand-in planet: argv[1] == "missing" makes its engine fail to import.
     FAKE_PLANET = (

@@ -55,6 +55,7 @@ Translate conv(size_t rank) {
                dilation = int_or_list(a["dilation"], rank);
     const Padding pad = conv_padding(a["padding"], kernel, dilation);
     const int64_t out_c = a["out_channels"].i64(), groups = a.i64("groups", 1);
+    if (groups < 1) a["groups"].fail("must be >= 1, got " + std::to_string(groups));  // before it divides
     Shape want = {out_c, a["in_channels"].i64() / groups};
     want.insert(want.end(), kernel.begin(), kernel.end());
     const std::string w = n.required_param("weight");

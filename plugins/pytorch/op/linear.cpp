@@ -1,4 +1,5 @@
-// nn.Linear and nn.Embedding: PyTorch keeps their weights in the IR's own layouts.
+// nn.Linear and nn.Embedding (PyTorch keeps their weights in the IR's own layouts), and the
+// matrix product a @ b.
 #include "../fx_node.h"
 
 namespace pb::pytorch {
@@ -25,6 +26,19 @@ void translate_embedding(const FxNode& n) {
   n.check_param_shape("weight", w, {n.attr("num_embeddings").i64(), n.attr("embedding_dim").i64()},
                       "[num_embeddings, embedding_dim] = ");
   n.emit("Embedding", {n.in(0), w});
+}
+
+// a @ b, torch.matmul(input, other), torch.bmm(input, mat2) and their methods: numpy's matmul,
+// the IR's MatMul, for operands of rank >= 2 (torch promotes a 1-D operand to a matrix and
+// drops that dim again: refused, naming the node).
+void translate_matmul(const FxNode& n) {
+  const std::string other = n.kwarg("mat2") ? "mat2" : "other";
+  std::vector<std::string> ins = {n.in(0), n.in(1, other)};
+  for (size_t i = 0; i < 2; ++i)
+    if (n.decoder().ir_type(ins[i]).shape.size() < 2)
+      n.fail("a matrix product with a 1-D operand (" + std::string(i ? "other" : "input") + " " +
+             shape_str(n.decoder().ir_type(ins[i]).shape) + ", which torch promotes to a matrix) is not supported");
+  n.emit("MatMul", ins);
 }
 
 }  // namespace pb::pytorch

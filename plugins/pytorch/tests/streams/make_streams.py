@@ -1,7 +1,7 @@
 #!/usr/bin/python3
-"""Records the small spatial/normalisation/layout and recurrent pytorch test streams in this
-folder (read by tests/test_pytorch_spatial.cpp and tests/test_pytorch_recurrent.cpp; no torch
-needed there).
+"""Records the small spatial/normalisation/layout, recurrent and attention pytorch test streams
+in this folder (read by tests/test_pytorch_spatial.cpp, tests/test_pytorch_recurrent.cpp and
+tests/test_pytorch_attention.cpp; no torch needed there).
 
 Each model is a real torch module captured with pb_torch.capture (taps on), so the graph,
 the module table and every expected output and tap are torch 1.13's own. Parameters and
@@ -266,6 +266,91 @@ class GruLast(nn.Module):
         return self.fc(out[:, -1])
 
 
+class MhaSelfWeights(nn.Module):
+    """Batch-first self-attention under a causal bool attn_mask buffer; out and the weights
+    averaged over heads, unpacked."""
+
+    def __init__(self):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+        self.register_buffer("mask", torch.triu(torch.ones(4, 4, dtype=torch.bool), diagonal=1))
+
+    def forward(self, x):  # [2, 4, 8]
+        out, weights = self.attn(x, x, x, attn_mask=self.mask)
+        return out, weights
+
+
+class MhaCrossPadding(nn.Module):
+    """Time-major attention from query [3, 2, 8] to key [5, 2, 6] and value [5, 2, 5] (kdim, vdim:
+    separate q/k/v_proj_weight), a float attn_mask buffer [3, 5] and a bool key_padding_mask
+    input; the weights per head."""
+
+    def __init__(self):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(8, 2, kdim=6, vdim=5)
+        self.register_buffer("bias", grid(3, 5, lo=-2.0, hi=0.0))
+
+    def forward(self, q, k, v, padding):
+        return self.attn(q, k, v, key_padding_mask=padding, attn_mask=self.bias, average_attn_weights=False)
+
+
+class EncoderStackPadding(nn.Module):
+    """A 2-layer post-norm nn.TransformerEncoder with a final LayerNorm and a key padding mask
+    buffer: torch 1.13 runs it on a nested tensor, so the padded positions come back as zeros,
+    and, as no row is unpadded, only as many positions as the longest row keeps (3 of 4)."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, 6, batch_first=True), 2, norm=nn.LayerNorm(8))
+        self.register_buffer("padding", torch.tensor([[False, False, True, True], [False, False, False, True]]))
+
+    def forward(self, x):  # [2, 4, 8]
+        return self.encoder(x, src_key_padding_mask=self.padding)
+
+
+class MatmulForms(nn.Module):
+    """Attention written in plain torch with fixed shapes: q @ k.transpose(-2, -1) / 2, softmax,
+    .matmul(v); torch.matmul with a parameter broadcast over the batch dims; torch.bmm."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(4, 3))
+
+    def forward(self, q, k, v):  # [2, 2, 3, 4], [2, 2, 5, 4], [2, 2, 5, 4]
+        scores = q @ k.transpose(-2, -1) / 2.0
+        context = torch.softmax(scores, dim=-1).matmul(v)
+        return torch.matmul(context, self.w), torch.bmm(q[0], k[0].transpose(1, 2))
+
+
+def matmul_forms():
+    return randomise(MatmulForms()), (grid(2, 2, 3, 4), grid(2, 2, 5, 4), grid(2, 2, 5, 4)), {}
+
+
+def mha_self_weights():
+    return randomise(MhaSelfWeights(), 0.5), (grid(2, 4, 8),), {}
+
+
+def mha_cross_padding():
+    padding = torch.tensor([[False, False, False, True, True], [False, False, False, False, False]])
+    return randomise(MhaCrossPadding(), 0.5), (grid(3, 2, 8), grid(5, 2, 6), grid(5, 2, 5), padding), {}
+
+
+def encoder_layer_root():
+    """nn.TransformerEncoderLayer (post-norm, relu, batch first) passed as the root module."""
+    return randomise(nn.TransformerEncoderLayer(8, 2, 12, batch_first=True), 0.5), (grid(2, 4, 8),), {}
+
+
+def encoder_layer_gelu_tanh():
+    """norm_first with an nn.GELU(approximate="tanh") module: torch's fused kernel computes the
+    exact gelu anyway."""
+    layer = nn.TransformerEncoderLayer(8, 2, 12, activation=nn.GELU(approximate="tanh"), batch_first=True, norm_first=True)
+    return randomise(layer, 0.5), (grid(2, 4, 8, lo=-2.0, hi=2.0),), {}
+
+
+def encoder_stack_padding():
+    return randomise(EncoderStackPadding(), 0.5), (grid(2, 4, 8),), {}
+
+
 def lstm_states():
     return randomise(LstmStates(), 0.5), (grid(2, 5, 3), grid(2, 2, 4), grid(2, 2, 4)), {}
 
@@ -361,7 +446,7 @@ def bare_parameter():
 
 MODELS = (conv2d_same_even, conv_groups, conv1d_pools, conv3d_pools, pools2d, conv_bn_relu, batchnorms, norms,
           embedding, shared_input_dag, layout, bare_parameter, lstm_states, gru_bidirectional, rnn_relu_root, rnn_select,
-          gru_last)
+          gru_last, mha_self_weights, mha_cross_padding, encoder_layer_root, encoder_layer_gelu_tanh, encoder_stack_padding, matmul_forms)
 
 
 # ---------------------------------------------------------------- writing
