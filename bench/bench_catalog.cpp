@@ -64,25 +64,21 @@ int main(int argc, char** argv) {
   { pb::host::RunStore again(dir); }
   std::printf("open again: %.1f ms\n", ms(t0));
 
-  pb::host::RunFilter page;
+  auto timed = [&](const char* what, pb::host::RunFilter f) {
+    const auto t = clock::now();
+    const size_t rows = store.catalog().runs(f).size();
+    std::printf("%s: %zu rows in %.2f ms\n", what, rows, ms(t));
+  };
+  pb::host::RunFilter page, history, batch;
   page.verdict = "FAIL";
   page.planet = "tensorflow";
-  page.limit = 100;
-  t0 = clock::now();
-  const size_t got = store.catalog().runs(page).size();
-  std::printf("filtered page (verdict FAIL, planet tensorflow, 100 newest): %zu rows in %.2f ms\n", got, ms(t0));
-  pb::host::RunFilter history;
+  timed("filtered page (verdict FAIL, planet tensorflow, 100 newest)", page);
   history.fixture_glob = "fixture_7";
   history.limit = 1000000;
-  t0 = clock::now();
-  const size_t hist = store.catalog().runs(history).size();
-  std::printf("fixture history (fixture_7, all): %zu rows in %.2f ms\n", hist, ms(t0));
-  pb::host::RunFilter batch;
+  timed("fixture history (fixture_7, all)", history);
   batch.batch = "batch-42";
   batch.limit = 1000000;
-  t0 = clock::now();
-  const size_t in_batch = store.catalog().runs(batch).size();
-  std::printf("one batch's rows: %zu rows in %.2f ms\n", in_batch, ms(t0));
+  timed("one batch's rows", batch);
 
   t0 = clock::now();
   const size_t removed = store.gc(0, n / 10, false).size();

@@ -38,18 +38,6 @@ const char* const kMigrations[] = {
        CREATE INDEX runs_by_verdict ON runs(verdict, time);)",
 };
 
-std::string utc_now() {
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-  const std::time_t t = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  ::gmtime_r(&t, &tm);
-  char buf[40];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  char millis[8];
-  std::snprintf(millis, sizeof millis, ".%03dZ", static_cast<int>(ms % 1000));
-  return std::string(buf) + millis;
-}
-
 // A prepared statement, finalised on scope exit; errors name the catalog file.
 class Statement {
  public:
@@ -98,6 +86,21 @@ double number_or_nan(const json& j, const char* key) {
 }
 
 }  // namespace
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string utc_time(int64_t ms) {
+  const std::time_t t = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char buf[40];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  char millis[8];
+  std::snprintf(millis, sizeof millis, ".%03dZ", static_cast<int>(ms % 1000));
+  return std::string(buf) + millis;
+}
 
 json run_summary(const json& r) {
   double total_ms = 0;
@@ -230,7 +233,7 @@ void Catalog::add_run(const json& r) {
 
 std::string Catalog::begin_batch(const BatchInfo& info) {
   std::lock_guard<std::mutex> lock(mu_);
-  const std::string started = utc_now();
+  const std::string started = utc_time(now_ms());
   // yyyymmddThhmmss.mmmZ-b<pid>: unique unless one process begins two batches within a millisecond.
   std::string id = started.substr(0, 4) + started.substr(5, 2) + started.substr(8, 2) + "T" + started.substr(11, 2) +
                    started.substr(14, 2) + started.substr(17, 6) + "Z-b" + std::to_string(::getpid());
@@ -254,7 +257,7 @@ json Catalog::end_batch(const std::string& batch) {
                  "fail = (SELECT COUNT(*) FROM runs WHERE batch = ?1 AND verdict = 'FAIL'), "
                  "error = (SELECT COUNT(*) FROM runs WHERE batch = ?1 AND verdict = 'ERROR'), "
                  "skip = (SELECT COUNT(*) FROM runs WHERE batch = ?1 AND verdict = 'SKIP') WHERE id = ?1");
-    st.bind(1, batch).bind(2, utc_now());
+    st.bind(1, batch).bind(2, utc_time(now_ms()));
     st.step();
   }
   return this->batch(batch).value_or(json::object());

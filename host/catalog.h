@@ -75,6 +75,11 @@ class Catalog {
   mutable std::mutex mu_;  // one connection per process; SQLite's WAL orders the processes
 };
 
+// Milliseconds since the epoch, and as the store writes times: "2026-12-03T04:28:18.692Z" (UTC;
+// sorts as text in time order, so catalog queries compare times as strings).
+int64_t now_ms();
+std::string utc_time(int64_t ms);
+
 // A run's summary, the row lists show: its result document's id, time, source, suite, batch,
 // planet, engine, fixture, native, layer, verdict, message, tolerance, errors, reload,
 // first divergence, whether a checkpoint was kept, and total_ms (every stage summed).

@@ -98,8 +98,7 @@ std::unique_ptr<RunStore::Pending> RunStore::begin() {
     // RunStore on the same folder) skip the numbers already taken, so ids keep their order.
     std::lock_guard<std::mutex> lock(mu_);
     for (;;) {
-      const int64_t ms =
-          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+      const int64_t ms = now_ms();
       if (ms / 1000 > last_second_) {  // a clock stepped back keeps the last second: ids never decrease
         last_second_ = ms / 1000;
         next_seq_ = 0;
@@ -113,11 +112,9 @@ std::unique_ptr<RunStore::Pending> RunStore::begin() {
       const std::string id = utc(last_second_, "%Y%m%dT%H%M%SZ") + "-" + seq;
       const std::string dir = runs_dir_ + "/" + id;
       if (::mkdir(dir.c_str(), 0755) == 0) {
-        char millis[16];
-        std::snprintf(millis, sizeof millis, ".%03dZ", static_cast<int>(ms % 1000));
         p->id_ = id;
         p->dir_ = dir;
-        p->time_ = utc(ms / 1000, "%Y-%m-%dT%H:%M:%S") + millis;
+        p->time_ = utc_time(ms);
         break;
       }
       if (errno != EEXIST) fail_errno(dir, "cannot create the run directory");
@@ -195,11 +192,7 @@ nlohmann::json RunStore::commit(Pending& run, CaseResult& r, const RunInfo& info
 }
 
 std::vector<std::string> RunStore::gc(double keep_days, size_t keep_last, bool dry_run) {
-  const int64_t ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count() -
-                     static_cast<int64_t>(keep_days * 86400e3);
-  char millis[8];
-  std::snprintf(millis, sizeof millis, ".%03dZ", static_cast<int>(ms % 1000));
-  const std::string before = utc(ms / 1000, "%Y-%m-%dT%H:%M:%S") + millis;  // as run times are written
+  const std::string before = utc_time(now_ms() - static_cast<int64_t>(keep_days * 86400e3));
   const std::vector<std::string> ids = catalog_->collectable(before, keep_last);
   if (dry_run) return ids;
   // Out of the listing first, each in one step; then the rows, in one transaction; then the

@@ -315,3 +315,20 @@ TEST_CASE("catalog: gc removes old runs but the newest, their rows and emptied b
   RunStore reopened(data);
   CHECK(reopened.catalog().count_runs() == 0);
 }
+
+TEST_CASE("catalog: runs and diff name what they cannot find, and exit 2", "[catalog][cli]") {
+  pbtest::TempDir tmp;
+  const std::string data = tmp.file("data"), out = tmp.file("out");
+  {
+    RunStore store(data);
+    commit(store, "a", Verdict::PASS);
+  }
+  CHECK(pbtest::shell(std::string(PB_CLI) + " runs --data " + data + " --batch nope >" + out + " 2>&1") == 2);
+  CHECK_THAT(pbtest::read_text(out), Catch::Contains("--batch: no batch \"nope\" in " + data + "/catalog.sqlite"));
+  CHECK(pbtest::shell(std::string(PB_CLI) + " runs --data " + data + " --fixture 'a*' --json >" + out + " 2>&1") == 0);
+  CHECK(json::parse(pbtest::read_text(out))["runs"].size() == 1);
+  CHECK(pbtest::shell(std::string(PB_CLI) + " diff --data " + data + " nope " + tmp.file("none.json") + " >" + out + " 2>&1") == 2);
+  CHECK_THAT(pbtest::read_text(out), Catch::Contains("nope: neither a batch in"));
+  CHECK(pbtest::shell(std::string(PB_CLI) + " gc --data " + data + " --keep-days 0 --keep-last 0 --dry-run >" + out + " 2>&1") == 0);
+  CHECK_THAT(pbtest::read_text(out), Catch::Contains("would remove 1 runs"));
+}

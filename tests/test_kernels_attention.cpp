@@ -7,7 +7,7 @@
 
 #include "planetbridge/ir.h"
 #include "planetbridge/network.h"
-#include "test_util.h"
+#include "kernel_test_util.h"
 
 using pb::DType;
 using pb::Shape;
@@ -16,42 +16,15 @@ using pb::ir::Attrs;
 using pb::ir::Graph;
 using pbtest::attrs;
 using pbtest::ErrorAt;
+using pbtest::GraphBuilder;
+using pbtest::mismatch;
+using pbtest::Ref;
+using pbtest::where;
 using pbtest::make_node;
 using pbtest::random_tensor;
 
 namespace {
 
-using Ref = std::vector<double>;
-
-std::string where(const std::string& name, const std::string& op) { return "node \"" + name + "\" (" + op + ") from test:" + name; }
-
-// A graph with its feeds; the last node added is the output.
-struct GraphBuilder {
-  Graph g;
-  std::vector<Tensor> feeds;
-
-  GraphBuilder& input(const std::string& name, const Tensor& t) {
-    g.inputs.push_back({name, t.dtype(), t.shape()});
-    feeds.push_back(t);
-    return *this;
-  }
-  GraphBuilder& weight(const std::string& name, const Tensor& t) {
-    g.weights[name] = t;
-    return *this;
-  }
-  GraphBuilder& node(const std::string& name, const std::string& op, std::vector<std::string> inputs, Attrs a = {}) {
-    g.nodes.push_back(make_node(name, op, std::move(inputs), std::move(a)));
-    g.outputs = {name};
-    return *this;
-  }
-  Tensor run(pb::CompileOptions options = {}) const {
-    pb::Network net(g, {}, options);
-    std::vector<const Tensor*> p;
-    for (const Tensor& t : feeds) p.push_back(&t);
-    net.run(p);
-    return net.output(0).clone();
-  }
-};
 
 // Index of output element `flat` of shape `out` in a tensor of shape `s` broadcast to out's
 // leading `lead` dims (s's own last two dims given separately as r, c).
@@ -92,19 +65,6 @@ Ref matmul_ref(const Tensor& a, const Tensor& b, bool transpose_b, double scale,
   return y;
 }
 
-std::string mismatch(const Tensor& got, const Ref& ref, double atol = 1e-5, double rtol = 1e-5) {
-  if (static_cast<size_t>(got.numel()) != ref.size()) return "got " + std::to_string(got.numel()) + " elements, want " + std::to_string(ref.size());
-  for (size_t i = 0; i < ref.size(); ++i) {
-    const double g = got.data<float>()[i];
-    if (!(std::fabs(g - ref[i]) <= atol + rtol * std::fabs(ref[i]))) {
-      std::ostringstream o;
-      o.precision(9);
-      o << "element " << i << ": got " << g << ", want " << ref[i];
-      return o.str();
-    }
-  }
-  return "";
-}
 
 }  // namespace
 

@@ -11,7 +11,7 @@
 
 #include "planetbridge/ir.h"
 #include "planetbridge/network.h"
-#include "test_util.h"
+#include "kernel_test_util.h"
 
 using pb::DType;
 using pb::Shape;
@@ -22,18 +22,19 @@ using pb::ir::Graph;
 using pb::ir::Node;
 using pbtest::attrs;
 using pbtest::ErrorAt;
+using pbtest::GraphBuilder;
+using pbtest::mismatch;
+using pbtest::Ref;
+using pbtest::to_double;
+using pbtest::where;
 using pbtest::make_node;
 using pbtest::random_tensor;
 
 namespace {
 
 using Ints = std::vector<int64_t>;
-using Ref = std::vector<double>;
 
 // ------------------------------------------------------------------ graph and tensor helpers
-
-// The error location of a node built by make_node.
-std::string where(const std::string& name, const std::string& op) { return "node \"" + name + "\" (" + op + ") from test:" + name; }
 
 // Magnitudes in [0.5, 1.5] with random signs: safe divisors.
 Tensor divisor_tensor(Shape shape, std::mt19937& rng) {
@@ -51,69 +52,6 @@ Tensor int_tensor(Shape shape, const std::vector<T>& values) {
   std::copy(values.begin(), values.end(), t.data<T>());
   return t;
 }
-
-Ref to_double(const Tensor& t) {
-  const float* p = t.data<float>();
-  return Ref(p, p + t.numel());
-}
-
-// "" when every |got - ref| <= atol + rtol·|ref|, else how many elements are off and the worst.
-std::string mismatch(const Tensor& got, const Ref& ref, double atol = 1e-5, double rtol = 1e-5) {
-  if (got.dtype() != DType::f32) return std::string("got ") + pb::dtype_name(got.dtype()) + ", want f32";
-  if (static_cast<size_t>(got.numel()) != ref.size())
-    return "got " + std::to_string(got.numel()) + " elements, want " + std::to_string(ref.size());
-  int64_t bad = 0;
-  size_t worst = 0;
-  double worst_excess = -1;
-  for (size_t i = 0; i < ref.size(); ++i) {
-    const double err = std::fabs(double(got.data<float>()[i]) - ref[i]);
-    const double excess = err - (atol + rtol * std::fabs(ref[i]));
-    if (!(excess <= 0)) {
-      ++bad;
-      if (!(excess <= worst_excess)) worst_excess = excess, worst = i;
-    }
-  }
-  if (bad == 0) return "";
-  std::ostringstream o;
-  o.precision(9);
-  o << bad << " of " << ref.size() << " elements off; worst at flat " << worst << ": got " << got.data<float>()[worst]
-    << ", want " << ref[worst];
-  return o.str();
-}
-
-// A graph whose inputs and weights come with their tensors, so a test compiles and runs it in a
-// line. The last node added is the graph output.
-struct GraphBuilder {
-  Graph g;
-  std::vector<Tensor> feeds;  // one per graph input, in order
-
-  GraphBuilder& input(const std::string& name, const Tensor& t) {
-    g.inputs.push_back({name, t.dtype(), t.shape()});
-    feeds.push_back(t);
-    return *this;
-  }
-  GraphBuilder& weight(const std::string& name, const Tensor& t) {
-    g.weights[name] = t;
-    return *this;
-  }
-  GraphBuilder& node(const std::string& name, const std::string& op, std::vector<std::string> inputs, Attrs a = {}) {
-    g.nodes.push_back(make_node(name, op, std::move(inputs), std::move(a)));
-    g.outputs = {name};
-    return *this;
-  }
-  std::vector<const Tensor*> feed_ptrs() const {
-    std::vector<const Tensor*> p;
-    for (const Tensor& t : feeds) p.push_back(&t);
-    return p;
-  }
-  // Compiles, runs once on `feeds` and returns a copy of the output.
-  Tensor run(pb::CompileOptions options = {}) const {
-    pb::Network net(g, {}, options);
-    net.run(feed_ptrs());
-    REQUIRE(net.output_count() == 1);
-    return net.output(0).clone();
-  }
-};
 
 const pb::CompileOptions kPlain{false, false};  // no passes, every value plain
 const std::vector<std::pair<std::string, pb::CompileOptions>> kAllOptions = {

@@ -7,12 +7,6 @@ namespace pb::layers {
 
 namespace {
 
-dnnl::memory::dims padded(const Shape& s, size_t rank) {
-  dnnl::memory::dims d(rank - s.size(), 1);
-  d.insert(d.end(), s.begin(), s.end());
-  return d;
-}
-
 std::unique_ptr<Kernel> build_binary(const ir::Node& node, CompileContext& ctx, dnnl::algorithm alg) {
   using dnnl::memory;
   const auto& eng = ctx.engine();
@@ -47,14 +41,14 @@ std::unique_ptr<Kernel> build_binary(const ir::Node& node, CompileContext& ctx, 
     }
   }
   const size_t rank = std::max<size_t>(out.size(), 1);
-  memory::desc src0(padded(a->shape(), rank), memory::data_type::f32, plain_tag(rank));
-  memory::desc src1(padded(b->shape(), rank), memory::data_type::f32, plain_tag(rank));
-  memory::desc dst(padded(out, rank), memory::data_type::f32, plain_tag(rank));
+  memory::desc src0(padded_dims(a->shape(), rank), memory::data_type::f32, plain_tag(rank));
+  memory::desc src1(padded_dims(b->shape(), rank), memory::data_type::f32, plain_tag(rank));
+  memory::desc dst(padded_dims(out, rank), memory::data_type::f32, plain_tag(rank));
   dnnl::binary::primitive_desc pd({alg, src0, src1, dst}, attr, eng);
   std::map<int, memory> args = {
-      {DNNL_ARG_SRC_0, plain_memory(eng, *a, padded(a->shape(), rank))},
-      {DNNL_ARG_SRC_1, plain_memory(eng, *b, padded(b->shape(), rank))},
-      {DNNL_ARG_DST, plain_memory(eng, y, padded(out, rank))},
+      {DNNL_ARG_SRC_0, plain_memory(eng, *a, padded_dims(a->shape(), rank))},
+      {DNNL_ARG_SRC_1, plain_memory(eng, *b, padded_dims(b->shape(), rank))},
+      {DNNL_ARG_DST, plain_memory(eng, y, padded_dims(out, rank))},
       {DNNL_ARG_SCRATCHPAD, ctx.scratchpad(pd.scratchpad_desc())},
   };
   return std::make_unique<PrimitiveKernel>(dnnl::binary(pd), std::move(args));

@@ -115,6 +115,8 @@ dnnl::memory plain_memory(const dnnl::engine& eng, const Tensor& t);
 dnnl::memory plain_memory(const dnnl::engine& eng, const Tensor& t, const dnnl::memory::dims& dims);
 dnnl::memory::format_tag plain_tag(size_t rank);
 dnnl::memory::dims dims_of(const std::vector<int64_t>& v);
+// `s` with leading 1s up to `rank` dims: how broadcasting operands line up (numpy's rule).
+dnnl::memory::dims padded_dims(const Shape& s, size_t rank);
 // oneDNN counts dilation from 0 (no dilation), the IR from 1.
 dnnl::memory::dims dnnl_dilations(const ir::Window& w);
 

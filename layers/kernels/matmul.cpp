@@ -9,12 +9,6 @@ namespace pb::layers {
 
 namespace {
 
-dnnl::memory::dims padded(const Shape& s, size_t rank) {
-  dnnl::memory::dims d(rank - s.size(), 1);
-  d.insert(d.end(), s.begin(), s.end());
-  return d;
-}
-
 // Row-major strides of `dims`.
 dnnl::memory::dims strides_of(const dnnl::memory::dims& dims) {
   dnnl::memory::dims s(dims.size());
@@ -36,9 +30,9 @@ std::unique_ptr<Kernel> build_matmul(const ir::Node& node, CompileContext& ctx) 
   const size_t rank = y.shape().size();
   const bool transpose_b = node.attrs.i("transpose_b") != 0;
 
-  const memory::dims a_dims = padded(a.shape(), rank), y_dims = padded(y.shape(), rank);
+  const memory::dims a_dims = padded_dims(a.shape(), rank), y_dims = padded_dims(y.shape(), rank);
   // b as stored, then seen as [..., K, N]: with transpose_b the last two dims swap, strides too.
-  memory::dims b_dims = padded(b.shape(), rank), b_strides = strides_of(b_dims);
+  memory::dims b_dims = padded_dims(b.shape(), rank), b_strides = strides_of(b_dims);
   if (transpose_b) {
     std::swap(b_dims[rank - 1], b_dims[rank - 2]);
     std::swap(b_strides[rank - 1], b_strides[rank - 2]);

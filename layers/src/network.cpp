@@ -48,6 +48,12 @@ std::string PrimitiveKernel::implementation() const {
 
 dnnl::memory::dims dims_of(const std::vector<int64_t>& v) { return {v.begin(), v.end()}; }
 
+dnnl::memory::dims padded_dims(const Shape& s, size_t rank) {
+  dnnl::memory::dims d(rank - s.size(), 1);
+  d.insert(d.end(), s.begin(), s.end());
+  return d;
+}
+
 dnnl::memory::dims dnnl_dilations(const ir::Window& w) {
   dnnl::memory::dims d;
   for (int64_t v : w.dilations) d.push_back(v - 1);
