@@ -125,7 +125,9 @@ CaseResult run_ladder(const Stream& stream, const Dialect& dialect, const Ladder
     for (size_t i = 0; i < stream.expected.size(); ++i) {
       OutputCheck oc;
       oc.name = stream.expected[i];
-      oc.vs_native = compare(net->output(i), stream.tensors.at(oc.name), opt.tolerance);
+      const auto ref = stream.reference.find(oc.name);
+      oc.vs_native = compare(net->output(i), stream.tensors.at(oc.name), opt.tolerance,
+                             ref == stream.reference.end() ? nullptr : &stream.tensors.at(ref->second));
       const Comparison& c = oc.vs_native;
       if (!c.mismatch.empty()) throw Error("expected[" + std::to_string(i) + "]", "output \"" + oc.name + "\": " + c.mismatch);
       all_exact &= c.exact;

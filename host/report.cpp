@@ -75,6 +75,29 @@ void ConsoleReport::header() {
        << pad("MAX|DIFF|", 10) << pad("MAX REL", 10) << pad("RELOAD", 9) << "MS\n";
 }
 
+std::string factor_str() {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%g", kReferenceFactor);
+  return buf;
+}
+
+// What qualifies a verdict: outputs too small for the tolerance to test anything, and elements
+// that passed only by the float64 reference's bound.
+std::string honesty_notes(const CaseResult& r) {
+  std::string notes;
+  for (const OutputCheck& o : r.outputs) {
+    const Comparison& c = o.vs_native;
+    if (c.degenerate)
+      notes += o.name + " is degenerate: max|native| " + sci(c.max_native) + " < " + sci(kDegenerateFactor * r.tolerance.atol) +
+               " (10 atol), so the tolerance tests nothing\n";
+    if (c.has_reference && c.rescued)
+      notes += o.name + ": " + std::to_string(c.rescued) + " elements outside the fixed tolerance are within " +
+               factor_str() + "x the planet's own float32 error (vs float64: planet " + sci(c.planet_vs_reference) +
+               ", bridged " + sci(c.bridged_vs_reference) + ")\n";
+  }
+  return notes;
+}
+
 void ConsoleReport::row(const CaseResult& r) {
   std::string verdict = pad(verdict_name(r.verdict), 9);
   if (color_) verdict = verdict_color(r.verdict) + verdict + "\033[0m";
@@ -87,6 +110,7 @@ void ConsoleReport::row(const CaseResult& r) {
        << pad(ran ? (r.reload_identical ? "same" : "DIFFERS") : "-", 9) << (ran ? ms : "-") << "\n";
   if (!r.message.empty() && r.verdict != Verdict::EXACT && r.verdict != Verdict::PASS)
     out_ << indent_lines(r.message, "    ");
+  if (ran) out_ << indent_lines(honesty_notes(r), "    ");
   if (r.verdict == Verdict::FAIL) {
     if (!r.worst.empty()) out_ << "    worst element: " << r.worst << "\n";
     if (!r.first_divergence.empty()) out_ << "    first diverging node: " << r.first_divergence << "\n";
@@ -122,7 +146,11 @@ void print_case_detail(std::ostream& out, const CaseResult& r, bool color) {
     out << "output    " << o.name << ": max|diff| " << sci(c.max_abs) << ", max rel " << sci(c.max_rel) << ", "
         << c.violations << " outside tolerance, " << (c.exact ? "bit-exact" : "not bit-exact") << ", reload "
         << (o.reload_identical ? "bit-identical" : "DIFFERS") << "\n";
+    if (c.has_reference)
+      out << "float64   " << o.name << ": planet " << sci(c.planet_vs_reference) << ", bridged " << sci(c.bridged_vs_reference)
+          << " (bound " << sci(c.reference_bound) << " = " << factor_str() << " x planet + atol)\n";
   }
+  if (const std::string notes = honesty_notes(r); !notes.empty()) out << indent_lines(notes, "note      ");
   if (!r.worst.empty()) out << "worst     " << r.worst << "\n";
   if (!r.first_divergence.empty()) out << "diverges  " << r.first_divergence << "\n";
   out << "entity    " << r.entity_path << " (" << r.entity_bytes << " bytes)\n";
@@ -162,7 +190,12 @@ nlohmann::json case_json(const CaseResult& r) {
                             {"worst_index", c.worst_index},
                             {"worst_native", c.worst_native},
                             {"worst_bridged", c.worst_bridged},
-                            {"reload_identical", o.reload_identical}});
+                            {"reload_identical", o.reload_identical},
+                            {"max_native", c.max_native},
+                            {"degenerate", c.degenerate}});
+    if (c.has_reference)
+      j["outputs"].back()["float64"] = {{"planet", c.planet_vs_reference}, {"bridged", c.bridged_vs_reference},
+                                        {"bound", c.reference_bound}, {"rescued", c.rescued}};
   }
   // Present only for streams with taps: each tapped node's own output vs the planet's.
   if (!r.taps.empty() || !r.tap_error.empty()) {
@@ -224,6 +257,16 @@ CaseResult case_from_json(const nlohmann::json& j, const std::string& where) {
       c.vs_native.worst_native = o.value("worst_native", 0.0);
       c.vs_native.worst_bridged = o.value("worst_bridged", 0.0);
       c.reload_identical = o.value("reload_identical", false);
+      c.vs_native.max_native = o.value("max_native", 0.0);
+      c.vs_native.degenerate = o.value("degenerate", false);
+      if (o.contains("float64")) {
+        const nlohmann::json& f = o["float64"];
+        c.vs_native.has_reference = true;
+        c.vs_native.planet_vs_reference = f.value("planet", 0.0);
+        c.vs_native.bridged_vs_reference = f.value("bridged", 0.0);
+        c.vs_native.reference_bound = f.value("bound", 0.0);
+        c.vs_native.rescued = f.value("rescued", int64_t(0));
+      }
       r.outputs.push_back(std::move(c));
     }
     for (const auto& t : j.value("taps", nlohmann::json::array())) {

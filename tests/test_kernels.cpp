@@ -101,6 +101,7 @@ std::vector<ActCase> activation_cases() {
       // (softplus(-20) = 2e-9 comes out as -1.9e-6): fine for atol 1e-5 suites.
       {"softplus", {}, softplus, 4e-6},
       {"relu6", {}, [](double x) { return std::min(std::max(x, 0.0), 6.0); }},
+      {"clip", attrs({{"alpha", -0.5}, {"beta", 2.0}}), [](double x) { return std::min(std::max(x, -0.5), 2.0); }},
       {"mish", {}, [](double x) { return x * std::tanh(softplus(x)); }},
       {"hardswish", {}, [](double x) { return x * std::min(std::max(x + 3, 0.0), 6.0) / 6.0; }},
   };

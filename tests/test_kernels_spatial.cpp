@@ -1214,3 +1214,42 @@ TEST_CASE("kernels: bad attributes of spatial and layout ops name the node", "[k
   expect_error(x3, "Embedding", {"x", "t"}, {}, {{"t", random_tensor({7, 2}, rng)}}, "ids must be i32 or i64, got f32");
   expect_error(int_tensor<int32_t>({2}, {0, 1}), "Embedding", {"x", "t"}, {}, {{"t", random_tensor({7}, rng)}}, "table must be [V, D], got [7]");
 }
+
+TEST_CASE("kernels: Reduce mean/sum/max/min over listed axes, kept or dropped, or over all", "[kernels]") {
+  const Shape xs = {2, 3, 4};
+  Tensor x(DType::f32, xs);
+  for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = float((i * 7) % 11) - 5.f;
+  auto at = [&](int64_t a, int64_t b, int64_t c) { return double(x.data<float>()[(a * 3 + b) * 4 + c]); };
+  for (const std::string mode : {"mean", "sum", "max", "min"}) {
+    INFO(mode);
+    auto combine = [&](const std::vector<double>& v) {
+      double r = mode == "max" ? -1e30 : mode == "min" ? 1e30 : 0;
+      for (double e : v) r = mode == "max" ? std::max(r, e) : mode == "min" ? std::min(r, e) : r + e;
+      return mode == "mean" ? r / double(v.size()) : r;
+    };
+    // Axes {0, -1}, keepdims: [1, 3, 1].
+    Ref over_ends;
+    for (int64_t b = 0; b < 3; ++b) {
+      std::vector<double> v;
+      for (int64_t a = 0; a < 2; ++a)
+        for (int64_t c = 0; c < 4; ++c) v.push_back(at(a, b, c));
+      over_ends.push_back(combine(v));
+    }
+    const Tensor kept = GraphBuilder().input("x", x).node("r", "Reduce", {"x"}, attrs({{"mode", mode}, {"axes", Shape{0, -1}}})).run();
+    CHECK(kept.shape() == Shape{1, 3, 1});
+    CHECK(mismatch(kept, over_ends).empty());
+    const Tensor dropped =
+        GraphBuilder().input("x", x).node("r", "Reduce", {"x"}, attrs({{"mode", mode}, {"axes", Shape{0, -1}}, {"keepdims", int64_t(0)}})).run();
+    CHECK(dropped.shape() == Shape{3});
+    CHECK(mismatch(dropped, over_ends).empty());
+    // No axes: every element, one value.
+    std::vector<double> all(x.data<float>(), x.data<float>() + x.numel());
+    const Tensor whole = GraphBuilder().input("x", x).node("r", "Reduce", {"x"}, attrs({{"mode", mode}, {"keepdims", int64_t(0)}})).run();
+    CHECK(whole.shape() == Shape{});
+    CHECK(mismatch(whole, Ref{combine(all)}).empty());
+  }
+  CHECK_THROWS_MATCHES(GraphBuilder().input("x", x).node("r", "Reduce", {"x"}, attrs({{"mode", std::string("prod")}})).run(), pb::Error,
+                       ErrorAt(where("r", "Reduce"), "unknown reduction \"prod\" (expected mean, sum, max or min)"));
+  CHECK_THROWS_MATCHES(GraphBuilder().input("x", x).node("r", "Reduce", {"x"}, attrs({{"mode", std::string("sum")}, {"axes", Shape{1, -2}}})).run(),
+                       pb::Error, ErrorAt(where("r", "Reduce"), "axis -2 is listed twice"));
+}

@@ -63,6 +63,13 @@ TEST_CASE("ops: shapes infer through unknown batch dims", "[ops]") {
             .shape == Shape{-1, 4, 1});
   const TensorType ids{pb::DType::i64, {-1, 7}};
   CHECK(infer(make_node("e", "Embedding", {"ids", "t"}), {ids, f32({10, 4})}, {"t"})[0].shape == Shape{-1, 7, 4});
+  // A class token expanded to a batch known only when compiled; masks over it.
+  CHECK(infer(make_node("x", "Expand", {"t", "x"}, pbtest::attrs({{"shape", std::vector<int64_t>{0, -1, -1}}})), {f32({1, 1, 4}), f32({-1, 5, 4})})[0]
+            .shape == Shape{-1, 1, 4});
+  const std::vector<TensorType> mask = infer(make_node("m", "Compare", {"a", "b"}, pbtest::attrs({{"mode", std::string("eq")}})),
+                                             {f32({-1, 1, 3}), f32({})});
+  CHECK(mask[0].dtype == pb::DType::i32);
+  CHECK(infer(make_node("w", "Where", {"m", "v", "x"}), {mask[0], f32({}), f32({-1, 2, 3})})[0].shape == Shape{-1, 2, 3});
 }
 
 TEST_CASE("ops: a value above 2^34 elements or 2^31 - 1 per dimension is refused by shape inference, naming the node", "[ops]") {

@@ -1,6 +1,8 @@
 // The plugin loader (host/plugin_loader.h): the real pytorch plugin, and the test-only plugins
 // built by tests/CMakeLists.txt into PB_TEST_PLUGIN_DIR (wrong ABI, not a plugin, duplicates).
 #include <algorithm>
+#include <filesystem>
+#include <set>
 
 #include "ladder.h"
 #include "planetbridge/version.h"
@@ -200,4 +202,56 @@ TEST_CASE("plugins: discover lists every plugin and every refusal", "[plugins]")
   PluginRegistry moved = std::move(r);
   REQUIRE(moved.find("fake") != nullptr);
   CHECK(moved.find("fake")->version() == "0.0.1");
+}
+
+// ------------------------------------------------------------------ docs/planets/<planet>.md
+
+namespace {
+
+// The backticked names of the doc's "## Every source type translated" section.
+std::set<std::string> documented_types(const std::string& doc_path) {
+  const std::string doc = pbtest::read_text(doc_path);
+  const std::string heading = "\n## Every source type translated\n";
+  const size_t begin = doc.find(heading);
+  if (begin == std::string::npos) return {};
+  const size_t end = doc.find("\n#", begin + heading.size());
+  const std::string section = doc.substr(begin + heading.size(), end == std::string::npos ? std::string::npos : end - begin - heading.size());
+  std::set<std::string> names;
+  for (size_t i = section.find('`'); i != std::string::npos; i = section.find('`', i + 1)) {
+    const size_t j = section.find('`', i + 1);
+    if (j == std::string::npos) break;
+    names.insert(section.substr(i + 1, j - i - 1));
+    i = j;
+  }
+  return names;
+}
+
+void check_documented(const std::string& planet, const std::string& plugin) {
+  if (!std::filesystem::exists(plugin)) return;  // a planet not built here
+  PluginRegistry r;
+  REQUIRE(r.load(plugin));
+  const pb::Dialect* d = r.find(planet);
+  REQUIRE(d != nullptr);
+  const std::vector<std::string> types = d->source_types();
+  const std::set<std::string> translated(types.begin(), types.end());
+  const std::string doc = PB_SOURCE_DIR "/docs/planets/" + planet + ".md";
+  std::string expected;
+  for (const std::string& t : translated) expected += (expected.empty() ? "`" : " `") + t + "`";
+  INFO(doc << " needs, under \"## Every source type translated\", exactly:\n" << expected);
+  CHECK(documented_types(doc) == translated);
+}
+
+}  // namespace
+
+TEST_CASE("plugins: each planet's doc lists every source type its decoder translates", "[plugins][docs]") {
+  check_documented("pytorch", PB_PYTORCH_PLUGIN);
+#ifdef PB_TENSORFLOW_PLUGIN
+  check_documented("tensorflow", PB_TENSORFLOW_PLUGIN);
+#endif
+#ifdef PB_JAX_PLUGIN
+  check_documented("jax", PB_JAX_PLUGIN);
+#endif
+#ifdef PB_SKLEARN_PLUGIN
+  check_documented("sklearn", PB_SKLEARN_PLUGIN);
+#endif
 }

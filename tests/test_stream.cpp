@@ -207,6 +207,65 @@ TEST_CASE("stream: taps map source nodes to tensors", "[stream]") {
   CHECK_THROWS_MATCHES(from_json(d), pb::Error, ErrorAt("taps._3", "names tensor \"tap._3\", which is not in \"tensors\""));
 }
 
+TEST_CASE("stream: a float64 reference names an f64 tensor shaped like its expected output", "[stream]") {
+  json d = base_doc();
+  d["tensors"]["reference.y"] = {{"dtype", "f64"}, {"shape", json::array({1, 2})}, {"data", json::array({-1.5, 4.75})}};
+  d["reference"] = {{"y", "reference.y"}};
+  CHECK(from_json(d).reference == std::map<std::string, std::string>{{"y", "reference.y"}});
+
+  json not_expected = d;
+  not_expected["reference"] = {{"x", "reference.y"}};
+  CHECK_THROWS_MATCHES(from_json(not_expected), pb::Error, ErrorAt("reference.x", "\"x\" is not one of the expected outputs"));
+  json missing = d;
+  missing["reference"] = {{"y", "reference.z"}};
+  CHECK_THROWS_MATCHES(from_json(missing), pb::Error, ErrorAt("reference.y", "names tensor \"reference.z\", which is not in \"tensors\""));
+  json f32 = d;
+  f32["tensors"]["reference.y"]["dtype"] = "f32";
+  CHECK_THROWS_MATCHES(from_json(f32), pb::Error, ErrorAt("reference.y", "a float64 reference must be f64, got f32"));
+  json shaped = d;
+  shaped["tensors"]["reference.y"]["shape"] = json::array({2, 1});
+  CHECK_THROWS_MATCHES(from_json(shaped), pb::Error, ErrorAt("reference.y", "shape [2, 1] differs from expected \"y\" [1, 2]"));
+}
+
+// The narrow dtypes are widened exactly on reading: f16 and bf16 to f32; bool, i8 and u8 to i32.
+TEST_CASE("stream: f16, bf16, bool, i8 and u8 tensors are widened exactly", "[stream]") {
+  auto with = [](const std::string& dtype, json shape, json source) {
+    json d = base_doc();
+    d["tensors"]["m"] = {{"dtype", dtype}, {"shape", shape}};
+    d["tensors"]["m"].update(source);
+    d["taps"] = {{"m", "m"}};  // named by something, as every tensor is
+    return d;
+  };
+  auto b64 = [](std::vector<uint8_t> bytes) { return json{{"b64", pb::base64_encode(bytes.data(), bytes.size())}}; };
+
+  // f16: 1, -2, 65504 (the largest), 2^-24 (the smallest subnormal), 0.5; little-endian.
+  const pb::Stream h = from_json(with("f16", {5}, b64({0x00, 0x3c, 0x00, 0xc0, 0xff, 0x7b, 0x01, 0x00, 0x00, 0x38})));
+  const pb::Tensor& ht = h.tensors.at("m");
+  REQUIRE(ht.dtype() == pb::DType::f32);
+  CHECK(std::vector<float>(ht.data<float>(), ht.data<float>() + 5) == std::vector<float>{1.f, -2.f, 65504.f, std::ldexp(1.f, -24), 0.5f});
+  const pb::Stream bf = from_json(with("bf16", {2}, b64({0x80, 0x3f, 0x00, 0xbf})));
+  CHECK(std::vector<float>(bf.tensors.at("m").data<float>(), bf.tensors.at("m").data<float>() + 2) == std::vector<float>{1.f, -0.5f});
+
+  const pb::Stream b = from_json(with("bool", {3}, {{"data", json::array({true, 0, 1})}}));
+  REQUIRE(b.tensors.at("m").dtype() == pb::DType::i32);
+  CHECK(std::vector<int32_t>(b.tensors.at("m").data<int32_t>(), b.tensors.at("m").data<int32_t>() + 3) == std::vector<int32_t>{1, 0, 1});
+  CHECK(from_json(with("i8", {2}, b64({0xff, 0x80}))).tensors.at("m").data<int32_t>()[1] == -128);
+  CHECK(from_json(with("u8", {2}, b64({0xff, 0x80}))).tensors.at("m").data<int32_t>()[0] == 255);
+
+  CHECK_THROWS_MATCHES(from_json(with("bool", {2}, b64({1, 2}))), pb::Error, ErrorAt("tensors.m.b64", "element 1 is 2; a bool is 0 or 1"));
+  CHECK_THROWS_MATCHES(from_json(with("bool", {1}, {{"data", json::array({2})}})), pb::Error,
+                       ErrorAt("tensors.m.data[0]", "value 2 does not fit in bool"));
+  CHECK_THROWS_MATCHES(from_json(with("i8", {1}, {{"data", json::array({200})}})), pb::Error,
+                       ErrorAt("tensors.m.data[0]", "value 200 does not fit in i8"));
+  CHECK_THROWS_MATCHES(from_json(with("f16", {1}, {{"data", json::array({1.0})}})), pb::Error,
+                       ErrorAt("tensors.m.data", "a f16 tensor needs its bytes"));
+  CHECK_THROWS_MATCHES(from_json(with("f16", {2}, b64({0, 0x3c}))), pb::Error, ErrorAt("tensors.m.b64", "decodes to 2 bytes, shape [2] of f16 needs 4"));
+  // An f16 infinity is checked like any other once widened.
+  CHECK_THROWS_MATCHES(from_json(with("f16", {1}, b64({0x00, 0x7c}))), pb::Error, ErrorAt("tensors.m", "element 0 is inf"));
+  CHECK_THROWS_MATCHES(from_json(with("f8", {1}, b64({0}))), pb::Error,
+                       ErrorAt("tensors.m.dtype", "unknown dtype \"f8\" (expected f32, f64, i32, i64, f16, bf16, bool, i8 or u8)"));
+}
+
 TEST_CASE("stream: non-finite values need allow_nonfinite", "[stream]") {
   json d = base_doc();
   const float nan = std::numeric_limits<float>::quiet_NaN();
@@ -293,8 +352,8 @@ TEST_CASE("stream: header field values are checked", "[stream]") {
 
 TEST_CASE("stream: tensor declarations are checked", "[stream]") {
   json d = base_doc();
-  d["tensors"]["0.weight"]["dtype"] = "f16";
-  CHECK_THROWS_MATCHES(from_json(d), pb::Error, ErrorAt(W + ".dtype", "unknown dtype \"f16\""));
+  d["tensors"]["0.weight"]["dtype"] = "c64";
+  CHECK_THROWS_MATCHES(from_json(d), pb::Error, ErrorAt(W + ".dtype", "unknown dtype \"c64\""));
 
   d = base_doc();
   d["tensors"]["0.weight"]["shape"] = json::array({2, -2});

@@ -335,6 +335,46 @@ TEST_CASE("compare: differences outside tolerance are counted and located", "[co
   CHECK(pb::host::unravel(0, {}) == "[]");
 }
 
+// A deep model's float32 result is itself far from exact: against the float64 result, an element
+// outside the fixed bound passes when planetbridge is within kReferenceFactor of the planet's
+// own largest error (plus atol), and fails beyond it.
+TEST_CASE("compare: a float64 reference bounds the error by the planet's own", "[compare]") {
+  pb::Tensor reference(pb::DType::f64, {3});
+  const double r[] = {1.0, 2.0, 3.0};
+  std::copy(r, r + 3, reference.data<double>());
+  const pb::Tensor native = pbtest::f32({3}, {1.0f, 2.0001f, 3.0f});  // the planet is 1e-4 off at [1]
+  const Tolerance tol{1e-5, 1e-5};
+
+  const pb::Tensor close = pbtest::f32({3}, {1.0003f, 2.0f, 3.0f});  // 3e-4 from both: outside 2e-5
+  CHECK_FALSE(compare(close, native, tol).within);
+  const Comparison rescued = compare(close, native, tol, &reference);
+  CHECK(rescued.within);
+  CHECK(rescued.has_reference);
+  CHECK(rescued.rescued == 2);  // [0], and [1] where the bridge is exact and the planet is off
+  CHECK(rescued.planet_vs_reference == Approx(1e-4).epsilon(1e-2));
+  CHECK(rescued.bridged_vs_reference == Approx(3e-4).epsilon(1e-2));
+  CHECK(rescued.reference_bound == Approx(4e-4 + 1e-5).epsilon(1e-2));
+
+  const pb::Tensor far = pbtest::f32({3}, {1.0006f, 2.0f, 3.0f});  // 6e-4 > 4 x 1e-4 + 1e-5
+  const Comparison failed = compare(far, native, tol, &reference);
+  CHECK_FALSE(failed.within);
+  CHECK(failed.violations == 1);
+  CHECK(failed.worst_index == "[0]");
+
+  // A planet that is exact in float32 leaves only atol: nothing more is rescued.
+  const pb::Tensor exact = pbtest::f32({3}, {1.0f, 2.0f, 3.0f});
+  CHECK_FALSE(compare(close, exact, tol, &reference).within);
+}
+
+TEST_CASE("compare: outputs far below atol are flagged degenerate", "[compare]") {
+  const Tolerance tol{1e-5, 1e-5};
+  const Comparison tiny = compare(pbtest::f32({2}, {3e-9f, -1e-6f}), pbtest::f32({2}, {2e-9f, -2e-6f}), tol);
+  CHECK(tiny.within);
+  CHECK(tiny.degenerate);
+  CHECK(tiny.max_native == Approx(2e-6));
+  CHECK_FALSE(compare(pbtest::f32({2}, {0.5f, 1e-9f}), pbtest::f32({2}, {0.5f, 0.0f}), tol).degenerate);
+}
+
 TEST_CASE("compare: NaN equals NaN, and NaN against a number fails", "[compare]") {
   const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
   const pb::Tensor a = pbtest::f32({3}, {nan, inf, 1});

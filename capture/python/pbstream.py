@@ -25,7 +25,9 @@ ALIGN = 64
 HEADER_BYTES = 24  # magic, u64 JSON length, u64 data length
 
 # Keyed by (kind, itemsize) so byte order does not matter: tensors are always written LE.
-_DTYPES = {("f", 4): "f32", ("f", 8): "f64", ("i", 4): "i32", ("i", 8): "i64"}
+# The narrow ones (f16, bool, i8, u8) are widened exactly by the reader (docs/stream-format.md).
+_DTYPES = {("f", 4): "f32", ("f", 8): "f64", ("i", 4): "i32", ("i", 8): "i64",
+           ("f", 2): "f16", ("b", 1): "bool", ("i", 1): "i8", ("u", 1): "u8"}
 
 
 class NotApplicable(Exception):
@@ -67,7 +69,7 @@ def _tensor_view(name, array):
     a = np.asarray(array)
     code = _DTYPES.get((a.dtype.kind, a.dtype.itemsize))
     if code is None:
-        raise ValueError(f'tensor "{name}": unsupported dtype {a.dtype} (expected float32, float64, int32 or int64)')
+        raise ValueError(f'tensor "{name}": unsupported dtype {a.dtype} (expected float32, float64, int32, int64, float16, bool, int8 or uint8)')
     # Not np.ascontiguousarray: it turns a scalar (shape []) into shape [1].
     a = a.astype(a.dtype.newbyteorder("<"), order="C", copy=False)
     return code, [int(d) for d in a.shape], memoryview(a.reshape(-1)).cast("B") if a.size else memoryview(b"")

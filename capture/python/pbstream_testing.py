@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 
-_NP = {"f32": "<f4", "f64": "<f8", "i32": "<i4", "i64": "<i8"}
+_NP = {"f32": "<f4", "f64": "<f8", "i32": "<i4", "i64": "<i8", "f16": "<f2", "bool": "?", "i8": "i1", "u8": "u1"}
 
 
 def read_frames(buf):

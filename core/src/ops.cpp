@@ -2,6 +2,7 @@
 #include "planetbridge/ops.h"
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 #include <sstream>
 
@@ -96,6 +97,7 @@ const std::vector<ActivationInfo>& activation_functions() {
       {"abs", {}, "|x|"},
       {"linear", {"alpha", "beta"}, "alpha·x + beta"},
       {"hard_sigmoid", {"alpha", "beta"}, "clip(alpha·x + beta, 0, 1) with the planet's alpha and beta"},
+      {"clip", {"alpha", "beta"}, "min(max(x, alpha), beta)"},
   };
   return t;
 }
@@ -392,6 +394,77 @@ Types infer_conv(const InferContext& c) {
   return {{DType::f32, y}};
 }
 
+// ConvTranspose: the gradient of a Conv with respect to its input. x [N, C, spatial...], weight
+// [C, O/groups, k...] (ONNX's and PyTorch's layout); each spatial dim grows to
+// (in − 1)·stride − pads_begin − pads_end + dilation·(k − 1) + output_padding + 1.
+Types infer_conv_transpose(const InferContext& c) {
+  need_spatial(c);
+  need_f32(c, 1, "weight");
+  const Shape& xs = c.shape(0);
+  const Shape& ws = c.shape(1);
+  if (ws.size() != xs.size()) c.fail("weight " + shape_str(ws) + " must have the input's rank " + std::to_string(xs.size()));
+  const int64_t groups = c.attrs().i("groups"), in_c = xs[1];
+  if (groups < 1 || ws[0] % groups || !fits(in_c, ws[0]))
+    c.fail("weight " + shape_str(ws) + " does not fit " + std::to_string(in_c) + " input channels in " + std::to_string(groups) +
+           " groups (expected [C, O/groups, k...])");
+  const int64_t out_c = ws[1] * groups;
+  if (c.has(2)) need_count(c, 2, out_c, "bias");
+  const size_t rank = xs.size() - 2;
+  const Window w = read_window(c.node(), c.attrs(), {ws.begin() + 2, ws.end()});
+  const std::vector<int64_t> extra = c.attrs().ints("output_padding", std::vector<int64_t>(rank, 0));
+  if (extra.size() != rank) c.fail("output_padding needs one value per spatial dim, got " + shape_str(extra));
+  Shape y = {xs[0], out_c};
+  for (size_t i = 0; i < rank; ++i) {
+    if (extra[i] < 0 || (extra[i] >= w.strides[i] && extra[i] >= w.dilations[i]))
+      c.fail("output_padding " + std::to_string(extra[i]) + " must be >= 0 and smaller than the stride or the dilation");
+    const int64_t in = xs[2 + i];
+    // Each term < 2^31 (read_window, infer_node's input check): no overflow.
+    const int64_t out = (in - 1) * w.strides[i] - w.pads_begin[i] - w.pads_end[i] + w.dilations[i] * (w.kernel[i] - 1) + extra[i] + 1;
+    if (known(in) && out < 1) c.fail("spatial size " + std::to_string(in) + " gives an output of " + std::to_string(out));
+    y.push_back(known(in) ? out : -1);
+  }
+  return {{DType::f32, y}};
+}
+
+// The factors of Resize's `scales` (none: empty).
+std::vector<double> resize_scales(const Attrs& a) {
+  return a.has("scales") ? std::get<std::vector<double>>(a.all().at("scales")) : std::vector<double>{};
+}
+
+// Resize: x [N, C, spatial...] resampled to `sizes` along the spatial dims.
+Types infer_resize(const InferContext& c) {
+  need_spatial(c);
+  const Shape& xs = c.shape(0);
+  const std::string mode = c.attrs().s("mode"), coords = c.attrs().s("coordinates");
+  if (mode != "nearest" && mode != "linear") c.fail("unknown resize mode \"" + mode + "\" (expected nearest or linear)");
+  if (coords != "half_pixel" && coords != "align_corners" && coords != "asymmetric")
+    c.fail("unknown coordinates \"" + coords + "\" (expected half_pixel, align_corners or asymmetric)");
+  if (mode == "nearest" && coords == "align_corners") c.fail("nearest resizing has no align_corners coordinates");
+  const std::vector<int64_t>& sizes = c.attrs().ints("sizes");
+  const std::vector<double> scales = resize_scales(c.attrs());
+  if (sizes.size() != xs.size() - 2) c.fail("sizes " + shape_str(sizes) + " need one value per spatial dim of " + shape_str(xs));
+  if (!scales.empty() && scales.size() != sizes.size()) c.fail("scales need one value per spatial dim, got " + std::to_string(scales.size()));
+  for (double s : scales)
+    if (!(s > 0) || !std::isfinite(s)) c.fail("scales must be finite and > 0");
+  Shape y = {xs[0], xs[1]};
+  for (int64_t s : sizes) {
+    if (s < 1 || s > kMaxDim) c.fail("sizes must be in [1, 2^31), got " + shape_str(sizes));
+    y.push_back(s);
+  }
+  return {{DType::f32, y}};
+}
+
+// PReLU: a slope per channel (dim 1) or one for every element.
+Types infer_prelu(const InferContext& c) {
+  need_f32(c, 0, "x");
+  need_f32(c, 1, "slope");
+  const Shape& xs = c.shape(0);
+  const int64_t n = product(c.shape(1).begin(), c.shape(1).end());
+  if (n != 1 && (xs.size() < 2 || !fits(n, xs[1])))
+    c.fail("slope " + shape_str(c.shape(1)) + " must have 1 element or one per channel (dim 1) of " + shape_str(xs));
+  return same_as_input(c);
+}
+
 Types infer_pool(const InferContext& c) {
   need_spatial(c);
   const Shape& xs = c.shape(0);
@@ -460,6 +533,49 @@ Types infer_transpose(const InferContext& c) {
   }
   Shape y(xs.size());
   for (size_t i = 0; i < perm.size(); ++i) y[i] = xs[perm[i]];
+  return {{c.in(0).dtype, y}};
+}
+
+// Compare: 1 where a (mode) b holds, else 0, as i32 (a bool, as streams carry one); the operands
+// broadcast like numpy.
+Types infer_compare(const InferContext& c) {
+  need_f32(c, 0, "a");
+  need_f32(c, 1, "b");
+  const std::string mode = c.attrs().s("mode");
+  if (mode != "eq" && mode != "ne" && mode != "lt" && mode != "le" && mode != "gt" && mode != "ge")
+    c.fail("unknown comparison \"" + mode + "\" (expected eq, ne, lt, le, gt or ge)");
+  return {{DType::i32, broadcast_shapes(c.node(), c.shape(0), c.shape(1))}};
+}
+
+// Where: cond ? a : b element-wise; the three broadcast like numpy.
+Types infer_where(const InferContext& c) {
+  if (c.in(0).dtype == DType::f64) c.fail("cond must be f32, i32 or i64, got " + type_str(c.in(0)));
+  need_f32(c, 1, "a");
+  need_f32(c, 2, "b");
+  return {{DType::f32, broadcast_shapes(c.node(), broadcast_shapes(c.node(), c.shape(0), c.shape(1)), c.shape(2))}};
+}
+
+// Expand: x repeated along its dims of 1 (and new leading dims, x aligned to the end) to
+// `shape`: -1 keeps x's dim, 0 takes like's dim at the same position (a size known only when
+// compiled, such as the batch).
+Types infer_expand(const InferContext& c) {
+  const Shape& x = c.shape(0);
+  const Shape& target = c.attrs().ints("shape");
+  if (target.size() < x.size()) c.fail("shape " + shape_str(target) + " has fewer dims than x " + shape_str(x));
+  const bool copies = std::find(target.begin(), target.end(), 0) != target.end();
+  if (copies != c.has(1)) c.fail(copies ? "0 in shape " + shape_str(target) + " copies a dim of like, which is missing" : "like is read only where shape has a 0");
+  if (copies && c.shape(1).size() != target.size())
+    c.fail("like " + shape_str(c.shape(1)) + " must have the rank of shape " + shape_str(target));
+  const size_t lead = target.size() - x.size();
+  Shape y(target.size());
+  for (size_t i = 0; i < target.size(); ++i) {
+    const int64_t from = i < lead ? 1 : x[i - lead];
+    if (target[i] < -1 || (target[i] == -1 && i < lead))
+      c.fail("shape " + shape_str(target) + ": " + std::to_string(target[i]) + " at dim " + std::to_string(i) + " is not a size");
+    y[i] = target[i] == -1 ? from : target[i] == 0 ? c.shape(1)[i] : target[i];
+    if (from != 1 && !fits(from, y[i]))
+      c.fail("x " + shape_str(x) + " cannot expand to " + shape_str(target) + ": dim " + std::to_string(i) + " is neither 1 nor " + std::to_string(y[i]));
+  }
   return {{c.in(0).dtype, y}};
 }
 
@@ -545,6 +661,27 @@ Types infer_slice(const InferContext& c) {
     y[a] = range.count;
   }
   return {{c.in(0).dtype, y}};
+}
+
+// Reduce: mean, sum, max or min over the listed axes (negative from the end; none listed: all),
+// kept as dims of 1 or dropped.
+Types infer_reduce(const InferContext& c) {
+  need_f32(c, 0, "x");
+  const Shape& x = c.shape(0);
+  const std::string mode = c.attrs().s("mode");
+  if (mode != "mean" && mode != "sum" && mode != "max" && mode != "min")
+    c.fail("unknown reduction \"" + mode + "\" (expected mean, sum, max or min)");
+  std::vector<bool> reduced(x.size(), c.attrs().ints("axes").empty());
+  for (int64_t axis : c.attrs().ints("axes")) {
+    const int64_t a = normalize_axis(c.node(), axis, x.size());
+    if (reduced[a]) c.fail("axis " + std::to_string(axis) + " is listed twice");
+    reduced[a] = true;
+  }
+  Shape y;
+  for (size_t i = 0; i < x.size(); ++i)
+    if (!reduced[i]) y.push_back(x[i]);
+    else if (c.attrs().i("keepdims")) y.push_back(1);
+  return {{DType::f32, y}};
 }
 
 // ------------------------------------------------------------------ the table
@@ -649,6 +786,24 @@ std::map<std::string, OpSchema> make_table() {
             join(window_attrs(), {with_default("count_include_pad", AttrType::Int, int64_t(0), "avg: 1 divides by the whole window"),
                                   with_default("global", AttrType::Int, int64_t(0), "1: the window is the whole spatial extent, output [N, C, 1...]")})),
        infer_pool, "oneDNN pooling_v2"},
+      {"ConvTranspose", "transposed convolution (a Conv's input gradient) over 1-3 spatial dims",
+       {value("x", "[N, C, spatial...]"), weight("weight", "[C, O/groups, k...]"), weight("bias", "[O]", true)}, {"y"},
+       join(window_attrs(), {{"output_padding", AttrType::Ints, std::nullopt, true, "one per spatial dim, default 0: added at the end"},
+                             with_default("groups", AttrType::Int, int64_t(1), "")}),
+       infer_conv_transpose,
+       "oneDNN deconvolution; the weight is read as [groups, O/groups, C/groups, k...] through its strides and reordered once into "
+       "the primitive's layout; output_padding is a smaller pads_end there"},
+      {"Resize", "nearest or linear (bi-, trilinear) resampling of the spatial dims",
+       {value("x", "[N, C, spatial...]")}, {"y"},
+       {required("mode", AttrType::String, "nearest | linear"),
+        with_default("coordinates", AttrType::String, std::string("half_pixel"), "half_pixel | align_corners | asymmetric (below)"),
+        required("sizes", AttrType::Ints, "the output's spatial dims"),
+        {"scales", AttrType::Floats, std::nullopt, true, "one factor per spatial dim that maps output to input coordinates (default sizes / input)"}},
+       infer_resize,
+       "oneDNN resampling where its coordinates are these (linear half_pixel at the default scales; nearest asymmetric at whole "
+       "upscaling factors), else a C++ loop over index and weight tables built once"},
+      {"PReLU", "x ≥ 0 ? x : slope·x, the slope per channel (dim 1) or one for all",
+       {value("x"), weight("slope", "[C] or one element")}, {"y"}, {}, infer_prelu, "oneDNN prelu"},
       {"BatchNorm", "inference batch normalisation with running statistics",
        {value("x", "[N, C, ...]"), weight("scale", "[C]"), weight("shift", "[C]"), weight("mean", "[C]"), weight("variance", "[C]")},
        {"y"}, {required("eps", AttrType::Float)}, infer_batchnorm, "oneDNN batch normalisation (global stats)"},
@@ -667,11 +822,29 @@ std::map<std::string, OpSchema> make_table() {
        {value("x")}, {"y"},
        {required("perm", AttrType::Ints, "a shorter perm permutes only the leading dims")}, infer_transpose,
        "oneDNN reorder from a strided view"},
+      {"Compare", "1 where a (mode) b holds, else 0, with numpy broadcasting",
+       {{"a", InputKind::Any, false, false, ""}, {"b", InputKind::Any, false, false, ""}}, {"y"},
+       {required("mode", AttrType::String, "eq | ne | lt | le | gt | ge")}, infer_compare,
+       "a C++ loop over the output (either operand broadcasts); y is i32 1 or 0 (a bool, as streams carry one)"},
+      {"Expand", "x repeated along its dims of 1 and new leading dims (x aligned to the end), as torch's expand",
+       {{"x", InputKind::Any, false, false, ""}, {"like", InputKind::Any, true, false, "whose dims the 0 entries of shape copy"}}, {"y"},
+       {required("shape", AttrType::Ints, "-1 keeps x's dim, 0 copies like's dim at the same position (the batch)")}, infer_expand,
+       "a C++ copy, one run of x's innermost dim at a time"},
+      {"Where", "cond ? a : b element-wise; the three broadcast like numpy",
+       {{"cond", InputKind::Any, false, false, "f32, i32 or i64: true where non-zero"}, {"a", InputKind::Any, false, false, ""},
+        {"b", InputKind::Any, false, false, ""}},
+       {"y"}, {}, infer_where, "a C++ loop over the output (oneDNN 2.6 has no select)"},
       {"Pad", "x surrounded by a constant",
        {value("x")}, {"y"},
        {required("pads_begin", AttrType::Ints, "one count per dim"), required("pads_end", AttrType::Ints, "one count per dim"),
         with_default("value", AttrType::Float, 0.0, "")},
        infer_pad, "the border is written once; each run copies x into the interior"},
+      {"Reduce", "mean, sum, max or min over some axes",
+       {value("x")}, {"y"},
+       {required("mode", AttrType::String, "mean | sum | max | min"),
+        with_default("axes", AttrType::Ints, std::vector<int64_t>{}, "negative counts from the end; none: every axis"),
+        with_default("keepdims", AttrType::Int, int64_t(1), "1: reduced axes stay as dims of 1")},
+       infer_reduce, "oneDNN reduction"},
       {"Slice", "elements start:end:step along some axes (ONNX semantics)",
        {{"x", InputKind::Any, false, false, ""}}, {"y"},
        {required("starts", AttrType::Ints, "negative counts from the end; clamped"), required("ends", AttrType::Ints, "exclusive; clamped"),

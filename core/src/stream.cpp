@@ -1,5 +1,6 @@
 #include "planetbridge/stream.h"
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cmath>
@@ -199,20 +200,84 @@ std::vector<uint8_t> write_framed(const nlohmann::json& doc_in, const std::map<s
 
 namespace {
 
-Tensor decode_data_array(const JsonRef& data, DType dtype, const Shape& shape) {
+// The dtypes a stream may carry. Those the IR computes in (f32, f64, i32, i64) are read as they
+// are (a framed tensor aliases the frame); the narrower ones are widened once, exactly: f16 and
+// bf16 to f32, bool, i8 and u8 to i32.
+struct WireType {
+  const char* name;
+  size_t bytes;
+  DType dtype;  // what it is read into
+};
+constexpr WireType kWireTypes[] = {{"f32", 4, DType::f32}, {"f64", 8, DType::f64}, {"i32", 4, DType::i32}, {"i64", 8, DType::i64},
+                                   {"f16", 2, DType::f32}, {"bf16", 2, DType::f32}, {"bool", 1, DType::i32}, {"i8", 1, DType::i32},
+                                   {"u8", 1, DType::i32}};
+
+float half_to_float(uint16_t h) {
+  const uint32_t sign = uint32_t(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
+  uint32_t bits;
+  if (exp == 0x1f) {
+    bits = sign | 0x7f800000 | (mant << 13);  // inf, nan
+  } else if (exp != 0) {
+    bits = sign | ((exp + 112) << 23) | (mant << 13);
+  } else if (mant == 0) {
+    bits = sign;
+  } else {  // subnormal: normalise
+    int e = -1;
+    uint32_t m = mant;
+    do {
+      ++e;
+      m <<= 1;
+    } while (!(m & 0x400));
+    bits = sign | uint32_t(112 - e) << 23 | ((m & 0x3ff) << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+// The widened tensor of a narrow wire type's little-endian bytes.
+Tensor widen(const WireType& w, const Shape& shape, const uint8_t* bytes, const std::string& where) {
+  Tensor t(w.dtype, shape);
+  const int64_t n = t.numel();
+  const std::string name = w.name;
+  for (int64_t i = 0; i < n; ++i) {
+    const uint8_t* b = bytes + i * int64_t(w.bytes);
+    if (name == "f16" || name == "bf16") {
+      const uint16_t h = uint16_t(b[0] | b[1] << 8);
+      if (name == "f16") {
+        t.data<float>()[i] = half_to_float(h);
+      } else {
+        const uint32_t bits = uint32_t(h) << 16;
+        std::memcpy(&t.data<float>()[i], &bits, 4);
+      }
+    } else if (name == "bool") {
+      if (b[0] > 1) throw Error(where, "element " + std::to_string(i) + " is " + std::to_string(b[0]) + "; a bool is 0 or 1");
+      t.data<int32_t>()[i] = b[0];
+    } else {
+      t.data<int32_t>()[i] = name == "i8" ? int32_t(int8_t(b[0])) : int32_t(b[0]);
+    }
+  }
+  return t;
+}
+
+Tensor decode_data_array(const JsonRef& data, const WireType& wire, const Shape& shape) {
   size_t n = data.size();
   if (static_cast<int64_t>(n) != element_count(shape))
     data.fail("has " + std::to_string(n) + " values, shape " + shape_str(shape) + " needs " +
               std::to_string(element_count(shape)));
-  Tensor t(dtype, shape);
+  const std::string name = wire.name;
+  // The integer range of each integer wire type (bool: 0 and 1, or true and false).
+  const int64_t lo = name == "bool" || name == "u8" ? 0 : name == "i8" ? -128 : INT32_MIN;
+  const int64_t hi = name == "bool" ? 1 : name == "u8" ? 255 : name == "i8" ? 127 : INT32_MAX;
+  Tensor t(wire.dtype, shape);
   for (size_t i = 0; i < n; ++i) {
     JsonRef v = data[i];
-    switch (dtype) {
+    switch (wire.dtype) {
       case DType::f32: t.data<float>()[i] = static_cast<float>(v.f64()); break;
       case DType::f64: t.data<double>()[i] = v.f64(); break;
       case DType::i32: {
-        int64_t x = v.i64();
-        if (x < INT32_MIN || x > INT32_MAX) v.fail("value does not fit in i32");
+        const int64_t x = name == "bool" && v.raw().is_boolean() ? int64_t(v.boolean()) : v.i64();
+        if (x < lo || x > hi) v.fail("value " + std::to_string(x) + " does not fit in " + name);
         t.data<int32_t>()[i] = static_cast<int32_t>(x);
         break;
       }
@@ -232,9 +297,13 @@ void check_finite(const Tensor& t, const std::string& where) {
 }
 
 Tensor decode_tensor(const JsonRef& spec, const Frame& frame) {
-  DType dtype;
   JsonRef dt = spec["dtype"];
-  if (!parse_dtype(dt.str(), &dtype)) dt.fail("unknown dtype \"" + dt.str() + "\" (expected f32, f64, i32 or i64)");
+  const WireType* wire = nullptr;
+  for (const WireType& w : kWireTypes)
+    if (dt.str() == w.name) wire = &w;
+  if (!wire) dt.fail("unknown dtype \"" + dt.str() + "\" (expected f32, f64, i32, i64, f16, bf16, bool, i8 or u8)");
+  const DType dtype = wire->dtype;
+  const bool narrow = std::string(wire->name) != dtype_name(dtype);
   JsonRef shape_ref = spec["shape"];
   Shape shape = shape_ref.ints();
   if (shape.size() > kMaxRank) shape_ref.fail("rank " + std::to_string(shape.size()) + " exceeds the limit of " + std::to_string(kMaxRank));
@@ -246,7 +315,7 @@ Tensor decode_tensor(const JsonRef& spec, const Frame& frame) {
   } catch (const Error& e) {
     shape_ref.fail(e.message());
   }
-  const size_t want = static_cast<size_t>(count) * dtype_size(dtype);
+  const size_t want = static_cast<size_t>(count) * wire->bytes;
 
   int sources = spec.has("b64") + spec.has("data") + spec.has("offset");
   if (sources != 1) spec.fail("expected exactly one of \"b64\", \"data\" or \"offset\"/\"nbytes\", found " + std::to_string(sources));
@@ -256,23 +325,30 @@ Tensor decode_tensor(const JsonRef& spec, const Frame& frame) {
     std::vector<uint8_t> bytes = base64_decode(b64->str(), b64->path());
     if (bytes.size() != want)
       b64->fail("decodes to " + std::to_string(bytes.size()) + " bytes, shape " + shape_str(shape) + " of " +
-                dtype_name(dtype) + " needs " + std::to_string(want));
-    t = Tensor(dtype, shape);
-    if (want) std::memcpy(t.raw(), bytes.data(), want);
+                wire->name + " needs " + std::to_string(want));
+    if (narrow) {
+      t = widen(*wire, shape, bytes.data(), b64->path());
+    } else {
+      t = Tensor(dtype, shape);
+      if (want) std::memcpy(t.raw(), bytes.data(), want);
+    }
   } else if (auto data = spec.find("data")) {
-    t = decode_data_array(*data, dtype, shape);
+    if (std::string(wire->name) == "f16" || std::string(wire->name) == "bf16")
+      data->fail(std::string("a ") + wire->name + " tensor needs its bytes (\"b64\" or \"offset\"), not a \"data\" array");
+    t = decode_data_array(*data, *wire, shape);
   } else {
     JsonRef off = spec["offset"], nb = spec["nbytes"];
     if (!frame.framed) off.fail("\"offset\" needs the binary framing; this document came as plain JSON");
     int64_t o = off.i64(), n = nb.i64();
     if (o < 0 || o % static_cast<int64_t>(kAlignment) != 0) off.fail("must be a non-negative multiple of 64, got " + std::to_string(o));
     if (n < 0 || static_cast<size_t>(n) != want)
-      nb.fail("is " + std::to_string(n) + ", shape " + shape_str(shape) + " of " + dtype_name(dtype) + " needs " +
+      nb.fail("is " + std::to_string(n) + ", shape " + shape_str(shape) + " of " + wire->name + " needs " +
               std::to_string(want));
     if (static_cast<uint64_t>(o) + static_cast<uint64_t>(n) > frame.data.size())
       off.fail("bytes [" + std::to_string(o) + ", " + std::to_string(o + n) + ") lie past the end of the " +
                std::to_string(frame.data.size()) + "-byte data section");
-    t = Tensor::view(dtype, shape, frame.data.data() + o, frame.data.owner());  // no copy: the frame's bytes
+    t = narrow ? widen(*wire, shape, frame.data.data() + o, off.path())
+               : Tensor::view(dtype, shape, frame.data.data() + o, frame.data.owner());  // no copy: the frame's bytes
   }
   if (!spec.boolean("allow_nonfinite", false)) {
     if (dtype == DType::f32) check_finite<float>(t, spec.path());
@@ -313,7 +389,7 @@ void read_header(Stream& s, const JsonRef& root) {
   if (!model.is_object()) model.fail("expected an object (the planet's model description)");
 }
 
-// What names tensors: inputs, expected, taps (and the composed notes).
+// What names tensors: inputs, expected, taps, float64 references (and the composed notes).
 void read_refs(Stream& s, const JsonRef& root) {
   s.inputs = tensor_names(root["inputs"], s, true);
   s.expected = tensor_names(root["expected"], s, true);
@@ -322,6 +398,19 @@ void read_refs(Stream& s, const JsonRef& root) {
       JsonRef t = (*taps)[node];
       if (!s.tensors.count(t.str())) t.fail("names tensor \"" + t.str() + "\", which is not in \"tensors\"");
       s.taps[node] = t.str();
+    }
+  }
+  if (auto reference = root.find("reference")) {
+    for (const std::string& out : reference->keys()) {
+      JsonRef r = (*reference)[out];
+      if (std::find(s.expected.begin(), s.expected.end(), out) == s.expected.end())
+        r.fail("\"" + out + "\" is not one of the expected outputs");
+      const Tensor* t = s.find_tensor(r.str());
+      if (!t) r.fail("names tensor \"" + r.str() + "\", which is not in \"tensors\"");
+      if (t->dtype() != DType::f64) r.fail("a float64 reference must be f64, got " + std::string(dtype_name(t->dtype())));
+      if (t->shape() != s.tensors.at(out).shape())
+        r.fail("shape " + shape_str(t->shape()) + " differs from expected \"" + out + "\" " + shape_str(s.tensors.at(out).shape()));
+      s.reference[out] = r.str();
     }
   }
   if (auto composed = root.find("composed"))

@@ -42,6 +42,10 @@ const std::map<std::string, StepsFn>& table() {
        [](const ir::Attrs& a) {
          return std::vector<EltwiseStep>{{algorithm::eltwise_linear, float(a.f("alpha")), float(a.f("beta"))}};
        }},
+      {"clip",
+       [](const ir::Attrs& a) {
+         return std::vector<EltwiseStep>{{algorithm::eltwise_clip_v2, float(a.f("alpha")), float(a.f("beta"))}};
+       }},
       {"hard_sigmoid",
        [](const ir::Attrs& a) {
          return std::vector<EltwiseStep>{{algorithm::eltwise_linear, float(a.f("alpha")), float(a.f("beta"))},

@@ -117,6 +117,12 @@ dnnl::memory::format_tag plain_tag(size_t rank);
 dnnl::memory::dims dims_of(const std::vector<int64_t>& v);
 // `s` with leading 1s up to `rank` dims: how broadcasting operands line up (numpy's rule).
 dnnl::memory::dims padded_dims(const Shape& s, size_t rank);
+// Element strides of `s` read at the positions of `out` (numpy broadcasting, `s` aligned to the
+// end): 0 along the dims `s` broadcasts. For the C++ loops over a broadcast output (Compare,
+// Where, Expand), which walk `out` one innermost run ("row") at a time.
+std::vector<int64_t> broadcast_strides(const Shape& s, const Shape& out);
+// The element offset, under `strides`, of the first element of row `row` of `out`.
+int64_t row_offset(int64_t row, const Shape& out, const std::vector<int64_t>& strides);
 // oneDNN counts dilation from 0 (no dilation), the IR from 1.
 dnnl::memory::dims dnnl_dilations(const ir::Window& w);
 

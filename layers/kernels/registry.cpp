@@ -17,16 +17,23 @@ namespace pb::layers {
   X(Mul, build_mul)               \
   X(Div, build_div)               \
   X(Concat, build_concat)         \
+  X(Compare, build_compare)       \
   X(Affine, build_affine)         \
   X(Conv, build_conv)             \
+  X(ConvTranspose, build_conv_transpose) \
   X(Pool, build_pool)             \
+  X(Resize, build_resize)         \
+  X(PReLU, build_prelu)           \
   X(BatchNorm, build_batchnorm)   \
   X(LayerNorm, build_layernorm)   \
   X(RMSNorm, build_rmsnorm)       \
   X(Embedding, build_embedding)   \
   X(Transpose, build_transpose)   \
+  X(Expand, build_expand)         \
+  X(Where, build_where)           \
   X(Pad, build_pad)               \
   X(Slice, build_slice)           \
+  X(Reduce, build_reduce)         \
   X(RNN, build_rnn)               \
   X(LSTM, build_lstm)             \
   X(GRU, build_gru)

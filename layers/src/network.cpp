@@ -54,6 +54,26 @@ dnnl::memory::dims padded_dims(const Shape& s, size_t rank) {
   return d;
 }
 
+std::vector<int64_t> broadcast_strides(const Shape& s, const Shape& out) {
+  std::vector<int64_t> strides(out.size(), 0);
+  int64_t stride = 1;
+  for (size_t i = s.size(); i-- > 0;) {
+    const size_t o = i + out.size() - s.size();
+    strides[o] = s[i] == 1 ? 0 : stride;
+    stride *= s[i];
+  }
+  return strides;
+}
+
+int64_t row_offset(int64_t row, const Shape& out, const std::vector<int64_t>& strides) {
+  int64_t offset = 0;
+  for (size_t d = out.size(); d-- > 1;) {  // the dims before the innermost, last first
+    offset += (row % out[d - 1]) * strides[d - 1];
+    row /= out[d - 1];
+  }
+  return offset;
+}
+
 dnnl::memory::dims dnnl_dilations(const ir::Window& w) {
   dnnl::memory::dims d;
   for (int64_t v : w.dilations) d.push_back(v - 1);

@@ -20,7 +20,7 @@ void translate_get_attr(Decoder& d, const FxNode& n) {
 }
 
 // call_module, call_function, call_method: the table's translator after its attributes.
-void translate_call(Decoder& d, FxTuples& tuples, const JsonRef& node, const std::optional<JsonRef>& modules) {
+void translate_call(Decoder& d, FxValues& values, const JsonRef& node, const std::optional<JsonRef>& modules) {
   const std::string op = node["op"].str();
   const std::string target = node["target"].str();
   const FxTranslator* tr = nullptr;
@@ -44,7 +44,7 @@ void translate_call(Decoder& d, FxTuples& tuples, const JsonRef& node, const std
   // are its own.
   if (auto kwargs = node.find("kwargs")) check_attributes(*kwargs, module ? module_keywords(type) : tr->attributes, type, {"input"});
   d.translating(node, "fx:" + node["name"].str() + " (" + type + ")");
-  tr->translate(FxNode(d, tuples, node, module));
+  tr->translate(FxNode(d, values, node, module));
 }
 
 // Every module type, function and method the graph calls that no table has, as one error.
@@ -81,15 +81,15 @@ class PytorchDialect : public Dialect {
     const JsonRef model = d.model();
     const std::optional<JsonRef> modules = model.find("modules");
     check_supported(model["graph"], modules);
-    FxTuples tuples;  // the nodes returning tuples (recurrent modules)
+    FxValues values;  // what nodes return besides tensors: tuples, Python values, ranges
     size_t placeholders = 0;
     std::optional<std::vector<std::string>> outputs;
     std::optional<JsonRef> output_arg;
     for (const JsonRef& node : model["graph"].items()) {
       const std::string op = node["op"].str();
-      const FxNode n(d, tuples, node, std::nullopt);
+      const FxNode n(d, values, node, std::nullopt);
       if (op == "call_module" || op == "call_function" || op == "call_method") {
-        translate_call(d, tuples, node, modules);
+        translate_call(d, values, node, modules);
         continue;
       }
       d.translating(node, "fx:" + n.name());

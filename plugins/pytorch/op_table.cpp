@@ -14,6 +14,10 @@ using Attrs = std::vector<std::string>;
 const Attrs kInplace = {"inplace"};
 const Attrs kConv = {"in_channels", "out_channels", "kernel_size", "stride",         "padding",
                      "dilation",    "transposed",   "output_padding", "groups",      "padding_mode"};
+// nn.Upsample and its two subclasses: F.interpolate's arguments; name is the class's.
+const Attrs kUpsample = {"name", "size", "scale_factor", "mode", "align_corners", "recompute_scale_factor"};
+// nn.InstanceNorm1d-3d: momentum only steers training's updates of running statistics.
+const Attrs kInstanceNorm = {"num_features", "eps", "momentum", "affine", "track_running_stats"};
 const Attrs kMaxPool = {"kernel_size", "stride", "padding", "dilation", "return_indices", "ceil_mode"};
 const Attrs kAvgPool = {"kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"};
 // momentum and track_running_stats=True only steer training's updates of the statistics.
@@ -56,7 +60,12 @@ const FxTable& module_table() {
       {"SELU", module(kInplace, activation("selu"))},
       {"Mish", module(kInplace, activation("mish"))},
       {"Hardswish", module(kInplace, activation("hardswish"))},
+      {"Hardsigmoid", module(kInplace, translate_hardsigmoid)},
       {"GELU", module({"approximate"}, translate_gelu_module)},
+      {"Hardtanh", module({"min_val", "max_val", "inplace"}, translate_hardtanh_module)},
+      {"PReLU", module({"num_parameters"}, translate_prelu_module)},
+      {"Softsign", module({}, translate_softsign)},
+      {"Tanhshrink", module({}, translate_tanhshrink)},
       {"LeakyReLU", module({"negative_slope", "inplace"}, translate_leaky_relu_module)},
       {"ELU", module({"alpha", "inplace"}, translate_elu_module)},
       {"Softplus", module({"beta", "threshold"}, translate_softplus_module)},
@@ -71,21 +80,33 @@ const FxTable& module_table() {
       {"Conv1d", module(kConv, conv(1))},
       {"Conv2d", module(kConv, conv(2))},
       {"Conv3d", module(kConv, conv(3))},
+      {"ConvTranspose1d", module(kConv, conv_transpose(1))},
+      {"ConvTranspose2d", module(kConv, conv_transpose(2))},
+      {"ConvTranspose3d", module(kConv, conv_transpose(3))},
+      {"Upsample", module(kUpsample, translate_upsample_module)},
+      {"UpsamplingNearest2d", module(kUpsample, translate_upsample_module)},
+      {"UpsamplingBilinear2d", module(kUpsample, translate_upsample_module)},
+      {"PixelShuffle", module({"upscale_factor"}, translate_pixel_shuffle_module)},
+      {"PixelUnshuffle", module({"downscale_factor"}, translate_pixel_unshuffle_module)},
       {"MaxPool1d", module(kMaxPool, max_pool(1))},
       {"MaxPool2d", module(kMaxPool, max_pool(2))},
       {"MaxPool3d", module(kMaxPool, max_pool(3))},
       {"AvgPool1d", module(kAvgPool, avg_pool(1))},
       {"AvgPool2d", module(kAvgPool, avg_pool(2))},
       {"AvgPool3d", module(kAvgPool, avg_pool(3))},
-      {"AdaptiveAvgPool1d", module({"output_size"}, adaptive_pool("avg"))},
-      {"AdaptiveAvgPool2d", module({"output_size"}, adaptive_pool("avg"))},
-      {"AdaptiveAvgPool3d", module({"output_size"}, adaptive_pool("avg"))},
-      {"AdaptiveMaxPool1d", module({"output_size", "return_indices"}, adaptive_pool("max"))},
-      {"AdaptiveMaxPool2d", module({"output_size", "return_indices"}, adaptive_pool("max"))},
-      {"AdaptiveMaxPool3d", module({"output_size", "return_indices"}, adaptive_pool("max"))},
+      {"AdaptiveAvgPool1d", module({"output_size"}, adaptive_pool("avg", 1))},
+      {"AdaptiveAvgPool2d", module({"output_size"}, adaptive_pool("avg", 2))},
+      {"AdaptiveAvgPool3d", module({"output_size"}, adaptive_pool("avg", 3))},
+      {"AdaptiveMaxPool1d", module({"output_size", "return_indices"}, adaptive_pool("max", 1))},
+      {"AdaptiveMaxPool2d", module({"output_size", "return_indices"}, adaptive_pool("max", 2))},
+      {"AdaptiveMaxPool3d", module({"output_size", "return_indices"}, adaptive_pool("max", 3))},
       {"BatchNorm1d", module(kBatchNorm, translate_batchnorm)},
       {"BatchNorm2d", module(kBatchNorm, translate_batchnorm)},
       {"BatchNorm3d", module(kBatchNorm, translate_batchnorm)},
+      {"GroupNorm", module({"num_groups", "num_channels", "eps", "affine"}, translate_groupnorm)},
+      {"InstanceNorm1d", module(kInstanceNorm, instancenorm(1))},
+      {"InstanceNorm2d", module(kInstanceNorm, instancenorm(2))},
+      {"InstanceNorm3d", module(kInstanceNorm, instancenorm(3))},
       {"LayerNorm", module({"normalized_shape", "eps", "elementwise_affine"}, translate_layernorm)},
       {"RMSNorm", module({"normalized_shape", "eps", "elementwise_affine"}, translate_rmsnorm)},
       // padding_idx, scale_grad_by_freq and sparse only shape training; norm_type only max_norm.
@@ -124,7 +145,10 @@ namespace {
 FxTranslator call(Attrs kwargs, Translate t) { return {std::move(kwargs), 1, std::move(t)}; }
 
 const Attrs kSoftmax = {"dim", "_stacklevel"};  // F.softmax's dtype (null) is absent; a dtype is refused
+const Attrs kReduce = {"dim", "keepdim", "dtype"};
 const Attrs kBinary = {"other", "alpha", "rounding_mode"};
+// torch.conv_transpose1d-3d (F.conv_transpose2d, ...).
+const Attrs kConvTranspose = {"weight", "bias", "stride", "padding", "output_padding", "groups", "dilation"};
 const Attrs kPacked = {"lengths", "batch_first", "enforce_sorted", "sequences", "sequence", "padding_value", "total_length"};
 
 }  // namespace
@@ -142,6 +166,7 @@ const FxTable& function_table() {
       {"torch.nn.functional.selu", call(kInplace, activation("selu"))},
       {"torch.nn.functional.mish", call(kInplace, activation("mish"))},
       {"torch.nn.functional.hardswish", call(kInplace, activation("hardswish"))},
+      {"torch.nn.functional.hardsigmoid", call(kInplace, translate_hardsigmoid)},
       // F.gelu is a builtin: torch.fx names it torch._C._nn.gelu.
       {"torch.nn.functional.gelu", call({"approximate"}, translate_gelu_call)},
       {"torch._C._nn.gelu", call({"approximate"}, translate_gelu_call)},
@@ -153,13 +178,70 @@ const FxTable& function_table() {
       {"torch.nn.functional.log_softmax", call(kSoftmax, softmax_call(true))},
       {"torch.flatten", call({"start_dim", "end_dim"}, translate_flatten_call)},
       {"torch.nn.functional.dropout", call({"p", "training", "inplace"}, translate_dropout_call)},
-      {"_operator.add", call({}, binary("Add"))},
+      {"torchvision.ops.stochastic_depth.stochastic_depth", call({"p", "mode", "training"}, translate_stochastic_depth)},
+      {"torch.nn.functional.layer_norm", call({"normalized_shape", "weight", "bias", "eps"}, translate_layer_norm_call)},
+      {"torch.nn.functional.group_norm", call({"num_groups", "weight", "bias", "eps"}, translate_group_norm_call)},
+      {"torch.nn.functional.instance_norm",
+       call({"running_mean", "running_var", "weight", "bias", "use_input_stats", "momentum", "eps"}, translate_instance_norm_call)},
+      {"torch.conv_transpose1d", call(kConvTranspose, conv_transpose_call(1))},
+      {"torch.conv_transpose2d", call(kConvTranspose, conv_transpose_call(2))},
+      {"torch.conv_transpose3d", call(kConvTranspose, conv_transpose_call(3))},
+      // F.upsample, F.upsample_nearest and F.upsample_bilinear call it.
+      {"torch.nn.functional.interpolate",
+       call({"size", "scale_factor", "mode", "align_corners", "recompute_scale_factor", "antialias"}, translate_interpolate)},
+      {"torch.pixel_shuffle", call({"upscale_factor"}, translate_pixel_shuffle_call)},
+      {"torch.pixel_unshuffle", call({"downscale_factor"}, translate_pixel_unshuffle_call)},
+      {"torch.prelu", call({"weight"}, translate_prelu_call)},
+      {"torch.nn.functional.hardtanh", call({"min_val", "max_val", "inplace"}, translate_hardtanh_call)},
+      {"torch.nn.functional.softsign", call({}, translate_softsign)},
+      {"torch.nn.functional.tanhshrink", call({}, translate_tanhshrink)},
+      {"torch.adaptive_avg_pool1d", call({"output_size"}, adaptive_pool_call("avg", 1))},
+      {"torch.nn.functional.adaptive_avg_pool2d", call({"output_size"}, adaptive_pool_call("avg", 2))},
+      {"torch.nn.functional.adaptive_avg_pool3d", call({"output_size"}, adaptive_pool_call("avg", 3))},
+      {"torch.nn.functional.adaptive_max_pool1d", call({"output_size", "return_indices"}, adaptive_pool_call("max", 1))},
+      {"torch.nn.functional.adaptive_max_pool2d", call({"output_size", "return_indices"}, adaptive_pool_call("max", 2))},
+      {"torch.nn.functional.adaptive_max_pool3d", call({"output_size", "return_indices"}, adaptive_pool_call("max", 3))},
+      {"torch.mean", call(kReduce, reduce("mean"))},
+      {"torch.sum", call(kReduce, reduce("sum"))},
+      {"torch.amax", call(kReduce, reduce("max"))},
+      {"torch.amin", call(kReduce, reduce("min"))},
+      {"_operator.add", call({}, arithmetic("add", "Add"))},
       {"torch.add", call(kBinary, binary("Add"))},
-      {"_operator.sub", call({}, binary("Sub"))},
+      {"_operator.sub", call({}, arithmetic("sub", "Sub"))},
       {"torch.sub", call(kBinary, binary("Sub"))},
-      {"_operator.mul", call({}, binary("Mul"))},
+      {"_operator.mul", call({}, arithmetic("mul", "Mul"))},
       {"torch.mul", call(kBinary, binary("Mul"))},
-      {"_operator.truediv", call({}, binary("Div"))},
+      {"_operator.truediv", call({}, arithmetic("truediv", "Div"))},
+      // Python numbers from shapes (op/scalar.cpp): evaluated while decoding, no IR node.
+      {"_operator.floordiv", call({}, arithmetic("floordiv", ""))},
+      {"_operator.mod", call({}, arithmetic("mod", ""))},
+      {"_operator.pow", call({}, arithmetic("pow", ""))},
+      {"_operator.neg", call({}, arithmetic("neg", "Mul"))},
+      {"_operator.eq", call({}, comparison("eq"))},
+      {"_operator.ne", call({}, comparison("ne"))},
+      {"_operator.lt", call({}, comparison("lt"))},
+      {"_operator.le", call({}, comparison("le"))},
+      {"_operator.gt", call({}, comparison("gt"))},
+      {"_operator.ge", call({}, comparison("ge"))},
+      {"torch.eq", call({"other"}, comparison("eq"))},
+      {"torch.ne", call({"other"}, comparison("ne"))},
+      {"torch.lt", call({"other"}, comparison("lt"))},
+      {"torch.le", call({"other"}, comparison("le"))},
+      {"torch.gt", call({"other"}, comparison("gt"))},
+      {"torch.ge", call({"other"}, comparison("ge"))},
+      {"getattr", call({}, translate_getattr)},
+      {"math.sqrt", call({}, math_function("sqrt"))},
+      {"math.floor", call({}, math_function("floor"))},
+      {"math.ceil", call({}, math_function("ceil"))},
+      {"torch._assert", call({"condition", "message"}, translate_assert)},
+      // The capture records torch.arange on traced sizes as a leaf function.
+      {"torch.arange", call({"start", "end", "step", "dtype", "device"}, translate_arange)},
+      {"torch.masked_fill", call({"mask", "value"}, translate_masked_fill)},
+      {"torch.where", call({"condition", "other"}, translate_where)},
+      {"torch.chunk", call({"chunks", "dim"}, translate_chunk)},
+      {"torch.functional.split", call({"tensor", "split_size_or_sections", "dim"}, translate_split)},  // torch.split
+      {"torch.unsqueeze", call({"dim"}, translate_unsqueeze)},
+      {"torch.squeeze", call({"dim"}, translate_squeeze)},
       {"torch.div", call(kBinary, binary("Div"))},
       {"_operator.matmul", call({}, translate_matmul)},
       {"torch.matmul", call({"other"}, translate_matmul)},
@@ -197,7 +279,28 @@ const FxTable& method_table() {
       {"permute", call({"dims"}, translate_permute)},
       {"view", call({"shape"}, translate_reshape)},
       {"reshape", call({"shape"}, translate_reshape)},
-      {"contiguous", call({"memory_format"}, translate_identity)},  // IR values are always contiguous
+      {"size", call({"dim"}, translate_size)},
+      {"dim", call({}, translate_dim)},
+      {"ndimension", call({}, translate_dim)},
+      {"numel", call({}, translate_numel)},
+      {"chunk", call({"chunks", "dim"}, translate_chunk)},
+      {"split", call({"split_size", "dim"}, translate_split)},
+      {"unsqueeze", call({"dim"}, translate_unsqueeze)},
+      {"squeeze", call({"dim"}, translate_squeeze)},
+      {"expand", call({"size"}, translate_expand)},
+      {"expand_as", call({"other"}, translate_expand_as)},
+      {"masked_fill", call({"mask", "value"}, translate_masked_fill)},
+      {"eq", call({"other"}, comparison("eq"))},
+      {"ne", call({"other"}, comparison("ne"))},
+      {"lt", call({"other"}, comparison("lt"))},
+      {"le", call({"other"}, comparison("le"))},
+      {"gt", call({"other"}, comparison("gt"))},
+      {"ge", call({"other"}, comparison("ge"))},
+      {"contiguous", call({"memory_format"}, translate_identity)},
+      {"mean", call(kReduce, reduce("mean"))},
+      {"sum", call(kReduce, reduce("sum"))},
+      {"amax", call(kReduce, reduce("max"))},
+      {"amin", call(kReduce, reduce("min"))},  // IR values are always contiguous
   };
   return t;
 }

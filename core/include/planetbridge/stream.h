@@ -34,6 +34,9 @@ struct Stream {
   std::vector<std::string> inputs;     // tensor names, in the model's input order
   std::vector<std::string> expected;   // tensor names of the native outputs
   std::map<std::string, std::string> taps;  // source node name -> tensor name
+  // expected tensor -> the same output computed by the planet in float64 (f64, same shape),
+  // where the planet can: the verdict then measures both sides against it (docs/suites.md).
+  std::map<std::string, std::string> reference;
   // Layers the planet has no stock module for, built by the capture from the planet's own ops
   // (e.g. RMSNorm in torch 1.13). Empty: every native layer is stock.
   std::vector<std::string> composed;

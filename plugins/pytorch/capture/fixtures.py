@@ -579,6 +579,54 @@ def transformer_model(spec, n):
     return model, fresh()
 
 
+def _calibrate_batchnorm(model, shape, batches=3):
+    """Running statistics of every BatchNorm set from a few random batches (a cumulative
+    average), so that an untrained model's activations keep realistic magnitudes: with the
+    statistics at their initialisation a deep model's outputs shrink towards 0 and any result
+    would pass."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    with torch.no_grad():
+        for _ in range(batches if norms else 0):
+            model(torch.randn(*shape))
+    model.eval()
+
+
+def zoo_model(spec, n):
+    """Layer "zoo", spec {model: a zoo_models.MODELS name or a torchvision.models builder name,
+    size: input height and width (default 64), kwargs: {...} for the builder}: the stock model
+    (torchvision's with weights=None) and its BatchNorm statistics calibrated on random batches;
+    input [n, 3, size, size], or the model's own example_input(n)."""
+    import torchvision  # only this layer needs it
+    import zoo_models
+    if not isinstance(spec, dict):
+        raise ValueError(f"spec: expected a mapping, got {spec!r}")
+    name = spec.get("model")
+    own = zoo_models.MODELS.get(name) if isinstance(name, str) else None
+    builder = own or (getattr(torchvision.models, name, None) if isinstance(name, str) else None)
+    if builder is None or not callable(builder):
+        raise ValueError(f"spec.model: {name!r} is neither in zoo_models.MODELS nor a torchvision.models builder")
+    size = spec.get("size", 64)
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        raise ValueError(f"spec.size: expected a positive integer, got {size!r}")
+    kwargs = spec.get("kwargs", {})
+    if not isinstance(kwargs, dict):
+        raise ValueError(f"spec.kwargs: expected a mapping, got {kwargs!r}")
+    model = builder(**kwargs) if own else builder(weights=None, **kwargs)
+    # Parameters a builder starts at zero (ViT's class token and head, biases) would make some
+    # outputs identically 0, a case that tests nothing: small random values instead.
+    with torch.no_grad():
+        for p in model.parameters():
+            if not p.any():
+                p.normal_(0.0, 0.02)
+    _calibrate_batchnorm(model, (max(n, 4), 3, size, size))
+    example = getattr(model, "example_input", None)
+    return model, example(n) if example else torch.randn(n, 3, size, size)
+
+
 BUILDERS = {
     "cnn1": lambda spec, n: conv_model(1, spec, n),
     "cnn2": lambda spec, n: conv_model(2, spec, n),
@@ -595,9 +643,14 @@ BUILDERS = {
     "gru": recurrent_model("gru"),
     "mha": mha_model,
     "transformer": transformer_model,
+    "zoo": zoo_model,
 }
 # Layers whose builders train the model themselves and return a tuple of inputs.
 TUPLE_INPUT_LAYERS = frozenset(RECURRENT) | {"mha", "transformer"}
+# Layers whose models are used as built: real models, not trained here.
+AS_BUILT_LAYERS = frozenset({"zoo"})
+# Layers captured without taps: a real model's every activation would make the stream huge.
+UNTAPPED_LAYERS = frozenset({"zoo"})
 
 
 def model_and_input(fixture):
@@ -615,6 +668,9 @@ def model_and_input(fixture):
     if layer in TUPLE_INPUT_LAYERS:
         model, inputs = BUILDERS[layer](fixture.get("spec"), samples)
         return model.eval(), inputs
+    if layer in AS_BUILT_LAYERS:
+        model, x = BUILDERS[layer](fixture.get("spec"), samples)
+        return model.eval(), x
     if layer in BUILDERS:
         model, x = BUILDERS[layer](fixture.get("spec"), samples)
         _fit_random_target(model, x)
@@ -630,4 +686,5 @@ def build(fixture, taps=True):
     inputs = x if isinstance(x, tuple) else (x,)
     leaves = tuple(COMPOSED_NOTES)
     composed = sorted({note for cls, note in COMPOSED_NOTES.items() if any(isinstance(m, cls) for m in model.modules())})
+    taps = taps and fixture.get("layer") not in UNTAPPED_LAYERS
     return pb_torch.capture(model, inputs, fixture["id"], taps=taps, leaf_modules=leaves, composed=composed)

@@ -10,20 +10,22 @@ Tensor names in the stream:
   parameter read by get_attr and by its module shares one tensor);
 - taps:    "tap.<fx node name>" for every call_module / call_function / call_method node whose
   output is a tensor, listed in doc["taps"] as {node name: tensor name}; a getitem that only
-  selects an element of a tuple computes nothing and is not tapped. A recurrent module
+  selects an element of a tuple computes nothing and is not tapped, nor is torch.arange (the
+  decoder knows its values). A recurrent module
   (nn.RNN/LSTM/GRU) returns a tuple, so it is tapped per layer under the IR values the decoder
   gives each layer: "<node>/l<k>" (the layer's output sequence), "<node>/l<k>:h_n" and, for an
   LSTM, "<node>/l<k>:c_n" (that layer's final states, [directions, N, H]). Attention modules
   are tapped per sub-layer likewise (_attention_taps).
 
-Float tensors are sent as f32 (float64 stays f64); int64 stays i64, narrower ints and bools go
-as i32. A buffer, input or tap holding -inf (an attention mask) says "allow_nonfinite".
+Float tensors are sent as f32 (float64 and float16 stay as they are, bfloat16 widens); int64,
+int32, int8, uint8 and bool stay as they are, int16 goes as i32. A buffer, input or tap holding -inf (an attention mask) says "allow_nonfinite".
 capture() leaves the module in eval() mode. A root module that is itself an nn.RNN/LSTM/GRU,
 nn.MultiheadAttention, nn.TransformerEncoderLayer or nn.TransformerEncoder is wrapped so that it
 is one call_module node (fx would otherwise trace into its forward).
 """
 
 import contextlib
+import copy
 import dis
 import inspect
 import operator
@@ -59,10 +61,10 @@ Stream = pbstream.Stream
 def _to_numpy(t):
     """A detached, owned numpy copy (later in-place ops must not change what we send)."""
     t = t.detach().cpu()
-    if t.is_floating_point() and t.dtype != torch.float64:
-        t = t.float()
-    elif t.dtype in (torch.bool, torch.int8, torch.uint8, torch.int16):
-        t = t.int()  # the stream has no bool: a mask travels as i32 0/1
+    if t.is_floating_point() and t.dtype not in (torch.float64, torch.float16):
+        t = t.float()  # bfloat16 (numpy has none) widens exactly
+    elif t.dtype == torch.int16:
+        t = t.int()
     return t.contiguous().numpy().copy()
 
 
@@ -183,10 +185,16 @@ class _Tapper(torch.fx.Interpreter):
         if n.op == "call_module" and type(self.module.get_submodule(n.target)) in _ATTENTION_CHILD:
             args, kwargs = self.fetch_args_kwargs_from_env(n)
             self.outputs.update(_attention_taps(n.name, self.module.get_submodule(n.target), args, kwargs, result))
-        if isinstance(result, torch.Tensor) and not _selects_from_tuple(n, self.env):
+        if isinstance(result, torch.Tensor) and not _selects_from_tuple(n, self.env) and not _decoded(n):
             # Copy now: a later in-place op (ReLU(inplace=True)) would rewrite the tensor.
             self.outputs[n.name] = _to_numpy(result)
         return result
+
+
+def _decoded(n):
+    """Whether fx node n makes a tensor the decoder knows without running anything
+    (torch.arange of ints): the graph has no node computing it."""
+    return n.op == "call_function" and n.target is torch.arange
 
 
 def _selects_from_tuple(n, env):
@@ -393,12 +401,42 @@ def _wrap_attention_root(module, example_inputs, model_id):
     return wrappers[len(flat)](module), flat
 
 
+# ---------------------------------------------------------------- float64 reference
+
+# Above this many parameters and buffers no float64 copy is made (it holds 8 bytes each, beside
+# the model): the verdict then uses the fixed tolerance alone.
+_REFERENCE_MAX_ELEMENTS = 256 << 20
+
+
+def _float64_reference(module, example_inputs, count):
+    """The module's outputs computed in float64 by torch itself (a copy of the module with its
+    floating parameters, buffers and inputs widened), as f64 arrays; None where that cannot be
+    done or says nothing: no floating output, a model already in float64, one too large to
+    copy, or one that does not run in float64 (an op without a double kernel)."""
+    state = list(module.parameters()) + list(module.buffers())
+    if sum(t.numel() for t in state) > _REFERENCE_MAX_ELEMENTS:
+        return None
+    try:
+        wide = copy.deepcopy(module).double()
+        with torch.no_grad():
+            out = _flatten(wide(*(x.double() if x.is_floating_point() else x.clone() for x in example_inputs)))
+    except Exception:  # noqa: BLE001 - any failure only means there is no reference
+        return None
+    if len(out) != count or not all(isinstance(y, torch.Tensor) for y in out):
+        return None
+    return [y.detach().double().contiguous().numpy().copy() if y.is_floating_point() else None for y in out]
+
+
 # ---------------------------------------------------------------- tracing
 
 # torch.nn.utils.rnn's packed-sequence functions: traced into they fail deep inside torch, so
 # while tracing they are leaf functions (fx call_function nodes under their own names), which
 # the decoder refuses by name.
 _PACKED_FUNCTIONS = ("pack_padded_sequence", "pack_sequence", "pad_packed_sequence")
+# torch.arange takes Python numbers only: given a traced size (torch.arange(0, t) with
+# `b, t = idx.size()`) it raises TypeError, so it is a leaf function too ("torch.arange"),
+# which the decoder evaluates from the inferred shapes.
+_LEAF_FUNCTIONS = [(torch.nn.utils.rnn, f) for f in _PACKED_FUNCTIONS] + [(torch, "arange")]
 
 
 def _proxy_iter_needs_fix():
@@ -440,14 +478,14 @@ def _leaf_function(fn):
 def _tracing():
     """What tracing needs patched, only while it runs (restored afterwards, also on errors):
     Proxy.__iter__ where the installed torch has the Python 3.11 bug, and the packed-sequence
-    functions as leaves."""
+    functions and torch.arange as leaves."""
     saved = [(Proxy, "__iter__", Proxy.__dict__["__iter__"])]
-    saved += [(torch.nn.utils.rnn, f, getattr(torch.nn.utils.rnn, f)) for f in _PACKED_FUNCTIONS]
+    saved += [(owner, f, getattr(owner, f)) for owner, f in _LEAF_FUNCTIONS]
     try:
         if _proxy_iter_needs_fix():
             Proxy.__iter__ = _proxy_iter
-        for f in _PACKED_FUNCTIONS:
-            setattr(torch.nn.utils.rnn, f, _leaf_function(getattr(torch.nn.utils.rnn, f)))
+        for owner, f in _LEAF_FUNCTIONS:
+            setattr(owner, f, _leaf_function(getattr(owner, f)))
         yield
     finally:
         for owner, attr, value in saved:
@@ -463,6 +501,10 @@ class _LeafTracer(torch.fx.Tracer):
         # global of the traced code: autowrap makes it a leaf too.
         super().__init__(autowrap_functions=tuple(getattr(torch.nn.utils.rnn, f) for f in _PACKED_FUNCTIONS))
         self.leaf_modules = tuple(leaf_modules)
+        # A buffer read in forward is a get_attr node where it is read, as a parameter is: real
+        # code indexes one with a traced size (nanoGPT's self.bias[:, :, :T, :T]), which a plain
+        # tensor cannot take.
+        self.proxy_buffer_attributes = True
 
     def is_leaf_module(self, m, qualname):
         return (isinstance(m, self.leaf_modules) or isinstance(m, tuple(_ATTENTION_CHILD))
@@ -479,14 +521,17 @@ class _LeafTracer(torch.fx.Tracer):
         return graph
 
 
-def capture(module, example_inputs, model_id, taps=False, leaf_modules=(), composed=()):
+def capture(module, example_inputs, model_id, taps=False, leaf_modules=(), composed=(), reference=True):
     """Traces `module` with torch.fx, runs it on `example_inputs` and returns the Stream.
 
     A root nn.RNN/LSTM/GRU takes example_inputs (x,), (x, h0), and for an LSTM (x, (h0, c0)) or
     (x, h0, c0); it is captured as a child named "rnn", "lstm" or "gru" (_RecurrentRoot).
     leaf_modules: module classes kept whole (one call_module node, type = class name), e.g. a
     composed RMSNorm the decoder knows by name. composed: notes naming layers the planet has
-    no stock module for, built here from the planet's own ops; they go in doc["composed"]."""
+    no stock module for, built here from the planet's own ops; they go in doc["composed"].
+    reference: also record each float32 output as torch computes it in float64
+    ("reference.output.<i>", doc["reference"]), which the verdict measures both sides against
+    (docs/suites.md); skipped where the model cannot run in float64."""
     if isinstance(example_inputs, torch.Tensor):
         example_inputs = (example_inputs,)
     example_inputs = tuple(example_inputs)
@@ -552,6 +597,14 @@ def capture(module, example_inputs, model_id, taps=False, leaf_modules=(), compo
     for name, y in zip(output_names, outputs):
         put(name, _to_numpy(y))
 
+    references = {}
+    if reference and any(y.dtype == torch.float32 for y in outputs):
+        wide = _float64_reference(module, example_inputs, len(outputs))
+        for name, y, r in zip(output_names, outputs, wide or ()):
+            if r is not None and y.dtype == torch.float32:
+                references[name] = f"reference.{name}"
+                put(references[name], r)
+
     tap_map = {}
     if tapper is not None:
         for node_name, array in tapper.outputs.items():
@@ -570,6 +623,8 @@ def capture(module, example_inputs, model_id, taps=False, leaf_modules=(), compo
         if (name not in params and a.dtype.kind == "f" and not np.isfinite(a).all()
                 and not np.isnan(a).any() and not np.isposinf(a).any()):
             doc["tensors"][name] = {"allow_nonfinite": True}
+    if references:
+        doc["reference"] = references
     if composed:
         doc["composed"] = list(composed)
     return Stream(doc, tensors)

@@ -54,8 +54,8 @@ class FrameTest(unittest.TestCase):
             self.assertEqual(got[name].shape, arr.shape)
 
     def test_bad_dtype_names_tensor(self):
-        with self.assertRaisesRegex(ValueError, '"mask".*bool'):
-            pbstream.encode_frame({}, {"mask": np.zeros(3, bool)})
+        with self.assertRaisesRegex(ValueError, '"z".*complex64'):
+            pbstream.encode_frame({}, {"z": np.zeros(3, np.complex64)})
 
     def test_event_frame_has_no_data(self):
         buf = pbstream.event_frame("error", model_id="m", message="boom")
@@ -326,6 +326,37 @@ class RecurrentCaptureTest(unittest.TestCase):
         self.assertIs(nn.utils.rnn.pad_packed_sequence, original)
 
 
+class Positions(nn.Module):
+    """torch.arange of a traced size and a buffer sliced by one, as nanoGPT writes them."""
+
+    def __init__(self):
+        super().__init__()
+        self.wpe = nn.Embedding(8, 3)
+        self.register_buffer("bias", torch.tril(torch.ones(8, 8)))
+
+    def forward(self, idx):
+        b, t = idx.size()
+        pos = torch.arange(0, t, dtype=torch.long, device=idx.device)
+        return self.wpe(pos) + self.bias[:t, :3].sum()
+
+
+class ShapeCaptureTest(unittest.TestCase):
+    def test_arange_of_a_traced_size_and_a_sliced_buffer_trace(self):
+        original = torch.arange
+        doc, tensors = read_one(pb_torch.capture(Positions(), (torch.zeros(2, 5, dtype=torch.long),), "positions", taps=True).to_bytes())
+        self.assertIs(torch.arange, original)
+        nodes = {n["name"]: n for n in doc["model"]["graph"]}
+        self.assertEqual(nodes["arange"]["target"], "torch.arange")
+        self.assertEqual(nodes["arange"]["args"], [0, {"node": "getitem_1"}])
+        self.assertEqual(nodes["arange"]["kwargs"]["dtype"], {"repr": "torch.int64"})
+        # The buffer is a get_attr node where it is read, then indexed with the traced size.
+        self.assertEqual(nodes["bias"]["op"], "get_attr")
+        self.assertIn("bias", tensors)
+        # The decoder knows an arange's values: nothing to tap.
+        self.assertNotIn("arange", doc["taps"])
+        self.assertIn("wpe", doc["taps"])
+
+
 class RecurrentFixtureTest(unittest.TestCase):
     SUITE = os.path.normpath(os.path.join(HERE, "..", "..", "..", "config", "suites", "bedrock.yaml"))
 
@@ -441,8 +472,8 @@ class AttentionCaptureTest(unittest.TestCase):
         padding = torch.tensor([[False, False, True, True], [False, False, False, False]])
         stream = pb_torch.capture(Masked(), (torch.randn(2, 4, 8), padding), "masked")
         doc, tensors = read_one(stream.to_bytes())
-        self.assertEqual(tensors["input.1"].dtype, np.int32)  # the stream has no bool: 0/1
-        np.testing.assert_array_equal(tensors["input.1"], padding.numpy().astype(np.int32))
+        self.assertEqual(doc["tensors"]["input.1"]["dtype"], "bool")  # one byte each; the host reads i32 0/1
+        np.testing.assert_array_equal(tensors["input.1"], padding.numpy())
         self.assertTrue(np.isneginf(tensors["causal"]).any())
         self.assertEqual(doc["tensors"]["causal"]["allow_nonfinite"], True)
         self.assertNotIn("allow_nonfinite", doc["tensors"]["input.0"])
@@ -539,7 +570,7 @@ class ServeTest(unittest.TestCase):
         self.assertEqual(frames[1][1]["input.0"].shape, (7, 4))
         err = frames[3][0]
         self.assertEqual(err["event"], "error")
-        self.assertEqual(err["message"], "ValueError: layer 'conv2' is not supported by the pytorch capture (known: dense, cnn1, cnn2, cnn3, pool, batchnorm, layernorm, rmsnorm, embedding, residual, model, rnn, lstm, gru, mha, transformer)")
+        self.assertEqual(err["message"], "ValueError: layer 'conv2' is not supported by the pytorch capture (known: dense, cnn1, cnn2, cnn3, pool, batchnorm, layernorm, rmsnorm, embedding, residual, model, rnn, lstm, gru, mha, transformer, zoo)")
 
     # A stand-in planet: argv[1] == "missing" makes its engine fail to import.
     FAKE_PLANET = (

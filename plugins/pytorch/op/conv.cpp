@@ -1,5 +1,7 @@
 // nn.Conv1d-3d and the pooling modules. PyTorch is channels-first like the IR: the input is
 // read as is and Conv.weight [out_channels, in_channels / groups, kernel...] is the IR's.
+#include <algorithm>
+
 #include "../fx_node.h"
 
 namespace pb::pytorch {
@@ -30,17 +32,93 @@ Padding conv_padding(const JsonRef& pad, const Ints& kernel, const Ints& dilatio
 }
 
 // The window geometry torch's pools share: kernel_size, stride (default: the kernel) and
-// padding (both sides); ceil_mode's extra output window is not in the IR.
-ir::Attrs pool_window(const FxNode& n, size_t rank, const Ints& dilation, const std::string& mode) {
-  n.refuse_if_true("ceil_mode", "ceil_mode is not supported yet; use ceil_mode=False");
+// padding (both sides). ceil_mode adds the last, partial window where it starts inside the input
+// or its left padding (torch's rule): as extra padding at the end, which max pooling ignores.
+struct PoolWindow {
+  ir::Attrs attrs;
+  bool ceil_extended = false;  // ceil_mode added padding that torch's averages do not count
+};
+
+PoolWindow pool_window(const FxNode& n, size_t rank, const Ints& dilation, const std::string& mode) {
   const JsonRef a = n.attrs();
   const Ints kernel = int_or_list(a["kernel_size"], rank);
-  const Ints stride = a.has("stride") ? int_or_list(a["stride"], rank) : kernel;
+  const Ints stride = a.has("stride") && !a["stride"].is_null() ? int_or_list(a["stride"], rank) : kernel;
   const Ints pad = int_or_list(a["padding"], rank);
-  ir::Attrs at = window_attrs(stride, dilation, pad, pad);
-  at.set("mode", mode);
-  at.set("kernel", kernel);
-  return at;
+  Ints pad_end = pad;
+  bool extended = false;
+  if (a.boolean("ceil_mode", false)) {
+    const Shape& xs = n.type(0).shape;
+    if (xs.size() < rank) n.fail("a " + std::to_string(rank) + "-d pool needs " + std::to_string(rank) + " spatial dims, got " + shape_str(xs));
+    for (size_t i = 0; i < rank; ++i) {
+      const int64_t in = xs[xs.size() - rank + i], span = dilation[i] * (kernel[i] - 1) + 1, padded = in + 2 * pad[i];
+      if (padded < span) continue;  // too small for any window: inference names it
+      int64_t out = (padded - span + stride[i] - 1) / stride[i] + 1;
+      if ((out - 1) * stride[i] >= in + pad[i]) --out;
+      const int64_t extra = (out - 1) * stride[i] + span - padded;
+      if (extra > 0) {
+        pad_end[i] += extra;
+        extended = true;
+      }
+    }
+  }
+  PoolWindow w{window_attrs(stride, dilation, pad, pad_end), extended};
+  w.attrs.set("mode", mode);
+  w.attrs.set("kernel", kernel);
+  return w;
+}
+
+// Adaptive pooling: torch's bin i of a dim of size `in` pooled to `out` covers
+// [floor(i·in/out), ceil((i + 1)·in/out)). Output 1 is a global pool and a size dividing the
+// input a plain pool (kernel = stride = in/out). Any other average is linear in each dim: a
+// MatMul with a constant [out, in] matrix of 1/bin-size weights, over the last dim and then the
+// one before it.
+void emit_adaptive_pool(const FxNode& n, const std::string& mode, size_t rank, const JsonRef& size) {
+  const Shape& xs = n.type(0).shape;
+  if (xs.size() != rank + 2) n.fail("adaptive pooling over " + std::to_string(rank) + " dims needs an input [N, C, spatial...], got " + shape_str(xs));
+  const Shape in(xs.end() - rank, xs.end());
+  Ints out(rank);
+  const std::vector<JsonRef> items = size.is_array() ? size.items() : std::vector<JsonRef>(rank, size);
+  if (items.size() != rank) size.fail("expected " + std::to_string(rank) + " output sizes");
+  for (size_t i = 0; i < rank; ++i) {
+    out[i] = items[i].is_null() ? in[i] : items[i].i64();  // None keeps the input's size
+    if (out[i] < 1) items[i].fail("an output size must be >= 1");
+  }
+  if (std::all_of(out.begin(), out.end(), [](int64_t o) { return o == 1; }))
+    return n.emit("Pool", {n.in(0)}, attrs_of({{"mode", mode}, {"global", int64_t(1)}}));
+  bool divides = true;
+  for (size_t i = 0; i < rank; ++i) divides = divides && in[i] % out[i] == 0;
+  if (divides) {
+    Ints kernel(rank);
+    for (size_t i = 0; i < rank; ++i) kernel[i] = in[i] / out[i];
+    ir::Attrs at = window_attrs(kernel, Ints(rank, 1), Ints(rank, 0), Ints(rank, 0));
+    at.set("mode", mode);
+    at.set("kernel", kernel);
+    return n.emit("Pool", {n.in(0)}, std::move(at));
+  }
+  if (mode != "avg" || rank > 2)
+    size.fail("adaptive " + mode + " pooling of " + shape_str(in) + " to " + shape_str(out) +
+              " is supported only where each output size divides the input's (or for averages over 1 or 2 dims)");
+  std::string x = n.in(0);
+  std::vector<size_t> dims;  // the spatial dims that change, last first
+  for (size_t i = rank; i-- > 0;)
+    if (in[i] != out[i]) dims.push_back(i);
+  for (size_t k = 0; k < dims.size(); ++k) {
+    const size_t i = dims[k];
+    Tensor m(DType::f32, {out[i], in[i]});
+    float* w = m.data<float>();
+    std::fill(w, w + out[i] * in[i], 0.f);
+    for (int64_t o = 0; o < out[i]; ++o) {
+      const int64_t begin = o * in[i] / out[i], end = ((o + 1) * in[i] + out[i] - 1) / out[i];
+      for (int64_t j = begin; j < end; ++j) w[o * in[i] + j] = 1.f / float(end - begin);
+    }
+    const bool last_dim = i == rank - 1;
+    const std::string pool = n.constant("pool" + std::to_string(i), std::move(m));
+    // The last spatial dim: x · mᵀ; the one before it: m · x (m broadcast over N and C).
+    const std::vector<std::string> ins = last_dim ? std::vector<std::string>{x, pool} : std::vector<std::string>{pool, x};
+    const ir::Attrs at = attrs_of({{"transpose_b", int64_t(last_dim)}});
+    if (k + 1 == dims.size()) return n.emit("MatMul", ins, at);
+    x = n.step("pool" + std::to_string(i), "MatMul", ins, at);
+  }
 }
 
 }  // namespace
@@ -71,29 +149,92 @@ Translate conv(size_t rank) {
   };
 }
 
+// ConvTranspose from torch's arguments (one value per spatial dim): padding trims both ends of
+// each dim, output_padding extends its end. The weight [in, out / groups, kernel...] is the IR's.
+void emit_conv_transpose(const FxNode& n, std::vector<std::string> inputs, const Ints& stride, const Ints& padding,
+                         const Ints& output_padding, const Ints& dilation, int64_t groups) {
+  ir::Attrs at = window_attrs(stride, dilation, padding, padding);
+  at.set("output_padding", output_padding);
+  at.set("groups", groups);
+  n.emit("ConvTranspose", std::move(inputs), std::move(at));
+}
+
+// nn.ConvTranspose1d-3d (torch accepts integer padding and padding_mode "zeros" only). Called
+// with output_size (which picks output_padding at run time) it is refused as an extra argument.
+Translate conv_transpose(size_t rank) {
+  return [rank](const FxNode& n) {
+    const JsonRef a = n.attrs();
+    if (a.str("padding_mode", "zeros") != "zeros") a["padding_mode"].fail("only padding_mode \"zeros\" is supported");
+    const Ints kernel = int_or_list(a["kernel_size"], rank);
+    const int64_t out_c = a["out_channels"].i64(), groups = a.i64("groups", 1);
+    if (groups < 1) a["groups"].fail("must be >= 1, got " + std::to_string(groups));  // before it divides
+    Shape want = {a["in_channels"].i64(), out_c / groups};
+    want.insert(want.end(), kernel.begin(), kernel.end());
+    const std::string w = n.required_param("weight");
+    n.check_param_shape("weight", w, want, "[in_channels, out_channels/groups, kernel...] = ");
+    std::vector<std::string> inputs = {n.in(0), w};
+    if (auto b = n.param("bias")) {
+      n.check_param_shape("bias", *b, {out_c}, "shape ");
+      inputs.push_back(*b);
+    }
+    emit_conv_transpose(n, std::move(inputs), int_or_list(a["stride"], rank), int_or_list(a["padding"], rank),
+                        int_or_list(a["output_padding"], rank), int_or_list(a["dilation"], rank), groups);
+  };
+}
+
+// torch.conv_transpose1d-3d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
+// groups=1, dilation=1), as F.conv_transpose2d is named: weight and bias are parameters
+// (get_attr values).
+Translate conv_transpose_call(size_t rank) {
+  return [rank](const FxNode& n) {
+    auto ints = [&](size_t i, const std::string& kw, int64_t fallback) {
+      auto v = n.arg(i, kw);
+      return v ? int_or_list(*v, rank) : Ints(rank, fallback);
+    };
+    std::vector<std::string> inputs = {n.in(0), n.in(1, "weight")};
+    if (n.arg(2, "bias")) inputs.push_back(n.in(2, "bias"));
+    emit_conv_transpose(n, std::move(inputs), ints(3, "stride", 1), ints(4, "padding", 0), ints(5, "output_padding", 0),
+                        ints(7, "dilation", 1), n.int_arg(6, "groups", 1));
+  };
+}
+
 // MaxPool: padding is never a maximum (the IR's max pool ignores it, as torch's -inf does).
 Translate max_pool(size_t rank) {
   return [rank](const FxNode& n) {
     n.refuse_if_true("return_indices", "return_indices is not supported");
-    n.emit("Pool", {n.in(0)}, pool_window(n, rank, int_or_list(n.attr("dilation"), rank), "max"));
+    n.emit("Pool", {n.in(0)}, pool_window(n, rank, int_or_list(n.attr("dilation"), rank), "max").attrs);
   };
 }
 
 Translate avg_pool(size_t rank) {
   return [rank](const FxNode& n) {
     if (n.attrs().has("divisor_override")) n.attr("divisor_override").fail("divisor_override is not supported");
-    ir::Attrs at = pool_window(n, rank, Ints(rank, 1), "avg");
-    at.set("count_include_pad", int64_t(n.attrs().boolean("count_include_pad", true)));
-    n.emit("Pool", {n.in(0)}, std::move(at));
+    PoolWindow w = pool_window(n, rank, Ints(rank, 1), "avg");
+    const bool include_pad = n.attrs().boolean("count_include_pad", true);
+    // torch counts padding but not ceil_mode's extension; without padding both count the same.
+    const Ints pad = int_or_list(n.attr("padding"), rank);
+    const bool padded = std::any_of(pad.begin(), pad.end(), [](int64_t p) { return p > 0; });
+    if (w.ceil_extended && include_pad && padded)
+      n.attr("ceil_mode").fail("ceil_mode with padding and count_include_pad=True is not supported (torch counts the padding but not the ceil window's overhang)");
+    w.attrs.set("count_include_pad", int64_t(include_pad && padded));
+    n.emit("Pool", {n.in(0)}, std::move(w.attrs));
   };
 }
 
-// Adaptive pooling to size 1 is a global pool; other sizes would need per-window bounds.
-Translate adaptive_pool(const std::string& mode) {
-  return [mode](const FxNode& n) {
+Translate adaptive_pool(const std::string& mode, size_t rank) {
+  return [mode, rank](const FxNode& n) {
     n.refuse_if_true("return_indices", "return_indices is not supported");
-    n.require_attr("output_size", 1, "only output_size 1 (global pooling) is supported", true);
-    n.emit("Pool", {n.in(0)}, attrs_of({{"mode", mode}, {"global", int64_t(1)}}));
+    emit_adaptive_pool(n, mode, rank, n.attr("output_size"));
+  };
+}
+
+// F.adaptive_avg_pool2d(input, output_size) and the other functional forms.
+Translate adaptive_pool_call(const std::string& mode, size_t rank) {
+  return [mode, rank](const FxNode& n) {
+    auto size = n.arg(1, "output_size");
+    if (!size) n.fail("adaptive pooling needs output_size");
+    if (auto r = n.kwarg("return_indices"); r && r->boolean()) r->fail("return_indices is not supported");
+    emit_adaptive_pool(n, mode, rank, *size);
   };
 }
 

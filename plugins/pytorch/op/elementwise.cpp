@@ -51,6 +51,38 @@ void translate_leaky_relu_call(const FxNode& n) {
 void translate_elu_module(const FxNode& n) { emit_activation(n, "elu", attrs_of({{"alpha", n.attr("alpha").f64()}})); }
 void translate_elu_call(const FxNode& n) { emit_activation(n, "elu", attrs_of({{"alpha", n.float_arg(1, "alpha", 1.0)}})); }
 
+// Hardtanh(min_val, max_val) clips: F.hardtanh(input, min_val=-1, max_val=1, inplace=False).
+void translate_hardtanh_module(const FxNode& n) {
+  emit_activation(n, "clip", attrs_of({{"alpha", n.attr("min_val").f64()}, {"beta", n.attr("max_val").f64()}}));
+}
+void translate_hardtanh_call(const FxNode& n) {
+  emit_activation(n, "clip", attrs_of({{"alpha", n.float_arg(1, "min_val", -1.0)}, {"beta", n.float_arg(2, "max_val", 1.0)}}));
+}
+
+// PReLU: weight [num_parameters], one slope or one per channel (dim 1).
+void translate_prelu_module(const FxNode& n) {
+  const std::string w = n.required_param("weight");
+  n.check_param_shape("weight", w, {n.attr("num_parameters").i64()}, "[num_parameters] = ");
+  n.emit("PReLU", {n.in(0), w});
+}
+// torch.prelu(input, weight), as F.prelu is named: the weight is a parameter (a get_attr value).
+void translate_prelu_call(const FxNode& n) { n.emit("PReLU", {n.in(0), n.in(1, "weight")}); }
+
+// Softsign x / (1 + |x|) and Tanhshrink x − tanh(x), as torch writes them.
+void translate_softsign(const FxNode& n) {
+  const std::string x = n.in(0);
+  const std::string a = n.step("abs", "Activation", {x}, attrs_of({{"function", std::string("abs")}}));
+  const std::string d = n.step("denominator", "Activation", {a}, attrs_of({{"function", std::string("linear")}, {"alpha", 1.0}, {"beta", 1.0}}));
+  n.emit("Div", {x, d});
+}
+void translate_tanhshrink(const FxNode& n) {
+  const std::string x = n.in(0);
+  n.emit("Sub", {x, n.step("tanh", "Activation", {x}, attrs_of({{"function", std::string("tanh")}}))});
+}
+
+// Hardsigmoid is relu6(x + 3) / 6 = clip(x / 6 + 1 / 2, 0, 1).
+void translate_hardsigmoid(const FxNode& n) { emit_activation(n, "hard_sigmoid", attrs_of({{"alpha", 1.0 / 6.0}, {"beta", 0.5}})); }
+
 // Softplus: log(1 + e^(beta x)) / beta, and torch returns x itself where beta x > threshold.
 // With beta 1 and threshold >= 20 (the defaults) the two agree in f32 (e^-20 is below x's
 // rounding); a lower threshold changes the result between it and 20.
@@ -82,6 +114,15 @@ void translate_dropout_call(const FxNode& n) {
   auto training = n.arg(2, "training");
   if (!training || training->boolean())
     n.fail("F.dropout with training=True is random; pass training=self.training and capture in eval()");
+  translate_identity(n);
+}
+
+// torchvision.ops.stochastic_depth(input, p, mode, training=True): drops whole residual branches
+// at random in training; in eval (training=False, as its module passes) it is the identity.
+void translate_stochastic_depth(const FxNode& n) {
+  auto training = n.arg(3, "training");
+  if ((!training || training->boolean()) && n.float_arg(1, "p", 0.0) != 0.0)
+    n.fail("stochastic_depth with training=True is random; capture the model in eval()");
   translate_identity(n);
 }
 

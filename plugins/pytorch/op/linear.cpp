@@ -1,5 +1,7 @@
 // nn.Linear and nn.Embedding (PyTorch keeps their weights in the IR's own layouts), and the
 // matrix product a @ b.
+#include <algorithm>
+
 #include "../fx_node.h"
 
 namespace pb::pytorch {
@@ -23,8 +25,16 @@ void translate_linear(const FxNode& n) {
 void translate_embedding(const FxNode& n) {
   if (n.attrs().has("max_norm")) n.attr("max_norm").fail("max_norm renormalises rows during forward; not supported");
   const std::string w = n.required_param("weight");
-  n.check_param_shape("weight", w, {n.attr("num_embeddings").i64(), n.attr("embedding_dim").i64()},
-                      "[num_embeddings, embedding_dim] = ");
+  const int64_t rows = n.attr("num_embeddings").i64();
+  n.check_param_shape("weight", w, {rows, n.attr("embedding_dim").i64()}, "[num_embeddings, embedding_dim] = ");
+  // Ids from torch.arange (positions): those rows of the table, a Slice.
+  if (const FxRange* r = n.range_ref(*n.arg(0, "input"))) {
+    const int64_t last = r->start + (r->count - 1) * r->step;
+    if (std::min(r->start, last) < 0 || std::max(r->start, last) >= rows)
+      n.fail("ids " + std::to_string(r->start) + ".." + std::to_string(last) + " (torch.arange) are out of range for " + std::to_string(rows) + " rows");
+    const int64_t end = last + (r->step > 0 ? 1 : -1);
+    return n.emit("Slice", {w}, attrs_of({{"starts", Ints{r->start}}, {"ends", Ints{end < 0 ? INT64_MIN : end}}, {"axes", Ints{0}}, {"steps", Ints{r->step}}}));
+  }
   n.emit("Embedding", {n.in(0), w});
 }
 

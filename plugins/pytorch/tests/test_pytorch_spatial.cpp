@@ -35,7 +35,7 @@ const pb::Dialect& pytorch() { return pbtest::planet(); }
 using Ints = std::vector<int64_t>;
 using Names = std::vector<std::string>;
 
-const char* const kRecorded[] = {"conv2d_same_even", "conv_groups", "conv1d_pools", "conv3d_pools",   "pools2d", "conv_bn_relu",
+const char* const kRecorded[] = {"conv2d_same_even", "conv_groups", "conv1d_pools", "conv3d_pools",   "pools2d", "pools_ceil_adaptive", "conv_bn_relu",
                                  "batchnorms",       "norms",       "embedding",    "shared_input_dag", "layout"};
 
 }  // namespace
@@ -216,6 +216,24 @@ TEST_CASE("pytorch spatial: max/avg pools with padding, dilation and count_inclu
   const std::vector<Tensor> wrong = run(s, flipped);
   CHECK(max_diff(wrong[2], s.tensors.at(s.expected[2])) > 0.05);
   CHECK(max_diff(wrong[3], s.tensors.at(s.expected[3])) > 0.05);
+}
+
+TEST_CASE("pytorch spatial: ceil_mode as extra end padding, adaptive pools to any size, reductions", "[pytorch]") {
+  const pb::Stream s = to_stream(load_doc("pools_ceil_adaptive"));
+  const Graph g = pytorch().decode(s);
+  // MaxPool2d(3, stride=2, ceil_mode=True) on 5 x 6: no window starts past row 2, a third one at column 4.
+  CHECK(node(g, "max_ceil").attrs.ints("pads_end") == Ints{0, 1});
+  // AvgPool2d(2, stride=2, ceil_mode=True): torch divides the partial window by what it sees.
+  CHECK(node(g, "avg_ceil").attrs.ints("pads_end") == Ints{1, 0});
+  CHECK(node(g, "avg_ceil").attrs.i("count_include_pad") == 0);
+  // AdaptiveAvgPool2d((3, 4)) of 5 x 6: a constant [out, in] matrix per dim, the last dim first.
+  CHECK(node(g, "adapt/pool1").op == "MatMul");
+  CHECK(node(g, "adapt").op == "MatMul");
+  // AdaptiveMaxPool2d((5, 3)) of 5 x 6: both divide, a plain pool.
+  CHECK(node(g, "adapt_div").attrs.ints("kernel") == Ints{1, 2});
+  CHECK(node(g, "mean").attrs.ints("axes") == Ints{2, 3});
+  CHECK(node(g, "amax").attrs.i("keepdims") == 1);
+  check_outputs(s, g);
 }
 
 // ------------------------------------------------------------------ normalisation
@@ -561,10 +579,6 @@ TEST_CASE("pytorch spatial: a bare parameter (fx get_attr) is a constant; .conti
 
 TEST_CASE("pytorch spatial: pooling configs torch has and the IR lacks name their JSON path", "[pytorch]") {
   json doc = load_doc("pools2d");
-  doc["model"]["modules"]["max_pad"]["attrs"]["ceil_mode"] = true;
-  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.modules.max_pad.attrs.ceil_mode", "ceil_mode is not supported yet"));
-
-  doc = load_doc("pools2d");
   doc["model"]["modules"]["max_pad"]["attrs"]["return_indices"] = true;
   CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.modules.max_pad.attrs.return_indices", "return_indices is not supported"));
 
@@ -573,12 +587,16 @@ TEST_CASE("pytorch spatial: pooling configs torch has and the IR lacks name thei
   CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.modules.avg_incl.attrs.divisor_override", "divisor_override is not supported"));
 
   doc = load_doc("pools2d");
-  doc["model"]["modules"]["avg_excl"]["attrs"]["ceil_mode"] = true;
-  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.modules.avg_excl.attrs.ceil_mode", "ceil_mode is not supported yet"));
+  // AvgPool2d(3, stride=2, padding=1) on 5 x 6 with ceil_mode: torch counts the padding but not
+  // the overhang of the partial window, which no single IR pool does.
+  doc["model"]["modules"]["avg_incl"]["attrs"]["ceil_mode"] = true;
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error,
+                       ErrorAt("model.modules.avg_incl.attrs.ceil_mode", "ceil_mode with padding and count_include_pad=True is not supported"));
 
   doc = load_doc("pools2d");
-  doc["model"]["modules"]["gavg"]["attrs"]["output_size"] = 2;  // AdaptiveAvgPool2d(2)
-  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.modules.gavg.attrs.output_size", "only output_size 1 (global pooling) is supported"));
+  doc["model"]["modules"]["gmax"]["attrs"]["output_size"] = json::array({2, 4});  // AdaptiveMaxPool2d((2, 4)) of 5 x 6
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error,
+                       ErrorAt("model.modules.gmax.attrs.output_size", "adaptive max pooling of [5, 6] to [2, 4] is supported only where"));
 
   doc = load_doc("pools2d");
   doc["model"]["modules"]["gmax"]["attrs"]["return_indices"] = true;
@@ -589,8 +607,8 @@ TEST_CASE("pytorch spatial: pooling configs torch has and the IR lacks name thei
   CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.modules.gmax.attrs.output_size", "missing required field"));
 
   doc = load_doc("pools2d");
-  doc["model"]["modules"]["gmax"]["attrs"]["output_size"] = json::array({1, 2});
-  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.modules.gmax.attrs.output_size", "only output_size 1"));
+  doc["model"]["modules"]["gmax"]["attrs"]["output_size"] = json::array({1, 2, 3});
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.modules.gmax.attrs.output_size", "expected 2 output sizes"));
 }
 
 TEST_CASE("pytorch spatial: BatchNorm in training mode or without running statistics names its path", "[pytorch]") {

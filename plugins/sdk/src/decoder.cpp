@@ -300,6 +300,7 @@ ir::Graph Decoder::finish(const std::vector<std::string>& outputs, const JsonRef
   for (const std::string& n : stream_.inputs) used_.insert(n);
   for (const std::string& n : stream_.expected) used_.insert(n);
   for (const auto& [node, tensor] : stream_.taps) used_.insert(tensor);
+  for (const auto& [output, tensor] : stream_.reference) used_.insert(tensor);
   for (const auto& [name, t] : stream_.tensors)
     if (!used_.count(name)) throw Error(json_path_member("tensors", name), "not used by any part of the model");
   graph_.validate();

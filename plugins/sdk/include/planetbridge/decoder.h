@@ -87,6 +87,8 @@ class Decoder {
   const SourceValue& bind(const std::string& value, const std::string& ir_name, Layout layout);
   // The IR type of any value or weight emitted so far.
   const ir::TensorType& ir_type(const std::string& name) const;
+  // The graph emitted so far (its inputs' batch dims are -1, as the compiled graph sees them).
+  const ir::Graph& graph() const { return graph_; }
 
   // ---- weights
   // The stream tensor, marked as used; missing: an error naming `where`.
