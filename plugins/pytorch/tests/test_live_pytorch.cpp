@@ -7,6 +7,7 @@
 #include "plugin_loader.h"
 #include "runner.h"
 #include "suite.h"
+#include "live_capture.h"
 #include "test_util.h"
 
 namespace {
@@ -15,8 +16,6 @@ const std::string kSuite = PB_SOURCE_DIR "/config/suites/bedrock.yaml";
 
 using pbtest::quote;
 using pbtest::shell;
-
-#define PB_REQUIRE_TORCH() PBTEST_SKIP_IF(pbtest::python_missing("torch"), "live PyTorch tests need it")
 
 const pb::Dialect& pytorch(const pb::host::PluginRegistry& r) {
   const pb::Dialect* d = r.find("pytorch");

@@ -9,14 +9,10 @@
 #include "plugin_loader.h"
 #include "runner.h"
 #include "suite.h"
+#include "live_capture.h"
 #include "test_util.h"
 
 namespace {
-
-using pbtest::quote;
-using pbtest::shell;
-
-#define PB_REQUIRE_TORCH() PBTEST_SKIP_IF(pbtest::python_missing("torch"), "live PyTorch tests need it")
 
 // Captures each model into <dir>/<name>.pbstream with the library entry a user calls.
 const char* kCaptureScript = R"PY(
@@ -28,7 +24,6 @@ import pb_torch
 
 torch.manual_seed(0)
 out = sys.argv[2]
-
 
 class SelfAttentionHead(nn.Module):
     """Self-attention, its output taken as attn(...)[0], then a classifier on the first position."""
@@ -42,7 +37,6 @@ class SelfAttentionHead(nn.Module):
         y = self.attn(x, x, x, need_weights=False)[0]
         return self.fc(y[:, 0])
 
-
 class CausalEncoder(nn.Module):
     """A time-major 2-layer encoder under torch's own causal mask (-inf above the diagonal)."""
 
@@ -53,7 +47,6 @@ class CausalEncoder(nn.Module):
 
     def forward(self, x):
         return self.encoder(x, mask=self.mask)
-
 
 class PaddedEncoder(nn.Module):
     """Embedding, then a batch-first encoder with a key padding mask (torch's nested-tensor path)."""
@@ -66,7 +59,6 @@ class PaddedEncoder(nn.Module):
     def forward(self, ids, padding):
         return self.encoder(self.embed(ids), src_key_padding_mask=padding)
 
-
 class Decoderish(nn.Module):
     """Cross-attention from queries to a memory of another width, weights returned."""
 
@@ -76,7 +68,6 @@ class Decoderish(nn.Module):
 
     def forward(self, q, memory):
         return self.attn(q, memory, memory)
-
 
 padding = torch.zeros(4, 12, dtype=torch.bool)
 padding[1, 9:] = True
@@ -100,22 +91,11 @@ for name, (model, inputs) in models.items():
 TEST_CASE("live pytorch: MultiheadAttention and transformer encoders as the root module and as children pass planetbridge check", "[live]") {
   PB_REQUIRE_TORCH();
   pbtest::TempDir tmp;
-  pbtest::write_text(tmp.file("capture.py"), kCaptureScript);
-  const std::string log = tmp.file("log");
-  int rc = shell(std::string(PB_PYTHON) + " " + quote(tmp.file("capture.py")) + " " + quote(PB_SOURCE_DIR "/plugins/pytorch/capture") + " " +
-                 quote(tmp.file("")) + " >" + quote(log) + " 2>&1");
-  INFO(pbtest::read_text(log));
-  REQUIRE(rc == 0);
+  pytorch_test::run_capture_script(tmp, kCaptureScript);
   for (const std::string name : {"root_mha", "root_encoder_layer", "root_encoder_layer_fast", "child_mha", "child_cross_mha",
                                  "child_causal_encoder", "child_padded_encoder"}) {
     INFO(name);
-    rc = shell(quote(PB_CLI) + " check " + quote(tmp.file(name + ".pbstream")) + " --entity " + quote(tmp.file(name + ".entity")) +
-               " --data " + quote(tmp.file("runs")) + " >" + quote(log) + " 2>&1");
-    const std::string out = pbtest::read_text(log);
-    INFO(out);
-    CHECK(rc == 0);
-    CHECK_THAT(out, Catch::Contains("verdict   PASS") || Catch::Contains("verdict   EXACT"));
-    CHECK_THAT(out, Catch::Contains("reload bit-identical") && !Catch::Contains("DIFFERS"));
+    pytorch_test::check_passes(tmp, name);
   }
 }
 

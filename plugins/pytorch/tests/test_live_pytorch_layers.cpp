@@ -3,14 +3,10 @@
 // GroupNorm, InstanceNorm, PReLU, Hardtanh, Softsign and PixelShuffle / PixelUnshuffle in models
 // written the usual way (the zoo's U-Nets among them), torch's own initialisation, captured with
 // pb_torch.capture and passed through `planetbridge check`. Skipped (PB-SKIP) without torch.
+#include "live_capture.h"
 #include "test_util.h"
 
 namespace {
-
-using pbtest::quote;
-using pbtest::shell;
-
-#define PB_REQUIRE_TORCH() PBTEST_SKIP_IF(pbtest::python_missing("torch"), "live PyTorch tests need it")
 
 // Captures each model into <dir>/<name>.pbstream with the library entry a user calls.
 const char* kCaptureScript = R"PY(
@@ -25,7 +21,6 @@ import zoo_models
 torch.manual_seed(0)
 out = sys.argv[2]
 
-
 def calibrated(model, shape):
     """BatchNorm statistics from a few random batches (a cumulative average); a tracking
     InstanceNorm's move by its momentum."""
@@ -37,7 +32,6 @@ def calibrated(model, shape):
         for _ in range(3):
             model(torch.randn(*shape))
     return model.eval()
-
 
 class SuperResolution(nn.Module):
     """ESPCN-style: convolutions with PReLU, a sub-pixel PixelShuffle(3), clipped by Hardtanh."""
@@ -51,7 +45,6 @@ class SuperResolution(nn.Module):
 
     def forward(self, x):
         return self.clip(self.shuffle(self.body(x)))
-
 
 class StyleTransfer(nn.Module):
     """A fast-style-transfer network's shape: stride-2 conv down with InstanceNorm2d, a residual
@@ -74,7 +67,6 @@ class StyleTransfer(nn.Module):
         y = F.relu(self.norm(self.up1(y)))
         return torch.tanh(self.out(self.up2(y)))
 
-
 class Audio1d(nn.Module):
     """A 1-D encoder/decoder: Conv1d + GroupNorm, a ConvTranspose1d, linear upsampling with
     align_corners, InstanceNorm1d with running statistics, Softsign and Tanhshrink."""
@@ -91,7 +83,6 @@ class Audio1d(nn.Module):
         y = F.interpolate(y, scale_factor=1.5, mode="linear", align_corners=True)
         return F.tanhshrink(self.act(self.norm(y)))
 
-
 class Volume3d(nn.Module):
     """A 3-D segmentation head: Conv3d + GroupNorm + PReLU, ConvTranspose3d, trilinear F.interpolate to a size."""
 
@@ -105,7 +96,6 @@ class Volume3d(nn.Module):
     def forward(self, x):
         y = self.up(self.act(self.norm(self.conv(x))))
         return F.interpolate(y, size=(10, 12, 9), mode="trilinear", align_corners=False)
-
 
 class Unshuffled(nn.Module):
     """PixelUnshuffle as a downsampler, F.group_norm and F.instance_norm, bilinear x2 back up."""
@@ -121,7 +111,6 @@ class Unshuffled(nn.Module):
         y = F.group_norm(self.conv(self.unshuffle(x)), 3, self.w, self.b)
         y = F.instance_norm(F.hardtanh(y, -0.5, 0.5))
         return F.interpolate(y, scale_factor=2, mode="bilinear")
-
 
 models = {
     "unet_small": (zoo_models.MODELS["unet_small"](), (2, 3, 32, 32)),
@@ -142,20 +131,9 @@ for name, (model, shape) in models.items():
 TEST_CASE("live pytorch: U-Nets, super-resolution, style transfer, 1-D and 3-D models with the decoder's layers pass planetbridge check", "[live]") {
   PB_REQUIRE_TORCH();
   pbtest::TempDir tmp;
-  pbtest::write_text(tmp.file("capture.py"), kCaptureScript);
-  const std::string log = tmp.file("log");
-  int rc = shell(std::string(PB_PYTHON) + " " + quote(tmp.file("capture.py")) + " " + quote(PB_SOURCE_DIR "/plugins/pytorch/capture") + " " +
-                 quote(tmp.file("")) + " >" + quote(log) + " 2>&1");
-  INFO(pbtest::read_text(log));
-  REQUIRE(rc == 0);
+  pytorch_test::run_capture_script(tmp, kCaptureScript);
   for (const std::string name : {"unet_small", "unet_small_bilinear", "super_resolution", "style_transfer", "audio_1d", "volume_3d", "unshuffled"}) {
     INFO(name);
-    rc = shell(quote(PB_CLI) + " check " + quote(tmp.file(name + ".pbstream")) + " --entity " + quote(tmp.file(name + ".entity")) +
-               " --data " + quote(tmp.file("runs")) + " >" + quote(log) + " 2>&1");
-    const std::string out = pbtest::read_text(log);
-    INFO(out);
-    CHECK(rc == 0);
-    CHECK_THAT(out, Catch::Contains("verdict   PASS") || Catch::Contains("verdict   EXACT"));
-    CHECK_THAT(out, Catch::Contains("reload bit-identical") && !Catch::Contains("DIFFERS"));
+    pytorch_test::check_passes(tmp, name);
   }
 }

@@ -8,14 +8,10 @@
 #include "plugin_loader.h"
 #include "runner.h"
 #include "suite.h"
+#include "live_capture.h"
 #include "test_util.h"
 
 namespace {
-
-using pbtest::quote;
-using pbtest::shell;
-
-#define PB_REQUIRE_TORCH() PBTEST_SKIP_IF(pbtest::python_missing("torch"), "live PyTorch tests need it")
 
 // Captures each model into <dir>/<name>.pbstream with the library entry a user calls.
 const char* kCaptureScript = R"PY(
@@ -27,7 +23,6 @@ import pb_torch
 
 torch.manual_seed(0)
 out = sys.argv[2]
-
 
 class Classifier(nn.Module):
     """The usual head on a recurrent layer: the tuple output unpacked, the last step classified."""
@@ -41,7 +36,6 @@ class Classifier(nn.Module):
         out, _ = self.rnn(x)
         return self.fc(out[:, -1])
 
-
 class LastState(nn.Module):
     """y, (h, c) = lstm(x): the last layer's final hidden state, h[-1], classified."""
 
@@ -53,7 +47,6 @@ class LastState(nn.Module):
     def forward(self, x):
         y, (h, c) = self.lstm(x)
         return self.fc(h[-1])
-
 
 models = {
     "root_lstm": (nn.LSTM(16, 32, num_layers=2, dropout=0.2), (torch.randn(20, 4, 16),)),
@@ -74,22 +67,11 @@ for name, (model, inputs) in models.items():
 TEST_CASE("live pytorch: nn.LSTM / GRU / RNN as the root module and as children pass planetbridge check", "[live]") {
   PB_REQUIRE_TORCH();
   pbtest::TempDir tmp;
-  pbtest::write_text(tmp.file("capture.py"), kCaptureScript);
-  const std::string log = tmp.file("log");
-  int rc = shell(std::string(PB_PYTHON) + " " + quote(tmp.file("capture.py")) + " " + quote(PB_SOURCE_DIR "/plugins/pytorch/capture") + " " +
-                 quote(tmp.file("")) + " >" + quote(log) + " 2>&1");
-  INFO(pbtest::read_text(log));
-  REQUIRE(rc == 0);
+  pytorch_test::run_capture_script(tmp, kCaptureScript);
   for (const std::string name : {"root_lstm", "root_lstm_states", "root_gru", "root_rnn", "child_lstm", "child_gru", "child_rnn",
                                  "child_lstm_last_state"}) {
     INFO(name);
-    rc = shell(quote(PB_CLI) + " check " + quote(tmp.file(name + ".pbstream")) + " --entity " + quote(tmp.file(name + ".entity")) +
-               " --data " + quote(tmp.file("runs")) + " >" + quote(log) + " 2>&1");
-    const std::string out = pbtest::read_text(log);
-    INFO(out);
-    CHECK(rc == 0);
-    CHECK_THAT(out, Catch::Contains("verdict   PASS") || Catch::Contains("verdict   EXACT"));
-    CHECK_THAT(out, Catch::Contains("reload bit-identical") && !Catch::Contains("DIFFERS"));
+    pytorch_test::check_passes(tmp, name);
     CHECK(std::filesystem::exists(tmp.file(name + ".entity")));
   }
 }

@@ -10,14 +10,10 @@
 #include "planetbridge/entity.h"
 #include "planetbridge/network.h"
 #include "plugin_loader.h"
+#include "live_capture.h"
 #include "test_util.h"
 
 namespace {
-
-using pbtest::quote;
-using pbtest::shell;
-
-#define PB_REQUIRE_TORCH() PBTEST_SKIP_IF(pbtest::python_missing("torch"), "live PyTorch tests need it")
 
 // Captures each model at batch 2 and 3 into <dir>/<name>_b<N>.pbstream.
 const char* kCaptureScript = R"PY(
@@ -31,40 +27,8 @@ import pb_torch
 
 out = sys.argv[2]
 
-
-class CausalSelfAttention(nn.Module):
-    def __init__(self, n_embd, n_head, block_size):
-        super().__init__()
-        self.c_attn = nn.Linear(n_embd, 3 * n_embd)
-        self.c_proj = nn.Linear(n_embd, n_embd)
-        self.n_head, self.n_embd = n_head, n_embd
-        self.register_buffer("bias", torch.tril(torch.ones(block_size, block_size)).view(1, 1, block_size, block_size))
-
-    def forward(self, x):
-        B, T, C = x.size()
-        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
-        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
-        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
-        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
-        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
-        att = att.masked_fill(self.bias[:, :, :T, :T] == 0, float('-inf'))
-        att = F.softmax(att, dim=-1)
-        y = att @ v
-        y = y.transpose(1, 2).contiguous().view(B, T, C)
-        return self.c_proj(y)
-
-
-class Block(nn.Module):
-    def __init__(self, n_embd, n_head, block_size):
-        super().__init__()
-        self.ln_1 = nn.LayerNorm(n_embd)
-        self.attn = CausalSelfAttention(n_embd, n_head, block_size)
-        self.ln_2 = nn.LayerNorm(n_embd)
-        self.mlp = nn.Sequential(nn.Linear(n_embd, 4 * n_embd), nn.GELU(), nn.Linear(4 * n_embd, n_embd))
-
-    def forward(self, x):
-        x = x + self.attn(self.ln_1(x))
-        return x + self.mlp(self.ln_2(x))
+# nanoGPT's attention and block, as the zoo has them.
+from zoo_models import Block
 
 
 class GPT(nn.Module):
@@ -85,14 +49,12 @@ class GPT(nn.Module):
             x = block(x)
         return self.lm_head(self.ln_f(x)[:, [-1], :])
 
-
 def channel_shuffle(x, groups):
     batchsize, num_channels, height, width = x.size()
     channels_per_group = num_channels // groups
     x = x.view(batchsize, groups, channels_per_group, height, width)
     x = torch.transpose(x, 1, 2).contiguous()
     return x.view(batchsize, -1, height, width)
-
 
 class InvertedResidual(nn.Module):
     """torchvision's ShuffleNet v2 unit with stride 1: half the channels pass, the other half
@@ -109,7 +71,6 @@ class InvertedResidual(nn.Module):
         x1, x2 = x.chunk(2, dim=1)
         return channel_shuffle(torch.cat((x1, self.branch2(x2)), dim=1), 2)
 
-
 class Shuffle(nn.Module):
     def __init__(self):
         super().__init__()
@@ -119,7 +80,6 @@ class Shuffle(nn.Module):
 
     def forward(self, x):
         return self.fc(self.units(self.stem(x)).flatten(1))
-
 
 class VitFront(nn.Module):
     def __init__(self, image_size=16, patch_size=4, hidden_dim=32):
@@ -143,7 +103,6 @@ class VitFront(nn.Module):
         x = self.layer(x + self.pos_embedding)
         return self.head(x[:, 0])
 
-
 def calibrated(m):
     """BatchNorm statistics moved off their initial 0 and 1 by a few batches in train mode."""
     m.train()
@@ -151,7 +110,6 @@ def calibrated(m):
         for _ in range(3):
             m(torch.randn(4, 3, 8, 8))
     return m
-
 
 torch.manual_seed(0)
 models = {"gpt": (GPT(), lambda n: (torch.randint(0, 50, (n, 12)),)),
@@ -167,23 +125,12 @@ for name, (model, inputs) in models.items():
 TEST_CASE("live pytorch: nanoGPT, ShuffleNet and ViT shape idioms pass planetbridge check and serve another batch", "[live]") {
   PB_REQUIRE_TORCH();
   pbtest::TempDir tmp;
-  pbtest::write_text(tmp.file("capture.py"), kCaptureScript);
-  const std::string log = tmp.file("log");
-  int rc = shell(std::string(PB_PYTHON) + " " + quote(tmp.file("capture.py")) + " " + quote(PB_SOURCE_DIR "/plugins/pytorch/capture") + " " +
-                 quote(tmp.file("")) + " >" + quote(log) + " 2>&1");
-  INFO(pbtest::read_text(log));
-  REQUIRE(rc == 0);
+  pytorch_test::run_capture_script(tmp, kCaptureScript);
   const pb::Dialect& pytorch = pbtest::planet();
   for (const std::string name : {"gpt", "shuffle", "vit"}) {
     INFO(name);
     const std::string stream = tmp.file(name + "_b2.pbstream"), entity = tmp.file(name + ".entity");
-    rc = shell(quote(PB_CLI) + " check " + quote(stream) + " --entity " + quote(entity) + " --data " + quote(tmp.file("runs")) + " >" +
-               quote(log) + " 2>&1");
-    const std::string out = pbtest::read_text(log);
-    INFO(out);
-    CHECK(rc == 0);
-    CHECK_THAT(out, Catch::Contains("verdict   PASS") || Catch::Contains("verdict   EXACT"));
-    CHECK_THAT(out, Catch::Contains("reload bit-identical") && !Catch::Contains("DIFFERS"));
+    pytorch_test::check_passes(tmp, stream, entity);
 
     // The batch-2 graph and its checkpoint on the batch-3 capture.
     const pb::Stream b3 = pb::read_stream_file(tmp.file(name + "_b3.pbstream"));
