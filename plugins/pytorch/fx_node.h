@@ -223,6 +223,8 @@ Translate conv_transpose(size_t rank);
 Translate conv_transpose_call(size_t rank);
 Translate max_pool(size_t rank);
 Translate avg_pool(size_t rank);
+Translate max_pool_call(size_t rank);
+Translate avg_pool_call(size_t rank);
 Translate adaptive_pool(const std::string& mode, size_t rank);
 Translate adaptive_pool_call(const std::string& mode, size_t rank);
 

@@ -146,6 +146,8 @@ FxTranslator call(Attrs kwargs, Translate t) { return {std::move(kwargs), 1, std
 
 const Attrs kSoftmax = {"dim", "_stacklevel"};  // F.softmax's dtype (null) is absent; a dtype is refused
 const Attrs kReduce = {"dim", "keepdim", "dtype"};
+const Attrs kMaxPoolCall = {"kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices"};
+const Attrs kAvgPoolCall = {"kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"};
 const Attrs kBinary = {"other", "alpha", "rounding_mode"};
 // torch.conv_transpose1d-3d (F.conv_transpose2d, ...).
 const Attrs kConvTranspose = {"weight", "bias", "stride", "padding", "output_padding", "groups", "dilation"};
@@ -195,6 +197,13 @@ const FxTable& function_table() {
       {"torch.nn.functional.hardtanh", call({"min_val", "max_val", "inplace"}, translate_hardtanh_call)},
       {"torch.nn.functional.softsign", call({}, translate_softsign)},
       {"torch.nn.functional.tanhshrink", call({}, translate_tanhshrink)},
+      // F.max_pool* (boolean_dispatch keeps the Python names) and F.avg_pool* (builtins fx names by their C binding).
+      {"torch.nn.functional.max_pool1d", call(kMaxPoolCall, max_pool_call(1))},
+      {"torch.nn.functional.max_pool2d", call(kMaxPoolCall, max_pool_call(2))},
+      {"torch.nn.functional.max_pool3d", call(kMaxPoolCall, max_pool_call(3))},
+      {"torch.avg_pool1d", call(kAvgPoolCall, avg_pool_call(1))},
+      {"torch._C._nn.avg_pool2d", call(kAvgPoolCall, avg_pool_call(2))},
+      {"torch._C._nn.avg_pool3d", call(kAvgPoolCall, avg_pool_call(3))},
       {"torch.adaptive_avg_pool1d", call({"output_size"}, adaptive_pool_call("avg", 1))},
       {"torch.nn.functional.adaptive_avg_pool2d", call({"output_size"}, adaptive_pool_call("avg", 2))},
       {"torch.nn.functional.adaptive_avg_pool3d", call({"output_size"}, adaptive_pool_call("avg", 3))},

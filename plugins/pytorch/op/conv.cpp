@@ -31,40 +31,95 @@ Padding conv_padding(const JsonRef& pad, const Ints& kernel, const Ints& dilatio
   return p;
 }
 
-// The window geometry torch's pools share: kernel_size, stride (default: the kernel) and
-// padding (both sides). ceil_mode adds the last, partial window where it starts inside the input
+// A pool's geometry and options, from a module's attributes or a functional call's arguments.
+struct PoolArgs {
+  Ints kernel, stride, pad, dilation;
+  bool ceil_mode = false;
+  bool include_pad = true;                      // avg: count_include_pad
+  std::optional<JsonRef> ceil_where, override;  // ceil_mode and divisor_override, where given
+};
+
+PoolArgs module_pool_args(const FxNode& n, size_t rank, bool max) {
+  const JsonRef a = n.attrs();
+  PoolArgs p;
+  p.kernel = int_or_list(a["kernel_size"], rank);
+  p.stride = a.has("stride") && !a["stride"].is_null() ? int_or_list(a["stride"], rank) : p.kernel;
+  p.pad = int_or_list(a["padding"], rank);
+  p.dilation = max ? int_or_list(a["dilation"], rank) : Ints(rank, 1);
+  p.ceil_mode = a.boolean("ceil_mode", false);
+  p.ceil_where = a.find("ceil_mode");
+  p.include_pad = a.boolean("count_include_pad", true);
+  if (a.has("divisor_override")) p.override = a["divisor_override"];
+  return p;
+}
+
+// F.max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False)
+// F.avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None)
+PoolArgs call_pool_args(const FxNode& n, size_t rank, bool max) {
+  auto list = [&](size_t i, const std::string& kw, const Ints& fallback) {
+    auto v = n.arg(i, kw);
+    return v && !(v->is_array() && v->size() == 0) ? int_or_list(*v, rank) : fallback;  // stride=[] means the kernel
+  };
+  PoolArgs p;
+  if (!n.arg(1, "kernel_size")) n.fail("pooling needs kernel_size");
+  p.kernel = list(1, "kernel_size", {});
+  p.stride = list(2, "stride", p.kernel);
+  p.pad = list(3, "padding", Ints(rank, 0));
+  p.dilation = max ? list(4, "dilation", Ints(rank, 1)) : Ints(rank, 1);
+  p.ceil_where = n.arg(max ? 5 : 4, "ceil_mode");
+  p.ceil_mode = p.ceil_where && p.ceil_where->boolean();
+  if (!max) {
+    if (auto c = n.arg(5, "count_include_pad")) p.include_pad = c->boolean();
+    p.override = n.arg(6, "divisor_override");
+  } else if (auto r = n.arg(6, "return_indices"); r && r->boolean()) {
+    r->fail("return_indices is not supported");
+  }
+  return p;
+}
+
+// The IR Pool's window. ceil_mode adds the last, partial window where it starts inside the input
 // or its left padding (torch's rule): as extra padding at the end, which max pooling ignores.
 struct PoolWindow {
   ir::Attrs attrs;
   bool ceil_extended = false;  // ceil_mode added padding that torch's averages do not count
 };
 
-PoolWindow pool_window(const FxNode& n, size_t rank, const Ints& dilation, const std::string& mode) {
-  const JsonRef a = n.attrs();
-  const Ints kernel = int_or_list(a["kernel_size"], rank);
-  const Ints stride = a.has("stride") && !a["stride"].is_null() ? int_or_list(a["stride"], rank) : kernel;
-  const Ints pad = int_or_list(a["padding"], rank);
-  Ints pad_end = pad;
+PoolWindow pool_window(const FxNode& n, size_t rank, const PoolArgs& p, const std::string& mode) {
+  Ints pad_end = p.pad;
   bool extended = false;
-  if (a.boolean("ceil_mode", false)) {
+  if (p.ceil_mode) {
     const Shape& xs = n.type(0).shape;
     if (xs.size() < rank) n.fail("a " + std::to_string(rank) + "-d pool needs " + std::to_string(rank) + " spatial dims, got " + shape_str(xs));
     for (size_t i = 0; i < rank; ++i) {
-      const int64_t in = xs[xs.size() - rank + i], span = dilation[i] * (kernel[i] - 1) + 1, padded = in + 2 * pad[i];
+      const int64_t in = xs[xs.size() - rank + i], span = p.dilation[i] * (p.kernel[i] - 1) + 1, padded = in + 2 * p.pad[i];
       if (padded < span) continue;  // too small for any window: inference names it
-      int64_t out = (padded - span + stride[i] - 1) / stride[i] + 1;
-      if ((out - 1) * stride[i] >= in + pad[i]) --out;
-      const int64_t extra = (out - 1) * stride[i] + span - padded;
+      int64_t out = (padded - span + p.stride[i] - 1) / p.stride[i] + 1;
+      if ((out - 1) * p.stride[i] >= in + p.pad[i]) --out;
+      const int64_t extra = (out - 1) * p.stride[i] + span - padded;
       if (extra > 0) {
         pad_end[i] += extra;
         extended = true;
       }
     }
   }
-  PoolWindow w{window_attrs(stride, dilation, pad, pad_end), extended};
+  PoolWindow w{window_attrs(p.stride, p.dilation, p.pad, pad_end), extended};
   w.attrs.set("mode", mode);
-  w.attrs.set("kernel", kernel);
+  w.attrs.set("kernel", p.kernel);
   return w;
+}
+
+// MaxPool: padding is never a maximum (the IR's max pool ignores it, as torch's -inf does).
+void emit_max_pool(const FxNode& n, size_t rank, const PoolArgs& p) { n.emit("Pool", {n.in(0)}, pool_window(n, rank, p, "max").attrs); }
+
+void emit_avg_pool(const FxNode& n, size_t rank, const PoolArgs& p) {
+  if (p.override && !p.override->is_null()) p.override->fail("divisor_override is not supported");
+  PoolWindow w = pool_window(n, rank, p, "avg");
+  // torch counts padding but not ceil_mode's extension; without padding both count the same.
+  const bool padded = std::any_of(p.pad.begin(), p.pad.end(), [](int64_t v) { return v > 0; });
+  if (w.ceil_extended && p.include_pad && padded)
+    p.ceil_where->fail("ceil_mode with padding and count_include_pad=True is not supported (torch counts the padding but not the ceil window's overhang)");
+  w.attrs.set("count_include_pad", int64_t(p.include_pad && padded));
+  n.emit("Pool", {n.in(0)}, std::move(w.attrs));
 }
 
 // Adaptive pooling: torch's bin i of a dim of size `in` pooled to `out` covers
@@ -198,27 +253,24 @@ Translate conv_transpose_call(size_t rank) {
   };
 }
 
-// MaxPool: padding is never a maximum (the IR's max pool ignores it, as torch's -inf does).
 Translate max_pool(size_t rank) {
   return [rank](const FxNode& n) {
     n.refuse_if_true("return_indices", "return_indices is not supported");
-    n.emit("Pool", {n.in(0)}, pool_window(n, rank, int_or_list(n.attr("dilation"), rank), "max").attrs);
+    emit_max_pool(n, rank, module_pool_args(n, rank, true));
   };
 }
 
 Translate avg_pool(size_t rank) {
-  return [rank](const FxNode& n) {
-    if (n.attrs().has("divisor_override")) n.attr("divisor_override").fail("divisor_override is not supported");
-    PoolWindow w = pool_window(n, rank, Ints(rank, 1), "avg");
-    const bool include_pad = n.attrs().boolean("count_include_pad", true);
-    // torch counts padding but not ceil_mode's extension; without padding both count the same.
-    const Ints pad = int_or_list(n.attr("padding"), rank);
-    const bool padded = std::any_of(pad.begin(), pad.end(), [](int64_t p) { return p > 0; });
-    if (w.ceil_extended && include_pad && padded)
-      n.attr("ceil_mode").fail("ceil_mode with padding and count_include_pad=True is not supported (torch counts the padding but not the ceil window's overhang)");
-    w.attrs.set("count_include_pad", int64_t(include_pad && padded));
-    n.emit("Pool", {n.in(0)}, std::move(w.attrs));
-  };
+  return [rank](const FxNode& n) { emit_avg_pool(n, rank, module_pool_args(n, rank, false)); };
+}
+
+// F.max_pool1d-3d and F.avg_pool1d-3d.
+Translate max_pool_call(size_t rank) {
+  return [rank](const FxNode& n) { emit_max_pool(n, rank, call_pool_args(n, rank, true)); };
+}
+
+Translate avg_pool_call(size_t rank) {
+  return [rank](const FxNode& n) { emit_avg_pool(n, rank, call_pool_args(n, rank, false)); };
 }
 
 Translate adaptive_pool(const std::string& mode, size_t rank) {

@@ -218,7 +218,7 @@ TEST_CASE("pytorch spatial: max/avg pools with padding, dilation and count_inclu
   CHECK(max_diff(wrong[3], s.tensors.at(s.expected[3])) > 0.05);
 }
 
-TEST_CASE("pytorch spatial: ceil_mode as extra end padding, adaptive pools to any size, reductions", "[pytorch]") {
+TEST_CASE("pytorch spatial: ceil_mode as extra end padding, adaptive pools to any size, reductions, functional pools", "[pytorch]") {
   const pb::Stream s = to_stream(load_doc("pools_ceil_adaptive"));
   const Graph g = pytorch().decode(s);
   // MaxPool2d(3, stride=2, ceil_mode=True) on 5 x 6: no window starts past row 2, a third one at column 4.
@@ -233,6 +233,9 @@ TEST_CASE("pytorch spatial: ceil_mode as extra end padding, adaptive pools to an
   CHECK(node(g, "adapt_div").attrs.ints("kernel") == Ints{1, 2});
   CHECK(node(g, "mean").attrs.ints("axes") == Ints{2, 3});
   CHECK(node(g, "amax").attrs.i("keepdims") == 1);
+  // F.max_pool2d(x, 2, ceil_mode=True) and F.avg_pool2d(x, 3, stride=1, padding=1) (torch._C._nn.avg_pool2d).
+  CHECK(node(g, "max_pool2d").attrs.ints("pads_end") == Ints{1, 0});
+  CHECK(node(g, "avg_pool2d").attrs.i("count_include_pad") == 1);
   check_outputs(s, g);
 }
 
@@ -597,6 +600,16 @@ TEST_CASE("pytorch spatial: pooling configs torch has and the IR lacks name thei
   doc["model"]["modules"]["gmax"]["attrs"]["output_size"] = json::array({2, 4});  // AdaptiveMaxPool2d((2, 4)) of 5 x 6
   CHECK_THROWS_MATCHES(decode(doc), pb::Error,
                        ErrorAt("model.modules.gmax.attrs.output_size", "adaptive max pooling of [5, 6] to [2, 4] is supported only where"));
+
+  // The functional forms: the same refusals, at the call's argument.
+  doc = load_doc("pools_ceil_adaptive");
+  fx_node(doc, "avg_pool2d")["kwargs"]["divisor_override"] = 2;
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error,
+                       ErrorAt(graph_path(doc, "avg_pool2d") + ".kwargs.divisor_override", "divisor_override is not supported"));
+  doc = load_doc("pools_ceil_adaptive");
+  fx_node(doc, "max_pool2d")["kwargs"]["return_indices"] = true;
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error,
+                       ErrorAt(graph_path(doc, "max_pool2d") + ".kwargs.return_indices", "return_indices is not supported"));
 
   doc = load_doc("pools2d");
   doc["model"]["modules"]["gmax"]["attrs"]["return_indices"] = true;

@@ -121,7 +121,7 @@ class Pools2d(nn.Module):
 
 class PoolsCeilAdaptive(nn.Module):
     """ceil_mode's partial last windows, adaptive pools to sizes that do and do not divide the
-    input (5 x 6), and the reductions."""
+    input (5 x 6), the reductions, and the functional pools (as Inception v3 calls them)."""
 
     def __init__(self):
         super().__init__()
@@ -134,7 +134,7 @@ class PoolsCeilAdaptive(nn.Module):
     def forward(self, x):
         return (self.max_ceil(x), self.avg_ceil(x), self.avg_ceil_pad(x), self.adapt(x), self.adapt_div(x),
                 nn.functional.adaptive_avg_pool2d(x, (None, 4)), x.mean((2, 3)), torch.amax(x, dim=1, keepdim=True),
-                x.sum(-1))
+                x.sum(-1), nn.functional.max_pool2d(x, 2, ceil_mode=True), nn.functional.avg_pool2d(x, 3, stride=1, padding=1))
 
 
 class ConvBnRelu(nn.Module):
