@@ -153,6 +153,9 @@ KerasTranslator embedding();
 // op/conv.cpp, over `rank` spatial dims
 KerasTranslator conv(size_t rank);
 KerasTranslator depthwise_conv(size_t rank);
+KerasTranslator separable_conv(size_t rank);
+KerasTranslator conv_transpose(size_t rank);
+KerasTranslator upsampling(size_t rank);
 KerasTranslator pool(size_t rank, const std::string& mode);
 KerasTranslator global_pool(size_t rank, const std::string& mode);
 KerasTranslator zero_padding(size_t rank);
@@ -166,6 +169,7 @@ KerasTranslator concatenate();
 // op/shape.cpp
 KerasTranslator flatten();
 KerasTranslator reshape();
+KerasTranslator time_distributed();  // wraps any one-input layer of the table
 // op/recurrent.cpp: SimpleRNN, LSTM, GRU (one IR RNN / LSTM / GRU node each) and the Bidirectional wrapper
 KerasTranslator simple_rnn();
 KerasTranslator lstm();
@@ -176,6 +180,7 @@ KerasTranslator activation_layer();
 KerasTranslator relu_layer();
 KerasTranslator leaky_relu_layer();
 KerasTranslator elu_layer();
+KerasTranslator prelu_layer();
 KerasTranslator softmax_layer();
 KerasTranslator inference_identity(std::vector<std::string> attributes);
 

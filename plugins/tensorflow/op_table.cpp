@@ -12,7 +12,7 @@ const std::set<std::string>& informational_keys() {
     std::set<std::string> k = {"name", "trainable", "dtype", "batch_input_shape", "batch_shape", "activity_regularizer",
                                "moving_mean_initializer", "moving_variance_initializer"};
     // How weights were initialised, regularised and constrained in training.
-    for (const char* w : {"kernel", "bias", "depthwise", "gamma", "beta", "embeddings"})
+    for (const char* w : {"kernel", "bias", "depthwise", "pointwise", "alpha", "gamma", "beta", "embeddings"})
       for (const char* role : {"_initializer", "_regularizer", "_constraint"}) k.insert(std::string(w) + role);
     return k;
   }();
@@ -26,6 +26,7 @@ const KerasTable& layer_table() {
       {"ReLU", relu_layer()},
       {"LeakyReLU", leaky_relu_layer()},
       {"ELU", elu_layer()},
+      {"PReLU", prelu_layer()},
       {"Softmax", softmax_layer()},
       // Dropout and noise layers are identities at inference (predict() applies none of them).
       {"Dropout", inference_identity({"rate", "noise_shape", "seed"})},
@@ -37,6 +38,7 @@ const KerasTable& layer_table() {
       {"GaussianNoise", inference_identity({"stddev", "seed"})},
       {"Flatten", flatten()},
       {"Reshape", reshape()},
+      {"TimeDistributed", time_distributed()},
       {"Add", merge("Add")},
       {"Multiply", merge("Mul")},
       {"Subtract", merge("Sub", true)},  // Keras 2/3; tfjs has none
@@ -45,6 +47,11 @@ const KerasTable& layer_table() {
       {"Conv2D", conv(2)},
       {"Conv3D", conv(3)},
       {"DepthwiseConv2D", depthwise_conv(2)},
+      {"SeparableConv1D", separable_conv(1)},  // Keras 2/3; tfjs has none
+      {"SeparableConv2D", separable_conv(2)},
+      {"Conv2DTranspose", conv_transpose(2)},
+      {"Conv3DTranspose", conv_transpose(3)},
+      {"UpSampling2D", upsampling(2)},
       {"MaxPooling1D", pool(1, "max")},
       {"MaxPooling2D", pool(2, "max")},
       {"MaxPooling3D", pool(3, "max")},

@@ -282,7 +282,7 @@ test('--serve: hello, then one frame per fixture in request order, errors as eve
   assert.deepEqual(frames[1].doc.tensors['input.0'].shape, [7, 4]);
   assert.deepEqual(frames[3].doc, {
     format: 'planetbridge.capture', version: 1, event: 'error', model_id: 'conv',
-    message: 'Error: layer "conv2" is not supported by the tensorflow capture (known: dense, cnn1, cnn2, cnn3, pool, batchnorm, layernorm, rmsnorm, embedding, residual, model, rnn, lstm, gru)',
+    message: 'Error: layer "conv2" is not supported by the tensorflow capture (known: dense, cnn1, cnn2, cnn3, pool, batchnorm, layernorm, rmsnorm, embedding, residual, model, rnn, lstm, gru, conv_transpose, upsample, separable, prelu, time_distributed)',
   });
 });
 

@@ -341,6 +341,7 @@ const BUILDERS = {
   rnn: recurrent.recurrentModel('rnn'),
   lstm: recurrent.recurrentModel('lstm'),
   gru: recurrent.recurrentModel('gru'),
+  ...require('./families.js').families(tf, { ACTIVATIONS, NOT_IN_TFJS }),
 };
 
 // Inputs: N(0, 1) floats, or uniform int32 ids in [0, vocab).

@@ -49,6 +49,37 @@ KerasTranslator softmax_layer() {
           }};
 }
 
+// PReLU(shared_axes): alpha has the input's shape without the batch, 1 on every shared axis.
+// The IR's PReLU takes one slope per channel (dim 1) or one for all: alpha must vary along the
+// channels (last) axis alone, or along none; a slope per position is refused at shared_axes.
+// On a rank >= 3 input it computes channels-first, where the channels are dim 1.
+KerasTranslator prelu_layer() {
+  return {{"shared_axes", "alpha"}, 1, [](const Layer& L) {
+            const JsonRef c = L.config();
+            const Shape& in = L.shape();
+            const size_t r = in.size();
+            if (r < 2 || !is_float(L.type().dtype)) L.fail("PReLU \"" + L.name() + "\" needs a float input of rank >= 2, got " + shape_str(in));
+            Shape want(in.begin() + 1, in.end());
+            if (auto shared = c.find("shared_axes"))
+              for (int64_t a : shared->is_array() ? shared->ints() : Ints{shared->i64()}) {
+                if (a < 1 || a >= int64_t(r)) shared->fail("axis " + std::to_string(a) + " is not a feature axis of a rank-" + std::to_string(r) + " input");
+                want[size_t(a) - 1] = 1;
+              }
+            bool per_position = false;
+            for (size_t i = 0; i + 1 < want.size(); ++i) per_position |= want[i] != 1;
+            if (per_position)
+              c.find("shared_axes") ? c["shared_axes"].fail("a slope per position (shape " + shape_str(want) +
+                                                            ") is not supported; share every axis but the channels (IR PReLU: one slope per channel)")
+                                    : L.fail("PReLU \"" + L.name() + "\" without shared_axes has a slope per position (shape " + shape_str(want) +
+                                             "); only one slope per channel is supported (shared_axes: every axis but the last)");
+            const int64_t channels = want.back();
+            const std::string slope = L.derived("alpha", want, "[input dims without the batch, 1 where shared]", "C",
+                                                [channels](const Tensor& t) { return t.clone().reshaped({channels}); });
+            const Layout layout = r >= 3 ? Layout::ChannelsFirst : Layout::ChannelsLast;
+            L.emit(layout, "PReLU", {L.x(layout), slope});
+          }};
+}
+
 // predict() never applies dropout or noise.
 KerasTranslator inference_identity(std::vector<std::string> attributes) {
   return {std::move(attributes), 1, [](const Layer& L) {

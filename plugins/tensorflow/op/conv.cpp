@@ -44,6 +44,18 @@ void emit_conv(const Layer& L, const ConvWindow& w, int64_t groups, std::vector<
   L.emit(Layout::ChannelsFirst, "Conv", std::move(inputs), std::move(a));
 }
 
+// A depthwise kernel [k..., C, M] as the IR's grouped conv weight [C·M, 1, k...]: Keras's output
+// channel c·M + m is input channel c times multiplier m, IR group c's output m.
+Tensor depthwise_to_ir(const Tensor& k) {
+  const Shape& ks = k.shape();
+  const size_t r = ks.size();
+  Ints perm = {int64_t(r) - 2, int64_t(r) - 1};  // [C, M, k...]
+  for (size_t d = 0; d + 2 < r; ++d) perm.push_back(int64_t(d));
+  Shape ws = {ks[r - 2] * ks[r - 1], 1};
+  ws.insert(ws.end(), ks.begin(), ks.end() - 2);
+  return permuted(k, perm).reshaped(ws);
+}
+
 }  // namespace
 
 // Conv1D/2D/3D: kernel [k..., in/groups, filters] -> the IR's [filters, in/groups, k...] by an
@@ -86,19 +98,113 @@ KerasTranslator depthwise_conv(size_t rank) {
             want.insert(want.end(), {cin, mult});
             // Keras 3 calls the weight "kernel": the weight table says which.
             const std::string kname = L.has_weight("kernel") && !L.has_weight("depthwise_kernel") ? "kernel" : "depthwise_kernel";
-            const auto to_ir = [](const Tensor& k) {
-              const Shape& ks = k.shape();
-              const size_t r = ks.size();
-              Ints perm = {int64_t(r) - 2, int64_t(r) - 1};  // [C, M, k...]
-              for (size_t d = 0; d + 2 < r; ++d) perm.push_back(int64_t(d));
-              Shape ws = {ks[r - 2] * ks[r - 1], 1};
-              ws.insert(ws.end(), ks.begin(), ks.end() - 2);
-              return permuted(k, perm).reshaped(ws);
-            };
             std::vector<std::string> inputs = {
-                L.x(Layout::ChannelsFirst), L.derived(kname, want, "[kernel..., channels, depth_multiplier]", oi_layout(rank), to_ir)};
+                L.x(Layout::ChannelsFirst), L.derived(kname, want, "[kernel..., channels, depth_multiplier]", oi_layout(rank), depthwise_to_ir)};
             if (c.boolean("use_bias", true)) inputs.push_back(L.weight("bias", {cin * mult}, "[out_channels]"));
             emit_conv(L, w, cin, std::move(inputs));
+          }};
+}
+
+// SeparableConv1D/2D: the depthwise conv (groups C, weight [C·M, 1, k...], no bias, no
+// activation; "<value>/depthwise") then the pointwise 1×1 conv ([k 1..., C·M, filters] ->
+// [filters, C·M, 1...]) with the bias and the activation. tfjs writes no depth_multiplier: the
+// depthwise kernel's last dim says it (and must equal the config's where one is written).
+KerasTranslator separable_conv(size_t rank) {
+  return {{"filters", "kernel_size", "strides", "padding", "data_format", "dilation_rate", "depth_multiplier", "activation", "use_bias"},
+          1, [rank](const Layer& L) {
+            check_spatial_input(L, rank);
+            const JsonRef c = L.config();
+            const int64_t cin = L.shape().back(), filters = c["filters"].i64();
+            const ConvWindow w = conv_window(L, rank, false);
+            Shape want(w.kernel.begin(), w.kernel.end());
+            want.insert(want.end(), {cin, c.has("depth_multiplier") ? c["depth_multiplier"].i64() : -1});
+            const int64_t mult = L.checked("depthwise_kernel", want, "[kernel..., channels, depth_multiplier]").shape().back();
+            const std::string dw_weight =
+                L.derived("depthwise_kernel", want, "[kernel..., channels, depth_multiplier]", oi_layout(rank), depthwise_to_ir);
+            ir::Attrs da = window_attrs(w.strides, w.dilations, w.pads.begin, w.pads.end);
+            da.set("groups", cin);
+            const std::string dw = L.emit_step("depthwise", "Conv", {L.x(Layout::ChannelsFirst), dw_weight}, std::move(da));
+            Shape pwant(rank, 1);
+            pwant.insert(pwant.end(), {cin * mult, filters});
+            std::vector<std::string> inputs = {dw, L.derived("pointwise_kernel", pwant, "[1..., channels·depth_multiplier, filters]", oi_layout(rank),
+                                                             [](const Tensor& k) { return permuted(k, kernel_oi_first_perm(k.shape().size())); })};
+            if (c.boolean("use_bias", true)) inputs.push_back(L.weight("bias", {filters}, "[filters]"));
+            const Ints ones(rank, 1), zeros(rank, 0);
+            emit_conv(L, ConvWindow{ones, ones, ones, Pads{zeros, zeros}}, 1, std::move(inputs));
+          }};
+}
+
+// Conv2DTranspose / Conv3DTranspose: kernel [k..., filters, in] -> the IR's [in, filters, k...].
+// tfjs computes TF's conv2dTranspose to the output size deconvLength gives ("valid":
+// in·s + max(k − s, 0); "same": in·s), which is the forward conv of that size with Keras's
+// padding: the full transposed length (in − 1)·s + k minus that size is cropped, half (rounded
+// down) at the start and the rest at the end; a size beyond the full length (k < s) is
+// output_padding at the end (only the bias reaches it). No dilation (tfjs writes none; Keras's
+// dilation_rate and output_padding are understood and refused unless 1 / null).
+KerasTranslator conv_transpose(size_t rank) {
+  return {{"filters", "kernel_size", "strides", "padding", "data_format", "dilation_rate", "output_padding", "activation", "use_bias", "groups"},
+          1, [rank](const Layer& L) {
+            check_spatial_input(L, rank);
+            const JsonRef c = L.config();
+            if (auto d = c.find("dilation_rate"); d && !(int_or_list(*d, rank) == Ints(rank, 1)))
+              d->fail("a dilated transposed convolution is not supported (tfjs has none)");
+            if (auto op = c.find("output_padding"); op && !op->is_null()) op->fail("output_padding is not supported (tfjs has none)");
+            refuse_unless(c, "groups", c.i64("groups", 1) == 1, "a grouped transposed convolution is not supported");
+            const int64_t cin = L.shape().back(), filters = c["filters"].i64();
+            const Ints kernel = per_dim(c, "kernel_size", rank), strides = per_dim(c, "strides", rank, 1);
+            const JsonRef padding = c["padding"];
+            const std::string mode = padding.str();
+            if (mode != "valid" && mode != "same") padding.fail("expected \"valid\" or \"same\", got \"" + mode + "\"");
+            Ints begin(rank, 0), end(rank, 0), extra(rank, 0);
+            for (size_t i = 0; i < rank; ++i) {
+              const int64_t in = L.shape()[i + 1], k = kernel[i], s = strides[i];
+              const int64_t out = mode == "same" ? in * s : in * s + std::max<int64_t>(k - s, 0);
+              const int64_t crop = (in - 1) * s + k - out;
+              if (crop >= 0) {
+                begin[i] = crop / 2;
+                end[i] = crop - begin[i];
+              } else {
+                extra[i] = -crop;
+              }
+            }
+            Shape want(kernel.begin(), kernel.end());
+            want.insert(want.end(), {filters, cin});
+            Ints perm = {int64_t(rank) + 1, int64_t(rank)};  // [in, filters, k...]
+            for (size_t d = 0; d < rank; ++d) perm.push_back(int64_t(d));
+            std::vector<std::string> inputs = {
+                L.x(Layout::ChannelsFirst),
+                L.derived("kernel", want, "[kernel..., filters, in_channels]", "IO" + std::string("DHW").substr(3 - rank),
+                          [perm](const Tensor& k) { return permuted(k, perm); })};
+            if (c.boolean("use_bias", true)) inputs.push_back(L.weight("bias", {filters}, "[filters]"));
+            ir::Attrs a = window_attrs(strides, Ints(rank, 1), begin, end);
+            a.set("output_padding", extra);
+            // ConvTranspose fuses no activation: a separate Activation after it (a softmax refused).
+            const auto activation = c.find("activation");
+            const Act act = activation ? keras_activation(L.model(), *activation) : Act{"identity", {}};
+            if (act.softmax) activation->fail("a softmax activation inside a convolution is not supported; use a Softmax layer");
+            if (act.function == "identity") return L.emit(Layout::ChannelsFirst, "ConvTranspose", std::move(inputs), std::move(a));
+            const std::string y = L.emit_step("linear", "ConvTranspose", std::move(inputs), std::move(a));
+            ir::Attrs f = act.params;
+            f.set("function", act.function);
+            L.emit(Layout::ChannelsFirst, "Activation", {y}, std::move(f));
+          }};
+}
+
+// UpSampling2D(size, interpolation): Resize to [H·sh, W·sw] with tfjs's resizeNearestNeighbor /
+// resizeBilinear as the layer calls them (align_corners and half_pixel_centers false): source
+// coordinate o · in / out, "asymmetric" (nearest: its floor).
+KerasTranslator upsampling(size_t rank) {
+  return {{"size", "data_format", "interpolation"}, 1, [rank](const Layer& L) {
+            check_spatial_input(L, rank);
+            const JsonRef c = L.config();
+            const Ints size = per_dim(c, "size", rank, 2);
+            const std::string interp = c.str("interpolation", "nearest");
+            if (interp != "nearest" && interp != "bilinear")
+              c["interpolation"].fail("expected \"nearest\" or \"bilinear\", got \"" + interp + "\"");
+            Ints sizes;
+            for (size_t i = 0; i < rank; ++i) sizes.push_back(L.shape()[i + 1] * size[i]);
+            L.emit(Layout::ChannelsFirst, "Resize", {L.x(Layout::ChannelsFirst)},
+                   attrs_of({{"mode", std::string(interp == "nearest" ? "nearest" : "linear")}, {"coordinates", std::string("asymmetric")}, {"sizes", sizes}}));
           }};
 }
 

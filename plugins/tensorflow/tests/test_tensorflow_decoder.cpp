@@ -513,9 +513,9 @@ TEST_CASE("tensorflow decoder: every recorded spatial stream passes the ladder -
 
 TEST_CASE("tensorflow decoder: an unknown layer class names its path", "[tensorflow]") {
   json doc = load_doc("sequential_square");
-  doc["model"]["topology"]["config"]["layers"][1]["class_name"] = "SeparableConv2D";
+  doc["model"]["topology"]["config"]["layers"][1]["class_name"] = "ConvLSTM2D";
   CHECK_THROWS_MATCHES(decode(doc), pb::Error,
-                       ErrorAt("model.topology.config.layers", "1 node uses what this planet cannot translate: layer class \"SeparableConv2D\" "
+                       ErrorAt("model.topology.config.layers", "1 node uses what this planet cannot translate: layer class \"ConvLSTM2D\" "
                                                                "(model.topology.config.layers[1].class_name); known layer classes: "));
 
   doc = load_doc("sequential_square");
@@ -806,4 +806,116 @@ TEST_CASE("tensorflow decoder: shapes are tracked through every layer - impossib
   doc["model"]["weights"]["dw"]["kernel"] = doc["model"]["weights"]["dw"]["depthwise_kernel"];
   doc["model"]["weights"]["dw"].erase("depthwise_kernel");
   CHECK(node(decode(doc), "dw@NCHW").inputs[1] == "dw/depthwise_kernel@OIHW");  // the stream tensor's name
+}
+
+// ------------------------------------------------------------------ issue-10 layer families (record_families.js)
+
+TEST_CASE("tensorflow decoder: Conv2DTranspose [kh, kw, out, in] becomes ConvTranspose [in, out, kh, kw]", "[tensorflow]") {
+  const pb::Stream s = to_stream(load_doc("tfjs_conv_transpose"));
+  const Graph g = tensorflow().decode(s);
+  // kernel 2x3, stride 2, same on 3x4: out 6x8, full (in-1)·2 + k = 6x9: crop 0 + 0 rows, 0 + 1 columns.
+  const pb::ir::Node& ct = node(g, "ct_same/linear");
+  CHECK(ct.op == "ConvTranspose");
+  CHECK(ct.inputs == std::vector<std::string>{"x@NCHW", "ct_same/kernel@IOHW", "ct_same/bias"});
+  CHECK(ct.attrs.ints("pads_begin") == std::vector<int64_t>{0, 0});
+  CHECK(ct.attrs.ints("pads_end") == std::vector<int64_t>{0, 1});
+  CHECK(node(g, "ct_same@NCHW").op == "Activation");
+  // kernel 1 below strides [2, 3]: the output is in·s, the missing end is output_padding [1, 2].
+  CHECK(node(g, "ct_k1@NCHW").attrs.ints("output_padding") == std::vector<int64_t>{1, 2});
+  const Tensor& k = s.tensors.at("ct_same/kernel");
+  const Tensor& w = g.weights.at("ct_same/kernel@IOHW");
+  REQUIRE(k.shape() == pb::Shape{2, 3, 3, 2});
+  REQUIRE(w.shape() == pb::Shape{2, 3, 2, 3});
+  for (int64_t i = 0; i < 2; ++i)
+    for (int64_t o = 0; o < 3; ++o)
+      for (int64_t t = 0; t < 6; ++t) CHECK(w.data<float>()[(i * 3 + o) * 6 + t] == k.data<float>()[(t * 3 + o) * 2 + i]);
+  check_close(run(s, g)[0], s.tensors.at("output.0"));
+  // The crop at the start instead of the end visibly fails.
+  Graph wrong = g;
+  for (pb::ir::Node& n : wrong.nodes)
+    if (n.name == "ct_same/linear") n.attrs.set("pads_begin", std::vector<int64_t>{0, 1}), n.attrs.set("pads_end", std::vector<int64_t>{0, 0});
+  CHECK(max_diff(run(s, wrong)[0], s.tensors.at("output.0")) > 0.05);
+
+  json doc = load_doc("tfjs_conv_transpose");
+  doc["model"]["topology"]["config"]["layers"][1]["config"]["dilation_rate"] = {2, 2};
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error,
+                       ErrorAt("model.topology.config.layers[1].config.dilation_rate", "a dilated transposed convolution is not supported"));
+  doc = load_doc("tfjs_conv_transpose");
+  doc["model"]["topology"]["config"]["layers"][1]["config"]["padding"] = "causal";
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.topology.config.layers[1].config.padding", "expected \"valid\" or \"same\""));
+}
+
+TEST_CASE("tensorflow decoder: UpSampling2D is Resize with tfjs's asymmetric coordinates", "[tensorflow]") {
+  const pb::Stream s = to_stream(load_doc("tfjs_upsample"));
+  const Graph g = tensorflow().decode(s);
+  const pb::ir::Node& near = node(g, "up_nearest@NCHW");
+  CHECK(near.op == "Resize");
+  CHECK(near.attrs.s("mode") == "nearest");
+  CHECK(near.attrs.s("coordinates") == "asymmetric");
+  CHECK(near.attrs.ints("sizes") == std::vector<int64_t>{6, 12});
+  CHECK(node(g, "up_bilinear@NCHW").attrs.s("mode") == "linear");
+  const auto got = run(s, g);
+  check_close(got[0], s.tensors.at("output.0"));
+  check_close(got[1], s.tensors.at("output.1"));
+  // Half-pixel centres (PyTorch's and the IR's default) are not what the layer computes.
+  Graph wrong = g;
+  for (pb::ir::Node& n : wrong.nodes)
+    if (n.name == "up_bilinear@NCHW") n.attrs.set("coordinates", std::string("half_pixel"));
+  CHECK(max_diff(run(s, wrong)[1], s.tensors.at("output.1")) > 0.05);
+
+  json doc = load_doc("tfjs_upsample");
+  doc["model"]["topology"]["config"]["layers"][2]["config"]["interpolation"] = "bicubic";
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error,
+                       ErrorAt("model.topology.config.layers[2].config.interpolation", "expected \"nearest\" or \"bilinear\", got \"bicubic\""));
+}
+
+TEST_CASE("tensorflow decoder: SeparableConv2D is a depthwise Conv then a pointwise Conv", "[tensorflow]") {
+  const pb::Stream s = to_stream(load_doc("tfjs_separable"));
+  const Graph g = tensorflow().decode(s);
+  const pb::ir::Node& dw = node(g, "sep/depthwise");
+  CHECK(dw.op == "Conv");
+  CHECK(dw.attrs.i("groups") == 2);
+  CHECK(dw.inputs == std::vector<std::string>{"x@NCHW", "sep/depthwise_kernel@OIHW"});
+  const pb::ir::Node& pw = node(g, "sep@NCHW");
+  CHECK(pw.inputs == std::vector<std::string>{"sep/depthwise", "sep/pointwise_kernel@OIHW", "sep/bias"});
+  CHECK(pw.attrs.s("activation") == "tanh");
+  CHECK(g.weights.at("sep/pointwise_kernel@OIHW").shape() == pb::Shape{3, 4, 1, 1});
+  check_close(run(s, g)[0], s.tensors.at("output.0"));
+
+  // tfjs writes no depth_multiplier; a config that states another one than the kernel's is refused at the weight.
+  json doc = load_doc("tfjs_separable");
+  doc["model"]["topology"]["config"]["layers"][1]["config"]["depth_multiplier"] = 3;
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.weights.sep.depthwise_kernel", "expected a float depthwise_kernel of shape"));
+}
+
+TEST_CASE("tensorflow decoder: PReLU with one alpha per channel", "[tensorflow]") {
+  const pb::Stream s = to_stream(load_doc("tfjs_prelu"));
+  const Graph g = tensorflow().decode(s);
+  const pb::ir::Node& p = node(g, "prelu@NCHW");
+  CHECK(p.op == "PReLU");
+  CHECK(p.inputs == std::vector<std::string>{"conv@NCHW", "prelu/alpha@C"});
+  CHECK(g.weights.at("prelu/alpha@C").shape() == pb::Shape{3});
+  CHECK(node(g, "prelu_flat").op == "PReLU");  // [N, F]: the features are dim 1 as they are
+  check_close(run(s, g)[0], s.tensors.at("output.0"));
+
+  // A slope per position (no shared axes on a spatial input) is refused naming shared_axes.
+  json doc = load_doc("tfjs_prelu");
+  doc["model"]["topology"]["config"]["layers"][2]["config"]["shared_axes"] = {1};
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error,
+                       ErrorAt("model.topology.config.layers[2].config.shared_axes", "a slope per position (shape [1, 2, 3]) is not supported"));
+}
+
+TEST_CASE("tensorflow decoder: TimeDistributed applies its layer to batch x time and keeps the batch dynamic", "[tensorflow]") {
+  const pb::Stream s = to_stream(load_doc("tfjs_time_distributed"));
+  const Graph g = tensorflow().decode(s);
+  CHECK(node(g, "td/merged").attrs.ints("shape") == std::vector<int64_t>{-1, 4, 4, 2});
+  CHECK(node(g, "td/inner@NCHW").op == "Conv");
+  CHECK(node(g, "td/inner@NCHW").inputs[1] == "td/kernel@OIHW");  // the wrapper's weights
+  CHECK(node(g, "td").attrs.ints("shape") == std::vector<int64_t>{-1, 3, 2, 2, 3});
+  check_close(run(s, g)[0], s.tensors.at("output.0"));
+
+  json doc = load_doc("tfjs_time_distributed");
+  doc["model"]["topology"]["config"]["layers"][1]["config"]["layer"]["config"]["kernel_quantizer"] = "int8";
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error,
+                       ErrorAt("model.topology.config.layers[1].config.layer.config.kernel_quantizer", "attribute not understood for Conv2D"));
 }
