@@ -28,7 +28,8 @@ void translate_embedding(const FxNode& n) {
   const int64_t rows = n.attr("num_embeddings").i64();
   n.check_param_shape("weight", w, {rows, n.attr("embedding_dim").i64()}, "[num_embeddings, embedding_dim] = ");
   // Ids from torch.arange (positions): those rows of the table, a Slice.
-  if (const FxRange* r = n.range_ref(*n.arg(0, "input"))) {
+  const std::optional<JsonRef> ids = n.arg(0, "input");
+  if (const FxRange* r = ids ? n.range_ref(*ids) : nullptr) {
     const int64_t last = r->start + (r->count - 1) * r->step;
     if (std::min(r->start, last) < 0 || std::max(r->start, last) >= rows)
       n.fail("ids " + std::to_string(r->start) + ".." + std::to_string(last) + " (torch.arange) are out of range for " + std::to_string(rows) + " rows");

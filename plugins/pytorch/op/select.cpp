@@ -7,7 +7,9 @@ namespace pb::pytorch {
 
 // input (== != < <= > >=) other, at least one a tensor.
 void emit_compare(const FxNode& n, const std::string& mode) {
-  n.emit("Compare", {n.operand(*n.arg(0, "input"), "lhs"), n.operand(*n.arg(1, "other"), "rhs")}, attrs_of({{"mode", mode}}));
+  auto a = n.arg(0, "input"), b = n.arg(1, "other");
+  if (!a || !b) n.fail("a comparison needs two operands");
+  n.emit("Compare", {n.operand(*a, "lhs"), n.operand(*b, "rhs")}, attrs_of({{"mode", mode}}));
 }
 
 // x.masked_fill(mask, value) / torch.masked_fill(input, mask, value): value where the mask is
