@@ -320,4 +320,9 @@ void translate_transpose(const FxNode& n);
 void translate_permute(const FxNode& n);
 void translate_cat(const FxNode& n);
 
+// op/swin.cpp: torchvision.models.swin_transformer's fx-wrapped functions (torchvision 0.14)
+void translate_relative_position_bias(const FxNode& n);
+void translate_patch_merging_pad(const FxNode& n);
+void translate_shifted_window_attention(const FxNode& n);
+
 }  // namespace pb::pytorch
