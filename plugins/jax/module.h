@@ -95,11 +95,14 @@ Pads flax_padding(const JsonRef& pad, const Shape& in, const Ints& window, const
 // ------------------------------------------------------------------ translators (op/*.cpp)
 
 void translate_dense(const Module& m);
+void translate_dense_general(const Module& m);
 void translate_embed(const Module& m);
 void translate_conv(const Module& m);
+void translate_conv_transpose(const Module& m);
 JaxTranslator pool(const std::string& mode);
 JaxTranslator global_reduce(const std::string& mode);
 void translate_batchnorm(const Module& m);
+void translate_groupnorm(const Module& m);
 void translate_norm(const Module& m, bool rms);
 void translate_dropout(const Module& m);
 void translate_reshape(const Module& m);

@@ -6,10 +6,15 @@ namespace pb::jax {
 const JaxTable& module_table() {
   static const JaxTable t = {
       {"Dense", {{"features", "use_bias", "dtype", "param_dtype", "precision"}, 1, translate_dense}},
+      {"DenseGeneral", {{"features", "axis", "batch_dims", "use_bias", "dtype", "param_dtype", "precision"}, 1, translate_dense_general}},
       {"Conv",
        {{"features", "kernel_size", "strides", "padding", "input_dilation", "kernel_dilation", "feature_group_count", "use_bias", "dtype",
          "param_dtype", "precision"},
         1, translate_conv}},
+      // lax.conv_transpose (no feature_group_count in Flax's ConvTranspose; mask is refused as not understood).
+      {"ConvTranspose",
+       {{"features", "kernel_size", "strides", "padding", "kernel_dilation", "use_bias", "transpose_kernel", "dtype", "param_dtype", "precision"}, 1,
+        translate_conv_transpose}},
       // momentum and use_fast_variance only shape training: informational at inference.
       {"BatchNorm",
        {{"use_running_average", "axis", "momentum", "epsilon", "use_bias", "use_scale", "axis_name", "use_fast_variance", "dtype",
@@ -18,6 +23,10 @@ const JaxTable& module_table() {
       {"LayerNorm",
        {{"epsilon", "use_bias", "use_scale", "reduction_axes", "feature_axes", "use_fast_variance", "dtype", "param_dtype"}, 1,
         [](const Module& m) { translate_norm(m, false); }}},
+      {"GroupNorm",
+       {{"num_groups", "group_size", "epsilon", "use_bias", "use_scale", "reduction_axes", "axis_name", "axis_index_groups", "use_fast_variance",
+         "dtype", "param_dtype"},
+        1, translate_groupnorm}},
       {"RMSNorm",
        {{"epsilon", "use_scale", "reduction_axes", "feature_axes", "dtype", "param_dtype"}, 1,
         [](const Module& m) { translate_norm(m, true); }}},

@@ -9,7 +9,7 @@
  * x + Dense_1(relu(Dense_0(x))), both Dense f -> f. Both are trained for 20 Adam steps on a
  * fixed synthetic regression task.
  *
- * Layers cnn1/2/3, pool, batchnorm, layernorm, rmsnorm, embedding, model: Flax modules over
+ * Layers cnn1/2/3, conv_transpose, dense_general, pool, batchnorm, groupnorm, layernorm, rmsnorm, embedding, model: Flax modules over
  * channels-last inputs [N, size..., in_channels] (integer ids [N, seq] for embeddings), moved
  * off their initialisation by 5 Adam steps towards a fixed random target (BatchNorm in training
  * mode, so its batch_stats move as Flax moves them, momentum 0.99), then 45 more training-mode
@@ -135,6 +135,35 @@ function convModel(dims, spec, n) {
   return { model: new flax.Model(layers), input: image(n, s.int('size'), dims, s.int('in_channels')) };
 }
 
+/** Layer conv_transpose: ConvTranspose per filter count (the activation after each) over [N, size..., in_channels]. */
+function convTransposeModel(spec, n) {
+  const s = specOf(spec, ['dims', 'in_channels', 'size', 'filters', 'kernel', 'stride', 'padding', 'activation', 'bias']);
+  const dims = s.choice('dims', [1, 2, 3]);
+  const kernel = s.int('kernel'), stride = s.int('stride', 1);
+  const padding = s.choice('padding', ['valid', 'same'], 'valid').toUpperCase(); // lax spells them "VALID", "SAME"
+  const activation = s.spec.activation ?? 'linear';
+  const act = activation === 'linear' ? null : activationFn(activation);
+  const useBias = s.bool('bias', true);
+  const layers = [];
+  for (const f of s.ints('filters')) {
+    layers.push(flax.ConvTranspose(f, rep(kernel, dims), { strides: stride, padding, useBias }));
+    if (act) layers.push(flax.fn(...act));
+  }
+  return { model: new flax.Model(layers), input: image(n, s.int('size'), dims, s.int('in_channels')) };
+}
+
+/** Layer dense_general: attention-style projections over [N, seq, d_model]: DenseGeneral([heads, d_model / heads]) (a head split), relu, DenseGeneral(d_model, axis [-2, -1]) (heads merged). */
+function denseGeneralModel(spec, n) {
+  const s = specOf(spec, ['seq', 'd_model', 'heads', 'bias']);
+  const d = s.int('d_model'), h = s.int('heads');
+  if (d % h) throw new Error(`spec.heads: ${h} heads do not divide d_model ${d}`);
+  const useBias = s.bool('bias', true);
+  return {
+    model: new flax.Model([flax.DenseGeneral([h, d / h], { useBias }), flax.fn('nn.relu'), flax.DenseGeneral(d, { axis: [-2, -1], useBias })]),
+    input: { shape: [n, s.int('seq'), d] },
+  };
+}
+
 /** Layer pool: Conv(3, SAME) -> relu -> pool; global pools are jnp.mean / jnp.max over the spatial axes. */
 function poolModel(spec, n) {
   const s = specOf(spec, ['dims', 'in_channels', 'size', 'filters', 'pool', 'kernel', 'stride', 'padding']);
@@ -160,6 +189,19 @@ function batchnormModel(spec, n) {
   if (dims === 0) return { model: new flax.Model([flax.Dense(f), flax.BatchNorm(), flax.fn('nn.relu')]), input: { shape: [n, cin] } };
   return {
     model: new flax.Model([flax.Conv(f, rep(3, dims), { padding: 'SAME' }), flax.BatchNorm(), flax.fn('nn.relu')]),
+    input: image(n, s.int('size'), dims, cin),
+  };
+}
+
+/** Layer groupnorm: Conv(filters, 3, SAME) -> GroupNorm(groups) -> relu (dims 1-3), Dense -> GroupNorm -> relu (dims 0). */
+function groupnormModel(spec, n) {
+  const s = specOf(spec, ['dims', 'in_channels', 'size', 'filters', 'groups', 'eps']);
+  const dims = s.choice('dims', [0, 1, 2, 3]);
+  const cin = s.int('in_channels'), f = s.int('filters');
+  const norm = flax.GroupNorm({ numGroups: s.int('groups'), epsilon: s.number('eps', 1e-6) });
+  if (dims === 0) return { model: new flax.Model([flax.Dense(f), norm, flax.fn('nn.relu')]), input: { shape: [n, cin] } };
+  return {
+    model: new flax.Model([flax.Conv(f, rep(3, dims), { padding: 'SAME' }), norm, flax.fn('nn.relu')]),
     input: image(n, s.int('size'), dims, cin),
   };
 }
@@ -373,8 +415,11 @@ const BUILDERS = {
   cnn1: (spec, n) => convModel(1, spec, n),
   cnn2: (spec, n) => convModel(2, spec, n),
   cnn3: (spec, n) => convModel(3, spec, n),
+  conv_transpose: convTransposeModel,
+  dense_general: denseGeneralModel,
   pool: poolModel,
   batchnorm: batchnormModel,
+  groupnorm: groupnormModel,
   layernorm: normModel('layernorm'),
   rmsnorm: normModel('rmsnorm'),
   embedding: embeddingModel,
@@ -550,6 +595,6 @@ async function build(fixture) {
 }
 
 module.exports = {
-  ACTIVATIONS, LAYERS, BUILDERS, RECURRENT, recurrentModel, perturbBiases, denseModel, residualModel, convModel, poolModel, batchnormModel, wholeModel,
+  ACTIVATIONS, LAYERS, BUILDERS, RECURRENT, recurrentModel, perturbBiases, denseModel, residualModel, convModel, convTransposeModel, denseGeneralModel, poolModel, batchnormModel, groupnormModel, wholeModel,
   train, fit, build, fixtureSeed,
 };

@@ -93,6 +93,15 @@ function Dense(features, { useBias = true, name, inputs } = {}) {
   return layer({ type: 'Dense', features, use_bias: !!useBias }, name, inputs);
 }
 
+// flax.linen.DenseGeneral(features: int or list, axis: int or list = -1): contracts x's `axis`
+// with the kernel [x.shape[axis]..., features...]; bias [features...]. batch_dims is not offered.
+function DenseGeneral(features, { axis = -1, useBias = true, name, inputs } = {}) {
+  const fs = Number.isInteger(features) ? features : [...features];
+  const ok = (v) => Number.isInteger(v) && v > 0;
+  if (!(Number.isInteger(fs) ? ok(fs) : fs.length && fs.every(ok))) throw new Error(`DenseGeneral: features must be a positive int or a list of them, got ${JSON.stringify(features)}`);
+  return layer({ type: 'DenseGeneral', features: fs, axis: Number.isInteger(axis) ? axis : [...axis], batch_dims: [], use_bias: !!useBias }, name, inputs);
+}
+
 function fn(name, attrs = {}, { inputs, name: nodeName } = {}) {
   const f = FUNCTIONS[name];
   if (!f) throw new Error(`unknown function ${JSON.stringify(name)} (known: ${Object.keys(FUNCTIONS).join(', ')})`);
@@ -122,6 +131,21 @@ function Conv(features, kernelSize, { strides = 1, padding = 'SAME', kernelDilat
   }, name, inputs);
 }
 
+// flax.linen.ConvTranspose(features, kernel_size, strides=1, padding='SAME', kernel_dilation=1,
+// use_bias=True, transpose_kernel=False): lax.conv_transpose. kernel_size may be an int (1-D),
+// as Flax takes it; padding 'SAME' | 'VALID' | int | [int or [low, high], ...].
+function ConvTranspose(features, kernelSize, { strides = 1, padding = 'SAME', kernelDilation = 1, useBias = true, transposeKernel = false, name, inputs } = {}) {
+  if (!Number.isInteger(features) || features <= 0) throw new Error(`ConvTranspose: features must be a positive integer, got ${features}`);
+  const ks = Number.isInteger(kernelSize) ? [kernelSize] : kernelSize;
+  const n = Array.isArray(ks) ? ks.length : 0;
+  if (n < 1 || n > 3) throw new Error(`ConvTranspose: kernel_size must be an int or a list of 1 to 3 ints, got ${JSON.stringify(kernelSize)}`);
+  return layer({
+    type: 'ConvTranspose', features, kernel_size: seq(ks, n, 'ConvTranspose kernel_size'), strides: seq(strides, n, 'ConvTranspose strides'),
+    padding: clonePadding(padding), kernel_dilation: seq(kernelDilation, n, 'ConvTranspose kernel_dilation'),
+    use_bias: !!useBias, transpose_kernel: !!transposeKernel,
+  }, name, inputs);
+}
+
 const clonePadding = (p) => (Array.isArray(p) ? p.map((e) => (Array.isArray(e) ? [...e] : e)) : p);
 
 // flax.linen.BatchNorm over the last axis. Streams are inference captures: use_running_average
@@ -134,6 +158,16 @@ function BatchNorm({ momentum = 0.99, epsilon = 1e-5, useBias = true, useScale =
 const LayerNorm = ({ epsilon = 1e-6, useBias = true, useScale = true, name, inputs } = {}) =>
   layer({ type: 'LayerNorm', epsilon, use_bias: useBias, use_scale: useScale }, name, inputs);
 const RMSNorm = ({ epsilon = 1e-6, useScale = true, name, inputs } = {}) => layer({ type: 'RMSNorm', epsilon, use_scale: useScale }, name, inputs);
+
+// flax.linen.GroupNorm(num_groups=32, group_size=None, epsilon=1e-6, use_bias, use_scale): the
+// channels (last axis) split into num_groups groups (or groups of group_size), each normalised
+// over every non-batch axis; scale and bias per channel. Exactly one of the two is given.
+function GroupNorm({ numGroups = 32, groupSize = null, epsilon = 1e-6, useBias = true, useScale = true, name, inputs } = {}) {
+  if (groupSize !== null) numGroups = null;
+  const g = numGroups ?? groupSize;
+  if (!Number.isInteger(g) || g <= 0) throw new Error(`GroupNorm: num_groups / group_size must be a positive integer, got ${g}`);
+  return layer({ type: 'GroupNorm', num_groups: numGroups, group_size: groupSize, epsilon, use_bias: useBias, use_scale: useScale }, name, inputs);
+}
 
 // flax.linen.Embed(num_embeddings, features): integer ids -> rows of embedding [V, D].
 const Embed = (numEmbeddings, features, { name, inputs } = {}) =>
@@ -375,6 +409,29 @@ const MODULES = {
       return l.use_bias ? y.add(p.bias) : y;
     },
   },
+  DenseGeneral: {
+    // Flax's kernel_init_wrap: lecun_normal over the flat [prod(in), prod(features)], reshaped.
+    init: (key, l, [x]) => {
+      const { axes, features } = denseGeneralDims(l, x.ndim);
+      const inShape = axes.map((a) => x.shape[a]);
+      const prod = (v) => v.reduce((p, q) => p * q, 1);
+      const p = { kernel: np.reshape(lecunNormal(key, [prod(inShape), prod(features)]), [...inShape, ...features]) };
+      if (l.use_bias) p.bias = np.zeros(features);
+      return { params: p };
+    },
+    // lax.dot_general(x, kernel, ((axis, leading kernel dims), ((), ()))): the contracted axes
+    // moved last, flattened, one matmul, then x's other dims followed by the features.
+    apply: (l, { params: p }, [x]) => {
+      const { axes, features } = denseGeneralDims(l, x.ndim);
+      const rest = range(0, x.ndim).filter((d) => !axes.includes(d));
+      const keep = rest.map((d) => x.shape[d]);
+      const inSize = axes.reduce((q, a) => q * x.shape[a], 1);
+      const outSize = features.reduce((q, f) => q * f, 1);
+      const xm = np.reshape(np.transpose(x, [...rest, ...axes]), [...keep, inSize]);
+      const y = np.reshape(np.matmul(xm, np.reshape(p.kernel, [inSize, outSize])), [...keep, ...features]);
+      return l.use_bias ? y.add(p.bias) : y;
+    },
+  },
   Conv: {
     init: (key, l, [x]) => {
       const p = { kernel: lecunNormal(key, [...l.kernel_size, x.shape[x.ndim - 1] / l.feature_group_count, l.features]) };
@@ -388,6 +445,29 @@ const MODULES = {
       const w = np.transpose(p.kernel, [n + 1, n, ...range(0, n)]);
       const y = toLast(lax.convGeneralDilated(toFirst(x), w, l.strides, explicitPadsFor(l, x), {
         rhsDilation: l.kernel_dilation, featureGroupCount: l.feature_group_count,
+      }));
+      return l.use_bias ? y.add(p.bias) : y;
+    },
+  },
+  ConvTranspose: {
+    init: (key, l, [x]) => {
+      const cin = x.shape[x.ndim - 1];
+      // Flax: kernel_size + (in, features), or (features, in) with transpose_kernel; lecun_normal's
+      // fan_in is the receptive field times shape[-2].
+      const p = { kernel: lecunNormal(key, [...l.kernel_size, ...(l.transpose_kernel ? [l.features, cin] : [cin, l.features])]) };
+      if (l.use_bias) p.bias = np.zeros([l.features]);
+      return { params: p };
+    },
+    // lax.conv_transpose = lax.conv_general_dilated(x, kernel, window_strides 1, pads,
+    // lhs_dilation = strides, rhs_dilation = kernel_dilation) with Flax's NHWC / HWIO, written
+    // as jax-js takes it (NCHW, OIHW). transpose_kernel flips the spatial axes and swaps I / O.
+    apply: (l, { params: p }, [x]) => {
+      const n = l.kernel_size.length;
+      let k = p.kernel;
+      if (l.transpose_kernel) k = np.flip(np.transpose(k, [...range(0, n), n + 1, n]), range(0, n));
+      const w = np.transpose(k, [n + 1, n, ...range(0, n)]);
+      const y = toLast(lax.convGeneralDilated(toFirst(x), w, Array(n).fill(1), convTransposePads(l), {
+        lhsDilation: l.strides, rhsDilation: l.kernel_dilation,
       }));
       return l.use_bias ? y.add(p.bias) : y;
     },
@@ -421,6 +501,29 @@ const MODULES = {
     apply: (l, { params = {} }, [x]) => {
       const [mu, variance] = stats(x.ref, [x.ndim - 1], true);
       return normalize(l, params, x, mu, variance);
+    },
+  },
+  GroupNorm: {
+    init: (key, l, [x]) => {
+      const c = x.shape[x.ndim - 1];
+      const params = {};
+      if (l.use_scale) params.scale = np.ones([c]);
+      if (l.use_bias) params.bias = np.zeros([c]);
+      return { params };
+    },
+    // Flax: x reshaped to [..., groups, group_size], _compute_stats (fast variance) over every axis
+    // but the batch and the groups, normalised, back to x's shape, then * scale + bias per channel.
+    apply: (l, { params = {} }, [x]) => {
+      const c = x.shape[x.ndim - 1];
+      const g = l.num_groups ?? c / l.group_size;
+      if (!Number.isInteger(g) || c % g) throw new Error(`GroupNorm: ${c} channels do not split into ${g} groups`);
+      const shape = [...x.shape];
+      const xg = np.reshape(x, [...shape.slice(0, -1), g, c / g]);
+      const axes = [...range(1, xg.ndim - 2), xg.ndim - 1];
+      const [mu, variance] = stats(xg.ref, axes, true);
+      const y = np.reshape(normalize({ ...l, use_scale: false, use_bias: false }, {}, xg, mu, variance), shape);
+      const scaled = l.use_scale ? y.mul(params.scale) : y;
+      return l.use_bias ? scaled.add(params.bias) : scaled;
     },
   },
   RMSNorm: {
@@ -603,13 +706,40 @@ function explicitPadsFor(l, x) {
   return explicitPads(l.padding, x.shape.slice(1, -1), l.kernel_size, l.strides, l.kernel_dilation);
 }
 
+// DenseGeneral's axes normalised and sorted (Flax's _normalize_axes) and features as a list.
+function denseGeneralDims(l, ndim) {
+  const axes = (Number.isInteger(l.axis) ? [l.axis] : l.axis).map((a) => (a < 0 ? a + ndim : a)).sort((a, b) => a - b);
+  return { axes, features: Number.isInteger(l.features) ? [l.features] : l.features };
+}
+
+// lax.conv_transpose's padding: "SAME" / "VALID" by _conv_transpose_padding over the dilated
+// kernel size k = (kernel_size - 1) * kernel_dilation + 1 (out = in * s, in * s + max(k - s, 0));
+// explicit pads go to the lhs-dilated conv as they are.
+function convTransposePads(l) {
+  if (typeof l.padding === 'string') {
+    if (!['SAME', 'VALID'].includes(l.padding)) throw new Error(`ConvTranspose padding ${JSON.stringify(l.padding)} is not supported`);
+    return l.kernel_size.map((ks, i) => {
+      const k = (ks - 1) * l.kernel_dilation[i] + 1, s = l.strides[i];
+      const len = l.padding === 'SAME' ? k + s - 2 : k + s - 2 + Math.max(k - s, 0);
+      const a = l.padding === 'VALID' || s > k - 1 ? k - 1 : Math.ceil(len / 2);
+      return [a, len - a];
+    });
+  }
+  const n = l.kernel_size.length;
+  if (Number.isInteger(l.padding)) return Array.from({ length: n }, () => [l.padding, l.padding]);
+  return l.padding.map((p) => (Number.isInteger(p) ? [p, p] : [p[0], p[1]]));
+}
+
 // Flax module types and functions jax-js has no stock equivalent of: the stream's "composed"
 // notes. The activations are jax-js's own nn.* and the operators its own numpy: stock.
 const COMPOSED = {
   Dense: 'Dense: jax-js has no Flax; flax.linen.Dense is composed as jnp.matmul(x, kernel) + bias',
+  DenseGeneral: 'DenseGeneral: jax-js has no Flax; flax.linen.DenseGeneral is composed as the contracted axes moved last and flattened, jnp.matmul with the kernel flattened to [prod(in), prod(features)], reshaped to the features, + bias',
   Conv: 'Conv: jax-js has no Flax; flax.linen.Conv is composed as lax.conv_general_dilated over transposes (NHWC/HWIO to jax-js\'s NCHW/OIHW and back)',
+  ConvTranspose: 'ConvTranspose: jax-js has no Flax; flax.linen.ConvTranspose is composed as lax.conv_transpose written as lax.conv_general_dilated with lhs_dilation = strides over transposes (NHWC/HWIO to jax-js\'s NCHW/OIHW and back)',
   BatchNorm: 'BatchNorm: jax-js has no Flax; flax.linen.BatchNorm is composed as (x - mean) * rsqrt(var + epsilon) * scale + bias over batch_stats',
   LayerNorm: 'LayerNorm: jax-js has no Flax; flax.linen.LayerNorm is composed from jnp.mean (fast variance mean(x²) - mean²), rsqrt, scale and bias',
+  GroupNorm: 'GroupNorm: jax-js has no Flax; flax.linen.GroupNorm is composed as jnp.reshape to [..., groups, group_size], jnp.mean (fast variance mean(x²) - mean²) over every axis but the batch and the groups, rsqrt, reshaped back, scale and bias',
   RMSNorm: 'RMSNorm: jax-js has no Flax; flax.linen.RMSNorm is composed as x * rsqrt(mean(x²) + epsilon) * scale',
   Embed: 'Embed: jax-js has no Flax; flax.linen.Embed is composed as jnp.take(embedding, ids, axis=0)',
   Dropout: 'Dropout: jax-js has no Flax; deterministic flax.linen.Dropout is the identity',
@@ -847,7 +977,7 @@ async function capture({ model, variables, inputs, modelId, taps = true }) {
 
 module.exports = {
   PLANET, ENGINE, PLANET_VERSION, FUNCTIONS, MODULES, COMPOSED,
-  ready, Dense, Conv, SimpleCell, LSTMCell, OptimizedLSTMCell, GRUCell, RNN, Bidirectional, orthogonal, BatchNorm, LayerNorm, RMSNorm, Embed, Dropout, maxPool, avgPool, mean, max, reshape,
+  ready, Dense, DenseGeneral, Conv, ConvTranspose, SimpleCell, LSTMCell, OptimizedLSTMCell, GRUCell, RNN, Bidirectional, orthogonal, BatchNorm, LayerNorm, GroupNorm, RMSNorm, Embed, Dropout, maxPool, avgPool, mean, max, reshape,
   fn, add, subtract, multiply, concatenate, Model, lecunNormal, truncatedNormal, explicitPads,
   capture, Stream, flattenVariables, jax,
 };

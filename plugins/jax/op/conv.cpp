@@ -1,5 +1,7 @@
 // flax.linen.Conv, the pooling functions and global reductions (jnp.mean / jnp.max over the
 // spatial axes). Flax is channels-last: each reads its input channels-first and computes there.
+#include <algorithm>
+
 #include "../module.h"
 
 namespace pb::jax {
@@ -40,6 +42,89 @@ void translate_conv(const Module& m) {
   ir::Attrs a = window_attrs(strides, dilations, pads.begin, pads.end);
   a.set("groups", groups);
   m.emit(Layout::ChannelsFirst, "Conv", inputs, std::move(a));
+}
+
+// ConvTranspose: x [N, spatial..., in], kernel [kernel_size..., in, features] (transpose_kernel:
+// [kernel_size..., features, in]). Flax calls lax.conv_transpose: a Conv with lhs_dilation =
+// strides over x padded (lo, hi) per dim ("SAME" / "VALID": lax's _conv_transpose_padding over
+// the dilated kernel size), the kernel used as a forward conv's HWIO, unflipped (transpose_kernel
+// flips it and swaps I/O). The IR's ConvTranspose is the gradient form: its weight is that
+// kernel flipped, pads_begin = (k - 1)·d - lo, pads_end = (k - 1)·d - hi, a negative end
+// becoming output_padding.
+void translate_conv_transpose(const Module& m) {
+  const JsonRef& j = m.json();
+  check_float32(j);
+  const int64_t features = positive(j["features"]);
+  // Flax's ConvTranspose takes an int kernel_size as a 1-D kernel.
+  const JsonRef ks = j["kernel_size"];
+  const Ints kernel = ks.is_array() ? window_shape(ks) : Ints{positive(ks)};
+  const size_t n = kernel.size();
+  check_spatial_input(m, n, "ConvTranspose");
+  const Ints strides = per_dim(j, "strides", n, 1), dilations = per_dim(j, "kernel_dilation", n, 1);
+  const bool transpose_kernel = j.boolean("transpose_kernel", false);
+  const int64_t in_c = m.shape().back();
+  const Shape in_spatial(m.shape().begin() + 1, m.shape().end() - 1);
+
+  static const nlohmann::json same = "SAME";  // Flax ConvTranspose's default
+  const JsonRef pad = j.find("padding") ? j["padding"] : JsonRef(same, j.path() + ".padding");
+  Ints lo(n), hi(n);
+  if (pad.is_string()) {
+    const std::string mode = pad.str();
+    if (mode != "SAME" && mode != "VALID")
+      pad.fail("expected \"SAME\", \"VALID\", an int or [low, high] pairs, got \"" + mode + "\"" +
+               (mode == "CIRCULAR" ? " (not supported: Flax wraps the output periodically)" : ""));
+    for (size_t i = 0; i < n; ++i) {
+      const int64_t k = (kernel[i] - 1) * dilations[i] + 1, s = strides[i];  // lax: the dilated kernel size
+      const int64_t len = mode == "SAME" ? k + s - 2 : k + s - 2 + std::max<int64_t>(k - s, 0);
+      lo[i] = mode == "VALID" || s > k - 1 ? k - 1 : (len + 1) / 2;
+      hi[i] = len - lo[i];
+    }
+  } else {
+    const Pads p = flax_padding(pad, in_spatial, kernel, strides, dilations, true);
+    lo = p.begin;
+    hi = p.end;
+  }
+  Ints begin(n), end(n), extra(n, 0);
+  for (size_t i = 0; i < n; ++i) {
+    const int64_t e = (kernel[i] - 1) * dilations[i];
+    begin[i] = e - lo[i];
+    end[i] = e - hi[i];
+    if (begin[i] < 0)
+      pad.fail("a low padding of " + std::to_string(lo[i]) + " in spatial dim " + std::to_string(i) +
+               " exceeds (kernel_size - 1) * kernel_dilation = " + std::to_string(e) + ": not supported (the IR's ConvTranspose cannot pad its output's start)");
+    if (end[i] < 0) {
+      extra[i] = -end[i];
+      end[i] = 0;
+      if (extra[i] >= std::max(strides[i], dilations[i]))
+        pad.fail("a high padding of " + std::to_string(hi[i]) + " in spatial dim " + std::to_string(i) + " exceeds (kernel_size - 1) * kernel_dilation = " +
+                 std::to_string(e) + " by the stride or more: not supported");
+    }
+  }
+
+  Shape want = kernel;
+  want.push_back(transpose_kernel ? features : in_c);
+  want.push_back(transpose_kernel ? in_c : features);
+  const Tensor& k = m.var("kernel");
+  if (k.shape() != want)
+    m.fail_var_shape("kernel", std::string(transpose_kernel ? "[kernel_size..., features, in_features]" : "[kernel_size..., in_features, features]") +
+                                   " = " + shape_str(want) + " (Flax's layout" + (transpose_kernel ? ", transpose_kernel" : "") + ")");
+  // -> [in, features, k...]; without transpose_kernel also flipped in every spatial dim (a
+  // row-major block [k...] flipped in all its dims is the block reversed).
+  Ints perm = {int64_t(n) + (transpose_kernel ? 1 : 0), int64_t(n) + (transpose_kernel ? 0 : 1)};
+  for (size_t d = 0; d < n; ++d) perm.push_back(int64_t(d));
+  Tensor w = permuted(k, perm);
+  const std::string io = "IO" + std::string("DHW").substr(3 - n);
+  if (!transpose_kernel) {
+    int64_t block = 1;
+    for (int64_t kd : kernel) block *= kd;
+    float* data = w.data<float>();
+    for (int64_t b = 0; b < w.numel(); b += block) std::reverse(data + b, data + b + block);
+  }
+  std::vector<std::string> inputs = {m.first(), m.decoder().derived(m.var_name("kernel"), transpose_kernel ? io : io + "_flipped", std::move(w))};
+  if (auto b = m.optional_var(j.boolean("use_bias", true), "use_bias", "bias", {features}, "[features]")) inputs.push_back(*b);
+  ir::Attrs a = window_attrs(strides, dilations, begin, end);
+  a.set("output_padding", extra);
+  m.emit(Layout::ChannelsFirst, "ConvTranspose", inputs, std::move(a));
 }
 
 // flax.linen.max_pool / avg_pool(inputs, window_shape, strides=None (ones), padding="VALID",

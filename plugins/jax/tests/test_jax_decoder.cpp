@@ -197,7 +197,7 @@ TEST_CASE("jax decoder: every function maps by its Flax name and matches jax-js"
 
 TEST_CASE("jax decoder: every test stream passes the ladder", "[jax]") {
   for (const char* name :
-       {"dense_square", "mlp_no_bias", "residual", "functions", "conv", "norms_pools", "embed_conv1d", "rnn_lstm", "rnn_gru", "rnn_simple"}) {
+       {"dense_square", "mlp_no_bias", "residual", "functions", "conv", "conv_transpose", "group_norm", "dense_general", "norms_pools", "embed_conv1d", "rnn_lstm", "rnn_gru", "rnn_simple"}) {
     INFO(name);
     const pb::Stream s = to_stream(load_doc(name));
     pbtest::check_passes(pbtest::ladder(s, jax()), s);
@@ -507,6 +507,220 @@ TEST_CASE("jax decoder: Dropout is the identity only when deterministic", "[jax]
   CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.modules[3]", "not deterministic is random"));
 }
 
+TEST_CASE("jax decoder: ConvTranspose kernels [k..., I, O] become the IR's [I, O, k...] flipped - SAME, VALID, pairs, transpose_kernel, 1-D", "[jax]") {
+  json doc = load_doc("conv_transpose");
+  const pb::Stream s = to_stream(doc);
+  const Graph g = jax().decode(s);
+
+  // ConvTranspose_0: kernel [2, 3], strides [3, 1], "SAME". lax pads the lhs-dilated x by
+  // (1, 2) in dim 0 (stride > k - 1: lo = k - 1) and (1, 1) in dim 1; the gradient form has
+  // pads_begin = (k - 1) - lo, pads_end = (k - 1) - hi: dim 0's -1 is output_padding 1.
+  const pb::ir::Node& c0 = node(g, "ConvTranspose_0@NCHW");
+  CHECK(c0.op == "ConvTranspose");
+  CHECK(c0.origin == "flax:ConvTranspose_0 (ConvTranspose)");
+  CHECK(c0.inputs == std::vector<std::string>{"x@NCHW", "params/ConvTranspose_0/kernel@IOHW_flipped", "params/ConvTranspose_0/bias"});
+  CHECK(c0.attrs.ints("strides") == std::vector<int64_t>{3, 1});
+  CHECK(c0.attrs.ints("pads_begin") == std::vector<int64_t>{0, 1});
+  CHECK(c0.attrs.ints("pads_end") == std::vector<int64_t>{0, 1});
+  CHECK(c0.attrs.ints("output_padding") == std::vector<int64_t>{1, 0});
+  const Tensor& k = s.tensors.at("params/ConvTranspose_0/kernel");
+  const Tensor& w = g.weights.at("params/ConvTranspose_0/kernel@IOHW_flipped");
+  REQUIRE(k.shape() == pb::Shape{2, 3, 3, 4});
+  REQUIRE(w.shape() == pb::Shape{3, 4, 2, 3});
+  for (int64_t h = 0; h < 2; ++h)
+    for (int64_t x = 0; x < 3; ++x)
+      for (int64_t i = 0; i < 3; ++i)
+        for (int64_t o = 0; o < 4; ++o)
+          CHECK(w.data<float>()[((i * 4 + o) * 2 + (1 - h)) * 3 + (2 - x)] == k.data<float>()[((h * 3 + x) * 3 + i) * 4 + o]);
+  // Flax's output size: in * stride under "SAME".
+  CHECK(s.tensors.at(s.expected[0]).shape() == pb::Shape{2, 12, 5, 4});
+
+  // ConvTranspose_1: explicit pairs go to the dilated conv as they are; kernel_dilation [1, 2].
+  const pb::ir::Node& c1 = node(g, "ConvTranspose_1@NCHW");
+  CHECK(c1.inputs.size() == 2);
+  CHECK(c1.attrs.ints("pads_begin") == std::vector<int64_t>{1, 4});
+  CHECK(c1.attrs.ints("pads_end") == std::vector<int64_t>{0, 3});
+  CHECK(c1.attrs.ints("dilations") == std::vector<int64_t>{1, 2});
+  CHECK(c1.attrs.ints("output_padding") == std::vector<int64_t>{0, 0});
+  // ConvTranspose_2: transpose_kernel (kernel [k..., O, I]): lax flips it, so the IR's weight is
+  // the kernel unflipped, [I, O, k...].
+  const Tensor& k2 = s.tensors.at("params/ConvTranspose_2/kernel");
+  const Tensor& w2 = g.weights.at("params/ConvTranspose_2/kernel@IOHW");
+  REQUIRE(k2.shape() == pb::Shape{3, 2, 3, 3});
+  REQUIRE(w2.shape() == pb::Shape{3, 3, 3, 2});
+  for (int64_t h = 0; h < 3; ++h)
+    for (int64_t x = 0; x < 2; ++x)
+      for (int64_t o = 0; o < 3; ++o)
+        for (int64_t i = 0; i < 3; ++i)
+          CHECK(w2.data<float>()[((i * 3 + o) * 3 + h) * 2 + x] == k2.data<float>()[((h * 2 + x) * 3 + o) * 3 + i]);
+  // "VALID": in * stride + max(k - stride, 0).
+  CHECK(s.tensors.at(s.expected[2]).shape() == pb::Shape{2, 6, 15, 3});
+  // ConvTranspose_3: 1-D with an int kernel_size.
+  CHECK(g.weights.at("params/ConvTranspose_3/kernel@IOW_flipped").shape() == pb::Shape{3, 2, 3});
+  CHECK(s.tensors.at(s.expected[3]).shape() == pb::Shape{2, 13, 2});
+  check_outputs(s, g);
+
+  // Each fact violated changes the result beyond tolerance: the padding split, the kernel
+  // flip (transpose_kernel read the other way).
+  json lower = doc;
+  lower["model"]["modules"][1]["padding"] = {{2, 1}, {1, 0}};
+  CHECK(worst_excess(lower) > 1e-3);
+  json unflipped = doc;
+  unflipped["model"]["modules"][2]["transpose_kernel"] = false;
+  // (I = O = 3: its kernel [3, 2, 3, 3] fits both layouts)
+  CHECK(worst_excess(unflipped) > 1e-3);
+
+  // Refusals name the JSON path.
+  struct Case {
+    std::function<void(json&)> mutate;
+    const char* where;
+    const char* what;
+  };
+  const auto mod = [](json& d, int i) -> json& { return d["model"]["modules"][i]; };
+  const std::vector<Case> cases = {
+      {[&](json& d) { mod(d, 0)["padding"] = "CIRCULAR"; }, "model.modules[0].padding", "not supported: Flax wraps the output"},
+      {[&](json& d) { mod(d, 0)["padding"] = "SAME_LOWER"; }, "model.modules[0].padding", "expected \"SAME\", \"VALID\""},
+      {[&](json& d) { mod(d, 1)["padding"] = {{3, 2}, {0, 1}}; }, "model.modules[1].padding", "a low padding of 3 in spatial dim 0 exceeds"},
+      {[&](json& d) { mod(d, 1)["padding"] = {{1, 2}, {0, 7}}; }, "model.modules[1].padding", "a high padding of 7 in spatial dim 1"},
+      {[&](json& d) { mod(d, 1)["padding"] = {{1, -1}, {0, 1}}; }, "model.modules[1].padding[0][1]", "negative padding"},
+      {[&](json& d) { mod(d, 0)["strides"] = {3}; }, "model.modules[0].strides", "expected 2 values"},
+      {[&](json& d) { mod(d, 0)["feature_group_count"] = 1; }, "model.modules[0].feature_group_count", "not understood for ConvTranspose"},
+      {[&](json& d) { mod(d, 0)["kernel_size"] = 2; }, "model.modules[0]", "needs an input [batch, spatial..., features] of rank 3"},
+      {[&](json& d) { mod(d, 0)["features"] = 3; }, "tensors[\"params/ConvTranspose_0/kernel\"].shape",
+       "expected [kernel_size..., in_features, features] = [2, 3, 3, 3] (Flax's layout)"},
+      {[&](json& d) { mod(d, 0)["transpose_kernel"] = true; }, "tensors[\"params/ConvTranspose_0/kernel\"].shape",
+       "expected [kernel_size..., features, in_features] = [2, 3, 4, 3] (Flax's layout, transpose_kernel)"},
+      {[&](json& d) { mod(d, 1)["use_bias"] = true; }, "model.modules[1]", "missing param \"params/ConvTranspose_1/bias\""},
+      {[&](json& d) { mod(d, 0)["dtype"] = "bfloat16"; }, "model.modules[0].dtype", "only float32"},
+  };
+  for (const Case& c : cases) {
+    json d = doc;
+    c.mutate(d);
+    INFO(c.where);
+    CHECK_THROWS_MATCHES(decode(d), pb::Error, ErrorAt(c.where, c.what));
+  }
+}
+
+TEST_CASE("jax decoder: GroupNorm is Reshape [0, groups, -1] -> LayerNorm -> Reshape -> per-channel BatchNorm, channels-first, batch open", "[jax]") {
+  json doc = load_doc("group_norm");
+  const pb::Stream s = to_stream(doc);
+  const Graph g = jax().decode(s);
+
+  // GroupNorm_0 over x [2, 4, 5, 6], 3 groups: the groups are consecutive channels, so it reads
+  // x channels-first; no epsilon in the stream: Flax's 1e-6.
+  const pb::ir::Node& r0 = node(g, "GroupNorm_0/groups");
+  CHECK(r0.op == "Reshape");
+  CHECK(r0.inputs == std::vector<std::string>{"x@NCHW"});
+  CHECK(r0.attrs.ints("shape") == std::vector<int64_t>{0, 3, -1});
+  const pb::ir::Node& n0 = node(g, "GroupNorm_0/norm");
+  CHECK(n0.op == "LayerNorm");
+  CHECK(n0.inputs.size() == 1);  // no affine there
+  CHECK(n0.attrs.f("eps") == Approx(1e-6));
+  CHECK(node(g, "GroupNorm_0/shape").attrs.ints("shape") == std::vector<int64_t>{0, 6, 4, 5});
+  const pb::ir::Node& b0 = node(g, "GroupNorm_0@NCHW");
+  CHECK(b0.op == "BatchNorm");
+  CHECK(b0.inputs == std::vector<std::string>{"GroupNorm_0/shape", "params/GroupNorm_0/scale", "params/GroupNorm_0/bias", "GroupNorm_0.mean",
+                                              "GroupNorm_0.var"});
+  CHECK(b0.attrs.f("eps") == 0.0);
+  CHECK(node(g, "relu_0@NCHW").inputs == std::vector<std::string>{"GroupNorm_0@NCHW"});
+  // GroupNorm_1 over v [3, 8], group_size 2 (4 groups), no scale: a constant 1.
+  CHECK(node(g, "GroupNorm_1/groups").attrs.ints("shape") == std::vector<int64_t>{0, 4, -1});
+  CHECK(node(g, "GroupNorm_1").inputs[1] == "GroupNorm_1.scale");
+  check_outputs(s, g);
+
+  // The grouping is what makes these match: groups of the channels-last flattening (or another
+  // count) do not.
+  json other = doc;
+  other["model"]["modules"][0]["num_groups"] = 2;
+  CHECK(worst_excess(other) > 1e-3);
+
+  struct Case {
+    std::function<void(json&)> mutate;
+    const char* where;
+    const char* what;
+  };
+  const auto mod = [](json& d, int i) -> json& { return d["model"]["modules"][i]; };
+  const std::vector<Case> cases = {
+      {[&](json& d) { mod(d, 0)["num_groups"] = 4; }, "model.modules[0].num_groups", "6 features do not split into 4 groups"},
+      {[&](json& d) { mod(d, 2)["group_size"] = 3; }, "model.modules[2].group_size", "8 features do not split into groups of 3"},
+      {[&](json& d) { mod(d, 0)["group_size"] = 2; }, "model.modules[0]", "exactly one of num_groups and group_size"},
+      {[&](json& d) { mod(d, 2)["group_size"] = nullptr; }, "model.modules[2]", "exactly one of num_groups and group_size"},
+      {[&](json& d) { mod(d, 0)["reduction_axes"] = {1, 2}; }, "model.modules[0].reduction_axes", "only the default reduction_axes"},
+      {[&](json& d) { mod(d, 0)["axis_name"] = "batch"; }, "model.modules[0].axis_name", "cross-device"},
+      {[&](json& d) { mod(d, 0)["use_scale"] = false; }, "tensors[\"params/GroupNorm_0/scale\"]", "use_scale = false"},
+      {[&](json& d) { mod(d, 2)["use_scale"] = true; }, "model.modules[2]", "missing param \"params/GroupNorm_1/scale\""},
+      {[&](json& d) { mod(d, 0)["param_dtype"] = "float16"; }, "model.modules[0].param_dtype", "only float32"},
+  };
+  for (const Case& c : cases) {
+    json d = doc;
+    c.mutate(d);
+    INFO(c.where);
+    CHECK_THROWS_MATCHES(decode(d), pb::Error, ErrorAt(c.where, c.what));
+  }
+}
+
+TEST_CASE("jax decoder: DenseGeneral contracts sorted axes with the kernel [in..., features...] - head split, head merge, a middle axis", "[jax]") {
+  json doc = load_doc("dense_general");
+  const pb::Stream s = to_stream(doc);
+  const Graph g = jax().decode(s);
+
+  // DenseGeneral_0: features [2, 3] over the last axis: Dense to 6, then Reshape [0, 0, 0, 2, 3].
+  const pb::ir::Node& d0 = node(g, "DenseGeneral_0/dense");
+  CHECK(d0.op == "Dense");
+  CHECK(d0.inputs == std::vector<std::string>{"x", "params/DenseGeneral_0/kernel@T", "params/DenseGeneral_0/bias@flat"});
+  CHECK(g.weights.at("params/DenseGeneral_0/kernel@T").shape() == pb::Shape{6, 5});
+  CHECK(node(g, "DenseGeneral_0").attrs.ints("shape") == std::vector<int64_t>{0, 0, 0, 2, 3});
+  const Tensor& k0 = s.tensors.at("params/DenseGeneral_0/kernel");
+  const Tensor& w0 = g.weights.at("params/DenseGeneral_0/kernel@T");
+  for (int64_t i = 0; i < 5; ++i)
+    for (int64_t f = 0; f < 6; ++f) CHECK(w0.data<float>()[f * 5 + i] == k0.data<float>()[i * 6 + f]);
+  // DenseGeneral_1: axis [-2, -1] merged (already trailing: no Transpose), one feature dim.
+  CHECK(node(g, "DenseGeneral_1/merged").attrs.ints("shape") == std::vector<int64_t>{0, 0, -1});
+  CHECK(node(g, "DenseGeneral_1").op == "Dense");
+  CHECK(g.weights.at("params/DenseGeneral_1/kernel@T").shape() == pb::Shape{6, 20});
+  CHECK(std::none_of(g.nodes.begin(), g.nodes.end(), [](const pb::ir::Node& n) {
+    return std::count(n.outputs.begin(), n.outputs.end(), "DenseGeneral_1/moved") > 0;
+  }));
+  // DenseGeneral_2: axis [1] of [2, 3, 4, 5]: moved last first, no bias.
+  CHECK(node(g, "DenseGeneral_2/moved").attrs.ints("perm") == std::vector<int64_t>{0, 2, 3, 1});
+  CHECK(node(g, "DenseGeneral_2").op == "Dense");  // one feature dim: no split
+  CHECK(node(g, "DenseGeneral_2").inputs.size() == 2);
+  check_outputs(s, g);
+
+  // The kernel's [in..., features...] order is what makes these match: features [3, 2] read
+  // from the same bytes (an IR-style [features, in] reading would be the same mistake) do not.
+  json swapped = without_taps(doc);
+  swapped["model"]["modules"][0]["features"] = {6};
+  swapped["tensors"]["params/DenseGeneral_0/kernel"]["shape"] = {5, 6};
+  swapped["tensors"]["params/DenseGeneral_0/bias"]["shape"] = {6};
+  swapped["tensors"]["output.0"]["shape"] = {2, 3, 4, 6};
+  CHECK(worst_excess(swapped) <= 0);  // the flat [in, prod(features)] reading is the same
+
+  struct Case {
+    std::function<void(json&)> mutate;
+    const char* where;
+    const char* what;
+  };
+  const auto mod = [](json& d, int i) -> json& { return d["model"]["modules"][i]; };
+  const std::vector<Case> cases = {
+      {[&](json& d) { mod(d, 0)["batch_dims"] = {0}; }, "model.modules[0].batch_dims", "not supported"},
+      {[&](json& d) { mod(d, 1)["axis"] = {0, -1}; }, "model.modules[1].axis", "contracting the batch dim"},
+      {[&](json& d) { mod(d, 1)["axis"] = {4}; }, "model.modules[1].axis", "out of range for an input of rank 4"},
+      {[&](json& d) { mod(d, 1)["axis"] = {-1, 3}; }, "model.modules[1].axis", "repeated axes"},
+      {[&](json& d) { mod(d, 0)["features"] = {3, 2}; }, "tensors[\"params/DenseGeneral_0/kernel\"].shape",
+       "expected [x.shape[axis]..., features...] = [5, 3, 2] (Flax's layout)"},
+      {[&](json& d) { mod(d, 0)["features"] = json::array(); }, "model.modules[0].features", "non-empty list"},
+      {[&](json& d) { mod(d, 2)["use_bias"] = true; }, "model.modules[2]", "missing param \"params/DenseGeneral_2/bias\""},
+      {[&](json& d) { mod(d, 0)["use_bias"] = false; }, "tensors[\"params/DenseGeneral_0/bias\"]", "use_bias = false"},
+  };
+  for (const Case& c : cases) {
+    json d = doc;
+    c.mutate(d);
+    INFO(c.where);
+    CHECK_THROWS_MATCHES(decode(d), pb::Error, ErrorAt(c.where, c.what));
+  }
+}
+
 TEST_CASE("jax decoder: errors in conv, pool, norm, reduction and Embed fields name the JSON path", "[jax]") {
   const json conv = load_doc("conv");
   struct Case {
@@ -621,12 +835,12 @@ fixtures:
 TEST_CASE("jax decoder: unknown module types and functions name the path", "[jax]") {
   json doc = load_doc("mlp_no_bias");
   json bad = doc;
-  bad["model"]["modules"][2]["type"] = "ConvTranspose";
-  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.modules", "module type \"ConvTranspose\" (model.modules[2].type)"));
+  bad["model"]["modules"][2]["type"] = "ConvLocal";
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.modules", "module type \"ConvLocal\" (model.modules[2].type)"));
   bad["model"]["modules"][1]["fn"] = "nn.foo";  // both at once
   CHECK_THROWS_MATCHES(decode(bad), pb::Error,
                        ErrorAt("model.modules", "2 nodes use what this planet cannot translate: function \"nn.foo\" (model.modules[1].fn), "
-                                                "module type \"ConvTranspose\" (model.modules[2].type)"));
+                                                "module type \"ConvLocal\" (model.modules[2].type)"));
   bad = doc;
   bad["model"]["modules"][1].erase("fn");
   CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.modules[1].fn", "missing required field"));

@@ -31,9 +31,24 @@
  *                    residual), Bidirectional_0 of SimpleCell(3) forward and LSTMCell(2)
  *                    backward (concatenated: 5 features), Bidirectional_1 of GRUCell(3) both
  *                    ways merged by jnp.add. Taps included.
+ *   conv_transpose.json channels-last x [2, 4, 5, 3] read by three ConvTransposes:
+ *                    ConvTranspose_0 (kernel [2, 3], strides [3, 1], "SAME": dim 0's padding
+ *                    ends past the kernel, the IR's output_padding 1), ConvTranspose_1
+ *                    (explicit pairs [[1, 2], [0, 1]], strides 2, kernel_dilation [1, 2], no
+ *                    bias), ConvTranspose_2 (transpose_kernel: kernel [k..., O, I], "VALID",
+ *                    strides [1, 3]); and a 1-D ConvTranspose_3 (int kernel_size 3, strides 2,
+ *                    "VALID") on u [2, 6, 3]. Taps included.
+ *   group_norm.json  channels-last x [2, 4, 5, 6] -> GroupNorm_0 (num_groups 3, no epsilon:
+ *                    Flax's 1e-6; scale set to 0.5 + 0.25 j) -> relu; and v [3, 8] ->
+ *                    GroupNorm_1 (group_size 2, use_scale false). x and v shifted and scaled per
+ *                    channel so each group's statistics differ. Taps included.
+ *   dense_general.json x [2, 3, 4, 5] -> DenseGeneral_0 (features [2, 3], axis -1: a head
+ *                    split), DenseGeneral_1 on x (features 6, axis [-2, -1]: heads merged),
+ *                    DenseGeneral_2 on x (features [4], axis [1], no bias: a middle axis, moved
+ *                    last). Taps included.
  * Every bias is set non-zero (a bias in the wrong place, or one missing, shows).
  *
- * Run from anywhere: node plugins/jax/tests/streams/record.js
+ * Run from anywhere: node plugins/jax/tests/streams/record.js [conv_transpose | group_norm | dense_general (only that one)]
  */
 
 const fs = require('fs');
@@ -78,9 +93,10 @@ function initWithBiases(model, key, ...inputs) {
     for (const k of Object.keys(o))
       if (o[k] instanceof flax.jax.Array) {
         if (k === 'bias') {
-          const n = o[k].shape[0];
+          const shape = [...o[k].shape]; // [features], or DenseGeneral's [features...]
+          const n = shape.reduce((a, b) => a * b, 1);
           o[k].dispose();
-          o[k] = np.array(Array.from({ length: n }, (_, j) => 0.25 * (((i + j) % 5) - 2)));
+          o[k] = np.array(Array.from({ length: n }, (_, j) => 0.25 * (((i + j) % 5) - 2)), { shape });
           i += n;
         }
       } else walk(o[k]);
@@ -103,6 +119,49 @@ async function recordConv() {
   const v = random.normal(random.key(12), [2, 3, 4, 3, 2]);
   const variables = initWithBiases(model, random.key(13), x.ref, v.ref);
   write('conv', await flax.capture({ model, variables, inputs: [x, v], modelId: 'conv', taps: true }));
+}
+
+async function recordConvTranspose() {
+  const { random } = flax.jax;
+  const model = new flax.Model([
+    flax.ConvTranspose(4, [2, 3], { strides: [3, 1], padding: 'SAME', inputs: ['x'] }),
+    flax.ConvTranspose(2, [3, 3], { strides: 2, padding: [[1, 2], [0, 1]], kernelDilation: [1, 2], useBias: false, inputs: ['x'] }),
+    flax.ConvTranspose(3, [3, 2], { strides: [1, 3], padding: 'VALID', transposeKernel: true, inputs: ['x'] }),
+    flax.ConvTranspose(2, 3, { strides: 2, padding: 'VALID', inputs: ['u'] }),
+  ], { inputs: ['x', 'u'], outputs: ['ConvTranspose_0', 'ConvTranspose_1', 'ConvTranspose_2', 'ConvTranspose_3'] });
+  const x = random.normal(random.key(21), [2, 4, 5, 3]);
+  const u = random.normal(random.key(22), [2, 6, 3]);
+  const variables = initWithBiases(model, random.key(23), x.ref, u.ref);
+  write('conv_transpose', await flax.capture({ model, variables, inputs: [x, u], modelId: 'conv_transpose', taps: true }));
+}
+
+async function recordGroupNorm() {
+  const { numpy: np, random } = flax.jax;
+  const model = new flax.Model([
+    flax.GroupNorm({ numGroups: 3, inputs: ['x'] }),
+    flax.fn('nn.relu'),
+    flax.GroupNorm({ groupSize: 2, useScale: false, inputs: ['v'] }),
+  ], { inputs: ['x', 'v'], outputs: ['relu_0', 'GroupNorm_1'] });
+  const offsets = (c) => np.array(Array.from({ length: c }, (_, j) => j - 2));
+  const scales = (c) => np.array(Array.from({ length: c }, (_, j) => 1 + 0.5 * j));
+  const x = random.normal(random.key(31), [2, 4, 5, 6]).mul(scales(6)).add(offsets(6));
+  const v = random.normal(random.key(32), [3, 8]).mul(scales(8)).add(offsets(8));
+  const variables = initWithBiases(model, random.key(33), x.ref, v.ref);
+  variables.params.GroupNorm_0.scale.dispose();
+  variables.params.GroupNorm_0.scale = np.array(Array.from({ length: 6 }, (_, j) => 0.5 + 0.25 * j));
+  write('group_norm', await flax.capture({ model, variables, inputs: [x, v], modelId: 'group_norm', taps: true }));
+}
+
+async function recordDenseGeneral() {
+  const { random } = flax.jax;
+  const model = new flax.Model([
+    flax.DenseGeneral([2, 3], { inputs: ['x'] }),
+    flax.DenseGeneral(6, { axis: [-2, -1], inputs: ['x'] }),
+    flax.DenseGeneral([4], { axis: [1], useBias: false, inputs: ['x'] }),
+  ], { inputs: ['x'], outputs: ['DenseGeneral_0', 'DenseGeneral_1', 'DenseGeneral_2'] });
+  const x = random.normal(random.key(41), [2, 3, 4, 5]);
+  const variables = initWithBiases(model, random.key(43), x.ref);
+  write('dense_general', await flax.capture({ model, variables, inputs: [x], modelId: 'dense_general', taps: true }));
 }
 
 async function recordNormsPools() {
@@ -181,6 +240,9 @@ async function recordRnnSimple() {
 
 async function main() {
   await flax.ready();
+  if (process.argv[2] === 'conv_transpose') return recordConvTranspose();
+  if (process.argv[2] === 'group_norm') return recordGroupNorm();
+  if (process.argv[2] === 'dense_general') return recordDenseGeneral();
   const { numpy: np } = flax.jax;
   const layers = FUNCTIONS.map(([f, a]) => flax.fn(f, a, { inputs: ['x'] }));
   const names = new flax.Model(layers).modules.map((m) => m.name); // relu_0, ..., gelu_0, gelu_1, ...
@@ -188,6 +250,9 @@ async function main() {
   const x = np.array(Array.from({ length: 24 }, (_, i) => -5.75 + 0.5 * i), { shape: [4, 6] });
   write('functions', await flax.capture({ model: all, variables: { params: {} }, inputs: [x], modelId: 'functions', taps: false }));
   await recordConv();
+  await recordConvTranspose();
+  await recordGroupNorm();
+  await recordDenseGeneral();
   await recordNormsPools();
   await recordEmbedConv1d();
   await recordRnnLstm();
