@@ -203,14 +203,20 @@ namespace {
 // The dtypes a stream may carry. Those the IR computes in (f32, f64, i32, i64) are read as they
 // are (a framed tensor aliases the frame); the narrower ones are widened once, exactly: f16 and
 // bf16 to f32, bool, i8 and u8 to i32.
+enum class Wire { f32, f64, i32, i64, f16, bf16, boolean, i8, u8 };
 struct WireType {
   const char* name;
+  Wire wire;
   size_t bytes;
-  DType dtype;  // what it is read into
+  DType dtype;          // what it is read into
+  int64_t lo, hi;       // the values an integer type holds (its "data" range)
 };
-constexpr WireType kWireTypes[] = {{"f32", 4, DType::f32}, {"f64", 8, DType::f64}, {"i32", 4, DType::i32}, {"i64", 8, DType::i64},
-                                   {"f16", 2, DType::f32}, {"bf16", 2, DType::f32}, {"bool", 1, DType::i32}, {"i8", 1, DType::i32},
-                                   {"u8", 1, DType::i32}};
+constexpr WireType kWireTypes[] = {
+    {"f32", Wire::f32, 4, DType::f32, 0, 0},         {"f64", Wire::f64, 8, DType::f64, 0, 0},
+    {"i32", Wire::i32, 4, DType::i32, INT32_MIN, INT32_MAX}, {"i64", Wire::i64, 8, DType::i64, INT64_MIN, INT64_MAX},
+    {"f16", Wire::f16, 2, DType::f32, 0, 0},         {"bf16", Wire::bf16, 2, DType::f32, 0, 0},
+    {"bool", Wire::boolean, 1, DType::i32, 0, 1},    {"i8", Wire::i8, 1, DType::i32, -128, 127},
+    {"u8", Wire::u8, 1, DType::i32, 0, 255}};
 
 float half_to_float(uint16_t h) {
   const uint32_t sign = uint32_t(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
@@ -235,27 +241,36 @@ float half_to_float(uint16_t h) {
   return f;
 }
 
+float bf16_to_float(uint16_t h) {
+  const uint32_t bits = uint32_t(h) << 16;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+// Each element of `out` from its little-endian bytes.
+template <typename T, typename F>
+void widen_each(Tensor& t, const uint8_t* bytes, size_t width, F&& convert) {
+  T* out = t.data<T>();
+  for (int64_t i = 0, n = t.numel(); i < n; ++i) out[i] = convert(bytes + i * int64_t(width), i);
+}
+
 // The widened tensor of a narrow wire type's little-endian bytes.
 Tensor widen(const WireType& w, const Shape& shape, const uint8_t* bytes, const std::string& where) {
   Tensor t(w.dtype, shape);
-  const int64_t n = t.numel();
-  const std::string name = w.name;
-  for (int64_t i = 0; i < n; ++i) {
-    const uint8_t* b = bytes + i * int64_t(w.bytes);
-    if (name == "f16" || name == "bf16") {
-      const uint16_t h = uint16_t(b[0] | b[1] << 8);
-      if (name == "f16") {
-        t.data<float>()[i] = half_to_float(h);
-      } else {
-        const uint32_t bits = uint32_t(h) << 16;
-        std::memcpy(&t.data<float>()[i], &bits, 4);
-      }
-    } else if (name == "bool") {
-      if (b[0] > 1) throw Error(where, "element " + std::to_string(i) + " is " + std::to_string(b[0]) + "; a bool is 0 or 1");
-      t.data<int32_t>()[i] = b[0];
-    } else {
-      t.data<int32_t>()[i] = name == "i8" ? int32_t(int8_t(b[0])) : int32_t(b[0]);
-    }
+  auto u16 = [](const uint8_t* b) { return uint16_t(b[0] | b[1] << 8); };
+  switch (w.wire) {
+    case Wire::f16: widen_each<float>(t, bytes, 2, [&](const uint8_t* b, int64_t) { return half_to_float(u16(b)); }); break;
+    case Wire::bf16: widen_each<float>(t, bytes, 2, [&](const uint8_t* b, int64_t) { return bf16_to_float(u16(b)); }); break;
+    case Wire::boolean:
+      widen_each<int32_t>(t, bytes, 1, [&](const uint8_t* b, int64_t i) {
+        if (b[0] > 1) throw Error(where, "element " + std::to_string(i) + " is " + std::to_string(b[0]) + "; a bool is 0 or 1");
+        return int32_t(b[0]);
+      });
+      break;
+    case Wire::i8: widen_each<int32_t>(t, bytes, 1, [](const uint8_t* b, int64_t) { return int32_t(int8_t(b[0])); }); break;
+    case Wire::u8: widen_each<int32_t>(t, bytes, 1, [](const uint8_t* b, int64_t) { return int32_t(b[0]); }); break;
+    default: throw Error(where, std::string("internal: ") + w.name + " is not a narrow dtype");
   }
   return t;
 }
@@ -265,10 +280,6 @@ Tensor decode_data_array(const JsonRef& data, const WireType& wire, const Shape&
   if (static_cast<int64_t>(n) != element_count(shape))
     data.fail("has " + std::to_string(n) + " values, shape " + shape_str(shape) + " needs " +
               std::to_string(element_count(shape)));
-  const std::string name = wire.name;
-  // The integer range of each integer wire type (bool: 0 and 1, or true and false).
-  const int64_t lo = name == "bool" || name == "u8" ? 0 : name == "i8" ? -128 : INT32_MIN;
-  const int64_t hi = name == "bool" ? 1 : name == "u8" ? 255 : name == "i8" ? 127 : INT32_MAX;
   Tensor t(wire.dtype, shape);
   for (size_t i = 0; i < n; ++i) {
     JsonRef v = data[i];
@@ -276,8 +287,8 @@ Tensor decode_data_array(const JsonRef& data, const WireType& wire, const Shape&
       case DType::f32: t.data<float>()[i] = static_cast<float>(v.f64()); break;
       case DType::f64: t.data<double>()[i] = v.f64(); break;
       case DType::i32: {
-        const int64_t x = name == "bool" && v.raw().is_boolean() ? int64_t(v.boolean()) : v.i64();
-        if (x < lo || x > hi) v.fail("value " + std::to_string(x) + " does not fit in " + name);
+        const int64_t x = wire.wire == Wire::boolean && v.raw().is_boolean() ? int64_t(v.boolean()) : v.i64();
+        if (x < wire.lo || x > wire.hi) v.fail("value " + std::to_string(x) + " does not fit in " + wire.name);
         t.data<int32_t>()[i] = static_cast<int32_t>(x);
         break;
       }
@@ -303,7 +314,7 @@ Tensor decode_tensor(const JsonRef& spec, const Frame& frame) {
     if (dt.str() == w.name) wire = &w;
   if (!wire) dt.fail("unknown dtype \"" + dt.str() + "\" (expected f32, f64, i32, i64, f16, bf16, bool, i8 or u8)");
   const DType dtype = wire->dtype;
-  const bool narrow = std::string(wire->name) != dtype_name(dtype);
+  const bool narrow = wire->bytes != dtype_size(dtype);  // read by widening
   JsonRef shape_ref = spec["shape"];
   Shape shape = shape_ref.ints();
   if (shape.size() > kMaxRank) shape_ref.fail("rank " + std::to_string(shape.size()) + " exceeds the limit of " + std::to_string(kMaxRank));
@@ -333,7 +344,7 @@ Tensor decode_tensor(const JsonRef& spec, const Frame& frame) {
       if (want) std::memcpy(t.raw(), bytes.data(), want);
     }
   } else if (auto data = spec.find("data")) {
-    if (std::string(wire->name) == "f16" || std::string(wire->name) == "bf16")
+    if (wire->wire == Wire::f16 || wire->wire == Wire::bf16)
       data->fail(std::string("a ") + wire->name + " tensor needs its bytes (\"b64\" or \"offset\"), not a \"data\" array");
     t = decode_data_array(*data, *wire, shape);
   } else {
