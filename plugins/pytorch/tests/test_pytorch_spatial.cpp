@@ -624,6 +624,19 @@ TEST_CASE("pytorch spatial: pooling configs torch has and the IR lacks name thei
   CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.modules.gmax.attrs.output_size", "expected 2 output sizes"));
 }
 
+// torchvision's stochastic depth is the identity in eval and random in training; a node of the
+// recorded stream is turned into one.
+TEST_CASE("pytorch spatial: stochastic_depth in training is refused, in eval it is the identity", "[pytorch]") {
+  json doc = load_doc("pools_ceil_adaptive");
+  json& n = fx_node(doc, "max_pool2d");
+  n["target"] = "torchvision.ops.stochastic_depth.stochastic_depth";
+  n["args"] = json::array({n["args"][0], 0.2, "row", true});
+  n["kwargs"] = json::object();
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt(graph_path(doc, "max_pool2d"), "stochastic_depth with training=True is random"));
+  n["args"][3] = false;
+  CHECK(node(decode(doc), "max_pool2d").op == "Identity");
+}
+
 TEST_CASE("pytorch spatial: BatchNorm in training mode or without running statistics names its path", "[pytorch]") {
   json doc = load_doc("conv_bn_relu");
   doc["model"]["modules"]["bn"]["training"] = true;
