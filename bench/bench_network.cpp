@@ -1,6 +1,8 @@
 // pb_bench: times one stream's model on planetbridge's oneDNN Network.
 //   pb_bench STREAM [--iters N] [--warmup W] [--plugin-dir DIR]
-// Prints one JSON line: compile time and per-run wall times (median, p10, p90) in ms.
+// Prints one JSON line: compile time, per-run wall times (median, p10, p90) in ms, and the
+// activation memory plan (MiB: the shared arena, the same buffers without reuse, the live peak
+// no plan can beat, and buffers allocated on their own such as the inputs).
 // bench/compare.py drives it against ONNX Runtime and PyTorch on the same model and input.
 #include <algorithm>
 #include <chrono>
@@ -58,6 +60,10 @@ int main(int argc, char** argv) {
     nlohmann::json out = {{"model_id", stream.model_id}, {"compile_ms", compile_ms}, {"iters", iters},
                           {"median_ms", pct(0.5)}, {"p10_ms", pct(0.1)}, {"p90_ms", pct(0.9)},
                           {"kernels", net.describe()}};
+    const pb::MemoryStats mem = net.memory_stats();
+    const auto mib = [](size_t b) { return static_cast<double>(b) / (1 << 20); };
+    out["memory"] = {{"arena_mib", mib(mem.arena_bytes)}, {"unshared_mib", mib(mem.unshared_bytes)},
+                     {"live_peak_mib", mib(mem.live_peak_bytes)}, {"private_mib", mib(mem.private_bytes)}};
     std::cout << out.dump() << "\n";
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";

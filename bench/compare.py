@@ -502,9 +502,11 @@ class Table:
         self.check = "pb" in engines and check
         if self.check:
             cols += ["pb check"]
+        if "pb" in engines:
+            cols += ["pb act MiB"]  # activation arena, and the same buffers without reuse
         cols += ["others %"]  # CPU share other processes used during the row (they distort the times)
         self.cols = cols
-        self.widths = [38, 14] + [13 if c == "pb check" else max(6, len(c)) for c in cols[2:]]
+        self.widths = [38, 14] + [13 if c in ("pb check", "pb act MiB") else max(6, len(c)) for c in cols[2:]]
         self.notes = []
 
     def header(self):
@@ -524,6 +526,9 @@ class Table:
             cells.append(diff)
         if self.check:
             cells.append(check)
+        if "pb" in self.engines:
+            mem = (passes[0].get("pb") or {}).get("memory")
+            cells.append(f"{mem['arena_mib']:.1f} of {mem['unshared_mib']:.1f}" if mem else "—")
         cells.append("?" if others is None else f"{100 * others:.0f}")
         if self.markdown:
             print("| " + " | ".join(cells) + " |")

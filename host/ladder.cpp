@@ -75,7 +75,7 @@ std::string fmt_value(double v) {
 // each tapped value with the planet's (one extra compile, for every stream with taps).
 std::vector<TapCheck> check_taps(const ir::Graph& graph, const Stream& s, const Tolerance& tol) {
   std::vector<TapCheck> taps;
-  Network net(graph, input_shapes(graph, s), CompileOptions{false, false});
+  Network net(graph, input_shapes(graph, s), CompileOptions::inspectable());
   net.run(input_tensors(s));
   for (const ir::Node& n : net.executed_graph().nodes) {
     for (const std::string& out : n.outputs) {

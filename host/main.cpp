@@ -11,11 +11,13 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <sstream>
 
 #include <CLI/CLI.hpp>
 
 #include "ladder.h"
 #include "planetbridge/entity.h"
+#include "planetbridge/network.h"
 #include "planetbridge/ops.h"
 #include "plugin_loader.h"
 #include "report.h"
@@ -377,7 +379,36 @@ std::string hex32(uint32_t v) {
   return o.str();
 }
 
-int cmd_inspect(const std::string& path, bool verify) {
+// The checkpoint's graph compiled as `run` and `check` compile it: what each pass did, the
+// kernels oneDNN dispatched and the activation memory plan. Dims the graph leaves open (-1,
+// usually the batch) are set to `batch`.
+void print_compiled(const ir::Graph& graph, int64_t batch) {
+  std::map<std::string, Shape> shapes;
+  std::cout << "\ncompiled for";
+  for (const ir::ValueInfo& in : graph.inputs) {
+    Shape s = in.shape;
+    for (int64_t& d : s) d = d < 0 ? batch : d;
+    shapes[in.name] = s;
+    std::cout << " " << in.name << " " << shape_str(s);
+  }
+  std::cout << (shapes.empty() ? " no inputs" : "") << " (open dims set to --batch " << batch << ")\n\npasses\n";
+  const Network net(graph, shapes);
+  for (const PassRecord& p : net.passes()) std::cout << "  " << std::left << std::setw(22) << p.name << p.effect << "\n";
+  std::cout << "\nkernels (" << net.executed_graph().nodes.size() << " nodes)\n";
+  std::istringstream lines(net.describe());
+  for (std::string line; std::getline(lines, line);) std::cout << "  " << line << "\n";
+  const MemoryStats m = net.memory_stats();
+  const auto mib = [](size_t b) {
+    std::ostringstream o;
+    o << std::fixed << std::setprecision(2) << static_cast<double>(b) / (1 << 20) << " MiB";
+    return o.str();
+  };
+  std::cout << "\nactivation memory\n  arena " << mib(m.arena_bytes) << " for " << m.buffers << " buffers (without reuse "
+            << mib(m.unshared_bytes) << "; most live at once " << mib(m.live_peak_bytes) << ")\n  inputs and other own buffers "
+            << mib(m.private_bytes) << "\n";
+}
+
+int cmd_inspect(const std::string& path, bool verify, bool passes, int64_t batch) {
   entity::Loaded e = entity::load(path, verify);
   std::cout << path << ": .entity format " << e.version << ", " << e.file_bytes << " bytes, "
             << (verify ? "every tensor's checksum verified" : "checksums not verified (--no-verify)") << "\n\nmetadata\n";
@@ -390,6 +421,7 @@ int cmd_inspect(const std::string& path, bool verify) {
     std::cout << "  " << std::left << std::setw(32) << t.name << " " << dtype_name(t.dtype) << std::setw(16)
               << shape_str(t.shape) << " offset " << std::setw(10) << t.offset << " bytes " << std::setw(10) << t.length
               << " crc32 " << hex32(t.crc32) << "\n";
+  if (passes) print_compiled(e.graph, batch);
   return 0;
 }
 
@@ -461,10 +493,15 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.1, 3600.0));
 
   std::string inspect_path;
-  bool no_verify = false;
+  bool no_verify = false, inspect_passes = false;
+  int64_t inspect_batch = 1;
   CLI::App* inspect_cmd = app.add_subcommand("inspect", "Print a .entity checkpoint: graph, tensors, checksums");
   inspect_cmd->add_option("file", inspect_path, ".entity file")->required();
   inspect_cmd->add_flag("--no-verify", no_verify, "Read the header and tensor table only, not the data (no checksums checked)");
+  inspect_cmd->add_flag("--passes", inspect_passes,
+                        "Also compile the graph: what each optimizer pass did, the kernels, the activation memory plan");
+  inspect_cmd->add_option("--batch", inspect_batch, "With --passes: the size of the graph's open (-1) dims (default 1)")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
 
   RunsArgs runs;
   CLI::App* runs_cmd = app.add_subcommand("runs", "List recorded runs from the run catalog, newest first (docs/nightly.md)");
@@ -511,7 +548,7 @@ int main(int argc, char** argv) {
     if (*run_cmd) return cmd_run(common, run);
     if (*check_cmd) return cmd_check(common, check);
     if (*serve_cmd) return cmd_serve(common, serve);
-    if (*inspect_cmd) return cmd_inspect(inspect_path, !no_verify);
+    if (*inspect_cmd) return cmd_inspect(inspect_path, !no_verify, inspect_passes, inspect_batch);
     if (*runs_cmd) return cmd_runs(runs);
     if (*diff_cmd) return cmd_diff(diff);
     if (*merge_cmd) return cmd_merge(merge);

@@ -46,3 +46,26 @@ TEST_CASE("cli: inspect verifies every checksum unless --no-verify, which reads 
   CHECK(shell(std::string(PB_CLI) + " inspect --no-verify " + quote(path) + " >" + quote(out) + " 2>&1") == 0);
   CHECK_THAT(pbtest::read_text(out), Catch::Contains("checksums not verified (--no-verify)") && Catch::Contains("w "));
 }
+
+TEST_CASE("cli: inspect --passes compiles the checkpoint: passes, kernels, activation memory", "[cli]") {
+  pbtest::TempDir tmp;
+  pb::ir::Graph g;
+  g.inputs.push_back({"x", pb::DType::f32, {-1, 2}});
+  g.weights["w"] = pb::filled({3, 2}, 0.5);
+  g.nodes.push_back(pbtest::make_node("fc", "Dense", {"x", "w"}));
+  g.nodes.push_back(pbtest::make_node("t", "Transpose", {"fc"}, pbtest::attrs({{"perm", std::vector<int64_t>{1, 0}}})));
+  g.nodes.push_back(pbtest::make_node("back", "Transpose", {"t"}, pbtest::attrs({{"perm", std::vector<int64_t>{1, 0}}})));
+  g.nodes.push_back(pbtest::make_node("y", "Activation", {"back"}, pbtest::attrs({{"function", std::string("relu")}})));
+  g.outputs = {"y"};
+  const std::string path = tmp.file("m.entity");
+  pb::entity::save(g, path);
+  const std::string out = tmp.file("out.txt");
+  CHECK(shell(std::string(PB_CLI) + " inspect --passes --batch 4 " + quote(path) + " >" + quote(out) + " 2>&1") == 0);
+  const std::string text = pbtest::read_text(out);
+  CHECK_THAT(text, Catch::Contains("compiled for x [4, 2] (open dims set to --batch 4)"));
+  CHECK_THAT(text, Catch::Contains("cancel_layout_pairs   4 -> 2 nodes: -2 Transpose"));
+  CHECK_THAT(text, Catch::Contains("fuse_activations      2 -> 1 nodes: -1 Activation"));
+  CHECK_THAT(text, Catch::Contains("kernels (1 nodes)") && Catch::Contains("activation memory"));
+  CHECK(shell(std::string(PB_CLI) + " inspect --passes --batch 0 " + quote(path) + " >" + quote(out) + " 2>&1") == 2);
+  CHECK_THAT(pbtest::read_text(out), Catch::Contains("--batch"));
+}

@@ -287,7 +287,7 @@ TEST_CASE("kernels: Network::value exposes inputs and intermediates", "[kernels]
   g.outputs = {"fc2"};
   const Tensor x = random_tensor({4, 3}, rng);
 
-  pb::Network plain(g, {{"x", {4, 3}}}, pb::CompileOptions{false});
+  pb::Network plain(g, {{"x", {4, 3}}}, pb::CompileOptions::inspectable());
   plain.run({&x});
   REQUIRE(plain.value("x") != nullptr);
   CHECK(plain.value("x")->bit_equal(x));

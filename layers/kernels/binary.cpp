@@ -14,7 +14,7 @@ std::unique_ptr<Kernel> build_binary(const ir::Node& node, CompileContext& ctx, 
     // Same shapes (a residual add): work in the first operand's layout, blocked or plain.
     auto seq = std::make_unique<SequenceKernel>();
     const memory a = ctx.memory(node_input(node, 0));
-    const memory b = in_layout(eng, ctx.memory(node_input(node, 1)), a.get_desc(), *seq);
+    const memory b = in_layout(ctx, ctx.memory(node_input(node, 1)), a.get_desc(), *seq);
     const memory y = ctx.define_layout(node.outputs.at(0), ctx.output_shape(), a.get_desc());
     dnnl::binary::primitive_desc pd({alg, a.get_desc(), a.get_desc(), a.get_desc()}, ctx.primitive_attr(), eng);
     seq->add(std::make_unique<PrimitiveKernel>(

@@ -48,7 +48,7 @@ std::unique_ptr<Kernel> build_conv(const ir::Node& node, CompileContext& ctx) {
 
   auto seq = std::make_unique<SequenceKernel>();
   std::map<int, memory> args = {
-      {DNNL_ARG_SRC, in_layout(eng, ctx.memory(node_input(node, 0)), pd.src_desc(), *seq)},
+      {DNNL_ARG_SRC, in_layout(ctx, ctx.memory(node_input(node, 0)), pd.src_desc(), *seq)},
       {DNNL_ARG_WEIGHTS, packed_weights(eng, memory({wdims, memory::data_type::f32, wtag}, eng, const_cast<void*>(w.raw())), pd.weights_desc())},
       {DNNL_ARG_SCRATCHPAD, ctx.scratchpad(pd.scratchpad_desc())},
   };

@@ -52,7 +52,7 @@ std::unique_ptr<Kernel> build_conv_transpose(const ir::Node& node, CompileContex
   auto seq = std::make_unique<SequenceKernel>();
   const memory user_w(memory::desc(wdims, memory::data_type::f32, wstrides), eng, const_cast<void*>(w.raw()));
   std::map<int, memory> args = {
-      {DNNL_ARG_SRC, in_layout(eng, ctx.memory(node_input(node, 0)), pd.src_desc(), *seq)},
+      {DNNL_ARG_SRC, in_layout(ctx, ctx.memory(node_input(node, 0)), pd.src_desc(), *seq)},
       {DNNL_ARG_WEIGHTS, packed_weights(eng, user_w, pd.weights_desc())},
       {DNNL_ARG_DST, ctx.define_layout(node.outputs.at(0), ys, pd.dst_desc())},
       {DNNL_ARG_SCRATCHPAD, ctx.scratchpad(pd.scratchpad_desc())},

@@ -98,6 +98,8 @@ class CompileContext {
   virtual dnnl::primitive_attr primitive_attr() const = 0;
   // Registers a primitive's scratchpad need; returns the shared scratchpad memory.
   virtual dnnl::memory scratchpad(const dnnl::memory::desc& desc) = 0;
+  // A buffer in `desc`'s layout that only the current node's kernels use, while they run.
+  virtual dnnl::memory temporary(const dnnl::memory::desc& desc) = 0;
 };
 
 // A reorder between two memories, as a kernel.
@@ -105,9 +107,9 @@ std::unique_ptr<Kernel> reorder_kernel(const dnnl::memory& from, const dnnl::mem
 // `user` (a weight as stored) reordered once, at compile time, into `desc` (the layout the
 // primitive prefers).
 dnnl::memory packed_weights(const dnnl::engine& eng, const dnnl::memory& user, const dnnl::memory::desc& desc);
-// `mem` in layout `desc`: itself when it already is, else a new memory filled by a reorder
+// `mem` in layout `desc`: itself when it already is, else a temporary filled by a reorder
 // appended to `seq`.
-dnnl::memory in_layout(const dnnl::engine& eng, const dnnl::memory& mem, const dnnl::memory::desc& desc, SequenceKernel& seq);
+dnnl::memory in_layout(CompileContext& ctx, const dnnl::memory& mem, const dnnl::memory::desc& desc, SequenceKernel& seq);
 
 // A plain row-major dnnl::memory over a tensor's bytes (f32 / i32 only; the shape may be
 // viewed with other dims of the same element count).

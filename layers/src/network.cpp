@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "../kernels/kernel.h"
+#include "arena.h"
 #include "passes.h"
 
 namespace pb {
@@ -33,9 +34,9 @@ dnnl::memory packed_weights(const dnnl::engine& eng, const dnnl::memory& user, c
   return packed;
 }
 
-dnnl::memory in_layout(const dnnl::engine& eng, const dnnl::memory& mem, const dnnl::memory::desc& desc, SequenceKernel& seq) {
+dnnl::memory in_layout(CompileContext& ctx, const dnnl::memory& mem, const dnnl::memory::desc& desc, SequenceKernel& seq) {
   if (mem.get_desc() == desc) return mem;
-  dnnl::memory converted(desc, eng);
+  dnnl::memory converted = ctx.temporary(desc);
   seq.add(reorder_kernel(mem, converted));
   return converted;
 }
@@ -145,6 +146,26 @@ struct Network::Impl : layers::CompileContext {
   std::map<std::string, size_t> last_reader;  // value -> index of the last node reading it (SIZE_MAX: kept)
   std::vector<ir::TensorType> current_types;  // its inferred output types
   std::map<std::string, ir::TensorType> types;  // every value's and weight's type
+  std::unique_ptr<layers::ActivationArena> arena;  // while nodes compile, when memory is reused
+  size_t private_bytes = 0;                        // value bytes allocated outside the arena
+  std::vector<PassRecord> pass_log;
+
+  // Bytes for a value computed now, from the arena while nodes compile (nullptr: allocate it).
+  void* place(size_t bytes, const std::string& name) {
+    if (!arena) return nullptr;
+    auto it = last_reader.find(name);
+    return arena->allocate(bytes, current_index, it == last_reader.end() ? current_index : it->second);
+  }
+  // `name` now lives in the bytes at `p` too: they stay until its last reader.
+  void share(const void* p, const std::string& name) {
+    if (auto it = last_reader.find(name); arena && it != last_reader.end()) arena->extend(p, it->second);
+  }
+  Tensor new_tensor(const std::string& name, DType dtype, const Shape& shape) {
+    const size_t bytes = static_cast<size_t>(element_count(shape)) * dtype_size(dtype);
+    if (void* p = place(bytes, name)) return Tensor::view(dtype, shape, p, arena->owner());
+    private_bytes += bytes;
+    return Tensor(dtype, shape);
+  }
 
   const ir::TensorType& output_type(size_t i) const override {
     if (i >= current_types.size()) throw Error(current, "internal: no output " + std::to_string(i));
@@ -157,7 +178,7 @@ struct Network::Impl : layers::CompileContext {
     if (auto it = values.find(name); it != values.end()) return it->second;
     if (auto it = graph.weights.find(name); it != graph.weights.end()) return it->second;
     if (auto it = blocked.find(name); it != blocked.end()) {  // materialise a plain copy, once
-      Tensor& plain = values.emplace(name, Tensor(DType::f32, blocked_shapes.at(name))).first->second;
+      Tensor& plain = values.emplace(name, new_tensor(name, DType::f32, blocked_shapes.at(name))).first->second;
       kernels.push_back(layers::reorder_kernel(it->second, layers::plain_memory(eng, plain)));
       kernel_nodes.push_back(name + " (to plain)");
       return plain;
@@ -181,6 +202,8 @@ struct Network::Impl : layers::CompileContext {
       return layers::plain_memory(eng, define(name, DType::f32, shape));
     if (values.count(name) || blocked.count(name)) throw Error(current, "value \"" + name + "\" is defined twice");
     blocked_shapes[name] = shape;
+    if (void* p = place(desc.get_size(), name)) return blocked.emplace(name, dnnl::memory(desc, eng, p)).first->second;
+    private_bytes += desc.get_size();
     return blocked.emplace(name, dnnl::memory(desc, eng)).first->second;
   }
 
@@ -200,7 +223,7 @@ struct Network::Impl : layers::CompileContext {
 
   Tensor& define(const std::string& name, DType dtype, const Shape& shape) override {
     if (values.count(name) || blocked.count(name)) throw Error(current, "value \"" + name + "\" is defined twice");
-    return values.emplace(name, Tensor(dtype, shape)).first->second;
+    return values.emplace(name, new_tensor(name, dtype, shape)).first->second;
   }
 
   bool read_later(const std::string& name) const override {
@@ -212,14 +235,17 @@ struct Network::Impl : layers::CompileContext {
     if (values.count(name) || blocked.count(name)) throw Error(current, "value \"" + name + "\" is defined twice");
     if (auto it = blocked.find(source); it != blocked.end()) {
       blocked_shapes[name] = blocked_shapes.at(source);
+      share(it->second.get_data_handle(), name);
       return blocked.emplace(name, it->second).first->second;
     }
+    share(value(source).raw(), name);
     return layers::plain_memory(eng, values.emplace(name, value(source)).first->second);
   }
 
   void alias(const std::string& name, const std::string& source, const Shape& shape) override {
     Tensor view = value(source).reshaped(shape);
     if (values.count(name)) throw Error(current, "value \"" + name + "\" is defined twice");
+    share(view.raw(), name);
     values.emplace(name, view);
   }
 
@@ -228,6 +254,13 @@ struct Network::Impl : layers::CompileContext {
     attr.set_fpmath_mode(dnnl::fpmath_mode::strict);
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     return attr;
+  }
+
+  dnnl::memory temporary(const dnnl::memory::desc& desc) override {
+    if (arena)
+      if (void* p = arena->allocate(desc.get_size(), current_index, current_index)) return dnnl::memory(desc, eng, p);
+    private_bytes += desc.get_size();
+    return dnnl::memory(desc, eng);
   }
 
   dnnl::memory scratchpad(const dnnl::memory::desc& desc) override {
@@ -260,7 +293,7 @@ Network::Network(const ir::Graph& graph, const std::map<std::string, Shape>& inp
       if (d < 0) throw Error("input \"" + in.name + "\"", "shape " + shape_str(in.shape) + " needs a concrete size");
     m.input_buffers.push_back(m.define(in.name, in.dtype, shape));
   }
-  m.graph = options.optimize ? layers::optimize(graph, input_shapes) : graph;
+  m.graph = options.optimize ? layers::optimize(graph, input_shapes, &m.pass_log) : graph;
   for (size_t i = 0; i < m.graph.nodes.size(); ++i)
     for (const std::string& in : m.graph.nodes[i].inputs) m.last_reader[in] = i;
   // Graph inputs and outputs are the caller's: never overwritten in place.
@@ -270,17 +303,33 @@ Network::Network(const ir::Graph& graph, const std::map<std::string, Shape>& inp
   for (const ir::ValueInfo& in : m.graph.inputs) m.types[in.name] = {in.dtype, m.values.at(in.name).shape()};
   for (const auto& [name, t] : m.graph.weights) m.types[name] = {t.dtype(), t.shape()};
   const auto is_weight = [&](const std::string& name) { return m.graph.weights.count(name) != 0; };
-  const auto& table = layers::kernel_table();
+  // Every node checked against its schema and typed before any kernel is built: a builder gets
+  // every attribute with its default and its output types, and the arena's reservation is sized.
+  std::vector<ir::Node> checked;
+  std::vector<std::vector<ir::TensorType>> node_types;
+  size_t output_bytes = 0;
   for (const ir::Node& node : m.graph.nodes) {
-    m.current_index = static_cast<size_t>(&node - m.graph.nodes.data());
-    // Checked against its schema and typed before its kernel sees it: the builder gets every
-    // attribute with its default and the output types.
     ir::Node n = node;
     n.attrs = ir::checked_attrs(node);
     m.current = n.attrs.owner;
     std::vector<const ir::TensorType*> ins;
     for (const std::string& i : n.inputs) ins.push_back(i.empty() ? nullptr : &m.types.at(i));
-    m.current_types = ir::infer_node(n, ins, is_weight);
+    node_types.push_back(ir::infer_node(n, ins, is_weight));
+    for (size_t i = 0; i < n.outputs.size(); ++i) {
+      m.types[n.outputs[i]] = node_types.back()[i];
+      output_bytes += static_cast<size_t>(element_count(node_types.back()[i].shape)) * dtype_size(node_types.back()[i].dtype);
+    }
+    checked.push_back(std::move(n));
+  }
+  // Twice the plain bytes: room for blocked layouts' channel padding and plain copies of blocked
+  // values. A buffer that does not fit is allocated on its own.
+  if (options.reuse_memory) m.arena = std::make_unique<layers::ActivationArena>(2 * output_bytes + (1 << 20));
+
+  const auto& table = layers::kernel_table();
+  for (const ir::Node& n : checked) {
+    m.current_index = static_cast<size_t>(&n - checked.data());
+    m.current = n.attrs.owner;
+    m.current_types = node_types[m.current_index];
     auto builder = table.find(n.op);
     if (builder == table.end()) throw Error(m.current, "no kernel for op \"" + n.op + "\"");
     // oneDNN refusing a shape the schemas allowed is an error at this node, never its own exception.
@@ -300,14 +349,15 @@ Network::Network(const ir::Graph& graph, const std::map<std::string, Shape>& inp
       if (m.shape(out) != m.current_types[i].shape)
         throw Error(m.current, "internal: the kernel made output \"" + out + "\" " + shape_str(m.shape(out)) + ", the schema infers " +
                                    ir::type_str(m.current_types[i]));
-      m.types[out] = m.current_types[i];
     }
   }
   m.current = "graph outputs";
+  m.current_index = checked.size();  // plain copies of blocked outputs are made after the last node
 
   m.scratch = Tensor(DType::f32, {static_cast<int64_t>((m.scratch_bytes + 3) / 4)});
   for (dnnl::memory& s : m.scratch_users) s.set_data_handle(m.scratch.raw());
   for (const std::string& out : m.graph.outputs) m.outputs.push_back(m.value(out));
+  if (m.arena) m.arena->trim();
 }
 
 Network::~Network() = default;
@@ -362,6 +412,14 @@ const Tensor* Network::value(const std::string& name) const {
 }
 
 const ir::Graph& Network::executed_graph() const { return impl_->graph; }
+
+const std::vector<PassRecord>& Network::passes() const { return impl_->pass_log; }
+
+MemoryStats Network::memory_stats() const {
+  MemoryStats s = impl_->arena ? impl_->arena->stats() : MemoryStats{};
+  s.private_bytes = impl_->private_bytes;
+  return s;
+}
 
 std::string Network::describe() const {
   std::ostringstream o;

@@ -16,7 +16,28 @@ struct CompileOptions {
                                 // BatchNorm into Conv, fuse a residual Add and an Activation into
                                 // the Conv/Dense before them (post-ops)
   bool blocked_layouts = true;  // keep activations in oneDNN's preferred layouts between ops;
-                                // off, every value is plain and readable with value()
+                                // off, every value is plain
+  bool reuse_memory = true;     // activation buffers share one arena, reused once their values
+                                // are read for the last time (layers/src/arena.h)
+
+  // Every value kept plain, in its own buffer, and unoptimized: what value() needs to read any
+  // intermediate after a run (taps, the ladder, kernel tests).
+  static CompileOptions inspectable() { return {false, false, false}; }
+};
+
+// What one compile-time pass did to a graph (Network::passes, `planetbridge inspect --passes`).
+struct PassRecord {
+  std::string name;    // e.g. "fold_batchnorm"
+  std::string effect;  // e.g. "57 -> 37 nodes: -20 BatchNorm", or "no change"
+};
+
+// Activation memory of a compiled network (weights excluded).
+struct MemoryStats {
+  size_t arena_bytes = 0;      // the shared arena: its high-water mark
+  size_t unshared_bytes = 0;   // the same buffers, each in its own allocation
+  size_t live_peak_bytes = 0;  // the most bytes live at one step: a lower bound for any plan
+  size_t private_bytes = 0;    // buffers outside the arena (graph inputs, reuse off)
+  size_t buffers = 0;          // buffers placed in the arena
 };
 
 // The ops this build has kernels for (layers/kernels/registry.cpp), sorted.
@@ -37,11 +58,14 @@ class Network {
   size_t output_count() const;
   const Tensor& output(size_t i) const;  // a view of the network's buffer, valid until next run()
   // Any value computed by the last run (graph inputs, node outputs) that is held plain, or
-  // nullptr (compile with blocked_layouts off to keep every value readable).
+  // nullptr. Compile with CompileOptions::inspectable() to keep every value readable: otherwise
+  // a value's bytes may be reused by a later node.
   const Tensor* value(const std::string& name) const;
   // The graph after compile-time passes (fusion), as executed.
   const ir::Graph& executed_graph() const;
   std::string describe() const;  // one line per kernel, for --verbose
+  MemoryStats memory_stats() const;
+  const std::vector<PassRecord>& passes() const;  // empty when compiled without optimize
 
  private:
   struct Impl;

@@ -324,7 +324,7 @@ TEST_CASE("jax decoder: every tap lines up with a value of its module's name, in
     REQUIRE(s.taps.size() == tap_count);
     const Graph g = jax().decode(s);
     // As the ladder compares taps: unoptimised, plain layouts, by value name.
-    pb::Network net(g, stream_input_shapes(g, s), pb::CompileOptions{false, false});
+    pb::Network net(g, stream_input_shapes(g, s), pb::CompileOptions::inspectable());
     std::vector<const Tensor*> inputs;
     for (const std::string& in : s.inputs) inputs.push_back(&s.tensors.at(in));
     net.run(inputs);
