@@ -3,6 +3,7 @@
 // Keras layer class, registered in op_table.cpp with the config keys it understands; the
 // translators are in op/*.cpp. Keras's values are channels-last; the decoder context
 // (planetbridge/decoder.h) holds each in the layouts the IR's ops need.
+#include <algorithm>
 #include <map>
 
 #include "layer.h"
@@ -15,7 +16,7 @@ namespace {
 // One application of a layer: its translator, with the layer's config checked first. Returns
 // the application's outputs (out, then "<out>:1", ... for a layer with several).
 std::vector<std::string> translate(Decoder& d, KerasModel& m, const JsonRef& layer_json, const std::string& name, const std::string& out,
-                                   std::vector<std::string> inputs) {
+                                   std::vector<std::string> inputs, CallArgs call_args = {}) {
   const JsonRef cls = layer_json["class_name"];
   const std::string type = cls.str();
   auto it = layer_table().find(type);
@@ -30,7 +31,7 @@ std::vector<std::string> translate(Decoder& d, KerasModel& m, const JsonRef& lay
     layer_json.fail(type + " takes " + takes + ", got " + std::to_string(inputs.size()));
   }
   d.translating(layer_json, "keras:" + name + " (" + type + ")");
-  const Layer L(d, m, layer_json, name, out, std::move(inputs));
+  const Layer L(d, m, layer_json, name, out, std::move(inputs), std::move(call_args));
   tr.translate(L);
   if (!d.has(out)) L.fail("internal: the " + type + " translator produced no output");
   L.check_all_weights_used();
@@ -101,6 +102,29 @@ TensorRef parse_ref(const JsonRef& r) {
   return {r[0].str(), r[1].i64(), r[2].i64(), r.path()};
 }
 
+// The call keyword arguments a layer class understands (any other that is not null is refused: it
+// may change what the layer computes). `tensors` become further inputs, appended after the
+// positional ones in this order (Keras 2 writes every argument after the first as a keyword,
+// Keras 3 writes them as called); `others` reach the translator (Layer::call_arg).
+struct CallKeywords {
+  std::vector<std::string> tensors, others;
+};
+
+const CallKeywords& call_keywords(const std::string& cls) {
+  static const CallKeywords none, rnn{{"initial_state"}, {}};
+  static const std::map<std::string, CallKeywords> table = {
+      {"SimpleRNN", rnn},
+      {"LSTM", rnn},
+      {"GRU", rnn},
+      {"Bidirectional", rnn},
+      {"MultiHeadAttention",
+       {{"query", "value", "key"},
+        {"use_causal_mask", "attention_mask", "query_mask", "value_mask", "key_mask", "return_attention_scores", "training"}}},
+  };
+  auto it = table.find(cls);
+  return it == table.end() ? none : it->second;
+}
+
 // Keras 3 call arguments: keras tensors ({"class_name": "__keras_tensor__", "config": {"keras_history":
 // [layer, node, tensor]}}), possibly inside lists (merge layers take a list).
 void collect_keras3(const JsonRef& a, std::vector<TensorRef>& out) {
@@ -113,28 +137,65 @@ void collect_keras3(const JsonRef& a, std::vector<TensorRef>& out) {
   }
 }
 
-// One inbound node -> the tensors it consumes, in order. tfjs and Keras 2 write
-// [[name, node, tensor, kwargs], ...] (a recurrent layer's initial states are further refs);
-// Keras 3 writes {"args": [...], "kwargs": {...}}, an RNN's initial states as the keyword
-// argument initial_state (taken as further inputs when `initial_state` says the layer has them).
-std::vector<TensorRef> inbound_refs(const JsonRef& node, bool initial_state) {
+// tfjs / Keras 2 tensors in call keyword arguments: [layer, node, tensor], or a list of them.
+void collect_refs(const JsonRef& a, std::vector<TensorRef>& out) {
+  if (!a.is_array()) a.fail("expected a tensor reference [layer name, node index, tensor index] or a list of them");
+  if (a.size() > 0 && a[0].is_string()) return out.push_back(parse_ref(a));
+  for (const JsonRef& e : a.items()) collect_refs(e, out);
+}
+
+// One application: the tensors it consumes, in order, and its other call arguments.
+struct Call {
   std::vector<TensorRef> refs;
-  if (node.is_object()) {
-    collect_keras3(node["args"], refs);
-    if (auto kw = node.find("kwargs")) {
-      for (const std::string& k : kw->keys()) {
-        if (k == "initial_state" && initial_state) collect_keras3((*kw)[k], refs);
-        else if (!(*kw)[k].is_null()) (*kw)[k].fail("call keyword argument \"" + k + "\" is not supported (it may change what the layer computes)");
-      }
+  CallArgs args;
+};
+
+// The keyword arguments `kw` of one call of a `cls` layer into `call` (its tensors into
+// `tensors`, by keyword). tfjs repeats a call's keywords on each input tensor: a repeat must
+// say the same.
+void add_keywords(const std::string& cls, const JsonRef& kw, bool keras3, Call& call, std::map<std::string, std::vector<TensorRef>>& tensors,
+                  std::map<std::string, std::string>& seen) {
+  const CallKeywords& known = call_keywords(cls);
+  auto in = [](const std::vector<std::string>& v, const std::string& k) { return std::find(v.begin(), v.end(), k) != v.end(); };
+  for (const std::string& k : kw.keys()) {
+    if (kw.raw()[k].is_null()) continue;  // not given (JsonRef's [] would call it missing)
+    const JsonRef a = kw[k];
+    auto [it, first] = seen.emplace(k, a.raw().dump());
+    if (!first) {
+      if (it->second != a.raw().dump()) a.fail("call keyword argument \"" + k + "\" differs between the call's input tensors");
+      continue;
     }
-    return refs;
+    if (in(known.tensors, k)) {
+      if (keras3) collect_keras3(a, tensors[k]);
+      else collect_refs(a, tensors[k]);
+    } else if (in(known.others, k)) {
+      call.args.emplace(k, a);
+    } else {
+      a.fail("call keyword argument \"" + k + "\" is not supported" + (known.tensors.empty() && known.others.empty() ? "" : " by " + cls) +
+             " (it may change what the layer computes)");
+    }
   }
-  for (const JsonRef& e : node.items()) {
-    refs.push_back(parse_ref(e));
-    if (e.size() > 3 && !e[3].is_null() && !e[3].keys().empty())
-      e[3].fail("call keyword arguments are not supported (they may change what the layer computes)");
+}
+
+// One inbound node of a `cls` layer. tfjs and Keras 2 write [[name, node, tensor, kwargs], ...]
+// (a recurrent layer's initial states are further refs); Keras 3 writes {"args": [...],
+// "kwargs": {...}}, an RNN's initial states as the keyword argument initial_state.
+Call inbound_call(const JsonRef& node, const std::string& cls) {
+  Call call;
+  std::map<std::string, std::vector<TensorRef>> tensors;
+  std::map<std::string, std::string> seen;
+  if (node.is_object()) {
+    collect_keras3(node["args"], call.refs);
+    if (auto kw = node.find("kwargs")) add_keywords(cls, *kw, true, call, tensors, seen);
+  } else {
+    for (const JsonRef& e : node.items()) {
+      call.refs.push_back(parse_ref(e));
+      if (e.size() > 3 && !e[3].is_null()) add_keywords(cls, e[3], false, call, tensors, seen);
+    }
   }
-  return refs;
+  for (const std::string& k : call_keywords(cls).tensors)
+    if (auto t = tensors.find(k); t != tensors.end()) call.refs.insert(call.refs.end(), t->second.begin(), t->second.end());
+  return call;
 }
 
 // input_layers / output_layers: a list of refs, or (Keras 3, one tensor) a single ref.
@@ -146,11 +207,6 @@ std::vector<TensorRef> ref_list(const JsonRef& j) {
 }
 
 std::string value_key(const std::string& layer, int64_t node) { return layer + "#" + std::to_string(node); }
-
-// Layers Keras calls with initial_state=[...].
-bool takes_initial_state(const std::string& cls) {
-  return cls == "SimpleRNN" || cls == "LSTM" || cls == "GRU" || cls == "Bidirectional";
-}
 
 // The value a ref's tensor index names among a layer application's outputs.
 const std::string& output_of(const TensorRef& r, const std::vector<std::string>& outputs) {
@@ -185,7 +241,7 @@ std::vector<std::string> decode_functional(Decoder& d, KerasModel& m, const Json
     JsonRef layer;
     std::string name;
     int64_t node;
-    std::vector<TensorRef> refs;
+    Call call;
   };
   std::vector<Pending> pending;
   for (const JsonRef& l : layers.items()) {
@@ -193,15 +249,15 @@ std::vector<std::string> decode_functional(Decoder& d, KerasModel& m, const Json
     if (l["class_name"].str() == "InputLayer") continue;
     auto nodes = l.find("inbound_nodes");
     if (!nodes || nodes->size() == 0) l.fail("layer \"" + name + "\" has no inbound_nodes (it is never called)");
-    const bool states = takes_initial_state(l["class_name"].str());
-    for (size_t k = 0; k < nodes->size(); ++k) pending.push_back({l, name, int64_t(k), inbound_refs((*nodes)[k], states)});
+    const std::string cls = l["class_name"].str();
+    for (size_t k = 0; k < nodes->size(); ++k) pending.push_back({l, name, int64_t(k), inbound_call((*nodes)[k], cls)});
   }
   while (!pending.empty()) {
     std::vector<Pending> later;
     for (Pending& p : pending) {
       std::vector<std::string> inputs;
       bool ready = true;
-      for (const TensorRef& r : p.refs) {
+      for (const TensorRef& r : p.call.refs) {
         auto v = values.find(value_key(r.layer, r.node));
         if (v == values.end()) ready = false;
         else inputs.push_back(output_of(r, v->second));
@@ -212,11 +268,11 @@ std::vector<std::string> decode_functional(Decoder& d, KerasModel& m, const Json
       }
       // A shared layer's second call gets its own value name; its first keeps the layer name.
       const std::string out = p.node == 0 ? p.name : p.name + "@" + std::to_string(p.node);
-      values[value_key(p.name, p.node)] = translate(d, m, p.layer, p.name, out, inputs);
+      values[value_key(p.name, p.node)] = translate(d, m, p.layer, p.name, out, inputs, p.call.args);
     }
     if (later.size() == pending.size()) {
       const Pending& p = later.front();
-      for (const TensorRef& r : p.refs)
+      for (const TensorRef& r : p.call.refs)
         if (!values.count(value_key(r.layer, r.node)))
           throw Error(r.path, "refers to output " + std::to_string(r.node) + " of layer \"" + r.layer + "\", which no layer produces (unknown layer or a cycle)");
     }

@@ -4,8 +4,9 @@
 
 namespace pb::tensorflow {
 
-Layer::Layer(Decoder& d, const KerasModel& model, JsonRef json, std::string name, std::string out, std::vector<std::string> inputs)
-    : d_(d), model_(model), json_(json), name_(std::move(name)), out_(std::move(out)), inputs_(std::move(inputs)) {
+Layer::Layer(Decoder& d, const KerasModel& model, JsonRef json, std::string name, std::string out, std::vector<std::string> inputs,
+             CallArgs call_args)
+    : d_(d), model_(model), json_(json), name_(std::move(name)), out_(std::move(out)), inputs_(std::move(inputs)), call_args_(std::move(call_args)) {
   class_ = json_["class_name"].str();
 }
 

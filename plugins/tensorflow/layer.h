@@ -24,9 +24,13 @@ struct KerasModel {
   bool keras3() const { return keras_version.rfind("3.", 0) == 0; }
 };
 
+// A call's keyword arguments that are not tensors (MultiHeadAttention's use_causal_mask), by name.
+using CallArgs = std::map<std::string, JsonRef>;
+
 class Layer {
  public:
-  Layer(Decoder& d, const KerasModel& model, JsonRef json, std::string name, std::string out, std::vector<std::string> inputs);
+  Layer(Decoder& d, const KerasModel& model, JsonRef json, std::string name, std::string out, std::vector<std::string> inputs,
+        CallArgs call_args = {});
 
   Decoder& decoder() const { return d_; }
   const KerasModel& model() const { return model_; }
@@ -40,6 +44,11 @@ class Layer {
   std::string output(size_t i) const { return i == 0 ? out_ : out_ + ":" + std::to_string(i); }
   size_t arity() const { return inputs_.size(); }
   [[noreturn]] void fail(const std::string& message) const { json_.fail(message); }
+  // A keyword argument of this call (decoder.cpp lists the ones each class may have), or nullopt.
+  std::optional<JsonRef> call_arg(const std::string& key) const {
+    auto it = call_args_.find(key);
+    return it == call_args_.end() ? std::nullopt : std::optional<JsonRef>(it->second);
+  }
 
   // ---- inputs. Most Keras layers take one, x; merge layers take several.
   // Input i's type as Keras has it (channels-last; dim 0 the captured batch).
@@ -93,6 +102,7 @@ class Layer {
   JsonRef json_;
   std::string name_, out_, class_;
   std::vector<std::string> inputs_;
+  CallArgs call_args_;
   mutable std::set<std::string> used_;
 };
 
@@ -155,7 +165,7 @@ KerasTranslator conv(size_t rank);
 KerasTranslator depthwise_conv(size_t rank);
 KerasTranslator separable_conv(size_t rank);
 KerasTranslator conv_transpose(size_t rank);
-KerasTranslator upsampling(size_t rank);
+KerasTranslator upsampling(size_t rank);  // UpSampling1D / 2D / 3D
 KerasTranslator pool(size_t rank, const std::string& mode);
 KerasTranslator global_pool(size_t rank, const std::string& mode);
 KerasTranslator zero_padding(size_t rank);
@@ -183,5 +193,7 @@ KerasTranslator elu_layer();
 KerasTranslator prelu_layer();
 KerasTranslator softmax_layer();
 KerasTranslator inference_identity(std::vector<std::string> attributes);
+// op/attention.cpp
+KerasTranslator multi_head_attention();
 
 }  // namespace pb::tensorflow

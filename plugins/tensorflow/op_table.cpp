@@ -51,7 +51,9 @@ const KerasTable& layer_table() {
       {"SeparableConv2D", separable_conv(2)},
       {"Conv2DTranspose", conv_transpose(2)},
       {"Conv3DTranspose", conv_transpose(3)},
+      {"UpSampling1D", upsampling(1)},  // Keras 2/3; tfjs has none
       {"UpSampling2D", upsampling(2)},
+      {"UpSampling3D", upsampling(3)},  // Keras 2/3; tfjs has none
       {"MaxPooling1D", pool(1, "max")},
       {"MaxPooling2D", pool(2, "max")},
       {"MaxPooling3D", pool(3, "max")},
@@ -75,6 +77,7 @@ const KerasTable& layer_table() {
       {"LSTM", lstm()},
       {"GRU", gru()},
       {"Bidirectional", bidirectional()},
+      {"MultiHeadAttention", multi_head_attention()},  // Keras 2/3; composed in the tfjs capture
   };
   return t;
 }

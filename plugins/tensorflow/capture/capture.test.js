@@ -267,6 +267,71 @@ test('fixtures: recurrent layers - sigmoid gates, non-zero biases, distinct dire
     await assert.rejects(fixtures.build(fx(layer, spec)), new RegExp(field.replace('.', '\\.')));
 });
 
+test('fixtures: attention - composed Keras MultiHeadAttention (self, causal, cross), SwiGLU from stock layers', needsTfjs, async () => {
+  const fixtures = require('./fixtures.js');
+  const attention = require('./attention.js');
+  const { tf } = tfjs;
+  await tfjs.useWasm();
+  const fx = (layer, spec, id = layer) => ({ id, layer, samples: 3, seed: 42, spec });
+  const read = async (f) => pb.readFrames((await fixtures.build(f)).toBytes())[0];
+  const causal = fx('mha', { d_model: 8, heads: 2, seq: 4, mask: 'causal' });
+  const bytes = (await fixtures.build(causal)).toBytes();
+  assert.deepEqual(bytes, (await fixtures.build(causal)).toBytes());
+  let { doc, tensors } = pb.readFrames(bytes)[0];
+  const mha = doc.model.topology.config.layers.find((l) => l.name === 'mha');
+  assert.equal(mha.class_name, 'MultiHeadAttention'); // Keras's class and config keys
+  assert.deepEqual([mha.config.num_heads, mha.config.key_dim, mha.config.value_dim, mha.config.use_bias], [2, 4, 4, true]);
+  // Keras's self-attention call mha(x, x, use_causal_mask=True), as tfjs writes a call.
+  assert.deepEqual(mha.inbound_nodes, [[['x', 0, 0, { use_causal_mask: true }], ['x', 0, 0, { use_causal_mask: true }]]]);
+  assert.deepEqual(doc.tensors['mha/query/kernel'].shape, [8, 2, 4]); // einsum kernel [features, heads, key_dim]
+  assert.deepEqual(doc.tensors['mha/attention_output/kernel'].shape, [2, 4, 8]);
+  assert.ok(tensors['mha/attention_output/bias'].data.every((v) => v !== 0));
+  assert.match(doc.composed[0], /^MultiHeadAttention: tfjs 4\.22 has none/);
+  assert.deepEqual(doc.tensors['output.0'].shape, [3, 4, 8]);
+
+  // Cross-attention: value and key are inputs of their own sizes.
+  ({ doc } = await read(fx('mha', { d_model: 8, heads: 2, seq: 3, kv_seq: 5, kdim: 6, vdim: 4, bias: false })));
+  assert.deepEqual(doc.inputs.map((n) => doc.tensors[n].shape), [[3, 3, 8], [3, 5, 4], [3, 5, 6]]);
+  assert.deepEqual(doc.tensors['mha/key/kernel'].shape, [6, 2, 4]);
+  assert.deepEqual(doc.tensors['mha/value/kernel'].shape, [4, 2, 4]);
+  assert.equal(doc.tensors['mha/query/bias'], undefined);
+
+  // The composed layer is causal: a later step of the input never changes an earlier output.
+  const built = attention.mhaModel({ d_model: 8, heads: 2, seq: 4, mask: 'causal' }, { name: 'c', kernel: () => tf.initializers.glorotNormal({ seed: 1 }), bias: () => tf.initializers.randomNormal({ stddev: 0.5, seed: 2 }) });
+  const x = tf.randomNormal([2, 4, 8], 0, 1, 'float32', 3);
+  const later = tf.concat([x.slice([0, 0, 0], [2, 2, 8]), tf.randomNormal([2, 2, 8], 0, 1, 'float32', 4)], 1);
+  const [a, b] = [built.model.predict(x), built.model.predict(later)].map((t) => t.slice([0, 0, 0], [2, 2, 8]).dataSync());
+  assert.deepEqual(a, b);
+  assert.ok(built.model.predict(later).slice([0, 2, 0], [2, 2, 8]).dataSync().some((v, i) => v !== built.model.predict(x).slice([0, 2, 0], [2, 2, 8]).dataSync()[i]));
+
+  // SwiGLU: stock Dense gate / up without activation, swish, Multiply, Dense down; composed as a block.
+  ({ doc, tensors } = await read(fx('swiglu', { d_model: 6, ff: 8, seq: 3 })));
+  const layers = Object.fromEntries(doc.model.topology.config.layers.map((l) => [l.name, l]));
+  assert.deepEqual(['gate', 'up', 'silu', 'gated', 'down'].map((n) => layers[n].class_name), ['Dense', 'Dense', 'Activation', 'Multiply', 'Dense']);
+  assert.deepEqual([layers.gate.config.activation, layers.up.config.activation, layers.silu.config.activation], ['linear', 'linear', 'swish']);
+  assert.ok(tensors['gate/bias'].data.every((v) => v !== 0));
+  assert.match(doc.composed[0], /^SwiGLU/);
+  ({ doc } = await read(fx('swiglu', { d_model: 6, ff: 8, bias: false })));
+  assert.deepEqual(doc.tensors['input.0'].shape, [3, 6]);
+  assert.equal(doc.tensors['gate/bias'], undefined);
+
+  for (const [layer, spec, field] of [
+    ['mha', { d_model: 8, heads: 3, seq: 4 }, 'spec.heads'],
+    ['mha', { d_model: 8, heads: 2, seq: 4, mask: 'padding' }, 'spec.mask'],
+    ['mha', { d_model: 8, heads: 2, seq: 4, batch_first: false }, 'spec.batch_first'],
+    ['swiglu', { d_model: 6 }, 'spec.ff'],
+    ['swiglu', { d_model: 6, ff: 8, activation: 'gelu' }, 'spec.activation'],
+  ])
+    await assert.rejects(fixtures.build(fx(layer, spec)), new RegExp(field.replace('.', '\\.')));
+  // The composed layer's own refusals.
+  assert.throws(() => new attention.MultiHeadAttention({ name: 'm0', numHeads: 0, keyDim: 4 }), /numHeads must be a positive integer/);
+  const q = tf.input({ shape: [4, 8] });
+  assert.throws(() => new attention.MultiHeadAttention({ name: 'm1', numHeads: 2, keyDim: 4 }).apply(q), /call it on \[query, value\]/);
+  const twice = new attention.MultiHeadAttention({ name: 'm2', numHeads: 2, keyDim: 4 });
+  twice.apply([q, q], { useCausalMask: true });
+  assert.throws(() => twice.apply([q, q]), /called with and without useCausalMask/);
+});
+
 // ------------------------------------------------------------------ the protocol
 
 test('--serve: hello, then one frame per fixture in request order, errors as events', needsTfjs, () => {
@@ -282,7 +347,7 @@ test('--serve: hello, then one frame per fixture in request order, errors as eve
   assert.deepEqual(frames[1].doc.tensors['input.0'].shape, [7, 4]);
   assert.deepEqual(frames[3].doc, {
     format: 'planetbridge.capture', version: 1, event: 'error', model_id: 'conv',
-    message: 'Error: layer "conv2" is not supported by the tensorflow capture (known: dense, cnn1, cnn2, cnn3, pool, batchnorm, layernorm, rmsnorm, embedding, residual, model, rnn, lstm, gru, conv_transpose, upsample, separable, prelu, time_distributed)',
+    message: 'Error: layer "conv2" is not supported by the tensorflow capture (known: dense, cnn1, cnn2, cnn3, pool, batchnorm, layernorm, rmsnorm, embedding, residual, model, rnn, lstm, gru, conv_transpose, upsample, separable, prelu, time_distributed, mha, swiglu)',
   });
 });
 

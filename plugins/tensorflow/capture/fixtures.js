@@ -19,6 +19,9 @@
  * The recurrent keys (rnn, lstm, gru) are built in recurrent.js: stock simpleRNN / lstm / gru /
  * bidirectional with seeded non-zero biases (not trained, except the text_classifier and seq2seq
  * archs), and a composed GRU for reset_after, which tfjs 4.22 lacks.
+ *
+ * The attention keys (mha, swiglu) are built in attention.js: a composed MultiHeadAttention
+ * (tfjs 4.22 has none) serialised as Keras's, and SwiGLU from stock layers.
  */
 
 const pbtf = require('./pb_tfjs.js');
@@ -342,6 +345,8 @@ const BUILDERS = {
   lstm: recurrent.recurrentModel('lstm'),
   gru: recurrent.recurrentModel('gru'),
   ...require('./families.js').families(tf, { ACTIVATIONS, NOT_IN_TFJS }),
+  mha: require('./attention.js').mhaModel,
+  swiglu: require('./attention.js').swigluModel,
 };
 
 // Inputs: N(0, 1) floats, or uniform int32 ids in [0, vocab).

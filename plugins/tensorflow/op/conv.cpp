@@ -192,9 +192,14 @@ KerasTranslator conv_transpose(size_t rank) {
 
 // UpSampling2D(size, interpolation): Resize to [H·sh, W·sw] with tfjs's resizeNearestNeighbor /
 // resizeBilinear as the layer calls them (align_corners and half_pixel_centers false): source
-// coordinate o · in / out, "asymmetric" (nearest: its floor).
+// coordinate o · in / out, "asymmetric" (nearest: its floor). UpSampling1D (size an int; Keras
+// 2/3, no data_format) and UpSampling3D (Keras 2/3; tfjs has neither) repeat each element
+// `size` times along each spatial dim: nearest, the same Resize.
 KerasTranslator upsampling(size_t rank) {
-  return {{"size", "data_format", "interpolation"}, 1, [rank](const Layer& L) {
+  std::vector<std::string> keys = {"size"};
+  if (rank > 1) keys.push_back("data_format");
+  if (rank == 2) keys.push_back("interpolation");
+  return {keys, 1, [rank](const Layer& L) {
             check_spatial_input(L, rank);
             const JsonRef c = L.config();
             const Ints size = per_dim(c, "size", rank, 2);

@@ -675,7 +675,7 @@ TEST_CASE("tensorflow decoder: malformed functional graphs name their path", "[t
   doc = load_doc("functional_add");
   doc["model"]["topology"]["config"]["layers"][1]["inbound_nodes"][0][0][3] = {{"training", true}};
   CHECK_THROWS_MATCHES(decode(doc), pb::Error,
-                       ErrorAt("model.topology.config.layers[1].inbound_nodes[0][0][3]", "call keyword arguments are not supported"));
+                       ErrorAt("model.topology.config.layers[1].inbound_nodes[0][0][3].training", "call keyword argument \"training\" is not supported"));
 
   doc = load_doc("functional_add");
   doc["model"]["topology"]["config"]["layers"][0]["config"]["batch_input_shape"] = {nullptr, 5};
