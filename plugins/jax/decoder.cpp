@@ -15,6 +15,14 @@ namespace {
 // nn.RNN and nn.Bidirectional read a sequence and, optionally, an initial carry: Sequential
 // order gives them the previous value.
 bool recurrent(const std::string& type) { return type == "RNN" || type == "Bidirectional"; }
+// Attention reads its query, keys and values, and optionally a mask, in any number of inputs;
+// without "inputs", the previous value (self-attention).
+bool attention(const std::string& type) { return type == "MultiHeadDotProductAttention" || type == "SelfAttention"; }
+// Modules that read integer arrays: Embed's ids, a mask function's arrays (make_causal_mask
+// reads only the shape), attention's mask (its translator checks the rest are f32).
+bool reads_integers(const std::string& type) {
+  return type == "Embed" || type == "make_causal_mask" || type == "make_attention_mask" || attention(type);
+}
 
 class JaxDialect : public Dialect {
  public:
@@ -83,15 +91,16 @@ class JaxDialect : public Dialect {
         }
         if (tr->arity ? inputs.size() != tr->arity : inputs.empty())
           in->fail(what + " takes " + (tr->arity ? std::to_string(tr->arity) : "one or more") + " inputs, got " + std::to_string(inputs.size()));
-      } else if ((tr->arity == 1 || recurrent(type)) && !previous.empty()) {
+      } else if ((tr->arity == 1 || recurrent(type) || attention(type)) && !previous.empty()) {
         inputs = {previous};
       } else {
         mj.fail(what + " \"" + name + "\" needs \"inputs\" (only a one-input module after a single value defaults to it)");
       }
-      // Only Embed reads integers; every other module computes in f32.
+      // Only Embed and the masks read integers; every other module computes in f32.
       for (const std::string& i : inputs)
-        if (type != "Embed" && d.type(i).dtype != DType::f32)
-          mj.fail(what + " \"" + name + "\" reads \"" + i + "\" of dtype " + dtype_name(d.type(i).dtype) + "; only Embed takes integer ids");
+        if (!reads_integers(type) && d.type(i).dtype != DType::f32)
+          mj.fail(what + " \"" + name + "\" reads \"" + i + "\" of dtype " + dtype_name(d.type(i).dtype) +
+                  "; only Embed (ids) and attention masks take integers");
 
       d.translating(mj, "flax:" + name + " (" + what + ")");
       tr->translate(Module(d, mj, name, inputs));

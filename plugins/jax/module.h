@@ -97,6 +97,14 @@ Pads flax_padding(const JsonRef& pad, const Shape& in, const Ints& window, const
 void translate_dense(const Module& m);
 void translate_dense_general(const Module& m);
 void translate_embed(const Module& m);
+void translate_einsum_module(const Module& m);  // flax.linen.Einsum (op/einsum.cpp)
+void translate_einsum(const Module& m);         // jnp.einsum of two values
+void translate_matmul(const Module& m);         // jnp.matmul, a @ b
+// flax.linen attention (op/attention.cpp).
+void translate_multi_head_attention(const Module& m);
+void translate_self_attention(const Module& m);
+void translate_causal_mask(const Module& m);
+void translate_attention_mask(const Module& m);
 void translate_conv(const Module& m);
 void translate_conv_transpose(const Module& m);
 JaxTranslator pool(const std::string& mode);

@@ -31,6 +31,20 @@ const JaxTable& module_table() {
        {{"epsilon", "use_scale", "reduction_axes", "feature_axes", "dtype", "param_dtype"}, 1,
         [](const Module& m) { translate_norm(m, true); }}},
       {"Embed", {{"num_embeddings", "features", "dtype", "param_dtype"}, 1, translate_embed}},
+      {"Einsum", {{"shape", "einsum_str", "use_bias", "dtype", "param_dtype", "precision"}, 1, translate_einsum_module}},
+      // The call's arrays in "inputs", each named by its keyword in "arguments" (inputs_q,
+      // inputs_k, inputs_v, inputs_kv, mask); broadcast_dropout only shapes training.
+      {"MultiHeadDotProductAttention",
+       {{"num_heads", "qkv_features", "out_features", "use_bias", "dropout_rate", "deterministic", "broadcast_dropout", "decode",
+         "normalize_qk", "attention_fn", "arguments", "dtype", "param_dtype", "precision"},
+        0, translate_multi_head_attention}},
+      {"SelfAttention",
+       {{"num_heads", "qkv_features", "out_features", "use_bias", "dropout_rate", "deterministic", "broadcast_dropout", "decode",
+         "normalize_qk", "attention_fn", "arguments", "dtype", "param_dtype", "precision"},
+        0, translate_self_attention}},
+      // flax.linen.make_causal_mask(x) / make_attention_mask(query_input, key_input, pairwise_fn).
+      {"make_causal_mask", {{"extra_batch_dims", "dtype"}, 1, translate_causal_mask}},
+      {"make_attention_mask", {{"pairwise_fn", "extra_batch_dims", "dtype"}, 2, translate_attention_mask}},
       {"Dropout", {{"rate", "deterministic", "broadcast_dims"}, 1, translate_dropout}},
       // Recurrent scans: inputs the sequence, then optionally the initial carry's leaves (arity 0;
       // without "inputs" they read the previous value, as a one-input module).
@@ -42,6 +56,8 @@ const JaxTable& module_table() {
       {"multiply", binary("Mul")},
       {"concatenate", {{"axis"}, 0, translate_concatenate}},
       {"reshape", {{"shape"}, 1, translate_reshape}},
+      {"einsum", {{"subscripts", "precision"}, 2, translate_einsum}},
+      {"matmul", {{"precision"}, 2, translate_matmul}},
       {"mean", global_reduce("avg")},
       {"max", global_reduce("max")},
       // {"type": "fn", "fn": "nn.relu"}: a function of the table below.

@@ -231,12 +231,49 @@ def _dropout_entry(module, name, where):
     return {"type": "Dropout", "name": name, "rate": float(module.rate), "deterministic": True}
 
 
+def _einsum_entry(module, name, where):
+    if module.einsum_str is None:
+        raise ValueError(f"{where}: Einsum's einsum_str given at call time is not recorded; set it on the module")
+    return {"type": "Einsum", "name": name, "shape": [int(v) for v in module.shape], "einsum_str": str(module.einsum_str),
+            "use_bias": bool(module.use_bias), **_dtypes(module)}
+
+
+def _attention_arguments(n_inputs, kwargs):
+    """The call's arrays by Flax keyword: the positional ones, then inputs_kv / mask passed by keyword."""
+    kwargs = kwargs or {}
+    keyword = [k for k in ("inputs_k", "inputs_v", "inputs_kv", "mask") if kwargs.get(k) is not None]
+    positional = ["inputs_q", "inputs_k", "inputs_v"][:max(n_inputs - len(keyword), 0)]
+    return positional + keyword
+
+
+def _attention_entry(module, name, where, kwargs=None, n_inputs=1):
+    import flax.linen as nn
+    if module.attention_fn is not nn.dot_product_attention:
+        raise ValueError(f"{where}: {type(module).__name__} with a custom attention_fn is not understood")
+    deterministic = (kwargs or {}).get("deterministic", module.deterministic)
+    return {"type": type(module).__name__, "name": name, "num_heads": int(module.num_heads),
+            "qkv_features": None if module.qkv_features is None else int(module.qkv_features),
+            "out_features": None if module.out_features is None else int(module.out_features),
+            "use_bias": bool(module.use_bias), "dropout_rate": float(module.dropout_rate),
+            "deterministic": bool(deterministic) if deterministic is not None else module.dropout_rate == 0,
+            "broadcast_dropout": bool(module.broadcast_dropout), "decode": bool(module.decode),
+            "normalize_qk": bool(getattr(module, "normalize_qk", False)), "attention_fn": "dot_product_attention",
+            "arguments": _attention_arguments(n_inputs, kwargs), **_dtypes(module)}
+
+
+def _attention_classes():
+    import flax.linen as nn
+    return (nn.MultiHeadDotProductAttention, nn.SelfAttention)
+
+
 def _module_entries():
     """Flax module class -> the dialect entry of a bound instance (docs/planets/jax.md)."""
     import flax.linen as nn
     entries = {nn.Dense: lambda m, name, where: _dense_entry(m, name, where), nn.Conv: _conv_entry,
                nn.BatchNorm: _batchnorm_entry, nn.LayerNorm: _norm_entry, nn.Embed: _embed_entry,
-               nn.Dropout: _dropout_entry}
+               nn.Dropout: _dropout_entry, nn.Einsum: _einsum_entry}
+    for cls in _attention_classes():
+        entries[cls] = _attention_entry
     if hasattr(nn, "RMSNorm"):  # flax >= 0.8
         entries[nn.RMSNorm] = _norm_entry
     return entries
@@ -441,7 +478,8 @@ class _Describer:
             return out
         for cls, entry in _module_entries().items():
             if type(layer) is cls:
-                name, bound, out, _ = self.call(layer, where)
+                # attention's DenseGeneral query/key/value/out calls are part of it
+                name, bound, out, _ = self.call(layer, where, inside=cls in _attention_classes())
                 self.modules.append(entry(bound, name, where))
                 self.taps[name] = out
                 return out
@@ -506,12 +544,13 @@ def _record_calls(model, variables, inputs):
 def _complete(m, bound, kwargs, where):
     """A hand-written module entry as written, or, when it gives only type, name and inputs, the
     entry of the recorded Flax module at that path (its attributes from Flax itself)."""
-    if set(m) - {"type", "name", "inputs"} or bound is None:
+    if set(m) - {"type", "name", "inputs", "arguments"} or bound is None:
         return m
     e = None
     for cls, entry in _module_entries().items():
         if type(bound) is cls:
-            e = entry(bound, m["name"], where)
+            e = entry(bound, m["name"], where, kwargs, len(m.get("inputs", [])) or 1) if cls in _attention_classes() \
+                else entry(bound, m["name"], where)
     for cls, entry in _recurrent_entries().items():
         if type(bound) is cls:
             e = entry(bound, m["name"], where, kwargs, carry_inputs=len(m.get("inputs", [])) > 1)
@@ -521,6 +560,8 @@ def _complete(m, bound, kwargs, where):
         raise ValueError(f"{where}: type {m['type']!r}, but Flax's module at {m['name']!r} is {type(bound).__name__}")
     if "inputs" in m:
         e["inputs"] = list(m["inputs"])
+    if "arguments" in m:
+        e["arguments"] = list(m["arguments"])
     return e
 
 
@@ -756,9 +797,24 @@ def _embedding_layers(spec, n):
     return (lambda train: nn.Sequential([nn.Embed(vocab, dim)])), (n, s.int("seq")), vocab
 
 
+def _einsum_layers(spec, n):
+    """Layer einsum: nn.Einsum head split, relu, head merge (the jax-js fixture's modules)."""
+    import flax.linen as nn
+    s = pbstream.Spec(spec, {"seq", "d_model", "heads", "layout", "bias"})
+    d, h, b = s.int("d_model"), s.int("heads"), s.bool("bias", True)
+    if d % h:
+        raise ValueError(f"spec.heads: {h} heads do not divide d_model {d}")
+    k = d // h
+    if s.choice("layout", ("blhk", "bhlk"), "blhk") == "blhk":
+        layers = [nn.Einsum((d, h, k), "bld,dhk->blhk", use_bias=b), nn.relu, nn.Einsum((h, k, d), "blhk,hkd->bld", use_bias=b)]
+    else:
+        layers = [nn.Einsum((h, d, k), "bld,hdk->bhlk", use_bias=b), nn.relu, nn.Einsum((k, h, d), "bhlk,khd->bld", use_bias=b)]
+    return (lambda train: nn.Sequential(layers)), (n, s.int("seq"), d), None
+
+
 BUILDERS = {"cnn1": _conv_layers(1), "cnn2": _conv_layers(2), "cnn3": _conv_layers(3), "pool": _pool_layers,
             "batchnorm": _batchnorm_layers, "layernorm": _norm_layers("layernorm"), "rmsnorm": _norm_layers("rmsnorm"),
-            "embedding": _embedding_layers}
+            "embedding": _embedding_layers, "einsum": _einsum_layers}
 
 
 def _draw(key, shape, vocab):
@@ -1027,6 +1083,109 @@ def _perturb_biases(variables, key):
     return {"params": traverse_util.unflatten_dict(flat, sep="/")}
 
 
+def _swiglu_fixture(spec, n):
+    """Layer swiglu: LLaMA's MLP as Flax users write it (a compact module of three nn.Dense)."""
+    import flax.linen as nn
+    s = pbstream.Spec(spec, {"d_model", "hidden", "seq", "bias"})
+    d, hidden, bias = s.int("d_model"), s.int("hidden"), s.bool("bias", False)
+
+    class SwiGLU(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            gate = nn.Dense(hidden, use_bias=bias, name="gate_proj")(x)
+            up = nn.Dense(hidden, use_bias=bias, name="up_proj")(x)
+            return nn.Dense(d, use_bias=bias, name="down_proj")(nn.silu(gate) * up)
+
+    class Model(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return SwiGLU()(x)
+
+    p = "SwiGLU_0/"
+    modules = [{"type": "Dense", "name": p + "gate_proj", "inputs": ["x"]}, {"type": "fn", "name": p + "silu_0", "fn": "nn.silu"},
+               {"type": "Dense", "name": p + "up_proj", "inputs": ["x"]},
+               {"type": "multiply", "name": p + "multiply_0", "inputs": [p + "silu_0", p + "up_proj"]},
+               {"type": "Dense", "name": p + "down_proj"}]
+    return {"make": Model, "inputs": [((n, s.int("seq"), d), None)], "modules": modules, "input_names": ["x"],
+            "output_names": [p + "down_proj"]}
+
+
+def _mha_fixture(spec, n):
+    """Layer mha: nn.MultiHeadDotProductAttention / nn.SelfAttention as the jax-js fixture wires it."""
+    import flax.linen as nn
+    import jax.numpy as jnp
+    s = pbstream.Spec(spec, {"d_model", "heads", "seq", "kv_seq", "kv_features", "qkv_features", "out_features", "bias", "mask",
+                             "vocab", "self_attention"})
+    d, heads, seq = s.int("d_model"), s.int("heads"), s.int("seq")
+    mask = s.choice("mask", ("none", "causal", "padding"), "none")
+    cross, self_attention = spec.get("kv_seq") is not None, s.bool("self_attention", False)
+    if cross and (self_attention or mask != "none"):
+        raise ValueError("spec.kv_seq: cross-attention takes no self_attention and no mask here")
+    if spec.get("vocab") is not None and mask != "causal":
+        raise ValueError("spec.vocab: only with mask causal (the ids the causal mask is made of)")
+    kw = {"num_heads": heads, "use_bias": s.bool("bias", True), "deterministic": True,
+          "qkv_features": s.int("qkv_features") if spec.get("qkv_features") is not None else None,
+          "out_features": s.int("out_features") if spec.get("out_features") is not None else None}
+    cls = nn.SelfAttention if self_attention else nn.MultiHeadDotProductAttention
+    name = f"{cls.__name__}_0"
+    vocab = s.int("vocab", 50) if mask == "causal" else None
+    kv_shape = (n, s.int("kv_seq"), s.int("kv_features", d)) if cross else None
+
+    class Model(nn.Module):
+        @nn.compact
+        def __call__(self, x, other=None):
+            if cross:
+                return cls(**kw)(x, inputs_kv=other)
+            if mask == "causal":
+                return cls(**kw)(nn.Embed(vocab, d)(x), mask=nn.make_causal_mask(x))
+            if mask == "padding":
+                return cls(**kw)(x, mask=nn.make_attention_mask(other, other))
+            return cls(**kw)(x)
+
+    attn = {"type": cls.__name__, "name": name}
+    if cross:
+        return {"make": Model, "inputs": [((n, seq, d), None), (kv_shape, None)], "input_names": ["x", "kv"], "output_names": [name],
+                "modules": [{**attn, "inputs": ["x", "kv"], "arguments": ["inputs_q", "inputs_kv"]}]}
+    if mask == "causal":
+        return {"make": Model, "inputs": [((n, seq), vocab)], "input_names": ["ids"], "output_names": [name],
+                "modules": [{"type": "Embed", "name": "Embed_0", "inputs": ["ids"]},
+                            {"type": "make_causal_mask", "name": "make_causal_mask_0", "inputs": ["ids"]},
+                            {**attn, "inputs": ["Embed_0", "make_causal_mask_0"], "arguments": ["inputs_q", "mask"]}]}
+    if mask == "padding":
+        return {"make": Model, "inputs": [((n, seq, d), None), ((n, seq), "valid")], "input_names": ["x", "valid"], "output_names": [name],
+                "modules": [{"type": "make_attention_mask", "name": "make_attention_mask_0", "inputs": ["valid", "valid"]},
+                            {**attn, "inputs": ["x", "make_attention_mask_0"], "arguments": ["inputs_q", "mask"]}]}
+    return {"make": Model, "inputs": [((n, seq, d), None)], "input_names": ["x"], "output_names": [name],
+            "modules": [{**attn, "inputs": ["x"], "arguments": ["inputs_q"]}]}
+
+
+DESCRIBED = {"swiglu": _swiglu_fixture, "mha": _mha_fixture}
+
+
+def _draw_input(key, shape, vocab):
+    """_draw, and the padding fixture's valid mask: row i valid for its first T - i mod ceil(T/2) steps."""
+    import jax.numpy as jnp
+    if vocab == "valid":
+        rows, t = shape
+        keep = [t - (i % -(-t // 2)) for i in range(rows)]
+        return jnp.asarray([[1.0 if j < keep[i] else 0.0 for j in range(t)] for i in range(rows)], jnp.float32)
+    return _draw(key, shape, vocab)
+
+
+def _build_described(fixture, samples):
+    """swiglu and mha: compact modules described with modules=[...], biases perturbed (as the jax-js fixtures)."""
+    import jax
+    f = DESCRIBED[fixture["layer"]](fixture.get("spec"), samples)
+    model = f["make"]()
+    keys = jax.random.split(jax.random.PRNGKey(_seed(fixture)), 3 + len(f["inputs"]))
+    init_keys = jax.random.split(keys[2], len(f["inputs"]))
+    variables = model.init(keys[0], *(_draw_input(init_keys[i], shape, vocab) for i, (shape, vocab) in enumerate(f["inputs"])))
+    variables = _perturb_biases(variables, keys[1])
+    xs = tuple(_draw_input(keys[3 + i], shape, vocab) for i, (shape, vocab) in enumerate(f["inputs"]))
+    return capture(model, variables, xs, fixture["id"], taps=True, modules=f["modules"], input_names=f["input_names"],
+                   output_names=f["output_names"])
+
+
 def _build_recurrent(fixture, samples):
     import jax
     f = recurrent_fixture(fixture["layer"], fixture.get("spec"), samples)
@@ -1050,14 +1209,16 @@ def build(fixture):
     import jax
     import jax.numpy as jnp
     layer = fixture.get("layer")
-    if layer != "dense" and layer not in BUILDERS and layer not in RECURRENT_LAYERS:
+    if layer != "dense" and layer not in BUILDERS and layer not in RECURRENT_LAYERS and layer not in DESCRIBED:
         raise ValueError(f"layer {layer!r} is not supported by the real-Flax capture (known: dense, {', '.join(BUILDERS)}, "
-                         f"{', '.join(RECURRENT_LAYERS)}; residual and model need the jax-js capture)")
+                         f"{', '.join(RECURRENT_LAYERS)}, {', '.join(DESCRIBED)}; residual and model need the jax-js capture)")
     samples = fixture.get("samples")
     if not isinstance(samples, int) or isinstance(samples, bool) or samples <= 0:
         raise ValueError(f"samples: expected a positive integer, got {samples!r}")
     if layer in RECURRENT_LAYERS:
         return _build_recurrent(fixture, samples)
+    if layer in DESCRIBED:
+        return _build_described(fixture, samples)
     if layer in BUILDERS:
         make, shape, vocab = BUILDERS[layer](fixture.get("spec"), samples)
         model = make(False)

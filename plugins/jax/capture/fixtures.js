@@ -16,6 +16,10 @@
  * forward passes so the running statistics are 39% of the way to the batch's (not the initial
  * (0, 1)); evaluated on fresh inputs.
  *
+ * Layers einsum (Einsum head split / merge) and swiglu (LLaMA's MLP) are fitted as those; layer
+ * mha (MultiHeadDotProductAttention / SelfAttention, self, cross, causal over Embed ids, padding)
+ * is built as the recurrent layers: several inputs, biases perturbed by N(0, 0.2²).
+ *
  * Layers rnn / lstm / gru: nn.RNN (or nn.Bidirectional) of SimpleCell / LSTMCell / GRUCell per
  * layer, every bias perturbed by N(0, 0.2²); arch text_classifier and seq2seq trained 10 Adam steps.
  *
@@ -162,6 +166,73 @@ function denseGeneralModel(spec, n) {
     model: new flax.Model([flax.DenseGeneral([h, d / h], { useBias }), flax.fn('nn.relu'), flax.DenseGeneral(d, { axis: [-2, -1], useBias })]),
     input: { shape: [n, s.int('seq'), d] },
   };
+}
+
+/**
+ * Layer einsum: attention-style projections over [N, seq, d_model] as flax.linen.Einsum.
+ * layout blhk: Einsum([d, h, d/h], 'bld,dhk->blhk') (a head split), relu, Einsum([h, d/h, d],
+ * 'blhk,hkd->bld') (two axes contracted); layout bhlk: Einsum([h, d, d/h], 'bld,hdk->bhlk')
+ * (heads moved before the sequence), relu, Einsum([d/h, h, d], 'bhlk,khd->bld').
+ */
+function einsumModel(spec, n) {
+  const s = specOf(spec, ['seq', 'd_model', 'heads', 'layout', 'bias']);
+  const d = s.int('d_model'), h = s.int('heads');
+  if (d % h) throw new Error(`spec.heads: ${h} heads do not divide d_model ${d}`);
+  const k = d / h, useBias = s.bool('bias', true);
+  const layout = s.choice('layout', ['blhk', 'bhlk'], 'blhk');
+  const layers = layout === 'blhk'
+    ? [flax.Einsum([d, h, k], 'bld,dhk->blhk', { useBias }), flax.fn('nn.relu'), flax.Einsum([h, k, d], 'blhk,hkd->bld', { useBias })]
+    : [flax.Einsum([h, d, k], 'bld,hdk->bhlk', { useBias }), flax.fn('nn.relu'), flax.Einsum([k, h, d], 'bhlk,khd->bld', { useBias })];
+  return { model: new flax.Model(layers), input: { shape: [n, s.int('seq'), d] } };
+}
+
+/** Layer swiglu: LLaMA's MLP, SwiGLU_0/down_proj(silu(SwiGLU_0/gate_proj(x)) * SwiGLU_0/up_proj(x)), over [N, seq, d_model]. */
+function swigluModel(spec, n) {
+  const s = specOf(spec, ['d_model', 'ff', 'seq', 'bias']);
+  const d = s.int('d_model');
+  return {
+    model: new flax.Model(flax.SwiGLU(s.int('ff'), d, { input: 'x', useBias: s.bool('bias', true) }), { outputs: ['SwiGLU_0/down_proj'] }),
+    input: { shape: [n, s.int('seq'), d] },
+  };
+}
+
+/**
+ * Layer mha: flax.linen.MultiHeadDotProductAttention (or, with self_attention, SelfAttention)
+ * over x [N, seq, d_model], deterministic. kv_seq: cross-attention, inputs_kv kv [N, kv_seq,
+ * kv_features (d_model)] a second input. mask causal: the LM pattern, ids [N, seq] (i32, vocab)
+ * -> Embed(vocab, d_model) -> attention with mask = make_causal_mask(ids); mask padding: a
+ * second input valid [N, seq] (1.0 / 0.0, row i valid for its first seq - i mod ceil(seq/2)
+ * steps) and mask = make_attention_mask(valid, valid): padded queries see no key (Flax's
+ * finfo.min gives them uniform weights).
+ */
+function attentionModel(layer, spec, n) {
+  const s = specOf(spec, ['d_model', 'heads', 'seq', 'kv_seq', 'kv_features', 'qkv_features', 'out_features', 'bias', 'mask', 'vocab', 'self_attention']);
+  const d = s.int('d_model'), heads = s.int('heads'), seq = s.int('seq');
+  const mask = s.choice('mask', ['none', 'causal', 'padding'], 'none');
+  const cross = spec.kv_seq != null;
+  const selfAttention = s.bool('self_attention', false);
+  if (cross && (selfAttention || mask !== 'none')) throw new Error('spec.kv_seq: cross-attention takes no self_attention and no mask here');
+  if (spec.vocab != null && mask !== 'causal') throw new Error('spec.vocab: only with mask causal (the ids the causal mask is made of)');
+  const opts = { qkvFeatures: spec.qkv_features != null ? s.int('qkv_features') : null,
+    outFeatures: spec.out_features != null ? s.int('out_features') : null, useBias: s.bool('bias', true) };
+  const attn = (inputs, args) => (selfAttention ? flax.SelfAttention(heads, { ...opts, inputs, args }) : flax.MultiHeadDotProductAttention(heads, { ...opts, inputs, args }));
+  const name = selfAttention ? 'SelfAttention_0' : 'MultiHeadDotProductAttention_0';
+  if (cross) {
+    const model = new flax.Model([attn(['x', 'kv'], ['inputs_q', 'inputs_kv'])], { inputs: ['x', 'kv'] });
+    return { model, inputs: [{ shape: [n, seq, d] }, { shape: [n, s.int('kv_seq'), s.int('kv_features', d)] }] };
+  }
+  if (mask === 'causal') {
+    const vocab = s.int('vocab', 50);
+    const model = new flax.Model([flax.Embed(vocab, d, { inputs: ['ids'] }), flax.makeCausalMask(['ids']),
+      attn(['Embed_0', 'make_causal_mask_0'], ['inputs_q', 'mask'])], { inputs: ['ids'], outputs: [name] });
+    return { model, inputs: [{ shape: [n, seq], vocab }] };
+  }
+  if (mask === 'padding') {
+    const model = new flax.Model([flax.makeAttentionMask(['valid', 'valid']), attn(['x', 'make_attention_mask_0'], ['inputs_q', 'mask'])],
+      { inputs: ['x', 'valid'], outputs: [name] });
+    return { model, inputs: [{ shape: [n, seq, d] }, { shape: [n, seq], valid: true }] };
+  }
+  return { model: new flax.Model([attn(['x'], ['inputs_q'])]), inputs: [{ shape: [n, seq, d] }] };
 }
 
 /** Layer pool: Conv(3, SAME) -> relu -> pool; global pools are jnp.mean / jnp.max over the spatial axes. */
@@ -408,7 +479,8 @@ function perturbBiases(variables, key) {
   return variables;
 }
 
-const RECURRENT = { rnn: recurrentModel, lstm: recurrentModel, gru: recurrentModel };
+// Built as the recurrent layers are: several inputs, biases perturbed (no training).
+const RECURRENT = { rnn: recurrentModel, lstm: recurrentModel, gru: recurrentModel, mha: attentionModel };
 
 // layer -> (spec, samples) -> {model, input: {shape, vocab?}}: moved towards a random target.
 const BUILDERS = {
@@ -417,6 +489,8 @@ const BUILDERS = {
   cnn3: (spec, n) => convModel(3, spec, n),
   conv_transpose: convTransposeModel,
   dense_general: denseGeneralModel,
+  einsum: einsumModel,
+  swiglu: swigluModel,
   pool: poolModel,
   batchnorm: batchnormModel,
   groupnorm: groupnormModel,
@@ -427,8 +501,14 @@ const BUILDERS = {
 };
 
 // N(0, 1) floats, or ids uniform in [0, vocab) as i32 (Flax's Embed takes integer ids).
-const draw = (key, { shape, vocab }) =>
-  vocab ? random.randint(key, { minval: 0, maxval: vocab, shape, dtype: np.int32 }) : random.normal(key, shape);
+// A valid-steps mask [N, T] (1.0 / 0.0): row i valid for its first T - i mod ceil(T/2) steps.
+function validMask(key, [rows, t]) {
+  key.dispose();
+  const keep = (i) => t - (i % Math.ceil(t / 2));
+  return np.array(Array.from({ length: rows * t }, (_, j) => (j % t < keep(Math.floor(j / t)) ? 1 : 0)), { shape: [rows, t] });
+}
+const draw = (key, { shape, vocab, valid }) =>
+  valid ? validMask(key, shape) : vocab ? random.randint(key, { minval: 0, maxval: vocab, shape, dtype: np.int32 }) : random.normal(key, shape);
 
 /**
  * Full-batch Adam on target = tanh(X @ A) @ B (layers dense and residual). Consumes
@@ -595,6 +675,6 @@ async function build(fixture) {
 }
 
 module.exports = {
-  ACTIVATIONS, LAYERS, BUILDERS, RECURRENT, recurrentModel, perturbBiases, denseModel, residualModel, convModel, convTransposeModel, denseGeneralModel, poolModel, batchnormModel, groupnormModel, wholeModel,
+  ACTIVATIONS, LAYERS, BUILDERS, RECURRENT, recurrentModel, attentionModel, einsumModel, swigluModel, perturbBiases, denseModel, residualModel, convModel, convTransposeModel, denseGeneralModel, poolModel, batchnormModel, groupnormModel, wholeModel,
   train, fit, build, fixtureSeed,
 };

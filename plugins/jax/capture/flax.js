@@ -31,6 +31,17 @@ const fs = require('fs');
 const path = require('path');
 const pbstream = require(path.join(__dirname, '..', '..', '..', 'capture', 'js', 'pbstream.js'));
 
+// jax-js's np.einsum uses ES2025 iterator helpers (Iterator.prototype.map, filter, toArray)
+// that Node 20 lacks; the same generators, only where missing.
+{
+  const P = Object.getPrototypeOf(Object.getPrototypeOf([][Symbol.iterator]()));
+  if (!P.map) {
+    P.map = function* map(f) { let i = 0; for (const v of this) yield f(v, i++); };
+    P.filter = function* filter(f) { let i = 0; for (const v of this) if (f(v, i++)) yield v; };
+    P.toArray = function toArray() { return [...this]; };
+  }
+}
+
 const jax = require('@jax-js/jax');
 
 const { numpy: np, nn, lax, random, tree } = jax;
@@ -100,6 +111,57 @@ function DenseGeneral(features, { axis = -1, useBias = true, name, inputs } = {}
   const ok = (v) => Number.isInteger(v) && v > 0;
   if (!(Number.isInteger(fs) ? ok(fs) : fs.length && fs.every(ok))) throw new Error(`DenseGeneral: features must be a positive int or a list of them, got ${JSON.stringify(features)}`);
   return layer({ type: 'DenseGeneral', features: fs, axis: Number.isInteger(axis) ? axis : [...axis], batch_dims: [], use_bias: !!useBias }, name, inputs);
+}
+
+// flax.linen.Einsum(shape, einsum_str, use_bias): jnp.einsum(einsum_str, x, kernel) + bias, the
+// bias one dim per output index of the kernel (Flax's _get_bias_shape).
+function Einsum(shape, einsumStr, { useBias = true, name, inputs } = {}) {
+  if (!Array.isArray(shape) || !shape.length || !shape.every((v) => Number.isInteger(v) && v > 0))
+    throw new Error(`Einsum: shape must be a non-empty list of positive ints, got ${JSON.stringify(shape)}`);
+  if (typeof einsumStr !== 'string' || !einsumStr.includes('->')) throw new Error(`Einsum: einsum_str must be explicit ("ab,bc->ac"), got ${JSON.stringify(einsumStr)}`);
+  return layer({ type: 'Einsum', shape: [...shape], einsum_str: einsumStr, use_bias: !!useBias }, name, inputs);
+}
+
+// jnp.einsum(subscripts, a, b) and jnp.matmul(a, b) (a @ b) between two values.
+const einsum = (subscripts, inputs, { name } = {}) => layer({ type: 'einsum', subscripts }, name, inputs);
+const matmul = (inputs, { name } = {}) => layer({ type: 'matmul' }, name, inputs);
+
+// flax.linen.MultiHeadDotProductAttention(num_heads, qkv_features, out_features, use_bias) and
+// SelfAttention, deterministic (inference). `inputs` are the call's arrays, `args` their Flax
+// keywords (inputs_q, inputs_k, inputs_v, inputs_kv, mask; default positional q, k, v).
+function attentionLayer(type, numHeads, { qkvFeatures = null, outFeatures = null, useBias = true, args, name, inputs } = {}) {
+  if (!Number.isInteger(numHeads) || numHeads <= 0) throw new Error(`${type}: num_heads must be a positive integer, got ${numHeads}`);
+  const names = args ?? ['inputs_q', 'inputs_k', 'inputs_v'].slice(0, inputs ? inputs.length : 1);
+  if (inputs && names.length !== inputs.length) throw new Error(`${type}: ${names.length} argument names for ${inputs.length} inputs`);
+  return layer({
+    type, num_heads: numHeads, qkv_features: qkvFeatures, out_features: outFeatures, use_bias: !!useBias, dropout_rate: 0.0,
+    deterministic: true, broadcast_dropout: true, decode: false, normalize_qk: false, arguments: [...names],
+  }, name, inputs);
+}
+const MultiHeadDotProductAttention = (numHeads, opts) => attentionLayer('MultiHeadDotProductAttention', numHeads, opts);
+const SelfAttention = (numHeads, opts) => attentionLayer('SelfAttention', numHeads, opts);
+
+// flax.linen.make_causal_mask(x) and make_attention_mask(query_input, key_input, pairwise_fn),
+// float32 masks [batch, 1, L, S].
+const makeCausalMask = (inputs, { name } = {}) => layer({ type: 'make_causal_mask', extra_batch_dims: 0, dtype: 'float32' }, name, inputs);
+function makeAttentionMask(inputs, { pairwiseFn = 'multiply', name } = {}) {
+  if (!PAIRWISE[pairwiseFn]) throw new Error(`make_attention_mask: unknown pairwise_fn ${JSON.stringify(pairwiseFn)} (known: ${Object.keys(PAIRWISE).join(', ')})`);
+  return layer({ type: 'make_attention_mask', pairwise_fn: pairwiseFn, extra_batch_dims: 0, dtype: 'float32' }, name, inputs);
+}
+
+// A SwiGLU MLP as LLaMA writes it in Flax: down_proj(silu(gate_proj(x)) * up_proj(x)), three
+// nn.Dense submodules of a user module `name` (their paths "<name>/gate_proj", ...), reading
+// value `input`. Flax has no SwiGLU module: these are the calls Flax records.
+function SwiGLU(hidden, features, { input, useBias = false, name = 'SwiGLU_0' } = {}) {
+  if (typeof input !== 'string') throw new Error('SwiGLU: give the value it reads ({input: "x"})');
+  const n = (s) => `${name}/${s}`;
+  return [
+    Dense(hidden, { useBias, name: n('gate_proj'), inputs: [input] }),
+    fn('nn.silu', {}, { name: n('silu_0') }),
+    Dense(hidden, { useBias, name: n('up_proj'), inputs: [input] }),
+    multiply([n('silu_0'), n('up_proj')], { name: n('multiply_0') }),
+    Dense(features, { useBias, name: n('down_proj') }),
+  ];
 }
 
 function fn(name, attrs = {}, { inputs, name: nodeName } = {}) {
@@ -536,6 +598,32 @@ const MODULES = {
     init: (key, l) => ({ params: { embedding: embedInit(key, [l.num_embeddings, l.features]) } }),
     apply: (l, { params: p }, [ids]) => np.take(p.embedding, ids, 0),
   },
+  Einsum: {
+    // Flax's default kernel_init, lecun_normal (fan_in = shape[-2] x the leading dims); bias zeros.
+    init: (key, l, [x]) => {
+      const p = { kernel: lecunNormal(key, l.shape) };
+      if (l.use_bias) p.bias = np.zeros(einsumBias(l).shape);
+      return { params: p };
+    },
+    apply: (l, { params: p }, [x]) => {
+      const y = np.einsum(l.einsum_str, x, p.kernel);
+      return l.use_bias ? y.add(np.reshape(p.bias, einsumBias(l).broadcast)) : y;
+    },
+  },
+  einsum: { apply: (l, v, [a, b]) => np.einsum(l.subscripts, a, b) },
+  matmul: { apply: (l, v, [a, b]) => np.matmul(a, b) },
+  MultiHeadDotProductAttention: { init: attentionInit, apply: attentionApply },
+  SelfAttention: { init: attentionInit, apply: attentionApply },
+  make_causal_mask: {
+    // idxs = broadcast_to(arange(L, int32), x.shape); make_attention_mask(idxs, idxs, greater_equal)
+    apply: (l, v, [x]) => {
+      const shape = [...x.shape];
+      x.dispose();
+      const idxs = np.broadcastTo(np.arange(shape[shape.length - 1]).astype(np.int32), shape);
+      return pairwiseMask(idxs.ref, idxs, 'greater_equal');
+    },
+  },
+  make_attention_mask: { apply: (l, v, [q, k]) => pairwiseMask(q, k, l.pairwise_fn) },
   Dropout: { apply: (l, v, [x]) => x },
   fn: { apply: (l, v, [x]) => FUNCTIONS[l.fn][0](x, l) },
   add: { apply: (l, v, [a, b]) => np.add(a, b) },
@@ -546,6 +634,81 @@ const MODULES = {
   max: { apply: (l, v, [x]) => np.max(x, l.axis) },
   reshape: { apply: (l, v, [x]) => np.reshape(x, l.shape) },
 };
+
+// ---- attention (flax/linen/attention.py)
+
+// make_attention_mask: pairwise_fn(q[..., :, None], k[..., None, :]), a head axis at -3, as float32.
+const PAIRWISE = {
+  multiply: (a, b) => np.multiply(a, b), greater_equal: (a, b) => np.greaterEqual(a, b), greater: (a, b) => np.greater(a, b),
+  less_equal: (a, b) => np.lessEqual(a, b), less: (a, b) => np.less(a, b), equal: (a, b) => np.equal(a, b), not_equal: (a, b) => np.notEqual(a, b),
+};
+const pairwiseMask = (q, k, fn_) => np.expandDims(PAIRWISE[fn_](np.expandDims(q, -1), np.expandDims(k, -2)), -3).astype(np.float32);
+
+// Einsum's bias: the kernel's dims of the output indices in the output's order, and its
+// broadcast shape (1 where the kernel has no such index).
+function einsumBias(l) {
+  const eq = l.einsum_str.replace(/ /g, '');
+  const [ins, out] = eq.split('->');
+  const rhs = ins.split(',')[1];
+  const shape = [], broadcast = [];
+  for (const c of out) {
+    const i = rhs.indexOf(c);
+    broadcast.push(i < 0 ? 1 : l.shape[i]);
+    if (i >= 0) shape.push(l.shape[i]);
+  }
+  return { shape, broadcast };
+}
+
+// The call's arrays by keyword (as Flax's __call__ resolves them: k defaults to q, v to k).
+function attentionArgs(l, xs) {
+  const by = {};
+  l.arguments.forEach((n, i) => { by[n] = xs[i]; });
+  const q = by.inputs_q, k = by.inputs_kv ?? by.inputs_k ?? q, v = by.inputs_kv ?? by.inputs_v ?? k;
+  return { q, k, v, mask: by.mask ?? null, by };
+}
+
+const attentionDims = (l, q) => {
+  const qkv = l.qkv_features ?? q.shape[q.ndim - 1];
+  if (qkv % l.num_heads) throw new Error(`${l.type}: qkv_features ${qkv} is not divisible by num_heads ${l.num_heads}`);
+  return { heads: l.num_heads, headDim: qkv / l.num_heads, features: l.out_features ?? q.shape[q.ndim - 1] };
+};
+
+// DenseGeneral query/key/value (features (heads, head_dim), axis -1) and out (features, axis
+// (-2, -1)), initialised as DenseGeneral is: lecun_normal over the flat kernel, bias zeros.
+function attentionInit(key, l, xs) {
+  const { q, k, v } = attentionArgs(l, xs);
+  const { heads, headDim, features } = attentionDims(l, q);
+  const keys = random.split(key, 4);
+  const dg = (i, x, feats, axis) => MODULES.DenseGeneral.init(keys.ref.slice(i), { features: feats, axis, use_bias: l.use_bias }, [x]).params;
+  const p = {
+    query: dg(0, q, [heads, headDim], -1), key: dg(1, k, [heads, headDim], -1), value: dg(2, v, [heads, headDim], -1),
+    out: dg(3, { ndim: 4, shape: [q.shape[0], q.shape[1], heads, headDim] }, features, [-2, -1]),
+  };
+  keys.dispose();
+  return { params: p };
+}
+
+// Flax's __call__ with dot_product_attention, deterministic: the three DenseGenerals, query /
+// sqrt(head_dim), einsum('...qhd,...khd->...hqk'), where(mask, w, finfo(float32).min),
+// softmax over the keys, einsum('...hqk,...khd->...qhd'), the out DenseGeneral.
+const F32_MIN = -3.4028234663852886e38;
+function attentionApply(l, { params: p }, xs) {
+  const { q, by } = attentionArgs(l, xs);
+  const { heads, headDim, features } = attentionDims(l, q);
+  const dense = (x, params, feats, axis) => MODULES.DenseGeneral.apply({ features: feats, axis, use_bias: l.use_bias }, { params }, [x]);
+  // Each array passed is consumed once; k and v default to q (a .ref per extra use).
+  const arg = (name) => by[name];
+  const kIn = arg('inputs_kv') ?? arg('inputs_k') ?? q.ref;
+  const vIn = arg('inputs_kv') ? kIn.ref : arg('inputs_v') ?? (arg('inputs_k') ? kIn.ref : q.ref);
+  const query = dense(q, p.query, [heads, headDim], -1);
+  const key = dense(kIn, p.key, [heads, headDim], -1);
+  const value = dense(vIn, p.value, [heads, headDim], -1);
+  let w = np.einsum('bqhd,bkhd->bhqk', query.div(Math.sqrt(headDim)), key);
+  if (by.mask) w = np.where(by.mask.notEqual(0), w, F32_MIN);
+  w = nn.softmax(w, -1);
+  const x = np.einsum('bhqk,bkhd->bqhd', w, value);
+  return dense(x, p.out, features, [-2, -1]);
+}
 
 // ---- recurrent cells (flax/linen/recurrent.py): one time step, Flax's arithmetic in Flax's order.
 // A cell's params are {<dense name>: {kernel [in, features], bias? [features]}}; the carry is
@@ -743,6 +906,11 @@ const COMPOSED = {
   RMSNorm: 'RMSNorm: jax-js has no Flax; flax.linen.RMSNorm is composed as x * rsqrt(mean(x²) + epsilon) * scale',
   Embed: 'Embed: jax-js has no Flax; flax.linen.Embed is composed as jnp.take(embedding, ids, axis=0)',
   Dropout: 'Dropout: jax-js has no Flax; deterministic flax.linen.Dropout is the identity',
+  Einsum: 'Einsum: jax-js has no Flax; flax.linen.Einsum is composed as jnp.einsum(einsum_str, x, kernel) + bias reshaped to its broadcast shape',
+  MultiHeadDotProductAttention: 'MultiHeadDotProductAttention: jax-js has no Flax; flax.linen.MultiHeadDotProductAttention is composed as DenseGeneral query/key/value, query / sqrt(head_dim), jnp.einsum scores, jnp.where(mask, scores, finfo.min), jax.nn.softmax, jnp.einsum with the values and the out DenseGeneral (deterministic)',
+  SelfAttention: 'SelfAttention: jax-js has no Flax; flax.linen.SelfAttention is MultiHeadDotProductAttention with inputs_k = inputs_v = inputs_q, composed the same way',
+  make_causal_mask: 'make_causal_mask: jax-js has no Flax; flax.linen.make_causal_mask is composed as make_attention_mask(arange, arange, jnp.greater_equal)',
+  make_attention_mask: 'make_attention_mask: jax-js has no Flax; flax.linen.make_attention_mask is composed as pairwise_fn(q[..., :, None], k[..., None, :]) with a head axis, as float32',
   'nn.max_pool': 'max_pool: jax-js has no Flax; flax.linen.max_pool is composed as lax.reduce_window(max) over an explicitly -inf-padded channels-first view',
   'nn.avg_pool': 'avg_pool: jax-js has no Flax; flax.linen.avg_pool is composed as lax.reduce_window(sum) / window size over a zero-padded channels-first view',
   RNN: 'RNN: jax-js has no Flax and no lax.scan; flax.linen.RNN is composed as a JavaScript loop stepping the cell over the time axis (unrolled when jit-traced)',
@@ -977,7 +1145,7 @@ async function capture({ model, variables, inputs, modelId, taps = true }) {
 
 module.exports = {
   PLANET, ENGINE, PLANET_VERSION, FUNCTIONS, MODULES, COMPOSED,
-  ready, Dense, DenseGeneral, Conv, ConvTranspose, SimpleCell, LSTMCell, OptimizedLSTMCell, GRUCell, RNN, Bidirectional, orthogonal, BatchNorm, LayerNorm, GroupNorm, RMSNorm, Embed, Dropout, maxPool, avgPool, mean, max, reshape,
+  ready, Dense, DenseGeneral, Einsum, einsum, matmul, MultiHeadDotProductAttention, SelfAttention, makeCausalMask, makeAttentionMask, SwiGLU, Conv, ConvTranspose, SimpleCell, LSTMCell, OptimizedLSTMCell, GRUCell, RNN, Bidirectional, orthogonal, BatchNorm, LayerNorm, GroupNorm, RMSNorm, Embed, Dropout, maxPool, avgPool, mean, max, reshape,
   fn, add, subtract, multiply, concatenate, Model, lecunNormal, truncatedNormal, explicitPads,
   capture, Stream, flattenVariables, jax,
 };

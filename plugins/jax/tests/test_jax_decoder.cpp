@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <utility>
@@ -197,7 +198,7 @@ TEST_CASE("jax decoder: every function maps by its Flax name and matches jax-js"
 
 TEST_CASE("jax decoder: every test stream passes the ladder", "[jax]") {
   for (const char* name :
-       {"dense_square", "mlp_no_bias", "residual", "functions", "conv", "conv_transpose", "group_norm", "dense_general", "norms_pools", "embed_conv1d", "rnn_lstm", "rnn_gru", "rnn_simple"}) {
+       {"dense_square", "mlp_no_bias", "residual", "functions", "conv", "conv_transpose", "group_norm", "dense_general", "einsum", "attention", "swiglu", "norms_pools", "embed_conv1d", "rnn_lstm", "rnn_gru", "rnn_simple"}) {
     INFO(name);
     const pb::Stream s = to_stream(load_doc(name));
     pbtest::check_passes(pbtest::ladder(s, jax()), s);
@@ -721,6 +722,218 @@ TEST_CASE("jax decoder: DenseGeneral contracts sorted axes with the kernel [in..
   }
 }
 
+TEST_CASE("jax decoder: Einsum, jnp.einsum and matmul are one MatMul between Transposes and Reshapes", "[jax]") {
+  json doc = load_doc("einsum");
+  const pb::Stream s = to_stream(doc);
+  const Graph g = jax().decode(s);
+
+  // Einsum_0 'abc,cde->abde': x [a b | c] merged to [-1, 4] (a is the open batch), the kernel
+  // [4, 3, 2] read as [c, de] = [4, 6], the product split to [-1, 3, 3, 2], then + bias [1, 1, 3, 2].
+  CHECK(node(g, "Einsum_0/lhs").attrs.ints("shape") == std::vector<int64_t>{-1, 4});
+  CHECK(g.weights.at("params/Einsum_0/kernel@einsum").shape() == pb::Shape{4, 6});
+  CHECK(node(g, "Einsum_0/einsum").attrs.ints("shape") == std::vector<int64_t>{-1, 3, 3, 2});
+  CHECK(node(g, "Einsum_0").op == "Add");
+  CHECK(g.weights.at("params/Einsum_0/bias@broadcast").shape() == pb::Shape{1, 1, 3, 2});
+  // Einsum_1 'abc,bd->adc': b contracted (x's middle axis moved last), the free axes reordered.
+  CHECK(node(g, "Einsum_1/lhs_t").attrs.ints("perm") == std::vector<int64_t>{0, 2, 1});
+  CHECK(node(g, "Einsum_1/split").attrs.ints("shape") == std::vector<int64_t>{-1, 4, 5});
+  CHECK(node(g, "Einsum_1/einsum").attrs.ints("perm") == std::vector<int64_t>{0, 2, 1});
+  CHECK(g.weights.at("params/Einsum_1/bias@broadcast").shape() == pb::Shape{1, 5, 1});
+  const Tensor& k1 = s.tensors.at("params/Einsum_1/kernel");
+  CHECK(values(g.weights.at("params/Einsum_1/kernel@einsum")) == values(k1));  // [b, d] as it is
+  // Einsum_2 'abc,cbd->ad': two axes contracted; the kernel [c, b, d] to [b·c, d] in x's order.
+  const Tensor& k2 = s.tensors.at("params/Einsum_2/kernel");
+  const Tensor& w2 = g.weights.at("params/Einsum_2/kernel@einsum");
+  CHECK(w2.shape() == pb::Shape{12, 6});
+  for (int64_t b = 0; b < 3; ++b)
+    for (int64_t c = 0; c < 4; ++c)
+      for (int64_t d = 0; d < 6; ++d) CHECK(w2.data<float>()[(b * 4 + c) * 6 + d] == k2.data<float>()[(c * 3 + b) * 6 + d]);
+  CHECK(node(g, "Einsum_2").op == "MatMul");
+  // jnp.einsum 'abc,acd->abd' is the IR's batched MatMul as it is; matmul too.
+  CHECK(node(g, "einsum_0").op == "MatMul");
+  CHECK(node(g, "einsum_0").inputs == std::vector<std::string>{"x", "y"});
+  CHECK(node(g, "einsum_1").attrs.ints("perm") == std::vector<int64_t>{2, 1, 0});
+  CHECK(node(g, "matmul_0").op == "MatMul");
+  CHECK(node(g, "matmul_0").inputs == std::vector<std::string>{"x", "y"});
+  check_outputs(s, g);
+  pbtest::check_passes(pbtest::ladder(s, jax()), s);
+
+  // The kernel's index order is what makes Einsum_2 match: the same bytes read as [b, c, d] do not.
+  json swapped = without_taps(doc);
+  swapped["model"]["modules"][2]["einsum_str"] = "abc,bcd->ad";
+  swapped["model"]["modules"][2]["shape"] = {3, 4, 6};
+  swapped["tensors"]["params/Einsum_2/kernel"]["shape"] = {3, 4, 6};
+  CHECK(worst_excess(swapped) > 1e-3);
+
+  struct Case {
+    std::function<void(json&)> mutate;
+    const char* where;
+    const char* what;
+  };
+  const auto mod = [](json& d, int i) -> json& { return d["model"]["modules"][i]; };
+  const std::vector<Case> cases = {
+      {[&](json& d) { mod(d, 0)["einsum_str"] = "abc,cde"; }, "model.modules[0].einsum_str", "must be explicit and include \"->\""},
+      {[&](json& d) { mod(d, 0)["einsum_str"] = "...c,cde->...de"; }, "model.modules[0].einsum_str", "ellipsis (...) is not supported"},
+      {[&](json& d) { mod(d, 0)["einsum_str"] = "abb,cde->abde"; }, "model.modules[0].einsum_str",
+       "index 'b' repeats in the first operand \"abb\" (a trace or diagonal): not supported"},
+      {[&](json& d) { mod(d, 0)["einsum_str"] = "abc,cde,ef->abde"; }, "model.modules[0].einsum_str", "expected exactly two operands"},
+      {[&](json& d) { mod(d, 0)["einsum_str"] = "ab1,cde->abde"; }, "model.modules[0].einsum_str", "unexpected character '1'"},
+      {[&](json& d) { mod(d, 0)["einsum_str"] = "abc,cde->abdd"; }, "model.modules[0].einsum_str", "index 'd' repeats in the output"},
+      {[&](json& d) { mod(d, 3)["subscripts"] = "abc,acd->abx"; }, "model.modules[3].subscripts", "output index 'x' is in neither operand"},
+      {[&](json& d) { mod(d, 3)["subscripts"] = "abc,acd->ab"; }, "model.modules[3].subscripts",
+       "index 'd' is summed within one operand only: not supported"},
+      {[&](json& d) { mod(d, 3)["subscripts"] = "ab,bcd->acd"; }, "model.modules[3].subscripts",
+       "the first operand \"ab\" has 2 indices, the array is [2, 3, 4]"},
+      {[&](json& d) { mod(d, 3)["subscripts"] = "abc,bcd->abd"; }, "model.modules[3].subscripts", "index 'b' is 3 in one operand and 2 in the other"},
+      {[&](json& d) { mod(d, 3)["subscripts"] = "abc,dce->abde"; }, "model.modules[3].subscripts",
+       "two axes the graph keeps open (the batch) would need inferring in one reshape"},
+      {[&](json& d) { mod(d, 0)["shape"] = {4, 3, 3}; }, "tensors[\"params/Einsum_0/kernel\"].shape", "expected shape = [4, 3, 3], got [4, 3, 2]"},
+      {[&](json& d) { d["tensors"]["params/Einsum_1/bias"]["shape"] = {1, 5}; }, "tensors[\"params/Einsum_1/bias\"].shape",
+       "the kernel's dims of the output indices, in the output's order = [5]"},
+      {[&](json& d) { mod(d, 2)["use_bias"] = true; }, "model.modules[2]", "missing param \"params/Einsum_2/bias\""},
+      {[&](json& d) { mod(d, 0)["use_bias"] = false; }, "tensors[\"params/Einsum_0/bias\"]", "use_bias = false"},
+      {[&](json& d) { mod(d, 6)["precision"] = "highest"; }, "model.modules[6].precision", "only the default precision"},
+  };
+  for (const Case& c : cases) {
+    json d = doc;
+    c.mutate(d);
+    INFO(c.where << ": " << c.what);
+    CHECK_THROWS_MATCHES(decode(d), pb::Error, ErrorAt(c.where, c.what));
+  }
+  // numpy's vector case of matmul (a 1-D operand) is refused.
+  json vec = doc;
+  vec["model"]["modules"] = json::array({{{"type", "matmul"}, {"name", "matmul_0"}, {"inputs", {"x", "v"}}}});
+  vec["model"]["inputs"] = {"x", "v"};
+  vec["model"]["outputs"] = {"matmul_0"};
+  vec["tensors"] = {{"input.0", {{"dtype", "f32"}, {"shape", {2, 3, 4}}, {"data", std::vector<float>(24, 1.f)}}},
+                    {"input.1", {{"dtype", "f32"}, {"shape", {4}}, {"data", std::vector<float>(4, 1.f)}}},
+                    {"output.0", {{"dtype", "f32"}, {"shape", {2, 3}}, {"data", std::vector<float>(6, 4.f)}}}};
+  vec["expected"] = {"output.0"};
+  vec.erase("taps");
+  CHECK_THROWS_MATCHES(decode(vec), pb::Error, ErrorAt("model.modules[0]", "matmul of a 1-D operand [4] (numpy's vector case) is not supported"));
+}
+
+TEST_CASE("jax decoder: MultiHeadDotProductAttention and SelfAttention - projections, scaled scores, Flax's masks, cross-attention", "[jax]") {
+  json doc = load_doc("attention");
+  const pb::Stream s = to_stream(doc);
+  const Graph g = jax().decode(s);
+
+  // query DenseGeneral kernel [in 6, heads 2, head_dim 3] read flat [6, 6] and transposed; bias [2, 3] flat.
+  const pb::ir::Node& q0 = node(g, "MultiHeadDotProductAttention_0/query/dense");
+  CHECK(q0.op == "Dense");
+  CHECK(q0.inputs == std::vector<std::string>{"x", "params/MultiHeadDotProductAttention_0/query/kernel@T",
+                                              "params/MultiHeadDotProductAttention_0/query/bias@flat"});
+  const Tensor& kq = s.tensors.at("params/MultiHeadDotProductAttention_0/query/kernel");
+  const Tensor& wq = g.weights.at("params/MultiHeadDotProductAttention_0/query/kernel@T");
+  for (int64_t i = 0; i < 6; ++i)
+    for (int64_t f = 0; f < 6; ++f) CHECK(wq.data<float>()[f * 6 + i] == kq.data<float>()[i * 6 + f]);
+  CHECK(node(g, "MultiHeadDotProductAttention_0/query").attrs.ints("shape") == std::vector<int64_t>{0, 0, 2, 3});
+  const pb::ir::Node& scores = node(g, "MultiHeadDotProductAttention_0/scores");
+  CHECK(scores.attrs.i("transpose_b") == 1);
+  CHECK(scores.attrs.f("scale") == Approx(1 / std::sqrt(3.0)));
+  CHECK(node(g, "MultiHeadDotProductAttention_0/attention_weights").attrs.i("axis") == -1);
+  CHECK(g.weights.at("params/MultiHeadDotProductAttention_0/out/kernel@T").shape() == pb::Shape{6, 6});
+  // The causal mask is a constant [1, 1, 5, 5] expanded to the batch; Where puts finfo(f32).min.
+  CHECK(node(g, "make_causal_mask_0").op == "Expand");
+  const pb::ir::Node& masked = node(g, "SelfAttention_0/masked");
+  CHECK(masked.op == "Where");
+  CHECK(masked.inputs[0] == "make_causal_mask_0");
+  CHECK(values(g.weights.at(masked.inputs[2])) == std::vector<float>{std::numeric_limits<float>::lowest()});
+  CHECK(node(g, "SelfAttention_0/query/dense").inputs.size() == 2);  // use_bias false
+  CHECK(g.weights.at("params/SelfAttention_0/out/kernel@T").shape() == pb::Shape{4, 6});
+  // Cross-attention: key and value project kv [2, 7, 4].
+  CHECK(node(g, "MultiHeadDotProductAttention_1/key/dense").inputs[0] == "kv");
+  CHECK(node(g, "MultiHeadDotProductAttention_1/value/dense").inputs[0] == "kv");
+  CHECK(node(g, "MultiHeadDotProductAttention_1/query/dense").inputs[0] == "x");
+  CHECK(node(g, "make_attention_mask_0/pairs").op == "Mul");
+  CHECK(node(g, "make_attention_mask_1/pairs").attrs.s("mode") == "ge");
+  check_outputs(s, g);
+  pbtest::check_passes(pbtest::ladder(s, jax()), s);
+
+  // The masks matter: SelfAttention_0 without its causal mask is another result.
+  json unmasked = without_taps(doc);
+  unmasked["model"]["modules"][2]["inputs"] = {"x"};
+  unmasked["model"]["modules"][2]["arguments"] = {"inputs_q"};
+  CHECK(worst_excess(unmasked) > 1e-3);
+
+  struct Case {
+    std::function<void(json&)> mutate;
+    const char* where;
+    const char* what;
+  };
+  const auto mod = [](json& d, int i) -> json& { return d["model"]["modules"][i]; };
+  const auto int_valid = [](json& d) {
+    d["tensors"]["input.2"]["dtype"] = "i32";
+  };
+  const std::vector<Case> cases = {
+      {[&](json& d) { mod(d, 0)["decode"] = true; }, "model.modules[0].decode", "autoregressive cache"},
+      {[&](json& d) { mod(d, 0)["normalize_qk"] = true; }, "model.modules[0].normalize_qk", "not supported"},
+      {[&](json& d) { mod(d, 0)["attention_fn"] = "my_attention"; }, "model.modules[0].attention_fn", "only flax.linen.dot_product_attention"},
+      {[&](json& d) { mod(d, 0)["deterministic"] = false; mod(d, 0)["dropout_rate"] = 0.1; }, "model.modules[0]", "not deterministic is random"},
+      {[&](json& d) { mod(d, 0)["num_heads"] = 4; }, "model.modules[0].num_heads", "qkv_features 6 is not divisible by num_heads 4"},
+      {[&](json& d) { mod(d, 3)["qkv_features"] = 5; }, "model.modules[3].qkv_features", "qkv_features 5 is not divisible by num_heads 2"},
+      {[&](json& d) { mod(d, 5)["arguments"] = {"inputs_q", "inputs_q", "inputs_v", "mask"}; }, "model.modules[5].arguments[1]",
+       "argument \"inputs_q\" given twice"},
+      {[&](json& d) { mod(d, 5)["arguments"] = {"inputs_q", "query", "inputs_v", "mask"}; }, "model.modules[5].arguments[1]",
+       "unknown argument \"query\" of MultiHeadDotProductAttention"},
+      {[&](json& d) { mod(d, 2)["arguments"] = {"inputs_q", "inputs_k"}; }, "model.modules[2].arguments[1]", "unknown argument \"inputs_k\" of SelfAttention"},
+      {[&](json& d) { mod(d, 5)["arguments"] = {"inputs_q", "mask"}; }, "model.modules[5].arguments", "names 2 arguments for 4 inputs"},
+      {[&](json& d) { mod(d, 5)["arguments"] = {"inputs_q", "inputs_k", "inputs_kv", "mask"}; }, "model.modules[5].arguments", "exclusive"},
+      {[&](json& d) { mod(d, 5)["arguments"] = {"mask", "inputs_k", "inputs_v", "inputs_q"}; mod(d, 5)["arguments"][0] = "inputs_kv"; },
+       "model.modules[5].arguments", "exclusive"},
+      {[&](json& d) { mod(d, 5)["inputs"] = {"x", "x", "make_attention_mask_0"}; mod(d, 5)["arguments"] = {"inputs_q", "inputs_v", "mask"}; },
+       "model.modules[5].arguments", "inputs_v without inputs_k"},
+      {[&](json& d) { mod(d, 5)["arguments"] = {"inputs_k", "inputs_v", "inputs_kv", "mask"}; mod(d, 5)["arguments"][2] = "inputs_v"; },
+       "model.modules[5].arguments[2]", "given twice"},
+      {[&](json& d) { mod(d, 5)["inputs"] = {"x", "make_attention_mask_0"}; mod(d, 5)["arguments"] = {"inputs_k", "mask"}; },
+       "model.modules[5].arguments", "inputs_q is required"},
+      {[&](json& d) { mod(d, 5).erase("arguments"); }, "model.modules[5]", "4 inputs without \"arguments\""},
+      {[&](json& d) { mod(d, 0)["inputs"] = {"valid"}; mod(d, 0)["arguments"] = {"inputs_q"}; }, "model.modules[0]",
+       "attention over [2, 5] is not supported: inputs are [batch, length, features]"},
+      {[&](json& d) { int_valid(d); mod(d, 0)["inputs"] = {"valid"}; }, "model.modules[0]", "attention inputs must be f32, got i32"},
+      {[&](json& d) { int_valid(d); }, "model.modules[4].pairwise_fn", "multiply of integer inputs is not supported"},
+      {[&](json& d) { mod(d, 5)["inputs"] = {"x", "x", "kv", "make_attention_mask_0"}; }, "model.modules[5]",
+       "need one batch and equal key and value lengths"},
+      {[&](json& d) { mod(d, 3)["inputs"] = {"x", "kv", "make_causal_mask_0"}; mod(d, 3)["arguments"] = {"inputs_q", "inputs_kv", "mask"}; },
+       "model.modules[3]", "the mask [2, 1, 5, 5] does not broadcast to [batch, num_heads, q_length, kv_length] = [2, 2, 5, 7]"},
+      {[&](json& d) { d["tensors"]["params/MultiHeadDotProductAttention_0/query/kernel"]["shape"] = {6, 3, 2}; },
+       "tensors[\"params/MultiHeadDotProductAttention_0/query/kernel\"].shape",
+       "expected [in_features, num_heads, head_dim] = [6, 2, 3] (DenseGeneral's layout), got [6, 3, 2]"},
+      {[&](json& d) { d["tensors"]["params/MultiHeadDotProductAttention_0/out/kernel"]["shape"] = {3, 2, 6}; },
+       "tensors[\"params/MultiHeadDotProductAttention_0/out/kernel\"].shape", "expected [num_heads, head_dim, out_features] = [2, 3, 6]"},
+      {[&](json& d) { d["tensors"]["params/MultiHeadDotProductAttention_0/key/bias"]["shape"] = {6}; },
+       "tensors[\"params/MultiHeadDotProductAttention_0/key/bias\"].shape", "expected [num_heads, head_dim] = [2, 3], got [6]"},
+      {[&](json& d) { mod(d, 2)["use_bias"] = true; }, "model.modules[2]", "missing param \"params/SelfAttention_0/query/bias\""},
+      {[&](json& d) { mod(d, 0)["use_bias"] = false; }, "tensors[\"params/MultiHeadDotProductAttention_0/query/bias\"]",
+       "use_bias = false but the stream has its query/bias"},
+      {[&](json& d) { mod(d, 1)["extra_batch_dims"] = 1; }, "model.modules[1].extra_batch_dims", "only extra_batch_dims = 0"},
+      {[&](json& d) { mod(d, 4)["dtype"] = "bool"; }, "model.modules[4].dtype", "only dtype float32"},
+      {[&](json& d) { mod(d, 1)["inputs"] = {"x"}; }, "model.modules[1]", "make_causal_mask of [2, 5, 6] is not supported: pass x [batch, length]"},
+      {[&](json& d) { mod(d, 6)["pairwise_fn"] = "logical_and"; }, "model.modules[6].pairwise_fn", "unsupported pairwise_fn \"logical_and\""},
+      {[&](json& d) { mod(d, 6)["inputs"] = {"valid", "x"}; }, "model.modules[6]", "make_attention_mask of [2, 5] and [2, 5, 6] is not supported"},
+  };
+  for (const Case& c : cases) {
+    json d = doc;
+    c.mutate(d);
+    INFO(c.where << ": " << c.what);
+    CHECK_THROWS_MATCHES(decode(d), pb::Error, ErrorAt(c.where, c.what));
+  }
+}
+
+TEST_CASE("jax decoder: SwiGLU as LLaMA writes it in Flax - gate_proj, silu, up_proj, multiply, down_proj", "[jax]") {
+  const pb::Stream s = to_stream(load_doc("swiglu"));
+  const Graph g = jax().decode(s);
+  CHECK(node(g, "SwiGLU_0/gate_proj").inputs[0] == "x");
+  CHECK(node(g, "SwiGLU_0/up_proj").inputs[0] == "x");
+  CHECK(node(g, "SwiGLU_0/silu_0").attrs.s("function") == "silu");
+  CHECK(node(g, "SwiGLU_0/multiply_0").op == "Mul");
+  CHECK(node(g, "SwiGLU_0/multiply_0").inputs == std::vector<std::string>{"SwiGLU_0/silu_0", "SwiGLU_0/up_proj"});
+  CHECK(node(g, "SwiGLU_0/down_proj").inputs[0] == "SwiGLU_0/multiply_0");
+  CHECK(g.weights.at("params/SwiGLU_0/down_proj/kernel@T").shape() == pb::Shape{4, 6});
+  check_outputs(s, g);
+  pbtest::check_passes(pbtest::ladder(s, jax()), s);
+}
+
 TEST_CASE("jax decoder: errors in conv, pool, norm, reduction and Embed fields name the JSON path", "[jax]") {
   const json conv = load_doc("conv");
   struct Case {
@@ -787,7 +1000,7 @@ TEST_CASE("jax decoder: errors in conv, pool, norm, reduction and Embed fields n
   CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.modules[0]", "Embed needs integer ids (i32 or i64), got f32"));
   bad = embed;
   mod(bad, 1)["inputs"] = {"x"};
-  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.modules[1]", "only Embed takes integer ids"));
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt("model.modules[1]", "only Embed (ids) and attention masks take integers"));
   bad = embed;
   mod(bad, 0)["num_embeddings"] = 8;
   CHECK_THROWS_MATCHES(decode(bad), pb::Error,

@@ -46,9 +46,24 @@
  *                    split), DenseGeneral_1 on x (features 6, axis [-2, -1]: heads merged),
  *                    DenseGeneral_2 on x (features [4], axis [1], no bias: a middle axis, moved
  *                    last). Taps included.
+ *   einsum.json      x [2, 3, 4] and y [2, 4, 5]: flax.linen.Einsum_0 (kernel [4, 3, 2],
+ *                    'abc,cde->abde', bias [3, 2] broadcast [1, 1, 3, 2]), Einsum_1 ('abc,bd->adc':
+ *                    free axes reordered, bias [5]), Einsum_2 ('abc,cbd->ad': two axes
+ *                    contracted, no bias); jnp.einsum 'abc,acd->abd' (a batch axis),
+ *                    'abc,acd->dba' (batch, transposed output), 'abc,acd' (implicit: 'bd', the
+ *                    batch contracted); jnp.matmul x @ y. Taps included.
+ *   attention.json   x [2, 5, 6], kv [2, 7, 4], valid [2, 5] (row 1 padded after 3 steps):
+ *                    MultiHeadDotProductAttention_0 (2 heads, self), make_causal_mask_0 of valid,
+ *                    SelfAttention_0 (3 heads, qkv 6, out 4, no bias, the causal mask),
+ *                    MultiHeadDotProductAttention_1 (cross: inputs_kv kv, qkv 4),
+ *                    make_attention_mask_0 (valid x valid) into MultiHeadDotProductAttention_2
+ *                    (inputs_q, inputs_k, inputs_v all x: padded queries see no key, uniform
+ *                    weights), make_attention_mask_1 (greater_equal). Taps included.
+ *   swiglu.json      x [2, 3, 4] -> SwiGLU_0/gate_proj, silu, up_proj, multiply, down_proj
+ *                    (hidden 6, with biases): LLaMA's MLP as Flax records its calls.
  * Every bias is set non-zero (a bias in the wrong place, or one missing, shows).
  *
- * Run from anywhere: node plugins/jax/tests/streams/record.js [conv_transpose | group_norm | dense_general (only that one)]
+ * Run from anywhere: node plugins/jax/tests/streams/record.js [conv_transpose | group_norm | dense_general | einsum | attention | swiglu (only that one)]
  */
 
 const fs = require('fs');
@@ -164,6 +179,52 @@ async function recordDenseGeneral() {
   write('dense_general', await flax.capture({ model, variables, inputs: [x], modelId: 'dense_general', taps: true }));
 }
 
+async function recordEinsum() {
+  const { random } = flax.jax;
+  const model = new flax.Model([
+    flax.Einsum([4, 3, 2], 'abc,cde->abde', { inputs: ['x'] }),
+    flax.Einsum([3, 5], 'abc,bd->adc', { inputs: ['x'] }),
+    flax.Einsum([4, 3, 6], 'abc,cbd->ad', { useBias: false, inputs: ['x'] }),
+    flax.einsum('abc,acd->abd', ['x', 'y']),
+    flax.einsum('abc,acd->dba', ['x', 'y']),
+    flax.einsum('abc,acd', ['x', 'y']),
+    flax.matmul(['x', 'y']),
+  ], { inputs: ['x', 'y'], outputs: ['Einsum_0', 'Einsum_1', 'Einsum_2', 'einsum_0', 'einsum_1', 'einsum_2', 'matmul_0'] });
+  const x = random.normal(random.key(71), [2, 3, 4]);
+  const y = random.normal(random.key(72), [2, 4, 5]);
+  const variables = initWithBiases(model, random.key(73), x.ref, y.ref);
+  write('einsum', await flax.capture({ model, variables, inputs: [x, y], modelId: 'einsum', taps: true }));
+}
+
+async function recordAttention() {
+  const { numpy: np, random } = flax.jax;
+  const model = new flax.Model([
+    flax.MultiHeadDotProductAttention(2, { inputs: ['x'] }),
+    flax.makeCausalMask(['valid']),
+    flax.SelfAttention(3, { qkvFeatures: 6, outFeatures: 4, useBias: false, inputs: ['x', 'make_causal_mask_0'], args: ['inputs_q', 'mask'] }),
+    flax.MultiHeadDotProductAttention(2, { qkvFeatures: 4, inputs: ['x', 'kv'], args: ['inputs_q', 'inputs_kv'] }),
+    flax.makeAttentionMask(['valid', 'valid']),
+    flax.MultiHeadDotProductAttention(2, { inputs: ['x', 'x', 'x', 'make_attention_mask_0'], args: ['inputs_q', 'inputs_k', 'inputs_v', 'mask'] }),
+    flax.makeAttentionMask(['valid', 'valid'], { pairwiseFn: 'greater_equal' }),
+  ], {
+    inputs: ['x', 'kv', 'valid'],
+    outputs: ['MultiHeadDotProductAttention_0', 'SelfAttention_0', 'MultiHeadDotProductAttention_1', 'MultiHeadDotProductAttention_2', 'make_attention_mask_1'],
+  });
+  const x = random.normal(random.key(81), [2, 5, 6]);
+  const kv = random.normal(random.key(82), [2, 7, 4]);
+  const valid = np.array([1, 1, 1, 1, 1, 1, 1, 1, 0, 0], { shape: [2, 5] });
+  const variables = initWithBiases(model, random.key(83), x.ref, kv.ref, valid.ref);
+  write('attention', await flax.capture({ model, variables, inputs: [x, kv, valid], modelId: 'attention', taps: true }));
+}
+
+async function recordSwiglu() {
+  const { random } = flax.jax;
+  const model = new flax.Model(flax.SwiGLU(6, 4, { input: 'x', useBias: true }), { outputs: ['SwiGLU_0/down_proj'] });
+  const x = random.normal(random.key(91), [2, 3, 4]);
+  const variables = initWithBiases(model, random.key(92), x.ref);
+  write('swiglu', await flax.capture({ model, variables, inputs: [x], modelId: 'swiglu', taps: true }));
+}
+
 async function recordNormsPools() {
   const { numpy: np, random } = flax.jax;
   const bn = flax.BatchNorm();
@@ -243,6 +304,9 @@ async function main() {
   if (process.argv[2] === 'conv_transpose') return recordConvTranspose();
   if (process.argv[2] === 'group_norm') return recordGroupNorm();
   if (process.argv[2] === 'dense_general') return recordDenseGeneral();
+  if (process.argv[2] === 'einsum') return recordEinsum();
+  if (process.argv[2] === 'attention') return recordAttention();
+  if (process.argv[2] === 'swiglu') return recordSwiglu();
   const { numpy: np } = flax.jax;
   const layers = FUNCTIONS.map(([f, a]) => flax.fn(f, a, { inputs: ['x'] }));
   const names = new flax.Model(layers).modules.map((m) => m.name); // relu_0, ..., gelu_0, gelu_1, ...
@@ -253,6 +317,9 @@ async function main() {
   await recordConvTranspose();
   await recordGroupNorm();
   await recordDenseGeneral();
+  await recordEinsum();
+  await recordAttention();
+  await recordSwiglu();
   await recordNormsPools();
   await recordEmbedConv1d();
   await recordRnnLstm();
