@@ -95,6 +95,8 @@ const std::vector<ActivationInfo>& activation_functions() {
       {"hardswish", {}, "x·relu6(x + 3) / 6"},
       {"exp", {}, "eˣ"},
       {"abs", {}, "|x|"},
+      {"sqrt", {}, "√x"},
+      {"rsqrt", {}, "1 / √x"},
       {"linear", {"alpha", "beta"}, "alpha·x + beta"},
       {"hard_sigmoid", {"alpha", "beta"}, "clip(alpha·x + beta, 0, 1) with the planet's alpha and beta"},
       {"clip", {"alpha", "beta"}, "min(max(x, alpha), beta)"},

@@ -37,6 +37,10 @@ const std::map<std::string, StepsFn>& table() {
       {"hardswish", [](const ir::Attrs&) { return std::vector<EltwiseStep>{{algorithm::eltwise_hardswish}}; }},
       {"exp", [](const ir::Attrs&) { return std::vector<EltwiseStep>{{algorithm::eltwise_exp}}; }},
       {"abs", [](const ir::Attrs&) { return std::vector<EltwiseStep>{{algorithm::eltwise_abs}}; }},
+      {"sqrt", [](const ir::Attrs&) { return std::vector<EltwiseStep>{{algorithm::eltwise_sqrt}}; }},
+      // The reciprocal of the square root, both correctly rounded, as torch's rsqrt computes it.
+      {"rsqrt",
+       [](const ir::Attrs&) { return std::vector<EltwiseStep>{{algorithm::eltwise_sqrt}, {algorithm::eltwise_pow, 1.f, -1.f}}; }},
       // alpha * x + beta, with the planet's own constants (e.g. hard_sigmoid is linear + clip).
       {"linear",
        [](const ir::Attrs& a) {

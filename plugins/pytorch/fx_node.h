@@ -271,6 +271,10 @@ void translate_identity(const FxNode& n);
 void translate_dropout_module(const FxNode& n);
 void translate_dropout_call(const FxNode& n);
 Translate binary(const std::string& op);
+void translate_pow(const FxNode& n);
+void translate_float(const FxNode& n);
+void translate_type_as(const FxNode& n);
+void translate_to(const FxNode& n);
 
 // op/reduce.cpp: mean, sum, amax, amin
 Translate reduce(const std::string& mode);
@@ -281,10 +285,14 @@ void translate_lstm(const FxNode& n);
 void translate_gru(const FxNode& n);
 void translate_packed_sequence(const FxNode& n);
 
-// op/attention.cpp: nn.MultiheadAttention, nn.TransformerEncoderLayer, nn.TransformerEncoder
+// op/attention.cpp: nn.MultiheadAttention, nn.TransformerEncoderLayer, nn.TransformerEncoder,
+// nn.TransformerDecoderLayer, nn.TransformerDecoder, nn.Transformer
 void translate_multihead_attention(const FxNode& n);
 void translate_encoder_layer(const FxNode& n);
 void translate_encoder(const FxNode& n);
+void translate_decoder_layer(const FxNode& n);
+void translate_decoder(const FxNode& n);
+void translate_transformer(const FxNode& n);
 
 // op/scalar.cpp: Python values computed from shapes: x.size(), x.shape, x.dim(), x.numel(),
 // their arithmetic and comparisons, math functions, torch._assert, torch.arange. `arithmetic`
@@ -319,6 +327,7 @@ void translate_reshape(const FxNode& n);
 void translate_transpose(const FxNode& n);
 void translate_permute(const FxNode& n);
 void translate_cat(const FxNode& n);
+void translate_repeat_interleave(const FxNode& n);
 
 // op/swin.cpp: torchvision.models.swin_transformer's fx-wrapped functions (torchvision 0.14)
 void translate_relative_position_bias(const FxNode& n);

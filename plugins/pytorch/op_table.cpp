@@ -36,6 +36,11 @@ const Attrs kEncoderLayer = {"norm_first", "activation_relu_or_gelu", "activatio
 // norm: null without a final norm (a LayerNorm is the child "norm"); enable_nested_tensor and
 // mask_check steer torch's padding fast path, which the translation reproduces.
 const Attrs kEncoder = {"num_layers", "norm", "enable_nested_tensor", "mask_check"};
+// activation: as for the encoder layer (no activation_relu_or_gelu: no fused kernel).
+const Attrs kDecoderLayer = {"norm_first", "activation"};
+const Attrs kDecoder = {"num_layers", "norm"};
+// The children say everything; these attributes only repeat the layers' facts.
+const Attrs kTransformer = {"d_model", "nhead", "batch_first"};
 
 FxTranslator module(Attrs attrs, Translate t) { return {std::move(attrs), 1, std::move(t)}; }
 // A module called with up to `arity` positional arguments (inputs, masks, flags).
@@ -121,6 +126,12 @@ const FxTable& module_table() {
       {"MultiheadAttention", module_n(7, kMultiheadAttention, translate_multihead_attention)},
       {"TransformerEncoderLayer", module_n(3, kEncoderLayer, translate_encoder_layer)},  // (src, src_mask, src_key_padding_mask)
       {"TransformerEncoder", module_n(3, kEncoder, translate_encoder)},                  // (src, mask, src_key_padding_mask)
+      // (tgt, memory, tgt_mask, memory_mask, tgt_key_padding_mask, memory_key_padding_mask)
+      {"TransformerDecoderLayer", module_n(6, kDecoderLayer, translate_decoder_layer)},
+      {"TransformerDecoder", module_n(6, kDecoder, translate_decoder)},
+      // (src, tgt, src_mask, tgt_mask, memory_mask, src_key_padding_mask, tgt_key_padding_mask,
+      // memory_key_padding_mask)
+      {"Transformer", module_n(8, kTransformer, translate_transformer)},
   };
   return t;
 }
@@ -133,6 +144,10 @@ const std::vector<std::string>& module_keywords(const std::string& type) {
       {"MultiheadAttention", {"query", "key", "value", "key_padding_mask", "need_weights", "attn_mask", "average_attn_weights"}},
       {"TransformerEncoderLayer", {"src", "src_mask", "src_key_padding_mask"}},
       {"TransformerEncoder", {"src", "mask", "src_key_padding_mask"}},
+      {"TransformerDecoderLayer", {"tgt", "memory", "tgt_mask", "memory_mask", "tgt_key_padding_mask", "memory_key_padding_mask"}},
+      {"TransformerDecoder", {"tgt", "memory", "tgt_mask", "memory_mask", "tgt_key_padding_mask", "memory_key_padding_mask"}},
+      {"Transformer",
+       {"src", "tgt", "src_mask", "tgt_mask", "memory_mask", "src_key_padding_mask", "tgt_key_padding_mask", "memory_key_padding_mask"}},
   };
   static const std::vector<std::string> none;
   auto it = t.find(type);
@@ -260,6 +275,10 @@ const FxTable& function_table() {
       {"torch.unsqueeze", call({"dim"}, translate_unsqueeze)},
       {"torch.squeeze", call({"dim"}, translate_squeeze)},
       {"torch.div", call(kBinary, binary("Div"))},
+      {"torch.pow", call({"exponent"}, translate_pow)},
+      {"torch.sqrt", call({}, activation("sqrt"))},
+      {"torch.rsqrt", call({}, activation("rsqrt"))},
+      {"torch.repeat_interleave", call({"repeats", "dim", "output_size"}, translate_repeat_interleave)},
       {"_operator.matmul", call({}, translate_matmul)},
       {"torch.matmul", call({"other"}, translate_matmul)},
       {"torch.bmm", call({"mat2"}, translate_matmul)},
@@ -290,6 +309,14 @@ const FxTable& method_table() {
       {"sub", call(kBinary, binary("Sub"))},
       {"mul", call(kBinary, binary("Mul"))},
       {"div", call(kBinary, binary("Div"))},
+      {"pow", call({"exponent"}, translate_pow)},
+      {"sqrt", call({}, activation("sqrt"))},
+      {"rsqrt", call({}, activation("rsqrt"))},
+      // Casts: the IR computes in float32 (others refused); non_blocking and copy change nothing here.
+      {"float", call({"memory_format"}, translate_float)},
+      {"type_as", call({"other"}, translate_type_as)},
+      {"to", call({"dtype", "device", "non_blocking", "copy", "memory_format"}, translate_to)},
+      {"repeat_interleave", call({"repeats", "dim", "output_size"}, translate_repeat_interleave)},
       {"matmul", call({"other"}, translate_matmul)},
       {"bmm", call({"mat2"}, translate_matmul)},
       {"transpose", call({"dim0", "dim1"}, translate_transpose)},

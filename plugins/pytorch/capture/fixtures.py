@@ -7,12 +7,14 @@ The model is trained for a few Adam steps on a fixed synthetic regression task, 
 are non-zero and weights are not just their initialisation.
 
 The other layer keys (cnn1/2/3, pool, batchnorm, layernorm, rmsnorm, embedding, residual,
-model, rnn, lstm, gru, mha, transformer) and their specs are defined in docs/suites.md; each model is built from
+model, rnn, lstm, gru, mha, transformer, swiglu) and their specs are defined in docs/suites.md and
+in the builders' docstrings here (swiglu_model, gqa_model, decoder_model); each model is built from
 stock torch modules (RMSNorm, which torch 1.13 lacks, is composed from torch ops and labelled
 so) and moved off its initialisation by a few Adam steps towards a fixed random target (the
 recurrent archs, text_classifier and seq2seq, by a few steps on a synthetic task).
 """
 
+import math
 import zlib
 
 import numpy as np
@@ -438,7 +440,9 @@ def recurrent_model(layer):
 # ---------------------------------------------------------------- mha / transformer (issue #12)
 
 _MHA_KEYS = {"d_model", "heads", "seq", "batch_first", "need_weights", "average_weights", "kdim", "vdim", "kv_seq", "mask", "bias", "root"}
-_TRANSFORMER_KEYS = {"d_model", "heads", "ff", "seq", "batch_first", "norm_first", "activation", "layers", "final_norm", "mask", "root"}
+_GQA_KEYS = {"arch", "d_model", "heads", "kv_heads", "seq", "theta"}
+_TRANSFORMER_KEYS = {"d_model", "heads", "ff", "seq", "batch_first", "norm_first", "activation", "layers", "final_norm", "mask", "root",
+                     "kind", "memory_seq"}
 
 
 def _causal_mask(seq, float_mask):
@@ -517,12 +521,48 @@ class EncoderPadded(Encoder):
         return self.encoder(x, src_key_padding_mask=padding)
 
 
+class Decoder(nn.Module):
+    """A stock nn.TransformerDecoderLayer or nn.TransformerDecoder as a child on (tgt, memory),
+    with torch's own causal tgt_mask (Transformer.generate_square_subsequent_mask) as a buffer
+    or none, and with key padding masks for tgt and memory as inputs (DecoderPadded)."""
+
+    def __init__(self, decoder, mask, seq):
+        super().__init__()
+        self.decoder = decoder
+        if mask.startswith("causal"):
+            self.register_buffer("mask", nn.Transformer.generate_square_subsequent_mask(seq))
+        else:
+            self.mask = None
+
+    def forward(self, tgt, memory):
+        return self.decoder(tgt, memory, tgt_mask=self.mask)
+
+
+class DecoderPadded(Decoder):
+    def forward(self, tgt, memory, tgt_padding, memory_padding):
+        return self.decoder(tgt, memory, tgt_mask=self.mask, tgt_key_padding_mask=tgt_padding, memory_key_padding_mask=memory_padding)
+
+
+class TransformerCausal(nn.Module):
+    """A stock nn.Transformer as a child on (src, tgt) under its own causal tgt_mask."""
+
+    def __init__(self, transformer, seq):
+        super().__init__()
+        self.transformer = transformer
+        self.register_buffer("mask", nn.Transformer.generate_square_subsequent_mask(seq))
+
+    def forward(self, src, tgt):
+        return self.transformer(src, tgt, tgt_mask=self.mask)
+
+
 def _sequence_shape(batch_first, n, seq, features):
     return (n, seq, features) if batch_first else (seq, n, features)
 
 
 def mha_model(spec, n):
     """layer mha: nn.MultiheadAttention (docs/suites.md); returns (model, inputs)."""
+    if isinstance(spec, dict) and "arch" in spec:
+        return gqa_model(spec, n)
     s = pbstream.Spec(spec, _MHA_KEYS)
     d, heads, seq = s.int("d_model"), s.int("heads"), s.int("seq")
     batch_first = s.bool("batch_first", True)
@@ -554,8 +594,14 @@ def mha_model(spec, n):
 
 def transformer_model(spec, n):
     """layer transformer: nn.TransformerEncoderLayer, or nn.TransformerEncoder of `layers` of
-    them (docs/suites.md); returns (model, inputs)."""
+    them (docs/suites.md); with kind: decoder nn.TransformerDecoderLayer / nn.TransformerDecoder
+    (decoder_model), with kind: transformer nn.Transformer; returns (model, inputs)."""
     s = pbstream.Spec(spec, _TRANSFORMER_KEYS)
+    kind = s.choice("kind", ("encoder", "decoder", "transformer"), "encoder")
+    if kind != "encoder":
+        return decoder_model(s, kind, n)
+    if "memory_seq" in spec:
+        raise ValueError("spec.memory_seq: only for kind decoder or transformer")
     d, heads, ff, seq = s.int("d_model"), s.int("heads"), s.int("ff"), s.int("seq")
     batch_first = s.bool("batch_first", True)
     layer = nn.TransformerEncoderLayer(d, heads, ff, activation=s.choice("activation", ("relu", "gelu"), "relu"),
@@ -577,6 +623,136 @@ def transformer_model(spec, n):
     fresh = lambda: (torch.randn(*shape),) + ((_padding_mask(n, seq),) if mask == "padding" else ())
     _fit_outputs(model, fresh())
     return model, fresh()
+
+
+def decoder_model(s, kind, n):
+    """kind decoder: nn.TransformerDecoderLayer, or with `layers` an nn.TransformerDecoder
+    (final_norm: a LayerNorm after it), on tgt [N, seq, d] and memory [N, memory_seq, d]; mask
+    none | causal (torch's -inf causal tgt_mask buffer) | padding (bool key padding masks for tgt
+    and memory as inputs, as for mha) | causal_padding (both). kind transformer: nn.Transformer
+    with `layers` encoder and decoder layers (its own final norms) on (src [N, memory_seq, d],
+    tgt [N, seq, d]); mask none | causal. Trained as mha; returns (model, inputs)."""
+    d, heads, ff, seq = s.int("d_model"), s.int("heads"), s.int("ff"), s.int("seq")
+    memory_seq = s.int("memory_seq", seq)
+    batch_first = s.bool("batch_first", True)
+    activation = s.choice("activation", ("relu", "gelu"), "relu")
+    norm_first = s.bool("norm_first", False)
+    root = s.bool("root", False)
+    if kind == "transformer":
+        if "final_norm" in s.spec:
+            raise ValueError("spec.final_norm: nn.Transformer always has its final norms")
+        mask = s.choice("mask", ("none", "causal"), "none")
+        layers = s.int("layers", 1)
+        model = nn.Transformer(d, heads, layers, layers, ff, activation=activation, batch_first=batch_first, norm_first=norm_first)
+        if root == (mask == "causal"):
+            raise ValueError("spec.root / spec.mask: nn.Transformer is captured as the root on (src, tgt), "
+                             "or as a child with mask: causal")
+        model = model if root else TransformerCausal(model, seq)
+        fresh = lambda: (torch.randn(*_sequence_shape(batch_first, n, memory_seq, d)), torch.randn(*_sequence_shape(batch_first, n, seq, d)))
+        _fit_outputs(model, fresh())
+        return model, fresh()
+    mask = s.choice("mask", ("none", "causal", "padding", "causal_padding"), "none")
+    layer = nn.TransformerDecoderLayer(d, heads, ff, activation=activation, batch_first=batch_first, norm_first=norm_first)
+    if "layers" in s.spec:
+        decoder = nn.TransformerDecoder(layer, s.int("layers"), norm=nn.LayerNorm(d) if s.bool("final_norm", False) else None)
+    elif "final_norm" in s.spec:
+        raise ValueError("spec.final_norm: only for a stack (spec.layers)")
+    else:
+        decoder = layer
+    padded = mask.endswith("padding")
+    if root:
+        if mask != "none":
+            raise ValueError("spec.root: a root decoder is called on (tgt, memory) only")
+        model = decoder
+    else:
+        model = (DecoderPadded if padded else Decoder)(decoder, mask, seq)
+    if padded and not batch_first:
+        raise ValueError("spec.mask: the padding fixtures are batch-first")
+    fresh = lambda: ((torch.randn(*_sequence_shape(batch_first, n, seq, d)), torch.randn(*_sequence_shape(batch_first, n, memory_seq, d)))
+                     + ((_padding_mask(n, seq), _padding_mask(n, memory_seq)) if padded else ()))
+    _fit_outputs(model, fresh())
+    return model, fresh()
+
+
+# ---------------------------------------------------------------- swiglu, grouped-query attention with RoPE
+
+class SwiGLU(nn.Module):
+    """The LLaMA feed-forward block as users write it: down_proj(silu(gate_proj(x)) * up_proj(x))."""
+
+    def __init__(self, d_model, hidden, bias):
+        super().__init__()
+        self.gate_proj = nn.Linear(d_model, hidden, bias=bias)
+        self.up_proj = nn.Linear(d_model, hidden, bias=bias)
+        self.down_proj = nn.Linear(hidden, d_model, bias=bias)
+
+    def forward(self, x):
+        return self.down_proj(nn.functional.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+def swiglu_model(spec, n):
+    """layer swiglu: SwiGLU(d_model, ff, bias (true)) on [N, seq, d_model] (or [N, d_model]
+    without seq)."""
+    s = pbstream.Spec(spec, {"d_model", "ff", "seq", "bias"})
+    d = s.int("d_model")
+    model = SwiGLU(d, s.int("ff"), s.bool("bias", True))
+    return model, torch.randn(n, s.int("seq"), d) if "seq" in spec else torch.randn(n, d)
+
+
+def rotate_half(x):
+    """The second half of the features, negated, before the first (rotary embeddings)."""
+    x1 = x[..., : x.shape[-1] // 2]
+    x2 = x[..., x.shape[-1] // 2:]
+    return torch.cat((-x2, x1), dim=-1)
+
+
+class RotaryGQA(nn.Module):
+    """Causal grouped-query self-attention with rotary position embeddings, in plain torch: q, k, v
+    projections without bias, heads by view/transpose, cos/sin tables from
+    θ^(-2i/head_dim) · position (buffers), rotate_half, the kv heads repeated to the query heads
+    with repeat_interleave, a causal tril buffer applied with masked_fill (as nanoGPT), softmax,
+    o_proj."""
+
+    def __init__(self, d_model, heads, kv_heads, seq, theta):
+        super().__init__()
+        if d_model % heads or heads % kv_heads or (d_model // heads) % 2:
+            raise ValueError("spec: d_model must split into heads of even size, heads into kv_heads groups")
+        self.heads, self.kv_heads, self.head_dim = heads, kv_heads, d_model // heads
+        self.q_proj = nn.Linear(d_model, heads * self.head_dim, bias=False)
+        self.k_proj = nn.Linear(d_model, kv_heads * self.head_dim, bias=False)
+        self.v_proj = nn.Linear(d_model, kv_heads * self.head_dim, bias=False)
+        self.o_proj = nn.Linear(heads * self.head_dim, d_model, bias=False)
+        inv_freq = 1.0 / (theta ** (torch.arange(0, self.head_dim, 2).float() / self.head_dim))
+        freqs = torch.outer(torch.arange(seq).float(), inv_freq)
+        emb = torch.cat((freqs, freqs), dim=-1)
+        self.register_buffer("cos_cached", emb.cos())
+        self.register_buffer("sin_cached", emb.sin())
+        self.register_buffer("causal", torch.tril(torch.ones(seq, seq)))
+
+    def forward(self, x):
+        B, T, C = x.shape
+        q = self.q_proj(x).view(B, T, self.heads, self.head_dim).transpose(1, 2)
+        k = self.k_proj(x).view(B, T, self.kv_heads, self.head_dim).transpose(1, 2)
+        v = self.v_proj(x).view(B, T, self.kv_heads, self.head_dim).transpose(1, 2)
+        cos, sin = self.cos_cached[:T], self.sin_cached[:T]
+        q = (q * cos) + (rotate_half(q) * sin)
+        k = (k * cos) + (rotate_half(k) * sin)
+        k = k.repeat_interleave(self.heads // self.kv_heads, dim=1)
+        v = v.repeat_interleave(self.heads // self.kv_heads, dim=1)
+        att = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)
+        att = att.masked_fill(self.causal[:T, :T] == 0, float("-inf"))
+        y = torch.softmax(att, dim=-1) @ v
+        return self.o_proj(y.transpose(1, 2).contiguous().view(B, T, C))
+
+
+def gqa_model(spec, n):
+    """layer mha, arch gqa_rope: RotaryGQA(d_model, heads, kv_heads, seq, theta (10000)) on
+    [N, seq, d_model], trained as mha."""
+    s = pbstream.Spec(spec, _GQA_KEYS)
+    s.choice("arch", ("gqa_rope",))
+    d, seq = s.int("d_model"), s.int("seq")
+    model = RotaryGQA(d, s.int("heads"), s.int("kv_heads"), seq, s.float("theta", 10000.0))
+    _fit_outputs(model, (torch.randn(n, seq, d),))
+    return model, (torch.randn(n, seq, d),)
 
 
 def _calibrate_batchnorm(model, shape, batches=3):
@@ -627,6 +803,13 @@ def zoo_model(spec, n):
     return model, example(n) if example else torch.randn(n, 3, size, size)
 
 
+# Layers torch 1.13 has no module for, written here from its own modules and functions and
+# traced through (not leaves): labelled composed too.
+COMPOSED_TRACED_NOTES = {
+    SwiGLU: "SwiGLU: down_proj(silu(gate_proj(x)) * up_proj(x)) from nn.Linear and F.silu (torch has no SwiGLU module)",
+    RotaryGQA: "grouped-query attention with rotary embeddings from torch ops (torch 1.13 has no such module)",
+}
+
 BUILDERS = {
     "cnn1": lambda spec, n: conv_model(1, spec, n),
     "cnn2": lambda spec, n: conv_model(2, spec, n),
@@ -643,6 +826,7 @@ BUILDERS = {
     "gru": recurrent_model("gru"),
     "mha": mha_model,
     "transformer": transformer_model,
+    "swiglu": swiglu_model,
     "zoo": zoo_model,
 }
 # Layers whose builders train the model themselves and return a tuple of inputs.
@@ -685,6 +869,7 @@ def build(fixture, taps=True):
     model, x = model_and_input(fixture)
     inputs = x if isinstance(x, tuple) else (x,)
     leaves = tuple(COMPOSED_NOTES)
-    composed = sorted({note for cls, note in COMPOSED_NOTES.items() if any(isinstance(m, cls) for m in model.modules())})
+    notes = {**COMPOSED_NOTES, **COMPOSED_TRACED_NOTES}
+    composed = sorted({note for cls, note in notes.items() if any(isinstance(m, cls) for m in model.modules())})
     taps = taps and fixture.get("layer") not in UNTAPPED_LAYERS
     return pb_torch.capture(model, inputs, fixture["id"], taps=taps, leaf_modules=leaves, composed=composed)

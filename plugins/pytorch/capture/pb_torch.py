@@ -20,8 +20,9 @@ Tensor names in the stream:
 Float tensors are sent as f32 (float64 and float16 stay as they are, bfloat16 widens); int64,
 int32, int8, uint8 and bool stay as they are, int16 goes as i32. A buffer, input or tap holding -inf (an attention mask) says "allow_nonfinite".
 capture() leaves the module in eval() mode. A root module that is itself an nn.RNN/LSTM/GRU,
-nn.MultiheadAttention, nn.TransformerEncoderLayer or nn.TransformerEncoder is wrapped so that it
-is one call_module node (fx would otherwise trace into its forward).
+nn.MultiheadAttention, nn.TransformerEncoderLayer, nn.TransformerEncoder, nn.TransformerDecoderLayer,
+nn.TransformerDecoder or nn.Transformer is wrapped so that it is one call_module node (fx would
+otherwise trace into its forward).
 """
 
 import contextlib
@@ -253,29 +254,103 @@ def _call_args(names, args, kwargs):
     return bound
 
 
+_DECODER_ARGS = ("tgt", "memory", "tgt_mask", "memory_mask", "tgt_key_padding_mask", "memory_key_padding_mask")
+_TRANSFORMER_ARGS = ("src", "tgt", "src_mask", "tgt_mask", "memory_mask", "src_key_padding_mask", "tgt_key_padding_mask",
+                     "memory_key_padding_mask")
+
+
 def _attention_taps(name, module, args, kwargs, result):
     """Sub-layer taps of an attention module called as fx node `name`, keyed by the IR values
     the decoder gives them: "<name>/out" (an attention's output projection); an encoder layer's
     "<prefix>attn/out", "<prefix>norm1" (post-norm) or "<prefix>add1" (norm_first) and
-    "<prefix>linear2" (the feed-forward output); an encoder stack's layers "<name>/l<k>" with
-    their sub-layer taps under "<name>/l<k>/". torch runs a layer as one fused call, so the
-    parts are recomputed here from its own submodules (torch's unfused path, on the dense
-    batch: the stack's padded positions are not zeroed until its end, as in the IR). Diagnostics
-    that say which step diverges first; the verdict compares the module's own outputs."""
+    "<prefix>linear2" (the feed-forward output); a decoder layer's "<prefix>self_attn/out",
+    "<prefix>multihead_attn/out" and "<prefix>linear2"; a stack's layers "<name>/l<k>" with
+    their sub-layer taps under "<name>/l<k>/"; nn.Transformer's encoder under "<name>/encoder/"
+    (its output, the memory, "<name>/encoder") and decoder under "<name>/decoder/". torch runs
+    an encoder layer as one fused call, so the parts are recomputed here from its own
+    submodules (torch's unfused path, on the dense batch: the stack's padded positions are not
+    zeroed until its end, as in the IR). Diagnostics that say which step diverges first; the
+    verdict compares the module's own outputs."""
     if isinstance(module, nn.MultiheadAttention):
         return {f"{name}/out": _to_numpy(result[0])} if isinstance(result, tuple) and isinstance(result[0], torch.Tensor) else {}
     if isinstance(module, nn.TransformerEncoderLayer):
         a = _call_args(("src", "src_mask", "src_key_padding_mask"), args, kwargs)
         return _encoder_layer_taps(f"{name}/", module, a.get("src"), a.get("src_mask"), a.get("src_key_padding_mask"))[0]
+    if isinstance(module, nn.TransformerDecoderLayer):
+        a = _call_args(_DECODER_ARGS, args, kwargs)
+        return _decoder_layer_taps(f"{name}/", module, a)[0]
+    if isinstance(module, nn.TransformerDecoder):
+        return _decoder_stack_taps(f"{name}/", module, _call_args(_DECODER_ARGS, args, kwargs))
+    if isinstance(module, nn.Transformer):
+        a = _call_args(_TRANSFORMER_ARGS, args, kwargs)
+        taps = _encoder_stack_taps(f"{name}/encoder/", module.encoder, a.get("src"), a.get("src_mask"), a.get("src_key_padding_mask"))
+        memory = module.encoder(a["src"], mask=a.get("src_mask"), src_key_padding_mask=a.get("src_key_padding_mask"))
+        taps[f"{name}/encoder"] = _to_numpy(memory)
+        a["memory"] = memory
+        taps.update(_decoder_stack_taps(f"{name}/decoder/", module.decoder, a))
+        return taps
     a = _call_args(("src", "mask", "src_key_padding_mask"), args, kwargs)
-    x, taps = a.get("src"), {}
+    return _encoder_stack_taps(f"{name}/", module, a.get("src"), a.get("mask"), a.get("src_key_padding_mask"))
+
+
+def _encoder_stack_taps(prefix, module, x, mask, padding):
+    """An nn.TransformerEncoder's layers "<prefix>l<k>" and their sub-layer taps, on the dense batch."""
+    taps = {}
     if not isinstance(x, torch.Tensor) or x.dim() != 3:
         return {}
     for k, layer in enumerate(module.layers):
-        layer_taps, x = _encoder_layer_taps(f"{name}/l{k}/", layer, x, a.get("mask"), a.get("src_key_padding_mask"))
+        layer_taps, x = _encoder_layer_taps(f"{prefix}l{k}/", layer, x, mask, padding)
         taps.update(layer_taps)
-        taps[f"{name}/l{k}"] = _to_numpy(x)
+        taps[f"{prefix}l{k}"] = _to_numpy(x)
     return taps
+
+
+def _decoder_stack_taps(prefix, module, a):
+    """An nn.TransformerDecoder's layers "<prefix>l<k>" and their sub-layer taps; `a` its
+    forward's arguments by name."""
+    taps, x = {}, a.get("tgt")
+    for k, layer in enumerate(module.layers):
+        layer_taps, x = _decoder_layer_taps(f"{prefix}l{k}/", layer, dict(a, tgt=x))
+        taps.update(layer_taps)
+        if x is None:
+            return taps
+        taps[f"{prefix}l{k}"] = _to_numpy(x)
+    return taps
+
+
+def _decoder_layer_taps(prefix, layer, a):
+    """(taps, output) of one nn.TransformerDecoderLayer, step by step from its own submodules;
+    `a` its forward's arguments by name."""
+    x, memory = a.get("tgt"), a.get("memory")
+    if not isinstance(x, torch.Tensor) or not isinstance(memory, torch.Tensor) or x.dim() != 3 or memory.dim() != 3:
+        return {}, None
+    taps = {}
+
+    def self_attend(h):
+        out = layer.self_attn(h, h, h, attn_mask=a.get("tgt_mask"), key_padding_mask=a.get("tgt_key_padding_mask"), need_weights=False)[0]
+        taps[f"{prefix}self_attn/out"] = _to_numpy(out)
+        return out
+
+    def cross_attend(h):
+        out = layer.multihead_attn(h, memory, memory, attn_mask=a.get("memory_mask"),
+                                   key_padding_mask=a.get("memory_key_padding_mask"), need_weights=False)[0]
+        taps[f"{prefix}multihead_attn/out"] = _to_numpy(out)
+        return out
+
+    def feed_forward(h):
+        out = layer.linear2(layer.activation(layer.linear1(h)))
+        taps[f"{prefix}linear2"] = _to_numpy(out)
+        return out
+
+    if layer.norm_first:
+        x = x + self_attend(layer.norm1(x))
+        x = x + cross_attend(layer.norm2(x))
+        x = x + feed_forward(layer.norm3(x))
+    else:
+        x = layer.norm1(x + self_attend(x))
+        x = layer.norm2(x + cross_attend(x))
+        x = layer.norm3(x + feed_forward(x))
+    return taps, x
 
 
 def _encoder_layer_taps(prefix, layer, x, src_mask, padding):
@@ -355,7 +430,8 @@ def _wrap_recurrent_root(module, example_inputs, model_id):
 # Translated whole by the decoder, so always one call_module node each: kept as leaves while
 # tracing (fx would trace into their forward's fast-path branches), and wrapped as a child when
 # passed as the root, named as below ("attn.in_proj_weight", "layer.linear1.weight", ...).
-_ATTENTION_CHILD = {nn.MultiheadAttention: "attn", nn.TransformerEncoderLayer: "layer", nn.TransformerEncoder: "encoder"}
+_ATTENTION_CHILD = {nn.MultiheadAttention: "attn", nn.TransformerEncoderLayer: "layer", nn.TransformerEncoder: "encoder",
+                    nn.TransformerDecoderLayer: "layer", nn.TransformerDecoder: "decoder", nn.Transformer: "transformer"}
 
 
 class _AttentionRoot(nn.Module):
@@ -381,6 +457,20 @@ class _AttentionRoot2(_AttentionRoot):
         return getattr(self, self.child_name)(query, memory, memory)
 
 
+class _DecoderRoot(_AttentionRoot):
+    """A decoder layer or stack on (tgt, memory)."""
+
+    def forward(self, tgt, memory):
+        return getattr(self, self.child_name)(tgt, memory)
+
+
+class _TransformerRoot(_AttentionRoot):
+    """nn.Transformer on (src, tgt)."""
+
+    def forward(self, src, tgt):
+        return getattr(self, self.child_name)(src, tgt)
+
+
 class _AttentionRoot3(_AttentionRoot):
     def forward(self, query, key, value):
         return getattr(self, self.child_name)(query, key, value)
@@ -389,14 +479,19 @@ class _AttentionRoot3(_AttentionRoot):
 def _wrap_attention_root(module, example_inputs, model_id):
     """(wrapper, flat example inputs) for a root attention module: an nn.MultiheadAttention takes
     (x,) (self-attention), (query, key_value) or (query, key, value); an encoder layer or stack
-    takes (src,). Masks need a module of the user's own that passes them."""
+    takes (src,), a decoder layer or stack (tgt, memory), nn.Transformer (src, tgt). Masks need a
+    module of the user's own that passes them."""
     flat = tuple(_flatten(example_inputs))
-    wrappers = {1: _AttentionRoot1}
     if isinstance(module, nn.MultiheadAttention):
-        wrappers.update({2: _AttentionRoot2, 3: _AttentionRoot3})
+        wrappers, takes = {1: _AttentionRoot1, 2: _AttentionRoot2, 3: _AttentionRoot3}, "(x,), (query, key_value) or (query, key, value)"
+    elif isinstance(module, (nn.TransformerDecoderLayer, nn.TransformerDecoder)):
+        wrappers, takes = {2: _DecoderRoot}, "(tgt, memory)"
+    elif isinstance(module, nn.Transformer):
+        wrappers, takes = {2: _TransformerRoot}, "(src, tgt)"
+    else:
+        wrappers, takes = {1: _AttentionRoot1}, "(src,)"
     if len(flat) not in wrappers:
-        raise ValueError(f"{model_id}: a root {type(module).__name__} takes "
-                         f"{'(x,), (query, key_value) or (query, key, value)' if len(wrappers) > 1 else '(src,)'}, "
+        raise ValueError(f"{model_id}: a root {type(module).__name__} takes {takes}, "
                          f"got {len(flat)} example tensors; pass masks from a module of your own")
     return wrappers[len(flat)](module), flat
 

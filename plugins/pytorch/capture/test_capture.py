@@ -457,6 +457,34 @@ class AttentionCaptureTest(unittest.TestCase):
         with self.assertRaisesRegex(ValueError, r"a root TransformerEncoder takes \(src,\)"):
             pb_torch.capture(encoder, (torch.randn(3, 2, 8), torch.randn(3, 2, 8)), "encoder")
 
+    def test_decoder_roots_take_tgt_and_memory_and_are_tapped_per_layer(self):
+        decoder = nn.TransformerDecoder(nn.TransformerDecoderLayer(8, 2, 12, batch_first=True), 2).eval()
+        tgt, memory = torch.randn(2, 3, 8), torch.randn(2, 5, 8)
+        doc, tensors = read_one(pb_torch.capture(decoder, (tgt, memory), "decoder", taps=True).to_bytes())
+        calls = [n for n in doc["model"]["graph"] if n["op"] == "call_module"]
+        self.assertEqual((calls[0]["target"], calls[0]["args"]), ("decoder", [{"node": "tgt"}, {"node": "memory"}]))
+        entry = doc["model"]["modules"]["decoder"]["children"]["layers"]["children"]["0"]
+        self.assertEqual(entry["type"], "TransformerDecoderLayer")
+        self.assertEqual(entry["attrs"]["activation"], {"function": "torch.nn.functional.relu"})
+        with torch.no_grad():
+            l0 = decoder.layers[0](tgt, memory)
+            np.testing.assert_allclose(tensors["tap.decoder/l0"], l0.numpy(), atol=1e-6)
+            np.testing.assert_allclose(tensors["tap.decoder/l1"], decoder(tgt, memory).numpy(), atol=1e-6)
+        for step in ("self_attn/out", "multihead_attn/out", "linear2"):
+            self.assertIn(f"decoder/l1/{step}", doc["taps"])
+        with self.assertRaisesRegex(ValueError, r"a root TransformerDecoder takes \(tgt, memory\), got 1 example tensors"):
+            pb_torch.capture(decoder, (tgt,), "decoder")
+
+        transformer = nn.Transformer(8, 2, 1, 1, 12, batch_first=True).eval()
+        src = torch.randn(2, 5, 8)
+        doc, tensors = read_one(pb_torch.capture(transformer, (src, tgt), "transformer", taps=True).to_bytes())
+        self.assertEqual(doc["model"]["modules"]["transformer"]["type"], "Transformer")
+        with torch.no_grad():
+            np.testing.assert_allclose(tensors["tap.transformer/encoder"], transformer.encoder(src).numpy(), atol=1e-6)
+        self.assertIn("transformer/decoder/l0/multihead_attn/out", doc["taps"])
+        with self.assertRaisesRegex(ValueError, r"a root Transformer takes \(src, tgt\)"):
+            pb_torch.capture(transformer, (src,), "transformer")
+
     def test_masks_bools_and_minus_infinity(self):
         class Masked(nn.Module):
             def __init__(self):
@@ -505,8 +533,10 @@ class AttentionFixtureTest(unittest.TestCase):
 
     def test_every_fixture_builds_stock_modules_moved_off_their_initialisation(self):
         fxs = self.fixtures()
-        self.assertEqual(len(fxs), 14)
+        self.assertEqual(len(fxs), 19)
         for fx in fxs:
+            if "arch" in fx["spec"]:
+                continue  # plain torch (test_gqa_rope_fixture)
             with self.subTest(fx["id"]):
                 model, inputs = fixtures.model_and_input(fx)
                 attns = [m for m in model.modules() if isinstance(m, nn.MultiheadAttention)]
@@ -518,9 +548,46 @@ class AttentionFixtureTest(unittest.TestCase):
                         self.assertTrue(torch.all(attn.out_proj.bias != 0))
                 batch = 0 if fx["spec"].get("batch_first", True) else 1
                 self.assertEqual(inputs[0].shape[batch], fx["samples"])
-                if fx["spec"].get("mask") == "padding":
+                if fx["spec"].get("mask") in ("padding", "causal_padding"):
                     self.assertEqual(inputs[-1].dtype, torch.bool)
                     self.assertFalse(inputs[-1][0].any())  # one row unpadded
+
+    def test_decoder_fixtures_build_the_stock_decoders(self):
+        kinds = {"decoder": (nn.TransformerDecoderLayer, nn.TransformerDecoder), "transformer": (nn.Transformer,)}
+        fxs = [f for f in self.fixtures() if f["spec"].get("kind") in kinds]
+        self.assertEqual(len(fxs), 4)
+        for fx in fxs:
+            with self.subTest(fx["id"]):
+                model, inputs = fixtures.model_and_input(fx)
+                self.assertTrue(any(type(m) in kinds[fx["spec"]["kind"]] for m in model.modules()))
+                if fx["spec"].get("mask", "").startswith("causal"):
+                    self.assertTrue(torch.equal(model.mask, nn.Transformer.generate_square_subsequent_mask(fx["spec"]["seq"])))
+                self.assertEqual(len(inputs), 4 if fx["spec"].get("mask") == "causal_padding" else 2)
+
+    def test_gqa_rope_fixture(self):
+        fx = next(f for f in self.fixtures() if f["spec"].get("arch") == "gqa_rope")
+        model, (x,) = fixtures.model_and_input(fx)
+        self.assertEqual((model.heads, model.kv_heads, model.head_dim), (8, 2, 8))
+        self.assertEqual(model.k_proj.weight.shape, (16, 64))
+        inv_freq = 1.0 / (10000 ** (torch.arange(0, 8, 2).float() / 8))
+        torch.testing.assert_close(model.cos_cached[3], torch.cat([3 * inv_freq] * 2).cos())
+        # Causal: a later position does not change an earlier one's output.
+        with torch.no_grad():
+            y = model(x)
+            x2 = x.clone()
+            x2[:, -1] += 1
+            torch.testing.assert_close(model(x2)[:, :-1], y[:, :-1])
+
+    def test_swiglu_fixtures(self):
+        fxs = [f for f in pbstream.suite_fixtures(self.SUITE, "pytorch") if f["layer"] == "swiglu"]
+        self.assertEqual(len(fxs), 2)
+        for fx in fxs:
+            with self.subTest(fx["id"]):
+                model, x = fixtures.model_and_input(fx)
+                with torch.no_grad():
+                    want = model.down_proj(nn.functional.silu(model.gate_proj(x)) * model.up_proj(x))
+                torch.testing.assert_close(model(x), want)
+                self.assertEqual(model.gate_proj.bias is not None, fx["spec"].get("bias", True))
 
     def test_every_layer_changes_the_output(self):
         for fx in self.fixtures():
@@ -528,8 +595,9 @@ class AttentionFixtureTest(unittest.TestCase):
                 continue
             with self.subTest(fx["id"]):
                 model, inputs = fixtures.model_and_input(fx)
-                encoder = model if isinstance(model, nn.TransformerEncoder) else model.encoder
-                for layer in encoder.layers:
+                stacks = [m for m in model.modules() if isinstance(m, (nn.TransformerEncoder, nn.TransformerDecoder))]
+                self.assertTrue(stacks)
+                for layer in [layer for stack in stacks for layer in stack.layers]:
                     with torch.no_grad():
                         before = model(*inputs)
                         layer.linear2.weight.mul_(1.5)
@@ -544,7 +612,12 @@ class AttentionFixtureTest(unittest.TestCase):
                                    ("mha", {"d_model": 8, "heads": 2, "seq": 3, "root": True, "mask": "padding"}, "spec.root"),
                                    ("transformer", {"d_model": 8, "heads": 2, "ff": 4, "seq": 3, "final_norm": True}, "spec.final_norm"),
                                    ("transformer", {"d_model": 8, "heads": 2, "ff": 4, "seq": 3, "activation": "silu"}, "spec.activation"),
-                                   ("transformer", {"d_model": 8, "heads": 2, "seq": 3}, "ff")):
+                                   ("transformer", {"d_model": 8, "heads": 2, "seq": 3}, "ff"),
+                                   ("transformer", {"d_model": 8, "heads": 2, "ff": 4, "seq": 3, "kind": "decoder", "mask": "random"}, "spec.mask"),
+                                   ("transformer", {"d_model": 8, "heads": 2, "ff": 4, "seq": 3, "memory_seq": 4}, "spec.memory_seq"),
+                                   ("transformer", {"d_model": 8, "heads": 2, "ff": 4, "seq": 3, "kind": "transformer"}, "spec.root"),
+                                   ("mha", {"arch": "gqa_rope", "d_model": 8, "heads": 2, "kv_heads": 2, "seq": 3, "bias": True}, "bias"),
+                                   ("swiglu", {"d_model": 8, "hidden": 4}, "hidden")):
             with self.subTest(field), self.assertRaisesRegex(ValueError, field):
                 fixtures.model_and_input({**fx, "layer": layer, "spec": spec})
 
@@ -570,7 +643,7 @@ class ServeTest(unittest.TestCase):
         self.assertEqual(frames[1][1]["input.0"].shape, (7, 4))
         err = frames[3][0]
         self.assertEqual(err["event"], "error")
-        self.assertEqual(err["message"], "ValueError: layer 'conv2' is not supported by the pytorch capture (known: dense, cnn1, cnn2, cnn3, pool, batchnorm, layernorm, rmsnorm, embedding, residual, model, rnn, lstm, gru, mha, transformer, zoo)")
+        self.assertEqual(err["message"], "ValueError: layer 'conv2' is not supported by the pytorch capture (known: dense, cnn1, cnn2, cnn3, pool, batchnorm, layernorm, rmsnorm, embedding, residual, model, rnn, lstm, gru, mha, transformer, swiglu, zoo)")
 
     # A stand-in planet: argv[1] == "missing" makes its engine fail to import.
     FAKE_PLANET = (

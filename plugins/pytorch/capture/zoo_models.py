@@ -152,8 +152,151 @@ class GPT(nn.Module):
         return torch.randint(0, self.vocab, (n, 24))
 
 
+# ---------------------------------------------------------------- a LLaMA in plain torch
+
+class RMSNorm(nn.Module):
+    """LLaMA's RMSNorm: x / sqrt(mean(x²) + eps), computed in float32, times a learned weight."""
+
+    def __init__(self, dim, eps=1e-6):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def _norm(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
+
+    def forward(self, x):
+        return self._norm(x.float()).type_as(x) * self.weight
+
+
+class RotaryEmbedding(nn.Module):
+    """cos and sin of position · θ^(-2i/dim) (θ = 10000), cached as buffers for max_seq positions."""
+
+    def __init__(self, dim, max_seq, base=10000.0):
+        super().__init__()
+        inv_freq = 1.0 / (base ** (torch.arange(0, dim, 2).float() / dim))
+        t = torch.arange(max_seq, dtype=inv_freq.dtype)
+        freqs = torch.einsum("i,j->ij", t, inv_freq)
+        emb = torch.cat((freqs, freqs), dim=-1)
+        self.register_buffer("cos_cached", emb.cos(), persistent=False)
+        self.register_buffer("sin_cached", emb.sin(), persistent=False)
+
+    def forward(self, seq_len):
+        return self.cos_cached[:seq_len], self.sin_cached[:seq_len]
+
+
+def rotate_half(x):
+    x1 = x[..., : x.shape[-1] // 2]
+    x2 = x[..., x.shape[-1] // 2:]
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def apply_rotary_pos_emb(q, k, cos, sin):
+    return (q * cos) + (rotate_half(q) * sin), (k * cos) + (rotate_half(k) * sin)
+
+
+def repeat_kv(hidden_states, n_rep):
+    """[batch, kv_heads, seq, head_dim] -> [batch, kv_heads · n_rep, seq, head_dim], each kv head
+    repeated n_rep times in place (torch.repeat_interleave(x, n_rep, dim=1))."""
+    batch, num_key_value_heads, slen, head_dim = hidden_states.shape
+    if n_rep == 1:
+        return hidden_states
+    hidden_states = hidden_states[:, :, None, :, :].expand(batch, num_key_value_heads, n_rep, slen, head_dim)
+    return hidden_states.reshape(batch, num_key_value_heads * n_rep, slen, head_dim)
+
+
+class LlamaAttention(nn.Module):
+    """Grouped-query attention: fewer key/value heads than query heads, rotary embeddings on q
+    and k, an additive causal mask."""
+
+    def __init__(self, dim, n_heads, n_kv_heads):
+        super().__init__()
+        self.n_heads, self.n_kv_heads, self.head_dim = n_heads, n_kv_heads, dim // n_heads
+        self.n_rep = n_heads // n_kv_heads
+        self.q_proj = nn.Linear(dim, n_heads * self.head_dim, bias=False)
+        self.k_proj = nn.Linear(dim, n_kv_heads * self.head_dim, bias=False)
+        self.v_proj = nn.Linear(dim, n_kv_heads * self.head_dim, bias=False)
+        self.o_proj = nn.Linear(n_heads * self.head_dim, dim, bias=False)
+
+    def forward(self, x, cos, sin, mask):
+        bsz, seqlen, _ = x.shape
+        xq = self.q_proj(x).view(bsz, seqlen, self.n_heads, self.head_dim).transpose(1, 2)
+        xk = self.k_proj(x).view(bsz, seqlen, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        xv = self.v_proj(x).view(bsz, seqlen, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        xq, xk = apply_rotary_pos_emb(xq, xk, cos, sin)
+        keys, values = repeat_kv(xk, self.n_rep), repeat_kv(xv, self.n_rep)
+        scores = torch.matmul(xq, keys.transpose(2, 3)) / math.sqrt(self.head_dim)
+        scores = scores + mask
+        scores = F.softmax(scores.float(), dim=-1).type_as(xq)
+        output = torch.matmul(scores, values)
+        output = output.transpose(1, 2).contiguous().view(bsz, seqlen, -1)
+        return self.o_proj(output)
+
+
+class LlamaMLP(nn.Module):
+    """SwiGLU: down_proj(silu(gate_proj(x)) * up_proj(x))."""
+
+    def __init__(self, dim, hidden):
+        super().__init__()
+        self.gate_proj = nn.Linear(dim, hidden, bias=False)
+        self.up_proj = nn.Linear(dim, hidden, bias=False)
+        self.down_proj = nn.Linear(hidden, dim, bias=False)
+
+    def forward(self, x):
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class LlamaBlock(nn.Module):
+    def __init__(self, dim, n_heads, n_kv_heads, hidden, eps):
+        super().__init__()
+        self.input_layernorm = RMSNorm(dim, eps)
+        self.self_attn = LlamaAttention(dim, n_heads, n_kv_heads)
+        self.post_attention_layernorm = RMSNorm(dim, eps)
+        self.mlp = LlamaMLP(dim, hidden)
+
+    def forward(self, x, cos, sin, mask):
+        h = x + self.self_attn(self.input_layernorm(x), cos, sin, mask)
+        return h + self.mlp(self.post_attention_layernorm(h))
+
+
+class Llama(nn.Module):
+    """A small LLaMA-style decoder: token embeddings, pre-norm blocks (RMSNorm, grouped-query
+    attention with rotary embeddings under a causal mask, SwiGLU), a final RMSNorm, logits for
+    every position. Takes token ids [N, T], T up to max_seq."""
+
+    def __init__(self, vocab=256, dim=128, n_layers=4, n_heads=8, n_kv_heads=2, max_seq=32, eps=1e-5, multiple_of=32):
+        super().__init__()
+        self.vocab = vocab
+        hidden = int(2 * (4 * dim) / 3)
+        hidden = multiple_of * ((hidden + multiple_of - 1) // multiple_of)
+        self.embed_tokens = nn.Embedding(vocab, dim)
+        self.rotary_emb = RotaryEmbedding(dim // n_heads, max_seq)
+        self.layers = nn.ModuleList([LlamaBlock(dim, n_heads, n_kv_heads, hidden, eps) for _ in range(n_layers)])
+        self.norm = RMSNorm(dim, eps)
+        self.lm_head = nn.Linear(dim, vocab, bias=False)
+        self.register_buffer("causal_mask", torch.full((max_seq, max_seq), float("-inf")).triu(1), persistent=False)
+        with torch.no_grad():  # trained-looking norm weights rather than their initial ones
+            for m in self.modules():
+                if isinstance(m, RMSNorm):
+                    m.weight.uniform_(0.5, 1.5)
+
+    def forward(self, tokens):
+        _bsz, seqlen = tokens.shape
+        h = self.embed_tokens(tokens)
+        cos, sin = self.rotary_emb(seqlen)
+        mask = self.causal_mask[:seqlen, :seqlen]
+        for layer in self.layers:
+            h = layer(h, cos, sin, mask)
+        return self.lm_head(self.norm(h)).float()
+
+    def example_input(self, n):
+        """Token ids [n, 24]: shorter than max_seq, so the tables and the mask are sliced."""
+        return torch.randint(0, self.vocab, (n, 24))
+
+
 MODELS = {
     "unet_small": lambda **kwargs: UNet(**kwargs),
     "unet_small_bilinear": lambda **kwargs: UNet(bilinear=True, **kwargs),
     "gpt_mini": lambda **kwargs: GPT(**kwargs),
+    "llama_mini": lambda **kwargs: Llama(**kwargs),
 }

@@ -1,6 +1,7 @@
-// nn.MultiheadAttention, nn.TransformerEncoderLayer and nn.TransformerEncoder, each translated
-// whole into IR ops (fx keeps them as one call_module node; their submodules travel as the
-// module's "children"). PyTorch 1.13's facts (docs/planets/pytorch.md "Attention modules"), each
+// nn.MultiheadAttention, nn.TransformerEncoderLayer, nn.TransformerEncoder,
+// nn.TransformerDecoderLayer, nn.TransformerDecoder and nn.Transformer, each translated whole
+// into IR ops (fx keeps them as one call_module node; their submodules travel as the module's
+// "children"). PyTorch 1.13's facts (docs/planets/pytorch.md "Attention modules"), each
 // converted here explicitly:
 // - in_proj_weight [3E, E] stacks the q, k and v projections' rows in that order, in_proj_bias
 //   [3E] their biases; with kdim or vdim ≠ embed_dim the projections are q_proj_weight [E, E],
@@ -17,6 +18,10 @@
 // - an encoder layer: post-norm x = norm1(x + sa(x)), x = norm2(x + ff(x)), or with norm_first
 //   x = x + sa(norm1(x)), x = x + ff(norm2(x)); ff = linear2(act(linear1(x))); dropouts act in
 //   training only;
+// - a decoder layer: post-norm x = norm1(x + sa(x)), x = norm2(x + mha(x, memory)),
+//   x = norm3(x + ff(x)), or with norm_first each sub-layer on norm_k(x) added to x; its
+//   attentions run unfused (need_weights=False), and no fused kernel replaces its activation;
+//   nn.Transformer is its encoder stack (memory), then its decoder stack;
 // - torch's fast paths compute the same function, with two visible differences reproduced
 //   here: the encoder layer's fused kernel uses the exact gelu for any GELU module (also
 //   approximate="tanh"), and the encoder stack with a key padding mask runs on a nested tensor
@@ -227,14 +232,17 @@ struct Masks {
   std::vector<std::string> additive;
 };
 
-// attn_mask [L, S] or [N·heads, L, S] -> broadcasting against [N, heads, L, S].
-void add_attn_mask(const FxNode& n, const std::optional<JsonRef>& a, const std::string& owner, int64_t heads, int64_t l, int64_t s, Masks& m) {
-  if (a) m.additive.push_back(additive_mask(n, *a, "attn_mask", owner, {{l, s}, {-1, l, s}}, {{l, s}, {-1, heads, l, s}}));
+// attn_mask [L, S] or [N·heads, L, S] -> broadcasting against [N, heads, L, S]; `role` names it
+// as the module's forward does (a decoder's tgt_mask, memory_mask).
+void add_attn_mask(const FxNode& n, const std::optional<JsonRef>& a, const std::string& owner, int64_t heads, int64_t l, int64_t s, Masks& m,
+                   const std::string& role = "attn_mask") {
+  if (a) m.additive.push_back(additive_mask(n, *a, role, owner, {{l, s}, {-1, l, s}}, {{l, s}, {-1, heads, l, s}}));
 }
 
 // key_padding_mask [N, S] -> [N, 1, 1, S].
-void add_key_padding_mask(const FxNode& n, const std::optional<JsonRef>& a, const std::string& owner, int64_t s, Masks& m) {
-  if (a) m.additive.push_back(additive_mask(n, *a, "key_padding_mask", owner, {{-1, s}}, {{-1, 1, 1, s}}));
+void add_key_padding_mask(const FxNode& n, const std::optional<JsonRef>& a, const std::string& owner, int64_t s, Masks& m,
+                          const std::string& role = "key_padding_mask") {
+  if (a) m.additive.push_back(additive_mask(n, *a, role, owner, {{-1, s}}, {{-1, 1, 1, s}}));
 }
 
 // The stream tensor behind fx value `name` when it is a buffer (get_attr) or a graph input
@@ -266,7 +274,9 @@ struct Nested {
 // left-alignment check (mask_check) and the output length (its longest row) follow from it. A
 // runtime mask is assumed padded at the end of each row, with a row unpadded (the output length
 // follows the values, which a graph cannot): the captured example must be so (refused otherwise).
-Nested nested_padding(const FxNode& n, const JsonRef& a, bool mask_check) {
+// `owner` names its constant "<owner>.keep" or step "<owner>/keep" (the fx node, or the stack
+// inside an nn.Transformer).
+Nested nested_padding(const FxNode& n, const JsonRef& a, bool mask_check, const std::string& owner) {
   Decoder& d = n.decoder();
   const std::string v = n.node_ref(a);
   bool input = false;
@@ -315,11 +325,12 @@ Nested nested_padding(const FxNode& n, const JsonRef& a, bool mask_check) {
     const Tensor m = t->cast(DType::i64);
     Tensor k(DType::f32, {m.shape()[0], m.shape()[1], 1});
     for (int64_t i = 0; i < m.numel(); ++i) k.data<float>()[i] = m.data<int64_t>()[i] != 0 ? 0.f : 1.f;
-    r.keep = d.constant(n.name(), "keep", k);
+    r.keep = d.constant(owner, "keep", k);
   } else {
     Tensor table(DType::f32, {2, 1});
     table.data<float>()[0] = 1.f;
-    r.keep = n.step("keep", "Embedding", {d.planet_form(v), d.constant(n.name(), "keep_table", table)});
+    r.keep = owner + "/keep";
+    d.step(r.keep, "Embedding", {d.planet_form(v), d.constant(owner, "keep_table", table)});
   }
   return r;
 }
@@ -435,6 +446,50 @@ bool bool_arg(const FxNode& n, size_t i, const std::string& kw, bool fallback) {
   return a->boolean();
 }
 
+// ------------------------------------------------------------------ layers' activation
+
+// A transformer layer's feed-forward activation as torch runs it: the attribute `activation`
+// (F.relu, F.gelu: {"function": name}) or the child `activation` (nn.ReLU, nn.GELU); `what`
+// names the layer in errors. Sets `approximate` for a GELU module.
+std::string layer_activation(const FxNode& m, const std::string& what, std::string& approximate) {
+  const JsonRef attrs = m.attrs();
+  approximate = "none";
+  if (m.module().has("children") && m.module()["children"].has("activation")) {
+    if (attrs.has("activation")) attrs["activation"].fail("an activation both as an attribute and as a submodule");
+    const FxNode act = submodule(m, "activation", {"ReLU", "GELU"});
+    if (act.module()["type"].str() == "ReLU") return "relu";
+    approximate = act.attrs().str("approximate", "none");
+    return "gelu";
+  }
+  if (!attrs.has("activation"))
+    attrs.fail(m.module()["type"].str() + ".activation is a callable the capture cannot name (neither a function nor an nn.Module); "
+               "supported: torch.nn.functional.relu, torch.nn.functional.gelu, nn.ReLU, nn.GELU");
+  const JsonRef f = attrs["activation"];
+  const std::string name = f.is_object() && f.has("function") ? f["function"].str() : "";
+  if (name == "torch.nn.functional.relu") return "relu";
+  if (name == "torch._C._nn.gelu" || name == "torch.nn.functional.gelu") return "gelu";
+  f.fail("unsupported " + what + " activation " + (name.empty() ? f.raw().dump() : "\"" + name + "\"") +
+         " (known: torch.nn.functional.relu, torch.nn.functional.gelu, nn.ReLU, nn.GELU)");
+}
+
+// The IR's function for relu / gelu with GELU's `approximate` (the fused kernel's exact gelu
+// where `exact_gelu`).
+std::string ir_activation(const FxNode& m, const std::string& fn, const std::string& approximate, bool exact_gelu) {
+  if (fn == "relu") return "relu";
+  if (approximate == "none" || exact_gelu) return "gelu_erf";
+  if (approximate == "tanh") return "gelu_tanh";
+  m.child("activation").attr("approximate").fail("unknown GELU approximation \"" + approximate + "\"");
+}
+
+// ff = linear2(act(linear1(x))) of a layer's children, the activation fused; steps
+// "<prefix>linear1", "<prefix>linear2".
+std::string feed_forward(const FxNode& n, const FxNode& m, const std::string& prefix, const std::string& x, int64_t e, const std::string& activation) {
+  const FxNode lin1 = submodule(m, "linear1", {"Linear"}), lin2 = submodule(m, "linear2", {"Linear"});
+  const int64_t ff = lin1.attr("out_features").i64();
+  const std::string h = linear(n, lin1, prefix + "linear1", x, e, ff, attrs_of({{"activation", activation}}));
+  return linear(n, lin2, prefix + "linear2", h, ff, e);
+}
+
 // ------------------------------------------------------------------ encoder layer
 
 struct EncoderLayer {
@@ -447,39 +502,21 @@ struct EncoderLayer {
 
 // Layer module view `m`: its facts checked, its activation resolved as torch runs it.
 EncoderLayer read_encoder_layer(const FxNode& m, bool src_mask) {
-  const JsonRef attrs = m.attrs();
   const bool module_activation = m.module().has("children") && m.module()["children"].has("activation");
   check_contents(m, module_activation ? std::vector<std::string>{"self_attn", "linear1", "dropout", "linear2", "norm1", "norm2", "dropout1", "dropout2", "activation"}
                                       : std::vector<std::string>{"self_attn", "linear1", "dropout", "linear2", "norm1", "norm2", "dropout1", "dropout2"});
   for (const char* dropout : {"dropout", "dropout1", "dropout2"}) check_dropout(m, dropout);
-  EncoderLayer l{submodule(m, "self_attn", {"MultiheadAttention"}), {}, attrs.boolean("norm_first", false), "", false};
+  EncoderLayer l{submodule(m, "self_attn", {"MultiheadAttention"}), {}, m.attrs().boolean("norm_first", false), "", false};
   l.a = read_attention(l.attn);
-  const int64_t kind = m.attr("activation_relu_or_gelu").i64();
-  // torch's activation: the function F.relu / F.gelu (an attribute), or a module (the child).
-  std::string fn, approximate = "none";
-  if (module_activation) {
-    if (attrs.has("activation")) attrs["activation"].fail("an activation both as an attribute and as a submodule");
-    const FxNode act = submodule(m, "activation", {"ReLU", "GELU"});
-    fn = act.module()["type"].str() == "ReLU" ? "relu" : "gelu";
-    if (fn == "gelu") approximate = act.attrs().str("approximate", "none");
-  } else {
-    const JsonRef f = m.attr("activation");
-    const std::string name = f.is_object() && f.has("function") ? f["function"].str() : "";
-    if (name == "torch.nn.functional.relu") fn = "relu";
-    else if (name == "torch._C._nn.gelu" || name == "torch.nn.functional.gelu") fn = "gelu";
-    else f.fail("unsupported encoder layer activation " + (name.empty() ? f.raw().dump() : "\"" + name + "\"") +
-                " (known: torch.nn.functional.relu, torch.nn.functional.gelu, nn.ReLU, nn.GELU)");
-  }
-  if (kind != (fn == "relu" ? 1 : 2)) m.attr("activation_relu_or_gelu").fail("disagrees with the activation (" + fn + ")");
+  std::string approximate;
+  const std::string fn = layer_activation(m, "encoder layer", approximate);
+  if (m.attr("activation_relu_or_gelu").i64() != (fn == "relu" ? 1 : 2)) m.attr("activation_relu_or_gelu").fail("disagrees with the activation (" + fn + ")");
   const FxNode norm1 = submodule(m, "norm1", {"LayerNorm"}), norm2 = submodule(m, "norm2", {"LayerNorm"});
   // torch 1.13 takes its fused kernel in eval under no_grad when all these hold (src.dim() == 3
   // is checked with the input); the kernel's gelu is the exact one whatever the module says.
   l.fast_path = !m.module().boolean("training", false) && l.a.batch_first && l.a.packed &&
                 norm1.attr("eps").f64() == norm2.attr("eps").f64() && !src_mask && l.a.heads % 2 == 0;
-  if (fn == "relu") l.activation = "relu";
-  else if (approximate == "none" || l.fast_path) l.activation = "gelu_erf";
-  else if (approximate == "tanh") l.activation = "gelu_tanh";
-  else m.child("activation").attr("approximate").fail("unknown GELU approximation \"" + approximate + "\"");
+  l.activation = ir_activation(m, fn, approximate, l.fast_path);
   return l;
 }
 
@@ -488,20 +525,188 @@ EncoderLayer read_encoder_layer(const FxNode& m, bool src_mask) {
 std::string encoder_layer(const FxNode& n, const FxNode& m, const EncoderLayer& l, const std::string& prefix, const std::string& x,
                           const Masks& masks, const std::string& out) {
   const int64_t e = l.a.e;
-  const FxNode lin1 = submodule(m, "linear1", {"Linear"}), lin2 = submodule(m, "linear2", {"Linear"});
   const FxNode norm1 = submodule(m, "norm1", {"LayerNorm"}), norm2 = submodule(m, "norm2", {"LayerNorm"});
-  const int64_t ff = lin1.attr("out_features").i64();
   auto sa = [&](const std::string& in) { return attention(n, l.attn, l.a, prefix + "attn/", in, in, in, masks, false, true).out; };
-  auto feed_forward = [&](const std::string& in) {
-    const std::string h = linear(n, lin1, prefix + "linear1", in, e, ff, attrs_of({{"activation", l.activation}}));
-    return linear(n, lin2, prefix + "linear2", h, ff, e);
-  };
+  auto ff = [&](const std::string& in) { return feed_forward(n, m, prefix, in, e, l.activation); };
   if (l.norm_first) {
     const std::string x1 = n.step(prefix + "add1", "Add", {x, sa(put(n, prefix + "norm1", layer_norm(norm1, x, e)))});
-    return put(n, out, {"Add", {x1, feed_forward(put(n, prefix + "norm2", layer_norm(norm2, x1, e)))}, {}});
+    return put(n, out, {"Add", {x1, ff(put(n, prefix + "norm2", layer_norm(norm2, x1, e)))}, {}});
   }
   const std::string x1 = put(n, prefix + "norm1", layer_norm(norm1, n.step(prefix + "add1", "Add", {x, sa(x)}), e));
-  return put(n, out, layer_norm(norm2, n.step(prefix + "add2", "Add", {x1, feed_forward(x1)}), e));
+  return put(n, out, layer_norm(norm2, n.step(prefix + "add2", "Add", {x1, ff(x1)}), e));
+}
+
+// The stack's ModuleList `layers` of `count` (num_layers) children of `type`.
+std::vector<FxNode> stack_layers(const FxNode& m, const std::string& type) {
+  const int64_t count = m.attr("num_layers").i64();
+  if (count < 1) m.attr("num_layers").fail("num_layers must be at least 1");
+  const FxNode list = submodule(m, "layers", {"ModuleList"});
+  std::vector<std::string> names;
+  for (int64_t k = 0; k < count; ++k) names.push_back(std::to_string(k));
+  check_contents(list, names);
+  std::vector<FxNode> layers;
+  for (const std::string& k : names) layers.push_back(submodule(list, k, {type}));
+  return layers;
+}
+
+// A stack's optional final norm: the child "norm" (the attribute is null then).
+std::optional<FxNode> final_norm(const FxNode& m) {
+  const bool has_norm = m.module().has("children") && m.module()["children"].has("norm");
+  check_contents(m, has_norm ? std::vector<std::string>{"layers", "norm"} : std::vector<std::string>{"layers"});
+  if (!has_norm) return std::nullopt;
+  if (m.attrs().has("norm") && !m.attr("norm").is_null()) m.attr("norm").fail("a norm both as an attribute and as a submodule");
+  return submodule(m, "norm", {"LayerNorm"});
+}
+
+// The owner of a stack's constants: the fx node, or "<node>/<stack>" inside an nn.Transformer.
+std::string owner_of(const FxNode& n, const std::string& prefix) {
+  return prefix.empty() ? n.name() : n.name() + "/" + prefix.substr(0, prefix.size() - 1);
+}
+
+// An nn.TransformerEncoder `m` on IR value x0 (its forward's mask and src_key_padding_mask
+// arguments `mask`, `padding`): the layers in turn ("<prefix>l<k>"), then the final norm if any;
+// the result is the step `out` ("": the node's own value). Its masks are "attn_mask" and
+// "key_padding_mask", or inside an nn.Transformer (a `prefix`) "src_mask", "src_key_padding_mask".
+std::string encoder_stack(const FxNode& n, const FxNode& m, const std::string& prefix, const std::string& x0, const std::optional<JsonRef>& mask,
+                          const std::optional<JsonRef>& padding, const std::string& out) {
+  Decoder& d = n.decoder();
+  const std::optional<FxNode> norm = final_norm(m);
+  std::vector<std::pair<FxNode, EncoderLayer>> layers;
+  for (const FxNode& layer : stack_layers(m, "TransformerEncoderLayer")) layers.emplace_back(layer, read_encoder_layer(layer, mask.has_value()));
+  const Shape& xs = d.ir_type(x0).shape;
+  const EncoderLayer& first = layers[0].second;
+  if (xs.size() != 3) n.fail("TransformerEncoder on an unbatched input " + shape_str(xs) + " is not supported");
+  const int64_t seq = xs[first.a.batch_first ? 1 : 0];
+  const std::string owner = owner_of(n, prefix);
+  const bool inner = !prefix.empty();
+  Masks masks;
+  add_attn_mask(n, mask, owner, first.a.heads, seq, seq, masks, inner ? "src_mask" : "attn_mask");
+  add_key_padding_mask(n, padding, owner, seq, masks, inner ? "src_key_padding_mask" : "key_padding_mask");
+  // torch 1.13's sparsity fast path: with a key padding mask (and no mask) on a post-norm,
+  // batch-first, fast-path first layer, the layers run on a nested tensor of the unpadded
+  // positions, and it comes back padded with zeros to the longest row's length. mask_check makes
+  // torch verify that each row's padding is at its end (else it runs densely).
+  const bool nested = padding && !mask && m.attrs().boolean("enable_nested_tensor", true) && !first.norm_first && first.fast_path;
+  const Nested unpad = nested ? nested_padding(n, *padding, m.attrs().boolean("mask_check", true), owner) : Nested{};
+  // Each layer's output is "<prefix>l<k>"; the last op is `out`.
+  std::string x = x0;
+  const bool last_is_out = !norm && unpad.keep.empty();
+  const size_t count = layers.size();
+  for (size_t k = 0; k < count; ++k) {
+    const std::string layer = prefix + "l" + std::to_string(k);
+    x = encoder_layer(n, layers[k].first, layers[k].second, layer + "/", x, masks, last_is_out && k == count - 1 ? out : layer);
+  }
+  if (!unpad.keep.empty()) {
+    x = put(n, norm || unpad.length < seq ? prefix + "unpadded" : out, {"Mul", {x, unpad.keep}, {}});
+    if (unpad.length < seq)
+      x = put(n, norm ? prefix + "trimmed" : out, {"Slice", {x}, attrs_of({{"starts", Ints{0}}, {"ends", Ints{unpad.length}}, {"axes", Ints{1}}})});
+  }
+  if (norm) x = put(n, out, layer_norm(*norm, x, first.a.e));
+  return x;
+}
+
+// ------------------------------------------------------------------ decoder layer
+
+struct DecoderLayer {
+  FxNode self_attn, cross_attn;  // self_attn, multihead_attn
+  Attention sa, ca;
+  bool norm_first = false;
+  std::string activation;  // the IR's function name (no fused kernel: GELU's approximate holds)
+};
+
+DecoderLayer read_decoder_layer(const FxNode& m) {
+  const bool module_activation = m.module().has("children") && m.module()["children"].has("activation");
+  std::vector<std::string> children = {"self_attn", "multihead_attn", "linear1", "dropout", "linear2", "norm1",
+                                       "norm2",     "norm3",          "dropout1", "dropout2", "dropout3"};
+  if (module_activation) children.push_back("activation");
+  check_contents(m, children);
+  for (const char* dropout : {"dropout", "dropout1", "dropout2", "dropout3"}) check_dropout(m, dropout);
+  DecoderLayer l{submodule(m, "self_attn", {"MultiheadAttention"}), submodule(m, "multihead_attn", {"MultiheadAttention"}), {}, {},
+                 m.attrs().boolean("norm_first", false), ""};
+  l.sa = read_attention(l.self_attn);
+  l.ca = read_attention(l.cross_attn);
+  if (l.ca.batch_first != l.sa.batch_first)
+    l.cross_attn.attr("batch_first").fail("TransformerDecoderLayer.multihead_attn.batch_first differs from self_attn's");
+  if (l.ca.e != l.sa.e) l.cross_attn.attr("embed_dim").fail("TransformerDecoderLayer.multihead_attn.embed_dim differs from self_attn's");
+  std::string approximate;
+  l.activation = ir_activation(m, layer_activation(m, "decoder layer", approximate), approximate, false);
+  return l;
+}
+
+// A decoder's mask arguments, as its forward (or nn.Transformer's) names them.
+struct DecoderArgs {
+  std::optional<JsonRef> tgt_mask, memory_mask, tgt_key_padding_mask, memory_key_padding_mask;
+};
+
+// The mask arguments of a decoder layer's or stack's call: (tgt, memory, tgt_mask, memory_mask,
+// tgt_key_padding_mask, memory_key_padding_mask).
+DecoderArgs decoder_args(const FxNode& n) {
+  return {n.arg(2, "tgt_mask"), n.arg(3, "memory_mask"), n.arg(4, "tgt_key_padding_mask"), n.arg(5, "memory_key_padding_mask")};
+}
+
+// A decoder's masks, as additive masks of its two attentions.
+struct DecoderMasks {
+  Masks self, cross;
+};
+
+// tgt_mask [L, L] / [N·heads, L, L], tgt_key_padding_mask [N, L] on the self-attention;
+// memory_mask [L, S] / [N·heads, L, S], memory_key_padding_mask [N, S] on the cross-attention.
+DecoderMasks decoder_masks(const FxNode& n, const std::string& owner, const DecoderLayer& l, const std::string& tgt, const std::string& memory,
+                           const DecoderArgs& a) {
+  Decoder& d = n.decoder();
+  const Shape& ts = d.ir_type(tgt).shape;
+  const Shape& ms = d.ir_type(memory).shape;
+  if (ts.size() != 3 || ms.size() != 3)
+    n.fail("a transformer decoder on unbatched inputs (tgt " + shape_str(ts) + ", memory " + shape_str(ms) + ") is not supported");
+  const size_t seq = l.sa.batch_first ? 1 : 0;
+  const int64_t lt = ts[seq], sm = ms[seq];
+  DecoderMasks r;
+  add_attn_mask(n, a.tgt_mask, owner, l.sa.heads, lt, lt, r.self, "tgt_mask");
+  add_key_padding_mask(n, a.tgt_key_padding_mask, owner, lt, r.self, "tgt_key_padding_mask");
+  add_attn_mask(n, a.memory_mask, owner, l.ca.heads, lt, sm, r.cross, "memory_mask");
+  add_key_padding_mask(n, a.memory_key_padding_mask, owner, sm, r.cross, "memory_key_padding_mask");
+  return r;
+}
+
+// One decoder layer of module view `m` on IR values x (tgt) and memory; steps "<prefix>...",
+// the result the step `out` ("": the node's own value). Post-norm x = norm1(x + sa(x)),
+// x = norm2(x + mha(x, memory)), x = norm3(x + ff(x)); norm_first x = x + sa(norm1(x)),
+// x = x + mha(norm2(x), memory), x = x + ff(norm3(x)).
+std::string decoder_layer(const FxNode& n, const FxNode& m, const DecoderLayer& l, const std::string& prefix, const std::string& x,
+                          const std::string& memory, const DecoderMasks& masks, const std::string& out) {
+  const int64_t e = l.sa.e;
+  const FxNode norm1 = submodule(m, "norm1", {"LayerNorm"}), norm2 = submodule(m, "norm2", {"LayerNorm"}), norm3 = submodule(m, "norm3", {"LayerNorm"});
+  auto sa = [&](const std::string& in) { return attention(n, l.self_attn, l.sa, prefix + "self_attn/", in, in, in, masks.self, false, true).out; };
+  auto mha = [&](const std::string& in) {
+    return attention(n, l.cross_attn, l.ca, prefix + "multihead_attn/", in, memory, memory, masks.cross, false, true).out;
+  };
+  auto ff = [&](const std::string& in) { return feed_forward(n, m, prefix, in, e, l.activation); };
+  if (l.norm_first) {
+    const std::string x1 = n.step(prefix + "add1", "Add", {x, sa(put(n, prefix + "norm1", layer_norm(norm1, x, e)))});
+    const std::string x2 = n.step(prefix + "add2", "Add", {x1, mha(put(n, prefix + "norm2", layer_norm(norm2, x1, e)))});
+    return put(n, out, {"Add", {x2, ff(put(n, prefix + "norm3", layer_norm(norm3, x2, e)))}, {}});
+  }
+  const std::string x1 = put(n, prefix + "norm1", layer_norm(norm1, n.step(prefix + "add1", "Add", {x, sa(x)}), e));
+  const std::string x2 = put(n, prefix + "norm2", layer_norm(norm2, n.step(prefix + "add2", "Add", {x1, mha(x1)}), e));
+  return put(n, out, layer_norm(norm3, n.step(prefix + "add3", "Add", {x2, ff(x2)}), e));
+}
+
+// An nn.TransformerDecoder `m` on tgt and memory under masks `args`: the layers in turn
+// ("<prefix>l<k>"), then the final norm if any; the result is the step `out`.
+std::string decoder_stack(const FxNode& n, const FxNode& m, const std::string& prefix, const std::string& tgt, const std::string& memory,
+                          const DecoderArgs& args, const std::string& out) {
+  const std::optional<FxNode> norm = final_norm(m);
+  std::vector<std::pair<FxNode, DecoderLayer>> layers;
+  for (const FxNode& layer : stack_layers(m, "TransformerDecoderLayer")) layers.emplace_back(layer, read_decoder_layer(layer));
+  const DecoderMasks masks = decoder_masks(n, owner_of(n, prefix), layers[0].second, tgt, memory, args);
+  std::string x = tgt;
+  const size_t count = layers.size();
+  for (size_t k = 0; k < count; ++k) {
+    const std::string layer = prefix + "l" + std::to_string(k);
+    x = decoder_layer(n, layers[k].first, layers[k].second, layer + "/", x, memory, masks, !norm && k == count - 1 ? out : layer);
+  }
+  if (norm) x = put(n, out, layer_norm(*norm, x, layers[0].second.sa.e));
+  return x;
 }
 
 }  // namespace
@@ -543,51 +748,32 @@ void translate_encoder_layer(const FxNode& n) {
 // self.encoder(src, mask=None, src_key_padding_mask=None): the layers in turn ("<node>/l<k>"),
 // then the final norm if any.
 void translate_encoder(const FxNode& n) {
-  Decoder& d = n.decoder();
-  const bool has_norm = n.module().has("children") && n.module()["children"].has("norm");
-  check_contents(n, has_norm ? std::vector<std::string>{"layers", "norm"} : std::vector<std::string>{"layers"});
-  const int64_t count = n.attr("num_layers").i64();
-  const FxNode list = submodule(n, "layers", {"ModuleList"});
-  std::vector<std::string> names;
-  for (int64_t k = 0; k < count; ++k) names.push_back(std::to_string(k));
-  check_contents(list, names);
-  if (count < 1) n.attr("num_layers").fail("num_layers must be at least 1");
-  auto mask = n.arg(1, "mask"), padding = n.arg(2, "src_key_padding_mask");
-  std::vector<std::pair<FxNode, EncoderLayer>> layers;
-  for (int64_t k = 0; k < count; ++k) {
-    const FxNode m = submodule(list, std::to_string(k), {"TransformerEncoderLayer"});
-    layers.emplace_back(m, read_encoder_layer(m, mask.has_value()));
-  }
-  const std::string x0 = n.in(0, "src");
-  const Shape& xs = d.ir_type(x0).shape;
-  const EncoderLayer& first = layers[0].second;
-  if (xs.size() != 3) n.fail("TransformerEncoder on an unbatched input " + shape_str(xs) + " is not supported");
-  const int64_t seq = xs[first.a.batch_first ? 1 : 0];
-  Masks masks;
-  add_attn_mask(n, mask, n.name(), first.a.heads, seq, seq, masks);
-  add_key_padding_mask(n, padding, n.name(), seq, masks);
-  // torch 1.13's sparsity fast path: with a key padding mask (and no mask) on a post-norm,
-  // batch-first, fast-path first layer, the layers run on a nested tensor of the unpadded
-  // positions, and it comes back padded with zeros to the longest row's length. mask_check makes
-  // torch verify that each row's padding is at its end (else it runs densely).
-  const bool nested = padding && !mask && n.attrs().boolean("enable_nested_tensor", true) && !first.norm_first && first.fast_path;
-  const Nested unpad = nested ? nested_padding(n, *padding, n.attrs().boolean("mask_check", true)) : Nested{};
-  // Each layer's output is "<node>/l<k>"; the last op is the node's own value.
-  std::string x = x0;
-  const bool last_is_node = !has_norm && unpad.keep.empty();
-  for (int64_t k = 0; k < count; ++k) {
-    const std::string layer = "l" + std::to_string(k);
-    x = encoder_layer(n, layers[size_t(k)].first, layers[size_t(k)].second, layer + "/", x, masks, last_is_node && k == count - 1 ? "" : layer);
-  }
-  if (!unpad.keep.empty()) {
-    x = put(n, has_norm || unpad.length < seq ? "unpadded" : "", {"Mul", {x, unpad.keep}, {}});
-    if (unpad.length < seq)
-      x = put(n, has_norm ? "trimmed" : "", {"Slice", {x}, attrs_of({{"starts", Ints{0}}, {"ends", Ints{unpad.length}}, {"axes", Ints{1}}})});
-  }
-  if (has_norm) {
-    if (n.attrs().has("norm")) n.attr("norm").fail("a norm both as an attribute and as a submodule");
-    put(n, "", layer_norm(submodule(n, "norm", {"LayerNorm"}), x, first.a.e));
-  }
+  encoder_stack(n, n, "", n.in(0, "src"), n.arg(1, "mask"), n.arg(2, "src_key_padding_mask"), "");
+}
+
+// self.layer(tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
+// memory_key_padding_mask=None)
+void translate_decoder_layer(const FxNode& n) {
+  const DecoderLayer l = read_decoder_layer(n);
+  const std::string tgt = n.in(0, "tgt"), memory = n.in(1, "memory");
+  decoder_layer(n, n, l, "", tgt, memory, decoder_masks(n, n.name(), l, tgt, memory, decoder_args(n)), "");
+}
+
+// self.decoder(tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
+// memory_key_padding_mask=None): the layers in turn ("<node>/l<k>"), then the final norm if any.
+void translate_decoder(const FxNode& n) { decoder_stack(n, n, "", n.in(0, "tgt"), n.in(1, "memory"), decoder_args(n), ""); }
+
+// self.transformer(src, tgt, src_mask=None, tgt_mask=None, memory_mask=None,
+// src_key_padding_mask=None, tgt_key_padding_mask=None, memory_key_padding_mask=None):
+// memory = encoder(src, src_mask, src_key_padding_mask) ("<node>/encoder", its layers under
+// "<node>/encoder/"), then decoder(tgt, memory, ...) (under "<node>/decoder/"), the node's value.
+void translate_transformer(const FxNode& n) {
+  check_contents(n, {"encoder", "decoder"});
+  const FxNode encoder = submodule(n, "encoder", {"TransformerEncoder"}), decoder = submodule(n, "decoder", {"TransformerDecoder"});
+  const std::string src = n.in(0, "src"), tgt = n.in(1, "tgt");
+  const std::string memory = encoder_stack(n, encoder, "encoder/", src, n.arg(2, "src_mask"), n.arg(5, "src_key_padding_mask"), "encoder");
+  const DecoderArgs masks = {n.arg(3, "tgt_mask"), n.arg(4, "memory_mask"), n.arg(6, "tgt_key_padding_mask"), n.arg(7, "memory_key_padding_mask")};
+  decoder_stack(n, decoder, "decoder/", tgt, memory, masks, "");
 }
 
 }  // namespace pb::pytorch

@@ -148,4 +148,68 @@ Translate binary(const std::string& op) {
   };
 }
 
+// x.pow(exponent) / torch.pow / x ** exponent with a Python number, as torch 1.13's CPU kernel
+// computes the exponents it special-cases: 2 and 3 by multiplication, 0.5 sqrt, -0.5 rsqrt, 1 a
+// copy. Others are refused (the IR has no general power).
+void translate_pow(const FxNode& n) {
+  auto e = n.arg(1, "exponent");
+  if (!e) n.fail("pow needs an exponent");
+  const std::optional<FxScalar> v = n.scalar(*e);
+  if (!v || v->kind == FxScalar::Kind::Device || v->kind == FxScalar::Kind::Bool) e->fail("the exponent must be a Python number (a tensor exponent is not supported)");
+  if (v->batch()) e->fail("the exponent depends on the batch, which the graph leaves open");
+  const double p = v->number();
+  const std::string x = n.in(0);
+  if (p == 1) return n.emit("Identity", {x});
+  if (p == 2) return n.emit("Mul", {x, x});
+  if (p == 3) return n.emit("Mul", {n.step("square", "Mul", {x, x}), x});
+  if (p == 0.5) return n.emit("Activation", {x}, attrs_of({{"function", std::string("sqrt")}}));
+  if (p == -0.5) return n.emit("Activation", {x}, attrs_of({{"function", std::string("rsqrt")}}));
+  e->fail("pow with exponent " + e->raw().dump() + " is not supported (1, 2, 3, 0.5 and -0.5 are)");
+}
+
+namespace {
+
+// A dtype argument as the capture sends it ({"repr": "torch.float32"}), or "".
+std::string dtype_repr(const JsonRef& a) { return a.is_object() && a.has("repr") ? a["repr"].str() : ""; }
+
+// x computed as float32 (already so): Identity; anything else is refused naming `what`.
+void same_float(const FxNode& n, const std::string& what) {
+  const DType t = n.type(0).dtype;
+  if (t != DType::f32) n.fail(what + " of a " + dtype_name(t) + " value is not supported (the IR computes in float32 and has no cast)");
+  n.emit("Identity", {n.in(0)});
+}
+
+}  // namespace
+
+// x.float() (the IR computes in float32).
+void translate_float(const FxNode& n) { same_float(n, "x.float()"); }
+
+// x.type_as(other): a float32 x as float32 other.
+void translate_type_as(const FxNode& n) {
+  const DType other = n.type(1, "other").dtype;
+  if (other != DType::f32) n.fail("x.type_as(other) with a " + std::string(dtype_name(other)) + " other is not supported (float32 only)");
+  same_float(n, "x.type_as(other)");
+}
+
+// x.to(torch.float32), x.to(device) / x.to("cpu"), x.to(other): float32 stays float32, and the
+// device is irrelevant here; another dtype is refused.
+void translate_to(const FxNode& n) {
+  for (size_t i = 1; i < 3; ++i) {
+    auto a = n.arg(i, i == 1 ? "dtype" : "device");
+    if (!a) continue;
+    const std::string d = dtype_repr(*a);
+    const std::optional<FxScalar> s = n.scalar(*a);
+    const bool device = (s && s->kind == FxScalar::Kind::Device) || a->raw().is_string() || d.rfind("device(", 0) == 0;
+    if (device || d == "torch.float32" || d == "torch.float") continue;
+    if (a->is_object() && a->has("node") && !s) {
+      if (n.type(i).dtype != DType::f32) a->fail("x.to(other) with a non-float32 other is not supported");
+      continue;
+    }
+    a->fail("x.to(" + a->raw().dump() + ") is not supported (float32 and devices only: the IR computes in float32)");
+  }
+  if (auto d = n.kwarg("dtype"); d && dtype_repr(*d) != "torch.float32" && dtype_repr(*d) != "torch.float")
+    d->fail("x.to(dtype=" + d->raw().dump() + ") is not supported (float32 only)");
+  same_float(n, "x.to(...)");
+}
+
 }  // namespace pb::pytorch

@@ -184,6 +184,7 @@ Translate arithmetic(const std::string& op, const std::string& ir_op) {
     }
     const std::optional<FxScalar> a = n.scalar(*lhs), b = n.scalar(*rhs);
     if (a && b) return n.define_scalar(unary ? negated(n, *a) : apply(n, op, *a, *b));
+    if (op == "pow" && !a && b) return translate_pow(n);  // tensor ** number
     if (ir_op.empty()) n.fail("a tensor operand of " + symbols().at(op) + " is not supported (only Python numbers computed from shapes)");
     if (unary) return n.emit(ir_op, {n.in(0), n.number_constant(*lhs, FxScalar::integer(-1), "rhs")});  // -x = x · -1
     // A number from a node (a literal one is the binary translator's): a constant beside the tensor.

@@ -80,21 +80,37 @@ void select_from_tuple(const FxNode& n, const FxTuple& t, const JsonRef& index) 
   n.decoder().bind(n.name(), e.value, Layout::ChannelsFirst);
 }
 
-// Basic indexing of a tensor with constant integers and slices, one per leading dim
-// (y[:, -1], h_n[-1], x[0], y[:, 2:5], bias[:, :, :T, :T] with T from x.size()), and a list of
-// one integer (x[:, [-1]], which keeps the dim): a Slice, then a Reshape dropping the dims an
-// integer selected (reshape_target keeps the batch open). Anything else (a tensor, None,
-// Ellipsis, a bool, a longer list) is refused naming the index.
+// Basic indexing of a tensor with constant integers and slices, one per dim (y[:, -1], h_n[-1],
+// x[0], y[:, 2:5], bias[:, :, :T, :T] with T from x.size()), a list of one integer (x[:, [-1]],
+// which keeps the dim), None (a new dim of 1: x[:, :, None]) and one Ellipsis (the dims no other
+// item takes: x[..., :d // 2]): a Slice, then a Reshape dropping the dims an integer selected and
+// adding None's (reshape_target keeps the batch open). Anything else (a tensor, a bool, a longer
+// list) is refused naming the index.
 void index_tensor(const FxNode& n, const JsonRef& index) {
   const std::string in = n.in(0);
   const Shape& shape = n.decoder().ir_type(in).shape;
   const std::vector<JsonRef> items = index.is_array() ? index.items() : std::vector<JsonRef>{index};
-  if (items.size() > shape.size())
-    index.fail(std::to_string(items.size()) + " indices for a tensor of rank " + std::to_string(shape.size()));
+  auto is_ellipsis = [](const JsonRef& it) { return it.is_object() && it.has("repr") && it["repr"].raw() == "Ellipsis"; };
+  size_t taking = 0, ellipses = 0;
+  for (const JsonRef& it : items) {
+    if (is_ellipsis(it)) ++ellipses;
+    else if (!it.is_null()) ++taking;
+  }
+  if (ellipses > 1) index.fail("an index can have only one Ellipsis (...)");
+  if (taking > shape.size()) index.fail(std::to_string(taking) + " indices for a tensor of rank " + std::to_string(shape.size()));
   Ints starts, ends, axes, steps;
-  std::vector<bool> dropped(shape.size(), false);
-  for (size_t i = 0; i < items.size(); ++i) {
-    const JsonRef& it = items[i];
+  Ints layout;  // the output's dims: an input dim, or -1 for a new dim of 1
+  bool dropped = false;
+  size_t i = 0;  // the input dim the next item takes
+  for (const JsonRef& it : items) {
+    if (it.is_null()) {
+      layout.push_back(-1);
+      continue;
+    }
+    if (is_ellipsis(it)) {
+      for (size_t k = 0; k < shape.size() - taking; ++k) layout.push_back(int64_t(i++));
+      continue;
+    }
     const int64_t dim = shape[i];
     const bool listed = it.is_array() && it.size() == 1;
     if (auto k = constant_index(n, listed ? it[0] : it, "an index")) {
@@ -104,7 +120,8 @@ void index_tensor(const FxNode& n, const JsonRef& index) {
       ends.push_back(*k == -1 ? kEnd : *k + 1);
       axes.push_back(int64_t(i));
       steps.push_back(1);
-      dropped[i] = !listed;
+      if (listed) layout.push_back(int64_t(i));
+      dropped = dropped || !listed;
     } else if (it.is_object() && it.has("slice")) {
       const JsonRef sl = it["slice"];
       auto bound = [&](size_t j, int64_t fallback) {
@@ -115,23 +132,28 @@ void index_tensor(const FxNode& n, const JsonRef& index) {
       };
       const int64_t start = bound(0, 0), stop = bound(1, kEnd), step = bound(2, 1);
       if (step <= 0) sl[2].fail("a slice step must be positive (torch refuses others)");
-      if (start == 0 && stop == kEnd && step == 1) continue;  // ":" takes the whole dim
-      starts.push_back(start);
-      ends.push_back(stop);
-      axes.push_back(int64_t(i));
-      steps.push_back(step);
+      layout.push_back(int64_t(i));
+      if (!(start == 0 && stop == kEnd && step == 1)) {  // ":" takes the whole dim
+        starts.push_back(start);
+        ends.push_back(stop);
+        axes.push_back(int64_t(i));
+        steps.push_back(step);
+      }
     } else {
       it.fail("indexing with " + it.raw().dump() +
-              " is not supported (only constant integers, slices and a list of one integer, e.g. y[:, -1], h[-1] or x[:, [-1]])");
+              " is not supported (only constant integers, slices, None, ... and a list of one integer, e.g. y[:, -1], h[-1], "
+              "x[..., :d], x[:, None] or x[:, [-1]])");
     }
+    ++i;
   }
-  if (starts.empty()) return n.emit("Identity", {in});
+  for (; i < shape.size(); ++i) layout.push_back(int64_t(i));
+  const bool reshaped = dropped || std::find(layout.begin(), layout.end(), -1) != layout.end();
+  if (starts.empty() && !reshaped) return n.emit("Identity", {in});
   const ir::Attrs slice = attrs_of({{"starts", starts}, {"ends", ends}, {"axes", axes}, {"steps", steps}});
-  if (std::find(dropped.begin(), dropped.end(), true) == dropped.end()) return n.emit("Slice", {in}, slice);
-  const std::string sliced = n.step("slice", "Slice", {in}, slice);
+  if (!reshaped) return n.emit("Slice", {in}, slice);
+  const std::string sliced = starts.empty() ? in : n.step("slice", "Slice", {in}, slice);
   std::vector<FxScalar> kept;
-  for (size_t i = 0; i < shape.size(); ++i)
-    if (!dropped[i]) kept.push_back(n.dim_size(sliced, i));
+  for (int64_t d : layout) kept.push_back(d < 0 ? FxScalar::integer(1) : n.dim_size(sliced, size_t(d)));
   n.emit("Reshape", {sliced}, attrs_of({{"shape", reshape_target(n, sliced, kept)}}));
 }
 
@@ -164,11 +186,15 @@ std::vector<FxScalar> dims_of(const FxNode& n, const std::string& in) {
 // (h_n, c_n)) is that element itself, no node; on a tensor it is indexing.
 void translate_getitem(const FxNode& n) {
   auto src = n.arg(0);
-  auto index = n.arg(1);
   if (!src) n.fail("getitem needs what it indexes");
-  if (!index) n.json()["args"].fail("indexing with None (a new axis) is not supported");
-  if (const FxTuple* t = n.tuple_ref(*src)) return select_from_tuple(n, *t, *index);
-  index_tensor(n, *index);
+  const auto args = n.json().find("args");
+  if (!args || args->size() < 2) n.fail("getitem needs an index");
+  const JsonRef index = (*args)[1];  // null: x[None]
+  if (const FxTuple* t = n.tuple_ref(*src)) {
+    if (index.is_null()) index.fail("a tuple is indexed by an integer only");
+    return select_from_tuple(n, *t, index);
+  }
+  index_tensor(n, index);
 }
 
 void translate_flatten_module(const FxNode& n) {
@@ -329,6 +355,33 @@ void translate_cat(const FxNode& n) {
   for (const JsonRef& t : list->items()) ins.push_back(n.decoder().planet_form(n.node_ref(t)));
   auto dim = n.arg(1, "dim");
   n.emit("Concat", ins, attrs_of({{"axis", dim ? dim->i64() : n.kwarg("axis") ? n.kwarg("axis")->i64() : 0}}));
+}
+
+// x.repeat_interleave(repeats, dim) / torch.repeat_interleave: each slice along dim repeated
+// `repeats` times in place (grouped-query attention's key and value heads): a dim of 1 after dim
+// (Reshape), Expand it to `repeats`, then merge the two (Reshape).
+void translate_repeat_interleave(const FxNode& n) {
+  const std::string in = n.in(0);
+  auto r = n.arg(1, "repeats");
+  if (!r) n.fail("repeat_interleave needs repeats");
+  if (!n.scalar(*r)) r->fail("repeats must be a Python int (a tensor of counts per element is not supported)");
+  const int64_t repeats = n.constant_int(*r, "repeats");
+  if (repeats < 1) r->fail("repeats must be at least 1");
+  if (auto size = n.kwarg("output_size"); size && !size->is_null()) size->fail("output_size is not supported (the output's size follows from repeats)");
+  const auto dim = n.arg(2, "dim");
+  if (!dim) n.fail("repeat_interleave without dim repeats the flattened input; not supported: pass dim");
+  const std::vector<FxScalar> dims = dims_of(n, in);
+  const int64_t d = resolved_dim(n, n.constant_int(*dim, "dim"), dims.size(), "dim");
+  if (dims[size_t(d)].batch()) dim->fail("repeat_interleave along a dim that depends on the batch is not supported");
+  std::vector<FxScalar> apart = dims;
+  apart.insert(apart.begin() + d + 1, FxScalar::integer(1));
+  const std::string one = n.step("apart", "Reshape", {in}, attrs_of({{"shape", reshape_target(n, in, apart)}}));
+  Ints shape(apart.size(), -1);
+  shape[size_t(d) + 1] = repeats;
+  const std::string expanded = n.step("expanded", "Expand", {one}, attrs_of({{"shape", shape}}));
+  std::vector<FxScalar> merged = dims;
+  merged[size_t(d)] = FxScalar::integer(dims[size_t(d)].i * repeats);
+  n.emit("Reshape", {expanded}, attrs_of({{"shape", reshape_target(n, expanded, merged)}}));
 }
 
 }  // namespace pb::pytorch

@@ -143,3 +143,115 @@ TEST_CASE("live pytorch: nanoGPT, ShuffleNet and ViT shape idioms pass planetbri
     }
   }
 }
+
+namespace {
+
+// LLaMA-style pieces written the usual ways, captured at batch 2 and 3.
+const char* kLlamaScript = R"PY(
+import math
+import sys
+sys.path.insert(0, sys.argv[1])
+import torch
+from torch import nn
+from torch.nn import functional as F
+import pb_torch
+
+out = sys.argv[2]
+
+class MetaRMSNorm(nn.Module):
+    """Meta's llama: x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps), in float32, .type_as(x)."""
+    def __init__(self, dim):
+        super().__init__()
+        self.weight = nn.Parameter(torch.rand(dim) + 0.5)
+    def forward(self, x):
+        return (x.float() * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6)).type_as(x) * self.weight
+
+class OtherRMSNorm(nn.Module):
+    """Other ports: x.to(torch.float32), x ** 2, .rsqrt() as a method, / torch.sqrt elsewhere."""
+    def __init__(self, dim):
+        super().__init__()
+        self.weight = nn.Parameter(torch.rand(dim) + 0.5)
+    def forward(self, x):
+        h = x.to(torch.float32)
+        return self.weight * (h * (h ** 2).mean(-1, keepdim=True).add(1e-5).rsqrt())
+
+def rotate_half(x):
+    x1 = x[..., : x.shape[-1] // 2]
+    x2 = x[..., x.shape[-1] // 2 :]
+    return torch.cat((-x2, x1), dim=-1)
+
+class Block(nn.Module):
+    """Pre-norm block: grouped-query attention with rotary embeddings (cos/sin buffers), kv heads
+    repeated by None-indexing + expand + reshape (repeat_kv) or repeat_interleave, an additive
+    causal mask, then a SwiGLU MLP."""
+    def __init__(self, dim=32, heads=4, kv_heads=2, max_seq=16, interleave=False):
+        super().__init__()
+        self.heads, self.kv_heads, self.hd, self.interleave = heads, kv_heads, dim // heads, interleave
+        self.norm1 = OtherRMSNorm(dim) if interleave else MetaRMSNorm(dim)
+        self.norm2 = MetaRMSNorm(dim)
+        self.q_proj = nn.Linear(dim, dim, bias=False)
+        self.k_proj = nn.Linear(dim, kv_heads * self.hd, bias=False)
+        self.v_proj = nn.Linear(dim, kv_heads * self.hd, bias=False)
+        self.o_proj = nn.Linear(dim, dim, bias=False)
+        self.gate_proj = nn.Linear(dim, 48, bias=interleave)
+        self.up_proj = nn.Linear(dim, 48, bias=interleave)
+        self.down_proj = nn.Linear(48, dim, bias=interleave)
+        inv_freq = 1.0 / (10000 ** (torch.arange(0, self.hd, 2).float() / self.hd))
+        emb = torch.cat([torch.outer(torch.arange(max_seq).float(), inv_freq)] * 2, dim=-1)
+        self.register_buffer("cos", emb.cos())
+        self.register_buffer("sin", emb.sin())
+        self.register_buffer("mask", torch.full((max_seq, max_seq), float("-inf")).triu(1))
+    def repeat(self, x):
+        n = self.heads // self.kv_heads
+        if self.interleave:
+            return torch.repeat_interleave(x, n, dim=1)
+        b, h, t, d = x.shape
+        return x[:, :, None, :, :].expand(b, h, n, t, d).reshape(b, h * n, t, d)
+    def forward(self, x):
+        B, T, C = x.shape
+        h = self.norm1(x)
+        q = self.q_proj(h).view(B, T, self.heads, self.hd).transpose(1, 2)
+        k = self.k_proj(h).view(B, T, self.kv_heads, self.hd).transpose(1, 2)
+        v = self.v_proj(h).view(B, T, self.kv_heads, self.hd).transpose(1, 2)
+        cos, sin = self.cos[:T], self.sin[:T]
+        q = q * cos + rotate_half(q) * sin
+        k = k * cos + rotate_half(k) * sin
+        scores = torch.matmul(q, self.repeat(k).transpose(2, 3)) / math.sqrt(self.hd) + self.mask[:T, :T]
+        y = torch.matmul(F.softmax(scores.float(), dim=-1).type_as(q), self.repeat(v))
+        x = x + self.o_proj(y.transpose(1, 2).contiguous().view(B, T, -1))
+        h = self.norm2(x)
+        return x + self.down_proj(F.silu(self.gate_proj(h)) * self.up_proj(h))
+
+class Powers(nn.Module):
+    """torch.pow(x, 3), x.pow(2), torch.sqrt, x ** 2; x.pow(0.5), x.pow(-0.5), .sqrt(), .rsqrt() of positive values."""
+    def forward(self, x):
+        p = x * x + 0.5
+        return torch.pow(x, 3) + torch.sqrt(x.pow(2) + 0.5) + x ** 2, p.pow(0.5) * p.pow(-0.5) + p.sqrt() - p.rsqrt()
+
+torch.manual_seed(0)
+models = {"llama_block": (Block(), lambda n: (torch.randn(n, 12, 32),)),
+          "llama_block_interleave": (Block(interleave=True), lambda n: (torch.randn(n, 12, 32),)),
+          "powers": (Powers(), lambda n: (torch.randn(n, 5, 6),))}
+for name, (model, inputs) in models.items():
+    for n in (2, 3):
+        pb_torch.capture(model, inputs(n), name).write(f"{out}/{name}_b{n}.pbstream")
+)PY";
+
+}  // namespace
+
+TEST_CASE("live pytorch: LLaMA's pieces in plain torch (RMSNorm, rotary, grouped-query attention, SwiGLU, powers) pass and serve another batch",
+          "[live]") {
+  PB_REQUIRE_TORCH();
+  pbtest::TempDir tmp;
+  pytorch_test::run_capture_script(tmp, kLlamaScript);
+  const pb::Dialect& pytorch = pbtest::planet();
+  for (const std::string name : {"llama_block", "llama_block_interleave", "powers"}) {
+    INFO(name);
+    const std::string stream = tmp.file(name + "_b2.pbstream"), entity = tmp.file(name + ".entity");
+    pytorch_test::check_passes(tmp, stream, entity);
+    const pb::Stream b3 = pb::read_stream_file(tmp.file(name + "_b3.pbstream"));
+    const std::vector<pb::Tensor> bridged = pbtest::run(b3, pytorch.decode(pb::read_stream_file(stream)));
+    REQUIRE(bridged.size() == b3.expected.size());
+    for (size_t i = 0; i < bridged.size(); ++i) pbtest::check_close(bridged[i], b3.tensors.at(b3.expected[i]));
+  }
+}

@@ -315,3 +315,124 @@ TEST_CASE("pytorch attention: what the IR cannot compute is refused, naming the 
   doc["model"]["modules"]["layer"]["children"]["dropout1"]["training"] = true;
   CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt("model.modules.layer.children.dropout1.training", "Dropout in training mode"));
 }
+
+// ------------------------------------------------------------------ decoders
+
+TEST_CASE("pytorch attention: a post-norm TransformerDecoderLayer: self-attention under tgt masks, cross-attention under memory masks, ff",
+          "[pytorch]") {
+  const pb::Stream s = to_stream(load_doc("decoder_layer_masks"));
+  const Graph g = pytorch().decode(s);
+  // x = norm1(x + sa(x)); x = norm2(x + mha(x, memory)); x = norm3(x + ff(x))
+  CHECK(node(g, "layer/self_attn/q").inputs[0] == "tgt");
+  CHECK(node(g, "layer/add1").inputs == Names{"tgt", "layer/self_attn/out"});
+  CHECK(node(g, "layer/norm1").inputs == Names{"layer/add1", "layer.norm1.weight", "layer.norm1.bias"});
+  CHECK(node(g, "layer/multihead_attn/q").inputs[0] == "layer/norm1");
+  CHECK(node(g, "layer/multihead_attn/k").inputs == Names{"memory", "layer.multihead_attn.in_proj_weight@k", "layer.multihead_attn.in_proj_bias@k"});
+  CHECK(node(g, "layer/multihead_attn/v").inputs[0] == "memory");
+  CHECK(node(g, "layer/add2").inputs == Names{"layer/norm1", "layer/multihead_attn/out"});
+  CHECK(node(g, "layer/linear1").inputs[0] == "layer/norm2");
+  CHECK(node(g, "layer/linear1").attrs.s("activation") == "relu");
+  CHECK(node(g, "layer/add3").inputs == Names{"layer/norm2", "layer/linear2"});
+  CHECK(node(g, "layer").op == "LayerNorm");
+  CHECK(node(g, "layer").inputs == Names{"layer/add3", "layer.norm3.weight", "layer.norm3.bias"});
+  // The float causal tgt_mask is the buffer itself; the bool memory_mask buffer -inf where True;
+  // each padding input its own Embedding of the two-row table.
+  CHECK(node(g, "layer/self_attn/masked").inputs == Names{"layer/self_attn/scores", "causal"});
+  CHECK(node(g, "layer/self_attn/masked1").inputs == Names{"layer/self_attn/masked", "layer.tgt_key_padding_mask/shaped"});
+  CHECK(node(g, "layer.tgt_key_padding_mask").inputs == Names{"tgt_padding", "layer.tgt_key_padding_mask_table"});
+  CHECK(node(g, "layer/multihead_attn/masked").inputs == Names{"layer/multihead_attn/scores", "layer.memory_mask"});
+  const Tensor& memory_mask = g.weights.at("layer.memory_mask");
+  REQUIRE(memory_mask.shape() == pb::Shape{4, 5});
+  CHECK(std::isinf(memory_mask.data<float>()[4]));
+  CHECK(memory_mask.data<float>()[0] == 0.f);
+  CHECK(node(g, "layer/multihead_attn/masked1").inputs == Names{"layer/multihead_attn/masked", "layer.memory_key_padding_mask/shaped"});
+  CHECK(node(g, "layer.memory_key_padding_mask/shaped").attrs.ints("shape") == Ints{-1, 1, 1, 5});
+  check_ladder(s);
+  const pb::host::CaseResult r = pbtest::ladder(s, pytorch());
+  CHECK(r.taps.size() == 4);  // layer/self_attn/out, layer/multihead_attn/out, layer/linear2, layer
+  for (const auto& t : r.taps) {
+    INFO(t.value);
+    CHECK(t.vs_native.within);
+  }
+
+  // The memory padding left out: visibly off.
+  json doc = load_doc("decoder_layer_masks");
+  fx_node(doc, "layer")["kwargs"].erase("memory_key_padding_mask");
+  doc["tensors"].erase("input.3");
+  doc["inputs"].erase(3);
+  doc["model"]["graph"].erase(3);  // the memory_padding placeholder
+  const pb::Stream broken = to_stream(doc);
+  CHECK(worst_output_diff(broken, pytorch().decode(broken)) > 1e-2);
+}
+
+TEST_CASE("pytorch attention: nn.Transformer as the root: the encoder stack's output is the memory of the decoder stack", "[pytorch]") {
+  const pb::Stream s = to_stream(load_doc("transformer_root"));
+  const Graph g = pytorch().decode(s);
+  // The encoder (one post-norm layer, time-major: no fused kernel, so no nested tensor) and its
+  // final norm.
+  CHECK(node(g, "transformer/encoder/l0/attn/q").inputs[0] == "src");
+  CHECK(node(g, "transformer/encoder").op == "LayerNorm");
+  CHECK(node(g, "transformer/encoder").inputs == Names{"transformer/encoder/l0", "transformer.encoder.norm.weight", "transformer.encoder.norm.bias"});
+  CHECK(node(g, "transformer/decoder/l0/self_attn/q").inputs[0] == "tgt");
+  CHECK(node(g, "transformer/decoder/l0/multihead_attn/k").inputs[0] == "transformer/encoder");
+  CHECK(node(g, "transformer/decoder/l0/multihead_attn/v").inputs[0] == "transformer/encoder");
+  CHECK(node(g, "transformer").inputs == Names{"transformer/decoder/l0", "transformer.decoder.norm.weight", "transformer.decoder.norm.bias"});
+  CHECK(g.outputs == Names{"transformer"});
+  check_ladder(s);
+  const pb::host::CaseResult r = pbtest::ladder(s, pytorch());
+  CHECK(r.taps.size() >= 8);
+  for (const auto& t : r.taps) {
+    INFO(t.value);
+    CHECK(t.vs_native.within);
+  }
+
+  // Pre-norm where torch ran post-norm: visibly off.
+  json doc = load_doc("transformer_root");
+  doc["model"]["modules"]["transformer"]["children"]["decoder"]["children"]["layers"]["children"]["0"]["attrs"]["norm_first"] = true;
+  const pb::Stream broken = to_stream(doc);
+  CHECK(worst_output_diff(broken, pytorch().decode(broken)) > 1e-2);
+}
+
+TEST_CASE("pytorch attention: decoder configurations the IR cannot compute are refused, naming the module and field", "[pytorch]") {
+  const json base = load_doc("decoder_layer_masks");
+  const std::string layer = "model.modules.layer";
+  auto refused = [&](const std::function<void(json&)>& edit, const std::string& path, const std::string& message) {
+    json doc = base;
+    edit(doc);
+    CHECK_THROWS_MATCHES(decode(doc), pb::Error, ErrorAt(path, message));
+  };
+  // A custom activation callable: a function the decoder does not know, a module of another
+  // type, and a callable the capture cannot name at all.
+  refused([](json& d) { d["model"]["modules"]["layer"]["attrs"]["activation"] = {{"function", "torch.nn.functional.silu"}}; },
+          layer + ".attrs.activation", "unsupported decoder layer activation \"torch.nn.functional.silu\"");
+  refused(
+      [](json& d) {
+        json& m = d["model"]["modules"]["layer"];
+        m["attrs"].erase("activation");
+        m["children"]["activation"] = {{"type", "SiLU"}, {"class", "torch.nn.modules.activation.SiLU"}, {"training", false},
+                                       {"attrs", {{"inplace", false}}}, {"params", json::object()}, {"buffers", json::object()}};
+      },
+      layer + ".children.activation.type", "TransformerDecoderLayer.activation is a SiLU (expected ReLU, GELU)");
+  refused([](json& d) { d["model"]["modules"]["layer"]["attrs"].erase("activation"); }, layer + ".attrs",
+          "TransformerDecoderLayer.activation is a callable the capture cannot name");
+  refused([](json& d) { d["model"]["modules"]["layer"]["children"]["dropout3"]["training"] = true; }, layer + ".children.dropout3.training",
+          "Dropout in training mode");
+  refused([](json& d) { d["model"]["modules"]["layer"]["children"]["multihead_attn"]["attrs"]["batch_first"] = false; },
+          layer + ".children.multihead_attn.attrs.batch_first", "TransformerDecoderLayer.multihead_attn.batch_first differs from self_attn's");
+  refused([](json& d) { d["model"]["modules"]["layer"]["children"].erase("norm3"); }, layer, "TransformerDecoderLayer has no submodule \"norm3\"");
+  // A memory_mask of the tgt's length on both sides does not fit [L, S].
+  refused([](json& d) { fx_node(d, "layer")["kwargs"]["memory_mask"] = {{"node", "causal"}}; },
+          graph_path(base, "layer") + ".kwargs.memory_mask", "memory_mask [4, 4] does not fit: expected [4, 5] or [-1, 4, 5]");
+  refused([](json& d) { fx_node(d, "layer")["kwargs"]["is_causal"] = true; }, graph_path(base, "layer") + ".kwargs.is_causal",
+          "attribute not understood for TransformerDecoderLayer");
+
+  const json t = load_doc("transformer_root");
+  json doc = t;
+  doc["model"]["modules"]["transformer"]["children"]["decoder"]["type"] = "MyDecoder";
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error,
+                       ErrorAt("model.modules.transformer.children.decoder.type", "Transformer.decoder is a MyDecoder (expected TransformerDecoder)"));
+  doc = t;
+  doc["model"]["modules"]["transformer"]["children"]["decoder"]["attrs"]["num_layers"] = 2;
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error,
+                       ErrorAt("model.modules.transformer.children.decoder.children.layers", "ModuleList has no submodule \"1\""));
+}

@@ -241,3 +241,63 @@ TEST_CASE("pytorch shape: out-of-range indexes, Python numbers where a tensor be
   json past_table = modified(gpt, [](json& d) { fx_node(d, "arange")["args"][1] = 6; });
   CHECK_THROWS_MATCHES(decode(past_table), pb::Error, ErrorAt(graph_path(gpt, "wpe"), "ids 0..5 (torch.arange) are out of range for 5 rows"));
 }
+
+// ------------------------------------------------------------------ LLaMA's pieces
+
+TEST_CASE("pytorch shape: LLaMA's pieces - RMSNorm by pow, mean, rsqrt, float/type_as; rotate_half by ...; repeat_kv by None and expand;"
+          " repeat_interleave; to, pow, sqrt, **",
+          "[pytorch]") {
+  const Graph g = check_recorded("llama_pieces");
+  // x.pow(2) and x ** 2: x · x, as torch computes them; torch.pow(x, 3): x · x · x.
+  CHECK(node(g, "pow_1").op == "Mul");
+  CHECK(node(g, "pow_1").inputs == Names{"x", "x"});
+  CHECK(node(g, "pow_3").inputs == Names{"x", "x"});
+  CHECK(node(g, "pow_2").inputs == Names{"pow_2/square", "to"});
+  CHECK(node(g, "rsqrt").op == "Activation");
+  CHECK(node(g, "rsqrt").attrs.s("function") == "rsqrt");
+  CHECK(node(g, "sqrt").attrs.s("function") == "sqrt");
+  for (const char* cast : {"float_1", "type_as", "to"}) CHECK(node(g, cast).op == "Identity");  // float32 already
+  // x[..., 2:] and x[..., :2]: the Ellipsis stands for the leading dims.
+  CHECK(node(g, "getitem").op == "Slice");
+  CHECK(node(g, "getitem").attrs.ints("axes") == Ints{3});
+  CHECK(node(g, "getitem").attrs.ints("starts") == Ints{2});
+  CHECK(node(g, "getitem_1").attrs.ints("ends") == Ints{2});
+  // x[:, :, None, :, :]: a dim of 1, the batch kept open; expand(b, h, 3, t, d); reshape(b, h * 3, t, d).
+  CHECK(node(g, "getitem_6").op == "Reshape");
+  CHECK(node(g, "getitem_6").attrs.ints("shape") == Ints{0, 2, 1, 2, 4});
+  CHECK(node(g, "expand").attrs.ints("shape") == Ints{-1, 2, 3, 2, 4});
+  CHECK(node(g, "reshape").attrs.ints("shape") == Ints{0, 6, 2, 4});
+  // x.repeat_interleave(2, dim=1): [N, 2, 2, 4] -> [N, 2, 1, 2, 4] -> expanded [N, 2, 2, 2, 4] -> [N, 4, 2, 4].
+  CHECK(node(g, "repeat_interleave/apart").attrs.ints("shape") == Ints{0, 2, 1, 2, 4});
+  CHECK(node(g, "repeat_interleave/expanded").attrs.ints("shape") == Ints{-1, -1, 2, -1, -1});
+  CHECK(node(g, "repeat_interleave").attrs.ints("shape") == Ints{0, 4, 2, 4});
+  // The method forms, and torch.repeat_interleave along the last dim (then every other element).
+  CHECK(node(g, "sqrt_1").attrs.s("function") == "sqrt");
+  CHECK(node(g, "rsqrt_1").attrs.s("function") == "rsqrt");
+  CHECK(node(g, "repeat_interleave_1").attrs.ints("shape") == Ints{0, 2, 2, 8});
+}
+
+TEST_CASE("pytorch shape: powers, casts, repeat_interleave and indexes the IR cannot compute are refused, naming their path", "[pytorch]") {
+  const json doc = load_doc("llama_pieces");
+  auto refused = [&](const std::function<void(json&)>& edit, const std::string& path, const std::string& message) {
+    json d = doc;
+    edit(d);
+    CHECK_THROWS_MATCHES(decode(d), pb::Error, ErrorAt(path, message));
+  };
+  refused([](json& d) { fx_node(d, "pow_2")["args"][1] = 4; }, graph_path(doc, "pow_2") + ".args[1]",
+          "pow with exponent 4 is not supported (1, 2, 3, 0.5 and -0.5 are)");
+  refused([](json& d) { fx_node(d, "pow_2")["args"][1] = {{"node", "x"}}; }, graph_path(doc, "pow_2") + ".args[1]",
+          "the exponent must be a Python number");
+  refused([](json& d) { fx_node(d, "to")["args"][1] = {{"repr", "torch.float16"}}; }, graph_path(doc, "to") + ".args[1]",
+          "x.to({\"repr\":\"torch.float16\"}) is not supported");
+  refused([](json& d) { fx_node(d, "repeat_interleave")["kwargs"].erase("dim"); }, graph_path(doc, "repeat_interleave"),
+          "repeat_interleave without dim repeats the flattened input; not supported");
+  refused([](json& d) { fx_node(d, "repeat_interleave")["kwargs"]["dim"] = 0; }, graph_path(doc, "repeat_interleave") + ".kwargs.dim",
+          "repeat_interleave along a dim that depends on the batch");
+  refused([](json& d) { fx_node(d, "repeat_interleave")["args"][1] = {{"node", "x"}}; }, graph_path(doc, "repeat_interleave") + ".args[1]",
+          "repeats must be a Python int");
+  refused([](json& d) { fx_node(d, "getitem")["args"][1] = json::parse(R"([{"repr": "Ellipsis"}, {"repr": "Ellipsis"}])"); },
+          graph_path(doc, "getitem") + ".args[1]", "an index can have only one Ellipsis");
+  refused([](json& d) { fx_node(d, "getitem")["args"][1] = json::parse(R"([0, 0, null, 0, 0, 0])"); }, graph_path(doc, "getitem") + ".args[1]",
+          "5 indices for a tensor of rank 4");
+}

@@ -328,6 +328,43 @@ class EncoderStackPadding(nn.Module):
         return self.encoder(x, src_key_padding_mask=self.padding)
 
 
+class DecoderLayerMasks(nn.Module):
+    """A post-norm batch-first nn.TransformerDecoderLayer under all four masks: torch's float
+    causal tgt_mask and a bool memory_mask as buffers, bool tgt and memory key padding masks as
+    inputs."""
+
+    def __init__(self):
+        super().__init__()
+        self.layer = nn.TransformerDecoderLayer(8, 2, 12, batch_first=True)
+        self.register_buffer("causal", nn.Transformer.generate_square_subsequent_mask(4))
+        self.register_buffer("memory_mask", torch.tensor([[False, False, False, False, True]] * 2 + [[True, False, False, False, False]] * 2))
+
+    def forward(self, tgt, memory, tgt_padding, memory_padding):  # [2, 4, 8], [2, 5, 8], [2, 4], [2, 5]
+        return self.layer(tgt, memory, tgt_mask=self.causal, memory_mask=self.memory_mask, tgt_key_padding_mask=tgt_padding,
+                          memory_key_padding_mask=memory_padding)
+
+
+class LlamaPieces(nn.Module):
+    """LLaMA's building blocks in plain torch: RMSNorm with x.float(), x.pow(2), torch.rsqrt and
+    .type_as; rotate_half with Ellipsis slices; repeat_kv by None-indexing, expand and reshape;
+    repeat_interleave; x.to(torch.float32), torch.pow(x, 3), torch.sqrt and x ** 2; .sqrt(),
+    .rsqrt() and torch.repeat_interleave."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(4))
+
+    def forward(self, x):  # [2, 2, 2, 4]: batch, kv heads, positions, head dim
+        normed = (x.float() * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-5)).type_as(x) * self.weight
+        rotated = torch.cat((-x[..., 2:], x[..., :2]), dim=-1)
+        b, h, t, d = x.shape
+        repeated = x[:, :, None, :, :].expand(b, h, 3, t, d).reshape(b, h * 3, t, d)
+        interleaved = x.repeat_interleave(2, dim=1)
+        powers = torch.pow(x.to(torch.float32), 3) + torch.sqrt(x * x + 1.0) + x ** 2
+        methods = (x * x + 1.0).sqrt() + (x * x + 0.5).rsqrt() + torch.repeat_interleave(x, 2, dim=3)[..., ::2]
+        return normed, rotated, repeated, interleaved, powers, methods
+
+
 class MatmulForms(nn.Module):
     """Attention written in plain torch with fixed shapes: q @ k.transpose(-2, -1) / 2, softmax,
     .matmul(v); torch.matmul with a parameter broadcast over the batch dims; torch.bmm."""
@@ -577,6 +614,21 @@ def encoder_stack_padding():
     return randomise(EncoderStackPadding(), 0.5), (grid(2, 4, 8),), {}
 
 
+def decoder_layer_masks():
+    tgt_padding = torch.tensor([[False, False, False, True], [False, False, False, False]])
+    memory_padding = torch.tensor([[False, False, False, True, True], [False, False, False, False, False]])
+    return randomise(DecoderLayerMasks(), 0.5), (grid(2, 4, 8), grid(2, 5, 8), tgt_padding, memory_padding), {}
+
+
+def transformer_root():
+    """nn.Transformer (post-norm, time-major, one encoder and one decoder layer) passed as the root."""
+    return randomise(nn.Transformer(4, 2, 1, 1, 6), 0.5), (grid(5, 2, 4), grid(3, 2, 4)), {}
+
+
+def llama_pieces():
+    return randomise(LlamaPieces()), (grid(2, 2, 2, 4, lo=-2.0, hi=2.0),), {}
+
+
 def lstm_states():
     return randomise(LstmStates(), 0.5), (grid(2, 5, 3), grid(2, 2, 4), grid(2, 2, 4)), {}
 
@@ -677,6 +729,7 @@ def bare_parameter():
 MODELS = (conv2d_same_even, conv_groups, conv1d_pools, conv3d_pools, pools2d, pools_ceil_adaptive, conv_bn_relu, batchnorms, norms,
           embedding, shared_input_dag, layout, bare_parameter, lstm_states, gru_bidirectional, rnn_relu_root, rnn_select,
           gru_last, mha_self_weights, mha_cross_padding, encoder_layer_root, encoder_layer_gelu_tanh, encoder_stack_padding, matmul_forms,
+          decoder_layer_masks, transformer_root, llama_pieces,
           channel_shuffle, gpt_attention, class_token, shape_methods, conv_transposes, upsamples, group_norms, activations_shuffle)
 
 
