@@ -117,8 +117,10 @@ const CallKeywords& call_keywords(const std::string& cls) {
       {"LSTM", rnn},
       {"GRU", rnn},
       {"Bidirectional", rnn},
+      // attention_mask is both: a tensor (Keras 2/3) becomes the last input and the translator is
+      // told it was given; the tfjs capture's `true` says its fourth input is the mask.
       {"MultiHeadAttention",
-       {{"query", "value", "key"},
+       {{"query", "value", "key", "attention_mask"},
         {"use_causal_mask", "attention_mask", "query_mask", "value_mask", "key_mask", "return_attention_scores", "training"}}},
   };
   auto it = table.find(cls);
@@ -165,9 +167,10 @@ void add_keywords(const std::string& cls, const JsonRef& kw, bool keras3, Call& 
       if (it->second != a.raw().dump()) a.fail("call keyword argument \"" + k + "\" differs between the call's input tensors");
       continue;
     }
-    if (in(known.tensors, k)) {
+    if (in(known.tensors, k) && !(in(known.others, k) && a.raw().is_boolean())) {
       if (keras3) collect_keras3(a, tensors[k]);
       else collect_refs(a, tensors[k]);
+      if (in(known.others, k)) call.args.emplace(k, a);
     } else if (in(known.others, k)) {
       call.args.emplace(k, a);
     } else {

@@ -1070,13 +1070,13 @@ def _fit_task(model, variables, x, y, loss_name):
     return {"params": _adam(loss, variables["params"], RNN_TRAIN_STEPS)}
 
 
-def _perturb_biases(variables, key):
-    """Every bias + N(0, BIAS_SCALE²) (Flax initialises them to zeros)."""
+def _perturb_biases(variables, key, leaf="bias"):
+    """Every bias (or every leaf named `leaf`: "scale", the norms') + N(0, BIAS_SCALE²) (Flax initialises them to 0 / 1)."""
     import jax
     from flax import traverse_util
     from flax.core import unfreeze
     flat = traverse_util.flatten_dict(unfreeze(variables["params"]), sep="/")
-    names = sorted(k for k in flat if k.split("/")[-1] == "bias")
+    names = sorted(k for k in flat if k.split("/")[-1] == leaf)
     keys = jax.random.split(key, max(len(names), 1))
     for i, k in enumerate(names):
         flat[k] = flat[k] + BIAS_SCALE * jax.random.normal(keys[i], flat[k].shape, flat[k].dtype)
@@ -1159,7 +1159,109 @@ def _mha_fixture(spec, n):
             "modules": [{**attn, "inputs": ["x"], "arguments": ["inputs_q"]}]}
 
 
-DESCRIBED = {"swiglu": _swiglu_fixture, "mha": _mha_fixture}
+TRANSFORMER_KEYS = {"d_model", "heads", "ff", "seq", "norm_first", "activation", "layers", "final_norm", "mask", "vocab",
+                    "self_attention", "kind"}
+
+
+def transformer_fixture(spec, n):
+    """Layer transformer: blocks as Flax tutorials write them (wmt / lm1b), wired as the jax-js
+    fixture (fixtures.transformerModel): EncoderBlock_k (DecoderBlock_k with mask causal) of an
+    attention, LayerNorm_0 / LayerNorm_1, MlpBlock_0 (Dense_0, relu / gelu, Dense_1) and the
+    residual adds, post-norm or pre-norm; mask padding: make_attention_mask(valid, valid); mask
+    causal: ids -> Embed -> blocks with make_causal_mask(ids). The module list needs no JAX."""
+    s = pbstream.Spec(spec, TRANSFORMER_KEYS)
+    d, heads, ff, seq, layers = s.int("d_model"), s.int("heads"), s.int("ff"), s.int("seq"), s.int("layers", 1)
+    if d % heads:
+        raise ValueError(f"spec.heads: {heads} heads do not divide d_model {d}")
+    s.choice("kind", ("encoder",), "encoder")  # PyTorch's kind decoder attends to a memory; decoder-only is mask: causal
+    norm_first, final_norm, self_attention = s.bool("norm_first", False), s.bool("final_norm", False), s.bool("self_attention", False)
+    activation = s.choice("activation", ("relu", "gelu"), "relu")
+    mask = s.choice("mask", ("none", "causal", "padding"), "none")
+    if spec.get("vocab") is not None and mask != "causal":
+        raise ValueError("spec.vocab: only with mask causal (the ids the causal mask is made of)")
+    vocab = s.int("vocab", 50) if mask == "causal" else None
+    block = "DecoderBlock" if mask == "causal" else "EncoderBlock"
+    attn_type = "SelfAttention" if self_attention else "MultiHeadDotProductAttention"
+    fn = {"type": "fn", "fn": "nn.relu"} if activation == "relu" else {"type": "fn", "fn": "nn.gelu", "approximate": False}
+
+    modules, x, mask_value = [], "x", None
+    inputs, input_names = [((n, seq, d), None)], ["x"]
+    if mask == "causal":
+        modules += [{"type": "Embed", "name": "Embed_0", "inputs": ["ids"]},
+                    {"type": "make_causal_mask", "name": "make_causal_mask_0", "inputs": ["ids"]}]
+        x, mask_value, inputs, input_names = "Embed_0", "make_causal_mask_0", [((n, seq), vocab)], ["ids"]
+    elif mask == "padding":
+        modules.append({"type": "make_attention_mask", "name": "make_attention_mask_0", "inputs": ["valid", "valid"]})
+        mask_value, input_names = "make_attention_mask_0", ["x", "valid"]
+        inputs.append(((n, seq), "valid"))
+    for k in range(layers):
+        p = f"{block}_{k}/"
+        attn_name = p + attn_type + "_0"
+
+        def attention(q):
+            return {"type": attn_type, "name": attn_name, "inputs": [q, mask_value] if mask_value else [q],
+                    "arguments": ["inputs_q", "mask"] if mask_value else ["inputs_q"]}
+
+        def mlp(h):
+            return [{"type": "Dense", "name": p + "MlpBlock_0/Dense_0", "inputs": [h]},
+                    {**fn, "name": p + f"MlpBlock_0/{activation}_0"}, {"type": "Dense", "name": p + "MlpBlock_0/Dense_1"}]
+        if norm_first:
+            modules += [{"type": "LayerNorm", "name": p + "LayerNorm_0", "inputs": [x]}, attention(p + "LayerNorm_0"),
+                        {"type": "add", "name": p + "add_0", "inputs": [x, attn_name]},
+                        {"type": "LayerNorm", "name": p + "LayerNorm_1", "inputs": [p + "add_0"]}, *mlp(p + "LayerNorm_1"),
+                        {"type": "add", "name": p + "add_1", "inputs": [p + "add_0", p + "MlpBlock_0/Dense_1"]}]
+            x = p + "add_1"
+        else:
+            modules += [attention(x), {"type": "add", "name": p + "add_0", "inputs": [x, attn_name]},
+                        {"type": "LayerNorm", "name": p + "LayerNorm_0", "inputs": [p + "add_0"]}, *mlp(p + "LayerNorm_0"),
+                        {"type": "add", "name": p + "add_1", "inputs": [p + "LayerNorm_0", p + "MlpBlock_0/Dense_1"]},
+                        {"type": "LayerNorm", "name": p + "LayerNorm_1", "inputs": [p + "add_1"]}]
+            x = p + "LayerNorm_1"
+    final = ("decoder_norm" if mask == "causal" else "encoder_norm") if final_norm else None
+    if final:
+        modules.append({"type": "LayerNorm", "name": final, "inputs": [x]})
+        x = final
+
+    def make():
+        import flax.linen as nn
+        act = nn.relu if activation == "relu" else functools.partial(nn.gelu, approximate=False)
+        cls = nn.SelfAttention if self_attention else nn.MultiHeadDotProductAttention
+
+        class MlpBlock(nn.Module):
+            @nn.compact
+            def __call__(self, h):
+                return nn.Dense(d)(act(nn.Dense(ff)(h)))
+
+        class Block(nn.Module):
+            @nn.compact
+            def __call__(self, h, attn_mask=None):
+                def attention(q):
+                    kw = {"mask": attn_mask} if attn_mask is not None else {}
+                    return cls(num_heads=heads, deterministic=True)(q, **kw)
+                if norm_first:
+                    a = h + attention(nn.LayerNorm()(h))
+                    return a + MlpBlock()(nn.LayerNorm()(a))
+                a = nn.LayerNorm()(h + attention(h))
+                return nn.LayerNorm()(a + MlpBlock()(a))
+
+        class Model(nn.Module):
+            @nn.compact
+            def __call__(self, h, valid=None):
+                attn_mask = None
+                if mask == "causal":
+                    attn_mask, h = nn.make_causal_mask(h), nn.Embed(vocab, d)(h)
+                elif mask == "padding":
+                    attn_mask = nn.make_attention_mask(valid, valid)
+                for i in range(layers):
+                    h = Block(name=f"{block}_{i}")(h, attn_mask)
+                return nn.LayerNorm(name=final)(h) if final else h
+
+        return Model()
+
+    return {"make": make, "inputs": inputs, "input_names": input_names, "output_names": [x], "modules": modules, "scales": True}
+
+
+DESCRIBED = {"swiglu": _swiglu_fixture, "mha": _mha_fixture, "transformer": transformer_fixture}
 
 
 def _draw_input(key, shape, vocab):
@@ -1173,14 +1275,18 @@ def _draw_input(key, shape, vocab):
 
 
 def _build_described(fixture, samples):
-    """swiglu and mha: compact modules described with modules=[...], biases perturbed (as the jax-js fixtures)."""
+    """swiglu, mha and transformer: compact modules described with modules=[...], biases perturbed (as the jax-js fixtures)."""
     import jax
     f = DESCRIBED[fixture["layer"]](fixture.get("spec"), samples)
     model = f["make"]()
     keys = jax.random.split(jax.random.PRNGKey(_seed(fixture)), 3 + len(f["inputs"]))
     init_keys = jax.random.split(keys[2], len(f["inputs"]))
     variables = model.init(keys[0], *(_draw_input(init_keys[i], shape, vocab) for i, (shape, vocab) in enumerate(f["inputs"])))
-    variables = _perturb_biases(variables, keys[1])
+    if f.get("scales"):  # transformer: the LayerNorm scales too, as the jax-js fixture
+        k_bias, k_scale = jax.random.split(keys[1])
+        variables = _perturb_biases(_perturb_biases(variables, k_bias), k_scale, "scale")
+    else:
+        variables = _perturb_biases(variables, keys[1])
     xs = tuple(_draw_input(keys[3 + i], shape, vocab) for i, (shape, vocab) in enumerate(f["inputs"]))
     return capture(model, variables, xs, fixture["id"], taps=True, modules=f["modules"], input_names=f["input_names"],
                    output_names=f["output_names"])

@@ -16,9 +16,11 @@
  * forward passes so the running statistics are 39% of the way to the batch's (not the initial
  * (0, 1)); evaluated on fresh inputs.
  *
- * Layers einsum (Einsum head split / merge) and swiglu (LLaMA's MLP) are fitted as those; layer
- * mha (MultiHeadDotProductAttention / SelfAttention, self, cross, causal over Embed ids, padding)
- * is built as the recurrent layers: several inputs, biases perturbed by N(0, 0.2²).
+ * Layers einsum (Einsum head split / merge), swiglu (LLaMA's MLP) and mixer (the two all-layer
+ * stacks) are fitted as those; layer mha (MultiHeadDotProductAttention / SelfAttention, self,
+ * cross, causal over Embed ids, padding) is built as the recurrent layers: several inputs, biases
+ * perturbed by N(0, 0.2²); layer transformer (Flax tutorial blocks) too, its LayerNorm scales
+ * perturbed as well.
  *
  * Layers rnn / lstm / gru: nn.RNN (or nn.Bidirectional) of SimpleCell / LSTMCell / GRUCell per
  * layer, every bias perturbed by N(0, 0.2²); arch text_classifier and seq2seq trained 10 Adam steps.
@@ -233,6 +235,127 @@ function attentionModel(layer, spec, n) {
     return { model, inputs: [{ shape: [n, seq, d] }, { shape: [n, seq], valid: true }] };
   }
   return { model: new flax.Model([attn(['x'], ['inputs_q'])]), inputs: [{ shape: [n, seq, d] }] };
+}
+
+/**
+ * Layer transformer: transformer blocks as Flax tutorials write them (flax/examples/wmt and
+ * lm1b: compact modules, nn.SelfAttention / nn.MultiHeadDotProductAttention, nn.LayerNorm, an
+ * MlpBlock of nn.Dense(ff) -> activation -> nn.Dense(d_model), residual adds, deterministic).
+ * spec {d_model, heads, ff, seq, norm_first (false: post-norm), activation (relu | gelu),
+ * layers (1), final_norm (false), mask (none | causal | padding), vocab (50, mask causal only),
+ * self_attention (false: MultiHeadDotProductAttention), kind (encoder)}. Block k is
+ * EncoderBlock_k (DecoderBlock_k with mask causal) holding
+ *   post-norm: attn(x) -> add_0 (x + attn) -> LayerNorm_0 -> MlpBlock_0 -> add_1 -> LayerNorm_1
+ *   pre-norm:  LayerNorm_0 -> attn -> add_0 (x + attn) -> LayerNorm_1 -> MlpBlock_0 -> add_1
+ * where attn is <block>/SelfAttention_0 or <block>/MultiHeadDotProductAttention_0, and
+ * MlpBlock_0 = Dense_0, relu_0 / gelu_0, Dense_1. mask causal: a decoder-only LM block (lm1b):
+ * ids [N, seq] -> Embed(vocab, d_model) -> blocks with mask = make_causal_mask(ids); mask
+ * padding: a second input valid [N, seq] (as for mha) and mask = make_attention_mask(valid,
+ * valid); final_norm: LayerNorm encoder_norm (decoder_norm) after the stack.
+ */
+function transformerModel(layer, spec, n) {
+  const s = specOf(spec, ['d_model', 'heads', 'ff', 'seq', 'norm_first', 'activation', 'layers', 'final_norm', 'mask', 'vocab', 'self_attention', 'kind']);
+  const d = s.int('d_model'), heads = s.int('heads'), ff = s.int('ff'), seq = s.int('seq'), layers = s.int('layers', 1);
+  if (d % heads) throw new Error(`spec.heads: ${heads} heads do not divide d_model ${d}`);
+  s.choice('kind', ['encoder'], 'encoder'); // PyTorch's kind decoder has cross-attention to a memory; a decoder-only block is mask: causal
+  const normFirst = s.bool('norm_first', false), finalNorm = s.bool('final_norm', false), selfAttention = s.bool('self_attention', false);
+  const act = activationFn(s.choice('activation', ['relu', 'gelu'], 'relu'));
+  const mask = s.choice('mask', ['none', 'causal', 'padding'], 'none');
+  if (spec.vocab != null && mask !== 'causal') throw new Error('spec.vocab: only with mask causal (the ids the causal mask is made of)');
+  const modules = [];
+  let x = 'x', maskValue = null, inputNames = ['x'], inputs = [{ shape: [n, seq, d] }];
+  if (mask === 'causal') {
+    const vocab = s.int('vocab', 50);
+    modules.push(flax.Embed(vocab, d, { inputs: ['ids'] }), flax.makeCausalMask(['ids']));
+    [x, maskValue, inputNames, inputs] = ['Embed_0', 'make_causal_mask_0', ['ids'], [{ shape: [n, seq], vocab }]];
+  } else if (mask === 'padding') {
+    modules.push(flax.makeAttentionMask(['valid', 'valid']));
+    [maskValue, inputNames] = ['make_attention_mask_0', ['x', 'valid']];
+    inputs.push({ shape: [n, seq], valid: true });
+  }
+  const block = mask === 'causal' ? 'DecoderBlock' : 'EncoderBlock';
+  for (let k = 0; k < layers; k++) {
+    const p = (m) => `${block}_${k}/${m}`;
+    const attention = (q) => {
+      const opts = { inputs: maskValue ? [q, maskValue] : [q], args: maskValue ? ['inputs_q', 'mask'] : ['inputs_q'] };
+      return selfAttention ? flax.SelfAttention(heads, { ...opts, name: p('SelfAttention_0') })
+        : flax.MultiHeadDotProductAttention(heads, { ...opts, name: p('MultiHeadDotProductAttention_0') });
+    };
+    const attnName = p(selfAttention ? 'SelfAttention_0' : 'MultiHeadDotProductAttention_0');
+    const mlp = (from) => [
+      flax.Dense(ff, { name: p('MlpBlock_0/Dense_0'), inputs: [from] }),
+      flax.fn(act[0], act[1] ?? {}, { name: p(`MlpBlock_0/${act[0].slice(3)}_0`) }),
+      flax.Dense(d, { name: p('MlpBlock_0/Dense_1') }),
+    ];
+    if (normFirst) {
+      modules.push(flax.LayerNorm({ name: p('LayerNorm_0'), inputs: [x] }), attention(p('LayerNorm_0')),
+        flax.add([x, attnName], { name: p('add_0') }), flax.LayerNorm({ name: p('LayerNorm_1'), inputs: [p('add_0')] }),
+        ...mlp(p('LayerNorm_1')), flax.add([p('add_0'), p('MlpBlock_0/Dense_1')], { name: p('add_1') }));
+      x = p('add_1');
+    } else {
+      modules.push(attention(x), flax.add([x, attnName], { name: p('add_0') }), flax.LayerNorm({ name: p('LayerNorm_0'), inputs: [p('add_0')] }),
+        ...mlp(p('LayerNorm_0')), flax.add([p('LayerNorm_0'), p('MlpBlock_0/Dense_1')], { name: p('add_1') }),
+        flax.LayerNorm({ name: p('LayerNorm_1'), inputs: [p('add_1')] }));
+      x = p('LayerNorm_1');
+    }
+  }
+  if (finalNorm) {
+    const name = mask === 'causal' ? 'decoder_norm' : 'encoder_norm';
+    modules.push(flax.LayerNorm({ name, inputs: [x] }));
+    x = name;
+  }
+  return { model: new flax.Model(modules, { inputs: inputNames, outputs: [x] }), inputs, scales: true };
+}
+
+/**
+ * Layer mixer (docs/suites.md, the same on every planet; every dimension fixed by the arch).
+ * arch all_v1: a plain stack over x [N, 8, 16]: l01_dense (16 -> 32), l02_conv1d (Conv(32, [3],
+ * SAME) over [N, T, C]), l03_layernorm, l04_mha (MultiHeadDotProductAttention(4), self, no
+ * mask), l05_rmsnorm, l06_lstm (nn.RNN(LSTMCell(32)), the sequence), l07_dense + l07_tanh,
+ * l08_swiglu (gate_proj / up_proj / down_proj, ff 64, biases), l09_layernorm, l10_dense (-> 8).
+ * arch all_v2: a pre-norm stack over ids [N, 8] (vocab 50): l01_embed (Embed(50, 32)), then
+ * norm -> layer -> residual add (lNN_residual) for l02_layernorm / l03_mha (SelfAttention(4)
+ * with mask causal_mask = make_causal_mask(ids)), l04_rmsnorm / l05_swiglu, l06_layernorm /
+ * l07_conv1d, l08_rmsnorm / l09_gru (GRUCell(32)), l10_layernorm / l11_simple_rnn
+ * (SimpleCell(32), tanh), l12_rmsnorm / l13_lstm (LSTMCell(32)); l14_layernorm, l15_dense
+ * (-> 10), l16_softmax (last axis). Trained as the other BUILDERS fixtures (5 Adam steps).
+ */
+function mixerModel(spec, n) {
+  const arch = specOf(spec, ['arch']).choice('arch', ['all_v1', 'all_v2']);
+  const D = 32, FF = 64, HEADS = 4, T = 8;
+  if (arch === 'all_v1') {
+    const model = new flax.Model([
+      flax.Dense(D, { name: 'l01_dense' }),
+      flax.Conv(D, [3], { padding: 'SAME', name: 'l02_conv1d' }),
+      flax.LayerNorm({ name: 'l03_layernorm' }),
+      flax.MultiHeadDotProductAttention(HEADS, { name: 'l04_mha', inputs: ['l03_layernorm'], args: ['inputs_q'] }),
+      flax.RMSNorm({ name: 'l05_rmsnorm' }),
+      flax.RNN(flax.LSTMCell(D), { name: 'l06_lstm' }),
+      flax.Dense(D, { name: 'l07_dense' }),
+      flax.fn('nn.tanh', {}, { name: 'l07_tanh' }),
+      ...flax.SwiGLU(FF, D, { input: 'l07_tanh', useBias: true, name: 'l08_swiglu' }),
+      flax.LayerNorm({ name: 'l09_layernorm' }),
+      flax.Dense(8, { name: 'l10_dense' }),
+    ]);
+    return { model, input: { shape: [n, T, 16] } };
+  }
+  const modules = [flax.Embed(50, D, { name: 'l01_embed', inputs: ['ids'] }), flax.makeCausalMask(['ids'], { name: 'causal_mask' })];
+  let x = 'l01_embed';
+  // A pre-norm sublayer: norm (LayerNorm / RMSNorm) -> the layer's modules (the last one its output) -> x + it.
+  const sub = (normName, norm, layerModules, residual) => {
+    modules.push(norm({ name: normName, inputs: [x] }), ...layerModules(normName));
+    modules.push(flax.add([x, modules[modules.length - 1].name], { name: residual }));
+    x = residual;
+  };
+  const ln = (o) => flax.LayerNorm(o), rms = (o) => flax.RMSNorm(o);
+  sub('l02_layernorm', ln, (h) => [flax.SelfAttention(HEADS, { name: 'l03_mha', inputs: [h, 'causal_mask'], args: ['inputs_q', 'mask'] })], 'l03_residual');
+  sub('l04_rmsnorm', rms, (h) => flax.SwiGLU(FF, D, { input: h, useBias: true, name: 'l05_swiglu' }), 'l05_residual');
+  sub('l06_layernorm', ln, (h) => [flax.Conv(D, [3], { padding: 'SAME', name: 'l07_conv1d', inputs: [h] })], 'l07_residual');
+  sub('l08_rmsnorm', rms, (h) => [flax.RNN(flax.GRUCell(D), { name: 'l09_gru', inputs: [h] })], 'l09_residual');
+  sub('l10_layernorm', ln, (h) => [flax.RNN(flax.SimpleCell(D, { activationFn: 'nn.tanh' }), { name: 'l11_simple_rnn', inputs: [h] })], 'l11_residual');
+  sub('l12_rmsnorm', rms, (h) => [flax.RNN(flax.LSTMCell(D), { name: 'l13_lstm', inputs: [h] })], 'l13_residual');
+  modules.push(flax.LayerNorm({ name: 'l14_layernorm', inputs: [x] }), flax.Dense(10, { name: 'l15_dense' }), flax.fn('nn.softmax', { axis: -1 }, { name: 'l16_softmax' }));
+  return { model: new flax.Model(modules, { inputs: ['ids'] }), input: { shape: [n, T], vocab: 50 } };
 }
 
 /** Layer pool: Conv(3, SAME) -> relu -> pool; global pools are jnp.mean / jnp.max over the spatial axes. */
@@ -465,8 +588,11 @@ function archModel(layer, spec, n) {
 }
 
 /** Every bias of the params pytree plus N(0, BIAS_SCALE²) (Flax initialises them to zeros). */
-function perturbBiases(variables, key) {
-  const leaves = flax.flattenVariables(variables.params).filter(([name]) => name.endsWith('/bias') || name === 'bias');
+const perturbBiases = (variables, key) => perturbLeaves(variables, key, 'bias');
+
+/** Every params leaf named `leaf` ("bias", or "scale": norms' scales, 1 at init) plus N(0, BIAS_SCALE²). */
+function perturbLeaves(variables, key, leaf) {
+  const leaves = flax.flattenVariables(variables.params).filter(([name]) => name.endsWith(`/${leaf}`) || name === leaf);
   const keys = random.split(key, Math.max(leaves.length, 1));
   leaves.forEach(([name], i) => {
     const parts = name.split('/');
@@ -480,7 +606,7 @@ function perturbBiases(variables, key) {
 }
 
 // Built as the recurrent layers are: several inputs, biases perturbed (no training).
-const RECURRENT = { rnn: recurrentModel, lstm: recurrentModel, gru: recurrentModel, mha: attentionModel };
+const RECURRENT = { rnn: recurrentModel, lstm: recurrentModel, gru: recurrentModel, mha: attentionModel, transformer: transformerModel };
 
 // layer -> (spec, samples) -> {model, input: {shape, vocab?}}: moved towards a random target.
 const BUILDERS = {
@@ -498,6 +624,7 @@ const BUILDERS = {
   rmsnorm: normModel('rmsnorm'),
   embedding: embeddingModel,
   model: wholeModel,
+  mixer: mixerModel,
 };
 
 // N(0, 1) floats, or ids uniform in [0, vocab) as i32 (Flax's Embed takes integer ids).
@@ -589,9 +716,11 @@ async function fit(model, variables, x, y, steps, { loss: lossName = 'mse' } = {
   // straight from a matmul or conv ("jit: routine primitive scatter input is not imm"): models
   // with an Embed train eagerly (same arithmetic, slower dispatch), unless only recurrent
   // modules read it (their scan unstacks the time steps first: that gradient jit compiles).
+  // Likewise behind a norm or a residual add (elementwise first: the mixer's pre-norm stack).
+  const SAFE = new Set(['RNN', 'Bidirectional', 'LayerNorm', 'RMSNorm', 'add']);
   const scanned = (e) => {
     const readers = model.modules.filter((l) => l._inputs.includes(e.name));
-    return readers.length > 0 && readers.every((l) => l.type === 'RNN' || l.type === 'Bidirectional');
+    return readers.length > 0 && readers.every((l) => SAFE.has(l.type));
   };
   const eager = model.modules.some((l) => l.type === 'Embed' && !scanned(l));
   const step = eager ? Object.assign(stepFn, { dispose() {} }) : jax.jit(stepFn);
@@ -615,7 +744,7 @@ async function fit(model, variables, x, y, steps, { loss: lossName = 'mse' } = {
  */
 async function buildRecurrent(fixture, recurrent) {
   const samples = intField(fixture, 'samples');
-  const { model, inputs, task } = recurrent(fixture.layer, fixture.spec, samples);
+  const { model, inputs, task, scales } = recurrent(fixture.layer, fixture.spec, samples);
   const keys = random.split(random.key(fixtureSeed(fixture)), 3 + inputs.length);
   const [kInit, kTrain, ...kx] = Array.from({ length: 3 + inputs.length }, (_, i) => keys.ref.slice(i));
   keys.dispose();
@@ -626,6 +755,12 @@ async function buildRecurrent(fixture, recurrent) {
   if (task) {
     const { x, y, loss } = task(kTrain);
     variables = await fit(model, variables, x, y, RNN_TRAIN_STEPS, { loss });
+  } else if (scales) {
+    // transformer: the norms' scales perturbed too, so a scale read as a bias (or not at all) shows
+    const sub = random.split(kTrain, 2);
+    const [kBias, kScale] = [0, 1].map((i) => sub.ref.slice(i));
+    sub.dispose();
+    variables = await jax.blockUntilReady(perturbLeaves(perturbBiases(variables, kBias), kScale, 'scale'));
   } else {
     variables = await jax.blockUntilReady(perturbBiases(variables, kTrain));
   }
@@ -675,6 +810,6 @@ async function build(fixture) {
 }
 
 module.exports = {
-  ACTIVATIONS, LAYERS, BUILDERS, RECURRENT, recurrentModel, attentionModel, einsumModel, swigluModel, perturbBiases, denseModel, residualModel, convModel, convTransposeModel, denseGeneralModel, poolModel, batchnormModel, groupnormModel, wholeModel,
+  ACTIVATIONS, LAYERS, BUILDERS, RECURRENT, recurrentModel, attentionModel, transformerModel, mixerModel, perturbLeaves, einsumModel, swigluModel, perturbBiases, denseModel, residualModel, convModel, convTransposeModel, denseGeneralModel, poolModel, batchnormModel, groupnormModel, wholeModel,
   train, fit, build, fixtureSeed,
 };

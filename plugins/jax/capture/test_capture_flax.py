@@ -136,6 +136,45 @@ class RecurrentWiringTest(unittest.TestCase):
                 self.assertEqual([list(shape) for shape, _ in py["inputs"]], want["shapes"])
 
 
+class TransformerWiringTest(unittest.TestCase):
+    """The real-Flax transformer fixtures are wired as the jax-js ones (module types, names and
+    inputs, model inputs and outputs, input shapes) for every transformer fixture of the suite.
+    Needs no JAX; compares with the jax-js capture where Node has it."""
+
+    def transformer_fixtures(self):
+        return [f for f in pbstream.suite_fixtures(SUITE, "jax") if f["layer"] == "transformer"]
+
+    def test_spec_errors_need_no_engine(self):
+        base = {"d_model": 8, "heads": 2, "ff": 16, "seq": 4}
+        for spec, field in (({**base, "kind": "decoder"}, r"spec\.kind"), ({**base, "vocab": 9}, r"spec\.vocab"),
+                            ({**base, "heads": 3}, r"spec\.heads"), ({**base, "activation": "tanh"}, r"spec\.activation"),
+                            ({**base, "mask": "causal_padding"}, r"spec\.mask"), ({**base, "batch_first": False}, r"spec\.batch_first")):
+            with self.subTest(spec=spec), self.assertRaisesRegex(ValueError, field):
+                capture_flax.transformer_fixture(spec, 2)
+
+    @unittest.skipUnless(_node_ok(), "needs Node with the npm packages (the jax-js capture)")
+    def test_wired_as_the_jax_js_fixtures(self):
+        fixtures = self.transformer_fixtures()
+        self.assertGreaterEqual(len(fixtures), 4)
+        script = ("const fx = require(process.argv[1]); const out = {};"
+                  "for (const f of JSON.parse(process.argv[2])) { const { model, inputs } = fx.transformerModel(f.layer, f.spec, 3);"
+                  " out[f.id] = { modules: model.describe().map((m) => [m.type, m.name, m.inputs ?? null]),"
+                  " inputs: model.inputNames, outputs: model.outputNames, shapes: inputs.map((i) => i.shape) }; }"
+                  " console.log(JSON.stringify(out));")
+        r = subprocess.run(["node", "-e", script, os.path.join(HERE, "fixtures.js"), json.dumps(fixtures)],
+                           capture_output=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        js = json.loads(r.stdout)
+        for f in fixtures:
+            with self.subTest(fixture=f["id"]):
+                py = capture_flax.transformer_fixture(f["spec"], 3)
+                want = js[f["id"]]
+                self.assertEqual([[m["type"], m["name"], m.get("inputs")] for m in py["modules"]], want["modules"])
+                self.assertEqual(py["input_names"], want["inputs"])
+                self.assertEqual(py["output_names"], want["outputs"])
+                self.assertEqual([list(shape) for shape, _ in py["inputs"]], want["shapes"])
+
+
 @unittest.skipUnless(HAVE_FLAX, WHY)
 class CaptureFlaxTest(unittest.TestCase):
     def test_sequential_dialect_layouts_and_taps(self):

@@ -20,7 +20,7 @@
  */
 
 const pbtf = require('./pb_tfjs.js');
-const { Spec } = require('../../../capture/js/pbstream.js');
+const { NotApplicable, Spec } = require('../../../capture/js/pbstream.js');
 
 const { tf } = pbtf;
 
@@ -39,22 +39,50 @@ class MultiHeadAttention extends tf.layers.Layer {
     this.kernelInitializer = config.kernelInitializer || (() => tf.initializers.glorotUniform({}));
     this.biasInitializer = config.biasInitializer || (() => tf.initializers.zeros());
     this.useCausalMask = null; // from the call (Keras's call argument); tfjs's predict() does not pass call kwargs on
+    this.masked = null; // whether the call passed an attentionMask (its fourth input)
   }
 
-  // Keras's call argument use_causal_mask: tfjs records it in the inbound node (what the stream
-  // carries) but its model executor calls call() without it, so the layer keeps it from apply().
+  // Keras's call arguments use_causal_mask and attention_mask. tfjs records a call's keywords in
+  // the inbound node (what the stream carries) but its model executor calls call() without them,
+  // so the layer keeps them from apply(). A tensor keyword cannot be serialised by tfjs (it drops
+  // every keyword of such a call), so the attention mask travels as the call's fourth input
+  // [query, value, key, attention_mask] (key made explicit) and the keyword as
+  // attention_mask: true, which says so (docs/planets/tensorflow.md).
   apply(inputs, kwargs = {}) {
-    if ([inputs].flat().every((t) => t instanceof tf.SymbolicTensor)) {
-      const causal = Boolean(kwargs && kwargs.useCausalMask);
-      if (this.useCausalMask !== null && this.useCausalMask !== causal)
-        throw new Error(`MultiHeadAttention "${this.name}": called with and without useCausalMask (one setting per layer here)`);
-      this.useCausalMask = causal;
+    const { attentionMask, ...rest } = kwargs || {};
+    const symbolic = [inputs].flat().every((t) => t instanceof tf.SymbolicTensor);
+    if (attentionMask != null) {
+      if (!symbolic || !(attentionMask instanceof tf.SymbolicTensor))
+        throw new Error(`MultiHeadAttention "${this.name}": attentionMask must be a symbolic tensor (a model input or a layer's output)`);
+      if (!Array.isArray(inputs) || inputs.length < 2 || inputs.length > 3)
+        throw new Error(`MultiHeadAttention "${this.name}": call it on [query, value] or [query, value, key]`);
+      const [query, value, key = value] = inputs;
+      inputs = [query, value, key, attentionMask];
+      rest.attentionMask = true;
     }
-    return super.apply(inputs, kwargs);
+    if (symbolic) {
+      const causal = Boolean(rest.useCausalMask), masked = attentionMask != null;
+      if ((this.useCausalMask !== null && this.useCausalMask !== causal) || (this.masked != null && this.masked !== masked))
+        throw new Error(`MultiHeadAttention "${this.name}": called with and without useCausalMask or attentionMask (one setting per layer here)`);
+      this.useCausalMask = causal;
+      this.masked = masked;
+    }
+    if (!symbolic) return super.apply(inputs, rest);
+    // tfjs 4.22's model executor counts a tensor's consumers once per layer but decrements the
+    // count once per input slot, so a layer given the same intermediate tensor twice (mha(h, h))
+    // frees it while a later layer (the residual Add) still needs it ("Tensor is disposed"). The
+    // output's executor inputs are therefore the distinct tensors; call() maps them back to the
+    // call's slots. The inbound node (what the config says) keeps every slot.
+    const list = [inputs].flat();
+    const distinct = [...new Set(list)];
+    const out = super.apply(inputs, rest);
+    this.slots = list.map((t) => distinct.indexOf(t));
+    for (const o of [out].flat()) o.inputs = distinct;
+    return out;
   }
 
   build(inputShape) {
-    if (!Array.isArray(inputShape[0]) || inputShape.length < 2 || inputShape.length > 3)
+    if (!Array.isArray(inputShape[0]) || inputShape.length < 2 || inputShape.length > (this.masked ? 4 : 3))
       throw new Error(`MultiHeadAttention "${this.name}": call it on [query, value] or [query, value, key]`);
     const [q, v, k = v] = inputShape;
     const last = (s) => s[s.length - 1];
@@ -89,20 +117,30 @@ class MultiHeadAttention extends tf.layers.Layer {
 
   call(inputs) {
     return tf.tidy(() => {
+      if (this.slots && inputs.length !== this.slots.length) inputs = this.slots.map((i) => inputs[i]);
       const [query, value, key = value] = inputs;
+      const mask = this.masked ? inputs[3] : null;
       // Keras scales the queries by 1/sqrt(key_dim) before the product.
       const q = this.project(query, 'query').mul(1 / Math.sqrt(this.keyDim));
       const k = this.project(key, 'key');
       const v = this.project(value, 'value');
       let scores = tf.matMul(q, k, false, true); // [N, heads, Tq, Tk]
-      if (this.useCausalMask) {
-        // Keras: query i sees keys j <= i; elsewhere its softmax adds -1e9.
-        const [tq, tk] = scores.shape.slice(2);
-        const seen = tf.linalg.bandPart(tf.ones([tq, tk]), -1, 0);
-        scores = scores.add(tf.sub(1, seen).mul(-1e9));
+      const [tq, tk] = scores.shape.slice(2);
+      // Keras: query i sees keys j <= i (use_causal_mask), and those the attention mask [N, Tq or 1,
+      // Tk] allows (non-zero); the two are combined (logical and), then its softmax adds -1e9 where
+      // masked: scores + (1 - mask)·(-1e9).
+      const causal = this.useCausalMask ? tf.linalg.bandPart(tf.ones([tq, tk]), -1, 0) : null;
+      if (mask) {
+        if (mask.rank !== 3 || mask.shape[0] !== scores.shape[0] || (mask.shape[1] !== tq && mask.shape[1] !== 1) || mask.shape[2] !== tk)
+          throw new Error(`MultiHeadAttention "${this.name}": attentionMask must be [batch, ${tq} or 1, ${tk}], got [${mask.shape}]`);
+        let allowed = tf.notEqual(mask, 0).cast('float32').expandDims(1); // [N, 1, Tq or 1, Tk]
+        if (causal) allowed = allowed.mul(causal);
+        scores = scores.add(tf.sub(1, allowed).mul(-1e9));
+      } else if (causal) {
+        scores = scores.add(tf.sub(1, causal).mul(-1e9));
       }
       const context = tf.matMul(tf.softmax(scores, -1), v); // [N, heads, Tq, value_dim]
-      const [n, h, tq, dv] = context.shape;
+      const [n, h, , dv] = context.shape;
       const merged = context.transpose([0, 2, 1, 3]).reshape([n * tq, h * dv]);
       const { kernel, bias } = this.w.attention_output;
       const out = kernel.shape[2];
@@ -174,4 +212,71 @@ function swigluModel(spec, init) {
   return { model: tf.model({ inputs: x, outputs: y, name: init.name }), inputShape: shape, fit: false, composed: [COMPOSED_SWIGLU] };
 }
 
-module.exports = { COMPOSED_MHA, COMPOSED_SWIGLU, MultiHeadAttention, mhaModel, swigluModel };
+/**
+ * layer transformer: Keras-style transformer blocks (as the Keras examples write a TransformerBlock)
+ * from stock tfjs layers and the composed MultiHeadAttention, no dropout. Input x [N, seq, d_model].
+ * Post-norm (norm_first false): x = ln_1(x + mha(x, x)); x = ln_2(x + ffn(x)). Pre-norm: x = x +
+ * mha(ln_1(x), ln_1(x)); x = x + ffn(ln_2(x)). ffn: Dense(ff, activation) then Dense(d_model).
+ * layers blocks (block_1, block_2, ... named <block>_mha, _add_1, _ln_1, _ff_1, _ff_2, _add_2,
+ * _ln_2; one block: no prefix number), then with final_norm a LayerNormalization "final_ln".
+ * mask: none | causal (use_causal_mask: kind decoder_only implies it) | padding (a second input
+ * padding_mask int32 [N, seq], 1 at tokens and 0 at the padded end of each row, the first row
+ * unpadded, every row at least one token; Reshape to [N, 1, seq] as the attention_mask of every
+ * block). kind: encoder (default) | decoder_only (a GPT-style block: causal self-attention, no
+ * memory); PyTorch's kind decoder (cross-attention on a memory) is not built here.
+ * LayerNormalization: tfjs's epsilon 1e-3 unless spec eps; gamma ~ N(1, 0.25²), beta ~ N(0, 0.5²).
+ */
+function transformerModel(spec, init) {
+  const s = new Spec(spec, ['kind', 'd_model', 'heads', 'ff', 'seq', 'norm_first', 'activation', 'layers', 'final_norm', 'mask', 'eps', 'bias']);
+  const kind = s.choice('kind', ['encoder', 'decoder_only', 'decoder', 'transformer'], 'encoder');
+  if (kind === 'decoder' || kind === 'transformer')
+    throw new NotApplicable(`spec.kind: "${kind}" (cross-attention on a memory) is not built on tensorflow; kind decoder_only is a causal self-attention block`);
+  const d = s.int('d_model'), heads = s.int('heads'), ff = s.int('ff'), seq = s.int('seq');
+  if (d % heads) throw new Error(`spec.heads: d_model ${d} is not divisible by heads ${heads}`);
+  const normFirst = s.bool('norm_first', false), finalNorm = s.bool('final_norm', false);
+  const activation = { relu: 'relu', gelu: 'gelu' }[s.choice('activation', ['relu', 'gelu'], 'relu')];
+  const blocks = s.int('layers', 1);
+  const mask = s.choice('mask', ['none', 'causal', 'padding'], kind === 'decoder_only' ? 'causal' : 'none');
+  if (kind === 'decoder_only' && mask !== 'causal') throw new Error(`spec.mask: a decoder_only block is causal, got "${mask}"`);
+  const epsilon = s.number('eps', 1e-3), useBias = s.bool('bias', true);
+  const dense = (units, name, act = 'linear') => tf.layers.dense({ units, activation: act, useBias, name, kernelInitializer: init.kernel(),
+    ...(useBias ? { biasInitializer: init.bias() } : {}) });
+  const norm = (name) => tf.layers.layerNormalization({ epsilon, name, gammaInitializer: init.gamma(), betaInitializer: init.bias() });
+  const add = (name, a, b) => tf.layers.add({ name }).apply([a, b]);
+
+  const x = tf.input({ shape: [seq, d], name: 'x' });
+  const inputs = [x], inputShapes = [[seq, d]];
+  let attentionMask = null;
+  if (mask === 'padding') {
+    const valid = tf.input({ shape: [seq], dtype: 'int32', name: 'padding_mask' });
+    inputs.push(valid);
+    inputShapes.push([seq]);
+    attentionMask = tf.layers.reshape({ targetShape: [1, seq], name: 'attention_mask' }).apply(valid);
+  }
+  const call = { ...(mask === 'causal' ? { useCausalMask: true } : {}), ...(attentionMask ? { attentionMask } : {}) };
+  let h = x;
+  for (let b = 1; b <= blocks; b++) {
+    const p = blocks === 1 ? '' : `block_${b}_`;
+    const mha = new MultiHeadAttention({ name: `${p}mha`, numHeads: heads, keyDim: d / heads, useBias, kernelInitializer: init.kernel, biasInitializer: init.bias });
+    const ffn = (t) => dense(d, `${p}ff_2`).apply(dense(ff, `${p}ff_1`, activation).apply(t));
+    if (normFirst) {
+      const n1 = norm(`${p}ln_1`).apply(h);
+      h = add(`${p}add_1`, h, mha.apply([n1, n1], call));
+      h = add(`${p}add_2`, h, ffn(norm(`${p}ln_2`).apply(h)));
+    } else {
+      h = norm(`${p}ln_1`).apply(add(`${p}add_1`, h, mha.apply([h, h], call)));
+      h = norm(`${p}ln_2`).apply(add(`${p}add_2`, h, ffn(h)));
+    }
+  }
+  if (finalNorm) h = norm('final_ln').apply(h);
+  const draw = mask !== 'padding' ? null : (rows, seed) => {
+    // Valid lengths in [1, seq], the first row whole; 1 at tokens, 0 at the padded end.
+    const lengths = Array.from(tf.randomUniform([rows], 1, seq + 1, 'int32', seed + 7).dataSync());
+    lengths[0] = seq;
+    const valid = tf.tensor2d(lengths.flatMap((n) => Array.from({ length: seq }, (_, t) => (t < n ? 1 : 0))), [rows, seq], 'int32');
+    return [tf.randomNormal([rows, seq, d], 0, 1, 'float32', seed), valid];
+  };
+  return { model: tf.model({ inputs, outputs: h, name: init.name }), inputShapes, draw, fit: false, composed: [COMPOSED_MHA] };
+}
+
+module.exports = { COMPOSED_MHA, COMPOSED_SWIGLU, MultiHeadAttention, mhaModel, swigluModel, transformerModel };

@@ -332,6 +332,149 @@ test('fixtures: attention - composed Keras MultiHeadAttention (self, causal, cro
   assert.throws(() => twice.apply([q, q]), /called with and without useCausalMask/);
 });
 
+test('fixtures: transformer - Keras blocks of stock layers and the composed attention, padding and causal masks', needsTfjs, async () => {
+  const fixtures = require('./fixtures.js');
+  const attention = require('./attention.js');
+  const { tf } = tfjs;
+  await tfjs.useWasm();
+  const fx = (spec, id = 'transformer') => ({ id, layer: 'transformer', samples: 4, seed: 42, spec });
+  const read = async (f) => pb.readFrames((await fixtures.build(f)).toBytes())[0];
+  const names = (doc) => doc.model.topology.config.layers.map((l) => `${l.name}:${l.class_name}`);
+
+  // Post-norm: ln_1(x + mha(x, x)), ln_2(h + ff_2(ff_1(h))); every norm's gamma and beta off 1 and 0.
+  const post = fx({ d_model: 8, heads: 2, ff: 16, seq: 5 });
+  const bytes = (await fixtures.build(post)).toBytes();
+  assert.deepEqual(bytes, (await fixtures.build(post)).toBytes());
+  let { doc, tensors } = pb.readFrames(bytes)[0];
+  assert.deepEqual(names(doc), ['x:InputLayer', 'mha:MultiHeadAttention', 'add_1:Add', 'ln_1:LayerNormalization', 'ff_1:Dense', 'ff_2:Dense',
+    'add_2:Add', 'ln_2:LayerNormalization']);
+  const layers = Object.fromEntries(doc.model.topology.config.layers.map((l) => [l.name, l]));
+  assert.deepEqual(layers.add_1.inbound_nodes, [[['x', 0, 0, {}], ['mha', 0, 0, {}]]]);
+  assert.deepEqual(layers.mha.inbound_nodes, [[['x', 0, 0, {}], ['x', 0, 0, {}]]]);
+  assert.equal(layers.ff_1.config.activation, 'relu');
+  assert.ok(tensors['ln_1/gamma'].data.every((v) => v !== 1) && tensors['ln_2/beta'].data.every((v) => v !== 0));
+  assert.ok(tensors['ff_2/bias'].data.every((v) => v !== 0));
+  assert.match(doc.composed[0], /^MultiHeadAttention: /);
+
+  // Pre-norm gelu, causal (decoder_only): x + mha(ln_1(x), ln_1(x)) with use_causal_mask.
+  ({ doc } = await read(fx({ kind: 'decoder_only', d_model: 8, heads: 2, ff: 16, seq: 5, norm_first: true, activation: 'gelu' })));
+  assert.deepEqual(names(doc), ['x:InputLayer', 'ln_1:LayerNormalization', 'mha:MultiHeadAttention', 'add_1:Add', 'ln_2:LayerNormalization',
+    'ff_1:Dense', 'ff_2:Dense', 'add_2:Add']);
+  const pre = Object.fromEntries(doc.model.topology.config.layers.map((l) => [l.name, l]));
+  assert.deepEqual(pre.mha.inbound_nodes[0][0], ['ln_1', 0, 0, { use_causal_mask: true }]);
+  assert.equal(pre.ff_1.config.activation, 'gelu');
+
+  // Two blocks with a key padding mask: int32 padding_mask [N, seq] (first row whole, every row at
+  // least one token) -> Reshape [N, 1, seq] -> each block's attention_mask, its fourth input.
+  const padded = fx({ d_model: 8, heads: 2, ff: 16, seq: 5, layers: 2, final_norm: true, mask: 'padding' });
+  ({ doc, tensors } = await read(padded));
+  assert.deepEqual(doc.inputs.map((n) => [doc.tensors[n].dtype, doc.tensors[n].shape]), [['f32', [4, 5, 8]], ['i32', [4, 5]]]);
+  const valid = tensors['input.1'].data;
+  const lengths = [0, 1, 2, 3].map((r) => valid.slice(r * 5, r * 5 + 5).reduce((a, v) => a + v, 0));
+  assert.equal(lengths[0], 5);
+  assert.ok(lengths.every((n, r) => n >= 1 && valid.slice(r * 5, r * 5 + 5).every((v, t) => v === (t < n ? 1 : 0))));
+  assert.ok(lengths.some((n) => n < 5));
+  const block2 = doc.model.topology.config.layers.find((l) => l.name === 'block_2_mha');
+  assert.deepEqual(block2.inbound_nodes[0].map((r) => [r[0], r[3]]),
+    [['block_1_ln_2', { attention_mask: true }], ['block_1_ln_2', { attention_mask: true }], ['block_1_ln_2', { attention_mask: true }],
+      ['attention_mask', { attention_mask: true }]]);
+  assert.equal(doc.model.topology.config.layers.at(-1).name, 'final_ln');
+
+  // The mask works: the padded steps of x never change a token's output.
+  const built = attention.transformerModel(padded.spec, { name: 'p', kernel: () => tf.initializers.glorotNormal({ seed: 1 }),
+    bias: () => tf.initializers.randomNormal({ stddev: 0.5, seed: 2 }), gamma: () => tf.initializers.randomNormal({ mean: 1, stddev: 0.25, seed: 3 }) });
+  const [x, mask] = built.draw(4, 9);
+  const m = mask.dataSync();
+  const noise = tf.tensor3d(Array.from({ length: 4 * 5 * 8 }, (_, i) => (m[Math.floor(i / 8)] ? 0 : 3 * Math.sin(i))), [4, 5, 8]);
+  const [a, b] = [built.model.predict([x, mask]).dataSync(), built.model.predict([x.add(noise), mask]).dataSync()];
+  assert.ok(noise.dataSync().some((v) => v !== 0));
+  a.forEach((v, i) => { if (m[Math.floor(i / 8)]) assert.equal(v, b[i], `element ${i}`); });
+  assert.ok(a.some((v, i) => !m[Math.floor(i / 8)] && v !== b[i]));
+
+  for (const [spec, field] of [
+    [{ d_model: 8, heads: 3, ff: 16, seq: 5 }, 'spec.heads'],
+    [{ d_model: 8, heads: 2, ff: 16, seq: 5, mask: 'causal_padding' }, 'spec.mask'],
+    [{ kind: 'decoder_only', d_model: 8, heads: 2, ff: 16, seq: 5, mask: 'padding' }, 'spec.mask'],
+    [{ d_model: 8, heads: 2, ff: 16, seq: 5, activation: 'tanh' }, 'spec.activation'],
+    [{ d_model: 8, heads: 2, ff: 16, seq: 5, batch_first: false }, 'spec.batch_first'],
+    [{ d_model: 8, heads: 2, seq: 5 }, 'spec.ff'],
+  ])
+    await assert.rejects(fixtures.build(fx(spec)), new RegExp(field.replace('.', '\\.')));
+  await assert.rejects(fixtures.build(fx({ kind: 'decoder', d_model: 8, heads: 2, ff: 16, seq: 5 })),
+    (e) => e instanceof pb.NotApplicable && /cross-attention on a memory/.test(e.message));
+  // The composed layer's attentionMask: a symbolic tensor only, on [query, value(, key)].
+  const q = tf.input({ shape: [4, 8] }), km = tf.input({ shape: [1, 4], dtype: 'int32' });
+  const mk = (name) => new attention.MultiHeadAttention({ name, numHeads: 2, keyDim: 4 });
+  assert.throws(() => mk('m3').apply([q, q], { attentionMask: tf.ones([1, 1, 4]) }), /attentionMask must be a symbolic tensor/);
+  assert.throws(() => mk('m4').apply(q, { attentionMask: km }), /call it on \[query, value\]/);
+  const once = mk('m5');
+  once.apply([q, q], { attentionMask: km });
+  assert.throws(() => once.apply([q, q]), /called with and without useCausalMask or attentionMask/);
+});
+
+test('fixtures: mixer - the two mixer archs, every numbered layer tapped, every layer\'s weights reaching the output', needsTfjs, async () => {
+  const fixtures = require('./fixtures.js');
+  const { tf } = tfjs;
+  await tfjs.useWasm();
+  const fx = (arch) => ({ id: `mixer_${arch}`, layer: 'mixer', samples: 4, seed: 42, spec: { arch } });
+  const classes = {
+    all_v1: ['Dense', 'Conv1D', 'LayerNormalization', 'MultiHeadAttention', 'RMSNorm', 'LSTM', 'Dense', 'Dense', 'LayerNormalization', 'Dense'],
+    all_v2: ['Embedding', 'LayerNormalization', 'MultiHeadAttention', 'RMSNorm', 'Dense', 'LayerNormalization', 'Conv1D', 'RMSNorm', 'GRU',
+      'LayerNormalization', 'SimpleRNN', 'RMSNorm', 'LSTM', 'LayerNormalization', 'Dense', 'Activation'],
+  };
+  for (const arch of ['all_v1', 'all_v2']) {
+    const bytes = (await fixtures.build(fx(arch))).toBytes();
+    assert.deepEqual(bytes, (await fixtures.build(fx(arch))).toBytes());
+    const [{ doc, tensors }] = pb.readFrames(bytes);
+    const layers = doc.model.topology.config.layers;
+    // Layer k is the first layer named lNN_... (SwiGLU: its gate_proj opens the block, down_proj ends it).
+    const numbered = classes[arch].map((_, k) => layers.find((l) => l.name.startsWith(`l${String(k + 1).padStart(2, '0')}_`)));
+    assert.deepEqual(numbered.map((l) => l.class_name), classes[arch], arch);
+    const taps = Object.keys(doc.taps);
+    classes[arch].forEach((_, k) => assert.ok(taps.some((t) => t.startsWith(`l${String(k + 1).padStart(2, '0')}_`)), `${arch} tap ${k + 1}`));
+    assert.deepEqual(doc.composed.map((c) => c.split(':')[0]).sort(), ['MultiHeadAttention', 'RMSNorm', 'SwiGLU']);
+    for (const l of layers.filter((l) => ['LSTM', 'GRU'].includes(l.class_name))) assert.equal(l.config.recurrent_activation, 'sigmoid');
+    for (const name of Object.keys(doc.model.weights))
+      for (const [short, t] of Object.entries(doc.model.weights[name]))
+        if (/bias|beta/.test(short)) assert.ok(tensors[t].data.every((v) => v !== 0), `${name}/${short}`);
+        else if (/gamma|scale/.test(short)) assert.ok(tensors[t].data.every((v) => v !== 1), `${name}/${short}`);
+    if (arch === 'all_v1') {
+      assert.deepEqual([doc.tensors['input.0'].dtype, doc.tensors['input.0'].shape, doc.tensors['output.0'].shape], ['f32', [4, 8, 16], [4, 8, 8]]);
+      assert.equal(layers.find((l) => l.name === 'l02_conv1d').config.padding, 'same');
+    } else {
+      assert.deepEqual([doc.tensors['input.0'].dtype, doc.tensors['output.0'].shape], ['i32', [4, 8, 10]]);
+      assert.ok(tensors['input.0'].data.every((v) => v >= 0 && v < 50));
+      const y = tensors['output.0'].data;
+      for (let r = 0; r < 32; r++) assert.ok(Math.abs(y.slice(r * 10, r * 10 + 10).reduce((a, v) => a + v, 0) - 1) < 1e-5);
+      assert.deepEqual(layers.find((l) => l.name === 'l03_mha').inbound_nodes[0][0], ['l02_layernorm', 0, 0, { use_causal_mask: true }]);
+      assert.deepEqual(layers.find((l) => l.name === 'l09_add').inbound_nodes[0].map((r) => r[0]), ['l07_add', 'l09_gru']);
+    }
+  }
+
+  // Every weight of every layer reaches the output: nudging any one of them changes it. Except the
+  // attention's key bias, which no attention output depends on: it adds q·b_k to every score of a
+  // query alike, and the softmax over the keys cancels it.
+  let seed = 5;
+  const init = { name: 'm', kernel: () => tf.initializers.glorotNormal({ seed: seed++ }), bias: () => tf.initializers.randomNormal({ stddev: 0.5, seed: seed++ }),
+    gamma: () => tf.initializers.randomNormal({ mean: 1, stddev: 0.25, seed: seed++ }), orthogonal: () => tf.initializers.orthogonal({ seed: seed++ }),
+    uniform: () => tf.initializers.randomUniform({ minval: -0.05, maxval: 0.05, seed: seed++ }) };
+  for (const arch of ['all_v1', 'all_v2']) {
+    const { model, vocab } = fixtures.BUILDERS.mixer({ arch }, init);
+    const x = vocab ? tf.randomUniform([2, 8], 0, vocab, 'int32', 1) : tf.randomNormal([2, 8, 16], 0, 1, 'float32', 1);
+    const base = model.predict(x).dataSync();
+    for (const layer of model.layers)
+      for (const w of layer.weights.filter((v) => !v.originalName.endsWith('/key/bias'))) {
+        const before = w.read().clone();
+        w.write(before.add(tf.randomNormal(before.shape, 0, 0.05, 'float32', 2)));
+        const moved = model.predict(x).dataSync();
+        assert.ok(moved.some((v, i) => Math.abs(v - base[i]) > 1e-6), `${arch}: ${w.originalName} does not reach the output`);
+        w.write(before);
+      }
+  }
+  await assert.rejects(fixtures.build({ ...fx('all_v1'), spec: { arch: 'all_v3' } }), /spec\.arch/);
+  await assert.rejects(fixtures.build({ ...fx('all_v1'), spec: { arch: 'all_v1', seq: 4 } }), /spec\.seq/);
+});
+
 // ------------------------------------------------------------------ the protocol
 
 test('--serve: hello, then one frame per fixture in request order, errors as events', needsTfjs, () => {
@@ -347,7 +490,7 @@ test('--serve: hello, then one frame per fixture in request order, errors as eve
   assert.deepEqual(frames[1].doc.tensors['input.0'].shape, [7, 4]);
   assert.deepEqual(frames[3].doc, {
     format: 'planetbridge.capture', version: 1, event: 'error', model_id: 'conv',
-    message: 'Error: layer "conv2" is not supported by the tensorflow capture (known: dense, cnn1, cnn2, cnn3, pool, batchnorm, layernorm, rmsnorm, embedding, residual, model, rnn, lstm, gru, conv_transpose, upsample, separable, prelu, time_distributed, mha, swiglu)',
+    message: 'Error: layer "conv2" is not supported by the tensorflow capture (known: dense, cnn1, cnn2, cnn3, pool, batchnorm, layernorm, rmsnorm, embedding, residual, model, rnn, lstm, gru, conv_transpose, upsample, separable, prelu, time_distributed, mha, swiglu, transformer, mixer)',
   });
 });
 

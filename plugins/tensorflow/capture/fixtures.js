@@ -20,8 +20,9 @@
  * bidirectional with seeded non-zero biases (not trained, except the text_classifier and seq2seq
  * archs), and a composed GRU for reset_after, which tfjs 4.22 lacks.
  *
- * The attention keys (mha, swiglu) are built in attention.js: a composed MultiHeadAttention
- * (tfjs 4.22 has none) serialised as Keras's, and SwiGLU from stock layers.
+ * The attention keys (mha, swiglu, transformer) are built in attention.js: a composed
+ * MultiHeadAttention (tfjs 4.22 has none) serialised as Keras's, SwiGLU from stock layers, and
+ * Keras-style transformer blocks of both. The mixer key's two models are built in mixer.js.
  */
 
 const pbtf = require('./pb_tfjs.js');
@@ -133,11 +134,12 @@ class RMSNorm extends tf.layers.Layer {
     super(config);
     this.epsilon = config.epsilon === undefined ? 1e-6 : config.epsilon;
     this.axis = config.axis === undefined ? -1 : config.axis;
+    this.scaleInitializer = config.scaleInitializer || tf.initializers.ones(); // training only: not in the config
     if (this.axis !== -1) throw new Error(`RMSNorm: only axis -1 is implemented, got ${JSON.stringify(this.axis)}`);
   }
 
   build(inputShape) {
-    this.scale = this.addWeight('scale', [inputShape[inputShape.length - 1]], 'float32', tf.initializers.ones());
+    this.scale = this.addWeight('scale', [inputShape[inputShape.length - 1]], 'float32', this.scaleInitializer);
     this.built = true;
   }
 
@@ -171,6 +173,7 @@ function seeds(seed, name) {
     uniform: () => tf.initializers.randomUniform({ minval: -0.05, maxval: 0.05, seed: next++ }), // tfjs's Embedding default, seeded
     orthogonal: () => tf.initializers.orthogonal({ seed: next++ }), // tfjs's recurrent kernel default, seeded
     bias: () => tf.initializers.randomNormal({ stddev: 0.5, seed: next++ }),
+    gamma: () => tf.initializers.randomNormal({ mean: 1, stddev: 0.25, seed: next++ }), // a norm's scale, off 1
   };
 }
 
@@ -347,6 +350,8 @@ const BUILDERS = {
   ...require('./families.js').families(tf, { ACTIVATIONS, NOT_IN_TFJS }),
   mha: require('./attention.js').mhaModel,
   swiglu: require('./attention.js').swigluModel,
+  transformer: require('./attention.js').transformerModel,
+  mixer: (spec, init) => require('./mixer.js').mixer(tf, { RMSNorm })(spec, init),
 };
 
 // Inputs: N(0, 1) floats, or uniform int32 ids in [0, vocab).
@@ -443,7 +448,8 @@ async function build(fixture) {
   // One input shape, or (recurrent states) one per model input: the first may be ids, the rest are floats.
   const inputShapes = built.inputShapes || [built.inputShape];
   const tensors = [];
-  const drawAll = (rows, s) => inputShapes.map((shape, i) => draw(rows, shape, i === 0 ? vocab : undefined, s + 1000 * i));
+  // A builder's own draw(rows, seed) gives inputs that are not N(0, 1) floats (a padding mask).
+  const drawAll = built.draw || ((rows, s) => inputShapes.map((shape, i) => draw(rows, shape, i === 0 ? vocab : undefined, s + 1000 * i)));
   try {
     if (fit) {
       const xTrain = drawAll(Math.min(samples, FIT_ROWS), seed + 101);

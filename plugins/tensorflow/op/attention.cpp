@@ -9,7 +9,11 @@
 //   [num_heads, value_dim, out] (out: output_shape, else the query's features), bias [out];
 // - the query is scaled by 1/√key_dim, scores = q·kᵀ, use_causal_mask lets query i see keys
 //   j ≤ i (Keras adds -1e9 elsewhere; here -inf: after the softmax both are exactly 0), softmax
-//   over the keys, ·v, the heads merged by the output projection; dropout acts in training only.
+//   over the keys, ·v, the heads merged by the output projection; dropout acts in training only;
+// - the call argument attention_mask [N, Tq or 1, Tk] (non-zero: attend) is combined with the
+//   causal mask and Keras's softmax adds (1 - mask)·(-1e9) to the scores; Keras 2 / 3 pass it as a
+//   tensor keyword, the tfjs capture as the fourth input with attention_mask: true (decoder.cpp
+//   makes the tensor the last input either way).
 #include <cmath>
 #include <limits>
 
@@ -46,17 +50,31 @@ std::string project(const Layer& L, const std::string& role, const std::string& 
 
 void translate_mha(const Layer& L) {
   const JsonRef c = L.config();
-  if (L.arity() < 2 || L.arity() > 3)
-    L.fail("MultiHeadAttention takes query, value and optionally key; \"" + L.name() + "\" is called on " + std::to_string(L.arity()) +
-           (L.arity() == 1 ? " tensor" : " tensors"));
+  // attention_mask: a tensor (Keras 2 / 3: the call's last input), or the tfjs capture's `true`
+  // (its fourth input [query, value, key, attention_mask]); false / absent: none.
+  bool masked = false;
+  if (auto a = L.call_arg("attention_mask")) {
+    if (!a->raw().is_boolean()) {
+      masked = true;
+    } else if (a->boolean()) {
+      if (L.arity() != 4)
+        a->fail("attention_mask true (the tfjs form) needs the call's inputs [query, value, key, attention_mask], got " + std::to_string(L.arity()) +
+                (L.arity() == 1 ? " input" : " inputs"));
+      masked = true;
+    }
+  }
+  const size_t arity = L.arity() - (masked ? 1 : 0);  // query, value (, key)
+  if (arity < 2 || arity > 3)
+    L.fail("MultiHeadAttention takes query, value and optionally key; \"" + L.name() + "\" is called on " + std::to_string(arity) +
+           (arity == 1 ? " tensor" : " tensors"));
   const char* names[] = {"query", "value", "key"};
-  for (size_t i = 0; i < L.arity(); ++i)
+  for (size_t i = 0; i < arity; ++i)
     if (L.shape(i).size() != 3 || !is_float(L.type(i).dtype))
       L.fail(std::string("MultiHeadAttention \"") + L.name() + "\" needs a float " + names[i] + " [batch, steps, features], got " +
              dtype_name(L.type(i).dtype) + " " + shape_str(L.shape(i)));
   const Shape& qs = L.shape(0);
   const Shape& vs = L.shape(1);
-  const Shape& ks = L.shape(L.arity() == 3 ? 2 : 1);
+  const Shape& ks = L.shape(arity == 3 ? 2 : 1);
   if (ks[1] != vs[1]) L.fail("MultiHeadAttention \"" + L.name() + "\": key " + shape_str(ks) + " and value " + shape_str(vs) + " differ in length");
 
   const int64_t heads = positive(c["num_heads"]), key_dim = positive(c["key_dim"]);
@@ -82,7 +100,6 @@ void translate_mha(const Layer& L) {
       if (!ok) s->fail(std::string(key) + " " + s->raw().dump() + " does not match the input " + shape_str(*shape));
     }
 
-  refuse_call_arg(L, "attention_mask", "attention_mask is not supported (only use_causal_mask)");
   for (const char* m : {"query_mask", "value_mask", "key_mask"}) refuse_call_arg(L, m, std::string(m) + " (a Keras mask) is not supported");
   refuse_call_arg(L, "return_attention_scores", "return_attention_scores true is not supported (the layer's output only)");
   bool causal = false;
@@ -94,12 +111,37 @@ void translate_mha(const Layer& L) {
 
   const std::vector<std::string> xs = L.xs(Layout::ChannelsLast);
   const std::string q = project(L, "query", xs[0], qs[2], heads, key_dim, "key_dim", bias);
-  const std::string k = project(L, "key", xs[L.arity() == 3 ? 2 : 1], ks[2], heads, key_dim, "key_dim", bias);
+  const std::string k = project(L, "key", xs[arity == 3 ? 2 : 1], ks[2], heads, key_dim, "key_dim", bias);
   const std::string v = project(L, "value", xs[1], vs[2], heads, value_dim, "value_dim", bias);
   // Keras scales q before the product; here the product is scaled.
   std::string scores = L.emit_step("scores", "MatMul", {q, k}, attrs_of({{"transpose_b", int64_t(1)}, {"scale", 1 / std::sqrt(double(key_dim))}}));
-  if (causal) {
-    const int64_t tq = qs[1], tk = ks[1];
+  const int64_t tq = qs[1], tk = ks[1];
+  if (masked) {
+    // Keras's softmax adds (1 - mask)·(-1e9): 0 where the mask [N, Tq or 1, Tk] is non-zero,
+    // -1e9 elsewhere (combined with the causal mask: both must allow). -1e9, not -inf, so a row
+    // with every key masked is uniform over its keys as in Keras 2 and tfjs.
+    const ir::TensorType& mt = L.type(L.arity() - 1);
+    const Shape& ms = mt.shape;
+    if (mt.dtype != DType::i32 && mt.dtype != DType::i64)
+      L.fail("MultiHeadAttention \"" + L.name() + "\" needs an integer or boolean attention_mask (1: attend, 0: masked), got " + dtype_name(mt.dtype) +
+             " " + shape_str(ms));
+    if (ms.size() != 3 || ms[0] != qs[0] || (ms[1] != tq && ms[1] != 1) || ms[2] != tk)
+      L.fail("MultiHeadAttention \"" + L.name() + "\" needs an attention_mask [batch, " + std::to_string(tq) + " or 1, " + std::to_string(tk) +
+             "] for query " + shape_str(qs) + " and key " + shape_str(ks) + ", got " + shape_str(ms));
+    Tensor zero(DType::f32, {1}), large(DType::f32, {1});
+    zero.data<float>()[0] = 0.f;
+    large.data<float>()[0] = -1e9f;
+    const std::string z = L.constant("zero", zero), n = L.constant("masked_value", large);
+    const std::string m4 = L.emit_step("mask_heads", "Reshape", {xs.back()}, attrs_of({{"shape", Ints{0, 1, ms[1], tk}}}));
+    std::string adder = L.emit_step("mask_adder", "Where", {m4, z, n});
+    if (causal) {
+      Tensor seen(DType::f32, {tq, tk});
+      for (int64_t i = 0; i < tq; ++i)
+        for (int64_t j = 0; j < tk; ++j) seen.data<float>()[i * tk + j] = j <= i ? 1.f : 0.f;
+      adder = L.emit_step("mask_causal", "Where", {L.constant("causal_seen", seen), adder, n});
+    }
+    scores = L.emit_step("masked", "Add", {scores, adder});
+  } else if (causal) {
     Tensor mask(DType::f32, {tq, tk});
     for (int64_t i = 0; i < tq; ++i)
       for (int64_t j = 0; j < tk; ++j) mask.data<float>()[i * tk + j] = j <= i ? 0.f : -std::numeric_limits<float>::infinity();

@@ -47,7 +47,10 @@ Seq seq(const Tensor& x) {
 // ≤ i when causal, softmax over the keys, ·v, out = "abcd,cde->abe" with K_o [heads, value_dim,
 // out] + b_o. The weights are the stream's tensors of layer `layer` (bias absent without
 // use_bias).
-Seq keras_mha(const pb::Stream& s, const std::string& layer, const Seq& query, const Seq& value, const Seq& key, bool causal) {
+// With `allowed` (Keras's attention_mask, combined with the causal mask), the softmax adds -1e9
+// where it is false, rounded as float32 does (a row with every key masked is then uniform).
+Seq keras_mha(const pb::Stream& s, const std::string& layer, const Seq& query, const Seq& value, const Seq& key, bool causal,
+              const std::function<bool(int64_t, int64_t, int64_t)>& allowed = nullptr) {
   auto w = [&](const std::string& n) -> const Tensor* {
     auto it = s.tensors.find(layer + "/" + n);
     return it == s.tensors.end() ? nullptr : &it->second;
@@ -81,15 +84,18 @@ Seq keras_mha(const pb::Stream& s, const std::string& layer, const Seq& query, c
       for (int64_t h = 0; h < heads; ++h) {
         std::vector<double> p(size_t(tk), 0.0);
         double top = -INFINITY, sum = 0;
+        // Without a mask, keys above the diagonal are left out (-inf); with one, they get -1e9.
+        const auto hidden = [&](int64_t j) { return !allowed && causal && j > i; };
         for (int64_t j = 0; j < tk; ++j) {
-          if (causal && j > i) continue;
+          if (hidden(j)) continue;
           double sc = 0;
           for (int64_t d = 0; d < kd; ++d) sc += q[size_t(((a * tq + i) * heads + h) * kd + d)] / std::sqrt(double(kd)) * k[size_t(((a * tk + j) * heads + h) * kd + d)];
+          if (allowed && (!allowed(a, i, j) || (causal && j > i))) sc = double(float(sc) + -1e9f);
           p[size_t(j)] = sc;
           top = std::max(top, sc);
         }
         for (int64_t j = 0; j < tk; ++j) {
-          p[size_t(j)] = causal && j > i ? 0.0 : std::exp(p[size_t(j)] - top);
+          p[size_t(j)] = hidden(j) ? 0.0 : std::exp(p[size_t(j)] - top);
           sum += p[size_t(j)];
         }
         for (int64_t j = 0; j < tk; ++j)
@@ -242,8 +248,13 @@ TEST_CASE("tensorflow attention: what MultiHeadAttention cannot compute is refus
 
   // Call arguments.
   CHECK_THROWS_MATCHES(decode(kwarg(self_i, "attention_mask", json::array({"x", 0, 0}))), pb::Error,
-                       ErrorAt(self_kw + ".attention_mask", "attention_mask is not supported (only use_causal_mask)"));
+                       ErrorAt(self_l, "MultiHeadAttention \"mha_self\" needs an integer or boolean attention_mask (1: attend, 0: masked), got f32 [2, 4, 6]"));
   CHECK(decode(kwarg(self_i, "attention_mask", nullptr)).find_node("mha_self/masked"));  // null: not given
+  CHECK(decode(kwarg(self_i, "attention_mask", false)).find_node("mha_self/mask_adder") == nullptr);  // false: none
+  CHECK_THROWS_MATCHES(decode(kwarg(self_i, "attention_mask", true)), pb::Error,
+                       ErrorAt(self_kw + ".attention_mask",
+                               "attention_mask true (the tfjs form) needs the call's inputs [query, value, key, attention_mask], got 2 inputs"));
+  CHECK_THROWS_MATCHES(decode(kwarg(self_i, "attention_mask", "x")), pb::Error, ErrorAt(self_kw + ".attention_mask", "expected a tensor reference"));
   CHECK_THROWS_MATCHES(decode(kwarg(self_i, "query_mask", json::array({"x", 0, 0}))), pb::Error,
                        ErrorAt(self_kw + ".query_mask", "query_mask (a Keras mask) is not supported"));
   CHECK_THROWS_MATCHES(decode(kwarg(self_i, "return_attention_scores", true)), pb::Error,
@@ -274,6 +285,103 @@ TEST_CASE("tensorflow attention: what MultiHeadAttention cannot compute is refus
   k3["model"]["topology"]["config"]["layers"][k3_cross]["inbound_nodes"][0]["kwargs"]["key"] = 7;
   CHECK_THROWS_MATCHES(decode(k3), pb::Error,
                        ErrorAt("model.topology.config.layers[" + std::to_string(k3_cross) + "].inbound_nodes[0].kwargs.key", "expected a keras tensor"));
+}
+
+TEST_CASE("tensorflow attention: MultiHeadAttention attention_mask, a key padding mask and one combined with the causal mask",
+          "[tensorflow][attention]") {
+  const json doc = load_doc("tfjs_mha_mask");
+  const pb::Stream s = to_stream(doc);
+  const Graph g = tensorflow().decode(s);
+  // The recorded model: x [2, 4, 6], valid [2, 4] (key padding), allowed [2, 4, 4]; mha_pad on [x, x]
+  // masked by Reshape(valid) [2, 1, 4]; mha_both on [mha_pad, mha_pad] masked by allowed and causal.
+  const Seq x = seq(s.tensors.at(s.inputs[0]));
+  const Tensor& valid = s.tensors.at(s.inputs[1]);
+  const Tensor& allowed = s.tensors.at(s.inputs[2]);
+  REQUIRE(valid.dtype() == pb::DType::i32);
+  REQUIRE(valid.shape() == Shape{2, 4});
+  const Seq pad = keras_mha(s, "mha_pad", x, x, x, false, [&](int64_t a, int64_t, int64_t j) { return valid.data<int32_t>()[a * 4 + j] != 0; });
+  const Seq both = keras_mha(s, "mha_both", pad, pad, pad, true,
+                             [&](int64_t a, int64_t i, int64_t j) { return allowed.data<int32_t>()[(a * 4 + i) * 4 + j] != 0; });
+  // tfjs (the composed layer) computed Keras's definition; row 0's query 1 sees no key: uniform weights.
+  check_close(pbtest::doubles(expected(s, 0)), pad.v, 1e-5, 1e-4);
+  check_close(pbtest::doubles(expected(s, 1)), both.v, 1e-5, 1e-4);
+  CHECK(allowed.data<int32_t>()[1 * 4 + 0] == 0);
+  CHECK(allowed.data<int32_t>()[1 * 4 + 1] == 0);
+
+  // The mask: Reshape to [N, 1, Tq or 1, Tk], Where(mask, 0, -1e9) added to the scores; with the
+  // causal mask a second Where keeps -1e9 above the diagonal.
+  CHECK(node(g, "mha_pad/value").inputs[0] == "x");
+  CHECK(node(g, "mha_pad/key").inputs[0] == "x");
+  CHECK(node(g, "mha_pad/mask_heads").inputs == std::vector<std::string>{"key_mask"});
+  CHECK(node(g, "mha_pad/mask_heads").attrs.ints("shape") == std::vector<int64_t>{0, 1, 1, 4});
+  CHECK(node(g, "mha_pad/mask_adder").op == "Where");
+  CHECK(node(g, "mha_pad/mask_adder").inputs == std::vector<std::string>{"mha_pad/mask_heads", "mha_pad.zero", "mha_pad.masked_value"});
+  CHECK(g.weights.at("mha_pad.masked_value").data<float>()[0] == -1e9f);
+  CHECK(node(g, "mha_pad/masked").inputs == std::vector<std::string>{"mha_pad/scores", "mha_pad/mask_adder"});
+  CHECK(g.find_node("mha_pad/mask_causal") == nullptr);
+  CHECK(node(g, "mha_both/mask_heads").attrs.ints("shape") == std::vector<int64_t>{0, 1, 4, 4});
+  CHECK(node(g, "mha_both/mask_causal").inputs == std::vector<std::string>{"mha_both.causal_seen", "mha_both/mask_adder", "mha_both.masked_value"});
+  const Tensor& seen = g.weights.at("mha_both.causal_seen");
+  CHECK(seen.data<float>()[0 * 4 + 1] == 0.f);
+  CHECK(seen.data<float>()[1 * 4 + 0] == 1.f);
+
+  const std::vector<Tensor> got = run(s, g);
+  check_close(pbtest::doubles(got[0]), pad.v, 1e-5, 1e-4);
+  check_close(pbtest::doubles(got[1]), both.v, 1e-5, 1e-4);
+  pbtest::check_passes(pbtest::ladder(s, tensorflow()), s);
+
+  // Without the mask (0 added where masked), or with the causal part dropped: visibly wrong.
+  Graph unmasked = g;
+  unmasked.weights["mha_pad.masked_value"] = pbtest::f32({1}, {0.f});
+  CHECK(max_diff(run(s, unmasked)[0], expected(s, 0)) > 0.01);
+  Graph acausal = g;
+  acausal.weights["mha_both.causal_seen"] = pbtest::f32({4, 4}, std::vector<float>(16, 1.f));
+  CHECK(max_diff(run(s, acausal)[1], expected(s, 1)) > 0.01);
+
+  // The same calls as Keras 2 writes them (value and attention_mask keywords of the query's ref) and
+  // as Keras 3 does (args [query, value], kwargs attention_mask): the same graph and outputs.
+  const size_t pad_i = layer_index(doc, "mha_pad"), both_i = layer_index(doc, "mha_both");
+  json k2 = doc;
+  json& k2_layers = k2["model"]["topology"]["config"]["layers"];
+  k2_layers[pad_i]["inbound_nodes"] = json::parse(R"([[["x", 0, 0, {"value": ["x", 0, 0], "attention_mask": ["key_mask", 0, 0]}]]])");
+  k2_layers[both_i]["inbound_nodes"] = json::parse(
+      R"([[["mha_pad", 0, 0, {"value": ["mha_pad", 0, 0], "attention_mask": ["allowed", 0, 0], "use_causal_mask": true}]]])");
+  const pb::Stream s2 = to_stream(k2);
+  const Graph g2 = tensorflow().decode(s2);
+  CHECK(node(g2, "mha_pad/mask_heads").inputs == std::vector<std::string>{"key_mask"});
+  CHECK(node(g2, "mha_both/mask_causal").op == "Where");
+  pbtest::check_outputs(s2, g2);
+  json k3 = doc;
+  auto kt = [](const std::string& layer) { return json{{"class_name", "__keras_tensor__"}, {"config", {{"keras_history", {layer, 0, 0}}}}}; };
+  k3["model"]["topology"]["config"]["layers"][pad_i]["inbound_nodes"] =
+      json::array({{{"args", {kt("x"), kt("x")}}, {"kwargs", {{"attention_mask", kt("key_mask")}}}}});
+  k3["model"]["topology"]["config"]["layers"][both_i]["inbound_nodes"] =
+      json::array({{{"args", {kt("mha_pad"), kt("mha_pad")}}, {"kwargs", {{"attention_mask", kt("allowed")}, {"use_causal_mask", true}}}}});
+  const pb::Stream s3 = to_stream(k3);
+  pbtest::check_outputs(s3, tensorflow().decode(s3));
+
+  // Refused: a mask that is not [batch, Tq or 1, Tk] (the rank-2 padding input itself); the tfjs
+  // form without its fourth input.
+  const std::string pad_l = "model.topology.config.layers[" + std::to_string(pad_i) + "]";
+  json bad = k2;
+  bad["model"]["topology"]["config"]["layers"][pad_i]["inbound_nodes"][0][0][3]["attention_mask"] = {"valid", 0, 0};
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error,
+                       ErrorAt(pad_l, "MultiHeadAttention \"mha_pad\" needs an attention_mask [batch, 4 or 1, 4] for query [2, 4, 6] and key [2, 4, 6], got [2, 4]"));
+  bad = doc;
+  bad["model"]["topology"]["config"]["layers"][pad_i]["inbound_nodes"][0].erase(3);
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error,
+                       ErrorAt(pad_l + ".inbound_nodes[0][0][3].attention_mask",
+                               "attention_mask true (the tfjs form) needs the call's inputs [query, value, key, attention_mask], got 3 inputs"));
+  bad = doc;
+  bad["model"]["topology"]["config"]["layers"][pad_i]["inbound_nodes"][0].erase(1);
+  bad["model"]["topology"]["config"]["layers"][pad_i]["inbound_nodes"][0].erase(1);
+  bad["model"]["topology"]["config"]["layers"][pad_i]["inbound_nodes"][0].erase(1);
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error, ErrorAt(pad_l + ".inbound_nodes[0][0][3].attention_mask", "got 1 input"));
+  // Keras 2 with a mask and no value: the query alone besides the mask.
+  bad = k2;
+  bad["model"]["topology"]["config"]["layers"][pad_i]["inbound_nodes"][0][0][3].erase("value");
+  CHECK_THROWS_MATCHES(decode(bad), pb::Error,
+                       ErrorAt(pad_l, "MultiHeadAttention takes query, value and optionally key; \"mha_pad\" is called on 1 tensor"));
 }
 
 TEST_CASE("tensorflow attention: MultiHeadAttention on a rank-2 input is refused", "[tensorflow][attention]") {

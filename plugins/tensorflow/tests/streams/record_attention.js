@@ -14,6 +14,14 @@
 //                     composed layers with the same weights
 //   tfjs_swiglu.json  SwiGLU from stock layers on x [2, 3, 6]: gate / up Dense(8), swish, Multiply,
 //                     down Dense(6)
+//   tfjs_mha_mask.json  Keras's attention_mask: inputs x [2, 4, 6], valid int32 [2, 4] (row 1
+//                     padded after 2 steps), allowed int32 [2, 4, 4]; "mha_pad" (2 heads, key_dim
+//                     3) on [x, x] with attentionMask = Reshape(valid) [2, 1, 4] (a key padding
+//                     mask), then "mha_both" (2 heads, key_dim 3) on [mha_pad, mha_pad] with
+//                     attentionMask allowed and useCausalMask (combined; allowed masks every key
+//                     j <= 1 of query 1 in row 0, so that row is fully masked: uniform weights);
+//                     the composed layer writes the call as [query, value, key, mask] with
+//                     attention_mask: true (tfjs cannot serialise a tensor keyword)
 //   node plugins/tensorflow/tests/streams/record_attention.js
 const fs = require('fs');
 const path = require('path');
@@ -121,6 +129,22 @@ async function main() {
 
   const swiglu = attention.swigluModel({ d_model: D, ff: 8, seq: 3 }, init);
   write('tfjs_swiglu', pbtf.capture(swiglu.model, normal([N, 3, D]), 'tfjs_swiglu', { taps: true, composed: swiglu.composed }));
+
+  {
+    const x = tf.input({ shape: [T, D], name: 'x' });
+    const valid = tf.input({ shape: [T], dtype: 'int32', name: 'valid' });
+    const allowed = tf.input({ shape: [T, T], dtype: 'int32', name: 'allowed' });
+    const keyMask = tf.layers.reshape({ targetShape: [1, T], name: 'key_mask' }).apply(valid);
+    const mha = (name) => new attention.MultiHeadAttention({ name, numHeads: 2, keyDim: 3, kernelInitializer: init.kernel, biasInitializer: init.bias });
+    const pad = mha('mha_pad').apply([x, x], { attentionMask: keyMask });
+    const both = mha('mha_both').apply([pad, pad], { attentionMask: allowed, useCausalMask: true });
+    const model = tf.model({ inputs: [x, valid, allowed], outputs: [pad, both] });
+    const allowedValues = Array.from({ length: N * T * T }, (_, i) => (i * 7 + 3) % 5 !== 0 ? 1 : 0);
+    allowedValues[1 * T + 0] = 0; // row 0, query 1: keys 0 and 1 (all it may see causally) masked
+    allowedValues[1 * T + 1] = 0;
+    const inputs = [normal([N, T, D]), tf.tensor2d([1, 1, 1, 1, 1, 1, 0, 0], [N, T], 'int32'), tf.tensor3d(allowedValues, [N, T, T], 'int32')];
+    write('tfjs_mha_mask', pbtf.capture(model, inputs, 'tfjs_mha_mask', { taps: true, composed: [attention.COMPOSED_MHA] }));
+  }
 }
 
 main().catch((e) => {
