@@ -2,7 +2,6 @@
 // case EXACT or PASS with a bit-identical reload and no degenerate output, or SKIP because the
 // suite marks it not applicable. A planet whose engine is missing here is a SKIP warning, never a silent pass.
 #include <algorithm>
-#include <filesystem>
 
 #include "runner.h"
 #include "suite.h"
@@ -12,18 +11,8 @@ namespace {
 
 const std::string kSuite = PB_SOURCE_DIR "/config/suites/bedrock.yaml";
 
-// Empty when the planet's plugin is built and its engine loads here, else why not.
-std::string unavailable(const std::string& planet) {
-  if (!std::filesystem::exists(pbtest::plugin_path(planet))) return "the " + planet + " plugin is not built";
-  if (planet == "pytorch") return pbtest::python_missing("torch");
-  if (planet == "sklearn") return pbtest::python_missing("sklearn");
-  const std::string package = planet == "jax" ? "@jax-js/jax" : "@tensorflow/tfjs";
-  const int rc = pbtest::shell("cd " + pbtest::quote(PB_SOURCE_DIR) + " && node -e 'require(\"" + package + "\")' >/dev/null 2>&1");
-  return rc == 0 ? "" : "node cannot load " + package + " (run npm ci)";
-}
-
 void run_planet(const std::string& planet) {
-  PBTEST_SKIP_IF(unavailable(planet), "live " + planet + " suite");
+  PBTEST_SKIP_IF(pbtest::planet_unavailable(planet), "live " + planet + " suite");
   pbtest::TempDir tmp;
   const pb::host::Suite suite = pb::host::load_suite(kSuite);
   pb::host::PluginRegistry plugins;

@@ -159,6 +159,7 @@ FxTuple FxNode::tuple_arg(const JsonRef& a) const {
 
 std::string FxNode::number_constant(const JsonRef& a, const FxScalar& v, const std::string& role) const {
   if (v.kind == FxScalar::Kind::Device) a.fail("a device is not a number");
+  if (v.kind == FxScalar::Kind::DType) a.fail("a dtype is not a number");
   if (v.batch())
     a.fail(a.raw().dump() + " (" + std::to_string(v.i) + " here) depends on the batch, which the graph leaves open; it cannot become a constant");
   Tensor t(DType::f32, {});

@@ -21,7 +21,7 @@ using Ints = std::vector<int64_t>;
 // that depends on the batch keeps how: per_batch·N + offset for the batch N, or `nonlinear`
 // where no such form holds (N // 3, N·N). A shape it lands in must not fix the batch.
 struct FxScalar {
-  enum class Kind { Bool, Int, Float, Device };
+  enum class Kind { Bool, Int, Float, Device, DType };  // DType (x.dtype): i holds the pb::DType
   Kind kind = Kind::Int;
   int64_t i = 0;  // Bool, Int: the value as captured
   double f = 0;   // Float
@@ -266,7 +266,7 @@ void translate_softsign(const FxNode& n);
 void translate_tanhshrink(const FxNode& n);
 void translate_stochastic_depth(const FxNode& n);
 Translate softmax_module(bool log);
-Translate softmax_call(bool log);
+Translate softmax_call(bool log, size_t dtype_at);
 void translate_identity(const FxNode& n);
 void translate_dropout_module(const FxNode& n);
 void translate_dropout_call(const FxNode& n);
@@ -325,6 +325,9 @@ void translate_flatten_module(const FxNode& n);
 void translate_flatten_call(const FxNode& n);
 void translate_reshape(const FxNode& n);
 void translate_transpose(const FxNode& n);
+void translate_swapaxes(const FxNode& n);
+// The Transpose of argument 0 swapping dims dim0 and dim1 (negative from the end); `what` names them in errors.
+void emit_swap(const FxNode& n, int64_t dim0, int64_t dim1, const std::string& what);
 void translate_permute(const FxNode& n);
 void translate_cat(const FxNode& n);
 void translate_repeat_interleave(const FxNode& n);

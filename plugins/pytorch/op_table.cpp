@@ -159,7 +159,7 @@ namespace {
 // A call's translator: the keyword arguments it understands (besides "input", argument 0).
 FxTranslator call(Attrs kwargs, Translate t) { return {std::move(kwargs), 1, std::move(t)}; }
 
-const Attrs kSoftmax = {"dim", "_stacklevel"};  // F.softmax's dtype (null) is absent; a dtype is refused
+const Attrs kSoftmax = {"dim", "_stacklevel", "dtype"};  // dtype float32 only (op/elementwise.cpp)
 const Attrs kReduce = {"dim", "keepdim", "dtype"};
 const Attrs kMaxPoolCall = {"kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices"};
 const Attrs kAvgPoolCall = {"kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"};
@@ -189,10 +189,10 @@ const FxTable& function_table() {
       {"torch._C._nn.gelu", call({"approximate"}, translate_gelu_call)},
       {"torch.nn.functional.leaky_relu", call({"negative_slope", "inplace"}, translate_leaky_relu_call)},
       {"torch.nn.functional.elu", call({"alpha", "inplace"}, translate_elu_call)},
-      {"torch.softmax", call(kSoftmax, softmax_call(false))},
-      {"torch.nn.functional.softmax", call(kSoftmax, softmax_call(false))},
-      {"torch.log_softmax", call(kSoftmax, softmax_call(true))},
-      {"torch.nn.functional.log_softmax", call(kSoftmax, softmax_call(true))},
+      {"torch.softmax", call(kSoftmax, softmax_call(false, 2))},
+      {"torch.nn.functional.softmax", call(kSoftmax, softmax_call(false, 3))},
+      {"torch.log_softmax", call(kSoftmax, softmax_call(true, 2))},
+      {"torch.nn.functional.log_softmax", call(kSoftmax, softmax_call(true, 3))},
       {"torch.flatten", call({"start_dim", "end_dim"}, translate_flatten_call)},
       {"torch.nn.functional.dropout", call({"p", "training", "inplace"}, translate_dropout_call)},
       {"torchvision.ops.stochastic_depth.stochastic_depth", call({"p", "mode", "training"}, translate_stochastic_depth)},
@@ -284,6 +284,8 @@ const FxTable& function_table() {
       {"torch.bmm", call({"mat2"}, translate_matmul)},
       {"torch.cat", call({"tensors", "dim", "axis"}, translate_cat)},
       {"torch.transpose", call({"dim0", "dim1"}, translate_transpose)},
+      {"torch.swapdims", call({"dim0", "dim1"}, translate_transpose)},
+      {"torch.swapaxes", call({"axis0", "axis1"}, translate_swapaxes)},
       {"torch.permute", call({"dims"}, translate_permute)},
       {"torch.reshape", call({"shape"}, translate_reshape)},
       {"_operator.getitem", call({}, translate_getitem)},
@@ -302,8 +304,8 @@ const FxTable& method_table() {
       {"relu", call({}, activation("relu"))},
       {"tanh", call({}, activation("tanh"))},
       {"sigmoid", call({}, activation("sigmoid"))},
-      {"softmax", call(kSoftmax, softmax_call(false))},
-      {"log_softmax", call(kSoftmax, softmax_call(true))},
+      {"softmax", call(kSoftmax, softmax_call(false, 2))},
+      {"log_softmax", call(kSoftmax, softmax_call(true, 2))},
       {"flatten", call({"start_dim", "end_dim"}, translate_flatten_call)},
       {"add", call(kBinary, binary("Add"))},
       {"sub", call(kBinary, binary("Sub"))},
@@ -320,6 +322,8 @@ const FxTable& method_table() {
       {"matmul", call({"other"}, translate_matmul)},
       {"bmm", call({"mat2"}, translate_matmul)},
       {"transpose", call({"dim0", "dim1"}, translate_transpose)},
+      {"swapdims", call({"dim0", "dim1"}, translate_transpose)},
+      {"swapaxes", call({"axis0", "axis1"}, translate_swapaxes)},
       {"permute", call({"dims"}, translate_permute)},
       {"view", call({"shape"}, translate_reshape)},
       {"reshape", call({"shape"}, translate_reshape)},

@@ -131,6 +131,17 @@ inline std::string plugin_path(const std::string& planet) {
   return (fs::path(PB_PLUGIN_DIR) / ("libplanet_" + planet + ".so")).string();
 }
 
+// Empty when the planet's plugin is built and its engine loads here, else why not (live tests
+// SKIP with it).
+inline std::string planet_unavailable(const std::string& planet) {
+  if (!fs::exists(plugin_path(planet))) return "the " + planet + " plugin is not built";
+  if (planet == "pytorch") return python_missing("torch");
+  if (planet == "sklearn") return python_missing("sklearn");
+  const std::string package = planet == "jax" ? "@jax-js/jax" : "@tensorflow/tfjs";
+  const int rc = shell("cd " + quote(PB_SOURCE_DIR) + " && node -e 'require(\"" + package + "\")' >/dev/null 2>&1");
+  return rc == 0 ? "" : "node cannot load " + package + " (run npm ci)";
+}
+
 // The planet's Dialect, its plugin loaded once; fails the test naming the file and why when the
 // plugin cannot be loaded.
 inline const pb::Dialect& dialect(const std::string& planet) {

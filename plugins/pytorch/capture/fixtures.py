@@ -7,8 +7,8 @@ The model is trained for a few Adam steps on a fixed synthetic regression task, 
 are non-zero and weights are not just their initialisation.
 
 The other layer keys (cnn1/2/3, pool, batchnorm, layernorm, rmsnorm, embedding, residual,
-model, rnn, lstm, gru, mha, transformer, swiglu) and their specs are defined in docs/suites.md and
-in the builders' docstrings here (swiglu_model, gqa_model, decoder_model); each model is built from
+model, rnn, lstm, gru, mha, transformer, swiglu, mixer) and their specs are defined in docs/suites.md and
+in the builders' docstrings here (swiglu_model, gqa_model, decoder_model, mixer_model); each model is built from
 stock torch modules (RMSNorm, which torch 1.13 lacks, is composed from torch ops and labelled
 so) and moved off its initialisation by a few Adam steps towards a fixed random target (the
 recurrent archs, text_classifier and seq2seq, by a few steps on a synthetic task).
@@ -755,6 +755,98 @@ def gqa_model(spec, n):
     return model, (torch.randn(n, seq, d),)
 
 
+# ---------------------------------------------------------------- mixer: every layer type in one model
+
+class MixerV1(nn.Module):
+    """arch all_v1, a plain stack of 10 layers (7 types) on x [N, 8, 16] as users write it:
+    Linear, Conv1d over the sequence (transposed to [N, C, T] and back), LayerNorm,
+    nn.MultiheadAttention (batch_first, self-attention, biases), RMSNorm (composed), LSTM (the
+    sequence out), Linear + Tanh, SwiGLU (composed), LayerNorm, Linear: [N, 8, 8]."""
+
+    def __init__(self):
+        super().__init__()
+        self.l01_dense = nn.Linear(16, 32)
+        self.l02_conv1d = nn.Conv1d(32, 32, 3, padding="same")
+        self.l03_layernorm = nn.LayerNorm(32)
+        self.l04_mha = nn.MultiheadAttention(32, 4, batch_first=True)
+        self.l05_rmsnorm = RMSNorm(32)
+        self.l06_lstm = nn.LSTM(32, 32, batch_first=True)
+        self.l07_dense = nn.Linear(32, 32)
+        self.l07_tanh = nn.Tanh()
+        self.l08_swiglu = SwiGLU(32, 64, bias=True)
+        self.l09_layernorm = nn.LayerNorm(32)
+        self.l10_dense = nn.Linear(32, 8)
+
+    def forward(self, x):
+        x = self.l01_dense(x)
+        x = self.l02_conv1d(x.transpose(1, 2)).transpose(1, 2)
+        x = self.l03_layernorm(x)
+        x, _ = self.l04_mha(x, x, x)
+        x = self.l05_rmsnorm(x)
+        x, _ = self.l06_lstm(x)
+        x = self.l07_tanh(self.l07_dense(x))
+        x = self.l08_swiglu(x)
+        x = self.l09_layernorm(x)
+        return self.l10_dense(x)
+
+
+class MixerV2(nn.Module):
+    """arch all_v2, 16 layers (12 types) in a pre-norm transformer pattern on ids [N, 8] in
+    [0, 50): Embedding(50, 32); then, each as x + f(norm(x)), causal nn.MultiheadAttention (a
+    torch.triu bool attn_mask buffer, as the mha causal fixtures), SwiGLU(32, 64), Conv1d(32, 32,
+    3, 'same'), GRU, RNN (tanh), LSTM (each `y, _ = self.rnn(x)`), under alternating LayerNorm /
+    RMSNorm; a final LayerNorm, Linear(32, 10) and F.softmax over the last axis: [N, 8, 10]."""
+
+    def __init__(self, vocab=50, d=32, ff=64, seq=8, classes=10):
+        super().__init__()
+        self.l01_embedding = nn.Embedding(vocab, d)
+        self.l02_layernorm = nn.LayerNorm(d)
+        self.l03_mha = nn.MultiheadAttention(d, 4, batch_first=True)
+        self.register_buffer("causal_mask", _causal_mask(seq, False))
+        self.l04_rmsnorm = RMSNorm(d)
+        self.l05_swiglu = SwiGLU(d, ff, bias=True)
+        self.l06_layernorm = nn.LayerNorm(d)
+        self.l07_conv1d = nn.Conv1d(d, d, 3, padding="same")
+        self.l08_rmsnorm = RMSNorm(d)
+        self.l09_gru = nn.GRU(d, d, batch_first=True)
+        self.l10_layernorm = nn.LayerNorm(d)
+        self.l11_rnn = nn.RNN(d, d, nonlinearity="tanh", batch_first=True)
+        self.l12_rmsnorm = RMSNorm(d)
+        self.l13_lstm = nn.LSTM(d, d, batch_first=True)
+        self.l14_layernorm = nn.LayerNorm(d)
+        self.l15_dense = nn.Linear(d, classes)
+
+    def forward(self, ids):
+        x = self.l01_embedding(ids)
+        h = self.l02_layernorm(x)
+        h, _ = self.l03_mha(h, h, h, attn_mask=self.causal_mask)
+        x = x + h
+        x = x + self.l05_swiglu(self.l04_rmsnorm(x))
+        x = x + self.l07_conv1d(self.l06_layernorm(x).transpose(1, 2)).transpose(1, 2)
+        h, _ = self.l09_gru(self.l08_rmsnorm(x))
+        x = x + h
+        h, _ = self.l11_rnn(self.l10_layernorm(x))
+        x = x + h
+        h, _ = self.l13_lstm(self.l12_rmsnorm(x))
+        x = x + h
+        x = self.l14_layernorm(x)
+        return nn.functional.softmax(self.l15_dense(x), dim=-1)
+
+
+def mixer_model(spec, n):
+    """layer mixer: arch all_v1 (MixerV1 on x [n, 8, 16]) or all_v2 (MixerV2 on ids [n, 8]),
+    every dimension fixed by the arch; trained as mha (a few Adam steps towards a random target,
+    so every bias and norm parameter moves off its initialisation); returns (model, inputs)."""
+    s = pbstream.Spec(spec, {"arch"})
+    arch = s.choice("arch", ("all_v1", "all_v2"))
+    if arch == "all_v1":
+        model, fresh = MixerV1(), lambda: (torch.randn(n, 8, 16),)
+    else:
+        model, fresh = MixerV2(), lambda: (torch.randint(0, 50, (n, 8)),)
+    _fit_outputs(model, fresh())
+    return model, fresh()
+
+
 def _calibrate_batchnorm(model, shape, batches=3):
     """Running statistics of every BatchNorm set from a few random batches (a cumulative
     average), so that an untrained model's activations keep realistic magnitudes: with the
@@ -827,10 +919,11 @@ BUILDERS = {
     "mha": mha_model,
     "transformer": transformer_model,
     "swiglu": swiglu_model,
+    "mixer": mixer_model,
     "zoo": zoo_model,
 }
 # Layers whose builders train the model themselves and return a tuple of inputs.
-TUPLE_INPUT_LAYERS = frozenset(RECURRENT) | {"mha", "transformer"}
+TUPLE_INPUT_LAYERS = frozenset(RECURRENT) | {"mha", "transformer", "mixer"}
 # Layers whose models are used as built: real models, not trained here.
 AS_BUILT_LAYERS = frozenset({"zoo"})
 # Layers captured without taps: a real model's every activation would make the stream huge.

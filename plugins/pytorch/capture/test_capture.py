@@ -580,7 +580,7 @@ class AttentionFixtureTest(unittest.TestCase):
 
     def test_swiglu_fixtures(self):
         fxs = [f for f in pbstream.suite_fixtures(self.SUITE, "pytorch") if f["layer"] == "swiglu"]
-        self.assertEqual(len(fxs), 2)
+        self.assertEqual(len(fxs), 4)  # two of them on every planet
         for fx in fxs:
             with self.subTest(fx["id"]):
                 model, x = fixtures.model_and_input(fx)
@@ -622,6 +622,84 @@ class AttentionFixtureTest(unittest.TestCase):
                 fixtures.model_and_input({**fx, "layer": layer, "spec": spec})
 
 
+class MixerFixtureTest(unittest.TestCase):
+    """layer mixer: every layer type in one model (docs/planets/pytorch.md)."""
+    SUITE = RecurrentFixtureTest.SUITE
+    LAYERS = {"mixer_all_v1": 10, "mixer_all_v2": 15}  # numbered modules l01_ .. (all_v2's 16th is F.softmax)
+
+    def fixtures(self):
+        return [f for f in pbstream.suite_fixtures(self.SUITE, "pytorch") if f["layer"] == "mixer"]
+
+    def numbered(self, model):
+        return {name: m for name, m in model.named_children() if name[:1] == "l" and name[1:3].isdigit()}
+
+    def test_stock_modules_moved_off_their_initialisation(self):
+        fxs = self.fixtures()
+        self.assertEqual(sorted(f["id"] for f in fxs), sorted(self.LAYERS))
+        for fx in fxs:
+            with self.subTest(fx["id"]):
+                model, inputs = fixtures.model_and_input(fx)
+                layers = self.numbered(model)
+                self.assertEqual(sorted({name[:3] for name in layers}), [f"l{k:02d}" for k in range(1, self.LAYERS[fx["id"]] + 1)])
+                self.assertTrue(any(type(m) is nn.MultiheadAttention for m in layers.values()))
+                self.assertTrue(any(type(m) is nn.LSTM for m in layers.values()))
+                for name, m in model.named_modules():
+                    if type(m) is nn.MultiheadAttention:  # torch initialises both biases to zero
+                        self.assertTrue(torch.all(m.in_proj_bias != 0), name)
+                        self.assertTrue(torch.all(m.out_proj.bias != 0), name)
+                    if isinstance(m, (nn.LayerNorm, fixtures.RMSNorm)):
+                        self.assertTrue(torch.all(m.weight != 1), name)
+                    if isinstance(m, nn.LayerNorm):
+                        self.assertTrue(torch.all(m.bias != 0), name)
+                for name, p in model.named_parameters():
+                    if name.endswith("bias") or "bias_" in name:
+                        self.assertTrue(torch.all(p != 0), name)
+                x = inputs[0]
+                self.assertEqual(x.shape, (fx["samples"], 8) + ((16,) if fx["id"] == "mixer_all_v1" else ()))
+                with torch.no_grad():
+                    y = model(*inputs)
+                self.assertEqual(y.shape, (fx["samples"], 8, 8 if fx["id"] == "mixer_all_v1" else 10))
+
+    def test_every_layer_changes_the_output(self):
+        for fx in self.fixtures():
+            model, inputs = fixtures.model_and_input(fx)
+            for name, layer in self.numbered(model).items():
+                params = list(layer.parameters())
+                if not params:
+                    continue  # l07_tanh
+                with self.subTest(f"{fx['id']}.{name}"), torch.no_grad():
+                    # Noise, not a scale: l02_conv1d's scale would vanish in the LayerNorm after it.
+                    before = model(*inputs)
+                    saved = [p.clone() for p in params]
+                    for p in params:
+                        p.add_(0.05 * torch.randn_like(p))
+                    after = model(*inputs)
+                    for p, q in zip(params, saved):
+                        p.copy_(q)
+                    self.assertGreater((before - after).abs().max().item(), 1e-4)
+
+    def test_all_v2_is_causal_and_sums_to_one(self):
+        fx = next(f for f in self.fixtures() if f["id"] == "mixer_all_v2")
+        model, (ids,) = fixtures.model_and_input(fx)
+        self.assertTrue(torch.equal(model.causal_mask, torch.triu(torch.ones(8, 8, dtype=torch.bool), diagonal=1)))
+        with torch.no_grad():
+            y = model(ids)
+            later = ids.clone()
+            later[:, -1] = (later[:, -1] + 1) % 50
+            # The attention is causal; the 'same' conv lets position 6 see position 7, the rest is causal.
+            torch.testing.assert_close(model(later)[:, :-2], y[:, :-2])
+            torch.testing.assert_close(y.sum(-1), torch.ones(fx["samples"], 8))
+
+    def test_one_tap_per_numbered_layer(self):
+        for fx in self.fixtures():
+            with self.subTest(fx["id"]):
+                taps = fixtures.build(fx).doc["taps"]
+                for k in range(1, self.LAYERS[fx["id"]] + 1):
+                    self.assertTrue(any(t.startswith(f"l{k:02d}_") for t in taps), f"l{k:02d}")
+                if fx["id"] == "mixer_all_v2":
+                    self.assertIn("softmax", taps)
+
+
 class ServeTest(unittest.TestCase):
     def serve(self, request, *args):
         return run_serve(CAPTURE, request, *args)
@@ -643,7 +721,7 @@ class ServeTest(unittest.TestCase):
         self.assertEqual(frames[1][1]["input.0"].shape, (7, 4))
         err = frames[3][0]
         self.assertEqual(err["event"], "error")
-        self.assertEqual(err["message"], "ValueError: layer 'conv2' is not supported by the pytorch capture (known: dense, cnn1, cnn2, cnn3, pool, batchnorm, layernorm, rmsnorm, embedding, residual, model, rnn, lstm, gru, mha, transformer, swiglu, zoo)")
+        self.assertEqual(err["message"], "ValueError: layer 'conv2' is not supported by the pytorch capture (known: dense, cnn1, cnn2, cnn3, pool, batchnorm, layernorm, rmsnorm, embedding, residual, model, rnn, lstm, gru, mha, transformer, swiglu, mixer, zoo)")
 
     # A stand-in planet: argv[1] == "missing" makes its engine fail to import.
     FAKE_PLANET = (

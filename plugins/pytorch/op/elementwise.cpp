@@ -20,9 +20,30 @@ std::string gelu_function(const std::optional<JsonRef>& approximate) {
   approximate->fail("unknown GELU approximation \"" + a + "\" (expected \"none\" or \"tanh\")");
 }
 
+// A dtype argument as the capture sends it ({"repr": "torch.float32"}), or "".
+std::string dtype_repr(const JsonRef& a) { return a.is_object() && a.has("repr") ? a["repr"].str() : ""; }
+
+// Whether dtype argument `a` names float32: torch.float32 / torch.float, or a value's x.dtype
+// that is float32. nullopt when `a` is no dtype at all.
+std::optional<bool> names_float32(const FxNode& n, const JsonRef& a) {
+  const std::string d = dtype_repr(a);
+  if (d.rfind("torch.", 0) == 0) return d == "torch.float32" || d == "torch.float";
+  const std::optional<FxScalar> s = a.is_object() && a.has("node") ? n.scalar(a) : std::nullopt;
+  if (s && s->kind == FxScalar::Kind::DType) return static_cast<DType>(s->i) == DType::f32;
+  return std::nullopt;
+}
+
 // torch's implicit softmax dim depends on the input rank (a deprecated rule): refused, not guessed.
-void emit_softmax(const FxNode& n, const std::optional<JsonRef>& dim, bool log) {
+// dtype (F.softmax(x, dim=-1, dtype=torch.float32), as Hugging Face's attention writes it) casts
+// the input first: float32 of a float32 input changes nothing; any other is refused.
+void emit_softmax(const FxNode& n, const std::optional<JsonRef>& dim, bool log, const std::optional<JsonRef>& dtype = std::nullopt) {
   if (!dim) n.fail("softmax without an explicit dim uses torch's deprecated implicit-dim rule; pass dim");
+  if (dtype && !dtype->raw().is_null()) {
+    if (names_float32(n, *dtype) != true)
+      dtype->fail("softmax with dtype " + dtype->raw().dump() + " is not supported (float32 only: the IR computes in float32)");
+    if (n.type(0).dtype != DType::f32)
+      dtype->fail("softmax with dtype float32 of a " + std::string(dtype_name(n.type(0).dtype)) + " input is not supported (the IR has no cast)");
+  }
   n.emit("Softmax", {n.in(0)}, attrs_of({{"axis", dim->i64()}, {"log", int64_t(log)}}));
 }
 
@@ -96,8 +117,10 @@ void translate_softplus_module(const FxNode& n) {
 Translate softmax_module(bool log) {
   return [log](const FxNode& n) { emit_softmax(n, n.attrs().find("dim"), log); };
 }
-Translate softmax_call(bool log) {
-  return [log](const FxNode& n) { emit_softmax(n, n.arg(1, "dim"), log); };
+// dtype_at: dtype's position (F.softmax(input, dim, _stacklevel, dtype): 3; torch.softmax(input,
+// dim, dtype) and x.softmax(dim, dtype): 2).
+Translate softmax_call(bool log, size_t dtype_at) {
+  return [log, dtype_at](const FxNode& n) { emit_softmax(n, n.arg(1, "dim"), log, n.arg(dtype_at, "dtype")); };
 }
 
 // Identity, and x.contiguous(): IR values are always contiguous.
@@ -155,7 +178,7 @@ void translate_pow(const FxNode& n) {
   auto e = n.arg(1, "exponent");
   if (!e) n.fail("pow needs an exponent");
   const std::optional<FxScalar> v = n.scalar(*e);
-  if (!v || v->kind == FxScalar::Kind::Device || v->kind == FxScalar::Kind::Bool) e->fail("the exponent must be a Python number (a tensor exponent is not supported)");
+  if (!v || v->kind == FxScalar::Kind::Device || v->kind == FxScalar::Kind::DType || v->kind == FxScalar::Kind::Bool) e->fail("the exponent must be a Python number (a tensor exponent is not supported)");
   if (v->batch()) e->fail("the exponent depends on the batch, which the graph leaves open");
   const double p = v->number();
   const std::string x = n.in(0);
@@ -168,9 +191,6 @@ void translate_pow(const FxNode& n) {
 }
 
 namespace {
-
-// A dtype argument as the capture sends it ({"repr": "torch.float32"}), or "".
-std::string dtype_repr(const JsonRef& a) { return a.is_object() && a.has("repr") ? a["repr"].str() : ""; }
 
 // x computed as float32 (already so): Identity; anything else is refused naming `what`.
 void same_float(const FxNode& n, const std::string& what) {
@@ -191,8 +211,8 @@ void translate_type_as(const FxNode& n) {
   same_float(n, "x.type_as(other)");
 }
 
-// x.to(torch.float32), x.to(device) / x.to("cpu"), x.to(other): float32 stays float32, and the
-// device is irrelevant here; another dtype is refused.
+// x.to(torch.float32), x.to(q.dtype) of a float32 q, x.to(device) / x.to("cpu"), x.to(other):
+// float32 stays float32, and the device is irrelevant here; another dtype is refused.
 void translate_to(const FxNode& n) {
   for (size_t i = 1; i < 3; ++i) {
     auto a = n.arg(i, i == 1 ? "dtype" : "device");
@@ -200,14 +220,14 @@ void translate_to(const FxNode& n) {
     const std::string d = dtype_repr(*a);
     const std::optional<FxScalar> s = n.scalar(*a);
     const bool device = (s && s->kind == FxScalar::Kind::Device) || a->raw().is_string() || d.rfind("device(", 0) == 0;
-    if (device || d == "torch.float32" || d == "torch.float") continue;
+    if (device || names_float32(n, *a) == true) continue;  // torch.float32, or x.dtype of a float32 x
     if (a->is_object() && a->has("node") && !s) {
       if (n.type(i).dtype != DType::f32) a->fail("x.to(other) with a non-float32 other is not supported");
       continue;
     }
     a->fail("x.to(" + a->raw().dump() + ") is not supported (float32 and devices only: the IR computes in float32)");
   }
-  if (auto d = n.kwarg("dtype"); d && dtype_repr(*d) != "torch.float32" && dtype_repr(*d) != "torch.float")
+  if (auto d = n.kwarg("dtype"); d && names_float32(n, *d) != true)
     d->fail("x.to(dtype=" + d->raw().dump() + ") is not supported (float32 only)");
   same_float(n, "x.to(...)");
 }

@@ -45,6 +45,7 @@ FxScalar depends_on_batch(FxScalar s) {
 // a `op` b as Python computes it (a bool counts as the int 0 or 1); for ints, the batch form too.
 FxScalar apply(const FxNode& n, const std::string& op, const FxScalar& a, const FxScalar& b) {
   if (a.kind == Kind::Device || b.kind == Kind::Device) n.fail("a device is not a number (" + symbols().at(op) + ")");
+  if (a.kind == Kind::DType || b.kind == Kind::DType) n.fail("a dtype is not a number (" + symbols().at(op) + ")");
   const bool batch = a.batch() || b.batch();
   const bool linear = !a.nonlinear && !b.nonlinear;
   if (is_comparison(op)) {
@@ -99,7 +100,7 @@ FxScalar apply(const FxNode& n, const std::string& op, const FxScalar& a, const 
 }
 
 FxScalar negated(const FxNode& n, const FxScalar& a) {
-  if (a.kind == Kind::Device) n.fail("a device is not a number (-)");
+  if (a.kind == Kind::Device || a.kind == Kind::DType) n.fail("a device or dtype is not a number (-)");
   if (a.kind == Kind::Float) return FxScalar::real(-a.f);
   FxScalar r = FxScalar::integer(-a.i);
   r.per_batch = -a.per_batch;
@@ -143,7 +144,8 @@ void translate_size(const FxNode& n) {
   define_shape(n, in);
 }
 
-// getattr(x, "shape" | "ndim" | "device"), as fx records x.shape.
+// getattr(x, "shape" | "ndim" | "device" | "dtype"), as fx records x.shape; x.mT and x.mH (real
+// values: the same) swap the last two dims.
 void translate_getattr(const FxNode& n) {
   auto name = n.arg(1);
   if (!name || !name->is_string()) n.fail("getattr needs an attribute name");
@@ -156,7 +158,17 @@ void translate_getattr(const FxNode& n) {
     d.kind = Kind::Device;
     return n.define_scalar(d);
   }
-  name->fail("getattr(tensor, \"" + attr + "\") is not supported (shape, ndim and device are)");
+  if (attr == "dtype") {  // for x.to(q.dtype), softmax(..., dtype=q.dtype): the value's own dtype
+    FxScalar d;
+    d.kind = Kind::DType;
+    d.i = static_cast<int64_t>(n.decoder().ir_type(in).dtype);
+    return n.define_scalar(d);
+  }
+  if (attr == "mT" || attr == "mH") {
+    if (n.decoder().ir_type(in).shape.size() < 2) name->fail("x." + attr + " of a tensor of rank below 2");
+    return emit_swap(n, -2, -1, "x." + attr);
+  }
+  name->fail("getattr(tensor, \"" + attr + "\") is not supported (shape, ndim, device, dtype, mT and mH are)");
 }
 
 // x.dim() / x.ndimension(): the rank.
@@ -210,7 +222,7 @@ Translate math_function(const std::string& fn) {
   return [fn](const FxNode& n) {
     auto a = n.arg(0);
     const std::optional<FxScalar> x = a ? n.scalar(*a) : std::nullopt;
-    if (!x || x->kind == Kind::Device) n.fail("math." + fn + " needs a Python number");
+    if (!x || x->kind == Kind::Device || x->kind == Kind::DType) n.fail("math." + fn + " needs a Python number");
     const double v = x->number();
     FxScalar r = fn == "sqrt" ? FxScalar::real(std::sqrt(v)) : FxScalar::integer(int64_t(fn == "floor" ? std::floor(v) : std::ceil(v)));
     if (fn != "sqrt" && x->kind == Kind::Int) r = *x;  // floor / ceil of an int is that int
@@ -225,7 +237,7 @@ void translate_assert(const FxNode& n) {
   auto message = n.arg(1, "message");
   if (!cond) n.fail("torch._assert needs a condition");
   const std::optional<FxScalar> c = n.scalar(*cond);
-  if (!c || c->kind == Kind::Device) cond->fail("torch._assert on a tensor is not supported (its value is known only when the graph runs)");
+  if (!c || c->kind == Kind::Device || c->kind == Kind::DType) cond->fail("torch._assert on a tensor is not supported (its value is known only when the graph runs)");
   const std::string text = message ? (message->is_string() ? message->str() : message->raw().dump()) : "";
   if (c->number() == 0) n.fail("torch._assert failed" + (text.empty() ? "" : ": " + text));
   if (c->batch())

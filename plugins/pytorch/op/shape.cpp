@@ -327,15 +327,27 @@ void translate_expand_as(const FxNode& n) {
 }
 
 // x.transpose(a, b) / torch.transpose(x, a, b): swaps two dims (negative ones count from the end).
-void translate_transpose(const FxNode& n) {
-  auto dim0 = n.arg(1, "dim0"), dim1 = n.arg(2, "dim1");
-  if (!dim0 || !dim1) n.fail("transpose needs dim0 and dim1");
+void emit_swap(const FxNode& n, int64_t dim0, int64_t dim1, const std::string& what) {
   const size_t rank = n.type(0).shape.size();
-  const int64_t a = resolved_dim(n, dim0->i64(), rank, "transpose dim"), b = resolved_dim(n, dim1->i64(), rank, "transpose dim");
+  const int64_t a = resolved_dim(n, dim0, rank, what + " dim"), b = resolved_dim(n, dim1, rank, what + " dim");
   Ints perm(rank);
   for (size_t i = 0; i < rank; ++i) perm[i] = static_cast<int64_t>(i);
   std::swap(perm[a], perm[b]);
   n.emit("Transpose", {n.in(0)}, attrs_of({{"perm", perm}}));
+}
+
+void translate_transpose(const FxNode& n) {
+  auto dim0 = n.arg(1, "dim0"), dim1 = n.arg(2, "dim1");
+  if (!dim0 || !dim1) n.fail("transpose needs dim0 and dim1");
+  emit_swap(n, dim0->i64(), dim1->i64(), "transpose");
+}
+
+// x.swapaxes(1, 2) / torch.swapaxes(x, axis0=1, axis1=2): NumPy's name for transpose (torch.swapdims
+// is transpose itself, dim0 and dim1).
+void translate_swapaxes(const FxNode& n) {
+  auto axis0 = n.arg(1, "axis0"), axis1 = n.arg(2, "axis1");
+  if (!axis0 || !axis1) n.fail("swapaxes needs axis0 and axis1");
+  emit_swap(n, axis0->i64(), axis1->i64(), "swapaxes");
 }
 
 // x.permute(0, 2, 1) / x.permute((0, 2, 1)) / torch.permute(x, (0, 2, 1)): every dim named.

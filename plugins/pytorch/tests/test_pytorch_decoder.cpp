@@ -327,12 +327,16 @@ TEST_CASE("pytorch decoder: a keyword argument no translator understands is refu
   CHECK_THROWS_MATCHES(decode(doc), pb::Error,
                        ErrorAt("model.graph[2].kwargs.approximate", "attribute not understood for torch.nn.functional.relu (known: inplace)"));
 
-  // F.softmax(x, dim=1, dtype=torch.float64) computes in another dtype; dtype=None is absent.
+  // F.softmax(x, dim=1, dtype=torch.float64) computes in another dtype; dtype=None is absent, and
+  // float32 of a float32 input changes nothing.
   doc = load_doc("softmax_dim");
   doc["model"]["graph"][2]["kwargs"]["dtype"] = nullptr;
   CHECK_NOTHROW(decode(doc));
+  doc["model"]["graph"][2]["kwargs"]["dtype"] = {{"repr", "torch.float32"}};
+  CHECK_NOTHROW(decode(doc));
   doc["model"]["graph"][2]["kwargs"]["dtype"] = {{"repr", "torch.float64"}};
-  CHECK_THROWS_WITH(decode(doc), Catch::Contains("model.graph[2].kwargs.dtype: attribute not understood"));
+  CHECK_THROWS_MATCHES(decode(doc), pb::Error,
+                       ErrorAt("model.graph[2].kwargs.dtype", "softmax with dtype {\"repr\":\"torch.float64\"} is not supported (float32 only"));
 
   // A module is called with its input only.
   doc = load_doc("linear_square");

@@ -242,6 +242,48 @@ TEST_CASE("pytorch shape: out-of-range indexes, Python numbers where a tensor be
   CHECK_THROWS_MATCHES(decode(past_table), pb::Error, ErrorAt(graph_path(gpt, "wpe"), "ids 0..5 (torch.arange) are out of range for 5 rows"));
 }
 
+// ------------------------------------------------------------------ transpose spellings, float32 softmax
+
+TEST_CASE("pytorch shape: swapaxes, swapdims, x.mT / x.mH are transposes, softmax with dtype float32 (or x.dtype) is a softmax, .to(x.dtype) none",
+          "[pytorch]") {
+  const Graph g = check_recorded("swap_forms");
+  // x.swapaxes(1, 2), torch.swapaxes(axis0=-1, axis1=1), torch.swapdims(1, 2), x.swapdims(-1, -2), .mT, .mH: [2, 3, 4] <-> [2, 4, 3].
+  for (const char* swap : {"swapaxes", "swapaxes_1", "swapdims", "swapdims_1", "getattr_1", "getattr_2"}) {
+    INFO(swap);
+    CHECK(node(g, swap).op == "Transpose");
+    CHECK(node(g, swap).attrs.ints("perm") == Ints{0, 2, 1});
+  }
+  // F.softmax(dtype=torch.float32), torch.softmax(x, -1, torch.float32), x.softmax(1, dtype=x.dtype): no cast;
+  // x.dtype is a Python value (no node), .to(x.dtype) of float32 an Identity.
+  CHECK(node(g, "softmax").op == "Softmax");
+  CHECK(node(g, "softmax").inputs == Names{"getattr_2"});
+  CHECK(node(g, "softmax_1").attrs.i("axis") == -1);
+  CHECK(node(g, "softmax_2").attrs.i("axis") == 1);
+  CHECK(node(g, "to").op == "Identity");
+  check_no_node(g, "getattr_3");
+  check_no_node(g, "getattr_4");
+}
+
+TEST_CASE("pytorch shape: a softmax to another dtype, a transpose spelling it cannot compute, or a dtype as a number is refused naming its path",
+          "[pytorch]") {
+  const json doc = load_doc("swap_forms");
+  auto refused = [&](const std::function<void(json&)>& edit, const std::string& path, const std::string& message) {
+    json d = doc;
+    edit(d);
+    CHECK_THROWS_MATCHES(decode(d), pb::Error, ErrorAt(path, message));
+  };
+  refused([](json& d) { fx_node(d, "softmax")["kwargs"]["dtype"] = {{"repr", "torch.float64"}}; }, graph_path(doc, "softmax") + ".kwargs.dtype",
+          "softmax with dtype {\"repr\":\"torch.float64\"} is not supported (float32 only");
+  refused([](json& d) { fx_node(d, "softmax_1")["args"][2] = {{"repr", "torch.float16"}}; }, graph_path(doc, "softmax_1") + ".args[2]",
+          "softmax with dtype {\"repr\":\"torch.float16\"} is not supported");
+  refused([](json& d) { fx_node(d, "getattr_1")["args"][1] = "T"; }, graph_path(doc, "getattr_1") + ".args[1]",
+          "getattr(tensor, \"T\") is not supported (shape, ndim, device, dtype, mT and mH are)");
+  // x.dtype is no number.
+  refused([](json& d) { fx_node(d, "add")["args"][1] = {{"node", "getattr_4"}}; }, graph_path(doc, "add") + ".args[1]", "a dtype is not a number");
+  refused([](json& d) { fx_node(d, "swapaxes_1")["kwargs"].erase("axis1"); }, graph_path(doc, "swapaxes_1"), "swapaxes needs axis0 and axis1");
+  refused([](json& d) { fx_node(d, "swapdims")["args"][1] = 3; }, graph_path(doc, "swapdims"), "transpose dim 3");
+}
+
 // ------------------------------------------------------------------ LLaMA's pieces
 
 TEST_CASE("pytorch shape: LLaMA's pieces - RMSNorm by pow, mean, rsqrt, float/type_as; rotate_half by ...; repeat_kv by None and expand;"

@@ -223,6 +223,26 @@ class Layout(nn.Module):
         return torch.transpose(r, 0, 2).reshape(2, 20), p
 
 
+class SwapForms(nn.Module):
+    """The other spellings of a transpose and a float32 softmax, as user code has them: a Conv1d
+    over the sequence by x.swapaxes(1, 2) and back by .mT, torch.swapaxes (keywords),
+    torch.swapdims and x.swapdims (negative dims), x.mH, the batch staying at dim 0;
+    F.softmax(dtype=torch.float32) then .to(x.dtype) (Hugging Face's attention), torch.softmax
+    with a positional float32 dtype, x.softmax(1, dtype=x.dtype)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(4, 4, 3, padding=1)
+
+    def forward(self, x):  # [2, 3, 4]
+        c = self.conv(x.swapaxes(1, 2)).mT  # [2, 4, 3] convolved, back to [2, 3, 4]
+        a = torch.swapaxes(c, axis0=-1, axis1=1)  # [2, 4, 3]
+        b = torch.swapdims(a, 1, 2).swapdims(-1, -2)  # [2, 3, 4], then [2, 4, 3]
+        s = nn.functional.softmax(b.mH, dim=-1, dtype=torch.float32).to(x.dtype)  # [2, 3, 4]
+        t = torch.softmax(c, -1, torch.float32) + c.softmax(1, dtype=x.dtype)
+        return s, t
+
+
 class BareParameter(nn.Module):
     """A parameter read directly (an fx get_attr node) and a .contiguous() call."""
 
@@ -722,12 +742,16 @@ def layout():
     return randomise(Layout()), (grid(2, 3, 4),), {}
 
 
+def swap_forms():
+    return randomise(SwapForms()), (grid(2, 3, 4),), {}
+
+
 def bare_parameter():
     return randomise(BareParameter()), (grid(3, 4),), {}
 
 
 MODELS = (conv2d_same_even, conv_groups, conv1d_pools, conv3d_pools, pools2d, pools_ceil_adaptive, conv_bn_relu, batchnorms, norms,
-          embedding, shared_input_dag, layout, bare_parameter, lstm_states, gru_bidirectional, rnn_relu_root, rnn_select,
+          embedding, shared_input_dag, layout, swap_forms, bare_parameter, lstm_states, gru_bidirectional, rnn_relu_root, rnn_select,
           gru_last, mha_self_weights, mha_cross_padding, encoder_layer_root, encoder_layer_gelu_tanh, encoder_stack_padding, matmul_forms,
           decoder_layer_masks, transformer_root, llama_pieces,
           channel_shuffle, gpt_attention, class_token, shape_methods, conv_transposes, upsamples, group_norms, activations_shuffle)
