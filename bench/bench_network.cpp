@@ -1,5 +1,5 @@
 // pb_bench: times one stream's model on planetbridge's oneDNN Network.
-//   pb_bench STREAM [--iters N] [--warmup W] [--plugin-dir DIR]
+//   pb_bench STREAM [--iters N] [--warmup W] [--threads T] [--plugin-dir DIR]
 // Prints one JSON line: compile time, per-run wall times (median, p10, p90) in ms, and the
 // activation memory plan (MiB: the shared arena, the same buffers without reuse, the live peak
 // no plan can beat, and buffers allocated on their own such as the inputs).
@@ -19,19 +19,21 @@
 
 int main(int argc, char** argv) {
   std::string path, plugin_dir;
-  int iters = 200, warmup = 20;
+  int iters = 200, warmup = 20, threads = 0;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--iters" && i + 1 < argc) iters = std::atoi(argv[++i]);
     else if (a == "--warmup" && i + 1 < argc) warmup = std::atoi(argv[++i]);
     else if (a == "--plugin-dir" && i + 1 < argc) plugin_dir = argv[++i];
+    else if (a == "--threads" && i + 1 < argc) threads = std::atoi(argv[++i]);
     else path = a;
   }
-  if (path.empty() || iters <= 0) {
-    std::cerr << "usage: pb_bench STREAM [--iters N] [--warmup W] [--plugin-dir DIR]\n";
+  if (path.empty() || iters <= 0 || threads < 0) {
+    std::cerr << "usage: pb_bench STREAM [--iters N] [--warmup W] [--threads T] [--plugin-dir DIR]\n";
     return 2;
   }
   try {
+    if (threads > 0) pb::set_threads(threads);  // else OMP_NUM_THREADS
     using clock = std::chrono::steady_clock;
     auto ms = [](clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); };
     pb::Stream stream = pb::read_stream_file(path);
@@ -57,7 +59,7 @@ int main(int argc, char** argv) {
     }
     std::sort(times.begin(), times.end());
     auto pct = [&](double p) { return times[std::min(times.size() - 1, static_cast<size_t>(p * times.size()))]; };
-    nlohmann::json out = {{"model_id", stream.model_id}, {"compile_ms", compile_ms}, {"iters", iters},
+    nlohmann::json out = {{"model_id", stream.model_id}, {"compile_ms", compile_ms}, {"iters", iters}, {"threads", pb::threads()},
                           {"median_ms", pct(0.5)}, {"p10_ms", pct(0.1)}, {"p90_ms", pct(0.9)},
                           {"kernels", net.describe()}};
     const pb::MemoryStats mem = net.memory_stats();

@@ -50,6 +50,7 @@ std::string read_text_file(const std::string& path) {
 struct Common {
   std::string plugin_dir;
   bool no_color = false;
+  int threads = 0;  // 0: OMP_NUM_THREADS, else every core
   bool color() const { return !no_color && ::isatty(STDOUT_FILENO) && std::getenv("NO_COLOR") == nullptr; }
   PluginRegistry plugins() const { return PluginRegistry::discover(plugin_search_path(plugin_dir)); }
 };
@@ -435,6 +436,9 @@ int main(int argc, char** argv) {
   Common common;
   app.add_option("--plugin-dir", common.plugin_dir, "Directory searched first for libplanet_*.so plugins");
   app.add_flag("--no-color", common.no_color, "Plain output even on a terminal");
+  app.add_option("--threads", common.threads,
+                 "Threads for the kernels and the planets' capture processes (default: OMP_NUM_THREADS, else every core)")
+      ->check(CLI::Range(1, 1024));
 
   RunArgs run;
   CLI::App* run_cmd = app.add_subcommand("run", "Run a YAML suite live on every selected planet");
@@ -543,6 +547,10 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : kExitUsage;
+  }
+  if (common.threads > 0) {  // the kernels here, and every capture process started from now on
+    set_threads(common.threads);
+    ::setenv("OMP_NUM_THREADS", std::to_string(common.threads).c_str(), 1);
   }
   try {
     if (*run_cmd) return cmd_run(common, run);

@@ -69,3 +69,12 @@ TEST_CASE("cli: inspect --passes compiles the checkpoint: passes, kernels, activ
   CHECK(shell(std::string(PB_CLI) + " inspect --passes --batch 0 " + quote(path) + " >" + quote(out) + " 2>&1") == 2);
   CHECK_THAT(pbtest::read_text(out), Catch::Contains("--batch"));
 }
+
+TEST_CASE("cli: --threads sets the kernels' threads; a count below 1 is refused", "[cli]") {
+  pbtest::TempDir tmp;
+  const std::string stream = PB_SOURCE_DIR "/plugins/pytorch/tests/streams/linear_square.json";
+  const std::string out = tmp.file("out.txt");
+  CHECK(shell(std::string(PB_CLI) + " --threads 0 check " + quote(stream) + " >" + quote(out) + " 2>&1") == 2);
+  CHECK_THAT(pbtest::read_text(out), Catch::Contains("--threads"));
+  CHECK(shell(std::string(PB_CLI) + " check " + quote(stream) + " --threads 1 --data " + quote(tmp.file("d")) + " >" + quote(out) + " 2>&1") == 0);
+}

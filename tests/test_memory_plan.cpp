@@ -121,3 +121,12 @@ TEST_CASE("memory plan: networks with reuse compute what they compute without it
       CHECK(s.arena_bytes >= s.live_peak_bytes);
     }
 }
+
+TEST_CASE("threads: set_threads sets the OpenMP threads the kernels use; below 1 is an error", "[memory]") {
+  const int before = pb::threads();
+  pb::set_threads(1);
+  CHECK(pb::threads() == 1);
+  CHECK_THROWS_WITH(pb::set_threads(0), Catch::Contains("expected a count >= 1, got 0"));
+  pb::set_threads(before);
+  CHECK(pb::threads() == before);
+}

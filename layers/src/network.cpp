@@ -1,5 +1,7 @@
 #include "planetbridge/network.h"
 
+#include <omp.h>
+
 #include <cstring>
 #include <sstream>
 
@@ -119,6 +121,13 @@ const std::string& node_input(const ir::Node& node, size_t i) {
 }  // namespace layers
 
 // ------------------------------------------------------------------ Network
+
+void set_threads(int n) {
+  if (n < 1) throw Error("threads", "expected a count >= 1, got " + std::to_string(n));
+  omp_set_num_threads(n);
+}
+
+int threads() { return omp_get_max_threads(); }
 
 std::vector<std::string> kernel_ops() {
   std::vector<std::string> out;

@@ -40,6 +40,11 @@ struct MemoryStats {
   size_t buffers = 0;          // buffers placed in the arena
 };
 
+// Threads for oneDNN's kernels and the network's own loops from now on (both run on the same
+// OpenMP runtime); n >= 1. Without a call, OMP_NUM_THREADS decides, else every core.
+void set_threads(int n);
+int threads();
+
 // The ops this build has kernels for (layers/kernels/registry.cpp), sorted.
 std::vector<std::string> kernel_ops();
 
