@@ -1,5 +1,5 @@
 // pb_bench: times one stream's model on planetbridge's oneDNN Network.
-//   pb_bench STREAM [--iters N] [--warmup W] [--threads T] [--plugin-dir DIR]
+//   pb_bench STREAM [--iters N] [--warmup W] [--threads T] [--no-reuse] [--plugin-dir DIR]
 // Prints one JSON line: compile time, per-run wall times (median, p10, p90) in ms, and the
 // activation memory plan (MiB: the shared arena, the same buffers without reuse, the live peak
 // no plan can beat, and buffers allocated on their own such as the inputs).
@@ -20,16 +20,18 @@
 int main(int argc, char** argv) {
   std::string path, plugin_dir;
   int iters = 200, warmup = 20, threads = 0;
+  pb::CompileOptions options;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--iters" && i + 1 < argc) iters = std::atoi(argv[++i]);
     else if (a == "--warmup" && i + 1 < argc) warmup = std::atoi(argv[++i]);
     else if (a == "--plugin-dir" && i + 1 < argc) plugin_dir = argv[++i];
     else if (a == "--threads" && i + 1 < argc) threads = std::atoi(argv[++i]);
+    else if (a == "--no-reuse") options.reuse_memory = false;
     else path = a;
   }
   if (path.empty() || iters <= 0 || threads < 0) {
-    std::cerr << "usage: pb_bench STREAM [--iters N] [--warmup W] [--threads T] [--plugin-dir DIR]\n";
+    std::cerr << "usage: pb_bench STREAM [--iters N] [--warmup W] [--threads T] [--no-reuse] [--plugin-dir DIR]\n";
     return 2;
   }
   try {
@@ -48,7 +50,7 @@ int main(int argc, char** argv) {
       shapes[graph.inputs[i].name] = inputs.back()->shape();
     }
     auto t0 = clock::now();
-    pb::Network net(graph, shapes);
+    pb::Network net(graph, shapes, options);
     const double compile_ms = ms(clock::now() - t0);
     for (int i = 0; i < warmup; ++i) net.run(inputs);
     std::vector<double> times;
