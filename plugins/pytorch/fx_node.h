@@ -330,6 +330,7 @@ void translate_swapaxes(const FxNode& n);
 void emit_swap(const FxNode& n, int64_t dim0, int64_t dim1, const std::string& what);
 void translate_permute(const FxNode& n);
 void translate_cat(const FxNode& n);
+void translate_stack(const FxNode& n);
 void translate_repeat_interleave(const FxNode& n);
 
 // op/swin.cpp: torchvision.models.swin_transformer's fx-wrapped functions (torchvision 0.14)

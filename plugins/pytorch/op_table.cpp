@@ -283,6 +283,7 @@ const FxTable& function_table() {
       {"torch.matmul", call({"other"}, translate_matmul)},
       {"torch.bmm", call({"mat2"}, translate_matmul)},
       {"torch.cat", call({"tensors", "dim", "axis"}, translate_cat)},
+      {"torch.stack", call({"tensors", "dim"}, translate_stack)},
       {"torch.transpose", call({"dim0", "dim1"}, translate_transpose)},
       {"torch.swapdims", call({"dim0", "dim1"}, translate_transpose)},
       {"torch.swapaxes", call({"axis0", "axis1"}, translate_swapaxes)},

@@ -440,7 +440,7 @@ def recurrent_model(layer):
 # ---------------------------------------------------------------- mha / transformer (issue #12)
 
 _MHA_KEYS = {"d_model", "heads", "seq", "batch_first", "need_weights", "average_weights", "kdim", "vdim", "kv_seq", "mask", "bias", "root"}
-_GQA_KEYS = {"arch", "d_model", "heads", "kv_heads", "seq", "theta"}
+_GQA_KEYS = {"arch", "d_model", "heads", "kv_heads", "seq", "theta", "rope"}
 _TRANSFORMER_KEYS = {"d_model", "heads", "ff", "seq", "batch_first", "norm_first", "activation", "layers", "final_norm", "mask", "root",
                      "kind", "memory_seq"}
 
@@ -705,14 +705,24 @@ def rotate_half(x):
     return torch.cat((-x2, x1), dim=-1)
 
 
+def rotate_every_two(x):
+    """Each pair (x[..., 2i], x[..., 2i + 1]) as (-x[..., 2i + 1], x[..., 2i]) (interleaved rotary
+    embeddings, GPT-J): strided slices, torch.stack on a new last dim, flatten(-2)."""
+    x1 = x[..., ::2]
+    x2 = x[..., 1::2]
+    return torch.stack((-x2, x1), dim=-1).flatten(-2)
+
+
 class RotaryGQA(nn.Module):
     """Causal grouped-query self-attention with rotary position embeddings, in plain torch: q, k, v
     projections without bias, heads by view/transpose, cos/sin tables from
     θ^(-2i/head_dim) · position (buffers), rotate_half, the kv heads repeated to the query heads
     with repeat_interleave, a causal tril buffer applied with masked_fill (as nanoGPT), softmax,
-    o_proj."""
+    o_proj. rope "interleaved" rotates the pairs (x[..., 0::2], x[..., 1::2]) instead of the two
+    halves (GPT-J, Meta's original LLaMA): the cos/sin tables repeated per pair
+    (repeat_interleave), rotate_every_two."""
 
-    def __init__(self, d_model, heads, kv_heads, seq, theta):
+    def __init__(self, d_model, heads, kv_heads, seq, theta, rope="half"):
         super().__init__()
         if d_model % heads or heads % kv_heads or (d_model // heads) % 2:
             raise ValueError("spec: d_model must split into heads of even size, heads into kv_heads groups")
@@ -723,7 +733,8 @@ class RotaryGQA(nn.Module):
         self.o_proj = nn.Linear(heads * self.head_dim, d_model, bias=False)
         inv_freq = 1.0 / (theta ** (torch.arange(0, self.head_dim, 2).float() / self.head_dim))
         freqs = torch.outer(torch.arange(seq).float(), inv_freq)
-        emb = torch.cat((freqs, freqs), dim=-1)
+        self.rope = rope
+        emb = freqs.repeat_interleave(2, dim=-1) if rope == "interleaved" else torch.cat((freqs, freqs), dim=-1)
         self.register_buffer("cos_cached", emb.cos())
         self.register_buffer("sin_cached", emb.sin())
         self.register_buffer("causal", torch.tril(torch.ones(seq, seq)))
@@ -734,8 +745,9 @@ class RotaryGQA(nn.Module):
         k = self.k_proj(x).view(B, T, self.kv_heads, self.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(B, T, self.kv_heads, self.head_dim).transpose(1, 2)
         cos, sin = self.cos_cached[:T], self.sin_cached[:T]
-        q = (q * cos) + (rotate_half(q) * sin)
-        k = (k * cos) + (rotate_half(k) * sin)
+        rotate = rotate_every_two if self.rope == "interleaved" else rotate_half
+        q = (q * cos) + (rotate(q) * sin)
+        k = (k * cos) + (rotate(k) * sin)
         k = k.repeat_interleave(self.heads // self.kv_heads, dim=1)
         v = v.repeat_interleave(self.heads // self.kv_heads, dim=1)
         att = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)
@@ -745,12 +757,13 @@ class RotaryGQA(nn.Module):
 
 
 def gqa_model(spec, n):
-    """layer mha, arch gqa_rope: RotaryGQA(d_model, heads, kv_heads, seq, theta (10000)) on
-    [N, seq, d_model], trained as mha."""
+    """layer mha, arch gqa_rope: RotaryGQA(d_model, heads, kv_heads, seq, theta (10000), rope
+    (half | interleaved; half)) on [N, seq, d_model], trained as mha."""
     s = pbstream.Spec(spec, _GQA_KEYS)
     s.choice("arch", ("gqa_rope",))
     d, seq = s.int("d_model"), s.int("seq")
-    model = RotaryGQA(d, s.int("heads"), s.int("kv_heads"), seq, s.float("theta", 10000.0))
+    rope = s.choice("rope", ("half", "interleaved"), "half")
+    model = RotaryGQA(d, s.int("heads"), s.int("kv_heads"), seq, s.float("theta", 10000.0), rope)
     _fit_outputs(model, (torch.randn(n, seq, d),))
     return model, (torch.randn(n, seq, d),)
 

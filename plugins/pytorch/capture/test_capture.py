@@ -533,7 +533,7 @@ class AttentionFixtureTest(unittest.TestCase):
 
     def test_every_fixture_builds_stock_modules_moved_off_their_initialisation(self):
         fxs = self.fixtures()
-        self.assertEqual(len(fxs), 19)
+        self.assertEqual(len(fxs), 22)
         for fx in fxs:
             if "arch" in fx["spec"]:
                 continue  # plain torch (test_gqa_rope_fixture)
@@ -566,6 +566,7 @@ class AttentionFixtureTest(unittest.TestCase):
 
     def test_gqa_rope_fixture(self):
         fx = next(f for f in self.fixtures() if f["spec"].get("arch") == "gqa_rope")
+        self.assertNotIn("rope", fx["spec"])  # half by default
         model, (x,) = fixtures.model_and_input(fx)
         self.assertEqual((model.heads, model.kv_heads, model.head_dim), (8, 2, 8))
         self.assertEqual(model.k_proj.weight.shape, (16, 64))
@@ -577,6 +578,41 @@ class AttentionFixtureTest(unittest.TestCase):
             x2 = x.clone()
             x2[:, -1] += 1
             torch.testing.assert_close(model(x2)[:, :-1], y[:, :-1])
+
+    def test_gqa_rope_interleaved_fixture(self):
+        fx = next(f for f in self.fixtures() if f["spec"].get("rope") == "interleaved")
+        model, (x,) = fixtures.model_and_input(fx)
+        self.assertEqual((model.rope, model.heads, model.kv_heads, model.head_dim), ("interleaved", 8, 2, 8))
+        inv_freq = 1.0 / (10000 ** (torch.arange(0, 8, 2).float() / 8))
+        torch.testing.assert_close(model.cos_cached[3], (3 * inv_freq).repeat_interleave(2).cos())
+        # The pairs (q[..., 2i], q[..., 2i + 1]) turn as Meta's LLaMA turns them as complex numbers.
+        q = torch.randn(2, 8, 16, 8)
+        freqs = torch.outer(torch.arange(16).float(), inv_freq)
+        want = torch.view_as_real(torch.view_as_complex(q.reshape(2, 8, 16, 4, 2)) * torch.polar(torch.ones_like(freqs), freqs)).flatten(-2)
+        torch.testing.assert_close(q * model.cos_cached + fixtures.rotate_every_two(q) * model.sin_cached, want)
+        with torch.no_grad():
+            y = model(x)
+            x2 = x.clone()
+            x2[:, -1] += 1
+            torch.testing.assert_close(model(x2)[:, :-1], y[:, :-1])
+
+    def test_complex_rope_buffer_is_refused_naming_its_dtype(self):
+        """Meta's LLaMA keeps freqs_cis = torch.polar(ones, freqs) as a complex buffer: writing the
+        stream names it (the decoder names torch.polar / torch.view_as_complex where they are traced)."""
+
+        class ComplexRope(nn.Module):
+            def __init__(self):
+                super().__init__()
+                freqs = torch.outer(torch.arange(3).float(), torch.tensor([1.0, 0.01]))
+                self.register_buffer("freqs_cis", torch.polar(torch.ones_like(freqs), freqs))
+
+            def forward(self, x):  # [N, 3, 4]
+                xc = torch.view_as_complex(x.reshape(x.shape[0], x.shape[1], -1, 2))
+                return torch.view_as_real(xc * self.freqs_cis).flatten(2)
+
+        stream = pb_torch.capture(ComplexRope(), (torch.randn(2, 3, 4),), "complex_rope")
+        with self.assertRaisesRegex(ValueError, '"freqs_cis": unsupported dtype complex64'):
+            stream.to_bytes()
 
     def test_swiglu_fixtures(self):
         fxs = [f for f in pbstream.suite_fixtures(self.SUITE, "pytorch") if f["layer"] == "swiglu"]
@@ -617,6 +653,7 @@ class AttentionFixtureTest(unittest.TestCase):
                                    ("transformer", {"d_model": 8, "heads": 2, "ff": 4, "seq": 3, "memory_seq": 4}, "spec.memory_seq"),
                                    ("transformer", {"d_model": 8, "heads": 2, "ff": 4, "seq": 3, "kind": "transformer"}, "spec.root"),
                                    ("mha", {"arch": "gqa_rope", "d_model": 8, "heads": 2, "kv_heads": 2, "seq": 3, "bias": True}, "bias"),
+                                   ("mha", {"arch": "gqa_rope", "d_model": 8, "heads": 2, "kv_heads": 2, "seq": 3, "rope": "complex"}, "spec.rope"),
                                    ("swiglu", {"d_model": 8, "hidden": 4}, "hidden")):
             with self.subTest(field), self.assertRaisesRegex(ValueError, field):
                 fixtures.model_and_input({**fx, "layer": layer, "spec": spec})

@@ -1,5 +1,5 @@
-// Flatten, view / reshape, transpose, permute, torch.cat, chunk / split, unsqueeze / squeeze,
-// expand and indexing ([]): PyTorch's dims are the IR's, so each reads its dims as given; only
+// Flatten, view / reshape, transpose, permute, torch.cat, torch.stack, chunk / split, unsqueeze /
+// squeeze, expand and indexing ([]): PyTorch's dims are the IR's, so each reads its dims as given; only
 // negative dims resolve against the input's rank. Sizes may come from shapes (FxScalar): the
 // graph keeps the batch open, so a size that depends on it is never written as a constant.
 #include <algorithm>
@@ -367,6 +367,36 @@ void translate_cat(const FxNode& n) {
   for (const JsonRef& t : list->items()) ins.push_back(n.decoder().planet_form(n.node_ref(t)));
   auto dim = n.arg(1, "dim");
   n.emit("Concat", ins, attrs_of({{"axis", dim ? dim->i64() : n.kwarg("axis") ? n.kwarg("axis")->i64() : 0}}));
+}
+
+// torch.stack(tensors, dim=0): tensors of one shape joined along a new dim (interleaved rotary
+// embeddings' torch.stack((-x2, x1), dim=-1)): each gets a dim of 1 there (a Reshape "<node>/<k>"),
+// then a Concat along it. The tensors come as a list or tuple literal; dim counts from the end
+// against the output's rank.
+void translate_stack(const FxNode& n) {
+  auto list = n.arg(0, "tensors");
+  if (!list) n.fail("torch.stack needs tensors");
+  const FxTuple tensors = n.tuple_arg(*list);
+  if (tensors.items.empty()) list->fail("torch.stack needs at least one tensor");
+  std::vector<std::string> ins;
+  for (const FxTuple& e : tensors.items) {
+    if (e.value.empty())
+      list->fail("torch.stack stacks tensors; element " + std::to_string(ins.size()) + " is " + (e.scalar ? "a Python number" : "a tuple"));
+    ins.push_back(e.value);
+  }
+  const Shape& shape = n.decoder().ir_type(ins[0]).shape;
+  for (size_t k = 1; k < ins.size(); ++k)
+    if (n.decoder().ir_type(ins[k]).shape != shape)
+      list->fail("torch.stack needs tensors of one shape: element " + std::to_string(k) + " is " +
+                 shape_str(n.decoder().ir_type(ins[k]).shape) + ", element 0 " + shape_str(shape));
+  const int64_t d = resolved_dim(n, n.int_arg(1, "dim", 0), shape.size() + 1, "stack dim");
+  std::vector<std::string> parts;
+  for (size_t k = 0; k < ins.size(); ++k) {
+    std::vector<FxScalar> dims = dims_of(n, ins[k]);
+    dims.insert(dims.begin() + d, FxScalar::integer(1));
+    parts.push_back(n.step(std::to_string(k), "Reshape", {ins[k]}, attrs_of({{"shape", reshape_target(n, ins[k], dims)}})));
+  }
+  n.emit("Concat", parts, attrs_of({{"axis", d}}));
 }
 
 // x.repeat_interleave(repeats, dim) / torch.repeat_interleave: each slice along dim repeated

@@ -230,7 +230,7 @@ TEST_CASE("live pytorch: the bedrock mha, transformer and swiglu fixtures pass a
   opt.out_dir = tmp.file("out");
   opt.capture_timeout_s = 120;
   const std::vector<pb::host::CaseResult> results = pb::host::run_suite(suite, plugins, opt);
-  CHECK(results.size() == 23);
+  CHECK(results.size() == 26);
   for (const auto& r : results) {
     INFO(r.name() << ": " << pb::host::verdict_name(r.verdict) << " " << r.message << " " << r.worst);
     CHECK((r.verdict == pb::host::Verdict::EXACT || r.verdict == pb::host::Verdict::PASS));

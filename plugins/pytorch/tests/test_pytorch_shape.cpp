@@ -1,8 +1,9 @@
 // The pytorch decoder on shape introspection and the tensor-method idioms of real code
 // (plugins/pytorch/op/scalar.cpp, select.cpp, shape.cpp), on streams recorded from torch 1.13
-// with taps (make_streams.py: channel_shuffle, gpt_attention, class_token, shape_methods; no
-// torch needed here). Python values computed from shapes leave no node; a size that depends on
-// the batch never becomes a constant, so each graph also runs at twice the captured batch.
+// with taps (make_streams.py: channel_shuffle, gpt_attention, class_token, shape_methods,
+// llama_pieces, rope_interleaved; no torch needed here). Python values computed from shapes
+// leave no node; a size that depends on the batch never becomes a constant, so each graph also
+// runs at twice the captured batch.
 // Error cases mutate copies of those documents.
 #include <cmath>
 #include <cstring>
@@ -342,4 +343,63 @@ TEST_CASE("pytorch shape: powers, casts, repeat_interleave and indexes the IR ca
           graph_path(doc, "getitem") + ".args[1]", "an index can have only one Ellipsis");
   refused([](json& d) { fx_node(d, "getitem")["args"][1] = json::parse(R"([0, 0, null, 0, 0, 0])"); }, graph_path(doc, "getitem") + ".args[1]",
           "5 indices for a tensor of rank 4");
+}
+
+// ------------------------------------------------------------------ interleaved rotary embeddings
+
+TEST_CASE("pytorch shape: interleaved RoPE - x[..., ::2] and x[..., 1::2], torch.stack on a new dim, flatten(-2); stack's forms",
+          "[pytorch]") {
+  const Graph g = check_recorded("rope_interleaved");
+  // x[..., ::2], x[..., 1::2]: one strided Slice of the last dim each.
+  CHECK(node(g, "getitem").op == "Slice");
+  CHECK(node(g, "getitem").attrs.ints("axes") == Ints{3});
+  CHECK(node(g, "getitem").attrs.ints("starts") == Ints{0});
+  CHECK(node(g, "getitem").attrs.ints("steps") == Ints{2});
+  CHECK(node(g, "getitem_1").attrs.ints("starts") == Ints{1});
+  CHECK(node(g, "getitem_1").attrs.ints("steps") == Ints{2});
+  // torch.stack((a, b), dim=-1) on [N, 2, 3, 2]: each [N, 2, 3, 2, 1] (the batch kept open), joined along dim 4.
+  CHECK(node(g, "stack").op == "Concat");
+  CHECK(node(g, "stack").attrs.i("axis") == 4);
+  CHECK(node(g, "stack").inputs == Names{"stack/0", "stack/1"});
+  CHECK(node(g, "stack/0").op == "Reshape");
+  CHECK(node(g, "stack/0").inputs == Names{"sub"});
+  CHECK(node(g, "stack/0").attrs.ints("shape") == Ints{0, 2, 3, 2, 1});
+  // .flatten(-2) and torch.flatten(t, -2): the last two dims merged.
+  for (const char* f : {"flatten", "flatten_1"}) {
+    CHECK(node(g, f).op == "Flatten");
+    CHECK(node(g, f).attrs.i("start") == -2);
+    CHECK(node(g, f).attrs.i("end") == -1);
+  }
+  // torch.stack((b, a), 1): a positional dim; torch.stack([x, -x, x * 2], dim=2): three tensors.
+  CHECK(node(g, "stack_2").attrs.i("axis") == 1);
+  CHECK(node(g, "stack_2/0").attrs.ints("shape") == Ints{0, 1, 2, 3, 2});
+  CHECK(node(g, "stack_3").attrs.i("axis") == 2);
+  CHECK(node(g, "stack_3").inputs == Names{"stack_3/0", "stack_3/1", "stack_3/2"});
+  CHECK(node(g, "stack_3/2").attrs.ints("shape") == Ints{0, 2, 1, 3, 4});
+}
+
+TEST_CASE("pytorch shape: a torch.stack the IR cannot compute, and RoPE's complex form, are refused naming what", "[pytorch]") {
+  const json doc = load_doc("rope_interleaved");
+  auto refused = [&](const std::function<void(json&)>& edit, const std::string& path, const std::string& message) {
+    json d = doc;
+    edit(d);
+    CHECK_THROWS_MATCHES(decode(d), pb::Error, ErrorAt(path, message));
+  };
+  refused([](json& d) { fx_node(d, "stack")["args"][0][1] = {{"node", "x"}}; }, graph_path(doc, "stack") + ".args[0]",
+          "torch.stack needs tensors of one shape: element 1 is [2, 2, 3, 4], element 0 [2, 2, 3, 2]");
+  refused([](json& d) { fx_node(d, "stack")["args"][0] = json::array(); }, graph_path(doc, "stack") + ".args[0]",
+          "torch.stack needs at least one tensor");
+  refused([](json& d) { fx_node(d, "stack")["args"][0] = {{"node", "x"}}; }, graph_path(doc, "stack") + ".args[0]",
+          "expected a tuple (a tuple literal or a node returning one)");
+  refused([](json& d) { fx_node(d, "stack")["kwargs"]["dim"] = 5; }, graph_path(doc, "stack"), "stack dim 5");
+  refused([](json& d) { fx_node(d, "stack")["kwargs"]["out"] = {{"node", "x"}}; }, graph_path(doc, "stack") + ".kwargs.out",
+          "attribute not understood for torch.stack (known: tensors, dim)");
+  // Meta's LLaMA rotates pairs as complex numbers: torch.view_as_complex / torch.polar / view_as_real
+  // are named, not translated (a complex buffer, freqs_cis, is refused by the capture already).
+  refused(
+      [](json& d) {
+        fx_node(d, "stack")["target"] = "torch.view_as_complex";
+        fx_node(d, "stack_1")["target"] = "torch.polar";
+      },
+      "model.graph", "2 nodes use what this planet cannot translate: function \"torch.polar\" (model.graph[16]), function \"torch.view_as_complex\" (model.graph[11])");
 }

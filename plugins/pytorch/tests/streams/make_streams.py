@@ -385,6 +385,32 @@ class LlamaPieces(nn.Module):
         return normed, rotated, repeated, interleaved, powers, methods
 
 
+class RopeInterleaved(nn.Module):
+    """Interleaved rotary embeddings in plain torch (GPT-J, Meta's LLaMA without complex numbers):
+    the pairs x[..., ::2], x[..., 1::2] (slices with a step) rotated by half-size cos/sin buffers,
+    torch.stack(..., dim=-1).flatten(-2); GPT-J's rotate_every_two, torch.flatten(torch.stack((-x2,
+    x1), dim=-1), -2), under cos/sin repeated per pair; torch.stack of x.chunk(2, -1)'s pieces (dim
+    positional) and of a list of three tensors (dim 2)."""
+
+    def __init__(self):
+        super().__init__()
+        freqs = torch.outer(torch.arange(3).float(), 1.0 / (10000 ** (torch.arange(0, 4, 2).float() / 4)))
+        self.register_buffer("cos", freqs.cos())
+        self.register_buffer("sin", freqs.sin())
+        self.register_buffer("cos2", freqs.repeat_interleave(2, dim=-1).cos())
+        self.register_buffer("sin2", freqs.repeat_interleave(2, dim=-1).sin())
+
+    def forward(self, x):  # [2, 2, 3, 4]: batch, heads, positions, head dim
+        x1 = x[..., ::2]
+        x2 = x[..., 1::2]
+        pairs = torch.stack((x1 * self.cos - x2 * self.sin, x1 * self.sin + x2 * self.cos), dim=-1).flatten(-2)
+        every_two = x * self.cos2 + torch.flatten(torch.stack((-x2, x1), dim=-1), -2) * self.sin2
+        a, b = x.chunk(2, dim=-1)
+        halves = torch.stack((b, a), 1)
+        three = torch.stack([x, -x, x * 2], dim=2)
+        return pairs, every_two, halves, three
+
+
 class MatmulForms(nn.Module):
     """Attention written in plain torch with fixed shapes: q @ k.transpose(-2, -1) / 2, softmax,
     .matmul(v); torch.matmul with a parameter broadcast over the batch dims; torch.bmm."""
@@ -645,6 +671,10 @@ def transformer_root():
     return randomise(nn.Transformer(4, 2, 1, 1, 6), 0.5), (grid(5, 2, 4), grid(3, 2, 4)), {}
 
 
+def rope_interleaved():
+    return RopeInterleaved(), (grid(2, 2, 3, 4, lo=-2.0, hi=2.0),), {}
+
+
 def llama_pieces():
     return randomise(LlamaPieces()), (grid(2, 2, 2, 4, lo=-2.0, hi=2.0),), {}
 
@@ -753,7 +783,7 @@ def bare_parameter():
 MODELS = (conv2d_same_even, conv_groups, conv1d_pools, conv3d_pools, pools2d, pools_ceil_adaptive, conv_bn_relu, batchnorms, norms,
           embedding, shared_input_dag, layout, swap_forms, bare_parameter, lstm_states, gru_bidirectional, rnn_relu_root, rnn_select,
           gru_last, mha_self_weights, mha_cross_padding, encoder_layer_root, encoder_layer_gelu_tanh, encoder_stack_padding, matmul_forms,
-          decoder_layer_masks, transformer_root, llama_pieces,
+          decoder_layer_masks, transformer_root, llama_pieces, rope_interleaved,
           channel_shuffle, gpt_attention, class_token, shape_methods, conv_transposes, upsamples, group_norms, activations_shuffle)
 
 
