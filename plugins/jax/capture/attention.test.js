@@ -128,6 +128,27 @@ test('SelfAttention is MultiHeadDotProductAttention with inputs_k = inputs_v = i
   assert.match(flax.COMPOSED.SelfAttention, /jax-js has no Flax/);
 });
 
+test('capture: taps inside the attention module "<name>/<step>", the arrays its apply computes', async () => {
+  await flax.ready();
+  const model = new flax.Model([flax.makeCausalMask(['valid']), flax.SelfAttention(2, { inputs: ['x', 'make_causal_mask_0'], args: ['inputs_q', 'mask'] })],
+    { inputs: ['x', 'valid'], outputs: ['SelfAttention_0'] });
+  const x = random.normal(random.key(7), [2, 3, 4]);
+  const valid = np.ones([2, 3]);
+  const v = model.init(random.key(8), x.ref, valid.ref);
+  const s = await flax.capture({ model, variables: v, inputs: [x, valid], modelId: 'taps' });
+  const steps = ['q', 'k', 'v', 'scores', 'weights', 'context'];
+  for (const step of steps) assert.equal(s.doc.taps[`SelfAttention_0/${step}`], `tap.SelfAttention_0/${step}`);
+  const shape = (step) => s.tensors[s.doc.taps[`SelfAttention_0/${step}`]].shape;
+  for (const step of ['q', 'k', 'v', 'context']) assert.deepEqual(shape(step), [2, 3, 2, 2]); // Flax's [N, L, heads, head_dim]
+  assert.deepEqual(shape('scores'), [2, 2, 3, 3]);
+  // scores after the mask (finfo(float32).min above the diagonal); weights its softmax.
+  const sc = s.tensors[s.doc.taps['SelfAttention_0/scores']].data, w = s.tensors[s.doc.taps['SelfAttention_0/weights']].data;
+  assert.equal(sc[1], -3.4028234663852886e38);
+  assert.deepEqual([w[0], w[1], w[2]], [1, 0, 0]);
+  [x, valid].forEach((a) => a.dispose());
+  jax.tree.dispose(v);
+});
+
 test('Einsum: kernel of `shape`, Flax\'s bias over the kernel\'s output indices; jnp.einsum and matmul', async () => {
   await flax.ready();
   const model = new flax.Model([

@@ -612,8 +612,8 @@ const MODULES = {
   },
   einsum: { apply: (l, v, [a, b]) => np.einsum(l.subscripts, a, b) },
   matmul: { apply: (l, v, [a, b]) => np.matmul(a, b) },
-  MultiHeadDotProductAttention: { init: attentionInit, apply: attentionApply },
-  SelfAttention: { init: attentionInit, apply: attentionApply },
+  MultiHeadDotProductAttention: { values: attentionSteps, init: attentionInit, apply: attentionApply },
+  SelfAttention: { values: attentionSteps, init: attentionInit, apply: attentionApply },
   make_causal_mask: {
     // idxs = broadcast_to(arange(L, int32), x.shape); make_attention_mask(idxs, idxs, greater_equal)
     apply: (l, v, [x]) => {
@@ -688,9 +688,19 @@ function attentionInit(key, l, xs) {
   return { params: p };
 }
 
+// The steps inside the module, values "<name>/<step>" besides its output (taps with
+// intermediates, as Flax's sow would record them; the decoder names its IR values alike): q, k,
+// v the DenseGeneral outputs [N, L, heads, head_dim] (the query before its scaling), scores the
+// scaled products after the mask [N, heads, Lq, Lk], weights the softmax, context the einsum
+// with the values [N, Lq, heads, head_dim] (the out DenseGeneral's input). The out projection is
+// the module's own output "<name>".
+const ATTENTION_STEPS = ['q', 'k', 'v', 'scores', 'weights', 'context'];
+function attentionSteps(l) { return ATTENTION_STEPS.map((s) => `${l.name}/${s}`); }
+
 // Flax's __call__ with dot_product_attention, deterministic: the three DenseGenerals, query /
 // sqrt(head_dim), einsum('...qhd,...khd->...hqk'), where(mask, w, finfo(float32).min),
-// softmax over the keys, einsum('...hqk,...khd->...qhd'), the out DenseGeneral.
+// softmax over the keys, einsum('...hqk,...khd->...qhd'), the out DenseGeneral. Returns [output,
+// ...the arrays of attentionSteps] (the very arrays computed, a .ref each).
 const F32_MIN = -3.4028234663852886e38;
 function attentionApply(l, { params: p }, xs) {
   const { q, by } = attentionArgs(l, xs);
@@ -703,11 +713,15 @@ function attentionApply(l, { params: p }, xs) {
   const query = dense(q, p.query, [heads, headDim], -1);
   const key = dense(kIn, p.key, [heads, headDim], -1);
   const value = dense(vIn, p.value, [heads, headDim], -1);
+  const steps = [query.ref, key.ref, value.ref];
   let w = np.einsum('bqhd,bkhd->bhqk', query.div(Math.sqrt(headDim)), key);
   if (by.mask) w = np.where(by.mask.notEqual(0), w, F32_MIN);
+  steps.push(w.ref);
   w = nn.softmax(w, -1);
+  steps.push(w.ref);
   const x = np.einsum('bhqk,bkhd->bqhd', w, value);
-  return dense(x, p.out, features, [-2, -1]);
+  steps.push(x.ref);
+  return [dense(x, p.out, features, [-2, -1]), ...steps];
 }
 
 // ---- recurrent cells (flax/linen/recurrent.py): one time step, Flax's arithmetic in Flax's order.

@@ -45,9 +45,10 @@ std::map<std::string, size_t> call_arguments(const Module& m, bool self_attentio
 }
 
 // DenseGeneral(features=(heads, head_dim), axis=-1) named `which` of the module: Dense to
-// [N, L, heads·head_dim], reshaped to Flax's [N, L, heads, head_dim] ("<name>/<which>"), then
-// heads first [N, heads, L, head_dim] for the products.
-std::string project(const Module& m, const std::string& which, size_t input, int64_t heads, int64_t head_dim, bool bias) {
+// [N, L, heads·head_dim], reshaped to Flax's [N, L, heads, head_dim] ("<name>/<tap>": q, k or
+// v, the capture's tap), then heads first [N, heads, L, head_dim] for the products.
+std::string project(const Module& m, const std::string& which, const std::string& tap, size_t input, int64_t heads, int64_t head_dim,
+                    bool bias) {
   Decoder& d = m.decoder();
   const int64_t in = m.shape(input).back(), f = heads * head_dim;
   const std::string kernel = which + "/kernel";
@@ -64,7 +65,7 @@ std::string project(const Module& m, const std::string& which, size_t input, int
     throw Error(json_path_member("tensors", m.var_name(leaf)), "the module has use_bias = false but the stream has its " + leaf);
   }
   const std::string dense = m.emit_step(which + "/dense", "Dense", inputs, {});
-  const std::string split = m.emit_step(which, "Reshape", {dense}, attrs_of({{"shape", Ints{0, 0, heads, head_dim}}}));
+  const std::string split = m.emit_step(tap, "Reshape", {dense}, attrs_of({{"shape", Ints{0, 0, heads, head_dim}}}));
   return m.emit_step(which + "/heads", "Transpose", {split}, attrs_of({{"perm", Ints{0, 2, 1, 3}}}));
 }
 
@@ -99,11 +100,15 @@ void translate_attention(const Module& m, bool self_attention) {
   const int64_t head_dim = qkv / heads;
   const bool bias = j.boolean("use_bias", true);
 
-  const std::string query = project(m, "query", q, heads, head_dim, bias);
-  const std::string key = project(m, "key", k, heads, head_dim, bias);
-  const std::string value = project(m, "value", v, heads, head_dim, bias);
+  // IR values named as the capture's taps "<name>/<step>" (capture/flax.js attentionSteps): q, k,
+  // v (Flax's DenseGeneral outputs), scores (scaled, after the mask), weights (the softmax),
+  // context (the einsum with the values, [N, L, heads, head_dim]); the out projection is the
+  // module's own value.
+  const std::string query = project(m, "query", "q", q, heads, head_dim, bias);
+  const std::string key = project(m, "key", "k", k, heads, head_dim, bias);
+  const std::string value = project(m, "value", "v", v, heads, head_dim, bias);
   // Flax divides the query by sqrt(head_dim) before the product; here the product is scaled.
-  std::string scores = m.emit_step("scores", "MatMul", {query, key}, attrs_of({{"transpose_b", int64_t(1)}, {"scale", 1.0 / std::sqrt(double(head_dim))}}));
+  std::string scores = m.emit_step(args.count("mask") ? "product" : "scores", "MatMul", {query, key}, attrs_of({{"transpose_b", int64_t(1)}, {"scale", 1.0 / std::sqrt(double(head_dim))}}));
   if (args.count("mask")) {
     const size_t mi = args.at("mask");
     const Shape& ms = m.shape(mi);
@@ -114,12 +119,12 @@ void translate_attention(const Module& m, bool self_attention) {
       j.fail("the mask " + shape_str(ms) + " does not broadcast to [batch, num_heads, q_length, kv_length] = " + shape_str(full));
     // jnp.where(mask, attn_weights, finfo(float32).min): a masked key gets exp(min - max) = 0.
     Tensor big_neg = filled({1}, double(std::numeric_limits<float>::lowest()));
-    scores = m.emit_step("masked", "Where", {m.last(mi), scores, m.constant("big_neg", std::move(big_neg))}, {});
+    scores = m.emit_step("scores", "Where", {m.last(mi), scores, m.constant("big_neg", std::move(big_neg))}, {});
   }
-  const std::string weights = m.emit_step("attention_weights", "Softmax", {scores}, attrs_of({{"axis", int64_t(-1)}}));
-  const std::string context = m.emit_step("context", "MatMul", {weights, value}, {});
+  const std::string weights = m.emit_step("weights", "Softmax", {scores}, attrs_of({{"axis", int64_t(-1)}}));
+  const std::string context = m.emit_step("context_heads", "MatMul", {weights, value}, {});
   // einsum('...hqk,...khd->...qhd'): [N, L, heads, head_dim], merged for out's DenseGeneral(axis=(-2, -1)).
-  const std::string x = m.emit_step("attention", "Transpose", {context}, attrs_of({{"perm", Ints{0, 2, 1, 3}}}));
+  const std::string x = m.emit_step("context", "Transpose", {context}, attrs_of({{"perm", Ints{0, 2, 1, 3}}}));
   const std::string merged = m.emit_step("out/merged", "Reshape", {x}, attrs_of({{"shape", Ints{0, 0, qkv}}}));
   const Tensor& ok = m.var("out/kernel");
   if (ok.shape() != Shape{heads, head_dim, features})

@@ -827,15 +827,15 @@ TEST_CASE("jax decoder: MultiHeadDotProductAttention and SelfAttention - project
   const Tensor& wq = g.weights.at("params/MultiHeadDotProductAttention_0/query/kernel@T");
   for (int64_t i = 0; i < 6; ++i)
     for (int64_t f = 0; f < 6; ++f) CHECK(wq.data<float>()[f * 6 + i] == kq.data<float>()[i * 6 + f]);
-  CHECK(node(g, "MultiHeadDotProductAttention_0/query").attrs.ints("shape") == std::vector<int64_t>{0, 0, 2, 3});
+  CHECK(node(g, "MultiHeadDotProductAttention_0/q").attrs.ints("shape") == std::vector<int64_t>{0, 0, 2, 3});
   const pb::ir::Node& scores = node(g, "MultiHeadDotProductAttention_0/scores");
   CHECK(scores.attrs.i("transpose_b") == 1);
   CHECK(scores.attrs.f("scale") == Approx(1 / std::sqrt(3.0)));
-  CHECK(node(g, "MultiHeadDotProductAttention_0/attention_weights").attrs.i("axis") == -1);
+  CHECK(node(g, "MultiHeadDotProductAttention_0/weights").attrs.i("axis") == -1);
   CHECK(g.weights.at("params/MultiHeadDotProductAttention_0/out/kernel@T").shape() == pb::Shape{6, 6});
   // The causal mask is a constant [1, 1, 5, 5] expanded to the batch; Where puts finfo(f32).min.
   CHECK(node(g, "make_causal_mask_0").op == "Expand");
-  const pb::ir::Node& masked = node(g, "SelfAttention_0/masked");
+  const pb::ir::Node& masked = node(g, "SelfAttention_0/scores");  // after the mask (the product: SelfAttention_0/product)
   CHECK(masked.op == "Where");
   CHECK(masked.inputs[0] == "make_causal_mask_0");
   CHECK(values(g.weights.at(masked.inputs[2])) == std::vector<float>{std::numeric_limits<float>::lowest()});
@@ -849,6 +849,18 @@ TEST_CASE("jax decoder: MultiHeadDotProductAttention and SelfAttention - project
   CHECK(node(g, "make_attention_mask_1/pairs").attrs.s("mode") == "ge");
   check_outputs(s, g);
   pbtest::check_passes(pbtest::ladder(s, jax()), s);
+
+  // The steps inside each attention module are IR values named as the capture's taps
+  // "<module>/<step>" (capture/flax.js attentionSteps), so a tap comparison names the step.
+  for (const char* module : {"MultiHeadDotProductAttention_0", "SelfAttention_0", "MultiHeadDotProductAttention_1", "MultiHeadDotProductAttention_2"})
+    for (const char* step : {"q", "k", "v", "scores", "weights", "context"}) {
+      const std::string name = std::string(module) + "/" + step;
+      INFO(name);
+      CHECK(g.find_node(name) != nullptr);
+      if (doc["taps"].contains(name)) CHECK(s.taps.at(name) == "tap." + name);
+    }
+  CHECK(node(g, "MultiHeadDotProductAttention_0/q").op == "Reshape");
+  CHECK(node(g, "MultiHeadDotProductAttention_0/context").op == "Transpose");
 
   // The masks matter: SelfAttention_0 without its causal mask is another result.
   json unmasked = without_taps(doc);

@@ -115,16 +115,29 @@ class MultiHeadAttention extends tf.layers.Layer {
     return y.reshape([n, t, h, dim]).transpose([0, 2, 1, 3]);
   }
 
+  // The taps inside the layer (pb_tfjs.js capture with taps: it sets this.recording to {} around
+  // one run of the model and stores the tensors as "<layer>/<step>"): the very tensors call()
+  // computes, kept past its tidy. q, k, v: the projections split into heads [N, heads, T, dim],
+  // before the query's scaling; scores: the scaled product q·kᵀ [N, heads, Tq, Tk] before any
+  // mask (tfjs masks with -1e9, the decoder a causal mask with -inf, which a comparison cannot
+  // match; the weights show the mask); weights: the softmax; context: the heads merged [N, Tq,
+  // heads·value_dim]. The output projection is the layer's own tap "<layer>".
+  tap(steps) {
+    if (!this.recording) return;
+    for (const [step, t] of Object.entries(steps)) this.recording[step] = tf.keep(t.clone());
+  }
+
   call(inputs) {
     return tf.tidy(() => {
       if (this.slots && inputs.length !== this.slots.length) inputs = this.slots.map((i) => inputs[i]);
       const [query, value, key = value] = inputs;
       const mask = this.masked ? inputs[3] : null;
       // Keras scales the queries by 1/sqrt(key_dim) before the product.
-      const q = this.project(query, 'query').mul(1 / Math.sqrt(this.keyDim));
+      const q = this.project(query, 'query');
       const k = this.project(key, 'key');
       const v = this.project(value, 'value');
-      let scores = tf.matMul(q, k, false, true); // [N, heads, Tq, Tk]
+      let scores = tf.matMul(q.mul(1 / Math.sqrt(this.keyDim)), k, false, true); // [N, heads, Tq, Tk]
+      this.tap({ q, k, v, scores });
       const [tq, tk] = scores.shape.slice(2);
       // Keras: query i sees keys j <= i (use_causal_mask), and those the attention mask [N, Tq or 1,
       // Tk] allows (non-zero); the two are combined (logical and), then its softmax adds -1e9 where
@@ -139,12 +152,14 @@ class MultiHeadAttention extends tf.layers.Layer {
       } else if (causal) {
         scores = scores.add(tf.sub(1, causal).mul(-1e9));
       }
-      const context = tf.matMul(tf.softmax(scores, -1), v); // [N, heads, Tq, value_dim]
+      const weights = tf.softmax(scores, -1);
+      const context = tf.matMul(weights, v); // [N, heads, Tq, value_dim]
       const [n, h, , dv] = context.shape;
-      const merged = context.transpose([0, 2, 1, 3]).reshape([n * tq, h * dv]);
+      const merged = context.transpose([0, 2, 1, 3]).reshape([n, tq, h * dv]); // the heads merged
+      this.tap({ weights, context: merged });
       const { kernel, bias } = this.w.attention_output;
       const out = kernel.shape[2];
-      let y = tf.matMul(merged, kernel.read().reshape([h * dv, out]));
+      let y = tf.matMul(merged.reshape([n * tq, h * dv]), kernel.read().reshape([h * dv, out]));
       if (bias) y = y.add(bias.read());
       return y.reshape([n, tq, out]);
     });

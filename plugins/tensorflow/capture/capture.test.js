@@ -288,10 +288,23 @@ test('fixtures: attention - composed Keras MultiHeadAttention (self, causal, cro
   assert.ok(tensors['mha/attention_output/bias'].data.every((v) => v !== 0));
   assert.match(doc.composed[0], /^MultiHeadAttention: tfjs 4\.22 has none/);
   assert.deepEqual(doc.tensors['output.0'].shape, [3, 4, 8]);
+  // Taps inside the composed layer "mha/<step>" (the tensors its call() computes), besides its output.
+  assert.deepEqual(Object.keys(doc.taps), ['mha', 'mha/q', 'mha/k', 'mha/v', 'mha/scores', 'mha/weights', 'mha/context']);
+  const tapShape = (step) => doc.tensors[doc.taps[`mha/${step}`]].shape;
+  for (const step of ['q', 'k', 'v']) assert.deepEqual(tapShape(step), [3, 2, 4, 4]); // [N, heads, T, key_dim]
+  assert.deepEqual(tapShape('scores'), [3, 2, 4, 4]); // [N, heads, Tq, Tk]
+  assert.deepEqual(tapShape('context'), [3, 4, 8]); // the heads merged
+  const w = tensors[doc.taps['mha/weights']].data; // softmax rows, causal: nothing above the diagonal
+  for (let r = 0; r < w.length / 4; r++) {
+    assert.ok(Math.abs(w.slice(r * 4, r * 4 + 4).reduce((a, b) => a + b, 0) - 1) < 1e-5);
+    for (let j = (r % 4) + 1; j < 4; j++) assert.equal(w[r * 4 + j], 0);
+  }
 
   // Cross-attention: value and key are inputs of their own sizes.
   ({ doc } = await read(fx('mha', { d_model: 8, heads: 2, seq: 3, kv_seq: 5, kdim: 6, vdim: 4, bias: false })));
   assert.deepEqual(doc.inputs.map((n) => doc.tensors[n].shape), [[3, 3, 8], [3, 5, 4], [3, 5, 6]]);
+  assert.deepEqual(doc.tensors[doc.taps['mha/k']].shape, [3, 2, 5, 4]);
+  assert.deepEqual(doc.tensors[doc.taps['mha/scores']].shape, [3, 2, 3, 5]);
   assert.deepEqual(doc.tensors['mha/key/kernel'].shape, [6, 2, 4]);
   assert.deepEqual(doc.tensors['mha/value/kernel'].shape, [4, 2, 4]);
   assert.equal(doc.tensors['mha/query/bias'], undefined);

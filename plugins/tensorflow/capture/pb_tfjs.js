@@ -18,7 +18,9 @@
  * - outputs: "output.0", ... in model.outputs order, from model.predict();
  * - taps:    "tap.<layer name>" for every non-input layer called exactly once (its output is
  *   then well defined), listed in doc.taps as {layer name: tensor name}; a layer with several
- *   outputs (an RNN's returnState) gets "<layer name>:<i>" for its output i > 0.
+ *   outputs (an RNN's returnState) gets "<layer name>:<i>" for its output i > 0; a composed layer
+ *   with a tap() method (the MultiHeadAttention of attention.js) adds its inner steps as
+ *   "<layer name>/<step>" (q, k, v, scores, weights, context), the tensors its call() computes.
  *
  * Weights and inputs are sent as f32 (int32 stays i32). `tf` is this package's
  * require('@tensorflow/tfjs'); pass {tf} to capture() when the model was built with another copy.
@@ -126,11 +128,27 @@ function capture(model, inputs, modelId, { taps = false, composed = [], tf: tfx 
     const layers = tapLayers(model);
     if (layers.length) {
       const tapModel = tfx.model({ inputs: model.inputs, outputs: layers.map(([, o]) => o) });
-      tfx.tidy(() => predict(tapModel, xs).forEach((y, i) => {
-        const name = layers[i][0];
-        tensors[`tap.${name}`] = toStream(y);
-        tapTable[name] = `tap.${name}`;
-      }));
+      // A composed layer with a tap() method (capture/attention.js) records its inner steps.
+      const inner = model.layers.filter((l) => typeof l.tap === 'function' && l.inboundNodes.length === 1);
+      inner.forEach((l) => { l.recording = {}; });
+      let recorded;
+      try {
+        tfx.tidy(() => predict(tapModel, xs).forEach((y, i) => {
+          const name = layers[i][0];
+          tensors[`tap.${name}`] = toStream(y);
+          tapTable[name] = `tap.${name}`;
+        }));
+      } finally {
+        recorded = inner.map((l) => [l.name, l.recording || {}]);
+        inner.forEach((l) => { l.recording = null; });
+      }
+      for (const [layer, steps] of recorded)
+        for (const [step, t] of Object.entries(steps)) {
+          const name = `${layer}/${step}`;
+          tensors[`tap.${name}`] = toStream(t);
+          tapTable[name] = `tap.${name}`;
+          t.dispose();
+        }
     }
   }
   const doc = pbstream.streamDoc({

@@ -34,10 +34,10 @@ void refuse_call_arg(const Layer& L, const std::string& key, const std::string& 
 }
 
 // query, key or value [N, T, features] -> [N, heads, T, dim]: a Dense with the kernel [features,
-// heads, dim] as the IR's [heads·dim, features], split into heads. Steps "<role>", "<role>_split",
-// "<role>_heads".
-std::string project(const Layer& L, const std::string& role, const std::string& x, int64_t features, int64_t heads, int64_t dim,
-                    const std::string& dim_name, bool bias) {
+// heads, dim] as the IR's [heads·dim, features], split into heads. Steps "<role>", "<role>_split"
+// and `tap` (q, k or v: the heads, named as the capture's tap "<layer>/<tap>").
+std::string project(const Layer& L, const std::string& role, const std::string& tap, const std::string& x, int64_t features, int64_t heads,
+                    int64_t dim, const std::string& dim_name, bool bias) {
   std::vector<std::string> in = {x, L.derived(role + "/kernel", {features, heads, dim}, "[features, num_heads, " + dim_name + "]", "T",
                                               [&](const Tensor& k) { return permuted(k.reshaped({features, heads * dim}), {1, 0}); })};
   if (bias)
@@ -45,7 +45,7 @@ std::string project(const Layer& L, const std::string& role, const std::string& 
                            [&](const Tensor& b) { return b.reshaped({heads * dim}); }));
   const std::string p = L.emit_step(role, "Dense", in);
   const std::string split = L.emit_step(role + "_split", "Reshape", {p}, attrs_of({{"shape", Ints{0, 0, heads, dim}}}));
-  return L.emit_step(role + "_heads", "Transpose", {split}, attrs_of({{"perm", Ints{0, 2, 1, 3}}}));
+  return L.emit_step(tap, "Transpose", {split}, attrs_of({{"perm", Ints{0, 2, 1, 3}}}));
 }
 
 void translate_mha(const Layer& L) {
@@ -110,9 +110,12 @@ void translate_mha(const Layer& L) {
   const bool bias = c.boolean("use_bias", true);
 
   const std::vector<std::string> xs = L.xs(Layout::ChannelsLast);
-  const std::string q = project(L, "query", xs[0], qs[2], heads, key_dim, "key_dim", bias);
-  const std::string k = project(L, "key", xs[arity == 3 ? 2 : 1], ks[2], heads, key_dim, "key_dim", bias);
-  const std::string v = project(L, "value", xs[1], vs[2], heads, value_dim, "value_dim", bias);
+  const std::string q = project(L, "query", "q", xs[0], qs[2], heads, key_dim, "key_dim", bias);
+  const std::string k = project(L, "key", "k", xs[arity == 3 ? 2 : 1], ks[2], heads, key_dim, "key_dim", bias);
+  const std::string v = project(L, "value", "v", xs[1], vs[2], heads, value_dim, "value_dim", bias);
+  // Steps named as the tfjs capture's taps "<layer>/<step>" (capture/attention.js): q, k, v (the
+  // heads, unscaled), scores (scaled, before any mask), weights (the softmax), context (the heads
+  // merged, [N, Tq, heads·value_dim]); the output projection is the layer's own value "<layer>".
   // Keras scales q before the product; here the product is scaled.
   std::string scores = L.emit_step("scores", "MatMul", {q, k}, attrs_of({{"transpose_b", int64_t(1)}, {"scale", 1 / std::sqrt(double(key_dim))}}));
   const int64_t tq = qs[1], tk = ks[1];
@@ -148,9 +151,9 @@ void translate_mha(const Layer& L) {
     scores = L.emit_step("masked", "Add", {scores, L.constant("causal_mask", mask)});
   }
   const std::string weights = L.emit_step("weights", "Softmax", {scores}, attrs_of({{"axis", int64_t(-1)}}));
-  const std::string context = L.emit_step("context", "MatMul", {weights, v});
+  const std::string context = L.emit_step("context_heads", "MatMul", {weights, v});
   const std::string merged = L.emit_step("merged", "Transpose", {context}, attrs_of({{"perm", Ints{0, 2, 1, 3}}}));
-  const std::string flat = L.emit_step("merged_flat", "Reshape", {merged}, attrs_of({{"shape", Ints{0, 0, heads * value_dim}}}));
+  const std::string flat = L.emit_step("context", "Reshape", {merged}, attrs_of({{"shape", Ints{0, 0, heads * value_dim}}}));
   std::vector<std::string> in = {flat, L.derived("attention_output/kernel", {heads, value_dim, out}, "[num_heads, value_dim, output]", "T",
                                                  [&](const Tensor& w) { return permuted(w.reshaped({heads * value_dim, out}), {1, 0}); })};
   if (bias) in.push_back(L.weight("attention_output/bias", {out}, "[output]"));

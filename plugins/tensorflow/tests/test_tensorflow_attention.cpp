@@ -156,8 +156,8 @@ TEST_CASE("tensorflow attention: MultiHeadAttention einsum kernels per head, cau
   CHECK(node(g, "mha_cross/query").inputs == std::vector<std::string>{"mha_self", "mha_cross/query/kernel@T"});
   CHECK(node(g, "mha_cross/value").inputs == std::vector<std::string>{"ctx", "mha_cross/value/kernel@T"});
   CHECK(node(g, "mha_cross/key").inputs == std::vector<std::string>{"kin", "mha_cross/key/kernel@T"});
-  CHECK(node(g, "mha_cross/merged_flat").attrs.ints("shape") == std::vector<int64_t>{0, 0, 6});  // heads · value_dim
-  CHECK(node(g, "mha_cross").inputs == std::vector<std::string>{"mha_cross/merged_flat", "mha_cross/attention_output/kernel@T"});
+  CHECK(node(g, "mha_cross/context").attrs.ints("shape") == std::vector<int64_t>{0, 0, 6});  // heads · value_dim
+  CHECK(node(g, "mha_cross").inputs == std::vector<std::string>{"mha_cross/context", "mha_cross/attention_output/kernel@T"});
   // use_causal_mask: -inf above the diagonal of [T, T]; no mask on the cross layer.
   CHECK(node(g, "mha_self/masked").inputs[1] == "mha_self.causal_mask");
   const Tensor& mask = g.weights.at("mha_self.causal_mask");
@@ -169,6 +169,19 @@ TEST_CASE("tensorflow attention: MultiHeadAttention einsum kernels per head, cau
   const std::vector<Tensor> got = run(s, g);
   check_close(pbtest::doubles(got[0]), self.v, 1e-5, 1e-4);
   check_close(pbtest::doubles(got[1]), cross.v, 1e-5, 1e-4);
+  // The steps inside the layer are IR values named as the capture's taps "<layer>/<step>"
+  // (capture/attention.js tap()); the stream carries them and check_passes compares every tap.
+  for (const char* layer : {"mha_self", "mha_cross"})
+    for (const char* step : {"q", "k", "v", "scores", "weights", "context"}) {
+      const std::string name = std::string(layer) + "/" + step;
+      INFO(name);
+      CHECK(g.find_node(name) != nullptr);
+      CHECK(s.taps.count(name) == 1);
+    }
+  CHECK(node(g, "mha_self/q").op == "Transpose");
+  CHECK(node(g, "mha_self/scores").op == "MatMul");  // before the mask
+  CHECK(node(g, "mha_self/weights").op == "Softmax");
+  CHECK(node(g, "mha_self/context").op == "Reshape");  // heads merged [N, T, heads·value_dim]
   pbtest::check_passes(pbtest::ladder(s, tensorflow()), s);
 
   // Without the mask, or with the heads of a projection read transposed, visibly wrong.
