@@ -159,20 +159,29 @@ struct Network::Impl : layers::CompileContext {
   size_t private_bytes = 0;                        // value bytes allocated outside the arena
   std::vector<PassRecord> pass_log;
 
-  // Bytes for a value computed now, from the arena while nodes compile (nullptr: allocate it).
-  void* place(size_t bytes, const std::string& name) {
-    if (!arena) return nullptr;
+  // The step after which nothing reads `name` (the current one if nothing reads it).
+  size_t last_use(const std::string& name) const {
     auto it = last_reader.find(name);
-    return arena->allocate(bytes, current_index, it == last_reader.end() ? current_index : it->second);
+    return it == last_reader.end() ? current_index : it->second;
+  }
+  // Bytes written now and read until step `last`: from the arena, or nullptr when the caller
+  // allocates them itself (counted as private).
+  void* place(size_t bytes, size_t last) {
+    if (void* p = arena ? arena->allocate(bytes, current_index, last) : nullptr) return p;
+    private_bytes += bytes;
+    return nullptr;
+  }
+  dnnl::memory new_memory(const dnnl::memory::desc& desc, size_t last) {
+    if (void* p = place(desc.get_size(), last)) return dnnl::memory(desc, eng, p);
+    return dnnl::memory(desc, eng);
   }
   // `name` now lives in the bytes at `p` too: they stay until its last reader.
   void share(const void* p, const std::string& name) {
-    if (auto it = last_reader.find(name); arena && it != last_reader.end()) arena->extend(p, it->second);
+    if (arena) arena->extend(p, last_use(name));
   }
   Tensor new_tensor(const std::string& name, DType dtype, const Shape& shape) {
     const size_t bytes = static_cast<size_t>(element_count(shape)) * dtype_size(dtype);
-    if (void* p = place(bytes, name)) return Tensor::view(dtype, shape, p, arena->owner());
-    private_bytes += bytes;
+    if (void* p = place(bytes, last_use(name))) return Tensor::view(dtype, shape, p, arena->owner());
     return Tensor(dtype, shape);
   }
 
@@ -211,9 +220,7 @@ struct Network::Impl : layers::CompileContext {
       return layers::plain_memory(eng, define(name, DType::f32, shape));
     if (values.count(name) || blocked.count(name)) throw Error(current, "value \"" + name + "\" is defined twice");
     blocked_shapes[name] = shape;
-    if (void* p = place(desc.get_size(), name)) return blocked.emplace(name, dnnl::memory(desc, eng, p)).first->second;
-    private_bytes += desc.get_size();
-    return blocked.emplace(name, dnnl::memory(desc, eng)).first->second;
+    return blocked.emplace(name, new_memory(desc, last_use(name))).first->second;
   }
 
   dnnl::memory::format_tag activation_tag(size_t rank) const override {
@@ -265,12 +272,7 @@ struct Network::Impl : layers::CompileContext {
     return attr;
   }
 
-  dnnl::memory temporary(const dnnl::memory::desc& desc) override {
-    if (arena)
-      if (void* p = arena->allocate(desc.get_size(), current_index, current_index)) return dnnl::memory(desc, eng, p);
-    private_bytes += desc.get_size();
-    return dnnl::memory(desc, eng);
-  }
+  dnnl::memory temporary(const dnnl::memory::desc& desc) override { return new_memory(desc, current_index); }
 
   dnnl::memory scratchpad(const dnnl::memory::desc& desc) override {
     // Bound now, backed later by one buffer as large as the largest need.
