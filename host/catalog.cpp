@@ -112,6 +112,10 @@ json run_summary(const json& r) {
                           "message", "tolerance", "max_abs", "max_rel", "reload_identical", "first_divergence", "stored_entity"})
     if (r.contains(key)) s[key] = r[key];
   s["total_ms"] = total_ms;
+  // Timings a nightly compares (slower) and balances shards by (wall); absent in older runs.
+  if (r.contains("timing") && r["timing"].is_object())
+    for (const char* key : {"wall_ms", "run_median_ms"})
+      if (r["timing"].contains(key) && r["timing"][key].is_number()) s[key] = r["timing"][key];
   return s;
 }
 
@@ -304,6 +308,17 @@ std::optional<std::string> Catalog::latest_batch(const std::string& suite, const
   q.bind(1, suite).bind(2, excluding);
   if (!q.step()) return std::nullopt;
   return q.text(0);
+}
+
+std::vector<std::string> Catalog::recent_unsharded_batches(const std::string& suite, size_t limit) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement q(db_, path_,
+              "SELECT id FROM batches WHERE suite = ?1 AND ended IS NOT NULL AND IFNULL(json_extract(filters, '$.shard'), '1/1') = '1/1' "
+              "ORDER BY started DESC LIMIT ?2");
+  q.bind(1, suite).bind(2, static_cast<int64_t>(limit));
+  std::vector<std::string> out;
+  while (q.step()) out.push_back(q.text(0));
+  return out;
 }
 
 std::vector<std::string> Catalog::collectable(const std::string& before, size_t keep_last) const {

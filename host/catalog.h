@@ -64,6 +64,9 @@ class Catalog {
   std::optional<nlohmann::json> batch(const std::string& id) const;
   // The newest finished batch of `suite` other than `excluding`.
   std::optional<std::string> latest_batch(const std::string& suite, const std::string& excluding) const;
+  // Ids of the newest finished batches of `suite` that were not one shard of a run, newest
+  // first: what shards read durations from, so shards run meanwhile cannot change their split.
+  std::vector<std::string> recent_unsharded_batches(const std::string& suite, size_t limit) const;
 
  private:
   void exec(const std::string& sql) const;

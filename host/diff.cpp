@@ -20,6 +20,7 @@ bool failed(const std::string& verdict) { return verdict == "FAIL" || verdict ==
 
 json side(const json& r) {
   return {{"verdict", str(r, "verdict")}, {"max_abs", num(r, "max_abs")}, {"engine", str(r, "engine")}, {"ms", num(r, "total_ms")},
+          {"run_ms", num(r, "run_median_ms")},
           {"run", str(r, "id")}};
 }
 
@@ -79,9 +80,11 @@ json diff_runs(const std::vector<json>& before, const std::vector<json>& after, 
         changed = true;
       }
     }
-    const double t0 = num(was, "total_ms"), t1 = num(now, "total_ms");
-    if (t1 > o.slower_factor * t0 && t1 - t0 >= 20) {
-      d["slower"].push_back(row(k, &was, &now, short_num(t0) + " ms -> " + short_num(t1) + " ms"));
+    const double t0 = num(was, "run_median_ms"), t1 = num(now, "run_median_ms");
+    if (t0 > 0 && t1 > 0 && t1 > o.slower_factor * t0 && t1 - t0 >= o.slower_min_ms) {
+      const std::string why = "steady run " + short_num(t0) + " ms -> " + short_num(t1) + " ms (median of repeats)";
+      d["slower"].push_back(row(k, &was, &now, why));
+      if (o.fail_on_slower) d["regressions"].push_back(row(k, &was, &now, "slower: " + why));
       changed = true;
     }
     if (str(was, "engine") != str(now, "engine") && !str(was, "engine").empty()) {

@@ -13,7 +13,11 @@ namespace pb::host {
 struct DiffOptions {
   double error_factor = 10;   // max |diff| grew by at least this factor ...
   double bound_share = 0.1;   // ... and is above this share of the case's atol: a regression
-  double slower_factor = 2;   // total time grew by this factor and by 20 ms (reported, never a regression)
+  // The steady-state run (median of repeats) grew by this factor and by at least
+  // slower_min_ms: reported as slower, a regression only with fail_on_slower.
+  double slower_factor = 1.5;
+  double slower_min_ms = 0.1;
+  bool fail_on_slower = false;
 };
 
 // Compares two sets of run summaries (run_summary), matched by (planet, fixture):
@@ -21,7 +25,8 @@ struct DiffOptions {
 //                 ERRORs, a passing case whose error grew beyond DiffOptions;
 //   fixed         FAIL/ERROR before, EXACT/PASS now;
 //   new, removed  cases in one side only;   new_skip: SKIP now, not before;
-//   slower        total time grew by slower_factor and by at least 20 ms (one run each: noisy);
+//   slower        the steady-state run's median grew beyond DiffOptions (rows without one,
+//                 written before repeats were timed, are not compared);
 //   engine        the planet's engine version changed (named per row).
 // Returns {"regressions": [...], "fixed": [...], "new": [...], "removed": [...], "new_skip": [...],
 // "slower": [...], "engine_changes": [...], "unchanged": N, "regressed": bool}; each row

@@ -49,6 +49,11 @@ struct CaseResult {
   std::string run_id;            // the run store's id, once recorded
   size_t plan_index = 0;         // `run`: the case's position in the whole suite run's plan (shards merge by it)
   std::vector<std::pair<std::string, double>> stage_ms;  // decode, compile, run, taps, save, reload
+  // Steady-state inference: the compiled network run again `run_repeats` times after the
+  // checked run (warm caches, memory touched); the median is what `diff` calls slower.
+  double run_median_ms = 0, run_min_ms = 0;
+  int run_repeats = 0;
+  double wall_ms = 0;            // `run`: the case's share of the suite run's wall time (capture included); shards balance by it
   double total_ms() const;
   std::string name() const { return planet + "." + fixture; }
   bool ok() const { return verdict == Verdict::EXACT || verdict == Verdict::PASS || verdict == Verdict::SKIP; }
@@ -57,6 +62,8 @@ struct CaseResult {
 struct LadderOptions {
   Tolerance tolerance;
   std::string entity_path;  // where the checkpoint is written (directories are created)
+  int repeats = 5;          // timed steady-state runs after the checked one (0: none) ...
+  double repeat_budget_ms = 500;  // ... stopping early, after at least two, once they took this long
 };
 
 // Never throws: any error becomes verdict ERROR with the message.

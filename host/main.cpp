@@ -92,6 +92,26 @@ int cmd_ops() {
 
 // ---------------------------------------------------------------- run
 
+// When `diff` (and `run --baseline`) call a case slower, and whether that fails the job.
+struct SlowerArgs {
+  double factor = DiffOptions().slower_factor;
+  double min_ms = DiffOptions().slower_min_ms;
+  bool fail = false;
+  DiffOptions options() const {
+    DiffOptions o;
+    o.slower_factor = factor;
+    o.slower_min_ms = min_ms;
+    o.fail_on_slower = fail;
+    return o;
+  }
+  void add_to(CLI::App* cmd) {
+    cmd->add_option("--slower-factor", factor, "A case is slower when its steady run's median grew by this factor (default 1.5) ...")
+        ->check(CLI::Range(1.0, 1e9));
+    cmd->add_option("--slower-min-ms", min_ms, "... and by at least this many ms (default 0.1)")->check(CLI::Range(0.0, 1e9));
+    cmd->add_flag("--fail-on-slower", fail, "Count slower cases as regressions (exit 1); by default they are only reported");
+  }
+};
+
 struct RunArgs {
   std::string suite;
   std::vector<std::string> planets, layers;
@@ -99,6 +119,9 @@ struct RunArgs {
   double capture_timeout = 900;
   std::string baseline, diff_json, diff_markdown;
   std::string shard;  // "I/N"
+  std::string durations = "store";  // what shards are balanced by (durations_for)
+  int repeats = 5;
+  SlowerArgs slower;
 };
 
 // "I/N" -> {I, N}, 1 <= I <= N.
@@ -108,6 +131,31 @@ std::pair<size_t, size_t> parse_shard(const std::string& s) {
   if (std::sscanf(s.c_str(), "%zu/%zu%c", &i, &n, &extra) != 2 || n < 1 || i < 1 || i > n || n > 100000)
     throw Error("--shard", "expected I/N with 1 <= I <= N (e.g. 2/4), got \"" + s + "\"");
   return {i, n};
+}
+
+// The measured case durations shards are balanced by: "store" (the newest run of each case in
+// the suite's recent unsharded batches in this store; none yet: by count), "count", or a batch
+// id or file (a run or merge --json report, a runs --json listing) that must hold durations.
+std::map<std::string, double> durations_for(const std::string& source, const Suite& suite, const std::string& store_dir) {
+  if (source == "count") return {};
+  RunStore store(store_dir);
+  std::vector<nlohmann::json> rows;
+  if (source == "store") {
+    for (const std::string& batch : store.catalog().recent_unsharded_batches(suite.name, 8)) {
+      std::string label;
+      for (auto& r : diff_side(store.catalog(), batch, suite.name, "", &label)) rows.push_back(std::move(r));
+    }
+    return shard_durations(rows);
+  }
+  std::string label;
+  try {
+    rows = diff_side(store.catalog(), source, suite.name, "", &label);
+  } catch (const Error& e) {
+    throw Error("--durations", e.where() + ": " + e.message());
+  }
+  auto d = shard_durations(rows);
+  if (d.empty()) throw Error("--durations", label + " holds no case durations (wall_ms): expected runs recorded by this planetbridge");
+  return d;
 }
 
 // Prints (and writes where asked) the comparison; true when it found a regression.
@@ -128,7 +176,9 @@ int cmd_run(const Common& common, const RunArgs& a) {
   opt.out_dir = a.out;
   opt.capture_timeout_s = a.capture_timeout;
   opt.host_version = PB_VERSION;
+  opt.repeats = a.repeats;
   if (!a.shard.empty()) std::tie(opt.shard, opt.shards) = parse_shard(a.shard);
+  if (opt.shards > 1) opt.durations = durations_for(a.durations, suite, a.out);
   size_t planned = 0;
   const std::vector<PlannedCase> plan = plan_cases(suite, opt, &planned);
   if (planned == 0) throw Error("--fixture", "no fixture matches \"" + a.fixture + "\"");
@@ -139,7 +189,10 @@ int cmd_run(const Common& common, const RunArgs& a) {
   const bool tty = ::isatty(STDERR_FILENO);
   ConsoleReport console(std::cout, width, common.color());
   std::cout << "planetbridge " << PB_VERSION << " · suite " << suite.name << " (" << suite.file << ") · " << plan.size() << " cases"
-            << (opt.shards > 1 ? " (shard " + a.shard + " of " + std::to_string(planned) + ")" : std::string()) << "\n\n";
+            << (opt.shards > 1 ? " (shard " + a.shard + " of " + std::to_string(planned) + ", balanced by " +
+                                     (opt.durations.empty() ? std::string("count") : "measured durations") + ")"
+                               : std::string())
+            << "\n\n";
   console.header();
   opt.on_start = [&](const std::string& planet, const std::string& fixture, size_t done, size_t total) {
     if (tty) std::cerr << "\r\033[K[" << done + 1 << "/" << total << "] " << planet << " " << fixture << std::flush;
@@ -160,7 +213,7 @@ int cmd_run(const Common& common, const RunArgs& a) {
   if (!a.json.empty()) {
     nlohmann::json report = results_json(suite.name, results, s);
     report["planned"] = planned;  // the whole plan: `merge` checks the shards cover it
-    if (opt.shards > 1) report["shard"] = a.shard;
+    if (opt.shards > 1) report["shard"] = a.shard, report["balanced_by"] = durations_basis(opt.durations);
     write_file(a.json, report.dump(2) + "\n");
   }
   if (a.baseline.empty()) return s.ok() ? 0 : kExitFailures;
@@ -169,7 +222,8 @@ int cmd_run(const Common& common, const RunArgs& a) {
   std::string label, ignored;
   const std::vector<nlohmann::json> before = diff_side(store.catalog(), a.baseline, suite.name, batch, &label);
   const std::vector<nlohmann::json> after = diff_side(store.catalog(), batch, suite.name, "", &ignored);
-  return report_diff(diff_runs(before, after), label, "batch " + batch, a.diff_json, a.diff_markdown) ? kExitFailures : 0;
+  return report_diff(diff_runs(before, after, a.slower.options()), label, "batch " + batch, a.diff_json, a.diff_markdown) ? kExitFailures
+                                                                                                                        : 0;
 }
 
 // ---------------------------------------------------------------- gc
@@ -206,6 +260,7 @@ int cmd_merge(const MergeArgs& a) {
   double seconds = 0;
   std::vector<CaseResult> results;
   std::map<size_t, std::string> seen;  // plan index -> the report holding it
+  std::string first_basis;
   for (const std::string& file : a.reports) {
     nlohmann::json doc;
     try {
@@ -220,6 +275,13 @@ int cmd_merge(const MergeArgs& a) {
     if (s != suite || doc["planned"].get<size_t>() != planned)
       throw Error(file, "is a report of suite \"" + s + "\" with " + doc["planned"].dump() + " planned cases; " + a.reports[0] +
                             " has \"" + suite + "\" with " + std::to_string(planned));
+    // Shards split on different durations may overlap or leave cases out: name the cause.
+    const std::string basis = doc.value("balanced_by", "");
+    if (file == a.reports[0]) first_basis = basis;
+    if (basis != first_basis)
+      throw Error(file, "was split by " + (basis.empty() ? std::string("(nothing recorded)") : basis) + ", " + a.reports[0] + " by " +
+                            (first_basis.empty() ? std::string("(nothing recorded)") : first_basis) +
+                            ": shards must be planned from the same durations (give each the same --durations)");
     seconds = std::max(seconds, doc["summary"].value("seconds", 0.0));
     for (size_t i = 0; i < doc["cases"].size(); ++i) {
       CaseResult r = case_from_json(doc["cases"][i], file + ": cases[" + std::to_string(i) + "]");
@@ -249,6 +311,7 @@ int cmd_merge(const MergeArgs& a) {
 
 struct DiffArgs {
   std::string before, after, data = ".planetbridge", json, markdown;
+  SlowerArgs slower;
 };
 
 int cmd_diff(const DiffArgs& a) {
@@ -256,7 +319,7 @@ int cmd_diff(const DiffArgs& a) {
   std::string before_label, after_label;
   const std::vector<nlohmann::json> before = diff_side(store.catalog(), a.before, "", "", &before_label);
   const std::vector<nlohmann::json> after = diff_side(store.catalog(), a.after, "", "", &after_label);
-  return report_diff(diff_runs(before, after), before_label, after_label, a.json, a.markdown) ? kExitFailures : 0;
+  return report_diff(diff_runs(before, after, a.slower.options()), before_label, after_label, a.json, a.markdown) ? kExitFailures : 0;
 }
 
 // ---------------------------------------------------------------- check
@@ -450,12 +513,18 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--json", run.json, "Write the results as JSON here");
   run_cmd->add_option("--out,--data", run.out, "Run store directory: every case goes to DIR/runs/<id>/ (default .planetbridge)");
   run_cmd->add_option("--capture-timeout", run.capture_timeout, "Seconds to wait for each reply of a capture process");
-  run_cmd->add_option("--shard", run.shard, "Run shard I of N (e.g. 2/4): every Nth planned case; merge the --json reports with merge");
+  run_cmd->add_option("--shard", run.shard, "Run shard I of N (e.g. 2/4); merge the --json reports with merge");
+  run_cmd->add_option("--durations", run.durations,
+                      "What --shard balances by: store (the cases' last times in this store's unsharded runs, else count), count, "
+                      "a batch id, or a run/merge --json report (default store)");
+  run_cmd->add_option("--repeats", run.repeats, "Timed steady-state runs per case after the checked one (default 5; 0: none)")
+      ->check(CLI::Range(0, 1000));
   run_cmd->add_option("--baseline", run.baseline,
                       "Compare with a baseline: latest (the suite's previous batch), a batch id, or a --json report; "
                       "exit 1 on regressions only (docs/nightly.md)");
   run_cmd->add_option("--diff-json", run.diff_json, "With --baseline: write the comparison as JSON here");
   run_cmd->add_option("--diff-markdown", run.diff_markdown, "With --baseline: write the comparison as Markdown here (a CI job summary)");
+  run.slower.add_to(run_cmd);
 
   // A tolerance is a finite number >= 0 (NaN would let everything pass).
   const CLI::Validator tolerance(
@@ -538,6 +607,7 @@ int main(int argc, char** argv) {
   diff_cmd->add_option("--data", diff.data, "Run store directory holding the batches (default .planetbridge)");
   diff_cmd->add_option("--json", diff.json, "Write the comparison as JSON here");
   diff_cmd->add_option("--markdown", diff.markdown, "Write the comparison as Markdown here (a CI job summary)");
+  diff.slower.add_to(diff_cmd);
 
   CLI::App* plugins_cmd = app.add_subcommand("plugins", "List the plugins found and any refused, with the reason");
 

@@ -160,6 +160,11 @@ void print_case_detail(std::ostream& out, const CaseResult& r, bool color) {
     std::snprintf(buf, sizeof buf, " %s %.2f ms", stage.c_str(), ms);
     out << buf;
   }
+  if (r.run_repeats > 0) {
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "; steady run median %.3f ms, min %.3f ms (%d repeats)", r.run_median_ms, r.run_min_ms, r.run_repeats);
+    out << buf;
+  }
   out << "\n";
 }
 
@@ -178,6 +183,7 @@ nlohmann::json case_json(const CaseResult& r) {
   nlohmann::json ms = nlohmann::json::object();
   for (const auto& [stage, t] : r.stage_ms) ms[stage] = t;
   j["ms"] = ms;
+  j["timing"] = {{"wall_ms", r.wall_ms}, {"run_median_ms", r.run_median_ms}, {"run_min_ms", r.run_min_ms}, {"repeats", r.run_repeats}};
   j["outputs"] = nlohmann::json::array();
   for (const OutputCheck& o : r.outputs) {
     const Comparison& c = o.vs_native;
@@ -245,6 +251,11 @@ CaseResult case_from_json(const nlohmann::json& j, const std::string& where) {
     for (const auto& [stage, t] : ms.items())
       if (std::none_of(r.stage_ms.begin(), r.stage_ms.end(), [&, name = stage](const auto& s) { return s.first == name; }))
         r.stage_ms.emplace_back(stage, t.get<double>());
+    const nlohmann::json timing = j.value("timing", nlohmann::json::object());
+    r.wall_ms = timing.value("wall_ms", 0.0);
+    r.run_median_ms = timing.value("run_median_ms", 0.0);
+    r.run_min_ms = timing.value("run_min_ms", 0.0);
+    r.run_repeats = timing.value("repeats", 0);
     for (const auto& o : j.value("outputs", nlohmann::json::array())) {
       OutputCheck c;
       c.name = o.at("name").get<std::string>();

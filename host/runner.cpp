@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <optional>
 #include <set>
 
@@ -47,6 +48,12 @@ nlohmann::json capture_request(const std::vector<const PlannedCase*>& cases) {
   return {{"format", "planetbridge.capture-request"}, {"version", 1}, {"fixtures", fixtures}};
 }
 
+std::string crc32_label(uLong crc) {
+  char hex[16];
+  std::snprintf(hex, sizeof hex, "%08lx", crc);
+  return std::string("crc32:") + hex;
+}
+
 // "crc32:<hex>" of a file's bytes ("" when it cannot be read): which suite a batch ran.
 std::string file_crc32(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -55,9 +62,7 @@ std::string file_crc32(const std::string& path) {
   std::vector<char> buf(1 << 16);
   while (in.read(buf.data(), static_cast<std::streamsize>(buf.size())) || in.gcount() > 0)
     crc = ::crc32(crc, reinterpret_cast<const Bytef*>(buf.data()), static_cast<uInt>(in.gcount()));
-  char hex[16];
-  std::snprintf(hex, sizeof hex, "%08lx", crc);
-  return std::string("crc32:") + hex;
+  return crc32_label(crc);
 }
 
 std::string event_field(const nlohmann::json& doc, const char* key) {
@@ -76,10 +81,13 @@ class PlanetRun {
     for (const PlannedCase* c : cases)
       (c->fixture->not_applicable.count(planet) ? not_applicable : asked).push_back(c);
     engine_.clear();
+    case_started_ = std::chrono::steady_clock::now();
     if (!asked.empty()) capture_and_check(planet, asked);
     // Reported after the capture's hello, so these rows name the engine too.
-    for (const PlannedCase* c : not_applicable)
+    for (const PlannedCase* c : not_applicable) {
+      case_started_ = std::chrono::steady_clock::now();
       emit(blank(*c, Verdict::SKIP, "not applicable: " + c->fixture->not_applicable.at(planet), engine_));
+    }
   }
 
  private:
@@ -115,6 +123,9 @@ class PlanetRun {
     }
     if (event != "hello") return all(asked, Verdict::ERROR, "capture process did not start with a hello event: " + hello->doc.dump().substr(0, 200));
     engine_ = event_field(hello->doc, "engine") + " " + event_field(hello->doc, "engine_version");
+    // Starting the planet is paid once per shard that runs it, whichever cases it gets: not a
+    // case's duration.
+    case_started_ = std::chrono::steady_clock::now();
 
     for (size_t i = 0; i < asked.size(); ++i) {
       const PlannedCase& c = *asked[i];
@@ -131,6 +142,7 @@ class PlanetRun {
                    "capture process ended before answering (" + status + ")" + proc->stderr_tail());
       }
       emit(one_case(c, *dialect, std::move(*frame)));
+      case_started_ = std::chrono::steady_clock::now();
     }
     proc->finish();
   }
@@ -159,9 +171,11 @@ class PlanetRun {
     LadderOptions lo;
     lo.tolerance = c.fixture->tolerance_for(c.planet);
     lo.entity_path = run->entity_path();
+    lo.repeats = opt_.repeats;
     CaseResult r = run_ladder(stream, dialect, lo);
     r.layer = c.fixture->layer;
     r.plan_index = c.index;
+    r.wall_ms = since_case_started();
     store_.commit(*run, r, info_);
     return r;
   }
@@ -173,9 +187,16 @@ class PlanetRun {
   // Every case is a run, whatever its verdict: one without a stream is recorded here. A store
   // that cannot be written stops the suite (pb::Error): results nobody can find help no one.
   void emit(CaseResult r) {
-    if (r.run_id.empty()) store_.commit(*store_.begin(), r, info_);
+    if (r.run_id.empty()) {
+      r.wall_ms = since_case_started();
+      store_.commit(*store_.begin(), r, info_);
+    }
     results_.push_back(std::move(r));
     if (opt_.on_result) opt_.on_result(results_.back());
+  }
+
+  double since_case_started() const {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - case_started_).count();
   }
 
   const PluginRegistry& plugins_;
@@ -185,7 +206,36 @@ class PlanetRun {
   std::vector<CaseResult>& results_;
   size_t total_;
   std::string engine_;  // "torch 1.13.0a0", from the current planet's hello
+  std::chrono::steady_clock::time_point case_started_;  // since the previous case was recorded
 };
+
+std::string case_key(const std::string& planet, const std::string& fixture) { return planet + "/" + fixture; }
+
+// Longest processing time first: each case, longest first (ties in plan order), goes to the
+// shard with the least time so far (ties to the lowest shard). Within 4/3 of the best split.
+std::vector<size_t> balanced_shards(const std::vector<PlannedCase>& cases, const std::map<std::string, double>& durations,
+                                    size_t shards) {
+  std::vector<double> known;
+  for (const auto& kv : durations) known.push_back(kv.second);
+  std::sort(known.begin(), known.end());
+  const double typical = known.empty() ? 1.0 : known[known.size() / 2];
+  std::vector<double> cost(cases.size());
+  for (size_t i = 0; i < cases.size(); ++i) {
+    auto it = durations.find(case_key(cases[i].planet, cases[i].fixture->id));
+    cost[i] = it != durations.end() ? it->second : typical;
+  }
+  std::vector<size_t> order(cases.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return cost[a] > cost[b]; });
+  std::vector<double> load(shards, 0.0);
+  std::vector<size_t> shard_of(cases.size());
+  for (size_t i : order) {
+    const size_t s = static_cast<size_t>(std::min_element(load.begin(), load.end()) - load.begin());
+    shard_of[i] = s;
+    load[s] += cost[i];
+  }
+  return shard_of;
+}
 
 }  // namespace
 
@@ -223,10 +273,32 @@ std::vector<PlannedCase> plan_cases(const Suite& suite, const RunOptions& opt, s
   if (opt.shard < 1 || opt.shard > opt.shards)
     throw Error("--shard", "shard " + std::to_string(opt.shard) + " of " + std::to_string(opt.shards) + " does not exist (1 to " +
                                std::to_string(opt.shards) + ")");
+  const std::vector<size_t> shard_of = opt.durations.empty() ? std::vector<size_t>() : balanced_shards(cases, opt.durations, opt.shards);
   std::vector<PlannedCase> mine;
   for (const PlannedCase& c : cases)
-    if (c.index % opt.shards == opt.shard - 1) mine.push_back(c);
+    if ((shard_of.empty() ? c.index % opt.shards : shard_of[c.index]) == opt.shard - 1) mine.push_back(c);
   return mine;
+}
+
+std::map<std::string, double> shard_durations(const std::vector<nlohmann::json>& rows) {
+  std::map<std::string, double> d;
+  for (const nlohmann::json& r : rows) {
+    const auto wall = r.find("wall_ms");
+    if (wall == r.end() || !wall->is_number() || !r.contains("planet") || !r.contains("fixture")) continue;
+    d.emplace(case_key(r["planet"].get<std::string>(), r["fixture"].get<std::string>()), wall->get<double>());  // newest first: first kept
+  }
+  return d;
+}
+
+std::string durations_basis(const std::map<std::string, double>& durations) {
+  if (durations.empty()) return "count";
+  std::string text;
+  char ms[32];
+  for (const auto& [key, t] : durations) {
+    std::snprintf(ms, sizeof ms, "%.3f", t);
+    text += key + "=" + ms + "\n";
+  }
+  return crc32_label(::crc32(::crc32(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(text.data()), static_cast<uInt>(text.size())));
 }
 
 std::vector<CaseResult> run_suite(const Suite& suite, const PluginRegistry& plugins, const RunOptions& opt, std::string* batch_id_out) {
@@ -238,7 +310,8 @@ std::vector<CaseResult> run_suite(const Suite& suite, const PluginRegistry& plug
   batch.suite_file = suite.file;
   batch.suite_hash = file_crc32(suite.file);
   batch.filters = {{"planets", opt.planets}, {"layers", opt.layers}, {"fixture", opt.fixture_glob},
-                   {"shard", std::to_string(opt.shard) + "/" + std::to_string(opt.shards)}};
+                   {"shard", std::to_string(opt.shard) + "/" + std::to_string(opt.shards)},
+                   {"balanced_by", durations_basis(opt.durations)}};
   batch.host_version = opt.host_version;
   batch.machine = machine_info();
   const std::string batch_id = store.catalog().begin_batch(batch);

@@ -137,4 +137,23 @@ using KernelBuilder = std::function<std::unique_ptr<Kernel>(const ir::Node&, Com
 // The op table: IR op name -> builder. One entry per kernel file.
 const std::map<std::string, KernelBuilder>& kernel_table();
 
+// The builder networks compiled from now on use for `op`: an override's, else the table's;
+// nullptr for an op without a kernel.
+KernelBuilder kernel_builder(const std::string& op);
+
+// Replaces `op`'s kernel in this process while it lives (networks compiled meanwhile use it),
+// restoring the previous one after: an out-of-tree kernel, or a deliberately broken one that the
+// nightly test plugs in to check regressions are reported exactly (tests/test_nightly.cpp).
+class KernelOverride {
+ public:
+  KernelOverride(std::string op, KernelBuilder builder);
+  ~KernelOverride();
+  KernelOverride(const KernelOverride&) = delete;
+  KernelOverride& operator=(const KernelOverride&) = delete;
+
+ private:
+  std::string op_;
+  KernelBuilder previous_;  // empty: the table's
+};
+
 }  // namespace pb::layers

@@ -2,6 +2,8 @@
 // declared here is defined in the op's kernel file.
 #include "kernel.h"
 
+#include <mutex>
+
 namespace pb::layers {
 
 #define PB_KERNELS(X)             \
@@ -45,6 +47,41 @@ PB_KERNELS(PB_DECLARE)
 const std::map<std::string, KernelBuilder>& kernel_table() {
   static const std::map<std::string, KernelBuilder> table = {PB_KERNELS(PB_ENTRY)};
   return table;
+}
+
+namespace {
+
+std::mutex overrides_mu;
+std::map<std::string, KernelBuilder>& overrides() {
+  static std::map<std::string, KernelBuilder> o;
+  return o;
+}
+
+}  // namespace
+
+KernelBuilder kernel_builder(const std::string& op) {
+  {
+    std::lock_guard<std::mutex> lock(overrides_mu);
+    auto it = overrides().find(op);
+    if (it != overrides().end()) return it->second;
+  }
+  auto it = kernel_table().find(op);
+  return it == kernel_table().end() ? nullptr : it->second;
+}
+
+KernelOverride::KernelOverride(std::string op, KernelBuilder builder) : op_(std::move(op)) {
+  std::lock_guard<std::mutex> lock(overrides_mu);
+  auto it = overrides().find(op_);
+  if (it != overrides().end()) previous_ = it->second;
+  overrides()[op_] = std::move(builder);
+}
+
+KernelOverride::~KernelOverride() {
+  std::lock_guard<std::mutex> lock(overrides_mu);
+  if (previous_)
+    overrides()[op_] = std::move(previous_);
+  else
+    overrides().erase(op_);
 }
 
 }  // namespace pb::layers

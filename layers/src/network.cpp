@@ -336,17 +336,16 @@ Network::Network(const ir::Graph& graph, const std::map<std::string, Shape>& inp
   // values. A buffer that does not fit is allocated on its own.
   if (options.reuse_memory) m.arena = std::make_unique<layers::ActivationArena>(2 * output_bytes + (1 << 20));
 
-  const auto& table = layers::kernel_table();
   for (const ir::Node& n : checked) {
     m.current_index = static_cast<size_t>(&n - checked.data());
     m.current = n.attrs.owner;
     m.current_types = node_types[m.current_index];
-    auto builder = table.find(n.op);
-    if (builder == table.end()) throw Error(m.current, "no kernel for op \"" + n.op + "\"");
+    const layers::KernelBuilder builder = layers::kernel_builder(n.op);
+    if (!builder) throw Error(m.current, "no kernel for op \"" + n.op + "\"");
     // oneDNN refusing a shape the schemas allowed is an error at this node, never its own exception.
     std::unique_ptr<layers::Kernel> kernel;
     try {
-      kernel = builder->second(n, m);
+      kernel = builder(n, m);
     } catch (const dnnl::error& e) {
       throw Error(m.current, std::string("oneDNN cannot build this node: ") + e.what());
     }
