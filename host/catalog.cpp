@@ -3,11 +3,13 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
-#include <set>
+#include <iterator>
 #include <sstream>
 #include <thread>
 
@@ -36,7 +38,13 @@ const char* const kMigrations[] = {
        CREATE INDEX runs_by_batch ON runs(batch, time);
        CREATE INDEX runs_by_fixture ON runs(fixture, time);
        CREATE INDEX runs_by_verdict ON runs(verdict, time);)",
+    // The blobs a run links (run_store.h): SHA-256 hex of its stream and checkpoint, NULL for
+    // none or for a run from before blobs. gc counts references by hard links, not by these.
+    R"(ALTER TABLE runs ADD COLUMN stream_hash TEXT;
+       ALTER TABLE runs ADD COLUMN entity_hash TEXT;
+       ALTER TABLE runs ADD COLUMN entity_bytes INTEGER;)",
 };
+static_assert(std::size(kMigrations) == Catalog::kSchemaVersion, "Catalog::kSchemaVersion is the number of migrations");
 
 // A prepared statement, finalised on scope exit; errors name the catalog file.
 class Statement {
@@ -85,6 +93,38 @@ double number_or_nan(const json& j, const char* key) {
   return j.contains(key) && j[key].is_number() ? j[key].get<double>() : std::nan("");
 }
 
+// The columns batch() and batches() read, and the document made of them.
+constexpr char kBatchColumns[] =
+    "id, suite, suite_file, suite_hash, filters, host_version, machine, started, ended, total, exact, pass, fail, error, skip";
+json batch_document(const Statement& q) {
+  json b = {{"id", q.text(0)}, {"suite", q.text(1)}, {"suite_file", q.text(2)}, {"suite_hash", q.text(3)},
+            {"filters", json::parse(q.text(4), nullptr, false)}, {"host_version", q.text(5)},
+            {"machine", json::parse(q.text(6), nullptr, false)}, {"started", q.text(7)}, {"ended", q.text(8)}};
+  const char* counts[] = {"total", "exact", "pass", "fail", "error", "skip"};
+  for (int i = 0; i < 6; ++i) b["counts"][counts[i]] = q.integer(9 + i);
+  return b;
+}
+
+// " WHERE ..." with only the filters `f` gives, so SQLite can pick the index that fits
+// (batch, fixture, verdict or time); their values go to `values`, in order. Without statistics
+// SQLite takes any equality's index alike, the newest first: a unary + keeps it off the less
+// selective ones when a narrower filter is given (a batch is a few thousand runs at most, a
+// fixture's history one per batch; a verdict may be most of the store).
+std::string where_clause(const RunFilter& f, std::vector<std::string>* values) {
+  const bool by_batch = !f.batch.empty();
+  const bool by_fixture = !by_batch && (!f.fixture.empty() || (!f.fixture_glob.empty() && !std::strchr("*?[", f.fixture_glob[0])));
+  std::string sql = " WHERE 1";
+  for (const auto& [value, clause] : {std::pair<const std::string&, const char*>{f.batch, " AND batch = ?"},
+                                      {f.fixture, by_batch ? " AND +fixture = ?" : " AND fixture = ?"},
+                                      {f.fixture_glob, by_batch ? " AND +fixture GLOB ?" : " AND fixture GLOB ?"},
+                                      {f.verdict, by_batch || by_fixture ? " AND +verdict = ?" : " AND verdict = ?"},
+                                      {f.planet, " AND planet = ?"},
+                                      {f.layer, " AND layer = ?"},
+                                      {f.since, " AND time >= ?"}})
+    if (!value.empty()) sql += clause, values->push_back(value);
+  return sql;
+}
+
 }  // namespace
 
 int64_t now_ms() {
@@ -125,7 +165,7 @@ std::string str(const json& j, const char* key) { return j.contains(key) && j[ke
 
 }  // namespace
 
-Catalog::Catalog(const std::string& data_dir) : path_(data_dir + "/catalog.sqlite") {
+Catalog::Catalog(const std::string& data_dir) : path_(data_dir + "/catalog.sqlite"), runs_dir_(data_dir + "/runs") {
   std::error_code ec;
   fs::create_directories(data_dir, ec);
   if (sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK) {
@@ -138,7 +178,7 @@ Catalog::Catalog(const std::string& data_dir) : path_(data_dir + "/catalog.sqlit
     sqlite3_busy_timeout(db_, 30000);  // another process writing: wait for it, do not fail
     exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
     migrate();
-    index_folders(data_dir + "/runs");
+    index_folders(runs_dir_);
   } catch (...) {
     sqlite3_close(db_);
     db_ = nullptr;
@@ -177,34 +217,37 @@ void Catalog::migrate() {
 }
 
 void Catalog::index_folders(const std::string& runs_dir) {
-  std::set<std::string> indexed, on_disk;
-  {
-    Statement q(db_, path_, "SELECT id FROM runs");
-    while (q.step()) indexed.insert(q.text(0));
-  }
-  std::vector<json> missing;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(runs_dir, ec)) {
-    const std::string id = e.path().filename().string();
-    on_disk.insert(id);
-    if (id.empty() || id[0] == '.' || indexed.count(id)) continue;
-    std::ifstream in(e.path() / "result.json");
-    if (!in) continue;  // reserved and still running, or abandoned
-    try {
-      json r = json::parse(in);
-      if (r.is_object() && str(r, "id") == id) missing.push_back(std::move(r));
-    } catch (const json::exception&) {
-      // A damaged result.json is left to `runs`/the dashboard to report; it is not indexed.
-    }
-  }
-  std::vector<std::string> gone;
-  for (const std::string& id : indexed)
-    if (!on_disk.count(id)) gone.push_back(id);
-  if (!gone.empty()) forget(gone);
-  if (missing.empty()) return;
+  // One write transaction from reading the rows to the last insert: a gc that removes a run
+  // meanwhile cannot have its row put back here from a folder read before the removal (a gc
+  // only takes runs with rows, and waits for this), nor a commit's row be read as missing.
   exec("BEGIN IMMEDIATE");
   try {
-    for (const json& r : missing) add_run(r);
+    // Every open does this, so it is two sorted lists merged (the ids come in primary-key order),
+    // not sets: 100,000 runs take a few tens of milliseconds.
+    std::vector<std::string> indexed, on_disk;
+    {
+      Statement q(db_, path_, "SELECT id FROM runs ORDER BY id");
+      while (q.step()) indexed.push_back(q.text(0));
+    }
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(runs_dir, ec)) on_disk.push_back(e.path().filename().string());
+    std::sort(on_disk.begin(), on_disk.end());
+    std::vector<std::string> unindexed, gone;
+    std::set_difference(on_disk.begin(), on_disk.end(), indexed.begin(), indexed.end(), std::back_inserter(unindexed));
+    std::set_difference(indexed.begin(), indexed.end(), on_disk.begin(), on_disk.end(), std::back_inserter(gone));
+    forget_rows(gone);
+    for (const std::string& id : unindexed) {
+      if (id.empty() || id[0] == '.') continue;
+      std::ifstream in(fs::path(runs_dir) / id / "result.json");
+      if (!in) continue;  // reserved and still running, or abandoned
+      json r;
+      try {
+        r = json::parse(in);
+      } catch (const json::exception&) {
+        continue;  // a damaged result.json is left to `runs`/the dashboard to report; it is not indexed
+      }
+      if (r.is_object() && str(r, "id") == id) insert_run(r);
+    }
     exec("COMMIT");
   } catch (...) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
@@ -214,9 +257,26 @@ void Catalog::index_folders(const std::string& runs_dir) {
 
 void Catalog::add_run(const json& r) {
   std::lock_guard<std::mutex> lock(mu_);
+  // The folder is checked in the transaction that adds the row: a gc renames a run's folder away
+  // before it forgets the run's row, so a row added here is either forgotten by that gc or never
+  // added (no row outlives its folder when a run is indexed by another process and collected
+  // before its own commit gets here).
+  exec("BEGIN IMMEDIATE");
+  try {
+    std::error_code ec;
+    if (fs::exists(fs::path(runs_dir_) / str(r, "id") / "result.json", ec)) insert_run(r);
+    exec("COMMIT");
+  } catch (...) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
+
+void Catalog::insert_run(const json& r) {
   Statement st(db_, path_,
                "INSERT OR IGNORE INTO runs(id, batch, time, source, suite, planet, engine, fixture, layer, verdict, max_abs, max_rel, "
-               "total_ms, stream_bytes, stored_entity, summary) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)");
+               "total_ms, stream_bytes, stored_entity, summary, stream_hash, entity_hash, entity_bytes) "
+               "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)");
   const json s = run_summary(r);
   st.bind(1, str(r, "id"));
   if (str(r, "batch").empty()) st.bind_null(2);
@@ -232,6 +292,12 @@ void Catalog::add_run(const json& r) {
   st.bind(14, static_cast<int64_t>(r.value("stream_bytes", uint64_t(0))));
   st.bind(15, static_cast<int64_t>(r.value("stored_entity", false)));
   st.bind(16, s.dump(-1, ' ', false, json::error_handler_t::replace));
+  for (const auto& [i, key] : {std::pair<int, const char*>{17, "stream_sha256"}, {18, "entity_sha256"}}) {
+    if (str(r, key).empty()) st.bind_null(i);
+    else st.bind(i, str(r, key));
+  }
+  if (r.value("stored_entity", false)) st.bind(19, static_cast<int64_t>(r.value("entity_bytes", uint64_t(0))));
+  else st.bind_null(19);
   st.step();
 }
 
@@ -256,11 +322,12 @@ json Catalog::end_batch(const std::string& batch) {
     Statement st(db_, path_,
                  "UPDATE batches SET ended = ?2, "
                  "total = (SELECT COUNT(*) FROM runs WHERE batch = ?1), "
-                 "exact = (SELECT COUNT(*) FROM runs WHERE batch = ?1 AND verdict = 'EXACT'), "
-                 "pass = (SELECT COUNT(*) FROM runs WHERE batch = ?1 AND verdict = 'PASS'), "
-                 "fail = (SELECT COUNT(*) FROM runs WHERE batch = ?1 AND verdict = 'FAIL'), "
-                 "error = (SELECT COUNT(*) FROM runs WHERE batch = ?1 AND verdict = 'ERROR'), "
-                 "skip = (SELECT COUNT(*) FROM runs WHERE batch = ?1 AND verdict = 'SKIP') WHERE id = ?1");
+                 // +verdict: counted through the batch's index, not by walking every run of a verdict
+                 "exact = (SELECT COUNT(*) FROM runs WHERE batch = ?1 AND +verdict = 'EXACT'), "
+                 "pass = (SELECT COUNT(*) FROM runs WHERE batch = ?1 AND +verdict = 'PASS'), "
+                 "fail = (SELECT COUNT(*) FROM runs WHERE batch = ?1 AND +verdict = 'FAIL'), "
+                 "error = (SELECT COUNT(*) FROM runs WHERE batch = ?1 AND +verdict = 'ERROR'), "
+                 "skip = (SELECT COUNT(*) FROM runs WHERE batch = ?1 AND +verdict = 'SKIP') WHERE id = ?1");
     st.bind(1, batch).bind(2, utc_time(now_ms()));
     st.step();
   }
@@ -269,34 +336,58 @@ json Catalog::end_batch(const std::string& batch) {
 
 std::optional<json> Catalog::batch(const std::string& id) const {
   std::lock_guard<std::mutex> lock(mu_);
-  Statement q(db_, path_,
-              "SELECT id, suite, suite_file, suite_hash, filters, host_version, machine, started, ended, total, exact, pass, fail, "
-              "error, skip FROM batches WHERE id = ?1");
+  Statement q(db_, path_, (std::string("SELECT ") + kBatchColumns + " FROM batches WHERE id = ?1").c_str());
   q.bind(1, id);
   if (!q.step()) return std::nullopt;
-  json b = {{"id", q.text(0)}, {"suite", q.text(1)}, {"suite_file", q.text(2)}, {"suite_hash", q.text(3)},
-            {"filters", json::parse(q.text(4), nullptr, false)}, {"host_version", q.text(5)},
-            {"machine", json::parse(q.text(6), nullptr, false)}, {"started", q.text(7)}, {"ended", q.text(8)}};
-  const char* counts[] = {"total", "exact", "pass", "fail", "error", "skip"};
-  for (int i = 0; i < 6; ++i) b["counts"][counts[i]] = q.integer(9 + i);
-  return b;
+  return batch_document(q);
+}
+
+std::vector<json> Catalog::batches(size_t limit, size_t offset) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  // Ids begin with the start time, so the primary key's index gives the order.
+  Statement q(db_, path_, (std::string("SELECT ") + kBatchColumns + " FROM batches ORDER BY id DESC LIMIT ?1 OFFSET ?2").c_str());
+  q.bind(1, static_cast<int64_t>(limit)).bind(2, static_cast<int64_t>(offset));
+  std::vector<json> out;
+  while (q.step()) out.push_back(batch_document(q));
+  return out;
+}
+
+size_t Catalog::count_batches() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement q(db_, path_, "SELECT COUNT(*) FROM batches");
+  q.step();
+  return static_cast<size_t>(q.integer(0));
+}
+
+std::optional<std::string> Catalog::previous_batch(const std::string& suite, const std::string& id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement q(db_, path_, "SELECT id FROM batches WHERE id < ?2 AND suite = ?1 AND ended IS NOT NULL ORDER BY id DESC LIMIT 1");
+  q.bind(1, suite).bind(2, id);
+  if (!q.step()) return std::nullopt;
+  return q.text(0);
+}
+
+std::vector<json> Catalog::batch_groups(const std::string& batch) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement q(db_, path_,
+              "SELECT planet, layer, verdict, COUNT(*) FROM runs WHERE batch = ?1 GROUP BY planet, layer, verdict "
+              "ORDER BY planet, layer, verdict");
+  q.bind(1, batch);
+  std::vector<json> out;
+  while (q.step()) out.push_back({{"planet", q.text(0)}, {"layer", q.text(1)}, {"verdict", q.text(2)}, {"runs", q.integer(3)}});
+  return out;
 }
 
 std::vector<json> Catalog::runs(const RunFilter& f) const {
   std::lock_guard<std::mutex> lock(mu_);
-  // Only the filters given go into the query, so SQLite can pick the index that fits.
-  std::string sql = "SELECT summary FROM runs WHERE 1";
   std::vector<std::string> values;
-  for (const auto& [value, clause] : {std::pair<const std::string&, const char*>{f.batch, " AND batch = ?"},
-                                      {f.fixture_glob, " AND fixture GLOB ?"},
-                                      {f.verdict, " AND verdict = ?"},
-                                      {f.planet, " AND planet = ?"},
-                                      {f.since, " AND time >= ?"}})
-    if (!value.empty()) sql += clause, values.push_back(value);
-  sql += " ORDER BY time DESC, id DESC LIMIT ?";
+  std::string sql = "SELECT summary FROM runs" + where_clause(f, &values);
+  sql += f.by_case ? " ORDER BY planet, layer, fixture, time DESC, id DESC" : " ORDER BY time DESC, id DESC";
+  sql += " LIMIT ? OFFSET ?";
   Statement q(db_, path_, sql.c_str());
   for (size_t i = 0; i < values.size(); ++i) q.bind(static_cast<int>(i + 1), values[i]);
   q.bind(static_cast<int>(values.size() + 1), static_cast<int64_t>(f.limit));
+  q.bind(static_cast<int>(values.size() + 2), static_cast<int64_t>(f.offset));
   std::vector<json> out;
   while (q.step()) out.push_back(json::parse(q.text(0), nullptr, false));
   return out;
@@ -336,12 +427,7 @@ void Catalog::forget(const std::vector<std::string>& run_ids) {
   std::lock_guard<std::mutex> lock(mu_);
   exec("BEGIN IMMEDIATE");
   try {
-    for (const std::string& id : run_ids) {
-      Statement d(db_, path_, "DELETE FROM runs WHERE id = ?1");
-      d.bind(1, id);
-      d.step();
-    }
-    exec("DELETE FROM batches WHERE ended IS NOT NULL AND id NOT IN (SELECT batch FROM runs WHERE batch IS NOT NULL)");
+    forget_rows(run_ids);
     exec("COMMIT");
   } catch (...) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
@@ -349,9 +435,25 @@ void Catalog::forget(const std::vector<std::string>& run_ids) {
   }
 }
 
-size_t Catalog::count_runs() const {
+void Catalog::forget_rows(const std::vector<std::string>& run_ids) {
+  if (run_ids.empty()) return;
+  for (const std::string& id : run_ids) {
+    Statement d(db_, path_, "DELETE FROM runs WHERE id = ?1");
+    d.bind(1, id);
+    d.step();
+  }
+  exec("DELETE FROM batches WHERE ended IS NOT NULL AND id NOT IN (SELECT batch FROM runs WHERE batch IS NOT NULL)");
+}
+
+size_t Catalog::count_runs(const RunFilter& f, size_t at_most) const {
   std::lock_guard<std::mutex> lock(mu_);
-  Statement q(db_, path_, "SELECT COUNT(*) FROM runs");
+  std::vector<std::string> values;
+  const std::string where = where_clause(f, &values);
+  // The plain form lets SQLite count a whole table or index range without visiting its rows.
+  const bool capped = at_most < static_cast<size_t>(INT64_MAX);
+  Statement q(db_, path_, (capped ? "SELECT COUNT(*) FROM (SELECT 1 FROM runs" + where + " LIMIT ?)" : "SELECT COUNT(*) FROM runs" + where).c_str());
+  for (size_t i = 0; i < values.size(); ++i) q.bind(static_cast<int>(i + 1), values[i]);
+  if (capped) q.bind(static_cast<int>(values.size() + 1), static_cast<int64_t>(at_most));
   q.step();
   return static_cast<size_t>(q.integer(0));
 }

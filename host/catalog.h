@@ -29,10 +29,14 @@ struct BatchInfo {
 struct RunFilter {
   std::string batch;         // "" any
   std::string fixture_glob;  // "" any; SQLite GLOB (*, ?, [...])
+  std::string fixture;       // "" any; exactly this fixture (a fixture's history)
   std::string verdict;       // "" any
   std::string planet;        // "" any
+  std::string layer;         // "" any
   std::string since;         // "" any; runs at or after this UTC time ("2026-12-01" or a run id's time)
   size_t limit = 100;
+  size_t offset = 0;         // rows skipped first (paging)
+  bool by_case = false;      // ordered by planet, layer, fixture (a batch's page) instead of newest first
 };
 
 class Catalog {
@@ -44,19 +48,20 @@ class Catalog {
   Catalog(const Catalog&) = delete;
   Catalog& operator=(const Catalog&) = delete;
 
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;  // the number of migrations in catalog.cpp
   const std::string& path() const { return path_; }
 
-  // A run's row from its result document (as RunStore::commit writes it); an id already
-  // indexed is left as it is.
+  // A run's row from its result document (as RunStore::commit writes it, after its folder is in
+  // place); an id already indexed, or whose folder is gone (collected meanwhile), is left alone.
   void add_run(const nlohmann::json& result);
   std::string begin_batch(const BatchInfo& info);
   // Closes the batch with its verdict counts (counted from its rows).
   nlohmann::json end_batch(const std::string& batch);
 
-  // Summaries (RunStore::summary's shape) of the runs matching `f`, newest first.
+  // Summaries (RunStore::summary's shape) of the runs matching `f`, newest first (or by case).
   std::vector<nlohmann::json> runs(const RunFilter& f) const;
-  size_t count_runs() const;
+  // The runs matching `f` (its limit and offset aside), counted up to `at_most`.
+  size_t count_runs(const RunFilter& f = {}, size_t at_most = SIZE_MAX) const;
   // Ids of the runs older than `before` (a UTC time) except the `keep_last` newest, oldest first.
   std::vector<std::string> collectable(const std::string& before, size_t keep_last) const;
   // Drops the rows of runs whose folders are gone, and batches left with no runs.
@@ -67,13 +72,23 @@ class Catalog {
   // Ids of the newest finished batches of `suite` that were not one shard of a run, newest
   // first: what shards read durations from, so shards run meanwhile cannot change their split.
   std::vector<std::string> recent_unsharded_batches(const std::string& suite, size_t limit) const;
+  // Batches (batch()'s shape), newest first: `limit` of them after skipping `offset`.
+  std::vector<nlohmann::json> batches(size_t limit, size_t offset) const;
+  size_t count_batches() const;
+  // The newest finished batch of `suite` begun before batch `id` (the one a nightly compares with).
+  std::optional<std::string> previous_batch(const std::string& suite, const std::string& id) const;
+  // A batch's runs counted by planet, layer and verdict: [{planet, layer, verdict, runs}], sorted.
+  std::vector<nlohmann::json> batch_groups(const std::string& batch) const;
 
  private:
   void exec(const std::string& sql) const;
   void migrate();
   void index_folders(const std::string& runs_dir);
+  // Inside the caller's transaction:
+  void forget_rows(const std::vector<std::string>& run_ids);
+  void insert_run(const nlohmann::json& result);
 
-  std::string path_;
+  std::string path_, runs_dir_;
   sqlite3* db_ = nullptr;
   mutable std::mutex mu_;  // one connection per process; SQLite's WAL orders the processes
 };

@@ -238,11 +238,15 @@ struct GcArgs {
 int cmd_gc(const GcArgs& a) {
   RunStore store(a.data);
   const auto t0 = std::chrono::steady_clock::now();
-  const std::vector<std::string> ids = store.gc(a.keep_days, a.keep_last, a.dry_run);
+  const RunStore::GcReport g = store.gc(a.keep_days, a.keep_last, a.dry_run);
+  const std::vector<std::string>& ids = g.runs;
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::ostringstream freed;
+  freed << std::fixed << std::setprecision(2) << static_cast<double>(g.bytes) / (1 << 20) << " MiB";
   std::cout << (a.dry_run ? "would remove " : "removed ") << ids.size() << " runs"
-            << (ids.empty() ? std::string() : " (" + ids.front() + " to " + ids.back() + ")") << " in " << s << " s; "
-            << store.catalog().count_runs() << " runs kept in " << a.data << "\n";
+            << (ids.empty() ? std::string() : " (" + ids.front() + " to " + ids.back() + ")") << " and " << g.blobs
+            << " blobs no run links, " << (a.dry_run ? "freeing " : "freed ") << freed.str() << ", in " << s << " s; "
+            << store.catalog().count_runs() - (a.dry_run ? ids.size() : 0) << " runs kept in " << a.data << "\n";
   return 0;
 }
 

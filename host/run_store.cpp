@@ -1,6 +1,7 @@
 #include "run_store.h"
 
 #include <fcntl.h>
+#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,7 +12,9 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <thread>
+#include <tuple>
 
 #include "planetbridge/files.h"
 #include "report.h"
@@ -62,12 +65,91 @@ void write_new(const std::string& path, const void* data, size_t size, bool sync
   if ((sync && ::fsync(fd) != 0) || ::close(fd) != 0) fail_errno(path, "cannot write");
 }
 
+// The SHA-256 of a file's bytes, as lowercase hex, and its size.
+std::pair<std::string, uint64_t> sha256_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail_errno(path, "cannot open to hash");
+  std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
+    ::close(fd);
+    throw Error(path, "cannot hash: OpenSSL has no SHA-256");
+  }
+  std::vector<char> buf(1 << 20);
+  uint64_t size = 0;
+  for (;;) {
+    const ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      ::close(fd);
+      fail_errno(path, "cannot read to hash");
+    }
+    if (n == 0) break;
+    EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<size_t>(n));
+    size += static_cast<uint64_t>(n);
+  }
+  ::close(fd);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_DigestFinal_ex(ctx.get(), digest, &length);
+  static const char hex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < length; ++i) out += {hex[digest[i] >> 4], hex[digest[i] & 15]};
+  return {out, size};
+}
+
+using Inode = std::pair<dev_t, ino_t>;
+
+// The files in the doomed runs' folders: how many links to each inode they hold (a blob's inode
+// is linked from every run sharing it), and the bytes of the inodes they hold every link to.
+struct RunFiles {
+  std::map<Inode, nlink_t> links;
+  uint64_t unshared_bytes = 0;
+};
+
+RunFiles run_files(const std::vector<std::string>& dirs) {
+  RunFiles out;
+  std::map<Inode, struct stat> seen;
+  for (const std::string& dir : dirs) {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir, ec)) {
+      struct stat st{};
+      if (::lstat(e.path().c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+      ++out.links[{st.st_dev, st.st_ino}];
+      seen[{st.st_dev, st.st_ino}] = st;
+    }
+  }
+  for (const auto& [inode, st] : seen)
+    if (out.links[inode] == st.st_nlink) out.unshared_bytes += static_cast<uint64_t>(st.st_size);
+  return out;
+}
+
+// Removes (with dry_run, only counts) the blobs whose every link but their own is in `doomed`:
+// once the runs are gone, the blobs no run links. A commit may link a blob between its stat and
+// its unlink here: that run keeps the bytes through its own link, and only later runs lose the
+// sharing (they make the blob again). So gc needs no lock and no grace period.
+void sweep_blobs(const std::string& blobs_dir, const std::map<Inode, nlink_t>& doomed, bool dry_run, RunStore::GcReport& g) {
+  std::error_code ec;
+  for (const auto& shard : fs::directory_iterator(blobs_dir, ec))
+    for (const auto& e : fs::directory_iterator(shard.path(), ec)) {
+      struct stat st{};
+      if (e.path().filename().string().size() != 64 || ::lstat(e.path().c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+      const auto d = doomed.find({st.st_dev, st.st_ino});
+      if (st.st_nlink - (d == doomed.end() ? 0 : d->second) != 1) continue;
+      if (!dry_run && ::unlink(e.path().c_str()) != 0 && errno != ENOENT) fail_errno(e.path().string(), "cannot remove the blob");
+      ++g.blobs;
+      g.bytes += static_cast<uint64_t>(st.st_size);
+    }
+}
+
 }  // namespace
 
-RunStore::RunStore(std::string data_dir) : data_dir_(std::move(data_dir)), runs_dir_(data_dir_ + "/runs") {
-  std::error_code ec;
-  fs::create_directories(runs_dir_, ec);
-  if (ec || !fs::is_directory(runs_dir_)) throw Error(runs_dir_, "cannot create the run store: " + ec.message());
+RunStore::RunStore(std::string data_dir)
+    : data_dir_(std::move(data_dir)), runs_dir_(data_dir_ + "/runs"), blobs_dir_(data_dir_ + "/blobs") {
+  for (const std::string& dir : {runs_dir_, blobs_dir_}) {
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec || !fs::is_directory(dir)) throw Error(dir, "cannot create the run store: " + ec.message());
+  }
   // Private folders of runs whose process died (killed mid-run) are removed; a living
   // process's are left alone.
   remove_abandoned_temporaries(runs_dir_, ".");
@@ -156,15 +238,18 @@ nlohmann::json RunStore::commit(Pending& run, CaseResult& r, const RunInfo& info
     stored_entity = fs::exists(r.entity_path, ec);  // absent when the ladder stopped before saving
     r.entity_path = stored_entity ? run.dir_ + "/model.entity" : "";
   } else if (!r.entity_path.empty() && fs::is_regular_file(r.entity_path, ec)) {
-    // Written where the user asked (check --entity), already flushed by entity::save.
-    if (::link(r.entity_path.c_str(), run.entity_path().c_str()) != 0) {
-      fs::copy_file(r.entity_path, run.entity_path(), ec);  // another file system
-      if (ec) throw Error(run.entity_path(), "cannot copy the checkpoint " + r.entity_path + ": " + ec.message());
-      fsync_path(run.entity_path(), O_RDONLY);
-    }
+    // Written where the user asked (check --entity): copied, not linked, so that the user
+    // rewriting their file in place can never change a blob.
+    fs::copy_file(r.entity_path, run.entity_path(), ec);
+    if (ec) throw Error(run.entity_path(), "cannot copy the checkpoint " + r.entity_path + ": " + ec.message());
+    fsync_path(run.entity_path(), O_RDONLY);
     stored_entity = true;
   }
   if (run.has_stream_) fsync_path(run.stream_path(), O_RDONLY);
+  // Flushed first: a blob's bytes are on disk before any run can link it.
+  Blob stream, entity;
+  if (run.has_stream_) stream = share_blob(run.stream_path());
+  if (stored_entity) entity = share_blob(run.entity_path());
 
   r.run_id = run.id_;
   nlohmann::json j = case_json(r);
@@ -174,7 +259,12 @@ nlohmann::json RunStore::commit(Pending& run, CaseResult& r, const RunInfo& info
   j["suite"] = info.suite;
   if (!info.batch.empty()) j["batch"] = info.batch;
   j["stream_bytes"] = run.stream_bytes_;
+  if (run.has_stream_) j["stream_sha256"] = stream.sha256;
   j["stored_entity"] = stored_entity;
+  if (stored_entity) {
+    j["entity_sha256"] = entity.sha256;
+    j["entity_bytes"] = entity.bytes;  // the ladder's count is 0 when the reload failed; this is the file's
+  }
   // A capture's stderr tail in a message may hold any bytes: never fail the run on bad UTF-8.
   const std::string text = j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   write_new(run.temp_dir_ + "/result.json", text.data(), text.size(), true);
@@ -191,17 +281,62 @@ nlohmann::json RunStore::commit(Pending& run, CaseResult& r, const RunInfo& info
   return j;
 }
 
-std::vector<std::string> RunStore::gc(double keep_days, size_t keep_last, bool dry_run) {
+RunStore::Blob RunStore::share_blob(const std::string& file) {
+  Blob b;
+  std::tie(b.sha256, b.bytes) = sha256_file(file);
+  const std::string dir = blobs_dir_ + "/" + b.sha256.substr(0, 2);
+  std::error_code ec;
+  fs::create_directories(dir, ec);  // blobs/ too, should someone have removed it
+  if (ec) throw Error(dir, "cannot create the blob folder: " + ec.message());
+  const std::string blob = dir + "/" + b.sha256;
+  // The blob's folder entry is not flushed: a crash that loses it costs later runs the sharing,
+  // never a run its bytes (each holds its own link). Two tries: a gc may remove the blob between
+  // seeing it and linking it.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (::link(file.c_str(), blob.c_str()) == 0) return b;  // the first run with these bytes: its file is the blob
+    if (errno == EPERM || errno == ENOTSUP || errno == EXDEV) return b;  // no hard links here: the run keeps its own copy
+    if (errno != EEXIST) fail_errno(blob, "cannot store the blob");
+    struct stat st{};
+    if (::stat(blob.c_str(), &st) != 0) continue;
+    if (static_cast<uint64_t>(st.st_size) != b.bytes) {
+      // Damaged from outside (blobs are never written in place): later runs share this run's copy.
+      if (::unlink(blob.c_str()) != 0 && errno != ENOENT) fail_errno(blob, "cannot replace the damaged blob");
+      continue;
+    }
+    // These bytes are stored already: the run's file becomes another link to them.
+    const std::string shared = temporary_name(file);
+    if (::link(blob.c_str(), shared.c_str()) != 0) {
+      if (errno == ENOENT) continue;
+      return b;  // too many links (EMLINK): the run keeps its own copy
+    }
+    if (::rename(shared.c_str(), file.c_str()) != 0) fail_errno(file, "cannot link the run's file to its blob " + blob);
+    return b;
+  }
+  return b;
+}
+
+RunStore::GcReport RunStore::gc(double keep_days, size_t keep_last, bool dry_run) {
   const std::string before = utc_time(now_ms() - static_cast<int64_t>(keep_days * 86400e3));
-  const std::vector<std::string> ids = catalog_->collectable(before, keep_last);
-  if (dry_run) return ids;
+  GcReport g;
+  g.runs = catalog_->collectable(before, keep_last);
+  std::vector<std::string> dirs;
+  for (const std::string& id : g.runs) dirs.push_back(run_dir(id));
+  const RunFiles files = run_files(dirs);
+  g.bytes = files.unshared_bytes;
+  if (dry_run) {
+    sweep_blobs(blobs_dir_, files.links, true, g);
+    return g;
+  }
   // Out of the listing first, each in one step; then the rows, in one transaction; then the
-  // files. A crash in between leaves abandoned temporaries the next store removes, and rows
-  // the next catalog open forgets.
+  // files; then the blobs left unlinked. A crash in between leaves abandoned temporaries the
+  // next store removes, rows the next catalog open forgets, and blobs the next gc removes.
+  const std::vector<std::string> ids = std::move(g.runs);
+  g.runs.clear();
   std::vector<std::string> doomed;
   for (const std::string& id : ids) {
     doomed.push_back(temporary_name(runs_dir_ + "/." + id + ".gc"));
-    if (::rename(run_dir(id).c_str(), doomed.back().c_str()) != 0 && errno != ENOENT) fail_errno(run_dir(id), "cannot remove the run");
+    if (::rename(run_dir(id).c_str(), doomed.back().c_str()) == 0) g.runs.push_back(id);
+    else if (errno != ENOENT) fail_errno(run_dir(id), "cannot remove the run");  // gone: a row left by an interrupted gc
   }
   catalog_->forget(ids);
   for (const std::string& d : doomed) {
@@ -209,7 +344,8 @@ std::vector<std::string> RunStore::gc(double keep_days, size_t keep_last, bool d
     fs::remove_all(d, ec);
     if (ec) throw Error(d, "cannot remove the run: " + ec.message());
   }
-  return ids;
+  sweep_blobs(blobs_dir_, {}, false, g);
+  return g;
 }
 
 std::vector<std::string> RunStore::ids() const {
@@ -230,8 +366,37 @@ std::string RunStore::existing_file(const std::string& id, const char* name) con
   return fs::is_regular_file(path, ec) ? path : "";
 }
 
-std::string RunStore::entity_file(const std::string& id) const { return existing_file(id, "model.entity"); }
-std::string RunStore::stream_file(const std::string& id) const { return existing_file(id, "stream.pbstream"); }
+std::string RunStore::entity_file(const std::string& id) const {
+  const std::optional<nlohmann::json> r = result(id);
+  if (!r || !r->value("stored_entity", false)) return "";
+  // Runs from before blobs recorded the reloaded size only: 0 when the reload failed.
+  return checked_file(id, "model.entity", "checkpoint", r->value("entity_bytes", uint64_t(0)), r->value("entity_sha256", ""));
+}
+
+std::string RunStore::stream_file(const std::string& id) const {
+  const std::optional<nlohmann::json> r = result(id);
+  if (!r) return "";
+  const uint64_t bytes = r->value("stream_bytes", uint64_t(0));
+  const std::string sha256 = r->value("stream_sha256", "");
+  if (bytes == 0 && sha256.empty()) return "";
+  return checked_file(id, "stream.pbstream", "stream", bytes, sha256);
+}
+
+// A run's file as its result.json records it; runs from before blobs have no hash, and are read
+// in place (they are never rewritten, and leave with gc).
+std::string RunStore::checked_file(const std::string& id, const char* name, const std::string& what, uint64_t bytes,
+                                   const std::string& sha256) const {
+  const std::string path = run_dir(id) + "/" + name;
+  const std::string recorded =
+      "its result.json records a " + what + " of " + std::to_string(bytes) + " bytes" + (sha256.empty() ? "" : ", sha256 " + sha256);
+  struct stat st{};
+  if (::stat(path.c_str(), &st) != 0)
+    throw Error(path, std::string("cannot read the run's ") + what + " (" + std::strerror(errno) + "); " + recorded);
+  if (!S_ISREG(st.st_mode)) throw Error(path, "not a file; " + recorded);
+  if (bytes != 0 && static_cast<uint64_t>(st.st_size) != bytes)
+    throw Error(path, "damaged: " + std::to_string(st.st_size) + " bytes, but " + recorded);
+  return path;
+}
 
 std::optional<nlohmann::json> RunStore::result(const std::string& id) const {
   const std::string path = existing_file(id, "result.json");

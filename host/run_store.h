@@ -1,7 +1,10 @@
 #pragma once
 // The run store: every case run by `serve`, `run` or `check` is kept as
 // <data>/runs/<id>/{result.json, stream.pbstream, model.entity} and never overwritten
-// (docs/http-api.md, "Run store").
+// (docs/http-api.md, "The run store"). Streams and checkpoints are content-addressed: each
+// distinct content is one file, <data>/blobs/<first 2 hex>/<sha256 hex>, and every run holding
+// that content holds a hard link to it. The file system's link count is then the blob's
+// reference count: gc removes a blob when its only link left is its own (docs/nightly.md).
 #include <atomic>
 #include <cstdint>
 #include <map>
@@ -62,18 +65,24 @@ class RunStore {
   // runs begin, across threads and processes sharing the store.
   std::unique_ptr<Pending> begin();
 
-  // Writes result.json (case_json + id, time, source, suite, batch), flushes the kept stream, and
-  // keeps the checkpoint as model.entity: the one the ladder wrote to run.entity_path(), or
-  // r.entity_path when it was written elsewhere (check --entity): hard-linked when on the same
-  // file system (a checkpoint is only ever replaced by rename, so the link keeps this run's
-  // version), else copied. Sets r.run_id and, for a checkpoint in the store, r.entity_path.
-  // Indexes the run in the catalog. Returns the document.
+  // Writes result.json (case_json + id, time, source, suite, batch, and the SHA-256 of the
+  // stream and checkpoint kept), flushes the kept stream, and keeps the checkpoint as
+  // model.entity: the one the ladder wrote to run.entity_path(), or a copy of r.entity_path when
+  // it was written elsewhere (check --entity; a copy, since a blob must never change and the
+  // user's file may be rewritten in place). Both become links to their blobs. Sets r.run_id and,
+  // for a checkpoint in the store, r.entity_path. Indexes the run in the catalog. Returns the
+  // document.
   nlohmann::json commit(Pending& run, CaseResult& r, const RunInfo& info);
 
+  struct GcReport {
+    std::vector<std::string> runs;  // ids removed (or that would be), oldest first
+    size_t blobs = 0;               // blobs no run links any more
+    uint64_t bytes = 0;             // freed on disk: those blobs and the runs' unshared files
+  };
   // Removes the runs older than `keep_days` days except the `keep_last` newest: each folder
-  // (renamed out of the listing first, then deleted), then the catalog rows. Returns the ids
-  // removed, or with dry_run those it would remove.
-  std::vector<std::string> gc(double keep_days, size_t keep_last, bool dry_run);
+  // (renamed out of the listing first, then deleted), then the catalog rows, then the blobs no
+  // run links any more. With dry_run, says what it would remove.
+  GcReport gc(double keep_days, size_t keep_last, bool dry_run);
   // A fresh temporary path in the store for a request body (removed by a later store if this
   // process dies); hand it to Pending::adopt_stream().
   std::string body_file();
@@ -84,7 +93,8 @@ class RunStore {
   std::optional<nlohmann::json> result(const std::string& id) const;
   // The run's summary (run_summary of its result.json); lists come from the catalog.
   std::optional<nlohmann::json> summary(const std::string& id) const;
-  // Paths of the run's files, or "" when the run has none.
+  // Paths of the run's files, or "" when the run has none. Throws pb::Error naming the file when
+  // the run's result.json records one that is missing or whose size differs (a damaged store).
   std::string entity_file(const std::string& id) const;
   std::string stream_file(const std::string& id) const;
 
@@ -94,8 +104,15 @@ class RunStore {
   static bool valid_id(const std::string& id);
 
  private:
+  struct Blob {
+    std::string sha256;
+    uint64_t bytes = 0;
+  };
   std::string existing_file(const std::string& id, const char* name) const;
-  std::string data_dir_, runs_dir_;
+  std::string checked_file(const std::string& id, const char* name, const std::string& what, uint64_t bytes,
+                           const std::string& sha256) const;
+  Blob share_blob(const std::string& file);
+  std::string data_dir_, runs_dir_, blobs_dir_;
   std::unique_ptr<Catalog> catalog_;
   std::mutex mu_;        // guards the id sequence
   std::atomic<uint64_t> bodies_{0};

@@ -7,6 +7,7 @@
 
 #include <httplib.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cctype>
@@ -15,9 +16,12 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <regex>
 #include <thread>
 
 #include "dashboard.h"
+#include "diff.h"
 #include "ladder.h"
 #include "planetbridge/entity.h"
 #include "planetbridge/stream.h"
@@ -135,6 +139,64 @@ std::string too_big(uint64_t max_body) {
   return "the body exceeds the server's limit of " + std::to_string(max_body) + " bytes (--max-body)";
 }
 
+constexpr size_t kBatchesPerPage = 20, kBatchRowsPerPage = 500, kHistoryPerPage = 100, kMaxPageRows = 10000, kCountAhead = 1000;
+
+// A query parameter's text; "" when absent (an empty field of a submitted form is absent too).
+std::string text_param(const httplib::Request& req, const char* key) { return req.has_param(key) ? req.get_param_value(key) : ""; }
+
+// ?page= (from 1) and ?limit= (rows a page shows) of a listing.
+Paging paging_params(const httplib::Request& req, size_t default_limit) {
+  Paging p;
+  p.page = static_cast<size_t>(number_param(req, "page", 1, 1, 1e9, true));
+  p.limit = static_cast<size_t>(number_param(req, "limit", static_cast<double>(default_limit), 1, kMaxPageRows, true));
+  return p;
+}
+
+// The run filters of a page's query: verdict, planet, layer, fixture (a glob), and for the run
+// list batch and since.
+RunFilter filter_params(const httplib::Request& req, bool whole_store) {
+  RunFilter f;
+  f.verdict = text_param(req, "verdict");
+  if (!f.verdict.empty() && f.verdict != "EXACT" && f.verdict != "PASS" && f.verdict != "FAIL" && f.verdict != "ERROR" && f.verdict != "SKIP")
+    throw Error("verdict", "expected EXACT, PASS, FAIL, ERROR or SKIP, got \"" + f.verdict + "\"");
+  f.planet = text_param(req, "planet");
+  f.layer = text_param(req, "layer");
+  f.fixture_glob = text_param(req, "fixture");
+  if (!whole_store) return f;
+  f.batch = text_param(req, "batch");
+  f.since = text_param(req, "since");
+  static const std::regex utc(R"(\d{4}-\d{2}-\d{2}([T ]\d{2}(:\d{2}(:\d{2}(\.\d+)?)?)?Z?)?)");
+  if (!f.since.empty() && !std::regex_match(f.since, utc))
+    throw Error("since", "expected a UTC date or time such as 2026-12-01 or 2026-12-01T18:00, got \"" + f.since + "\"");
+  return f;
+}
+
+// Runs `parse` on a request's query; false, with a 400 naming the parameter sent, when it throws.
+template <class Parse>
+bool parsed(httplib::Response& res, Parse&& parse) {
+  try {
+    parse();
+    return true;
+  } catch (const Error& e) {
+    send_error(res, 400, e.where(), e.message());
+    return false;
+  }
+}
+
+void send_html(httplib::Response& res, const std::string& html) { res.set_content(html, "text/html; charset=utf-8"); }
+
+// A batch still running has no counts yet (they are written when it ends): its runs so far,
+// from Catalog::batch_groups.
+void count_so_far(json& batch, const std::vector<json>& groups) {
+  for (const char* v : {"total", "exact", "pass", "fail", "error", "skip"}) batch["counts"][v] = 0;
+  for (const json& g : groups) {
+    std::string v = g["verdict"];
+    std::transform(v.begin(), v.end(), v.begin(), [](char c) { return static_cast<char>(std::tolower(c)); });
+    for (const std::string& key : {v, std::string("total")})
+      if (batch["counts"].contains(key)) batch["counts"][key] = batch["counts"][key].get<int64_t>() + g["runs"].get<int64_t>();
+  }
+}
+
 }  // namespace
 
 // Bounds the checks running at once: they take CPU and memory; every other request (health,
@@ -206,20 +268,133 @@ struct Server::Impl {
     f.limit = limit;
     return store.catalog().runs(f);
   }
+  // Every run of a batch, loaded once per request (`loaded` caches them by batch id).
+  using BatchRuns = std::map<std::string, std::vector<json>>;
+  const std::vector<json>& batch_runs(const std::string& id, BatchRuns* loaded) const {
+    auto it = loaded->find(id);
+    if (it != loaded->end()) return it->second;
+    RunFilter f;
+    f.batch = id;
+    f.limit = SIZE_MAX >> 1;
+    return loaded->emplace(id, store.catalog().runs(f)).first->second;
+  }
+  json batch_with_previous(json batch) const;
+  json batch_with_changes(json batch, BatchRuns* loaded) const;
+  // The changes of finished batches, which stay as they are: by both ids and both run counts
+  // (gc may remove runs of either).
+  mutable std::mutex changes_mutex;
+  mutable std::map<std::string, json> finished_changes;
+  // A page of batches, newest first, each with its changes since the previous one.
+  json batches_page(const Paging& paging) const;
+  void batch_page(const httplib::Request& req, httplib::Response& res, bool as_json) const;
+  void compare(const httplib::Request& req, httplib::Response& res, bool as_json) const;
 };
+
+// `batch` with "previous": the newest finished batch of its suite begun before it, or null.
+json Server::Impl::batch_with_previous(json batch) const {
+  const auto previous = store.catalog().previous_batch(batch["suite"], batch["id"]);
+  batch["previous"] = previous ? json(*previous) : json(nullptr);
+  return batch;
+}
+
+// ... and "changes" against it: how many rows each kind of diff_runs has. Computed when a page
+// shows the batch rather than stored when it ends: no schema change, right for batches recorded
+// before this existed, and always against the previous batch still in the store (gc may remove
+// one). A finished pair's changes are kept in memory, so only a page's first view reads the two
+// batches' runs.
+json Server::Impl::batch_with_changes(json batch, BatchRuns* loaded) const {
+  batch = batch_with_previous(std::move(batch));
+  const std::string id = batch["id"];
+  const bool finished = batch["ended"] != "";
+  if (!finished) count_so_far(batch, store.catalog().batch_groups(id));
+  if (batch["previous"].is_null()) return batch;
+  const std::string previous = batch["previous"];
+  auto runs_in = [&](const std::string& b) {
+    RunFilter f;
+    f.batch = b;
+    return std::to_string(store.catalog().count_runs(f));
+  };
+  const std::string key = finished ? id + " " + runs_in(id) + " " + previous + " " + runs_in(previous) : "";
+  if (finished) {
+    std::lock_guard<std::mutex> lock(changes_mutex);
+    if (auto it = finished_changes.find(key); it != finished_changes.end()) {
+      batch["changes"] = it->second;
+      return batch;
+    }
+  }
+  const json diff = diff_runs(batch_runs(previous, loaded), batch_runs(id, loaded));
+  json changes = json::object();
+  for (const auto& [kind, rows] : diff.items())
+    if (rows.is_array()) changes[kind] = rows.size();
+  changes["unchanged"] = diff["unchanged"];
+  batch["changes"] = changes;
+  if (finished) {
+    std::lock_guard<std::mutex> lock(changes_mutex);
+    if (finished_changes.size() >= 100000) finished_changes.clear();  // a bound far above any store's batches
+    finished_changes.emplace(key, changes);
+  }
+  return batch;
+}
+
+json Server::Impl::batches_page(const Paging& paging) const {
+  BatchRuns loaded;
+  json list = json::array();
+  for (json& b : store.catalog().batches(paging.limit, paging.offset())) list.push_back(batch_with_changes(std::move(b), &loaded));
+  return {{"batches", list}, {"total", store.catalog().count_batches()}, {"page", paging.page}, {"limit", paging.limit}};
+}
+
+void Server::Impl::batch_page(const httplib::Request& req, httplib::Response& res, bool as_json) const {
+  const std::string id = req.matches[1];
+  Paging paging;
+  RunFilter filter;
+  if (!parsed(res, [&] {
+        paging = paging_params(req, kBatchRowsPerPage);
+        filter = filter_params(req, false);
+      }))
+    return;
+  std::optional<json> batch = store.catalog().batch(id);
+  if (!batch) return send_error(res, 404, "id", "no batch \"" + id + "\"");
+  filter.batch = id;
+  filter.by_case = true;
+  filter.limit = paging.limit;
+  filter.offset = paging.offset();
+  paging.total = store.catalog().count_runs(filter);
+  const std::vector<json> groups = store.catalog().batch_groups(id), runs = store.catalog().runs(filter);
+  json b = batch_with_previous(std::move(*batch));
+  if (b["ended"] == "") count_so_far(b, groups);
+  if (as_json)
+    return send_json(res, 200, {{"batch", b}, {"groups", groups}, {"runs", runs}, {"total", paging.total}, {"page", paging.page},
+                                {"limit", paging.limit}});
+  send_html(res, dashboard_batch(b, groups, runs, filter, paging));
+}
+
+void Server::Impl::compare(const httplib::Request& req, httplib::Response& res, bool as_json) const {
+  std::optional<json> sides[2];
+  const char* keys[] = {"a", "b"};
+  for (int i = 0; i < 2; ++i) {
+    const std::string id = text_param(req, keys[i]);
+    if (id.empty()) return send_error(res, 400, keys[i], "expected a batch id (compare?a=BEFORE&b=AFTER)");
+    if (!(sides[i] = store.catalog().batch(id))) return send_error(res, 404, keys[i], "no batch \"" + id + "\"");
+  }
+  BatchRuns loaded;
+  json diff = diff_runs(batch_runs((*sides[0])["id"], &loaded), batch_runs((*sides[1])["id"], &loaded));
+  if (!as_json) return send_html(res, dashboard_compare(*sides[0], *sides[1], diff));
+  diff["a"] = (*sides[0])["id"];
+  diff["b"] = (*sides[1])["id"];
+  send_json(res, 200, diff);
+}
 
 std::optional<json> Server::Impl::run_document(const std::string& id) const {
   std::optional<json> r = store.result(id);
   if (!r) return std::nullopt;
   (*r)["links"] = links(id, *r);
-  // The node list comes from the checkpoint itself: what was actually saved and reloaded.
-  const std::string entity = store.entity_file(id);
-  if (!entity.empty()) {
-    try {
-      (*r)["graph"] = graph_json(entity::load(entity).graph);
-    } catch (const std::exception& e) {
-      (*r)["graph_error"] = e.what();
-    }
+  // The node list comes from the checkpoint itself: what was actually saved and reloaded. A
+  // damaged or missing checkpoint is reported beside the result, which is still served.
+  try {
+    const std::string entity = store.entity_file(id);
+    if (!entity.empty()) (*r)["graph"] = graph_json(entity::load(entity).graph);
+  } catch (const std::exception& e) {
+    (*r)["graph_error"] = e.what();
   }
   return r;
 }
@@ -424,20 +599,62 @@ void Server::Impl::routes() {
       send_error(res, 404, "id", "no " + std::string(entity ? "checkpoint" : "stream") + " for run \"" + id + "\"");
   });
 
+  http.Get("/api/v1/batches", [this](const httplib::Request& req, httplib::Response& res) {
+    Paging paging;
+    if (parsed(res, [&] { paging = paging_params(req, kBatchesPerPage); })) send_json(res, 200, batches_page(paging));
+  });
+  http.Get(R"(/api/v1/batches/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) { batch_page(req, res, true); });
+  http.Get("/api/v1/compare", [this](const httplib::Request& req, httplib::Response& res) { compare(req, res, true); });
+
+  // The dashboard (docs/http-api.md): batches, a batch, a fixture's history, two batches
+  // compared, the runs, a run.
   http.Get("/", [this](const httplib::Request& req, httplib::Response& res) {
-    size_t limit = 0, total = 0;
-    try {
-      limit = static_cast<size_t>(number_param(req, "limit", 200, 1, 1e9, true));
-    } catch (const Error& e) {
-      return send_error(res, 400, e.where(), e.message());
-    }
-    const std::vector<json> runs = summaries(limit, &total);
-    res.set_content(dashboard_index(runs, total, opt.version), "text/html; charset=utf-8");
+    Paging paging;
+    if (!parsed(res, [&] { paging = paging_params(req, kBatchesPerPage); })) return;
+    const json page = batches_page(paging);
+    paging.total = page["total"];
+    send_html(res, dashboard_batches(page["batches"], paging, opt.version));
+  });
+
+  http.Get(R"(/batches/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) { batch_page(req, res, false); });
+
+  http.Get(R"(/fixtures/([^/]+)/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+    const std::string planet = req.matches[1], fixture = req.matches[2];
+    Paging paging;
+    if (!parsed(res, [&] { paging = paging_params(req, kHistoryPerPage); })) return;
+    RunFilter f;
+    f.planet = planet;
+    f.fixture = fixture;
+    paging.total = store.catalog().count_runs(f);
+    if (paging.total == 0) return send_error(res, 404, "fixture", "no run of fixture \"" + fixture + "\" on planet \"" + planet + "\"");
+    f.limit = paging.limit;
+    f.offset = paging.offset();
+    send_html(res, dashboard_fixture(planet, fixture, store.catalog().runs(f), paging));
+  });
+
+  http.Get("/compare", [this](const httplib::Request& req, httplib::Response& res) { compare(req, res, false); });
+
+  http.Get("/runs", [this](const httplib::Request& req, httplib::Response& res) {
+    Paging paging;
+    RunFilter f;
+    if (!parsed(res, [&] {
+          paging = paging_params(req, 200);
+          f = filter_params(req, true);
+        }))
+      return;
+    // Counted only some pages ahead: a filter matching most of a large store would otherwise
+    // cost more than the page itself.
+    const size_t count_to = paging.offset() + paging.limit + kCountAhead;
+    paging.total = store.catalog().count_runs(f, count_to + 1);
+    if ((paging.more = paging.total > count_to)) paging.total = count_to;
+    f.limit = paging.limit;
+    f.offset = paging.offset();
+    send_html(res, dashboard_runs(store.catalog().runs(f), f, paging, opt.version));
   });
 
   http.Get(R"(/runs/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
     const std::string id = req.matches[1];
-    if (auto doc = run_document(id)) return res.set_content(dashboard_run(*doc), "text/html; charset=utf-8");
+    if (auto doc = run_document(id)) return send_html(res, dashboard_run(*doc));
     send_error(res, 404, "id", "no run \"" + id + "\"");
   });
 

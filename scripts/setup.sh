@@ -9,9 +9,11 @@ APT_PACKAGES=(
   libboost-dev libyaml-cpp-dev libdnnl-dev libcereal-dev        # plugins, suites, kernels, .entity
   nlohmann-json3-dev libcli11-dev zlib1g-dev catch2             # JSON, CLI, crc32, tests
   libcpp-httplib-dev libsqlite3-dev                             # planetbridge serve, the run catalog
+  libssl-dev                                                    # SHA-256 of the run store's blobs (libcrypto)
   python3 python3-numpy python3-yaml python3-torch python3-sklearn   # the Python planets
   python3-torchvision                                           # the zoo suite's real models
   libopenblas0-openmp                                           # fast BLAS for Debian's torch
+  chromium                                                      # the dashboard's headless browser test (skipped without)
 )
 
 missing=()

@@ -1,11 +1,15 @@
 // The run catalog (host/catalog.h): every committed run indexed, filters, batches, an older
-// store imported, a lost row repaired, concurrent writers, and refusals naming the file.
+// store imported, a lost row repaired, concurrent writers, and refusals naming the file; the
+// store's content-addressed blobs (host/run_store.h), shared, served, collected and checked.
+#include <httplib.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <regex>
 #include <filesystem>
@@ -15,6 +19,7 @@
 #include "catalog.h"
 #include "diff.h"
 #include "run_store.h"
+#include "server.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
@@ -157,7 +162,8 @@ TEST_CASE("catalog: a newer schema or a file that is not a catalog is refused, n
   { RunStore store(data); }
   sql(data + "/catalog.sqlite", "PRAGMA user_version = 99");
   CHECK_THROWS_MATCHES(RunStore(data), pb::Error,
-                       pbtest::ErrorAt(data + "/catalog.sqlite", "schema version 99; this planetbridge reads up to 1"));
+                       pbtest::ErrorAt(data + "/catalog.sqlite", "schema version 99; this planetbridge reads up to " +
+                                                                     std::to_string(pb::host::Catalog::kSchemaVersion)));
 
   const std::string other = tmp.file("other");
   fs::create_directories(other);
@@ -301,14 +307,14 @@ TEST_CASE("catalog: gc removes old runs but the newest, their rows and emptied b
   // The first four ran 40 days ago (as far as the catalog knows).
   for (int i = 0; i < 4; ++i) sql(data + "/catalog.sqlite", "UPDATE runs SET time = '2000-01-0" + std::to_string(i + 1) + "T00:00:00.000Z' WHERE id = '" + ids[i] + "'");
   RunStore store(data);
-  CHECK(store.gc(30, 3, true) == std::vector<std::string>{ids[0], ids[1], ids[2]});  // ids[3] is among the 3 newest
+  CHECK(store.gc(30, 3, true).runs == std::vector<std::string>{ids[0], ids[1], ids[2]});  // ids[3] is among the 3 newest
   CHECK(store.catalog().count_runs() == 6);  // a dry run removes nothing
-  CHECK(store.gc(30, 3, false) == std::vector<std::string>{ids[0], ids[1], ids[2]});
+  CHECK(store.gc(30, 3, false).runs == std::vector<std::string>{ids[0], ids[1], ids[2]});
   CHECK(store.catalog().count_runs() == 3);
   CHECK(store.ids() == std::vector<std::string>{ids[5], ids[4], ids[3]});
   CHECK_FALSE(store.catalog().batch(old_batch));  // every run of it is gone
   for (int i = 0; i < 3; ++i) CHECK_FALSE(fs::exists(store.run_dir(ids[i])));
-  CHECK(store.gc(0, 0, false).size() == 3);
+  CHECK(store.gc(0, 0, false).runs.size() == 3);
   CHECK(store.catalog().count_runs() == 0);
 
   // A gc interrupted between removing a folder and its row: the next open forgets the row.
@@ -333,4 +339,299 @@ TEST_CASE("catalog: runs and diff name what they cannot find, and exit 2", "[cat
   CHECK_THAT(pbtest::read_text(out), Catch::Contains("nope: neither a batch in"));
   CHECK(pbtest::shell(std::string(PB_CLI) + " gc --data " + data + " --keep-days 0 --keep-last 0 --dry-run >" + out + " 2>&1") == 0);
   CHECK_THAT(pbtest::read_text(out), Catch::Contains("would remove 1 runs"));
+}
+
+namespace {
+
+const std::string kAbcSha256 = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";  // FIPS 180-2's "abc"
+
+// A run keeping `stream` and, unless empty, `entity` as the checkpoint the ladder wrote.
+std::string commit_bytes(RunStore& s, const std::string& stream, const std::string& entity) {
+  auto run = s.begin();
+  CaseResult r;
+  r.planet = "pytorch";
+  r.fixture = "blobs";
+  r.verdict = Verdict::PASS;
+  run->keep_stream(reinterpret_cast<const uint8_t*>(stream.data()), stream.size());
+  if (!entity.empty()) {
+    pbtest::write_text(run->entity_path(), entity);
+    r.entity_path = run->entity_path();
+  }
+  s.commit(*run, r, {"run", "unit", ""});
+  return run->id();
+}
+
+ino_t inode(const std::string& path) {
+  struct stat st{};
+  REQUIRE(::stat(path.c_str(), &st) == 0);
+  return st.st_ino;
+}
+
+std::vector<std::string> blob_files(const std::string& data) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::recursive_directory_iterator(data + "/blobs"))
+    if (e.is_regular_file()) out.push_back(e.path().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string blob(const std::string& data, const std::string& sha256) { return data + "/blobs/" + sha256.substr(0, 2) + "/" + sha256; }
+
+}  // namespace
+
+TEST_CASE("blobs: identical runs link one blob per content, named by its SHA-256; other bytes get their own", "[catalog]") {
+  pbtest::TempDir tmp;
+  const std::string data = tmp.file("data");
+  RunStore store(data);
+  const std::string a = commit_bytes(store, "abc", "checkpoint 1");
+  const std::string b = commit_bytes(store, "abc", "checkpoint 1");
+  const json ra = store.result(a).value();
+  CHECK(ra["stream_sha256"] == kAbcSha256);
+  CHECK(ra["stream_bytes"] == 3);
+  CHECK(ra["entity_bytes"] == 12);
+  const std::string entity_sha = ra["entity_sha256"];
+  CHECK(store.result(b).value()["entity_sha256"] == entity_sha);
+
+  // One file per content: each run's file is a link to it.
+  std::vector<std::string> expected = {blob(data, kAbcSha256), blob(data, entity_sha)};
+  std::sort(expected.begin(), expected.end());
+  CHECK(blob_files(data) == expected);
+  CHECK(store.stream_file(a) == store.run_dir(a) + "/stream.pbstream");
+  for (const std::string& id : {a, b}) {
+    CHECK(inode(store.stream_file(id)) == inode(blob(data, kAbcSha256)));
+    CHECK(inode(store.entity_file(id)) == inode(blob(data, entity_sha)));
+    CHECK(pbtest::read_text(store.entity_file(id)) == "checkpoint 1");
+  }
+
+  const std::string c = commit_bytes(store, "abd", "checkpoint 2");
+  CHECK(blob_files(data).size() == 4);
+  CHECK(inode(store.stream_file(c)) != inode(store.stream_file(a)));
+  CHECK(pbtest::read_text(store.stream_file(c)) == "abd");
+
+  // The catalog indexes what each run links.
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open((data + "/catalog.sqlite").c_str(), &db) == SQLITE_OK);
+  sqlite3_stmt* q = nullptr;
+  REQUIRE(sqlite3_prepare_v2(db, "SELECT stream_hash, entity_hash, entity_bytes FROM runs WHERE id = ?1", -1, &q, nullptr) == SQLITE_OK);
+  sqlite3_bind_text(q, 1, b.c_str(), -1, SQLITE_TRANSIENT);
+  REQUIRE(sqlite3_step(q) == SQLITE_ROW);
+  CHECK(reinterpret_cast<const char*>(sqlite3_column_text(q, 0)) == kAbcSha256);
+  CHECK(reinterpret_cast<const char*>(sqlite3_column_text(q, 1)) == entity_sha);
+  CHECK(sqlite3_column_int64(q, 2) == 12);
+  sqlite3_finalize(q);
+  sqlite3_close(db);
+}
+
+TEST_CASE("blobs: check --entity keeps a copy, so the user rewriting their file changes no run", "[catalog]") {
+  pbtest::TempDir tmp;
+  const std::string data = tmp.file("data"), mine = tmp.file("mine.entity");
+  RunStore store(data);
+  pbtest::write_text(mine, "the user's checkpoint");
+  auto run = store.begin();
+  CaseResult r;
+  r.entity_path = mine;
+  store.commit(*run, r, {"check", "", ""});
+  CHECK(r.entity_path == mine);
+  const std::string kept = store.entity_file(run->id());
+  CHECK(inode(kept) != inode(mine));
+  pbtest::write_text(mine, "rewritten in place");
+  CHECK(pbtest::read_text(kept) == "the user's checkpoint");
+  CHECK(inode(kept) == inode(blob(data, store.result(run->id()).value()["entity_sha256"])));
+}
+
+TEST_CASE("blobs: the API serves a run's stream and checkpoint; a damaged one is a 500 naming the file", "[catalog][serve]") {
+  pbtest::TempDir tmp;
+  const std::string data = tmp.file("data");
+  std::string id;
+  {
+    RunStore store(data);
+    id = commit_bytes(store, "abc", "checkpoint 1");
+    commit_bytes(store, "abc", "checkpoint 1");
+  }
+  const pb::host::PluginRegistry no_planets;
+  pb::host::ServerOptions opt;
+  opt.data_dir = data;
+  pb::host::Server server(no_planets, opt);
+  httplib::Client client("127.0.0.1", server.start("127.0.0.1", 0));
+  auto stream = client.Get(("/api/v1/streams/" + id).c_str());
+  REQUIRE(stream);
+  CHECK(stream->status == 200);
+  CHECK(stream->body == "abc");
+  auto entity = client.Get(("/api/v1/entities/" + id).c_str());
+  REQUIRE(entity);
+  CHECK(entity->body == "checkpoint 1");
+
+  fs::resize_file(blob(data, kAbcSha256), 2);  // every run linking it sees the damage
+  auto damaged = client.Get(("/api/v1/streams/" + id).c_str());
+  REQUIRE(damaged);
+  CHECK(damaged->status == 500);
+  const json error = json::parse(damaged->body)["error"];
+  CHECK(error["path"] == data + "/runs/" + id + "/stream.pbstream");
+  CHECK_THAT(error["message"].get<std::string>(),
+             Catch::Contains("damaged: 2 bytes, but its result.json records a stream of 3 bytes, sha256 " + kAbcSha256));
+
+  // The run's document is still served, the damaged checkpoint named beside it.
+  fs::resize_file(data + "/runs/" + id + "/model.entity", 3);
+  auto doc = client.Get(("/api/v1/runs/" + id).c_str());
+  REQUIRE(doc);
+  CHECK(doc->status == 200);
+  CHECK_THAT(json::parse(doc->body)["graph_error"].get<std::string>(), Catch::Contains(data + "/runs/" + id + "/model.entity") &&
+                                                                            Catch::Contains("damaged: 3 bytes"));
+}
+
+TEST_CASE("blobs: a missing or damaged file is an error naming it; a damaged blob is never shared again", "[catalog]") {
+  pbtest::TempDir tmp;
+  const std::string data = tmp.file("data");
+  RunStore store(data);
+  const std::string a = commit_bytes(store, "abc", "checkpoint 1");
+  const std::string entity_sha = store.result(a).value()["entity_sha256"];
+
+  fs::resize_file(blob(data, kAbcSha256), 1);
+  CHECK_THROWS_MATCHES(store.stream_file(a), pb::Error,
+                       pbtest::ErrorAt(store.run_dir(a) + "/stream.pbstream", "damaged: 1 bytes, but its result.json records a stream of 3 bytes"));
+  // The next run with these bytes stores them afresh, and the blob is theirs from then on.
+  const std::string b = commit_bytes(store, "abc", "checkpoint 1");
+  CHECK(pbtest::read_text(store.stream_file(b)) == "abc");
+  CHECK(inode(store.stream_file(b)) == inode(blob(data, kAbcSha256)));
+  CHECK(inode(store.stream_file(b)) != inode(store.run_dir(a) + "/stream.pbstream"));
+
+  fs::remove(store.run_dir(a) + "/model.entity");
+  CHECK_THROWS_MATCHES(store.entity_file(a), pb::Error,
+                       pbtest::ErrorAt(store.run_dir(a) + "/model.entity",
+                                       "cannot read the run's checkpoint (No such file or directory); its result.json records a checkpoint "
+                                       "of 12 bytes, sha256 " + entity_sha));
+  // A blob removed by hand loses no run (each links its bytes); the next run makes it again.
+  fs::remove(blob(data, entity_sha));
+  CHECK(pbtest::read_text(store.entity_file(b)) == "checkpoint 1");
+  const std::string c = commit_bytes(store, "abc", "checkpoint 1");
+  CHECK(inode(store.entity_file(c)) == inode(blob(data, entity_sha)));
+  // Unknown runs, and runs that kept nothing, have no files rather than errors.
+  CHECK(store.stream_file("20000101T000000Z-000000").empty());
+  const std::string skip = commit(store, "skipped", Verdict::SKIP);
+  CHECK(store.stream_file(skip).empty());
+  CHECK(store.entity_file(skip).empty());
+}
+
+TEST_CASE("blobs: a run folder from before blobs is indexed and read in place", "[catalog]") {
+  pbtest::TempDir tmp;
+  const std::string data = tmp.file("data"), id = "20000101T000000Z-000000", dir = data + "/runs/" + id;
+  fs::create_directories(dir);
+  pbtest::write_text(dir + "/stream.pbstream", "old stream");
+  pbtest::write_text(dir + "/model.entity", "old checkpoint");
+  pbtest::write_text(dir + "/result.json", json({{"id", id}, {"time", "2000-01-01T00:00:00.000Z"}, {"source", "run"}, {"fixture", "old"},
+                                                 {"verdict", "PASS"}, {"stream_bytes", 10}, {"stored_entity", true}, {"entity_bytes", 14}})
+                                                .dump());
+  RunStore store(data);
+  CHECK(store.catalog().count_runs() == 1);
+  CHECK(pbtest::read_text(store.stream_file(id)) == "old stream");
+  CHECK(pbtest::read_text(store.entity_file(id)) == "old checkpoint");
+  CHECK(blob_files(data).empty());  // not migrated: its files stay where they are
+  pbtest::write_text(dir + "/model.entity", "short");
+  CHECK_THROWS_MATCHES(store.entity_file(id), pb::Error,
+                       pbtest::ErrorAt(dir + "/model.entity", "damaged: 5 bytes, but its result.json records a checkpoint of 14 bytes"));
+
+  const uint64_t result_bytes = fs::file_size(dir + "/result.json");
+  const RunStore::GcReport g = store.gc(1, 0, false);
+  CHECK(g.runs == std::vector<std::string>{id});
+  CHECK(g.blobs == 0);
+  CHECK(g.bytes == 10 + 5 + result_bytes);
+  CHECK_FALSE(fs::exists(dir));
+}
+
+TEST_CASE("blobs: gc removes a blob with the last run linking it, never before", "[catalog]") {
+  pbtest::TempDir tmp;
+  const std::string data = tmp.file("data");
+  std::vector<std::string> ids;
+  {
+    RunStore store(data);
+    ids.push_back(commit_bytes(store, "abc", "checkpoint 1"));  // old
+    ids.push_back(commit_bytes(store, "xyz", "checkpoint 2"));  // old, alone with its bytes
+    ids.push_back(commit_bytes(store, "abc", "checkpoint 1"));  // kept: shares the first run's blobs
+  }
+  for (int i = 0; i < 2; ++i)
+    sql(data + "/catalog.sqlite", "UPDATE runs SET time = '2000-01-0" + std::to_string(i + 1) + "T00:00:00.000Z' WHERE id = '" + ids[i] + "'");
+  RunStore store(data);
+  const uint64_t result_bytes =
+      fs::file_size(store.run_dir(ids[0]) + "/result.json") + fs::file_size(store.run_dir(ids[1]) + "/result.json");
+
+  const RunStore::GcReport dry = store.gc(30, 0, true);
+  CHECK(dry.runs == std::vector<std::string>{ids[0], ids[1]});
+  CHECK(dry.blobs == 2);  // "xyz" and "checkpoint 2"
+  CHECK(dry.bytes == result_bytes + 3 + 12);
+  CHECK(blob_files(data).size() == 4);
+
+  const RunStore::GcReport g = store.gc(30, 0, false);
+  CHECK(g.runs == dry.runs);
+  CHECK(g.blobs == dry.blobs);
+  CHECK(g.bytes == dry.bytes);
+  CHECK(blob_files(data).size() == 2);
+  CHECK(pbtest::read_text(store.stream_file(ids[2])) == "abc");  // the kept run's blobs survive
+  CHECK(inode(store.stream_file(ids[2])) == inode(blob(data, kAbcSha256)));
+
+  // A blob no run links (its commit died before the run's folder was in place) goes too.
+  fs::create_directories(data + "/blobs/00");
+  pbtest::write_text(data + "/blobs/00/" + std::string(64, '0'), "orphan");
+  const RunStore::GcReport last = store.gc(0, 0, false);
+  CHECK(last.runs == std::vector<std::string>{ids[2]});
+  CHECK(last.blobs == 3);
+  CHECK(blob_files(data).empty());
+}
+
+TEST_CASE("blobs: gc --dry-run counts runs, blobs and bytes", "[catalog][cli]") {
+  pbtest::TempDir tmp;
+  const std::string data = tmp.file("data"), out = tmp.file("out");
+  {
+    RunStore store(data);
+    commit_bytes(store, "abc", "checkpoint 1");
+    commit_bytes(store, "abc", "checkpoint 1");
+  }
+  CHECK(pbtest::shell(std::string(PB_CLI) + " gc --data " + data + " --keep-days 0 --keep-last 1 --dry-run >" + out + " 2>&1") == 0);
+  CHECK_THAT(pbtest::read_text(out), Catch::Contains("would remove 1 runs") && Catch::Contains("and 0 blobs no run links, freeing"));
+  CHECK(pbtest::shell(std::string(PB_CLI) + " gc --data " + data + " --keep-days 0 --keep-last 0 >" + out + " 2>&1") == 0);
+  CHECK_THAT(pbtest::read_text(out), Catch::Contains("removed 2 runs") && Catch::Contains("and 2 blobs no run links, freed"));
+  CHECK(blob_files(data).empty());
+}
+
+TEST_CASE("blobs: processes committing identical runs while gc runs lose no bytes", "[catalog]") {
+  pbtest::TempDir tmp;
+  const std::string data = tmp.file("data");
+  { RunStore init(data); }
+  std::vector<pid_t> children;
+  for (int p = 0; p < 3; ++p) {
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      int rc = 0;
+      try {
+        RunStore store(data);
+        for (int i = 0; i < 20; ++i) commit_bytes(store, "abc", "checkpoint 1");
+      } catch (const std::exception& e) {
+        std::cerr << e.what() << "\n";
+        rc = 1;
+      }
+      ::_exit(rc);
+    }
+    children.push_back(pid);
+  }
+  RunStore store(data);
+  size_t collected = 0;
+  for (size_t done = 0; done < children.size();) {
+    collected += store.gc(0, 0, false).runs.size();
+    for (pid_t& pid : children) {
+      int status = 0;
+      if (pid > 0 && ::waitpid(pid, &status, WNOHANG) == pid) {
+        CHECK(WIFEXITED(status));
+        CHECK(WEXITSTATUS(status) == 0);
+        pid = 0;
+        ++done;
+      }
+    }
+  }
+  for (const std::string& id : store.ids()) {
+    CHECK(pbtest::read_text(store.stream_file(id)) == "abc");
+    CHECK(pbtest::read_text(store.entity_file(id)) == "checkpoint 1");
+  }
+  CHECK(collected + store.ids().size() == 60);
+  store.gc(0, 0, false);
+  CHECK(blob_files(data).empty());
 }

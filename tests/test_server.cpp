@@ -305,7 +305,7 @@ TEST_CASE("serve: a live stream from each installed planet is bridged, recorded,
       CHECK(live.get_text("/api/v1/streams/" + id) == bytes_str(frame));
 
       // The dashboard: the list names the run and the model; the run page has graph and chart.
-      const std::string index = live.get_text("/");
+      const std::string index = live.get_text("/runs");
       CHECK_THAT(index, Catch::Contains(id) && Catch::Contains("mlp_32_16_4_relu") && Catch::Contains(name));
       const std::string page = live.get_text("/runs/" + id);
       CHECK_THAT(page, Catch::Contains(id) && Catch::Contains("mlp_32_16_4_relu") && Catch::Contains("<svg id=\"divergence\"") &&
@@ -393,7 +393,8 @@ TEST_CASE("serve: a malformed stream is 400 naming the JSON path, and nothing is
   auto [status, runs] = live.get_json("/api/v1/runs");
   CHECK(status == 200);
   CHECK(runs["total"] == 0);
-  CHECK_THAT(live.get_text("/"), Catch::Contains("No runs yet"));
+  CHECK_THAT(live.get_text("/runs"), Catch::Contains("No runs yet"));
+  CHECK_THAT(live.get_text("/"), Catch::Contains("No batches yet"));
 }
 
 TEST_CASE("serve: unknown planet 404, wrong content type 415, unknown routes and ids 404, all as JSON errors", "[serve]") {
@@ -706,7 +707,7 @@ TEST_CASE("serve: plugins, health and the run page of a FAIL with its divergence
   off["model_id"] = "<script>alert(1)</script>";
   auto [xs, x] = live.post("pytorch", off.dump(), "application/json");
   CHECK(xs == 200);
-  CHECK_THAT(live.get_text("/"), Catch::Contains("&lt;script&gt;alert(1)&lt;/script&gt;") && !Catch::Contains("<script>alert"));
+  CHECK_THAT(live.get_text("/runs"), Catch::Contains("&lt;script&gt;alert(1)&lt;/script&gt;") && !Catch::Contains("<script>alert"));
 }
 
 TEST_CASE("serve: a run store that cannot be written is a 500 naming it, and the server goes on", "[serve]") {
