@@ -220,7 +220,12 @@ int cmd_run(const Common& common, const RunArgs& a) {
   // Against a baseline the question is "is it worse?": the exit status says regressions only.
   RunStore store(a.out);
   std::string label, ignored;
-  const std::vector<nlohmann::json> before = diff_side(store.catalog(), a.baseline, suite.name, batch, &label);
+  // A nightly's first night: nothing to compare with, so every case is new (and a failing one a
+  // regression), rather than an error on the night the job is set up.
+  const bool first_night = a.baseline == "latest" && !store.catalog().latest_batch(suite.name, batch);
+  if (first_night) label = "no earlier batch of suite " + suite.name + " in " + a.out + " (the first night)";
+  const std::vector<nlohmann::json> before = first_night ? std::vector<nlohmann::json>()
+                                                         : diff_side(store.catalog(), a.baseline, suite.name, batch, &label);
   const std::vector<nlohmann::json> after = diff_side(store.catalog(), batch, suite.name, "", &ignored);
   return report_diff(diff_runs(before, after, a.slower.options()), label, "batch " + batch, a.diff_json, a.diff_markdown) ? kExitFailures
                                                                                                                         : 0;

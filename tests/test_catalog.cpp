@@ -258,7 +258,12 @@ TEST_CASE("catalog: four shards merged give the report and JUnit of one run; a r
   const std::string run = std::string(PB_CLI) + " --plugin-dir " + pbtest::quote(fs::path(PB_SKLEARN_PLUGIN).parent_path().string()) +
                           " run " + pbtest::quote(PB_SOURCE_DIR "/config/suites/bedrock.yaml") + " --planet sklearn --layer sklearn --data " +
                           pbtest::quote(tmp.file("data"));
-  REQUIRE(pbtest::shell(run + " --json " + tmp.file("full.json") + " --junit " + tmp.file("full.xml") + " >/dev/null 2>&1") == 0);
+  // The first night against `latest`: no earlier batch, so every case is new and none regressed.
+  REQUIRE(pbtest::shell(run + " --json " + tmp.file("full.json") + " --junit " + tmp.file("full.xml") + " --baseline latest --diff-json " +
+                        tmp.file("first.json") + " >/dev/null 2>&1") == 0);
+  const json first = json::parse(pbtest::read_text(tmp.file("first.json")));
+  CHECK(first["regressions"].empty());
+  CHECK(first["new"].size() == json::parse(pbtest::read_text(tmp.file("full.json")))["cases"].size());
   std::string shards;
   for (int i = 1; i <= 4; ++i) {
     const std::string report = tmp.file("s" + std::to_string(i) + ".json");
