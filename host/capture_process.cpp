@@ -131,6 +131,10 @@ CaptureProcess::~CaptureProcess() {
   if (!stderr_path_.empty()) ::unlink(stderr_path_.c_str());
 }
 
+void CaptureProcess::pause(bool stopped) {
+  if (pid_ > 0 && !exited_) ::kill(pid_, stopped ? SIGSTOP : SIGCONT);
+}
+
 void CaptureProcess::kill_now() {
   if (pid_ > 0 && !exited_) {
     ::kill(pid_, SIGKILL);

@@ -104,6 +104,16 @@ std::string first_divergence(const CaseResult& r) {
 // The steady-state time: a single first run pays page faults and oneDNN's lazy set-up, and one
 // sample on a shared machine is noise, so a slowdown is judged on the median of several.
 void time_repeats(Network& net, const std::vector<const Tensor*>& inputs, const LadderOptions& opt, CaseResult& r) {
+  if (opt.repeats <= 0) return;
+  struct Quiet {
+    const std::function<void(bool)>& f;
+    explicit Quiet(const std::function<void(bool)>& quiet) : f(quiet) {
+      if (f) f(true);
+    }
+    ~Quiet() {
+      if (f) f(false);
+    }
+  } quiet(opt.quiet);
   std::vector<double> ms;
   double spent = 0;
   while (static_cast<int>(ms.size()) < opt.repeats && (ms.size() < 2 || spent < opt.repeat_budget_ms)) {

@@ -1,5 +1,6 @@
 #pragma once
 // The three-way ladder for one stream: native -> bridged (in memory) -> reloaded from .entity.
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -64,6 +65,7 @@ struct LadderOptions {
   std::string entity_path;  // where the checkpoint is written (directories are created)
   int repeats = 5;          // timed steady-state runs after the checked one (0: none) ...
   double repeat_budget_ms = 500;  // ... stopping early, after at least two, once they took this long
+  std::function<void(bool)> quiet;  // called with true before the repeats, false after: pauses other work
 };
 
 // Never throws: any error becomes verdict ERROR with the message.

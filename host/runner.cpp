@@ -141,13 +141,13 @@ class PlanetRun {
         return all({asked.begin() + i, asked.end()}, Verdict::ERROR,
                    "capture process ended before answering (" + status + ")" + proc->stderr_tail());
       }
-      emit(one_case(c, *dialect, std::move(*frame)));
+      emit(one_case(c, *dialect, std::move(*frame), *proc));
       case_started_ = std::chrono::steady_clock::now();
     }
     proc->finish();
   }
 
-  CaseResult one_case(const PlannedCase& c, const Dialect& dialect, Frame frame) {
+  CaseResult one_case(const PlannedCase& c, const Dialect& dialect, Frame frame, CaptureProcess& proc) {
     const std::string format = event_field(frame.doc, "format");
     if (format == "planetbridge.capture") {
       const std::string event = event_field(frame.doc, "event"), id = event_field(frame.doc, "model_id");
@@ -172,6 +172,7 @@ class PlanetRun {
     lo.tolerance = c.fixture->tolerance_for(c.planet);
     lo.entity_path = run->entity_path();
     lo.repeats = opt_.repeats;
+    lo.quiet = [&proc](bool stopped) { proc.pause(stopped); };
     CaseResult r = run_ladder(stream, dialect, lo);
     r.layer = c.fixture->layer;
     r.plan_index = c.index;
