@@ -359,9 +359,25 @@ size_t Catalog::count_batches() const {
   return static_cast<size_t>(q.integer(0));
 }
 
+namespace {
+
+// Orders the batches `b` so that those selecting the same cases as batch ?2 (`me`: planets,
+// layers, fixture glob and shard) come first: tonight's shard 2 is compared with last night's
+// shard 2, not with whichever shard finished last.
+const char* const kSameSelectionFirst =
+    "(json_extract(b.filters, '$.planets') IS json_extract(me.filters, '$.planets') AND "
+    "json_extract(b.filters, '$.layers') IS json_extract(me.filters, '$.layers') AND "
+    "json_extract(b.filters, '$.fixture') IS json_extract(me.filters, '$.fixture') AND "
+    "IFNULL(json_extract(b.filters, '$.shard'), '1/1') IS IFNULL(json_extract(me.filters, '$.shard'), '1/1')) DESC";
+
+}  // namespace
+
 std::optional<std::string> Catalog::previous_batch(const std::string& suite, const std::string& id) const {
   std::lock_guard<std::mutex> lock(mu_);
-  Statement q(db_, path_, "SELECT id FROM batches WHERE id < ?2 AND suite = ?1 AND ended IS NOT NULL ORDER BY id DESC LIMIT 1");
+  const std::string sql = std::string("SELECT b.id FROM batches b LEFT JOIN batches me ON me.id = ?2 "
+                                      "WHERE b.id < ?2 AND b.suite = ?1 AND b.ended IS NOT NULL ORDER BY ") +
+                          kSameSelectionFirst + ", b.id DESC LIMIT 1";
+  Statement q(db_, path_, sql.c_str());
   q.bind(1, suite).bind(2, id);
   if (!q.step()) return std::nullopt;
   return q.text(0);
@@ -395,7 +411,10 @@ std::vector<json> Catalog::runs(const RunFilter& f) const {
 
 std::optional<std::string> Catalog::latest_batch(const std::string& suite, const std::string& excluding) const {
   std::lock_guard<std::mutex> lock(mu_);
-  Statement q(db_, path_, "SELECT id FROM batches WHERE suite = ?1 AND id != ?2 AND ended IS NOT NULL ORDER BY started DESC LIMIT 1");
+  const std::string sql = std::string("SELECT b.id FROM batches b LEFT JOIN batches me ON me.id = ?2 "
+                                      "WHERE b.suite = ?1 AND b.id != ?2 AND b.ended IS NOT NULL ORDER BY ") +
+                          kSameSelectionFirst + ", b.started DESC LIMIT 1";
+  Statement q(db_, path_, sql.c_str());
   q.bind(1, suite).bind(2, excluding);
   if (!q.step()) return std::nullopt;
   return q.text(0);

@@ -67,7 +67,8 @@ class Catalog {
   // Drops the rows of runs whose folders are gone, and batches left with no runs.
   void forget(const std::vector<std::string>& run_ids);
   std::optional<nlohmann::json> batch(const std::string& id) const;
-  // The newest finished batch of `suite` other than `excluding`.
+  // The newest finished batch of `suite` other than `excluding`; of those, first the ones that
+  // selected the same cases as batch `excluding` (planets, layers, fixture glob, shard).
   std::optional<std::string> latest_batch(const std::string& suite, const std::string& excluding) const;
   // Ids of the newest finished batches of `suite` that were not one shard of a run, newest
   // first: what shards read durations from, so shards run meanwhile cannot change their split.
@@ -75,7 +76,8 @@ class Catalog {
   // Batches (batch()'s shape), newest first: `limit` of them after skipping `offset`.
   std::vector<nlohmann::json> batches(size_t limit, size_t offset) const;
   size_t count_batches() const;
-  // The newest finished batch of `suite` begun before batch `id` (the one a nightly compares with).
+  // The newest finished batch of `suite` begun before batch `id` (the one a nightly compares
+  // with); of those, first the ones that selected the same cases (as latest_batch).
   std::optional<std::string> previous_batch(const std::string& suite, const std::string& id) const;
   // A batch's runs counted by planet, layer and verdict: [{planet, layer, verdict, runs}], sorted.
   std::vector<nlohmann::json> batch_groups(const std::string& batch) const;

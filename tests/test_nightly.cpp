@@ -9,8 +9,10 @@
 #include <algorithm>
 #include <filesystem>
 #include <set>
+#include <thread>
 
 #include "../layers/kernels/kernel.h"
+#include "catalog.h"
 #include "diff.h"
 #include "planetbridge/entity.h"
 #include "plugin_loader.h"
@@ -223,4 +225,25 @@ TEST_CASE("nightly: --durations and merge name what they cannot use", "[nightly]
   CHECK_THAT(pbtest::read_text(out), Catch::Contains("b.json: was split by crc32:0badf00d") && Catch::Contains("same --durations"));
   const std::string c = report("c.json", 1, "count");
   CHECK(pbtest::shell(std::string(PB_CLI) + " merge " + a + " " + c + " >" + out + " 2>&1") == 0);
+}
+
+TEST_CASE("nightly: a batch is compared with the last one that selected the same cases, else the suite's newest", "[nightly][catalog]") {
+  pbtest::TempDir tmp;
+  pb::host::Catalog catalog(tmp.file("data"));
+  auto night = [&](const std::string& shard, const std::string& planet = "") {
+    pb::host::BatchInfo info;
+    info.suite = "bedrock";
+    info.filters = {{"planets", planet.empty() ? json::array() : json::array({planet})}, {"layers", json::array()}, {"fixture", ""}, {"shard", shard}};
+    const std::string id = catalog.begin_batch(info);
+    catalog.end_batch(id);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));  // batch ids are by the millisecond
+    return id;
+  };
+  const std::string s1 = night("1/2"), s2 = night("2/2"), t1 = night("1/2"), t2 = night("2/2"), sk = night("1/1", "sklearn");
+  CHECK(catalog.previous_batch("bedrock", t1) == s1);  // not s2, which finished last
+  CHECK(catalog.previous_batch("bedrock", t2) == s2);
+  CHECK(catalog.latest_batch("bedrock", t1) == s1);
+  CHECK(catalog.previous_batch("bedrock", s1) == std::nullopt);
+  CHECK(catalog.previous_batch("bedrock", sk) == t2);   // nothing selected sklearn alone before: the newest
+  CHECK(catalog.latest_batch("bedrock", "") == sk);     // no batch of its own: the newest
 }
