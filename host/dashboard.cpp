@@ -326,6 +326,24 @@ std::string diff_side_cell(const json& side) {
 
 }  // namespace
 
+// What a batch selected beyond its suite ("shard 2/4 · planets sklearn"): shards and filtered
+// runs of one suite sit side by side on the batches page.
+std::string selection(const json& batch) {
+  const json f = batch.contains("filters") && batch["filters"].is_object() ? batch["filters"] : json::object();
+  std::string s;
+  auto add = [&](const std::string& part) { s += (s.empty() ? "" : " · ") + part; };
+  const std::string shard = str(f, "shard");
+  if (!shard.empty() && shard != "1/1") add("shard " + shard);
+  for (const char* key : {"planets", "layers"})
+    if (f.contains(key) && f[key].is_array() && !f[key].empty()) {
+      std::string list;
+      for (const json& v : f[key]) list += (list.empty() ? "" : ",") + (v.is_string() ? v.get<std::string>() : v.dump());
+      add(std::string(key) + " " + list);
+    }
+  if (!str(f, "fixture").empty()) add("fixture " + str(f, "fixture"));
+  return s;
+}
+
 std::string dashboard_batches(const std::vector<json>& batches, const Paging& paging, const std::string& version) {
   std::string b = nav(version) + "<h1>Batches</h1>\n<p class=\"muted\">Each <code>planetbridge run</code> of a suite, newest first, "
                   "compared with the previous finished batch of the same suite. Runs of <code>serve</code> and <code>check</code> "
@@ -340,7 +358,8 @@ std::string dashboard_batches(const std::vector<json>& batches, const Paging& pa
   for (const json& batch : batches) {
     const std::string id = str(batch, "id");
     b += "<tr class=\"batch\"><td class=\"mono\"><a href=\"" + batch_href(id) + "\">" + html_escape(id) + "</a></td><td>" +
-         html_escape(str(batch, "suite")) + "</td><td>" + html_escape(str(batch, "started")) + "</td><td class=\"n\">" + duration(batch) +
+         html_escape(str(batch, "suite")) + (selection(batch).empty() ? "" : "<br><span class=\"muted\">" + html_escape(selection(batch)) + "</span>") +
+         "</td><td>" + html_escape(str(batch, "started")) + "</td><td class=\"n\">" + duration(batch) +
          "</td>" + count_cells(batch);
     if (batch.contains("previous") && batch["previous"].is_string()) {
       const json& c = batch["changes"];

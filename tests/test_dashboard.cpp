@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "catalog.h"
+#include "dashboard.h"
 #include "plugin_loader.h"
 #include "run_store.h"
 #include "server.h"
@@ -383,4 +384,16 @@ TEST_CASE("dashboard: in headless chromium, links lead from the batches to a bat
                           Catch::Contains("class=\"pt v-FAIL\""));
   const std::string compare = dom(href_after(filtered, "id=\"compare\""));
   CHECK_THAT(compare, Catch::Contains("Regressions (2)") && Catch::Contains("Fixed (1)"));
+}
+
+TEST_CASE("dashboard: the batches page names what a batch selected beyond its suite (shard, planets, layers, fixture)", "[dashboard]") {
+  json sharded = {{"id", "B1"}, {"suite", "bedrock"}, {"started", "2026-12-03T00:00:00.000Z"},
+                  {"filters", {{"planets", {"sklearn"}}, {"layers", json::array()}, {"fixture", "sk_*"}, {"shard", "2/4"}}}};
+  json whole = {{"id", "B2"}, {"suite", "bedrock"}, {"started", "2026-12-02T00:00:00.000Z"},
+                {"filters", {{"planets", json::array()}, {"layers", json::array()}, {"fixture", ""}, {"shard", "1/1"}}}};
+  pb::host::Paging paging;
+  paging.total = 2;
+  const std::string page = pb::host::dashboard_batches({sharded, whole}, paging, "test");
+  CHECK_THAT(page, Catch::Contains("shard 2/4 · planets sklearn · fixture sk_*"));
+  CHECK(count(page, "shard ") == 1);  // the whole suite's batch says nothing more
 }
