@@ -373,10 +373,19 @@ const char* const kSameSelectionFirst =
 }  // namespace
 
 std::optional<std::string> Catalog::previous_batch(const std::string& suite, const std::string& id) const {
+  return newest_batch_like(suite, id, "b.id < ?2");
+}
+
+std::optional<std::string> Catalog::latest_batch(const std::string& suite, const std::string& excluding) const {
+  return newest_batch_like(suite, excluding, "b.id != ?2");
+}
+
+// The newest finished batch `b` of `suite` meeting `which` (about batch ?2), those that selected
+// the same cases as batch ?2 first. Ids begin with the start time: the newest has the largest.
+std::optional<std::string> Catalog::newest_batch_like(const std::string& suite, const std::string& id, const char* which) const {
   std::lock_guard<std::mutex> lock(mu_);
-  const std::string sql = std::string("SELECT b.id FROM batches b LEFT JOIN batches me ON me.id = ?2 "
-                                      "WHERE b.id < ?2 AND b.suite = ?1 AND b.ended IS NOT NULL ORDER BY ") +
-                          kSameSelectionFirst + ", b.id DESC LIMIT 1";
+  const std::string sql = std::string("SELECT b.id FROM batches b LEFT JOIN batches me ON me.id = ?2 WHERE b.suite = ?1 AND ") +
+                          which + " AND b.ended IS NOT NULL ORDER BY " + kSameSelectionFirst + ", b.id DESC LIMIT 1";
   Statement q(db_, path_, sql.c_str());
   q.bind(1, suite).bind(2, id);
   if (!q.step()) return std::nullopt;
@@ -407,17 +416,6 @@ std::vector<json> Catalog::runs(const RunFilter& f) const {
   std::vector<json> out;
   while (q.step()) out.push_back(json::parse(q.text(0), nullptr, false));
   return out;
-}
-
-std::optional<std::string> Catalog::latest_batch(const std::string& suite, const std::string& excluding) const {
-  std::lock_guard<std::mutex> lock(mu_);
-  const std::string sql = std::string("SELECT b.id FROM batches b LEFT JOIN batches me ON me.id = ?2 "
-                                      "WHERE b.suite = ?1 AND b.id != ?2 AND b.ended IS NOT NULL ORDER BY ") +
-                          kSameSelectionFirst + ", b.started DESC LIMIT 1";
-  Statement q(db_, path_, sql.c_str());
-  q.bind(1, suite).bind(2, excluding);
-  if (!q.step()) return std::nullopt;
-  return q.text(0);
 }
 
 std::vector<std::string> Catalog::recent_unsharded_batches(const std::string& suite, size_t limit) const {

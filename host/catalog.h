@@ -89,6 +89,7 @@ class Catalog {
   // Inside the caller's transaction:
   void forget_rows(const std::vector<std::string>& run_ids);
   void insert_run(const nlohmann::json& result);
+  std::optional<std::string> newest_batch_like(const std::string& suite, const std::string& id, const char* which) const;
 
   std::string path_, runs_dir_;
   sqlite3* db_ = nullptr;

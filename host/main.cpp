@@ -287,9 +287,9 @@ int cmd_merge(const MergeArgs& a) {
     // Shards split on different durations may overlap or leave cases out: name the cause.
     const std::string basis = doc.value("balanced_by", "");
     if (file == a.reports[0]) first_basis = basis;
+    auto named = [](const std::string& b) { return b.empty() ? std::string("(nothing recorded)") : b; };
     if (basis != first_basis)
-      throw Error(file, "was split by " + (basis.empty() ? std::string("(nothing recorded)") : basis) + ", " + a.reports[0] + " by " +
-                            (first_basis.empty() ? std::string("(nothing recorded)") : first_basis) +
+      throw Error(file, "was split by " + named(basis) + ", " + a.reports[0] + " by " + named(first_basis) +
                             ": shards must be planned from the same durations (give each the same --durations)");
     seconds = std::max(seconds, doc["summary"].value("seconds", 0.0));
     for (size_t i = 0; i < doc["cases"].size(); ++i) {

@@ -13,6 +13,8 @@
 #include <chrono>
 #include <regex>
 #include <filesystem>
+#include <functional>
+#include <iostream>
 #include <fstream>
 #include <thread>
 
@@ -63,6 +65,29 @@ void sql(const std::string& file, const std::string& statement) {
   REQUIRE(sqlite3_open(file.c_str(), &db) == SQLITE_OK);
   REQUIRE(sqlite3_exec(db, statement.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK);
   sqlite3_close(db);
+}
+
+// Three processes, each with its own store on `data`, doing `work`: their pids. A child that
+// throws prints why and exits 1.
+std::vector<pid_t> fork_writers(const std::string& data, const std::function<void(RunStore&, int)>& work) {
+  std::vector<pid_t> children;
+  for (int p = 0; p < 3; ++p) {
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      int rc = 0;
+      try {
+        RunStore store(data);
+        work(store, p);
+      } catch (const std::exception& e) {
+        std::cerr << e.what() << "\n";
+        rc = 1;
+      }
+      ::_exit(rc);
+    }
+    children.push_back(pid);
+  }
+  return children;
 }
 
 }  // namespace
@@ -129,22 +154,9 @@ TEST_CASE("catalog: processes committing at once lose no row", "[catalog]") {
   pbtest::TempDir tmp;
   const std::string data = tmp.file("data");
   { RunStore init(data); }
-  std::vector<pid_t> children;
-  for (int p = 0; p < 3; ++p) {
-    const pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-      int rc = 0;
-      try {
-        RunStore store(data);
-        for (int i = 0; i < 20; ++i) commit(store, "p" + std::to_string(p), Verdict::PASS);
-      } catch (...) {
-        rc = 1;
-      }
-      ::_exit(rc);
-    }
-    children.push_back(pid);
-  }
+  const std::vector<pid_t> children = fork_writers(data, [](RunStore& store, int p) {
+    for (int i = 0; i < 20; ++i) commit(store, "p" + std::to_string(p), Verdict::PASS);
+  });
   for (pid_t pid : children) {
     int status = 0;
     REQUIRE(::waitpid(pid, &status, 0) == pid);
@@ -601,23 +613,9 @@ TEST_CASE("blobs: processes committing identical runs while gc runs lose no byte
   pbtest::TempDir tmp;
   const std::string data = tmp.file("data");
   { RunStore init(data); }
-  std::vector<pid_t> children;
-  for (int p = 0; p < 3; ++p) {
-    const pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-      int rc = 0;
-      try {
-        RunStore store(data);
-        for (int i = 0; i < 20; ++i) commit_bytes(store, "abc", "checkpoint 1");
-      } catch (const std::exception& e) {
-        std::cerr << e.what() << "\n";
-        rc = 1;
-      }
-      ::_exit(rc);
-    }
-    children.push_back(pid);
-  }
+  std::vector<pid_t> children = fork_writers(data, [](RunStore& store, int) {
+    for (int i = 0; i < 20; ++i) commit_bytes(store, "abc", "checkpoint 1");
+  });
   RunStore store(data);
   size_t collected = 0;
   for (size_t done = 0; done < children.size();) {
