@@ -1,5 +1,5 @@
 // pb_bench: times one stream's model on planetbridge's oneDNN Network.
-//   pb_bench STREAM [--iters N] [--warmup W] [--threads T] [--no-reuse] [--plugin-dir DIR]
+//   pb_bench STREAM [--iters N] [--warmup W] [--threads T] [--no-reuse] [--no-winograd] [--plugin-dir DIR]
 // Prints one JSON line: compile time, per-run wall times (median, p10, p90) in ms, and the
 // activation memory plan (MiB: the shared arena, the same buffers without reuse, the live peak
 // no plan can beat, and buffers allocated on their own such as the inputs).
@@ -28,10 +28,11 @@ int main(int argc, char** argv) {
     else if (a == "--plugin-dir" && i + 1 < argc) plugin_dir = argv[++i];
     else if (a == "--threads" && i + 1 < argc) threads = std::atoi(argv[++i]);
     else if (a == "--no-reuse") options.reuse_memory = false;
+    else if (a == "--no-winograd") options.winograd = false;
     else path = a;
   }
   if (path.empty() || iters <= 0 || threads < 0) {
-    std::cerr << "usage: pb_bench STREAM [--iters N] [--warmup W] [--threads T] [--no-reuse] [--plugin-dir DIR]\n";
+    std::cerr << "usage: pb_bench STREAM [--iters N] [--warmup W] [--threads T] [--no-reuse] [--no-winograd] [--plugin-dir DIR]\n";
     return 2;
   }
   try {

@@ -4,7 +4,7 @@
   /usr/bin/python3 bench/compare.py [--engines pb,ort,torch] [--fixture GLOB[,GLOB...]]
                                     [--threads T] [--iters N] [--suite bench/bench.yaml]
                                     [--build build] [--markdown] [--json FILE]
-                                    [--no-peak] [--no-check]
+                                    [--no-peak] [--no-check] [--keep DIR]
 
 Set-up, once: scripts/setup.sh (build/bin/pb_bench, Debian's python3-torch with
 libopenblas0-openmp -- never time torch on the reference BLAS), python3-torchvision for the
@@ -93,6 +93,8 @@ def parse_args():
                     help="skip `planetbridge check` (planetbridge's outputs against torch's, after the timings)")
     ap.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     ap.add_argument("--json", metavar="FILE", help="also write every measurement to FILE")
+    ap.add_argument("--keep", metavar="DIR",
+                    help="keep each fixture's .onnx, .input.0.npy and .pbstream in DIR (to profile them)")
     args = ap.parse_args()
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     bad = [e for e in engines if e not in ENGINES]
@@ -691,7 +693,11 @@ def main():
             report["fixtures"].append(record)
             for f in os.listdir(tmp):  # keep the temp dir small (ResNet exports are ~45 MB)
                 if f.startswith(fx["id"] + "."):
-                    os.remove(os.path.join(tmp, f))
+                    if args.keep:
+                        os.makedirs(args.keep, exist_ok=True)
+                        shutil.move(os.path.join(tmp, f), os.path.join(args.keep, f))
+                    else:
+                        os.remove(os.path.join(tmp, f))
         table.footer()
         if not args.no_peak:
             report["peak_after"] = measure_peak(args.threads, pb_bench, tmp, "pb" in args.engines)

@@ -6,11 +6,13 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <random>
 #include <sstream>
 
 #include "planetbridge/ir.h"
 #include "planetbridge/network.h"
+#include "../layers/kernels/kernel.h"
 #include "kernel_test_util.h"
 
 using pb::DType;
@@ -355,6 +357,80 @@ TEST_CASE("kernels: Conv with a fused activation equals Conv then Activation", "
       CHECK(mismatch(fused.output(0), want) == "");
       CHECK(mismatch(fused.output(0), to_double(separate.output(0))) == "");
     }
+  }
+}
+
+// The implementation each kernel of `net` runs, by node name (Network::describe's lines).
+std::map<std::string, std::string> implementations(const pb::Network& net) {
+  std::map<std::string, std::string> out;
+  std::istringstream lines(net.describe());
+  for (std::string line; std::getline(lines, line);) {
+    const size_t colon = line.find(": ");
+    out[line.substr(0, colon)] = line.substr(colon + 2);
+  }
+  return out;
+}
+
+TEST_CASE("kernels: Winograd fits 3x3 stride-1 2-D convolutions with channels in multiples of 16", "[kernels]") {
+  const auto fits = [](const Shape& x, const Shape& w, const Attrs& a) {
+    Node n = make_node("c", "Conv", {"x", "w"}, a);
+    n.attrs = pb::ir::checked_attrs(n);  // defaults filled, as Network gives them
+    return pb::layers::winograd_fits(n, x, w);
+  };
+  const Attrs pad1 = attrs({{"pads_begin", Ints{1, 1}}, {"pads_end", Ints{1, 1}}});
+  CHECK(fits({1, 16, 8, 8}, {32, 16, 3, 3}, pad1));
+  CHECK(fits({1, 64, 7, 7}, {64, 64, 3, 3}, {}));
+  CHECK_FALSE(fits({1, 16, 8, 8}, {32, 16, 3, 3}, attrs({{"strides", Ints{2, 2}}})));
+  CHECK_FALSE(fits({1, 16, 8, 8}, {32, 16, 3, 3}, attrs({{"dilations", Ints{2, 2}}})));
+  CHECK_FALSE(fits({1, 32, 8, 8}, {32, 16, 3, 3}, attrs({{"groups", int64_t(2)}})));
+  CHECK_FALSE(fits({1, 16, 8, 8}, {24, 16, 3, 3}, {}));   // output channels
+  CHECK_FALSE(fits({1, 8, 8, 8}, {16, 8, 3, 3}, {}));     // input channels
+  CHECK_FALSE(fits({1, 16, 8, 8}, {16, 16, 5, 5}, {}));   // kernel
+  CHECK_FALSE(fits({1, 16, 8}, {16, 16, 3}, {}));         // 1-D
+}
+
+TEST_CASE("kernels: a network with a Winograd-shaped convolution runs it, and its other convolutions share its layout", "[kernels]") {
+  // c1 fits Winograd (relu, its one supported post-op); c2 fits but has tanh, so it runs direct;
+  // c3 (stride 2) and c4 (1x1) do not fit. Every result is checked against the reference, with
+  // Winograd on and off; on a CPU with Winograd no reorder runs between the convolutions (only
+  // the plain graph input is reordered, for c1).
+  std::mt19937 rng(16);
+  const Tensor x = random_tensor({2, 16, 10, 10}, rng), w1 = random_tensor({32, 16, 3, 3}, rng, -0.3f, 0.3f),
+               b1 = random_tensor({32}, rng), w2 = random_tensor({32, 32, 3, 3}, rng, -0.2f, 0.2f),
+               w3 = random_tensor({32, 32, 3, 3}, rng, -0.2f, 0.2f), w4 = random_tensor({16, 32, 1, 1}, rng, -0.3f, 0.3f);
+  const WinAttrs pad1{{}, {}, {1, 1}, {1, 1}}, stride2{{2, 2}, {}, {1, 1}, {1, 1}};
+  Attrs a1, a2, a3;
+  set_window(a1, pad1);
+  a1.set("activation", std::string("relu"));
+  set_window(a2, pad1);
+  a2.set("activation", std::string("tanh"));
+  set_window(a3, stride2);
+  GraphBuilder gb;
+  gb.input("x", x).weight("w1", w1).weight("b1", b1).weight("w2", w2).weight("w3", w3).weight("w4", w4);
+  gb.node("c1", "Conv", {"x", "w1", "b1"}, a1).node("c2", "Conv", {"c1", "w2"}, a2);
+  gb.node("c3", "Conv", {"c2", "w3"}, a3).node("c4", "Conv", {"c3", "w4"});
+
+  Shape s1, s2, s3, s4;
+  Ref want = relu_ref(conv_ref(to_double(x), x.shape(), w1, &b1, pad1, 1, &s1));
+  want = conv_ref(want, s1, w2, nullptr, pad1, 1, &s2);
+  for (double& v : want) v = std::tanh(v);
+  want = conv_ref(conv_ref(want, s2, w3, nullptr, stride2, 1, &s3), s3, w4, nullptr, {}, 1, &s4);
+
+  const bool available = pb::layers::winograd_available(dnnl::engine(dnnl::engine::kind::cpu, 0));
+  for (bool winograd : {true, false}) {
+    INFO("winograd " << winograd << ", available " << available);
+    pb::CompileOptions options;
+    options.winograd = winograd;
+    pb::Network net(gb.g, {}, options);
+    net.run(gb.feed_ptrs());
+    CHECK(net.output(0).shape() == s4);
+    CHECK(mismatch(net.output(0), want) == "");
+    const auto impl = implementations(net);
+    INFO(net.describe());
+    CHECK((impl.at("c1").find("wino") != std::string::npos) == (winograd && available));
+    for (const std::string n : {"c2", "c3", "c4"}) CHECK(impl.at(n).find("wino") == std::string::npos);
+    if (winograd && available)
+      for (const std::string n : {"c2", "c3", "c4"}) CHECK(impl.at(n).find(" + ") == std::string::npos);  // no reorder
   }
 }
 

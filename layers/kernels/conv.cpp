@@ -1,13 +1,38 @@
 // Conv (1-D, 2-D, 3-D): x [N, C, spatial...], weight [O, C/groups, k...], optional bias [O],
 // optional add (y's shape: a residual summed before the activation); attrs strides, dilations,
 // pads_begin, pads_end, groups, activation (fused post-op). Weights are reordered once into the
-// layout oneDNN prefers. The sum post-op accumulates into the destination: it is the residual's
+// layout oneDNN prefers. In a network that runs Winograd (CompileContext::winograd), the
+// convolutions that fit it run it, and 2-D convolutions hold activations in its layout, nChw16c. The sum post-op accumulates into the destination: it is the residual's
 // own memory when nothing reads the residual later (the conv's source included) and its layout
 // fits, else a copy of it.
 #include "eltwise.h"
 #include "kernel.h"
 
 namespace pb::layers {
+
+bool winograd_fits(const ir::Node& conv, const Shape& x, const Shape& w) {
+  if (x.size() != 4 || w.size() != 4 || w[2] != 3 || w[3] != 3 || conv.attrs.i("groups") != 1) return false;
+  if (x[1] % 16 != 0 || w[0] % 16 != 0) return false;
+  const ir::Window win = ir::read_window(conv, conv.attrs, {3, 3});
+  return win.strides == std::vector<int64_t>{1, 1} && win.dilations == std::vector<int64_t>{1, 1};
+}
+
+bool winograd_available(const dnnl::engine& eng) {
+  static const bool available = [&] {
+    using dnnl::memory;
+    const memory::desc x({1, 16, 8, 8}, memory::data_type::f32, memory::format_tag::any);
+    const memory::desc w({16, 16, 3, 3}, memory::data_type::f32, memory::format_tag::any);
+    try {
+      const dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_winograd, x, w, x,
+                                              {1, 1}, {1, 1}, {1, 1});
+      dnnl::convolution_forward::primitive_desc(d, eng);
+      return true;
+    } catch (const dnnl::error&) {
+      return false;
+    }
+  }();
+  return available;
+}
 
 std::unique_ptr<Kernel> build_conv(const ir::Node& node, CompileContext& ctx) {
   using dnnl::memory;
@@ -27,9 +52,14 @@ std::unique_ptr<Kernel> build_conv(const ir::Node& node, CompileContext& ctx) {
     wdims[1] = out_c / groups;
     wtag = plain_tag(rank + 1);
   }
-  // Source and destination in whatever layout the fastest implementation wants.
-  memory::desc src_md(dims_of(xs), memory::data_type::f32, ctx.activation_tag(rank));
-  memory::desc dst_md(dims_of(ys), memory::data_type::f32, ctx.activation_tag(rank));
+  // Source and destination in whatever layout the fastest implementation wants, or Winograd's.
+  memory::format_tag src_tag = ctx.activation_tag(rank), dst_tag = src_tag;
+  if (ctx.winograd() && rank == 4 && groups == 1 && ys[1] % 16 == 0) {
+    dst_tag = memory::format_tag::nChw16c;
+    if (xs[1] % 16 == 0) src_tag = dst_tag;
+  }
+  const memory::desc src_md(dims_of(xs), memory::data_type::f32, src_tag);
+  const memory::desc dst_md(dims_of(ys), memory::data_type::f32, dst_tag);
   memory::desc any_w(wdims, memory::data_type::f32, memory::format_tag::any);
   const bool has_bias = has_input(node, 2);
   memory::desc bias_md({out_c}, memory::data_type::f32, memory::format_tag::a);
@@ -41,10 +71,19 @@ std::unique_ptr<Kernel> build_conv(const ir::Node& node, CompileContext& ctx) {
   attr.set_post_ops(eltwise_post_ops(node.attrs.s("activation"), node.attrs, ops));
   const memory::dims strides = dims_of(win.strides), pl = dims_of(win.pads_begin), pr = dims_of(win.pads_end);
   const auto prop = dnnl::prop_kind::forward_inference;
-  const auto alg = dnnl::algorithm::convolution_direct;
-  auto desc = has_bias ? dnnl::convolution_forward::desc(prop, alg, src_md, any_w, bias_md, dst_md, strides, dnnl_dilations(win), pl, pr)
-                       : dnnl::convolution_forward::desc(prop, alg, src_md, any_w, dst_md, strides, dnnl_dilations(win), pl, pr);
-  dnnl::convolution_forward::primitive_desc pd(desc, attr, eng);
+  const auto primitive = [&](dnnl::algorithm alg) {
+    auto desc = has_bias ? dnnl::convolution_forward::desc(prop, alg, src_md, any_w, bias_md, dst_md, strides, dnnl_dilations(win), pl, pr)
+                         : dnnl::convolution_forward::desc(prop, alg, src_md, any_w, dst_md, strides, dnnl_dilations(win), pl, pr);
+    return dnnl::convolution_forward::primitive_desc(desc, attr, eng);
+  };
+  dnnl::convolution_forward::primitive_desc pd;
+  if (ctx.winograd() && winograd_fits(node, xs, ws)) {
+    try {
+      pd = primitive(dnnl::algorithm::convolution_winograd);
+    } catch (const dnnl::error&) {  // a post-op Winograd lacks: direct
+    }
+  }
+  if (!pd) pd = primitive(dnnl::algorithm::convolution_direct);
 
   auto seq = std::make_unique<SequenceKernel>();
   std::map<int, memory> args = {

@@ -75,6 +75,10 @@ class CompileContext {
   virtual dnnl::memory define_layout(const std::string& name, const Shape& shape, const dnnl::memory::desc& desc) = 0;
   // format_tag::any when activations may stay blocked between ops, else the plain tag.
   virtual dnnl::memory::format_tag activation_tag(size_t rank) const = 0;
+  // Whether this network's Winograd-shaped convolutions run Winograd (CompileOptions::winograd,
+  // the CPU has it, and one fits): its 2-D convolutions then share Winograd's 16-channel-blocked
+  // layout, so no reorders run between them.
+  virtual bool winograd() const = 0;
   virtual bool is_weight(const std::string& name) const = 0;
   // A constant from graph.weights; `role` ("weight", "bias") is used in error messages.
   virtual const Tensor& weight(const std::string& name, const std::string& role) const = 0;
@@ -127,6 +131,12 @@ std::vector<int64_t> broadcast_strides(const Shape& s, const Shape& out);
 int64_t row_offset(int64_t row, const Shape& out, const std::vector<int64_t>& strides);
 // oneDNN counts dilation from 0 (no dilation), the IR from 1.
 dnnl::memory::dims dnnl_dilations(const ir::Window& w);
+
+// Whether a Conv fits oneDNN's Winograd kernels: 2-D, 3x3, stride 1, no dilation, one group,
+// input and output channels in multiples of 16 (x: its input's shape, w: its weight's).
+bool winograd_fits(const ir::Node& conv, const Shape& x, const Shape& w);
+// Whether this CPU has them (oneDNN 2.6: AVX-512 only); probed once per process.
+bool winograd_available(const dnnl::engine& eng);
 
 // Input i; "" or a missing index is an error unless optional.
 const std::string& node_input(const ir::Node& node, size_t i);

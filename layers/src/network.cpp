@@ -2,6 +2,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <cstring>
 #include <sstream>
 
@@ -158,6 +159,7 @@ struct Network::Impl : layers::CompileContext {
   std::unique_ptr<layers::ActivationArena> arena;  // while nodes compile, when memory is reused
   size_t private_bytes = 0;                        // value bytes allocated outside the arena
   std::vector<PassRecord> pass_log;
+  bool uses_winograd = false;
 
   // The step after which nothing reads `name` (the current one if nothing reads it).
   size_t last_use(const std::string& name) const {
@@ -226,6 +228,8 @@ struct Network::Impl : layers::CompileContext {
   dnnl::memory::format_tag activation_tag(size_t rank) const override {
     return options.blocked_layouts ? dnnl::memory::format_tag::any : layers::plain_tag(rank);
   }
+
+  bool winograd() const override { return uses_winograd; }
 
   bool is_weight(const std::string& name) const override { return graph.weights.count(name) != 0; }
 
@@ -332,6 +336,10 @@ Network::Network(const ir::Graph& graph, const std::map<std::string, Shape>& inp
     }
     checked.push_back(std::move(n));
   }
+  m.uses_winograd = options.winograd && options.blocked_layouts && layers::winograd_available(m.eng) &&
+                    std::any_of(checked.begin(), checked.end(), [&](const ir::Node& n) {
+                      return n.op == "Conv" && layers::winograd_fits(n, m.types.at(n.inputs[0]).shape, m.types.at(n.inputs[1]).shape);
+                    });
   // Twice the plain bytes: room for blocked layouts' channel padding and plain copies of blocked
   // values. A buffer that does not fit is allocated on its own.
   if (options.reuse_memory) m.arena = std::make_unique<layers::ActivationArena>(2 * output_bytes + (1 << 20));

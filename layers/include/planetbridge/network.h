@@ -19,10 +19,13 @@ struct CompileOptions {
                                 // off, every value is plain
   bool reuse_memory = true;     // activation buffers share one arena, reused once their values
                                 // are read for the last time (layers/src/arena.h)
+  bool winograd = true;         // 3x3 stride-1 convolutions with channels in multiples of 16 run
+                                // oneDNN's Winograd kernels where the CPU has them (AVX-512): 2-4x
+                                // fewer multiplications, rounded differently (docs/ir.md)
 
   // Every value kept plain, in its own buffer, and unoptimized: what value() needs to read any
   // intermediate after a run (taps, the ladder, kernel tests).
-  static CompileOptions inspectable() { return {false, false, false}; }
+  static CompileOptions inspectable() { return {false, false, false, false}; }
 };
 
 // What one compile-time pass did to a graph (Network::passes, `planetbridge inspect --passes`).
