@@ -68,7 +68,8 @@ int main(int argc, char** argv) {
     const pb::MemoryStats mem = net.memory_stats();
     const auto mib = [](size_t b) { return static_cast<double>(b) / (1 << 20); };
     out["memory"] = {{"arena_mib", mib(mem.arena_bytes)}, {"unshared_mib", mib(mem.unshared_bytes)},
-                     {"live_peak_mib", mib(mem.live_peak_bytes)}, {"private_mib", mib(mem.private_bytes)}};
+                     {"live_peak_mib", mib(mem.live_peak_bytes)}, {"private_mib", mib(mem.private_bytes)},
+                     {"offline_plan", mem.offline_plan}};
     std::cout << out.dump() << "\n";
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";

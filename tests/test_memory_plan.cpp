@@ -1,6 +1,7 @@
-// The activation memory plan: the arena's first-fit placement by liveness (a buffer is free once
-// its last reader has run; views and in-place results keep it; outputs are never reused), and
-// networks compiled with reuse computing bit for bit what they compute without it, run after run.
+// The activation memory plan: the arena's best-fit placement by liveness (a buffer is free once
+// its last reader has run; views and in-place results keep it; outputs are never reused), the
+// offline plan a second compile follows, and networks compiled with reuse computing bit for bit
+// what they compute without it, run after run.
 #include <random>
 
 #include "../layers/src/arena.h"
@@ -120,6 +121,72 @@ TEST_CASE("memory plan: networks with reuse compute what they compute without it
       CHECK(s.arena_bytes < s.unshared_bytes);
       CHECK(s.arena_bytes >= s.live_peak_bytes);
     }
+}
+
+TEST_CASE("memory plan: the offline plan places every buffer knowing all lifetimes, and a second arena follows it", "[memory]") {
+  // In execution order: a (64 B) dies after step 1, so b's and c's 128 B cannot use its gap and
+  // d (256 B) goes on top: 576 B. Knowing all four, the plan needs the live peak, 512 B.
+  ActivationArena online(1 << 20);
+  struct Request {
+    size_t bytes, first, last;
+  };
+  const std::vector<Request> requests = {{64, 0, 1}, {128, 1, 3}, {128, 2, 3}, {256, 3, ActivationArena::kKept}};
+  for (const Request& r : requests) REQUIRE(online.allocate(r.bytes, r.first, r.last) != nullptr);
+  CHECK(online.stats().arena_bytes == 576);
+  CHECK(online.stats().live_peak_bytes == 512);
+  const ActivationArena::Plan plan = online.offline_plan();
+  CHECK(plan.bytes == 512);
+
+  SECTION("the same requests get the planned offsets, never overlapping while both live") {
+    ActivationArena planned(1 << 20, plan);
+    std::vector<char*> at;
+    for (const Request& r : requests) at.push_back(static_cast<char*>(planned.allocate(r.bytes, r.first, r.last)));
+    for (size_t i = 0; i < at.size(); ++i) {
+      REQUIRE(at[i] != nullptr);
+      CHECK(static_cast<size_t>(at[i] - at[0]) == plan.blocks[i].offset - plan.blocks[0].offset);
+      for (size_t j = 0; j < i; ++j)
+        if (requests[j].last >= requests[i].first) CHECK(disjoint(at[i], requests[i].bytes, at[j], requests[j].bytes));
+    }
+    CHECK(planned.followed_plan());
+    CHECK(planned.stats().arena_bytes == 512);
+    CHECK(planned.stats().offline_plan);
+  }
+  SECTION("a request the plan did not make is refused, and every one after it") {
+    ActivationArena planned(1 << 20, plan);
+    CHECK(planned.allocate(64, 0, 1) != nullptr);
+    CHECK(planned.allocate(192, 1, 3) == nullptr);  // planned: 128 bytes
+    CHECK(planned.allocate(128, 2, 3) == nullptr);
+    CHECK_FALSE(planned.followed_plan());
+  }
+  SECTION("a buffer read longer than planned breaks the plan") {
+    ActivationArena planned(1 << 20, plan);
+    void* a = planned.allocate(64, 0, 1);
+    planned.extend(a, 2);
+    for (size_t i = 1; i < requests.size(); ++i) planned.allocate(requests[i].bytes, requests[i].first, requests[i].last);
+    CHECK_FALSE(planned.followed_plan());
+  }
+}
+
+TEST_CASE("memory plan: a network whose buffers fragment compiles again with the offline plan, computing the same", "[memory]") {
+  // The arena test's pattern as a graph: a (relu of x) dies after b = concat(a, a) is written;
+  // c = relu(b) and d = concat(b, c) cannot use a's bytes in execution order.
+  std::mt19937 rng(5);
+  GraphBuilder gb;
+  gb.input("x", random_tensor({1, 16}, rng));
+  gb.node("a", "Activation", {"x"}, attrs({{"function", std::string("relu")}}));
+  gb.node("b", "Concat", {"a", "a"}, attrs({{"axis", int64_t(1)}}));
+  gb.node("c", "Activation", {"b"}, attrs({{"function", std::string("tanh")}}));
+  gb.node("d", "Concat", {"b", "c"}, attrs({{"axis", int64_t(1)}}));
+  pb::Network planned(gb.g, {});
+  pb::Network own(gb.g, {}, pb::CompileOptions{true, true, false});
+  planned.run(gb.feed_ptrs());
+  own.run(gb.feed_ptrs());
+  CHECK(planned.output(0).bit_equal(own.output(0)));
+  const pb::MemoryStats s = planned.memory_stats();
+  INFO("arena " << s.arena_bytes << ", live peak " << s.live_peak_bytes);
+  CHECK(s.offline_plan);
+  CHECK(s.arena_bytes == s.live_peak_bytes);
+  CHECK(s.arena_bytes == 512);
 }
 
 TEST_CASE("threads: set_threads sets the OpenMP threads the kernels use; below 1 is an error", "[memory]") {

@@ -34,23 +34,59 @@ ActivationArena::ActivationArena(size_t reserve_bytes) {
   reserved_ = length;
 }
 
-void* ActivationArena::allocate(size_t bytes, size_t first, size_t last) {
-  bytes = round_up(std::max<size_t>(bytes, 1), kAlign);
-  std::vector<const Block*> live;  // blocks still read at step `first` or later
-  for (const Block& b : blocks_)
-    if (b.last >= first) live.push_back(&b);
-  std::sort(live.begin(), live.end(), [](const Block* a, const Block* b) { return a->offset < b->offset; });
-  // Best fit: the smallest gap between live blocks that holds `bytes` (large gaps stay whole
-  // for large buffers), else the end of the live blocks.
+ActivationArena::ActivationArena(size_t reserve_bytes, Plan plan) : ActivationArena(reserve_bytes) {
+  plan_ = std::make_shared<const Plan>(std::move(plan));
+}
+
+namespace {
+// Best fit: the smallest gap between `taken` blocks (sorted by offset in place) that holds
+// `bytes` (large gaps stay whole for large buffers), else the end of the taken blocks.
+size_t best_fit(std::vector<const ActivationArena::Block*>& taken, size_t bytes) {
+  std::sort(taken.begin(), taken.end(), [](const auto* a, const auto* b) { return a->offset < b->offset; });
   size_t offset = SIZE_MAX, best_gap = SIZE_MAX, end = 0;
-  for (const Block* b : live) {
+  for (const auto* b : taken) {
     if (b->offset >= end + bytes && b->offset - end < best_gap) {
       best_gap = b->offset - end;
       offset = end;
     }
     end = std::max(end, b->offset + b->bytes);
   }
-  if (offset == SIZE_MAX) offset = end;
+  return offset == SIZE_MAX ? end : offset;
+}
+}  // namespace
+
+ActivationArena::Plan ActivationArena::offline_plan() const {
+  Plan plan{blocks_, 0};
+  std::vector<size_t> order(blocks_.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return blocks_[a].bytes > blocks_[b].bytes; });
+  std::vector<const Block*> placed, overlapping;
+  for (size_t i : order) {
+    Block& b = plan.blocks[i];
+    overlapping.clear();
+    for (const Block* o : placed)
+      if (o->first <= b.last && b.first <= o->last) overlapping.push_back(o);
+    b.offset = best_fit(overlapping, b.bytes);
+    plan.bytes = std::max(plan.bytes, b.offset + b.bytes);
+    placed.push_back(&b);
+  }
+  return plan;
+}
+
+void* ActivationArena::allocate(size_t bytes, size_t first, size_t last) {
+  bytes = round_up(std::max<size_t>(bytes, 1), kAlign);
+  size_t offset;
+  if (plan_) {
+    const size_t i = blocks_.size();
+    diverged_ = diverged_ || i >= plan_->blocks.size() || plan_->blocks[i].bytes != bytes || plan_->blocks[i].first != first;
+    if (diverged_) return nullptr;
+    offset = plan_->blocks[i].offset;
+  } else {
+    std::vector<const Block*> live;  // blocks still read at step `first` or later
+    for (const Block& b : blocks_)
+      if (b.last >= first) live.push_back(&b);
+    offset = best_fit(live, bytes);
+  }
   if (offset + bytes > reserved_) return nullptr;
   blocks_.push_back({offset, bytes, first, last});
   high_water_ = std::max(high_water_, offset + bytes);
@@ -83,6 +119,7 @@ MemoryStats ActivationArena::stats() const {
   MemoryStats s;
   s.arena_bytes = high_water_;
   s.buffers = blocks_.size();
+  s.offline_plan = plan_ != nullptr;
   std::map<size_t, long long> delta;  // step -> bytes that become live (+) or free (-) there
   for (const Block& b : blocks_) {
     s.unshared_bytes += b.bytes;

@@ -161,6 +161,10 @@ struct Network::Impl : layers::CompileContext {
   std::vector<PassRecord> pass_log;
   bool uses_winograd = false;
 
+  // Compiles `decoded` into this (empty) Impl; the arena follows `plan` when one is given.
+  void build(const ir::Graph& decoded, const std::map<std::string, Shape>& input_shapes, CompileOptions compile_options,
+             const layers::ActivationArena::Plan* plan);
+
   // The step after which nothing reads `name` (the current one if nothing reads it).
   size_t last_use(const std::string& name) const {
     auto it = last_reader.find(name);
@@ -289,11 +293,27 @@ struct Network::Impl : layers::CompileContext {
 
 Network::Network(const ir::Graph& graph, const std::map<std::string, Shape>& input_shapes, CompileOptions options)
     : impl_(std::make_unique<Impl>()) {
-  Impl& m = *impl_;
-  m.options = options;
-  graph.validate();
+  impl_->build(graph, input_shapes, options, nullptr);
+  if (!impl_->arena) return;
+  // Compiled once more when the plan made knowing every buffer's lifetime saves a sixteenth:
+  // the second compile makes the same requests, and keeps the plan only if it matched them all.
+  layers::ActivationArena::Plan plan = impl_->arena->offline_plan();
+  const size_t online = impl_->arena->stats().arena_bytes;
+  if (plan.bytes + online / 16 > online) return;
+  impl_ = std::make_unique<Impl>();  // the first compile's weights and arena go before the second's
+  impl_->build(graph, input_shapes, options, &plan);
+  if (impl_->arena->followed_plan()) return;
+  impl_ = std::make_unique<Impl>();
+  impl_->build(graph, input_shapes, options, nullptr);
+}
 
-  for (const ir::ValueInfo& in : graph.inputs) {
+void Network::Impl::build(const ir::Graph& decoded, const std::map<std::string, Shape>& input_shapes, CompileOptions compile_options,
+                          const layers::ActivationArena::Plan* plan) {
+  Impl& m = *this;
+  m.options = compile_options;
+  decoded.validate();
+
+  for (const ir::ValueInfo& in : decoded.inputs) {
     Shape shape = in.shape;
     auto given = input_shapes.find(in.name);
     if (given != input_shapes.end()) {
@@ -308,7 +328,7 @@ Network::Network(const ir::Graph& graph, const std::map<std::string, Shape>& inp
       if (d < 0) throw Error("input \"" + in.name + "\"", "shape " + shape_str(in.shape) + " needs a concrete size");
     m.input_buffers.push_back(m.define(in.name, in.dtype, shape));
   }
-  m.graph = options.optimize ? layers::optimize(graph, input_shapes, &m.pass_log) : graph;
+  m.graph = options.optimize ? layers::optimize(decoded, input_shapes, &m.pass_log) : decoded;
   for (size_t i = 0; i < m.graph.nodes.size(); ++i)
     for (const std::string& in : m.graph.nodes[i].inputs) m.last_reader[in] = i;
   // Graph inputs and outputs are the caller's: never overwritten in place.
@@ -342,7 +362,9 @@ Network::Network(const ir::Graph& graph, const std::map<std::string, Shape>& inp
                     });
   // Twice the plain bytes: room for blocked layouts' channel padding and plain copies of blocked
   // values. A buffer that does not fit is allocated on its own.
-  if (options.reuse_memory) m.arena = std::make_unique<layers::ActivationArena>(2 * output_bytes + (1 << 20));
+  const size_t reserve = 2 * output_bytes + (1 << 20);
+  if (options.reuse_memory)
+    m.arena = plan ? std::make_unique<layers::ActivationArena>(reserve, *plan) : std::make_unique<layers::ActivationArena>(reserve);
 
   for (const ir::Node& n : checked) {
     m.current_index = static_cast<size_t>(&n - checked.data());

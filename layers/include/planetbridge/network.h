@@ -41,6 +41,7 @@ struct MemoryStats {
   size_t live_peak_bytes = 0;  // the most bytes live at one step: a lower bound for any plan
   size_t private_bytes = 0;    // buffers outside the arena (graph inputs, reuse off)
   size_t buffers = 0;          // buffers placed in the arena
+  bool offline_plan = false;   // placed by a plan made after a first compile (layers/src/arena.h)
 };
 
 // Threads for oneDNN's kernels and the network's own loops from now on (both run on the same
