@@ -2,9 +2,9 @@
 // optional add (y's shape: a residual summed before the activation); attrs strides, dilations,
 // pads_begin, pads_end, groups, activation (fused post-op). Weights are reordered once into the
 // layout oneDNN prefers. In a network that runs Winograd (CompileContext::winograd), the
-// convolutions that fit it run it, and 2-D convolutions hold activations in its layout, nChw16c. The sum post-op accumulates into the destination: it is the residual's
-// own memory when nothing reads the residual later (the conv's source included) and its layout
-// fits, else a copy of it.
+// convolutions that fit it run it, and 2-D convolutions hold activations in its layout, nChw16c.
+// The sum post-op accumulates into the destination: it is the residual's own memory when nothing
+// reads the residual later (the conv's source included) and its layout fits, else a copy of it.
 #include "eltwise.h"
 #include "kernel.h"
 
