@@ -1,8 +1,9 @@
 // pb_bench: times one stream's model on planetbridge's oneDNN Network.
 //   pb_bench STREAM [--iters N] [--warmup W] [--threads T] [--no-reuse] [--no-winograd] [--plugin-dir DIR]
-// Prints one JSON line: compile time, per-run wall times (median, p10, p90) in ms, and the
-// activation memory plan (MiB: the shared arena, the same buffers without reuse, the live peak
-// no plan can beat, and buffers allocated on their own such as the inputs).
+// Prints one JSON line: compile time, per-run wall times in ms (median, p10, p90, and every run's,
+// sorted, as times_ms), and the activation memory plan (MiB: the shared arena, the same buffers
+// without reuse, the live peak no plan can beat, and buffers allocated on their own such as the
+// inputs).
 // bench/compare.py drives it against ONNX Runtime and PyTorch on the same model and input.
 #include <algorithm>
 #include <chrono>
@@ -64,7 +65,7 @@ int main(int argc, char** argv) {
     auto pct = [&](double p) { return times[std::min(times.size() - 1, static_cast<size_t>(p * times.size()))]; };
     nlohmann::json out = {{"model_id", stream.model_id}, {"compile_ms", compile_ms}, {"iters", iters}, {"threads", pb::threads()},
                           {"median_ms", pct(0.5)}, {"p10_ms", pct(0.1)}, {"p90_ms", pct(0.9)},
-                          {"kernels", net.describe()}};
+                          {"kernels", net.describe()}, {"times_ms", times}};
     const pb::MemoryStats mem = net.memory_stats();
     const auto mib = [](size_t b) { return static_cast<double>(b) / (1 << 20); };
     out["memory"] = {{"arena_mib", mib(mem.arena_bytes)}, {"unshared_mib", mib(mem.unshared_bytes)},

@@ -4,7 +4,7 @@
   /usr/bin/python3 bench/compare.py [--engines pb,ort,torch] [--fixture GLOB[,GLOB...]]
                                     [--threads T] [--iters N] [--suite bench/bench.yaml]
                                     [--build build] [--markdown] [--json FILE]
-                                    [--no-peak] [--no-check] [--keep DIR]
+                                    [--rounds R] [--no-peak] [--no-check] [--keep DIR]
 
 Set-up, once: scripts/setup.sh (build/bin/pb_bench, Debian's python3-torch with
 libopenblas0-openmp -- never time torch on the reference BLAS), python3-torchvision for the
@@ -21,7 +21,10 @@ For each fixture of the suite (bench/bench.yaml):
      to the exporter as the equivalent numbers) and captured as a planetbridge stream
      (plugins/pytorch/capture/pb_torch.py) holding the same input;
   3. timed in two passes with the engine order alternated -- pass 1: pb, ort, torch; pass 2:
-     torch, ort, pb -- each engine warmed up, then N runs timed one by one, median reported:
+     torch, ort, pb -- each pass in R rounds (--rounds, default 3): in every round each engine, in
+     the pass's order, is started, warmed up and times N/R runs one by one; a pass reports the
+     median of all its rounds' runs. Rounds put every engine under the same drift of a shared
+     VM, whose speed can change by 1.5x within a minute:
        pb     build/bin/pb_bench STREAM with OMP_NUM_THREADS=T (planetbridge's compiled Network);
        ort    node bench/ort/time_ort.js MODEL.onnx INPUT.npy, T intra-op threads, 1 inter-op,
               sequential, all graph optimisations (onnxruntime-node 1.30.0, CPU provider);
@@ -93,6 +96,8 @@ def parse_args():
                     help="skip `planetbridge check` (planetbridge's outputs against torch's, after the timings)")
     ap.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     ap.add_argument("--json", metavar="FILE", help="also write every measurement to FILE")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="rounds per pass: each engine started, warmed up and timed N/R runs per round (default 3)")
     ap.add_argument("--keep", metavar="DIR",
                     help="keep each fixture's .onnx, .input.0.npy and .pbstream in DIR (to profile them)")
     args = ap.parse_args()
@@ -105,6 +110,8 @@ def parse_args():
         ap.error("--threads: expected a positive integer")
     if args.iters is not None and args.iters < 1:
         ap.error("--iters: expected a positive integer")
+    if args.rounds < 1:
+        ap.error("--rounds: expected a positive integer")
     return args
 
 
@@ -284,7 +291,16 @@ def time_torch(model, x, iters, warmup):
             times.append((time.perf_counter() - t) * 1000)
     times.sort()
     pct = lambda p: times[min(len(times) - 1, int(p * len(times)))]  # noqa: E731  (as pb_bench and time_ort.js)
-    return {"median_ms": pct(0.5), "p10_ms": pct(0.1), "p90_ms": pct(0.9)}
+    return {"median_ms": pct(0.5), "p10_ms": pct(0.1), "p90_ms": pct(0.9), "times_ms": times}
+
+
+def pooled(rounds):
+    """One engine's pass from its rounds: the timed runs of every round pooled (median, p10, p90
+    of all of them); the other fields (compile time, kernels, memory, outputs) from the first."""
+    times = sorted(t for r in rounds for t in r["times_ms"])
+    pct = lambda p: times[min(len(times) - 1, int(p * len(times)))]  # noqa: E731
+    return dict(rounds[0], median_ms=pct(0.5), p10_ms=pct(0.1), p90_ms=pct(0.9), iters=len(times), rounds=len(rounds),
+                round_medians_ms=[r["median_ms"] for r in rounds], times_ms=times)
 
 
 def _run_json(cmd, env):
@@ -557,7 +573,7 @@ def bench_fixture(fx, args, tmp, pb_bench, ort_missing):
     warmup = max(2, min(10, iters // 5))
     engines = args.engines
     notes = []
-    record = {"id": fx["id"], "iters": iters, "warmup": warmup, "passes": [{}, {}]}
+    record = {"id": fx["id"], "iters": iters, "warmup": warmup, "rounds": args.rounds, "passes": [{}, {}]}
     failed = {}  # engines that cannot run this fixture (their cells show "n/a"; notes say why)
 
     model, x = model_and_input(fx)
@@ -597,30 +613,37 @@ def bench_fixture(fx, args, tmp, pb_bench, ort_missing):
             notes.append(f"planetbridge: cannot ingest (capture: {_short_error(e)})")
 
     diff = "—"
+    per_round = -(-iters // args.rounds)
     for p, order in enumerate(PASS_ORDERS):
+        timed, errors = {}, {}
+        for r in range(args.rounds):
+            first = p == 0 and r == 0
+            for engine in (e for e in order if e in engines and e not in failed):
+                if engine == "torch":
+                    result, err = time_torch(model, x, per_round, warmup), None
+                elif engine == "pb":
+                    result, err = time_pb(pb_bench, stream_path, args.threads, per_round, warmup)
+                    if err:
+                        failed["pb"] = "n/a"
+                        notes.append(f"planetbridge: cannot ingest ({err})" if first else f"planetbridge pass {p + 1}: {err}")
+                else:
+                    result, err = time_ort(args.node, onnx_path, [input_path], args.threads, per_round, warmup,
+                                           out_prefix=stem + ".ort" if first else None)
+                    if err:
+                        failed["ort"] = "n/a"
+                        notes.append(f"ONNX Runtime: {err}")
+                    elif first:
+                        diff = ort_torch_diff(result, reference, record)
+                        if constant:
+                            notes.append("torch's output does not depend on the input (dead ReLUs after the fixture's "
+                                         "training?): the output checks compare a constant")
+                if err:
+                    errors[engine] = err
+                else:
+                    timed.setdefault(engine, []).append(result)
         for engine in (e for e in order if e in engines):
-            if engine in failed:
-                record["passes"][p][engine] = {"short": "n/a"}
-                continue
-            if engine == "torch":
-                result, err = time_torch(model, x, iters, warmup), None
-            elif engine == "pb":
-                result, err = time_pb(pb_bench, stream_path, args.threads, iters, warmup)
-                if err:
-                    failed["pb"] = "n/a"
-                    notes.append(f"planetbridge: cannot ingest ({err})" if p == 0 else f"planetbridge pass 2: {err}")
-            else:
-                result, err = time_ort(args.node, onnx_path, [input_path], args.threads, iters, warmup,
-                                       out_prefix=stem + ".ort" if p == 0 else None)
-                if err:
-                    failed["ort"] = "n/a"
-                    notes.append(f"ONNX Runtime: {err}")
-                elif p == 0:
-                    diff = ort_torch_diff(result, reference, record)
-                    if constant:
-                        notes.append("torch's output does not depend on the input (dead ReLUs after the fixture's "
-                                     "training?): the output checks compare a constant")
-            record["passes"][p][engine] = result if result else {"short": failed[engine], "error": err}
+            record["passes"][p][engine] = (pooled(timed[engine]) if engine not in failed
+                                           else {"short": failed[engine], "error": errors.get(engine)})
     check = "—"
     if "pb" in engines and "pb" not in failed and not args.no_check:
         result = check_pb(os.path.join(args.build, "bin", "planetbridge"), stream_path, tmp)

@@ -10,7 +10,8 @@
 // optimisations (ORT's defaults otherwise: arena on, intra-op threads spin). After W warm-up runs
 // (default 10), N runs (default 50) are timed one by one, each `await session.run(feeds)` from
 // call to resolved outputs. Prints one JSON line:
-//   {"median_ms", "p10_ms", "p90_ms", "iters", "threads", "inter_threads", "load_ms", "ort",
+//   {"median_ms", "p10_ms", "p90_ms", "times_ms" (every run, sorted), "iters", "threads",
+//    "inter_threads", "load_ms", "ort",
 //    "outputs": [{"name", "dims", "type", "file"}]}
 // With --out PREFIX, the last run's outputs are written as PREFIX.0.npy, PREFIX.1.npy, ... (in
 // session.outputNames order) so the caller can compare them with another engine's.
@@ -138,7 +139,7 @@ async function main() {
     return entry;
   });
   process.stdout.write(JSON.stringify({
-    median_ms: pct(0.5), p10_ms: pct(0.1), p90_ms: pct(0.9), iters: opts.iters,
+    median_ms: pct(0.5), p10_ms: pct(0.1), p90_ms: pct(0.9), times_ms: times, iters: opts.iters,
     threads: opts.threads, inter_threads: opts.inter, load_ms: loadMs, ort: ort.env.versions.node, outputs,
   }) + '\n');
   await session.release();
