@@ -371,21 +371,23 @@ std::map<std::string, std::string> implementations(const pb::Network& net) {
   return out;
 }
 
-TEST_CASE("kernels: Winograd fits 3x3 stride-1 2-D convolutions with channels in multiples of 16", "[kernels]") {
+TEST_CASE("kernels: Winograd fits 3x3 stride-1 2-D convolutions with channels in multiples of 16 and enough positions", "[kernels]") {
   const auto fits = [](const Shape& x, const Shape& w, const Attrs& a) {
     Node n = make_node("c", "Conv", {"x", "w"}, a);
     n.attrs = pb::ir::checked_attrs(n);  // defaults filled, as Network gives them
     return pb::layers::winograd_fits(n, x, w);
   };
   const Attrs pad1 = attrs({{"pads_begin", Ints{1, 1}}, {"pads_end", Ints{1, 1}}});
-  CHECK(fits({1, 16, 8, 8}, {32, 16, 3, 3}, pad1));
-  CHECK(fits({1, 64, 7, 7}, {64, 64, 3, 3}, {}));
-  CHECK_FALSE(fits({1, 16, 8, 8}, {32, 16, 3, 3}, attrs({{"strides", Ints{2, 2}}})));
-  CHECK_FALSE(fits({1, 16, 8, 8}, {32, 16, 3, 3}, attrs({{"dilations", Ints{2, 2}}})));
-  CHECK_FALSE(fits({1, 32, 8, 8}, {32, 16, 3, 3}, attrs({{"groups", int64_t(2)}})));
-  CHECK_FALSE(fits({1, 16, 8, 8}, {24, 16, 3, 3}, {}));   // output channels
-  CHECK_FALSE(fits({1, 8, 8, 8}, {16, 8, 3, 3}, {}));     // input channels
-  CHECK_FALSE(fits({1, 16, 8, 8}, {16, 16, 5, 5}, {}));   // kernel
+  CHECK(fits({2, 16, 8, 8}, {32, 16, 3, 3}, pad1));
+  CHECK(fits({1, 64, 14, 14}, {64, 64, 3, 3}, {}));
+  CHECK(fits({8, 512, 7, 7}, {512, 512, 3, 3}, pad1));
+  CHECK_FALSE(fits({1, 512, 7, 7}, {512, 512, 3, 3}, pad1));  // 49 positions: weight-bound
+  CHECK_FALSE(fits({2, 16, 8, 8}, {32, 16, 3, 3}, attrs({{"strides", Ints{2, 2}}})));
+  CHECK_FALSE(fits({2, 16, 8, 8}, {32, 16, 3, 3}, attrs({{"dilations", Ints{2, 2}}})));
+  CHECK_FALSE(fits({2, 32, 8, 8}, {32, 16, 3, 3}, attrs({{"groups", int64_t(2)}})));
+  CHECK_FALSE(fits({2, 16, 8, 8}, {24, 16, 3, 3}, {}));   // output channels
+  CHECK_FALSE(fits({2, 8, 8, 8}, {16, 8, 3, 3}, {}));     // input channels
+  CHECK_FALSE(fits({2, 16, 8, 8}, {16, 16, 5, 5}, {}));   // kernel
   CHECK_FALSE(fits({1, 16, 8}, {16, 16, 3}, {}));         // 1-D
 }
 

@@ -132,8 +132,9 @@ int64_t row_offset(int64_t row, const Shape& out, const std::vector<int64_t>& st
 // oneDNN counts dilation from 0 (no dilation), the IR from 1.
 dnnl::memory::dims dnnl_dilations(const ir::Window& w);
 
-// Whether a Conv fits oneDNN's Winograd kernels: 2-D, 3x3, stride 1, no dilation, one group,
-// input and output channels in multiples of 16 (x: its input's shape, w: its weight's).
+// Whether a Conv fits oneDNN's Winograd kernels and gains from them: 2-D, 3x3, stride 1, no
+// dilation, one group, input and output channels in multiples of 16, at least 128 positions
+// (batch x height x width) per weight (x: its input's shape, w: its weight's).
 bool winograd_fits(const ir::Node& conv, const Shape& x, const Shape& w);
 // Whether this CPU has them (oneDNN 2.6: AVX-512 only); probed once per process.
 bool winograd_available(const dnnl::engine& eng);
