@@ -782,7 +782,8 @@ std::map<std::string, OpSchema> make_table() {
        infer_conv,
        "oneDNN convolution; pads explicit per spatial dim (decoders resolve \"same\"); weights reordered once into the "
        "primitive's layout; `add` is a sum post-op, written in place over it when nothing reads it later; 3x3 "
-       "stride-1 2-D convolutions with channels in multiples of 16 run Winograd where the CPU has it (AVX-512)"},
+       "stride-1 2-D convolutions with channels in multiples of 16 and at least 128 positions run Winograd where the CPU "
+       "has it (AVX-512)"},
       {"Pool", "max or average pooling over windows",
        {value("x", "[N, C, spatial...]")}, {"y"},
        join({required("mode", AttrType::String, "max | avg"), {"kernel", AttrType::Ints, std::nullopt, true, "one per spatial dim (unless global)"}},
