@@ -289,18 +289,22 @@ def time_torch(model, x, iters, warmup):
             t = time.perf_counter()
             model(x)
             times.append((time.perf_counter() - t) * 1000)
-    times.sort()
-    pct = lambda p: times[min(len(times) - 1, int(p * len(times)))]  # noqa: E731  (as pb_bench and time_ort.js)
+    return percentiles(times)
+
+
+def percentiles(times):
+    """median_ms, p10_ms, p90_ms (as pb_bench and time_ort.js pick them) and times_ms, sorted."""
+    times = sorted(times)
+    pct = lambda p: times[min(len(times) - 1, int(p * len(times)))]  # noqa: E731
     return {"median_ms": pct(0.5), "p10_ms": pct(0.1), "p90_ms": pct(0.9), "times_ms": times}
 
 
 def pooled(rounds):
     """One engine's pass from its rounds: the timed runs of every round pooled (median, p10, p90
     of all of them); the other fields (compile time, kernels, memory, outputs) from the first."""
-    times = sorted(t for r in rounds for t in r["times_ms"])
-    pct = lambda p: times[min(len(times) - 1, int(p * len(times)))]  # noqa: E731
-    return dict(rounds[0], median_ms=pct(0.5), p10_ms=pct(0.1), p90_ms=pct(0.9), iters=len(times), rounds=len(rounds),
-                round_medians_ms=[r["median_ms"] for r in rounds], times_ms=times)
+    times = [t for r in rounds for t in r["times_ms"]]
+    return dict(rounds[0], **percentiles(times), iters=len(times), rounds=len(rounds),
+                round_medians_ms=[r["median_ms"] for r in rounds])
 
 
 def _run_json(cmd, env):
